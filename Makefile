@@ -1,0 +1,37 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Both set up `.venv` first.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.spine_d2-setup
+WHEELS := .cache/wheels
+D2_VERSION := 0.7.2
+
+.PHONY: setup test demo clean-venv
+
+setup: $(STAMP)
+
+# Re-runs only when the pins or the package description change; a ready venv takes seconds.
+$(STAMP): requirements.txt setup.py Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+	@# detectron2: keep one that already imports (e.g. built from source); otherwise upstream's
+	@# Python code from the sal-detectron2 wheel, tagged cp310 but pure Python for our use.
+	@$(PY) -c "import detectron2" 2>/dev/null && echo "detectron2 present: kept" || { \
+	  mkdir -p $(WHEELS) && \
+	  $(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.10 \
+	    sal-detectron2==$(D2_VERSION) -d $(WHEELS) && \
+	  cp $(WHEELS)/sal_detectron2-$(D2_VERSION)-cp310-none-any.whl \
+	     $(WHEELS)/sal_detectron2-$(D2_VERSION)-py3-none-any.whl && \
+	  $(PY) -m pip install -q --no-deps $(WHEELS)/sal_detectron2-$(D2_VERSION)-py3-none-any.whl; }
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -c "import detectron2, torch, spine_d2; print('spine_d2 ready: torch', torch.__version__, 'detectron2', detectron2.__version__)"
+	@touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q tests
+
+demo: setup
+	$(PY) tools/demo.py
+
+clean-venv:
+	rm -rf $(VENV)

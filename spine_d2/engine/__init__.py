@@ -1,0 +1,1 @@
+"""spine_d2.engine."""

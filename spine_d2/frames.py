@@ -1,0 +1,55 @@
+"""Mapping points between the radiograph frame (the original film) and the image frame (the photo).
+
+Both frames are pixels, x right, y down. A homography `H` (3×3) maps radiograph → image; its
+inverse maps back. The synthetic phantom stores `H` in each Labelme JSON under key ``spine_d2``.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from spine_d2.angles import Endplates
+
+
+def apply_homography(H: np.ndarray, points: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
+    """Map (N, 2) points through the 3×3 homography `H`; returns (N, 2) float64."""
+    pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    homog = np.hstack([pts, np.ones((len(pts), 1))]) @ np.asarray(H, dtype=float).T
+    return homog[:, :2] / homog[:, 2:3]
+
+
+def map_endplates(H: np.ndarray, endplates: Endplates) -> dict[str, dict[str, np.ndarray]]:
+    """Endplates (level → side → [anterior, posterior]) mapped through `H`."""
+    return {
+        level: {side: apply_homography(H, pts) for side, pts in sides.items() if pts is not None}
+        for level, sides in endplates.items()
+    }
+
+
+def map_circles(H: np.ndarray, circles: Sequence[Sequence[float]]) -> list[list[float]]:
+    """Circles ``[cx, cy, r]`` mapped through `H`: centre mapped, radius scaled by the local scale."""
+    out = []
+    for cx, cy, r in circles:
+        c, e = apply_homography(H, [[cx, cy], [cx + r, cy]])
+        out.append([float(c[0]), float(c[1]), float(np.linalg.norm(e - c))])
+    return out
+
+
+def rotation_deg(H: np.ndarray, at: Sequence[float] | None = None) -> float:
+    """In-plane rotation (degrees, counter-clockwise on screen positive) that `H` applies near `at`.
+
+    Measured as the turn of a short horizontal radiograph segment at `at` (default: the origin).
+    """
+    x, y = (0.0, 0.0) if at is None else (float(at[0]), float(at[1]))
+    a, b = apply_homography(H, [[x, y], [x + 1.0, y]])
+    d = b - a
+    return float(np.degrees(np.arctan2(-d[1], d[0])))
+
+
+def as_matrix(H: Mapping | Sequence | np.ndarray) -> np.ndarray:
+    """A 3×3 float array from a nested list (as stored in JSON); raises ValueError otherwise."""
+    m = np.asarray(H, dtype=float)
+    if m.shape != (3, 3) or not np.all(np.isfinite(m)):
+        raise ValueError(f"a homography must be a finite 3×3 matrix, got shape {m.shape}")
+    return m
