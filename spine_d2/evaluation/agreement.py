@@ -1,0 +1,163 @@
+"""Agreement statistics of predicted vs reference angles (degrees) and the run's summary.json content.
+
+For one parameter, from paired arrays (true, pred) with NaN = absent:
+
+- ``n``: images with both values; ``missing``: images with a reference value but no prediction
+  (the method could not measure). Images without a reference value count in neither.
+- ``mae`` ± ``sd``: mean and sample SD (n − 1) of the absolute error |pred − true| (study, Table 1).
+- ``bias``: mean of pred − true; ``sd_diff``: sample SD of pred − true; Bland–Altman limits of
+  agreement ``loa_low``/``loa_high`` = bias ∓ 1.96 · sd_diff.
+- Regression of pred on true by ordinary least squares (statsmodels OLS, pred = intercept +
+  slope · true; study, Table 2): ``r2``; ``p`` = two-sided p-value of the slope's t-test;
+  ``slope``, ``intercept``; ``slope_deg`` = degrees(atan(slope)) (the study reports 42–44°, i.e.
+  slopes near 1 = 45°); ``s`` = the study's S, the *standard error of the estimate* (of the
+  regression): sqrt(Σ residual² / (n − 2)), degrees — statsmodels' sqrt(mse_resid), Minitab's "S".
+  It is not the SD of the differences (that is ``sd_diff``): S measures scatter around the fitted
+  line, sd_diff scatter around the identity line shifted by the bias.
+- ``icc``: ICC(2,1) (Shrout & Fleiss; McGraw & Wong's ICC(A,1): two-way random effects, absolute
+  agreement, single measurement) with its F-based 95 % CI ``icc_ci_low``/``icc_ci_high``, from the
+  two-way ANOVA mean squares; checked against pingouin in the tests.
+
+Degenerate input gives NaN where a statistic is undefined, never an exception: fewer than 3 pairs
+→ no regression and no ICC; one pair → no SD; constant reference values → no slope; constant
+predictions → slope 0 with R² and p undefined; a perfect linear fit → R² 1, S 0, p 0; no residual
+ANOVA error (perfect agreement or a constant bias) → ICC CI undefined.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+from statsmodels.regression.linear_model import OLS
+from scipy import stats
+
+from spine_d2.angles import ANGLE_NAMES
+from spine_d2.evaluation.per_image import pairs
+from spine_d2.evaluation.segmentation import mean_sd
+
+NAN = math.nan
+#: Keys of one parameter's statistics (summary.json holds them per parameter, in this order).
+AGREEMENT_KEYS: tuple[str, ...] = (
+    "mae", "sd", "bias", "r2", "p", "slope_deg", "s", "loa_low", "loa_high", "icc", "n", "missing",
+    "slope", "intercept", "sd_diff", "icc_ci_low", "icc_ci_high")
+MIN_PAIRS_REGRESSION = 3
+_REL_TOL = 1e-12  # below this fraction of the total variation a residual variation counts as zero
+
+
+def complete_pairs(true, pred) -> tuple[np.ndarray, np.ndarray, int]:
+    """→ (true, pred) of the images with both values, and the number missing (reference present,
+    prediction absent)."""
+    t, p = np.asarray(true, float).ravel(), np.asarray(pred, float).ravel()
+    if t.shape != p.shape:
+        raise ValueError(f"true and pred differ in length: {t.size} vs {p.size}")
+    ok = np.isfinite(t) & np.isfinite(p)
+    return t[ok], p[ok], int(np.count_nonzero(np.isfinite(t) & ~np.isfinite(p)))
+
+
+def _sd(x: np.ndarray) -> float:
+    return float(np.std(x, ddof=1)) if len(x) > 1 else NAN
+
+
+def errors(t: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """MAE ± SD of |p − t|, bias and SD of p − t, Bland–Altman limits (complete pairs)."""
+    if len(t) == 0:
+        return dict(mae=NAN, sd=NAN, bias=NAN, sd_diff=NAN, loa_low=NAN, loa_high=NAN)
+    d = p - t
+    bias, sd_diff = float(d.mean()), _sd(d)
+    return dict(mae=float(np.abs(d).mean()), sd=_sd(np.abs(d)), bias=bias, sd_diff=sd_diff,
+                loa_low=bias - 1.96 * sd_diff, loa_high=bias + 1.96 * sd_diff)
+
+
+def regression(t: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """OLS of pred on true (complete pairs): r2, p, slope, intercept, slope_deg, s."""
+    out = dict(r2=NAN, p=NAN, slope=NAN, intercept=NAN, slope_deg=NAN, s=NAN)
+    n = len(t)
+    if n < MIN_PAIRS_REGRESSION or np.ptp(t) == 0:
+        return out
+    if np.ptp(p) == 0:  # flat predictions: slope 0, nothing explained, no test
+        out.update(slope=0.0, intercept=float(p[0]), slope_deg=0.0, s=0.0)
+        return out
+    fit = OLS(p, np.column_stack([np.ones_like(t), t])).fit()
+    slope, intercept = float(fit.params[1]), float(fit.params[0])
+    out.update(slope=slope, intercept=intercept, slope_deg=math.degrees(math.atan(slope)))
+    ss_res, ss_tot = float(fit.ssr), float(fit.centered_tss)
+    if ss_res <= _REL_TOL * ss_tot:  # a perfect line: t-statistic infinite
+        out.update(r2=1.0, p=0.0, s=0.0)
+    else:
+        out.update(r2=float(fit.rsquared), p=float(fit.pvalues[1]), s=math.sqrt(fit.mse_resid))
+    return out
+
+
+def icc_2_1(t: np.ndarray, p: np.ndarray, alpha: float = 0.05) -> tuple[float, float, float]:
+    """ICC(2,1) of two raters (true, pred) over n subjects with its (1 − alpha) CI → (icc, low, high).
+
+    Two-way ANOVA with k = 2 raters: MSR (subjects), MSC (raters), MSE (residual);
+    ICC = (MSR − MSE) / (MSR + (k − 1) MSE + k (MSC − MSE) / n). CI: McGraw & Wong (1996), the
+    F-distribution with Satterthwaite's degrees of freedom v (the formula pingouin uses).
+    """
+    x = np.column_stack([np.asarray(t, float), np.asarray(p, float)])
+    n, k = x.shape
+    if n < MIN_PAIRS_REGRESSION:
+        return NAN, NAN, NAN
+    grand = x.mean()
+    ss_r = k * ((x.mean(1) - grand) ** 2).sum()
+    ss_c = n * ((x.mean(0) - grand) ** 2).sum()
+    ss_e = ((x - x.mean(1, keepdims=True) - x.mean(0, keepdims=True) + grand) ** 2).sum()
+    msr, msc, mse = ss_r / (n - 1), ss_c / (k - 1), ss_e / ((n - 1) * (k - 1))
+    denom = msr + (k - 1) * mse + k * (msc - mse) / n
+    if denom <= 0 or msr + msc == 0:
+        return NAN, NAN, NAN
+    if mse <= _REL_TOL * (msr + msc):  # no residual: perfect agreement or a constant bias
+        return float(msr / (msr + k * msc / n)), NAN, NAN
+    icc = (msr - mse) / denom
+    fj = msc / mse
+    a = k * icc * fj + n * (1 + (k - 1) * icc) - k * icc
+    v = ((n - 1) * (k - 1) * a ** 2) / ((n - 1) * k ** 2 * icc ** 2 * fj ** 2
+                                       + (n * (1 + (k - 1) * icc) - k * icc) ** 2)
+    fu = stats.f.ppf(1 - alpha / 2, n - 1, v)
+    fl = stats.f.ppf(1 - alpha / 2, v, n - 1)
+    low = n * (msr - fu * mse) / (fu * (k * msc + (k * n - k - n) * mse) + n * msr)
+    high = n * (fl * msr - mse) / (k * msc + (k * n - k - n) * mse + n * fl * msr)
+    return float(icc), float(low), float(high)
+
+
+def agreement(true, pred) -> dict[str, float]:
+    """All statistics of one parameter (keys AGREEMENT_KEYS) from paired arrays with NaNs."""
+    t, p, missing = complete_pairs(true, pred)
+    icc, lo, hi = icc_2_1(t, p)
+    res = {**errors(t, p), **regression(t, p), "icc": icc, "icc_ci_low": lo, "icc_ci_high": hi,
+           "n": len(t), "missing": missing}
+    return {k: res[k] for k in AGREEMENT_KEYS}
+
+
+def summarize(per_image: pd.DataFrame, coco_segm_ap: float | None = None) -> dict[str, Any]:
+    """The run's summary (summary.json), JSON-safe: n_images, dice_mean, dice_sd, miou_mean,
+    miou_sd (Dice and IoU as fractions 0–1, mean ± SD over images), coco_segm_ap (COCO mask AP,
+    0–100 as detectron2 reports it, or null), and per parameter of ANGLE_NAMES an object with
+    AGREEMENT_KEYS (degrees; r2, slope, icc unitless)."""
+    dice_m, dice_s = mean_sd(per_image["dice"]) if "dice" in per_image else (NAN, NAN)
+    iou_m, iou_s = mean_sd(per_image["iou"]) if "iou" in per_image else (NAN, NAN)
+    out: dict[str, Any] = {
+        "n_images": int(len(per_image)), "dice_mean": dice_m, "dice_sd": dice_s,
+        "miou_mean": iou_m, "miou_sd": iou_s,
+        "coco_segm_ap": None if coco_segm_ap is None else float(coco_segm_ap)}
+    for name in ANGLE_NAMES:
+        out[name] = agreement(*pairs(per_image, name))
+    return json_safe(out)
+
+
+def json_safe(obj: Any) -> Any:
+    """Nested dicts/lists of numbers → plain Python types with NaN/inf as None (valid JSON)."""
+    if isinstance(obj, Mapping):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj

@@ -1,0 +1,233 @@
+"""The report: every section and the numbers in it, self-contained HTML, per_image.csv round trip,
+missing values, never overwriting, and tools/report.py as a subprocess."""
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from spine_d2.angles import Angle
+from spine_d2.evaluation.agreement import summarize
+from spine_d2.evaluation.per_image import (
+    PER_IMAGE_COLUMNS,
+    PerImageError,
+    image_row,
+    per_image_table,
+    read_per_image,
+)
+from spine_d2.evaluation.report import choose_examples, new_report_dir, write_report
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Reference and automatic TK/LL/SS for five images; image "e" has no automatic LL (with a reason)
+# and no reference SS. Other parameters are absent.
+TRUE = {"a": (30, 40, 35), "b": (40, 50, 30), "c": (50, 45, 40), "d": (20, 30, 25), "e": (35, 55, None)}
+PRED = {"a": (32, 41, 35), "b": (39, 52, 33), "c": (53, 44, 40), "d": (20, 29, 27), "e": (36, None, 30)}
+DICE = {"a": 0.80, "b": 0.90, "c": 0.70, "d": 0.85, "e": 0.60}
+
+
+def _rows():
+    rows = []
+    for img in TRUE:
+        t = dict(zip(("TK", "LL", "SS"), TRUE[img]))
+        p = {k: (Angle.missing("L5 not found") if v is None else Angle(float(v)))
+             for k, v in zip(("TK", "LL", "SS"), PRED[img])}
+        rows.append(image_row(img, true=t, pred=p, dice=DICE[img], iou=DICE[img] - 0.15,
+                              frame={"TK": "radiograph", "LL": "radiograph",
+                                     "SS": "image" if img == "d" else "radiograph"},
+                              extra={"dice_L3": DICE[img] - 0.05}))
+    return rows
+
+
+class _Html(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.headings, self.imgs, self.text, self._tag = [], [], [], None
+
+    def handle_starttag(self, tag, attrs):
+        self._tag = tag
+        if tag == "img":
+            self.imgs.append(dict(attrs)["src"])
+
+    def handle_endtag(self, tag):
+        self._tag = None
+
+    def handle_data(self, data):
+        if self._tag in ("h1", "h2", "h3"):
+            self.headings.append(data.strip())
+        self.text.append(data)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    overlay_file = tmp / "worst.png"
+    cv2.imwrite(str(overlay_file), np.full((40, 30, 3), 200, np.uint8))
+    overlays = {"best": np.zeros((50, 40, 3), np.uint8), "median": np.full((50, 40, 3), 90, np.uint8),
+                "worst": overlay_file}
+    table = per_image_table(_rows())
+    out = write_report(table, tmp / "eval", summary=summarize(table, coco_segm_ap=37.25),
+                       overlays=overlays, config_text="model:\n  name: fast\n",
+                       code_version="spine_d2 test-1")
+    return out, table
+
+
+def _mae(col):
+    d = [abs(PRED[i][col] - TRUE[i][col]) for i in TRUE
+         if PRED[i][col] is not None and TRUE[i][col] is not None]
+    return sum(d) / len(d), len(d)
+
+
+def test_files_and_round_trip(report):
+    out, table = report
+    for name in ("per_image.csv", "summary.json", "report.md", "report.html", "config.yaml",
+                 "code_version.txt", "figures/overlap.png", "figures/agreement_TK.png",
+                 "figures/overlay_best.jpg", "figures/overlay_worst.jpg"):
+        assert (out / name).is_file(), name
+    csv = read_per_image(out / "per_image.csv")
+    assert list(csv.columns[:len(PER_IMAGE_COLUMNS)]) == list(PER_IMAGE_COLUMNS)
+    assert "dice_L3" in csv.columns
+    assert csv.loc[csv.image == "e", "LL_pred"].isna().all()
+    assert csv.loc[csv.image == "e", "LL_note"].iloc[0] == "L5 not found"
+    assert csv.loc[csv.image == "d", "SS_frame"].iloc[0] == "image"
+    # the numbers are recomputable from per_image.csv
+    assert _close(json.loads((out / "summary.json").read_text()), summarize(csv, coco_segm_ap=37.25))
+
+
+def _close(a, b):
+    """Nested dicts equal, floats to 1e-9 relative."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and set(a) == set(b) and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, float) and isinstance(b, float):
+        return a == pytest.approx(b, rel=1e-9)
+    return a == b
+
+
+def test_summary_values_by_hand(report):
+    out, _ = report
+    s = json.loads((out / "summary.json").read_text())
+    assert s["n_images"] == 5 and s["coco_segm_ap"] == 37.25
+    assert s["dice_mean"] == pytest.approx(np.mean(list(DICE.values())))
+    mae, n = _mae(0)
+    assert s["TK"]["mae"] == pytest.approx(mae) and s["TK"]["n"] == n == 5
+    assert s["LL"]["n"] == 4 and s["LL"]["missing"] == 1
+    assert s["SS"]["n"] == 4 and s["SS"]["missing"] == 0      # e has no reference SS
+    assert s["PT"]["n"] == 0 and s["PT"]["mae"] is None
+
+
+def test_html_is_self_contained_and_has_every_section(report):
+    out, _ = report
+    text = (out / "report.html").read_text()
+    p = _Html()
+    p.feed(text)
+    heads = " | ".join(p.headings)
+    for section in ("Segmentation", "Angles", "Figures per parameter", "Example images",
+                    "Per-image results and the frame used", "What the numbers mean", "Provenance"):
+        assert section in heads, section
+    for name in ("TK", "LL", "SS"):
+        assert any(h.startswith(f"{name} —") for h in p.headings)
+    # every image inlined: overlap + TK, LL, SS agreement + 3 overlays
+    assert len(p.imgs) == 7 and all(src.startswith("data:image/") for src in p.imgs)
+    assert "figures/" not in text
+    body = "".join(p.text)
+    assert "Table 1." in body and "Table 2." in body
+    # our numbers and the study's side by side
+    mae, _ = _mae(0)
+    assert f"{mae:.1f} ±" in body
+    assert "84.6 ± 3.8" in body and "72.1 ± 4.8" in body and "3.0°" in body and "3.3°" in body
+    assert "0.91–0.95" in body and "42–44°" in body and "3.4–3.5°" in body
+    assert "37.2" in body or "37.3" in body                      # COCO AP
+    assert "spine_d2 test-1" in body and "name: fast" in body   # code version and config
+    assert "L5 not found" in body                               # the reason a value is missing
+    assert "SS: image" in body                                  # the frame used per image
+    frame_table = re.search(r"\| SS \| (\d+) \| (\d+) \|", (out / "report.md").read_text())
+    assert frame_table and frame_table.groups() == ("1", "4")   # SS: image 1, radiograph 4 (e too)
+
+
+def test_markdown_has_the_same_sections_and_existing_figures(report):
+    out, _ = report
+    md = (out / "report.md").read_text()
+    heads = re.findall(r"^#+ (.+)$", md, flags=re.M)
+    assert any("Segmentation" in h for h in heads) and any("Provenance" in h for h in heads)
+    assert "Table 1." in md and "Table 2." in md
+    figs = re.findall(r"\]\((figures/[^)]+)\)", md)
+    assert len(figs) == 7 and all((out / f).is_file() for f in figs)
+    # Table 1 row of TK by hand: MAE ± SD of |d| = 2, 1, 3, 0, 1
+    d = np.array([2, 1, 3, 0, 1.0])
+    assert f"| {d.mean():.1f} ± {d.std(ddof=1):.1f}° |" in md
+
+
+def test_never_overwrites(tmp_path):
+    table = per_image_table(_rows()[:3])
+    first = write_report(table, tmp_path / "eval")
+    before = (first / "report.html").read_bytes()
+    second = write_report(table.assign(dice=0.5), tmp_path / "eval")
+    assert first == tmp_path / "eval" and second == tmp_path / "eval_2"
+    assert (first / "report.html").read_bytes() == before
+    assert new_report_dir(tmp_path / "eval") == tmp_path / "eval_3"
+    (tmp_path / "empty").mkdir()
+    assert new_report_dir(tmp_path / "empty") == tmp_path / "empty"
+
+
+def test_choose_examples():
+    table = per_image_table(_rows())
+    assert choose_examples(table) == {"best": "b", "median": "a", "worst": "e"}
+    assert choose_examples(table.assign(dice=math.nan)) == {}
+
+
+def test_read_per_image_names_the_problem(tmp_path):
+    f = tmp_path / "bad.csv"
+    f.write_text("image,dice,iou,TK_true,TK_pred\na,0.8,0.7,30,31\nb,0.9,0.8,abc,31\n")
+    with pytest.raises(PerImageError, match=r"bad\.csv, line 3, column TK_true: 'abc'"):
+        read_per_image(f)
+    f.write_text("name,dice\na,0.8\n")
+    with pytest.raises(PerImageError, match=r"bad\.csv: no 'image' column"):
+        read_per_image(f)
+    f.write_text("image,TK_true,TK_pred\na,30,\nb,,\n")     # a partial table is completed
+    t = read_per_image(f)
+    assert list(t.columns) == list(PER_IMAGE_COLUMNS) and t["dice"].isna().all()
+
+
+def run_tool(*overrides, cwd):
+    env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    return subprocess.run([sys.executable, str(REPO / "tools" / "report.py"), *overrides], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=180)
+
+
+def test_tool_rerenders_from_the_csv_into_a_new_directory(tmp_path):
+    run = tmp_path / "run" / "eval"
+    run.mkdir(parents=True)
+    table = per_image_table(_rows())
+    table.to_csv(run / "per_image.csv", index=False)
+    (run / "summary.json").write_text(json.dumps({"coco_segm_ap": 12.5}))
+    # a specialist corrects one value: image a's TK becomes 32 → its TK error is now 0
+    edited = pd.read_csv(run / "per_image.csv", dtype={"image": str})
+    edited.loc[edited.image == "a", "TK_true"] = 32.0
+    edited.to_csv(run / "per_image.csv", index=False)
+    res = run_tool(f"per_image={run / 'per_image.csv'}", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "run" / "eval_rerender"
+    assert f"report: {out / 'report.html'}" in res.stdout and "84.6" in res.stdout
+    s = json.loads((out / "summary.json").read_text())
+    assert s["TK"]["mae"] == pytest.approx((0 + 1 + 3 + 0 + 1) / 5) and s["coco_segm_ap"] == 12.5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]   # no clutter where it ran
+    # again: a new directory, the first one untouched
+    before = (out / "summary.json").read_text()
+    res = run_tool(f"per_image={run / 'per_image.csv'}", f"out={out}", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "run" / "eval_rerender_2" / "report.html").is_file()
+    assert (out / "summary.json").read_text() == before
+
+
+def test_tool_reports_a_bad_file_clearly(tmp_path):
+    res = run_tool(f"per_image={tmp_path / 'nope.csv'}", cwd=tmp_path)
+    assert res.returncode != 0
+    assert "nope.csv: per-image table not found" in res.stderr and "Traceback" not in res.stderr
