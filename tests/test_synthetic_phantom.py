@@ -1,0 +1,193 @@
+"""The synthetic phantom: exact ground truth, honest partial views, determinism, readable by labelme."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spine_d2.angles import ANGLE_NAMES, REQUIRED_ENDPLATES, NEEDS_FEMORAL_HEADS, angle_values, sagittal_angles
+from spine_d2.frames import apply_homography
+from spine_d2.synthetic.anatomy import build_anatomy, sample_patient
+from spine_d2.synthetic.generate import generate_dataset, split_counts
+
+N = 6
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    # half the films partial and half mirrored so both cases are in six images
+    return generate_dataset(tmp_path_factory.mktemp("ph") / "ds", N, seed=11, workers=2, observer_sd=2.0,
+                            progress=False, partial_fraction=0.5, mirror_fraction=0.5)
+
+
+@pytest.fixture(scope="module")
+def partial(tmp_path_factory) -> Path:
+    return generate_dataset(tmp_path_factory.mktemp("ph") / "partial", 5, seed=5, workers=2, progress=False,
+                            partial_fraction=1.0)
+
+
+def _docs(root: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted((root / "annotations").glob("*.json"))}
+
+
+def _csv(path: Path) -> dict[str, dict[str, float]]:
+    with open(path, newline="") as f:
+        return {r["image"]: {k: (float(r[k]) if r[k] else math.nan) for k in ANGLE_NAMES} for r in csv.DictReader(f)}
+
+
+def test_patient_geometry_gives_the_intended_angles():
+    for i in range(20):
+        rng = np.random.default_rng([3, i])
+        p = sample_patient(rng)
+        a = build_anatomy(p, rng)
+        eps = {lv: {"superior": b.superior, "inferior": b.inferior} for lv, b in a.bodies.items()}
+        got = angle_values(sagittal_angles(eps, a.heads))
+        for name in ANGLE_NAMES:
+            assert got[name] == pytest.approx(getattr(p, name), abs=1e-6), (i, name)
+
+
+def test_patients_cover_the_study_ranges():
+    ps = [sample_patient(np.random.default_rng([9, i])) for i in range(3000)]
+    tk, ll, ss = (np.array([getattr(p, k) for p in ps]) for k in ("TK", "LL", "SS"))
+    assert tk.min() < 3 and tk.max() > 68
+    assert ll.min() < 18 and ll.max() > 86
+    assert ss.min() < 10 and ss.max() > 70
+    adults = [p for p in ps if p.kind == "adult"]
+    pi, lls1 = np.array([p.PI for p in adults]), np.array([p.LL_S1 for p in adults])
+    slope = np.polyfit(pi, lls1, 1)[0]
+    assert 0.35 < slope < 0.75  # LL_S1 ≈ 0.54·PI + 27.6 (Le Huec 2016)
+
+
+def test_angles_recomputed_from_stored_endplates_match_json_and_csv(dataset):
+    rows = _csv(dataset / "measurements.csv")
+    assert list(rows) == sorted(_docs(dataset))
+    for stem, doc in _docs(dataset).items():
+        gt = doc["spine_d2"]
+        again = angle_values(sagittal_angles(gt["endplates"], gt["femoral_heads"]))
+        for name in ANGLE_NAMES:
+            stored = gt["angles"][name]
+            if math.isnan(again[name]):
+                assert stored is None and math.isnan(rows[stem][name]), (stem, name)
+            else:
+                assert stored == pytest.approx(again[name], abs=0.01)
+                assert rows[stem][name] == pytest.approx(again[name], abs=0.01)
+        if gt["angles"]["PI"] is not None:
+            assert gt["angles"]["PI"] == pytest.approx(gt["angles"]["PT"] + gt["angles"]["SS"], abs=1e-9)
+
+
+def test_endplates_are_vertices_of_their_polygons_inside_the_image(dataset):
+    mirrored = set()
+    for stem, doc in _docs(dataset).items():
+        H = np.asarray(doc["spine_d2"]["homography"])
+        polys = {s["label"]: np.asarray(s["points"]) for s in doc["shapes"] if s["shape_type"] == "polygon"}
+        w, h = doc["imageWidth"], doc["imageHeight"]
+        for label, poly in polys.items():
+            assert len(poly) >= 3
+            assert (poly >= -1e-6).all() and (poly[:, 0] <= w + 1e-6).all() and (poly[:, 1] <= h + 1e-6).all()
+        for level, sides in doc["spine_d2"]["endplates"].items():
+            for side, ep in sides.items():
+                for pt in apply_homography(H, ep):
+                    assert np.min(np.linalg.norm(polys[level] - pt, axis=1)) < 0.01, (stem, level, side)
+        for level in doc["spine_d2"]["not_labelled"]:
+            if " " not in level and not level.startswith("FH"):
+                assert level not in polys and level not in doc["spine_d2"]["endplates"]
+        ep = np.asarray(next(iter(next(iter(doc["spine_d2"]["endplates"].values())).values())))
+        if ep[0][0] < ep[1][0]:  # anterior point left of the posterior one: patient faces left
+            mirrored.add(stem)
+        assert doc["spine_d2"]["capture"]["mirrored"] == (stem in mirrored)
+    assert mirrored and len(mirrored) < N
+
+
+def test_partial_views_leave_unmeasurable_angles_empty(partial):
+    rows = _csv(partial / "measurements.csv")
+    nulls = 0
+    for stem, doc in _docs(partial).items():
+        gt = doc["spine_d2"]
+        view = gt["capture"]["view"]
+        have = {(lv, side) for lv, sides in gt["endplates"].items() for side in sides}
+        for name in ANGLE_NAMES:
+            needs = set(REQUIRED_ENDPLATES[name]) <= have and (name not in NEEDS_FEMORAL_HEADS or gt["femoral_heads"])
+            assert (gt["angles"][name] is not None) == bool(needs), (stem, name)
+            assert math.isnan(rows[stem][name]) == (not needs)
+            if not needs:
+                assert gt["angle_notes"][name]
+        labels = {s["label"] for s in doc["shapes"]}
+        if view == "lumbopelvic":
+            assert gt["angles"]["TK"] is None and "T5" not in labels
+        if view in ("thoracolumbar", "thoracic"):
+            assert gt["angles"]["PT"] is None and gt["femoral_heads"] == [] and "FH" not in labels
+        nulls += sum(v is None for v in gt["angles"].values())
+    assert nulls > 0
+
+
+def test_same_seed_gives_identical_bytes(tmp_path):
+    a = generate_dataset(tmp_path / "a", 3, seed=4, workers=1, progress=False)
+    b = generate_dataset(tmp_path / "b", 3, seed=4, workers=2, progress=False)
+    c = generate_dataset(tmp_path / "c", 3, seed=5, workers=1, progress=False)
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    for f in files:
+        assert (a / f).read_bytes() == (b / f).read_bytes(), f
+    assert (a / "measurements.csv").read_bytes() != (c / "measurements.csv").read_bytes()
+
+
+def test_never_overwrites(dataset):
+    with pytest.raises(FileExistsError, match="never overwrites"):
+        generate_dataset(dataset, 2, seed=1, progress=False)
+
+
+def test_splits_and_observer_file(dataset):
+    assert split_counts(428) == (300, 128)
+    train = (dataset / "splits" / "train.txt").read_text().split()
+    test = (dataset / "splits" / "test.txt").read_text().split()
+    assert (len(train), len(test)) == split_counts(N)
+    assert sorted(train + test) == sorted(_docs(dataset))
+    truth, seen = _csv(dataset / "measurements.csv"), _csv(dataset / "measurements_observer.csv")
+    diffs = []
+    for stem in truth:
+        for name in ANGLE_NAMES:
+            assert math.isnan(truth[stem][name]) == math.isnan(seen[stem][name])
+            if not math.isnan(truth[stem][name]):
+                diffs.append(seen[stem][name] - truth[stem][name])
+        if not math.isnan(seen[stem]["PI"]):
+            assert seen[stem]["PI"] == pytest.approx(seen[stem]["PT"] + seen[stem]["SS"], abs=0.051)
+    assert 0.3 < np.std(diffs) < 6.0
+
+
+def test_labelme_opens_every_file(dataset):
+    from labelme import __version__
+    from labelme._label_file import LabelFile
+
+    for path in sorted((dataset / "annotations").glob("*.json")):
+        raw = json.loads(path.read_text())
+        assert raw["version"] == __version__ and raw["imageData"] is None
+        lf = LabelFile(filename=str(path))
+        labels = [s["label"] for s in lf.shapes]
+        assert labels and set(labels) <= {*(f"T{i}" for i in range(1, 13)), *(f"L{i}" for i in range(1, 6)), "S1", "FH"}
+        assert all(len(s["points"]) == 2 for s in lf.shapes if s["shape_type"] == "circle")
+        assert "spine_d2" in lf.other_data and lf.image_data
+
+
+def test_project_loader_registers_the_phantom(dataset):
+    labelme_mod = pytest.importorskip("spine_d2.data.labelme")
+    register = pytest.importorskip("spine_d2.data.register")
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    records = labelme_mod.load_labelme_dataset(dataset)
+    assert len(records) == N
+    for r in records:
+        assert Path(r["file_name"]).is_file() and r["spine_d2"]["homography"]
+        assert {a["label"] for a in r["annotations"]} >= {"L1"} or r["spine_d2"]["capture"]["view"] == "thoracic"
+    names = register.register_spine_dataset("phantom_test", dataset)
+    train, test = DatasetCatalog.get(names["train"]), DatasetCatalog.get(names["test"])
+    assert (len(train), len(test)) == split_counts(N)
+    meas = MetadataCatalog.get(names["test"]).measurements
+    stem = test[0]["image"]
+    truth = _csv(dataset / "measurements.csv")[stem]
+    for name in ANGLE_NAMES:
+        v = meas[stem][name]
+        assert (math.isnan(v) and math.isnan(truth[name])) or v == pytest.approx(truth[name], abs=1e-3)

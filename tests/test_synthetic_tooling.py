@@ -1,0 +1,55 @@
+"""Phantom configuration: knobs and presets, the Hydra tool, and ensure_dataset."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from spine_d2.synthetic.knobs import PRESETS, Knobs, knobs_for
+from spine_d2.synthetic.generate import ensure_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_config_lists_every_knob():
+    cfg = OmegaConf.load(REPO / "conf" / "make_synthetic.yaml")
+    assert set(cfg.knobs) == {f.name for f in fields(Knobs)}
+    assert cfg.difficulty in PRESETS
+
+
+def test_presets_and_overrides():
+    easy, hard = knobs_for("easy"), knobs_for("hard")
+    assert easy.moire == 0 and hard.moire > knobs_for("realistic").moire
+    assert hard.rotation_deg > easy.rotation_deg
+    assert knobs_for("hard", glare=0.1, jpeg_quality_min=None).glare == 0.1
+    with pytest.raises(ValueError, match="unknown phantom knob"):
+        knobs_for("easy", glair=0.3)
+    with pytest.raises(ValueError, match="unknown difficulty"):
+        knobs_for("medium")
+
+
+def test_ensure_dataset(tmp_path):
+    with pytest.raises(FileNotFoundError, match="generate is null"):
+        ensure_dataset({"root": str(tmp_path / "none"), "generate": None})
+    root = ensure_dataset({"root": str(tmp_path / "ph"), "generate": {"n": 2, "seed": 3, "difficulty": "easy"}})
+    assert len(list((root / "images").iterdir())) == 2
+    stamp = (root / "measurements.csv").stat().st_mtime_ns
+    assert ensure_dataset({"root": str(root), "generate": {"n": 5, "seed": 1}}) == root
+    assert (root / "measurements.csv").stat().st_mtime_ns == stamp
+
+
+def test_tool_writes_a_dataset(tmp_path):
+    out = tmp_path / "tool"
+    cmd = [sys.executable, str(REPO / "tools" / "make_synthetic.py"), f"out={out}", "n=2", "seed=7",
+           "difficulty=hard", "knobs.glare=1.0", "observer_sd=1.5", "workers=1", "progress=false"]
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (out / "gallery.jpg").is_file() and (out / "measurements_observer.csv").is_file()
+    assert not (tmp_path / "outputs").exists() and not (tmp_path / ".hydra").exists()
+    again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    assert again.returncode == 2 and "never overwrites" in again.stdout + again.stderr
