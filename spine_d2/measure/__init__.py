@@ -1,1 +1,18 @@
-"""spine_d2.measure."""
+"""spine_d2.measure: masks or polygons (image frame, px) → clean-up → levels → endplates → angles (degrees).
+
+Modules: `instances` (what is measured, converters from predictions and dataset dicts),
+`cleanup` (strays, duplicates, the study's slope-change de-noising), `naming` (levels),
+`endplates` (the study's method and ours), `anterior` (which side is anterior), `frame`
+(photo → radiograph correction), `pipeline` (`measure_instances`, `Measurement`,
+`measurement_row`), `overlay` (`draw_overlay`), `dataset` (ground-truth shapes of a Labelme folder).
+
+A prediction loop is: ``insts = instances_from_predictions(outputs["instances"], class_names)``;
+``m = measure_instances(insts, image.shape[:2], class_names, cfg.measure, image=image)``;
+``measurement_row(stem, m)`` and ``draw_overlay(image, m)``.
+"""
+from spine_d2.measure.instances import Instance, instances_from_predictions, instances_from_record
+from spine_d2.measure.overlay import draw_overlay
+from spine_d2.measure.pipeline import CSV_COLUMNS, MeasureConfig, Measurement, measure_instances, measurement_row
+
+__all__ = ["Instance", "instances_from_predictions", "instances_from_record", "draw_overlay", "CSV_COLUMNS",
+           "MeasureConfig", "Measurement", "measure_instances", "measurement_row"]

@@ -1,0 +1,120 @@
+"""Which side of a lateral spine image is anterior, from the anatomy; image frame, pixels.
+
+The answer is a sign: +1 when the patient faces +x (right), −1 when −x, taken across a spine
+axis `cranial` (unit vector up the spine); `lateral = (−cranial_y, cranial_x)` is +x for an
+upright spine. Four cues vote, each with a strength in [0, 1]:
+
+1. **sacral slope** — the S1 superior plate faces anterior-superior (SS 8–72° in adults): its
+   caudal end is the anterior one. Strength grows to 1 at 15° of slope.
+2. **hip axis** — the femoral heads lie anterior-inferior of the S1 plate (PT is rarely below
+   0°): the side of the hip axis relative to the S1 midpoint (or the lowest vertebra). Strength
+   grows to 0.8 at 15°.
+3. **lordosis** — the lumbar centres bulge anteriorly off the chord of the lumbar chain.
+4. **kyphosis** — the thoracic centres bulge posteriorly off the chord of the thoracic chain.
+   Strength of 3 and 4 grows to 0.6 at a bulge of 5 % of the chord.
+
+The sign is that of the weighted sum. It is *uncertain* (flagged, still used) when the sum is
+below 0.5 or a cue of strength ≥ 0.5 disagrees; with no cue at all, +1 is assumed and flagged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+
+@dataclass
+class AnteriorVote:
+    cue: str
+    sign: int
+    strength: float
+
+    def __str__(self) -> str:
+        return f"{self.cue} {'+x' if self.sign > 0 else '-x'} ({self.strength:.2f})"
+
+
+@dataclass
+class Anterior:
+    sign: int
+    certain: bool
+    votes: list[AnteriorVote] = field(default_factory=list)
+    note: str = ""
+
+
+def lateral_of(cranial) -> np.ndarray:
+    c = np.asarray(cranial, dtype=float)
+    return np.array([-c[1], c[0]])
+
+
+def _bulge(centres: np.ndarray, lateral: np.ndarray) -> float:
+    """Signed largest offset (along `lateral`) of interior centres off the end-to-end chord, / chord."""
+    if len(centres) < 3:
+        return 0.0
+    a, b = centres[0], centres[-1]
+    chord = b - a
+    length = float(np.linalg.norm(chord))
+    if length == 0:
+        return 0.0
+    n = np.array([-chord[1], chord[0]]) / length
+    if n @ lateral < 0:
+        n = -n
+    off = (centres[1:-1] - a) @ n
+    k = int(np.argmax(np.abs(off)))
+    return float(off[k] / length)
+
+
+def decide_anterior(
+    cranial: Sequence[float],
+    s1_superior: np.ndarray | None = None,
+    hip_axis: Sequence[float] | None = None,
+    lowest_centre: Sequence[float] | None = None,
+    lumbar_centres: np.ndarray | None = None,
+    thoracic_centres: np.ndarray | None = None,
+    vertical: Sequence[float] | None = (0.0, -1.0),
+) -> Anterior:
+    """Vote on the anterior side (see the module docstring); centres ordered top to bottom.
+
+    The curve cues work across `cranial` (the chain's own axis); the pelvic cues across
+    `vertical` (the image's up, as SS and PT are defined to the film's vertical: a strongly
+    curved spine's chord leans too much to judge them). The sign is relative to
+    `lateral_of(cranial)`.
+    """
+    chain_up = np.asarray(cranial, dtype=float)
+    chain_up = chain_up / np.linalg.norm(chain_up)
+    up = chain_up if vertical is None else np.asarray(vertical, dtype=float) / np.linalg.norm(vertical)
+    lat = lateral_of(up)
+    flip = 1 if lat @ lateral_of(chain_up) >= 0 else -1
+    votes: list[AnteriorVote] = []
+    if s1_superior is not None:
+        p, q = np.asarray(s1_superior, dtype=float)
+        low, high = (p, q) if p @ up < q @ up else (q, p)
+        d = low - high
+        slope = np.degrees(np.arctan2(abs(d @ up), abs(d @ lat)))
+        if d @ lat != 0:
+            votes.append(AnteriorVote("sacral slope", flip * (1 if d @ lat > 0 else -1), float(min(1.0, slope / 15.0))))
+    ref = None
+    if s1_superior is not None:
+        ref = np.asarray(s1_superior, dtype=float).mean(axis=0)
+    elif lowest_centre is not None:
+        ref = np.asarray(lowest_centre, dtype=float)
+    if hip_axis is not None and ref is not None:
+        v = np.asarray(hip_axis, dtype=float) - ref
+        side, down = v @ lat, -(v @ up)
+        if side != 0 and down > 0:
+            ang = np.degrees(np.arctan2(abs(side), down))
+            votes.append(AnteriorVote("hip axis", flip * (1 if side > 0 else -1), float(0.8 * min(1.0, ang / 15.0))))
+    lat = lateral_of(chain_up)
+    for cue, centres, curve in (("lordosis", lumbar_centres, 1), ("kyphosis", thoracic_centres, -1)):
+        if centres is not None and len(centres) >= 3:
+            b = _bulge(np.asarray(centres, dtype=float), lat) * curve
+            if b != 0:
+                votes.append(AnteriorVote(cue, 1 if b > 0 else -1, float(0.6 * min(1.0, abs(b) / 0.05))))
+    if not votes:
+        return Anterior(1, False, votes, "anterior side unknown (no sacrum, hips or curve): assumed +x")
+    total = sum(v.sign * v.strength for v in votes)
+    sign = 1 if total >= 0 else -1
+    against = [v for v in votes if v.sign != sign and v.strength >= 0.5]
+    certain = abs(total) >= 0.5 and not against
+    note = "" if certain else "anterior side uncertain: " + ", ".join(str(v) for v in votes)
+    return Anterior(sign, certain, votes, note)

@@ -1,0 +1,267 @@
+"""Detected or annotated structures as plain data: class, mask or polygon, score, level; image frame, pixels.
+
+An `Instance` is what the measurement works on, whatever produced it: a model's prediction (a
+boolean H×W mask), a Labelme polygon (an (N, 2) array of x, y) or a circle (femoral heads). The
+converters here turn detectron2's prediction objects and dataset dicts into instances without
+importing detectron2.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import cv2
+import numpy as np
+
+from spine_d2.levels import FEMORAL_HEAD, is_level, region
+
+#: Class names that mean a femoral head (default map: 'femoral_head'; per-level map: 'FH').
+FEMORAL_HEAD_CLASSES = ("femoral_head", FEMORAL_HEAD)
+
+
+@dataclass
+class Instance:
+    """One structure in the image frame (pixels, x right, y down).
+
+    `class_name` is the model class ('thoracic', 'lumbar', 'sacrum', 'femoral_head', or a level
+    name for the per-level map); `label` is a known level name ('L3') when the source says so
+    (annotations, per-level model), else None. `level` is filled in by the naming step.
+    """
+
+    class_name: str
+    mask: np.ndarray | None = None
+    polygon: np.ndarray | None = None
+    circle: tuple[float, float, float] | None = None
+    score: float = 1.0
+    label: str | None = None
+    level: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.mask is None and self.polygon is None and self.circle is None:
+            raise ValueError(f"instance of class {self.class_name!r} has no mask, polygon or circle")
+        if self.polygon is not None:
+            self.polygon = np.asarray(self.polygon, dtype=float).reshape(-1, 2)
+        self._local = None
+        if self.mask is not None:
+            self.mask = np.asarray(self.mask).astype(bool)
+            if self.mask.ndim != 2:
+                raise ValueError(f"instance of class {self.class_name!r}: mask must be H×W, got {self.mask.shape}")
+
+    def local_mask(self) -> tuple[np.ndarray, int, int]:
+        """(boolean mask cropped to the instance's box, x0, y0): cheap to work on for big photos."""
+        if self._local is None:
+            if self.mask is not None:
+                rows, cols = np.flatnonzero(self.mask.any(axis=1)), np.flatnonzero(self.mask.any(axis=0))
+                if len(rows) == 0:
+                    self._local = (np.zeros((0, 0), bool), 0, 0)
+                else:
+                    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+                    self._local = (self.mask[y0:y1, x0:x1], int(x0), int(y0))
+            else:
+                pts = self.polygon if self.polygon is not None else self.contour()
+                x0, y0 = np.floor(pts.min(axis=0)).astype(int) - 1
+                x1, y1 = np.ceil(pts.max(axis=0)).astype(int) + 2
+                self._local = (rasterize(pts - [x0, y0], (y1 - y0, x1 - x0)), int(x0), int(y0))
+        return self._local
+
+    def box(self) -> tuple[int, int, int, int]:
+        """x0, y0, x1, y1 (exclusive) of `local_mask`."""
+        sub, x0, y0 = self.local_mask()
+        return x0, y0, x0 + sub.shape[1], y0 + sub.shape[0]
+
+    @property
+    def region(self) -> str:
+        """'thoracic' | 'lumbar' | 'sacrum' | 'femoral_head' | 'other'."""
+        for name in (self.class_name, self.label):
+            if name is None:
+                continue
+            if name in FEMORAL_HEAD_CLASSES or name == "FH":
+                return "femoral_head"
+            if name == "sacrum":
+                return "sacrum"
+            try:
+                return region(name)
+            except KeyError:
+                pass
+        return "other"
+
+    @property
+    def is_vertebra(self) -> bool:
+        """Thoracic, lumbar or sacral body (everything the spine's chain of centres is made of)."""
+        return self.region in ("thoracic", "lumbar", "sacrum")
+
+    def contour(self) -> np.ndarray:
+        """Closed outline, (N, 2) float, about one point per pixel of perimeter, counter-clockwise
+        on screen; from the polygon (resampled) or the largest outer contour of the mask."""
+        if self.polygon is not None:
+            return resample_closed(self.polygon, step=1.0)
+        if self.mask is not None:
+            sub, x0, y0 = self.local_mask()
+            return mask_contour(sub) + [x0, y0]
+        cx, cy, r = self.circle
+        t = np.linspace(0, 2 * np.pi, max(12, int(2 * np.pi * r)), endpoint=False)
+        return np.stack([cx + r * np.cos(t), cy - r * np.sin(t)], axis=1)
+
+    def area(self) -> float:
+        if self.mask is not None:
+            return float(self.local_mask()[0].sum())
+        if self.polygon is not None:
+            return polygon_area(self.polygon)
+        return float(np.pi * self.circle[2] ** 2)
+
+    def centre(self) -> np.ndarray:
+        if self.mask is not None:
+            sub, x0, y0 = self.local_mask()
+            if sub.any():
+                ys, xs = np.nonzero(sub)
+                return np.array([xs.mean() + x0, ys.mean() + y0])
+        if self.polygon is not None and len(self.polygon) >= 3:
+            return polygon_centroid(self.polygon)
+        if self.circle is not None:
+            return np.array(self.circle[:2], dtype=float)
+        return np.full(2, np.nan)
+
+    def bool_mask(self, shape: Sequence[int]) -> np.ndarray:
+        """The instance as a boolean mask of `shape` (H, W): its own mask, or its outline filled."""
+        if self.mask is not None:
+            return self.mask
+        return rasterize(self.contour() if self.polygon is None else self.polygon, shape)
+
+
+def polygon_area(poly: np.ndarray) -> float:
+    x, y = np.asarray(poly, dtype=float).T
+    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2.0)
+
+
+def polygon_centroid(poly: np.ndarray) -> np.ndarray:
+    x, y = np.asarray(poly, dtype=float).T
+    cross = x * np.roll(y, -1) - np.roll(x, -1) * y
+    a = cross.sum() / 2.0
+    if abs(a) < 1e-9:
+        return np.array([x.mean(), y.mean()])
+    return np.array([((x + np.roll(x, -1)) * cross).sum(), ((y + np.roll(y, -1)) * cross).sum()]) / (6 * a)
+
+
+def resample_closed(poly: np.ndarray, step: float = 1.0) -> np.ndarray:
+    """Points every `step` pixels along the closed polygon `poly` (its vertices included)."""
+    p = np.asarray(poly, dtype=float).reshape(-1, 2)
+    out = []
+    for a, b in zip(p, np.roll(p, -1, axis=0)):
+        n = max(1, int(np.ceil(np.linalg.norm(b - a) / step)))
+        t = np.arange(n)[:, None] / n
+        out.append(a + t * (b - a))
+    return np.concatenate(out) if out else p
+
+
+def rasterize(poly: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Boolean (H, W) mask of a polygon, as a model's mask would be: pixel centres inside it."""
+    h, w = int(shape[0]), int(shape[1])
+    mask = np.zeros((h, w), np.uint8)
+    shift = 4  # sub-pixel vertex precision
+    pts = np.round(np.asarray(poly, dtype=float) * (1 << shift)).astype(np.int32)
+    cv2.fillPoly(mask, [pts.reshape(-1, 1, 2)], 1, lineType=cv2.LINE_8, shift=shift)
+    return mask.astype(bool)
+
+
+def largest_component(mask: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """The largest 8-connected component of `mask`; also how many other fragments and pixels it drops."""
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return mask.astype(bool), 0, 0
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = 1 + int(np.argmax(areas))
+    return lab == keep, n - 2, int(areas.sum() - areas.max())
+
+
+def mask_contour(mask: np.ndarray) -> np.ndarray:
+    """Outer boundary of the largest component, (N, 2) float pixel centres; empty (0, 2) if none."""
+    m = np.ascontiguousarray(mask.astype(np.uint8))
+    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return np.zeros((0, 2))
+    c = max(contours, key=cv2.contourArea).reshape(-1, 2).astype(float)
+    return c
+
+
+def circle_of(inst: Instance) -> tuple[float, float, float] | None:
+    """[cx, cy, r] of a femoral head: the given circle, else a least-squares fit to its outline."""
+    if inst.circle is not None:
+        return tuple(float(v) for v in inst.circle)
+    pts = inst.contour()
+    if len(pts) < 5:
+        return None
+    x, y = pts.T
+    a = np.stack([x, y, np.ones_like(x)], axis=1)
+    sol, *_ = np.linalg.lstsq(a, x**2 + y**2, rcond=None)
+    cx, cy = sol[0] / 2, sol[1] / 2
+    r2 = sol[2] + cx**2 + cy**2
+    if not np.isfinite(r2) or r2 <= 0:
+        return None
+    return float(cx), float(cy), float(np.sqrt(r2))
+
+
+# ---------------------------------------------------------------------------------------------
+# converters
+
+
+def _class_name(category_id: int, class_names: Sequence[str], where: str) -> str:
+    try:
+        return class_names[int(category_id)]
+    except (IndexError, ValueError, TypeError):
+        raise ValueError(f"{where}: category id {category_id!r} not in classes {list(class_names)}") from None
+
+
+def instances_from_predictions(pred: Any, class_names: Sequence[str]) -> list[Instance]:
+    """Instances from a detectron2 `Instances` of predictions (pred_masks, pred_classes, scores).
+
+    Works on anything with those attributes (tensors or arrays); imports nothing from detectron2.
+    """
+    def arr(x):
+        return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+
+    if not hasattr(pred, "pred_masks"):
+        raise ValueError("predictions carry no pred_masks: a mask model is needed to measure")
+    masks, classes = arr(pred.pred_masks), arr(pred.pred_classes)
+    scores = arr(pred.scores) if hasattr(pred, "scores") else np.ones(len(classes))
+    out = []
+    for m, c, s in zip(masks, classes, scores):
+        name = _class_name(c, class_names, "prediction")
+        out.append(Instance(name, mask=m > 0.5 if m.dtype != bool else m, score=float(s),
+                            label=name if is_level(name) else None))
+    return out
+
+
+def instances_from_record(
+    record: Mapping[str, Any], class_names: Sequence[str], rasterize_masks: bool = False
+) -> list[Instance]:
+    """Instances from a detectron2 dataset dict (as `spine_d2.data.labelme` returns them).
+
+    Each annotation's polygon (or circle) becomes an instance carrying the annotator's label;
+    `rasterize_masks=True` turns polygons into boolean masks of the image's size, as a model
+    would produce them.
+    """
+    where = str(record.get("file_name", record.get("image", "record")))
+    shape = (int(record["height"]), int(record["width"]))
+    out = []
+    for ann in record.get("annotations", []):
+        name = _class_name(ann["category_id"], class_names, where)
+        label = ann.get("label")
+        circle = ann.get("circle")
+        seg = ann.get("segmentation") or []
+        polys = [np.asarray(s, dtype=float).reshape(-1, 2) for s in seg if len(s) >= 6]
+        if not polys and circle is None:
+            raise ValueError(f"{where}: annotation {label or name!r} has neither polygon nor circle")
+        poly = max(polys, key=polygon_area) if polys else None
+        mask = None
+        if rasterize_masks and polys:
+            mask = np.zeros(shape, bool)
+            for p in polys:
+                mask |= rasterize(p, shape)
+            poly = None
+            circle = None  # a model gives a mask, not a circle
+        out.append(Instance(name, mask=mask, polygon=poly, circle=None if mask is not None else
+                            (tuple(circle) if circle is not None else None), score=1.0,
+                            label=label if label and is_level(label) else None))
+    return out
+

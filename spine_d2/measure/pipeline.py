@@ -1,0 +1,283 @@
+"""From instances (masks or polygons, image frame) to TK, LL, LL_S1, SS, PT, PI with a reason for every NaN.
+
+`measure_instances` runs the road: clean-up → level names → endplate lines (image frame) →
+anterior side → frame correction (radiograph frame when trustworthy) → `spine_d2.angles.
+sagittal_angles`, the project's one angle definition. It never raises on bad geometry: whatever
+cannot be measured is NaN with its reason, and everything done (removals, flags, the frame and
+its correction) is kept in the returned `Measurement`. `measurement_row` flattens it into the
+CSV row ``image, TK, LL, LL_S1, SS, PT, PI, frame, notes``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from spine_d2.angles import (ANGLE_NAMES, NEEDS_FEMORAL_HEADS, REQUIRED_ENDPLATES, Angle, anterior_sign,
+                             sagittal_angles)
+from spine_d2.frames import map_circles, map_endplates
+from spine_d2.levels import LEVEL_INDEX, LUMBAR, THORACIC
+from spine_d2.measure.anterior import Anterior, decide_anterior, lateral_of
+from spine_d2.measure.cleanup import Removal, clean_instances
+from spine_d2.measure.endplates import EndplateError, fit_endplates, order_anterior_posterior
+from spine_d2.measure.frame import FrameConfig, FrameEstimate, estimate_frame
+from spine_d2.measure.instances import Instance, circle_of
+from spine_d2.measure.naming import name_levels
+
+CSV_COLUMNS: tuple[str, ...] = ("image",) + ANGLE_NAMES + ("frame", "notes")
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """The `measure` config group (conf/measure/default.yaml), as plain values."""
+
+    method: str = "ours"              # endplate fit: ours | paper
+    slope_threshold: float = 1.7      # the study's slope-change de-noising (tan 60°)
+    duplicate_overlap: float = 0.5    # overlap of the smaller mask that makes a duplicate
+    duplicate_overlap_heads: float = 0.95  # the two femoral heads overlap on a lateral film
+    min_area: float = 30.0            # px; smaller masks are dropped
+    min_area_fraction: float = 0.2    # of the median vertebra area
+    use_labels: bool = True           # trust level labels carried by instances (annotations)
+    gap_factor: float = 1.6           # a step this much longer than the local median hides levels
+    on_implausible: str = "nan"       # nan: angles needing an uncertain level are NaN | measure
+    anterior: str = "auto"            # auto | right (+x) | left (−x)
+    min_circle_radius: float = 3.0    # px; femoral heads smaller than this are ignored
+    frame: FrameConfig = field(default_factory=FrameConfig)
+
+    @classmethod
+    def from_cfg(cls, cfg: Any = None) -> "MeasureConfig":
+        """From None, a MeasureConfig, a dict or an OmegaConf node; unknown keys are an error."""
+        if cfg is None:
+            return cls()
+        if isinstance(cfg, cls):
+            return cfg
+        if not isinstance(cfg, Mapping):
+            from omegaconf import OmegaConf  # only when given a DictConfig
+            cfg = OmegaConf.to_container(cfg, resolve=True)
+        cfg = dict(cfg)
+        names = {f.name for f in fields(cls)}
+        unknown = set(cfg) - names
+        if unknown:
+            raise ValueError(f"unknown measure option(s) {sorted(unknown)}; known: {', '.join(sorted(names))}")
+        if cfg.get("method", "ours") not in ("ours", "paper"):
+            raise ValueError(f"measure.method must be 'ours' or 'paper', got {cfg['method']!r}")
+        if cfg.get("on_implausible", "nan") not in ("nan", "measure"):
+            raise ValueError(f"measure.on_implausible must be 'nan' or 'measure', got {cfg['on_implausible']!r}")
+        if cfg.get("anterior", "auto") not in ("auto", "right", "left"):
+            raise ValueError(f"measure.anterior must be auto, right or left, got {cfg['anterior']!r}")
+        if "frame" in cfg:
+            cfg["frame"] = FrameConfig.from_cfg(cfg["frame"])
+        return cls(**cfg)
+
+
+@dataclass
+class Measurement:
+    """Everything measured on one image. Geometry is in the image frame (pixels, x right, y down);
+    `angles` are in `frame` ('radiograph' when the correction was trusted, else 'image')."""
+
+    angles: dict[str, Angle]
+    frame: str = "image"
+    correction: FrameEstimate | None = None
+    instances: list[Instance] = field(default_factory=list)
+    levels: dict[str, int] = field(default_factory=dict)
+    endplates: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    femoral_heads: list[tuple[float, float, float]] = field(default_factory=list)
+    removals: list[Removal] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    anterior: Anterior | None = None
+    method: str = "ours"
+    image_shape: tuple[int, int] = (0, 0)
+
+    def values(self) -> dict[str, float]:
+        return {name: self.angles[name].value for name in ANGLE_NAMES}
+
+    @property
+    def notes(self) -> str:
+        """One line: flags, the NaN reasons (grouped), removals, the frame correction."""
+        parts = list(self.flags)
+        by_reason: dict[str, list[str]] = {}
+        for name in ANGLE_NAMES:
+            a = self.angles[name]
+            if not a.measured:
+                by_reason.setdefault(a.reason, []).append(name)
+        parts += [f"{'/'.join(names)} NaN: {reason}" for reason, names in by_reason.items()]
+        parts += [f"removed {r}" for r in self.removals]
+        if self.correction is not None:
+            parts.append(self.correction.describe())
+        return "; ".join(parts)
+
+
+def measurement_row(image: str, m: Measurement) -> dict[str, Any]:
+    """The CSV row: image, the six angles (degrees, NaN when missing), frame, notes."""
+    row: dict[str, Any] = {"image": image}
+    row.update({name: float(m.angles[name].value) for name in ANGLE_NAMES})
+    row["frame"] = m.frame
+    row["notes"] = m.notes
+    return row
+
+
+def _as_instances(instances: Sequence[Any], class_names: Sequence[str] | None) -> list[Instance]:
+    out = []
+    for k, inst in enumerate(instances):
+        if isinstance(inst, Instance):
+            out.append(inst)
+            continue
+        d = dict(inst)
+        name = d.pop("class_name", None)
+        if name is None:
+            cid = d.pop("category_id", None)
+            if cid is None or class_names is None or not 0 <= int(cid) < len(class_names):
+                raise ValueError(f"instance {k}: no class_name and no usable category_id ({cid!r})")
+            name = class_names[int(cid)]
+        keep = {f.name for f in fields(Instance)}
+        out.append(Instance(name, **{key: v for key, v in d.items() if key in keep}))
+    return out
+
+
+def _cranial_directions(centres: np.ndarray) -> list[np.ndarray]:
+    """Unit vectors up the spine at each centre (ordered top to bottom): central differences."""
+    n = len(centres)
+    if n == 1:
+        return [np.array([0.0, -1.0])]
+    out = []
+    for k in range(n):
+        a, b = centres[max(k - 1, 0)], centres[min(k + 1, n - 1)]
+        d = a - b
+        norm = np.linalg.norm(d)
+        out.append(d / norm if norm > 0 else np.array([0.0, -1.0]))
+    return out
+
+
+def measure_instances(
+    instances: Sequence[Instance | Mapping],
+    image_shape: Sequence[int],
+    class_names: Sequence[str] | None = None,
+    cfg: Any = None,
+    image: np.ndarray | None = None,
+    frame: FrameEstimate | None = None,
+) -> Measurement:
+    """Measure one image's instances (see the module docstring).
+
+    `instances`: `Instance` objects or dicts with `class_name` (or `category_id` into
+    `class_names`), `mask` (H×W bool) or `polygon` ((N, 2) px) or `circle`, optional `score`,
+    `label`. `image` (the photo, H×W[×3]) lets the frame be estimated when `cfg.frame.enabled`;
+    `frame`, when given, is used as is (e.g. the true homography, or one estimated elsewhere).
+    """
+    c = MeasureConfig.from_cfg(cfg)
+    shape = (int(image_shape[0]), int(image_shape[1]))
+    flags: list[str] = []
+    insts = _as_instances(instances, class_names)
+
+    if frame is None and image is not None and c.frame.enabled:
+        frame = estimate_frame(image, c.frame)
+
+    idx, kept, removals = clean_instances(insts, shape, c.slope_threshold, c.duplicate_overlap,
+                                          c.min_area, c.min_area_fraction, c.duplicate_overlap_heads)
+    naming = name_levels(kept, use_labels=c.use_labels, gap_factor=c.gap_factor)
+    flags += naming.flags
+    # why a level is absent, when we know (a labelled instance removed by the clean-up)
+    level_reason: dict[str, str] = {}
+    for r in removals:
+        if r.label and r.label not in naming.levels:
+            level_reason[r.label] = r.reason
+    for inst in kept:
+        flags += [f"{inst.level or inst.class_name}: {n}" for n in inst.notes]
+
+    # spine axis: named vertebrae top to bottom
+    chain = sorted(naming.levels, key=lambda lv: LEVEL_INDEX[lv])
+    centres = np.array([kept[naming.levels[lv]].centre() for lv in chain]).reshape(-1, 2)
+    cranial = dict(zip(chain, _cranial_directions(centres))) if len(chain) else {}
+    if "S1" in cranial and "L5" in naming.levels:
+        d = kept[naming.levels["L5"]].centre() - kept[naming.levels["S1"]].centre()
+        cranial["S1"] = d / np.linalg.norm(d)
+
+    raw: dict[str, dict[str, np.ndarray]] = {}
+    for lv in chain:
+        try:
+            fit = fit_endplates(kept[naming.levels[lv]].contour(), cranial[lv], c.method)
+        except EndplateError as e:
+            level_reason[lv] = f"endplate fit failed ({e})"
+            continue
+        raw[lv] = {"superior": fit["superior"]} if lv == "S1" else fit
+
+    heads = []
+    for i in naming.femoral_heads:
+        circ = circle_of(kept[i])
+        if circ is None or circ[2] < c.min_circle_radius:
+            flags.append(f"femoral head #{idx[i]} unusable outline: ignored")
+            continue
+        heads.append((kept[i].score, circ))
+    if len(heads) > 2:
+        flags.append(f"{len(heads)} femoral heads: kept the two best scored")
+    heads = [h for _, h in sorted(heads, key=lambda t: -t[0])[:2]]
+    axis = np.mean([h[:2] for h in heads], axis=0) if heads else None
+
+    # anterior side
+    up = np.array([0.0, -1.0])
+    if len(centres) >= 2:
+        d = centres[0] - centres[-1]
+        up = d / np.linalg.norm(d) if np.linalg.norm(d) > 0 else up
+    if c.anterior == "auto":
+        lum = np.array([kept[naming.levels[lv]].centre() for lv in chain if lv in LUMBAR])
+        tho = np.array([kept[naming.levels[lv]].centre() for lv in chain if lv in THORACIC])
+        ant = decide_anterior(up, raw.get("S1", {}).get("superior"), axis,
+                              centres[-1] if len(centres) else None, lum, tho)
+        if ant.note:
+            flags.append(ant.note)
+    else:
+        want = 1 if c.anterior == "right" else -1
+        ant = Anterior(want if lateral_of(up)[0] >= 0 else -want, True, [], "")
+    endplates = {
+        lv: {side: order_anterior_posterior(seg, ant.sign * lateral_of(cranial[lv])) for side, seg in sides.items()}
+        for lv, sides in raw.items()
+    }
+    sign = 1 if (ant.sign * lateral_of(up))[0] >= 0 else -1
+
+    # frame
+    use_frame = "image"
+    plates, circles = endplates, [list(h) for h in heads]
+    if frame is not None and frame.trusted:
+        Hinv = np.linalg.inv(frame.H)
+        plates = map_endplates(Hinv, endplates)
+        circles = map_circles(Hinv, circles)
+        use_frame = "radiograph"
+        try:  # the mapped plates keep [anterior, posterior]: read the sign in the new frame
+            sign = anterior_sign([seg for sides in plates.values() for seg in sides.values()])
+        except ValueError:
+            pass
+
+    # which levels may feed an angle
+    excluded = dict(level_reason)
+    if c.on_implausible == "nan":
+        for lv, why in naming.uncertain.items():
+            excluded.setdefault(lv, f"level name uncertain ({why})")
+    usable = {lv: sides for lv, sides in plates.items() if lv not in excluded}
+    angles = sagittal_angles(usable, circles, sign=sign) if usable else {}
+    final: dict[str, Angle] = {}
+    for name in ANGLE_NAMES:
+        a = angles.get(name)
+        if a is not None and a.measured and math.isfinite(a.value):
+            final[name] = a
+            continue
+        final[name] = Angle.missing(_reason(name, insts, kept, usable, excluded, circles))
+    return Measurement(final, use_frame, frame, kept, dict(naming.levels), endplates,
+                       [tuple(h) for h in heads], removals, flags, ant, c.method, shape)
+
+
+def _reason(name, insts, kept, usable, excluded, circles) -> str:
+    if not any(i.is_vertebra for i in insts):
+        return "no vertebrae found"
+    if not any(i.is_vertebra for i in kept):
+        return "every vertebra removed by the clean-up"
+    parts = []
+    for lv, side in REQUIRED_ENDPLATES[name]:
+        if lv in usable and side in usable[lv]:
+            continue
+        parts.append(f"{lv} {side}: {excluded.get(lv, 'level not found')}")
+    if parts:
+        return "; ".join(parts)
+    if name in NEEDS_FEMORAL_HEADS and not circles:
+        return "femoral heads not in view"
+    return "not measurable"

@@ -1,0 +1,97 @@
+"""Clean-up: stray fragments, tiny masks, duplicates and the study's slope-change de-noising."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from measure_factory import toy_spine  # noqa: E402
+
+from spine_d2.measure.cleanup import clean_instances, slope_changes  # noqa: E402
+from spine_d2.measure.instances import Instance, rasterize  # noqa: E402
+from spine_d2.measure.pipeline import measure_instances  # noqa: E402
+
+
+def square(x, y, s=30.0):
+    return np.array([[x, y], [x + s, y], [x + s, y + s], [x, y + s]], float)
+
+
+def test_slope_changes_flag_a_centre_off_the_chain():
+    centres = np.array([[100, 0], [102, 40], [180, 80], [104, 120], [106, 160]], float)
+    ch = slope_changes(centres)
+    assert ch.argmax() == 2 and ch[2] > 1.7
+    assert slope_changes(centres[[0, 1, 3, 4]]).max() < 0.2
+
+
+def test_stray_detection_beside_the_spine_is_removed_with_its_reason():
+    spine = toy_spine()
+    insts = spine.instances()
+    l3 = spine.polygons["L3"].mean(axis=0)
+    stray = Instance("lumbar", polygon=square(l3[0] + 150, l3[1] + 20), score=0.9)
+    kept_idx, kept, removals = clean_instances(insts + [stray], spine.shape)
+    assert len(kept) == len(insts)
+    assert [r.index for r in removals] == [len(insts)]
+    assert "slope change" in removals[0].reason and "1.7" in removals[0].reason
+
+
+def test_threshold_is_configurable():
+    spine = toy_spine()
+    insts = spine.instances()
+    mid = (spine.polygons["T9"].mean(axis=0) + spine.polygons["T10"].mean(axis=0)) / 2
+    stray = Instance("thoracic", polygon=square(mid[0] + 25, mid[1] - 15, 30.0), score=0.5)
+    chain = sorted([i.centre() for i in insts if i.region in ("thoracic", "lumbar")] + [stray.centre()],
+                   key=lambda c: c[1])
+    worst = slope_changes(np.array(chain)).max()
+    assert worst > 1.7
+    _, kept, removals = clean_instances(insts + [stray], spine.shape, slope_threshold=1.7)
+    assert [r.index for r in removals] == [len(insts)]
+    _, kept, removals = clean_instances(insts + [stray], spine.shape, slope_threshold=worst + 0.1)
+    assert not removals and len(kept) == len(insts) + 1
+
+
+def test_noise_blobs_in_a_mask_and_tiny_masks_are_removed():
+    spine = toy_spine(scale=1.0)
+    insts = spine.instances("mask")
+    blob = insts[3].mask.copy()
+    blob[5:9, 5:9] = True  # a fragment far from the body
+    insts[3] = Instance(insts[3].class_name, mask=blob)
+    speck = np.zeros(spine.shape, bool)
+    speck[700:703, 30:33] = True
+    insts.append(Instance("thoracic", mask=speck, score=0.95))
+    _, kept, removals = clean_instances(insts, spine.shape)
+    assert any("stray fragment" in n for n in kept[3].notes)
+    assert kept[3].mask[5:9, 5:9].sum() == 0
+    assert [r.index for r in removals] == [len(insts) - 1]
+    assert "mask too small" in removals[0].reason
+
+
+def test_duplicates_keep_the_higher_score():
+    spine = toy_spine()
+    insts = spine.instances()
+    dup = Instance("lumbar", polygon=spine.polygons["L2"] + [2.0, 1.0], score=0.4)
+    _, kept, removals = clean_instances(insts + [dup], spine.shape)
+    assert len(removals) == 1 and removals[0].index == len(insts)
+    assert "duplicate of" in removals[0].reason
+    # overlapping femoral heads are both kept: they superimpose on a lateral film
+    assert sum(i.region == "femoral_head" for i in kept) == 2
+
+
+def test_cleanup_restores_the_angles():
+    spine = toy_spine()
+    l3 = spine.polygons["L3"].mean(axis=0)
+    noisy = spine.instances() + [Instance("lumbar", polygon=square(l3[0] - 160, l3[1]), score=0.99),
+                                 Instance("thoracic", polygon=spine.polygons["T8"] + 1.5, score=0.2)]
+    m = measure_instances(noisy, spine.shape)
+    for name, value in spine.expected.items():
+        assert m.angles[name].value == pytest.approx(value, abs=0.2), name
+    assert len(m.removals) == 2 and "removed #" in m.notes
+    assert m.removals[0].reason != m.removals[1].reason
+
+
+def test_masks_become_masks_of_the_image_size():
+    poly = square(10, 10)
+    inst = Instance("lumbar", mask=rasterize(poly, (60, 80)))
+    assert inst.mask.shape == (60, 80)
+    assert inst.area() == pytest.approx(900, rel=0.1)
+    assert np.allclose(inst.box(), (10, 10, 40, 40), atol=1)

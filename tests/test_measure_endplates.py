@@ -1,0 +1,88 @@
+"""Endplate lines of rotated rectangles and trapezoids (polygons and masks), both methods."""
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from measure_factory import rounded  # noqa: E402
+
+from spine_d2.angles import endplate_tilt  # noqa: E402
+from spine_d2.measure.endplates import (  # noqa: E402
+    EndplateError, fit_endplates, order_anterior_posterior)
+from spine_d2.measure.instances import Instance, rasterize  # noqa: E402
+
+
+def body(tilt_inf, wedge, rot=0.0, depth=120.0, height=80.0, centre=(200.0, 200.0)):
+    """Trapezoid with anterior at +x before `rot` (CCW on screen); returns polygon, true sup/inf tilts."""
+    t_i, t_s = math.radians(tilt_inf), math.radians(tilt_inf + wedge)
+    ui = np.array([math.cos(t_i), -math.sin(t_i)])
+    us = np.array([math.cos(t_s), -math.sin(t_s)])
+    ni = np.array([-math.sin(t_i), -math.cos(t_i)])
+    c = np.zeros(2)
+    cs = c + ni * height
+    poly = np.array([cs + us * depth / 2, cs - us * depth / 2, c - ui * depth / 2, c + ui * depth / 2])
+    r = math.radians(rot)
+    R = np.array([[math.cos(r), math.sin(r)], [-math.sin(r), math.cos(r)]])
+    poly = (poly - cs / 2) @ R.T + np.asarray(centre)
+    cranial = R @ ni
+    return poly, tilt_inf + wedge + rot, tilt_inf + rot, cranial
+
+
+def tilts(fit, anterior):
+    return {side: endplate_tilt(order_anterior_posterior(seg, anterior), 1) for side, seg in fit.items()}
+
+
+CASES = [(0.0, 0.0, 0.0), (0.0, 0.0, 17.0), (-10.0, 6.0, 0.0), (5.0, -8.0, -25.0), (20.0, 4.0, 40.0)]
+
+
+@pytest.mark.parametrize("method", ["ours", "paper"])
+@pytest.mark.parametrize("tilt_inf,wedge,rot", CASES)
+def test_polygon_lines_have_the_true_tilts(method, tilt_inf, wedge, rot):
+    poly, t_sup, t_inf, cranial = body(tilt_inf, wedge, rot)
+    ant = np.array([-cranial[1], cranial[0]])  # across the body: +x for an upright body
+    got = tilts(fit_endplates(Instance("lumbar", polygon=poly).contour(), cranial, method), ant)
+    tol = 1e-6 if method == "ours" or wedge == 0 else 0.6
+    assert got["superior"] == pytest.approx(t_sup, abs=tol)
+    assert got["inferior"] == pytest.approx(t_inf, abs=tol)
+
+
+@pytest.mark.parametrize("method", ["ours", "paper"])
+@pytest.mark.parametrize("tilt_inf,wedge,rot", CASES)
+def test_mask_lines_are_within_half_a_degree(method, tilt_inf, wedge, rot):
+    poly, t_sup, t_inf, cranial = body(tilt_inf, wedge, rot)
+    inst = Instance("lumbar", mask=rasterize(poly, (420, 420)))
+    got = tilts(fit_endplates(inst.contour(), cranial, method), np.array([-cranial[1], cranial[0]]))
+    tol = 0.5 if method == "ours" or wedge == 0 else 1.0
+    assert got["superior"] == pytest.approx(t_sup, abs=tol)
+    assert got["inferior"] == pytest.approx(t_inf, abs=tol)
+
+
+def test_ours_ignores_rounded_corners_of_a_wedged_body():
+    poly, t_sup, t_inf, cranial = body(-12.0, 8.0, 10.0)
+    ant = np.array([-cranial[1], cranial[0]])
+    contour = Instance("lumbar", polygon=rounded(poly, 14.0)).contour()
+    ours = tilts(fit_endplates(contour, cranial, "ours"), ant)
+    paper = tilts(fit_endplates(contour, cranial, "paper"), ant)
+    err = lambda g: max(abs(g["superior"] - t_sup), abs(g["inferior"] - t_inf))  # noqa: E731
+    assert err(ours) < 0.05
+    assert err(ours) < err(paper)
+
+
+def test_anterior_posterior_order():
+    seg = np.array([[0.0, 0.0], [10.0, 1.0]])
+    assert order_anterior_posterior(seg, [1, 0])[0].tolist() == [10.0, 1.0]
+    assert order_anterior_posterior(seg, [-1, 0])[0].tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("method", ["ours", "paper"])
+def test_degenerate_outlines_raise_endplate_error(method):
+    with pytest.raises(EndplateError, match="outline"):
+        fit_endplates(np.array([[0, 0], [1, 0], [2, 0]]), [0, -1], method)
+    line = np.stack([np.arange(20.0), np.zeros(20)], 1)
+    with pytest.raises(EndplateError):
+        fit_endplates(line, [0, -1], method)
+    with pytest.raises(ValueError, match="unknown endplate method"):
+        fit_endplates(line, [0, -1], "magic")

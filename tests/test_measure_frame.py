@@ -1,0 +1,88 @@
+"""Frame correction: the photo's rotation and perspective from the screen's borders, on known homographies."""
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from spine_d2.measure.frame import estimate_frame, frame_error, given_frame, quad_aspect
+
+
+def camera_homography(yaw=0.0, pitch=0.0, roll=0.0, f=900.0, size=(900, 700), screen=(640, 400), dist=1.3):
+    """Pinhole camera looking at a screen of `screen` px (plane z=0): screen px → image px."""
+    w, h = size
+    K = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1.0]])
+    a, b, c = (math.radians(v) for v in (pitch, yaw, roll))
+    Rx = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
+    Ry = np.array([[math.cos(b), 0, math.sin(b)], [0, 1, 0], [-math.sin(b), 0, math.cos(b)]])
+    Rz = np.array([[math.cos(c), -math.sin(c), 0], [math.sin(c), math.cos(c), 0], [0, 0, 1]])
+    R = Rz @ Ry @ Rx
+    sw, sh = screen
+    centre = np.array([sw / 2, sh / 2, 0.0])
+    t = np.array([0, 0, dist * f]) - R @ centre * 1.0
+    H = K @ np.column_stack([R[:, 0], R[:, 1], t])
+    return H / H[2, 2]
+
+
+def photo_of_screen(H, size=(900, 700), screen=(640, 400), seed=0):
+    """Background, a dark bezel and a screen (black viewer, grey toolbar, bright film) warped by H."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    sw, sh = screen
+    canvas = np.full((sh, sw), 12, np.uint8)
+    canvas[: sh // 20] = 60                                  # toolbar
+    cv2.rectangle(canvas, (sw // 3, sh // 12), (2 * sw // 3, sh - 10), 150, -1)  # the film
+    cv2.ellipse(canvas, (sw // 2, sh // 2), (40, 120), 10, 0, 360, 230, -1)     # something bright in it
+    photo = np.full((h, w), 140, np.uint8) + rng.integers(0, 6, (h, w), dtype=np.uint8)
+    bz = 0.03 * sw
+    bezel = np.array([[-bz, -bz], [sw + bz, -bz], [sw + bz, sh + bz], [-bz, sh + bz]], np.float32)
+    cv2.fillConvexPoly(photo, np.round(cv2.perspectiveTransform(bezel[None], H)[0]).astype(np.int32), 25)
+    cv2.warpPerspective(canvas, H, (w, h), dst=photo, borderMode=cv2.BORDER_TRANSPARENT)
+    return cv2.cvtColor(photo, cv2.COLOR_GRAY2BGR)
+
+
+@pytest.mark.parametrize("roll", [-6.0, 0.0, 4.0])
+def test_in_plane_rotation_is_found(roll):
+    H = camera_homography(roll=roll)
+    img = photo_of_screen(H)
+    est = estimate_frame(img)
+    assert est.trusted
+    err = frame_error(est, H, img.shape)
+    assert abs(err["rotation_error_deg"]) < 0.3
+    assert err["max_angle_error_deg"] < 0.6
+
+
+@pytest.mark.parametrize("dist", [1.3, 1.4])
+def test_perspective_of_a_pinhole_camera_is_undone(dist):
+    H = camera_homography(yaw=18.0, pitch=-12.0, roll=3.0, dist=dist)
+    img = photo_of_screen(H)
+    # any four borders aligned with the screen (bezel, viewer panels, film) bound a rectangle whose
+    # aspect the pinhole model recovers
+    est = estimate_frame(img)
+    assert est.trusted and est.kind == "perspective"
+    err = frame_error(est, H, img.shape)
+    assert err["max_angle_error_deg"] < 0.6
+    none = frame_error(np.eye(3), H, img.shape)
+    assert none["max_angle_error_deg"] > 3 * err["max_angle_error_deg"]
+
+
+def test_aspect_of_a_pinhole_view_of_a_rectangle():
+    H = camera_homography(yaw=25.0, pitch=-15.0, roll=2.0)
+    corners = cv2.perspectiveTransform(np.array([[[0, 0], [640, 0], [640, 400], [0, 400]]], np.float32), H)[0]
+    assert quad_aspect(corners, (700, 900)) == pytest.approx(1.6, rel=0.01)
+
+
+def test_no_borders_means_image_frame():
+    rng = np.random.default_rng(1)
+    img = cv2.GaussianBlur(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8), (0, 0), 8)
+    est = estimate_frame(img)
+    assert not est.trusted and est.reason
+    assert "frame: image" in est.describe()
+    assert not estimate_frame(np.zeros((5,), np.uint8)).trusted
+
+
+def test_given_homography_and_frame_error():
+    H = camera_homography(roll=5.0)
+    est = given_frame(H, (700, 900))
+    assert est.trusted and est.rotation_deg == pytest.approx(-5.0, abs=0.05)  # camera roll turns the picture back
+    assert frame_error(est, H, (700, 900))["max_angle_error_deg"] == pytest.approx(0.0, abs=1e-6)

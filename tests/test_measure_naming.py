@@ -1,0 +1,107 @@
+"""Level names from each class map, from labels, and flags for implausible sequences."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from measure_factory import toy_spine  # noqa: E402
+
+from spine_d2.levels import LUMBAR  # noqa: E402
+from spine_d2.measure.instances import Instance  # noqa: E402
+from spine_d2.measure.naming import name_levels  # noqa: E402
+
+ALL = set(toy_spine().polygons)
+
+
+def named(naming, insts):
+    """level → the true level of the instance given that name (from its polygon)."""
+    spine = toy_spine()
+    truth = {id(p): lv for lv, p in spine.polygons.items()}
+    out = {}
+    for level, i in naming.levels.items():
+        c = insts[i].centre()
+        out[level] = min(spine.polygons, key=lambda lv: np.linalg.norm(spine.polygons[lv].mean(0) - c))
+    return out, truth
+
+
+@pytest.mark.parametrize("classes", ["default", "two_class", "per_level"])
+def test_each_class_map_names_every_level_right(classes):
+    insts = toy_spine().instances(classes=classes)
+    naming = name_levels(insts)
+    got, _ = named(naming, insts)
+    expected = ALL - ({"S1"} if classes == "two_class" else set())
+    assert set(got) == expected
+    assert all(k == v for k, v in got.items())
+    assert not naming.uncertain
+    heads = 0 if classes == "two_class" else 2
+    assert len(naming.femoral_heads) == heads
+
+
+def test_labels_are_used_when_every_vertebra_has_one():
+    insts = toy_spine().instances(classes="two_class", labels=True)
+    naming = name_levels(insts)
+    assert naming.source == "given levels"
+    assert {insts[i].label for i in naming.levels.values()} == set(naming.levels)
+
+
+def test_thoracic_counted_up_from_t12_when_the_top_is_out_of_view():
+    spine = toy_spine()
+    insts = [i for i in spine.instances(classes="two_class")]
+    top = max(insts, key=lambda i: -i.centre()[1])  # lowest y = highest on screen
+    insts = [i for i in insts if i is not top]
+    naming = name_levels(insts)
+    got, _ = named(naming, insts)
+    assert all(k == v for k, v in got.items()) and "T4" not in got and "T12" in got
+
+
+def test_lumbar_counted_up_from_the_sacrum_without_thoracic():
+    insts = [i for i in toy_spine().instances() if i.region != "thoracic"]
+    naming = name_levels(insts)
+    got, _ = named(naming, insts)
+    assert set(got) == set(LUMBAR) | {"S1"} and all(k == v for k, v in got.items())
+
+
+def test_a_missing_level_is_a_gap_not_a_rename():
+    spine = toy_spine()
+    insts = [i for i in spine.instances() if not np.allclose(i.centre(), spine.polygons["T8"].mean(0), atol=3)]
+    naming = name_levels(insts)
+    got, _ = named(naming, insts)
+    assert "T8" not in got and all(k == v for k, v in got.items())
+    assert any("gap" in f for f in naming.flags)
+
+
+def test_six_lumbar_is_flagged_and_uncertain():
+    spine = toy_spine()
+    insts = []
+    for inst in spine.instances():
+        if np.allclose(inst.centre(), spine.polygons["T12"].mean(0), atol=3):
+            inst = Instance("lumbar", polygon=inst.polygon)
+        insts.append(inst)
+    naming = name_levels(insts)
+    assert any("6 lumbar" in f for f in naming.flags)
+    assert "L1" in naming.uncertain and "implausible" in naming.uncertain["L5"]
+
+
+def test_regions_out_of_order_and_duplicated_levels_are_flagged():
+    spine = toy_spine()
+    insts = spine.instances()
+    for inst in insts:  # a lumbar-class body among the thoracic ones
+        if np.allclose(inst.centre(), spine.polygons["T7"].mean(0), atol=3):
+            inst.class_name = "lumbar"
+    naming = name_levels(insts)
+    assert any("regions out of order" in f for f in naming.flags) and naming.uncertain
+
+    insts = spine.instances(classes="per_level")
+    insts.append(Instance("L3", polygon=spine.polygons["T6"] + [200, 0], score=0.1))
+    naming = name_levels(insts)
+    assert any("L3 given twice" in f for f in naming.flags)
+    insts = spine.instances(classes="per_level")
+    for inst in insts:
+        if inst.class_name == "L2":
+            inst.class_name = "L4"
+        elif inst.class_name == "L4":
+            inst.class_name = "L2"
+    naming = name_levels(insts)
+    assert any("order implausible" in f for f in naming.flags) and "L4" in naming.uncertain

@@ -1,0 +1,39 @@
+"""The overlay drawing: same size, the input untouched, masks/lines/text drawn."""
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from measure_factory import toy_spine  # noqa: E402
+
+from spine_d2.measure.overlay import SUPERIOR, draw_overlay  # noqa: E402
+from spine_d2.measure.pipeline import measure_instances  # noqa: E402
+
+
+def test_overlay_draws_on_a_copy_of_the_right_size():
+    spine = toy_spine()
+    m = measure_instances(spine.instances(), spine.shape)
+    grey = np.full(spine.shape, 40, np.uint8)
+    out = draw_overlay(grey, m)
+    assert out.shape == spine.shape + (3,) and out.dtype == np.uint8
+    assert (grey == 40).all()
+    changed = np.any(out != 40, axis=2)
+    # every vertebra is tinted, and the legend box is drawn top-left
+    for poly in spine.polygons.values():
+        cx, cy = np.round(poly.mean(axis=0)).astype(int)
+        assert changed[cy - 2:cy + 3, cx - 2:cx + 3].any()
+    assert changed[:40, :100].any()
+    # the superior endplate colour appears along L3's superior plate
+    a, p = m.endplates["L3"]["superior"]
+    mid = np.round((a + p) / 2).astype(int)
+    patch = out[mid[1] - 2:mid[1] + 3, mid[0] - 2:mid[0] + 3].reshape(-1, 3)
+    assert any(np.abs(px.astype(int) - SUPERIOR).max() < 40 for px in patch)
+
+
+def test_overlay_of_an_empty_measurement_is_the_photo_with_a_legend():
+    photo = np.zeros((120, 200, 3), np.uint8)
+    m = measure_instances([], (120, 200))
+    out = draw_overlay(photo, m)
+    assert out.shape == photo.shape
+    assert out[60:, 100:].max() == 0 and out[:30, :60].max() > 0

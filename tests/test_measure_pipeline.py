@@ -1,0 +1,172 @@
+"""measure_instances end to end on toy spines: the angles, the frame, every NaN reason, the CSV row."""
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from measure_factory import toy_spine  # noqa: E402
+
+from spine_d2.angles import ANGLE_NAMES  # noqa: E402
+from spine_d2.measure.frame import given_frame  # noqa: E402
+from spine_d2.measure.instances import Instance  # noqa: E402
+from spine_d2.measure.pipeline import (  # noqa: E402
+    CSV_COLUMNS, MeasureConfig, measure_instances, measurement_row)
+
+
+@pytest.mark.parametrize("method", ["ours", "paper"])
+@pytest.mark.parametrize("facing", [1, -1])
+def test_polygons_give_the_constructed_angles(method, facing):
+    spine = toy_spine(tk=55.0, ll=38.0, ll_s1=52.0, ss=30.0, pt=20.0, facing=facing)
+    m = measure_instances(spine.instances(), spine.shape, cfg={"method": method})
+    tol = 0.01 if method == "ours" else 0.3
+    for name in ANGLE_NAMES:
+        assert m.angles[name].value == pytest.approx(spine.expected[name], abs=tol + (0.2 if name in ("PT", "PI") else 0)), name
+    assert m.anterior.certain and m.anterior.sign == facing  # relative to the spine's lateral (+x here)
+    assert m.frame == "image"
+    for sides in m.endplates.values():  # [anterior, posterior]: anterior lies toward the patient's face
+        for a, p in sides.values():
+            assert facing * (a[0] - p[0]) > 0
+
+
+@pytest.mark.parametrize("method", ["ours", "paper"])
+def test_masks_within_a_degree(method):
+    spine = toy_spine(scale=2.0, size=(1040, 1640))
+    m = measure_instances(spine.instances("mask"), spine.shape, cfg={"method": method})
+    for name in ANGLE_NAMES:
+        assert m.angles[name].value == pytest.approx(spine.expected[name], abs=1.0), name
+
+
+def test_known_rotation_is_undone_in_the_radiograph_frame():
+    upright = toy_spine()
+    turned = toy_spine(rotate_deg=6.0)
+    assert turned.expected["SS"] == pytest.approx(upright.expected["SS"] - 6.0)
+    t = math.radians(6.0)
+    H = np.eye(3)
+    R = np.array([[math.cos(t), math.sin(t)], [-math.sin(t), math.cos(t)]])
+    c = np.array([turned.shape[1] / 2, turned.shape[0] / 2])
+    H[:2, :2], H[:2, 2] = R, c - R @ c  # radiograph (upright) → image (turned)
+    m = measure_instances(turned.instances(), turned.shape, frame=given_frame(H, turned.shape))
+    assert m.frame == "radiograph"
+    for name in ANGLE_NAMES:
+        assert m.angles[name].value == pytest.approx(upright.expected[name], abs=0.2), name
+    assert "rotation +6.00" in m.notes
+
+
+def test_dicts_with_category_ids_are_accepted():
+    spine = toy_spine()
+    classes = ("thoracic", "lumbar", "sacrum", "femoral_head")
+    dicts = [{"category_id": classes.index(i.class_name), "polygon": i.polygon, "circle": i.circle}
+             for i in spine.instances()]
+    m = measure_instances(dicts, spine.shape, classes)
+    assert m.angles["LL"].value == pytest.approx(spine.expected["LL"], abs=0.01)
+    with pytest.raises(ValueError, match="category_id"):
+        measure_instances([{"category_id": 9, "polygon": spine.polygons["L1"]}], spine.shape, classes)
+
+
+def nan_reasons(insts, shape, **cfg):
+    m = measure_instances(insts, shape, cfg=cfg or None)
+    return {name: (m.angles[name].value, m.angles[name].reason) for name in ANGLE_NAMES}, m
+
+
+def test_every_nan_reason():
+    spine = toy_spine()
+    # nothing at all
+    r, m = nan_reasons([], spine.shape)
+    assert all(math.isnan(v) and why == "no vertebrae found" for v, why in r.values())
+    # every vertebra a speck: removed as too small
+    specks = [Instance("lumbar", polygon=[[10 + 40 * k, 10], [13 + 40 * k, 10], [13 + 40 * k, 13]])
+              for k in range(3)]
+    r, _ = nan_reasons(specks, spine.shape)
+    assert r["LL"][1] == "every vertebra removed by the clean-up"
+    # femoral heads out of view: PT and PI only
+    r, _ = nan_reasons(spine.instances(heads=False), spine.shape)
+    assert not math.isnan(r["SS"][0])
+    assert r["PT"][1] == r["PI"][1] == "femoral heads not in view"
+    # a level not found (top of the film cut off above T5)
+    insts = [i for i in spine.instances(labels=True) if i.label not in ("T4", "T5")]
+    r, _ = nan_reasons(insts, spine.shape)
+    assert r["TK"][1] == "T5 superior: level not found" and not math.isnan(r["LL"][0])
+    # a labelled level whose mask is too small
+    insts = spine.instances(labels=True)
+    for i in insts:
+        if i.label == "L5":
+            i.polygon = i.polygon.mean(axis=0) + (i.polygon - i.polygon.mean(axis=0)) * 0.2
+    r, _ = nan_reasons(insts, spine.shape)
+    assert r["LL"][1].startswith("L5 inferior: mask too small")
+    # an outline that gives no endplate
+    insts = spine.instances(labels=True)
+    for i in insts:
+        if i.label == "L1":
+            c = i.polygon.mean(axis=0)
+            i.polygon = c + np.array([[-20.0, 0.0], [0.0, 0.0], [20.0, 0.0]])  # encloses nothing
+    r, _ = nan_reasons(insts, spine.shape, min_area=0.0, min_area_fraction=0.0)
+    assert r["LL"][1].startswith("L1 superior: endplate fit failed")
+    # an implausible sequence: six lumbar bodies
+    insts = spine.instances()
+    for i in insts:
+        if np.allclose(i.centre(), spine.polygons["T12"].mean(0), atol=3):
+            i.class_name = "lumbar"
+    r, m = nan_reasons(insts, spine.shape)
+    assert "level name uncertain" in r["LL"][1] and "6 lumbar" in r["LL"][1]
+    assert any("implausible" in f for f in m.flags)
+    r, m = nan_reasons(insts, spine.shape, on_implausible="measure")
+    assert not math.isnan(r["LL"][0])
+
+
+def test_anterior_override_and_uncertainty():
+    spine = toy_spine(facing=-1)
+    m = measure_instances(spine.instances(), spine.shape, cfg={"anterior": "left"})
+    assert m.angles["SS"].value == pytest.approx(spine.expected["SS"], abs=0.01)
+    m = measure_instances(spine.instances(), spine.shape, cfg={"anterior": "right"})
+    assert m.angles["SS"].value == pytest.approx(-spine.expected["SS"], abs=0.01)
+    # one lone vertebra: nothing tells front from back
+    lone = [i for i in spine.instances(labels=True) if i.label == "L3"]
+    m = measure_instances(lone, spine.shape)
+    assert not m.anterior.certain and "anterior side unknown" in m.notes
+
+
+def test_measurement_row_has_the_csv_columns():
+    spine = toy_spine()
+    m = measure_instances(spine.instances(heads=False), spine.shape)
+    row = measurement_row("img_001", m)
+    assert tuple(row) == CSV_COLUMNS
+    assert row["image"] == "img_001" and row["frame"] == "image"
+    assert math.isnan(row["PT"]) and "PT/PI NaN: femoral heads not in view" in row["notes"]
+    assert row["LL"] == pytest.approx(spine.expected["LL"], abs=0.01)
+
+
+def test_config_is_checked():
+    assert MeasureConfig.from_cfg({"method": "paper", "frame": {"enabled": False}}).frame.enabled is False
+    with pytest.raises(ValueError, match="unknown measure option"):
+        MeasureConfig.from_cfg({"methd": "paper"})
+    with pytest.raises(ValueError, match="method"):
+        MeasureConfig.from_cfg({"method": "best"})
+
+
+class FakePredictions:
+    """What detectron2's `Instances` of a mask model carries (as numpy arrays here)."""
+
+    def __init__(self, masks, classes, scores):
+        self.pred_masks, self.pred_classes, self.scores = masks, classes, scores
+
+
+def test_model_predictions_and_the_photo_feed_the_pipeline():
+    from spine_d2.measure.instances import instances_from_predictions
+
+    spine = toy_spine(scale=2.0, size=(1040, 1640))
+    classes = ("thoracic", "lumbar", "sacrum", "femoral_head")
+    insts = spine.instances("mask")
+    pred = FakePredictions(np.stack([i.mask for i in insts]).astype(np.float32),
+                           np.array([classes.index(i.class_name) for i in insts]),
+                           np.linspace(0.99, 0.8, len(insts)))
+    got = instances_from_predictions(pred, classes)
+    assert [i.class_name for i in got] == [i.class_name for i in insts]
+    photo = np.full(spine.shape + (3,), 30, np.uint8)  # no borders: the frame stays the image's
+    m = measure_instances(got, spine.shape, classes, image=photo)
+    assert m.frame == "image" and m.correction is not None and not m.correction.trusted
+    assert m.angles["LL"].value == pytest.approx(spine.expected["LL"], abs=1.0)
+    with pytest.raises(ValueError, match="pred_masks"):
+        instances_from_predictions(object(), classes)

@@ -1,0 +1,72 @@
+"""tools/measure.py on a small Labelme folder written by the test: columns, values, notes, no overwrite."""
+import csv
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from labelme_factory import image_cache, shape, write_image, write_labelme  # noqa: E402,F401
+from measure_factory import toy_spine  # noqa: E402
+
+from spine_d2.measure.dataset import measure_dataset  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_folder(root: Path) -> dict:
+    expected = {}
+    for k, (facing, heads) in enumerate([(1, True), (-1, False)]):
+        spine = toy_spine(facing=facing, ss=30.0 + 5 * k)
+        h, w = spine.shape
+        img = write_image(root / "images" / f"img{k}.png", (w, h), seed=k)
+        shapes = [shape(lv, poly) for lv, poly in spine.polygons.items()]
+        if heads:
+            shapes += [shape("FH", [[cx, cy], [cx + r, cy]], "circle") for cx, cy, r in spine.heads]
+        write_labelme(root / "annotations" / f"img{k}.json", img, shapes)
+        expected[f"img{k}"] = spine.expected
+    return expected
+
+
+def test_measure_dataset_finds_the_angles_of_the_polygons(tmp_path, image_cache):
+    expected = make_folder(tmp_path / "ds")
+    for source in ("polygons", "masks"):
+        rows = {r["image"]: r for r in measure_dataset(tmp_path / "ds", {"method": "ours"}, source=source)}
+        tol = 0.3 if source == "polygons" else 2.0
+        for stem, exp in expected.items():
+            for name in ("TK", "LL", "LL_S1", "SS"):
+                assert rows[stem][name] == pytest.approx(exp[name], abs=tol), (source, stem, name)
+        assert math.isnan(rows["img1"]["PT"]) and "femoral heads not in view" in rows["img1"]["notes"]
+        assert rows["img0"]["PT"] == pytest.approx(expected["img0"]["PT"], abs=max(tol, 0.5))
+
+
+def test_the_tool_writes_the_csv_and_never_overwrites(tmp_path, image_cache):
+    make_folder(tmp_path / "ds")
+    out = tmp_path / "angles.csv"
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, str(REPO / "tools" / "measure.py"), f"dataset.root={tmp_path / 'ds'}",
+           f"out={out}", "measure.method=paper"]
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr + done.stdout
+    rows = list(csv.DictReader(out.open()))
+    assert list(rows[0]) == ["image", "TK", "LL", "LL_S1", "SS", "PT", "PI", "frame", "notes"]
+    assert [r["image"] for r in rows] == ["img0", "img1"]
+    assert rows[1]["PT"] == "" and float(rows[0]["LL"]) > 0
+    assert not any(p.name != "angles.csv" and p.name != "ds" for p in tmp_path.iterdir())  # no clutter
+    again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "exists" in (again.stderr + again.stdout)
+
+
+def test_the_measure_config_group_composes_and_is_accepted():
+    from hydra import compose, initialize_config_dir
+
+    from spine_d2.measure.pipeline import MeasureConfig
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("measure_dataset", overrides=["dataset.root=x", "out=y.csv", "measure.method=paper"])
+    m = MeasureConfig.from_cfg(cfg.measure)
+    assert m.method == "paper" and m.slope_threshold == 1.7 and m.frame.enabled
+    assert cfg.source == "polygons" and cfg.frame_source == "estimate"
