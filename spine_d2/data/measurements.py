@@ -1,0 +1,104 @@
+"""Reads a dataset's measurements.csv: the specialists' angles per image, in degrees.
+
+Columns: ``image`` (the image stem), ``TK``, ``LL``, ``SS`` and optionally ``LL_S1``, ``PT``,
+``PI``; an empty cell (or NaN/NA) means "not measured". Other columns (e.g. notes) are ignored.
+Angles are in degrees as the specialist measured them on the radiograph; nothing is converted.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from spine_d2.angles import ANGLE_NAMES
+from spine_d2.data.labelme import IMAGE_SUFFIXES, DatasetError
+
+REQUIRED_COLUMNS = ("image", "TK", "LL", "SS")
+OPTIONAL_COLUMNS = tuple(a for a in ANGLE_NAMES if a not in REQUIRED_COLUMNS)
+MISSING_VALUES = frozenset({"", "nan", "na", "n/a", "none"})
+
+
+def _number(text: str) -> float:
+    """A cell as float degrees; NaN for an empty cell; ValueError for anything else."""
+    text = text.strip()
+    if text.lower() in MISSING_VALUES:
+        return math.nan
+    value = float(text)  # ValueError for "abc", "12,5", "12°"
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def read_measurements(path: str | Path, images: Iterable[str] | None = None) -> pd.DataFrame:
+    """measurements.csv → DataFrame indexed by image stem, columns exactly ANGLE_NAMES (float
+    degrees, NaN = not measured). `images`: the dataset's image stems; a row naming another image
+    is an error. Every error is a DatasetError naming the file and the row (file line number)."""
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: measurements file not found") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise DatasetError(f"{path}: cannot read measurements ({e})") from None
+    if not rows:
+        raise DatasetError(f"{path}: empty file; expected a header {','.join(REQUIRED_COLUMNS)}")
+    header = [h.strip() for h in rows[0]]
+    known = {c.lower(): c for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS}
+    for h in header:
+        if h.lower() in known and h != known[h.lower()]:
+            raise DatasetError(f"{path}: column {h!r} should be spelled {known[h.lower()]!r}")
+    if len(set(header)) != len(header):
+        dup = sorted({h for h in header if header.count(h) > 1})
+        raise DatasetError(f"{path}: column(s) {dup} appear twice in the header")
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise DatasetError(f"{path}: missing column(s) {', '.join(missing)}; the header must "
+                           f"have {','.join(REQUIRED_COLUMNS)}[,{','.join(OPTIONAL_COLUMNS)}]")
+    col = {c: header.index(c) for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if c in header}
+    known_images = None if images is None else set(images)
+
+    data, first_row = {}, {}
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue  # blank line
+        where = f"{path} row {line}"
+        if len(row) > len(header):
+            raise DatasetError(f"{where}: {len(row)} cells but the header has {len(header)} "
+                               "(a decimal comma? use a dot: 12.5)")
+        row = row + [""] * (len(header) - len(row))
+        image = row[col["image"]].strip()
+        if not image:
+            raise DatasetError(f"{where}: no image name")
+        where = f"{where} (image {image!r})"
+        if image in first_row:
+            raise DatasetError(f"{where}: duplicate image, already on row {first_row[image]}")
+        if known_images is not None and image not in known_images:
+            stem = Path(image).stem
+            hint = (f"; write the stem {stem!r}, without the extension"
+                    if image.lower().endswith(IMAGE_SUFFIXES) and stem in known_images else "")
+            raise DatasetError(f"{where}: unknown image, no annotation file has this stem{hint}")
+        values = {}
+        for name in ANGLE_NAMES:
+            if name not in col:
+                values[name] = math.nan
+                continue
+            cell = row[col[name]]
+            try:
+                values[name] = _number(cell)
+            except ValueError:
+                raise DatasetError(f"{where}: {name} = {cell!r} is not a number of degrees "
+                                   "(leave the cell empty when not measured)") from None
+        first_row[image] = line
+        data[image] = values
+    frame = pd.DataFrame.from_dict(data, orient="index", columns=list(ANGLE_NAMES), dtype=float)
+    frame.index.name = "image"
+    return frame
+
+
+def measurements_by_image(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """{stem: {angle: degrees}} with every name of ANGLE_NAMES (NaN = not measured)."""
+    return {str(image): {k: float(v) for k, v in row.items()} for image, row in frame.iterrows()}

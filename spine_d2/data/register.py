@@ -1,0 +1,119 @@
+"""Registers a Labelme dataset folder's train/test splits in detectron2's catalogs; COCO export.
+
+Registration is lazy (the annotation files are read on the first `DatasetCatalog.get`, once for
+both splits) and idempotent: registering the same name again replaces it, as a Hydra multirun
+does when it runs several jobs in one process. Coordinates in the records: image frame, pixels.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+
+from spine_d2.data.labelme import DatasetError, image_stems, load_labelme_dataset
+from spine_d2.data.measurements import measurements_by_image, read_measurements
+from spine_d2.data.splits import SPLITS, dataset_splits
+from spine_d2.levels import LEVELS, ClassMap, get_class_map
+
+log = logging.getLogger(__name__)
+
+EVALUATOR_TYPE = "spine"
+
+
+class _Loader:
+    """Reads the dataset once per registration and hands each split a fresh copy of its dicts."""
+
+    def __init__(self, root: Path, class_map: ClassMap, strict: bool):
+        self.root, self.class_map, self.strict = root, class_map, strict
+        self._records: list[dict] | None = None
+
+    def split(self, stems: list[str]) -> list[dict]:
+        if self._records is None:
+            self._records = load_labelme_dataset(self.root, self.class_map, self.strict)
+        wanted = set(stems)
+        return [copy.deepcopy(r) for r in self._records if r["image"] in wanted]
+
+
+def register_spine_dataset(name: str, root: str | Path, class_map: str = "default",
+                           test_fraction: float = 0.3, split_seed: int = 0, strict: bool = True,
+                           measurements: str | None = "measurements.csv") -> dict[str, str]:
+    """Register `<name>_train` and `<name>_test`; returns {"train": ..., "test": ...}.
+
+    Splits come from root/splits/{train,test}.txt, else a seeded split with `test_fraction`.
+    Metadata per split: thing_classes, class_map, label_to_class, levels, root, split, images
+    (its stems), measurements ({stem: {angle: degrees}}, NaN = not measured; from
+    root/`measurements` when that file exists) and evaluator_type.
+    """
+    root = Path(root).expanduser().resolve()
+    cmap = get_class_map(class_map)
+    stems = image_stems(root)  # raises a DatasetError for a missing or empty folder
+    splits = dataset_splits(root, stems, test_fraction, split_seed)
+    table: dict[str, dict[str, float]] = {}
+    if measurements:
+        path = root / measurements
+        if path.is_file():
+            table = measurements_by_image(read_measurements(path, images=stems))
+        else:
+            log.info("%s: no measurements file; angles will not be compared", path)
+    loader = _Loader(root, cmap, strict)
+    names = {}
+    for split in SPLITS:
+        full = f"{name}_{split}"
+        if full in DatasetCatalog.list():
+            DatasetCatalog.remove(full)
+            MetadataCatalog.remove(full)
+        members = splits[split]
+        DatasetCatalog.register(full, lambda members=members: loader.split(members))
+        MetadataCatalog.get(full).set(
+            thing_classes=list(cmap.classes),
+            class_map=cmap.name,
+            label_to_class=dict(cmap.label_to_class),
+            levels=list(LEVELS),
+            root=str(root),
+            split=split,
+            images=list(members),
+            measurements={s: table[s] for s in members if s in table},
+            evaluator_type=EVALUATOR_TYPE,
+        )
+        names[split] = full
+    log.info("registered %s: %d train / %d test images from %s", name,
+             len(splits["train"]), len(splits["test"]), root)
+    return names
+
+
+def register_from_cfg(dataset_cfg: Mapping[str, Any]) -> dict[str, str]:
+    """`register_spine_dataset` from the Hydra `dataset` node (conf/dataset/*.yaml)."""
+    root = Path(str(dataset_cfg["root"]))
+    if not root.is_dir():
+        hint = ("; generate it first (spine_d2.synthetic.generate.ensure_dataset or "
+                "tools/make_synthetic.py)" if dataset_cfg.get("generate") else "")
+        raise DatasetError(f"{root}: dataset folder not found (dataset.root){hint}")
+    return register_spine_dataset(
+        name=str(dataset_cfg["name"]),
+        root=root,
+        class_map=dataset_cfg.get("class_map") or "default",
+        test_fraction=float(dataset_cfg.get("test_fraction", 0.3)),
+        split_seed=int(dataset_cfg.get("split_seed", 0)),
+        strict=bool(dataset_cfg.get("strict", True)),
+        measurements=dataset_cfg.get("measurements", "measurements.csv"),
+    )
+
+
+def export_coco_json(split_name: str, path: str | Path, overwrite: bool = False) -> Path:
+    """Write a registered split as COCO JSON with detectron2's own `convert_to_coco_json`.
+    An existing file is kept (FileExistsError) unless `overwrite`."""
+    from detectron2.data.datasets.coco import convert_to_coco_json
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: already exists; pass overwrite=True to replace it")
+    lock = Path(f"{path}.lock")  # detectron2 locks the output with this file
+    had_lock = lock.exists()
+    convert_to_coco_json(split_name, str(path), allow_cached=False)
+    if not had_lock:
+        lock.unlink(missing_ok=True)
+    return path
+
