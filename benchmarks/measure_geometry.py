@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import subprocess
 import sys
@@ -35,6 +36,8 @@ from spine_d2.measure.frame import frame_error  # noqa: E402
 from spine_d2.measure.instances import instances_from_record  # noqa: E402
 from spine_d2.measure.pipeline import MeasureConfig, measure_instances  # noqa: E402
 
+DEPENDS = ("spine_d2/measure", "spine_d2/synthetic", "spine_d2/data", "spine_d2/angles.py", "spine_d2/frames.py",
+           "spine_d2/levels.py", "benchmarks/measure_geometry.py")  # code the numbers rest on
 TARGET = {"TK": 0.5, "LL": 0.5, "LL_S1": 0.5, "SS": 1.0, "PT": 1.0, "PI": 1.0}
 MAX_MISSING = 0.05
 
@@ -137,21 +140,17 @@ def line(key, s) -> str:
 def write(o, results, frames_report, n, seconds, argv) -> None:
     out = Path(o["out"])
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                                text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+    commit = describe_commit()
     command = "python benchmarks/measure_geometry.py " + " ".join(argv)
     meta = {"command": command.strip(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "machine": f"{platform.node()} {platform.machine()} {platform.processor() or ''}".strip(),
+            "machine": f"{os.cpu_count()}-core {platform.machine()} CPU ({platform.node()}), shared with other jobs",
             "python": platform.python_version(), "commit": commit, "root": o["root"], "images": n,
             "seconds": round(seconds, 1), "targets_mae_deg": TARGET, "max_missing": MAX_MISSING}
     (out / "geometry.json").write_text(json.dumps({"meta": meta, "results": results, "frame": frames_report},
                                                   indent=2, allow_nan=True) + "\n")
     head = "| method/source/frame | " + " | ".join(ANGLE_NAMES) + " | worst missing | meets targets |"
     sep = "|" + "---|" * (len(ANGLE_NAMES) + 3)
-    md = [f"# Geometry alone: MAE (degrees) on {n} phantom images", "",
+    md = [f"# Geometry alone: MAE (degrees) on {n} phantom images ({o['root']})", "",
           f"`{meta['command']}` — {meta['date']}, {meta['machine']}, Python {meta['python']}, "
           f"commit {commit}, {meta['seconds']} s", "",
           "Targets: MAE ≤ 0.5° TK/LL/LL_S1, ≤ 1° SS/PT/PI, ≤ 5 % of measurable angles missing. "
@@ -165,6 +164,18 @@ def write(o, results, frames_report, n, seconds, argv) -> None:
                f"{fmt(v['uncorrected_median_max_angle_error_deg'])}°)" for k, v in frames_report.items()]
     (out / "geometry.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
+
+
+def describe_commit() -> str:
+    """The short commit, plus the measurement and phantom files changed since (they shape the numbers)."""
+    def git(*a):
+        return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    try:
+        commit = git("rev-parse", "--short", "HEAD").strip()
+        dirty = [ln[3:] for ln in git("status", "--porcelain", "--untracked-files=no", "--", *DEPENDS).splitlines()]
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + (f" + uncommitted changes to {', '.join(sorted(dirty))}" if dirty else "")
 
 
 def fmt(v) -> str:

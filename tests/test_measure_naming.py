@@ -8,9 +8,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from measure_factory import toy_spine  # noqa: E402
 
-from spine_d2.levels import LUMBAR  # noqa: E402
+from spine_d2.levels import LEVEL_INDEX, LUMBAR  # noqa: E402
 from spine_d2.measure.instances import Instance  # noqa: E402
-from spine_d2.measure.naming import name_levels  # noqa: E402
+from spine_d2.measure.naming import name_levels, ordinal  # noqa: E402
 
 ALL = set(toy_spine().polygons)
 
@@ -69,7 +69,15 @@ def test_a_missing_level_is_a_gap_not_a_rename():
     naming = name_levels(insts)
     got, _ = named(naming, insts)
     assert "T8" not in got and all(k == v for k, v in got.items())
-    assert any("gap" in f for f in naming.flags)
+    top = sorted(LEVEL_INDEX[lv] for lv in got)[0]
+    before = LEVEL_INDEX["T8"] - top  # T8's place from the top: the gap follows the vertebra above it
+    assert any(f"between the {ordinal(before)} and {ordinal(before + 1)} vertebra" in f for f in naming.flags), naming.flags
+
+
+def test_ordinals_are_english():
+    got = [ordinal(n) for n in (1, 2, 3, 4, 10, 11, 12, 13, 14, 21, 22, 23, 101, 111, 112)]
+    assert got == ["1st", "2nd", "3rd", "4th", "10th", "11th", "12th", "13th", "14th", "21st", "22nd", "23rd",
+                   "101st", "111th", "112th"]
 
 
 def test_six_lumbar_is_flagged_and_uncertain():

@@ -1,17 +1,23 @@
 """Estimate how a photo is rotated and skewed relative to the radiograph it shows; image frame, pixels.
 
-A phone photo of a monitor sees the screen (and the viewer's panels, and the film inside them) as
-a quadrilateral; its straight borders are the longest straight edges in the photo and all run
-along the radiograph's axes. `estimate_frame` finds them (Canny edges → probabilistic Hough
-segments → segments grouped into lines, near-horizontal and near-vertical) and builds a
-homography `H` from a rectified radiograph-like frame to the image frame:
+A phone photo of a monitor is a pinhole camera's view of a plane: the screen, with the viewer's
+panels and the film on it, whose straight borders all run along the radiograph's axes.
+`estimate_frame` finds the long straight lines of the photo (Canny edges → probabilistic Hough
+segments → segments grouped into lines, near-horizontal and near-vertical; tangles of lines at
+different angles, as bones and text make, are dropped) and explains them with a camera:
 
-- four borders (top, bottom, left, right) → their corners → `H` for the full perspective; the
-  width:height of the rectified frame is `aspect` when the config gives it, else recovered from
-  the quadrilateral with a pinhole camera (Zhang & He 2007; principal point at the image centre),
-  else the mean side lengths;
-- fewer borders that agree → a rotation about the image centre;
-- nothing, or borders that disagree → no correction (`trusted=False`): angles stay in the image
+- **perspective** (`fit_camera`): the camera's rotation R (and focal length f, principal point at
+  the image centre) under which the lines of each direction meet at their vanishing point K·r1 or
+  K·r2 — a consensus over minimal line sets at a few phone focal lengths, refined by least
+  squares; f moves from the phone prior (`focal_prior`, 26 mm-equivalent) only where the lines
+  fix it. The rectifying homography is then K·[r1 r2 t] (any t: the rest is scale and shift). It
+  needs `min_lines` fitted lines in both directions; a fit resting on a single line in one
+  direction is trusted only for views within `max_view_deg` / 2 of head-on;
+- **rotation**: when a head-on view explains nearly as many lines (`prefer_rotation`), the simpler
+  model wins (screenshots, square-on photos): a rotation about the image centre;
+- with `aspect` given, the older four-border quadrilateral of that width:height; fewer borders that
+  agree → a rotation;
+- nothing, or lines no camera explains → no correction (`trusted=False`): angles stay in the image
   frame, which is right for screenshots and untouched films.
 
 `H` maps the rectified frame → image frame, the same direction as the phantom's stored
@@ -36,10 +42,17 @@ class FrameConfig:
     min_line_fraction: float = 0.25   # a border is at least this fraction of the image side
     max_tilt_deg: float = 30.0        # borders deviate at most this from horizontal/vertical
     agree_deg: float = 1.5            # borders of one estimate agree within this
-    min_area_fraction: float = 0.15   # a quadrilateral covers at least this share of the photo
-    perspective: bool = True          # use four borders for a homography (else rotation only)
-    aspect: float | None = None       # known width:height of the bordered rectangle, if any
+    min_area_fraction: float = 0.15   # (with `aspect`) the border quadrilateral covers this share of the photo
+    perspective: bool = True          # fit a pinhole camera (else rotation only)
+    aspect: float | None = None       # known width:height of the outer border rectangle: four-border fit instead
     max_rotation_deg: float = 25.0    # larger corrections are not trusted
+    focal_prior: float = 0.6          # phone focal length in image diagonals (26 mm-equivalent)
+    fit_tol_deg: float = 0.4          # a line fits the camera model within this (degrees)
+    min_lines: int = 4                # fitted lines needed (one more than a pose needs), both directions
+    max_view_deg: float = 40.0        # the screen is seen at most this far off head-on
+    min_per_direction: int = 1        # fitted lines needed in each direction (one: a view ≤ max_view_deg / 2)
+    clutter: int = 2                  # lines with this many crossing neighbours are not borders (0: keep all)
+    prefer_rotation: float = 0.9      # a head-on (rotation) fit explaining this share of a pinhole fit's lines wins
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> "FrameConfig":
@@ -94,6 +107,7 @@ class _Line:
     angle: float     # degrees in (−90, 90], direction of the line
     point: np.ndarray  # a point on it (full-resolution px)
     length: float    # summed length of its segments
+    extent: float = 0.0  # length of the stretch they cover
 
     def homog(self) -> np.ndarray:
         t = np.radians(self.angle)
@@ -144,7 +158,8 @@ def _group(segs: np.ndarray, tol_deg: float, tol_px: float) -> list[_Line]:
         evals, evecs = np.linalg.eigh(cov)
         d = evecs[:, -1]
         ang = (np.degrees(np.arctan2(d[1], d[0])) + 90) % 180 - 90
-        out.append(_Line(float(ang), c, float(length)))
+        along = (pts - c) @ d
+        out.append(_Line(float(ang), c, float(length), float(along.max() - along.min())))
     return out
 
 
@@ -171,32 +186,6 @@ def _intersect(a: _Line, b: _Line) -> np.ndarray:
     return p[:2] / p[2] if abs(p[2]) > 1e-12 else np.array([np.nan, np.nan])
 
 
-def quad_aspect(corners: np.ndarray, image_shape) -> float:
-    """width:height of the rectangle seen as `corners` (TL, TR, BR, BL): pinhole camera with the
-    principal point at the image centre (Zhang & He 2007); mean side lengths when that is
-    ill-conditioned (nearly fronto-parallel) or inconsistent."""
-    tl, tr, br, bl = np.asarray(corners, dtype=float)
-    top, bottom = np.linalg.norm(tr - tl), np.linalg.norm(br - bl)
-    left, right = np.linalg.norm(bl - tl), np.linalg.norm(br - tr)
-    fallback = (top + bottom) / (left + right)
-    h, w = image_shape[:2]
-    c = np.array([w / 2, h / 2])
-    m1, m2, m3, m4 = (np.array([*(p - c), 1.0]) for p in (tl, tr, bl, br))
-    k2 = np.dot(np.cross(m1, m4), m3) / np.dot(np.cross(m2, m4), m3)
-    k3 = np.dot(np.cross(m1, m4), m2) / np.dot(np.cross(m3, m4), m2)
-    n2, n3 = k2 * m2 - m1, k3 * m3 - m1
-    if abs(n2[2]) < 1e-3 or abs(n3[2]) < 1e-3:
-        return float(fallback)
-    f2 = -(n2[0] * n3[0] + n2[1] * n3[1]) / (n2[2] * n3[2])
-    if not np.isfinite(f2) or f2 <= (0.3 * max(h, w)) ** 2 or f2 >= (20 * max(h, w)) ** 2:
-        return float(fallback)
-    a_inv2 = np.diag([1 / f2, 1 / f2, 1.0])
-    ratio = np.sqrt((n2 @ a_inv2 @ n2) / (n3 @ a_inv2 @ n3))
-    if not np.isfinite(ratio) or abs(ratio / fallback - 1) > 0.25:
-        return float(fallback)
-    return float(ratio)
-
-
 def estimate_frame(image: np.ndarray, cfg: FrameConfig | Mapping | None = None) -> FrameEstimate:
     """Estimate the rectified(radiograph)→image homography of a photo (see the module docstring)."""
     cfg = FrameConfig.from_cfg(cfg)
@@ -219,7 +208,12 @@ def estimate_frame(image: np.ndarray, cfg: FrameConfig | Mapping | None = None) 
     rot = {k: (-ln.angle if k in ("top", "bottom") else -(ln.angle - 90 if ln.angle > 0 else ln.angle + 90))
            for k, ln in b.items()}
     centre = np.array([w / 2, h / 2])
-    if cfg.perspective and len(b) == 4:
+    if cfg.perspective and cfg.aspect is None:
+        est = _from_camera(lines, (h, w), cfg)
+        if est.trusted:
+            return est
+        why = est.reason
+    elif cfg.perspective and len(b) == 4:
         corners = np.array([_intersect(b["top"], b["left"]), _intersect(b["top"], b["right"]),
                             _intersect(b["bottom"], b["right"]), _intersect(b["bottom"], b["left"])])
         est = _from_quad(corners, (h, w), cfg)
@@ -238,6 +232,182 @@ def estimate_frame(image: np.ndarray, cfg: FrameConfig | Mapping | None = None) 
     return FrameEstimate(rotation_deg=float(np.mean(vals)),
                          reason=f"{why}; borders disagree or too few for a rotation "
                                 f"({', '.join(f'{k} {v:+.1f}°' for k, v in rot.items())})")
+
+
+FOCAL_CANDIDATES = (0.45, 0.8, 1.2, 1.7)  # image diagonals tried besides the prior (ultra-wide … 3× tele)
+
+
+def _plane_normals(lines: list[_Line], K: np.ndarray) -> np.ndarray:
+    """Unit normals (camera frame) of the planes through the camera centre and each image line."""
+    m = np.array([K.T @ ln.homog() for ln in lines])
+    return m / np.linalg.norm(m, axis=1, keepdims=True)
+
+
+def _residuals(R: np.ndarray, f: float, lines: list[_Line], family: np.ndarray, shape) -> np.ndarray:
+    """Degrees by which each line misses the vanishing point K·r of its family (0: the screen's
+    horizontals, r1; 1: its verticals, r2); principal point at the image centre."""
+    h, w = shape
+    K = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1.0]])
+    v = (K @ R[:, :2])[:, family].T  # (n, 3) vanishing point of each line's family
+    pts = np.array([ln.point for ln in lines])
+    d = v[:, :2] - pts * v[:, 2:3]
+    t = np.radians([ln.angle for ln in lines])
+    cross = (d[:, 0] * np.sin(t) - d[:, 1] * np.cos(t)) / (np.linalg.norm(d, axis=1) + 1e-12)
+    return np.degrees(np.arcsin(np.clip(cross, -1, 1)))
+
+
+def _hypothesis(m: np.ndarray, pair: tuple[int, int], other: int, fam: int) -> np.ndarray | None:
+    """The screen's axes from two lines of one family and one of the other (focal length known)."""
+    ra = np.cross(m[pair[0]], m[pair[1]])
+    if np.linalg.norm(ra) < 1e-9:
+        return None
+    ra /= np.linalg.norm(ra)
+    ra = ra if ra[fam] > 0 else -ra  # r1 points right, r2 down
+    rb = np.cross(ra, m[other])
+    if np.linalg.norm(rb) < 1e-9:
+        return None
+    rb /= np.linalg.norm(rb)
+    rb = rb if rb[1 - fam] > 0 else -rb
+    r1, r2 = (ra, rb) if fam == 0 else (rb, ra)
+    r3 = np.cross(r1, r2)
+    return np.column_stack([r1, r2, r3]) if r3[2] > 0 else None
+
+
+def fit_camera(lines: list[_Line], family: np.ndarray, shape, cfg: FrameConfig
+               ) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    """Rotation R (screen → camera) and focal length f of a pinhole camera whose view of the screen's
+    two orthogonal directions explains the most of `lines` (by length): each line must point at its
+    family's vanishing point K·r (family 0: the screen's horizontals, 1: its verticals).
+
+    Consensus first, with f at the phone prior (`cfg.focal_prior` image diagonals): every pair of
+    one family with each line of the other fixes R; the one whose inliers (within
+    `cfg.fit_tol_deg`) are longest wins. Then least squares on its inliers refines R and f, f held
+    near the prior by a weak penalty so that only a clear perspective moves it, and kept at the prior
+    when the data would put it outside 0.35–3 diagonals. Returns (R, f, residuals°, inlier mask)."""
+    from scipy.optimize import least_squares
+    from scipy.spatial.transform import Rotation
+
+    h, w = shape
+    diag = float(np.hypot(h, w))
+    f0 = cfg.focal_prior * diag
+    K0 = np.array([[f0, 0, w / 2], [0, f0, h / 2], [0, 0, 1.0]])
+    length = np.array([ln.length for ln in lines])
+    best, best_score, best_f = None, 0.0, f0
+    for fc in [f0] + [k * diag for k in FOCAL_CANDIDATES if abs(k * diag / f0 - 1) > 0.1]:
+        K = np.array([[fc, 0, w / 2], [0, fc, h / 2], [0, 0, 1.0]])
+        m = _plane_normals(lines, K)
+        for fam in (0, 1):
+            idx = np.flatnonzero(family == fam)
+            for a in range(len(idx)):
+                for b in range(a + 1, len(idx)):
+                    for o in np.flatnonzero(family != fam):
+                        R = _hypothesis(m, (idx[a], idx[b]), o, fam)
+                        if R is None or np.degrees(np.arccos(np.clip(R[2, 2], -1, 1))) > cfg.max_view_deg:
+                            continue
+                        score = length[np.abs(_residuals(R, fc, lines, family, shape)) <= cfg.fit_tol_deg].sum()
+                        # focal lengths other than the prior must do clearly better
+                        if score > best_score * (1.0 if fc == f0 else 1.05):
+                            best, best_score, best_f = R, score, fc
+    if best is None:
+        return np.eye(3), f0, np.full(len(lines), np.inf), np.zeros(len(lines), bool), 0.0
+    inl = np.abs(_residuals(best, best_f, lines, family, shape)) <= cfg.fit_tol_deg
+    sub, fsub = [ln for ln, k in zip(lines, inl) if k], family[inl]
+    wts = np.sqrt(length[inl] / max(h, w))
+
+    def res(p, free_f):
+        R = Rotation.from_rotvec(p[:3]).as_matrix()
+        f = np.exp(p[3]) if free_f else best_f
+        r = _residuals(R, f, sub, fsub, shape) * wts
+        return np.append(r, 0.05 * (p[3] - np.log(f0)) / 0.7) if free_f else r
+
+    x0 = np.append(Rotation.from_matrix(best).as_rotvec(), np.log(best_f))
+    fit = least_squares(res, x0, args=(True,), x_scale=np.array([0.1, 0.1, 0.1, 0.3]))
+    f = float(np.exp(fit.x[3]))
+    J = fit.jac[:-1]
+    try:  # how well the lines alone fix f: SD of log f for 0.1° of noise on a full-length line
+        var = float(np.linalg.inv(J.T @ J)[3, 3])
+        sd_logf = 0.1 * np.sqrt(var) if var > 0 else np.inf
+    except np.linalg.LinAlgError:
+        sd_logf = np.inf
+    if not (0.35 * diag <= f <= 3.0 * diag) or not sd_logf <= 0.1:
+        fit = least_squares(res, x0[:3], args=(False,), x_scale=0.1)
+        f = best_f
+    R = Rotation.from_rotvec(fit.x[:3]).as_matrix()
+    resid = _residuals(R, f, lines, family, shape)
+    return R, f, resid, inl, float(best_score)
+
+
+def _fit_roll(lines: list[_Line], family: np.ndarray, cfg: FrameConfig) -> tuple[float, np.ndarray, float]:
+    """The simpler model: the screen seen head-on, only turned in-plane. The roll (degrees, y-down
+    image angle of the screen's horizontals) that the longest set of lines agrees with (within
+    `cfg.fit_tol_deg`), its inlier mask and their summed length."""
+    dev = np.array([ln.angle if fam == 0 else (ln.angle - 90 if ln.angle > 0 else ln.angle + 90)
+                    for ln, fam in zip(lines, family)])
+    length = np.array([ln.length for ln in lines])
+    scores = [length[np.abs(dev - d) <= cfg.fit_tol_deg].sum() for d in dev]
+    k = int(np.argmax(scores))
+    inl = np.abs(dev - dev[k]) <= cfg.fit_tol_deg
+    return float(np.average(dev[inl], weights=length[inl])), inl, float(scores[k])
+
+
+def _uncluttered(lines: list[_Line], shape, cfg: FrameConfig) -> list[_Line]:
+    """Drop lines with `cfg.clutter` or more neighbours (midpoints within 6 % of the image diagonal)
+    running at another angle (over 1.5° apart): the edges of bones, ribs and text come in such
+    tangles, the borders of a screen, a viewer panel or a film do not."""
+    if not lines or cfg.clutter <= 0:
+        return lines
+    pts = np.array([ln.point for ln in lines])
+    ang = np.array([ln.angle for ln in lines])
+    near = np.linalg.norm(pts[:, None] - pts[None], axis=2) < 0.06 * float(np.hypot(*shape))
+    turned = np.abs((ang[:, None] - ang[None] + 90) % 180 - 90) > 1.5
+    count = (near & turned).sum(axis=1)
+    return [ln for ln, c in zip(lines, count) if c < cfg.clutter]
+
+
+def _from_camera(lines: list[_Line], shape, cfg: FrameConfig) -> FrameEstimate:
+    """The rectifying homography from the long straight lines of the photo (see `fit_camera`)."""
+    h, w = shape
+    side = cfg.min_line_fraction * min(h, w)
+    long = [ln for ln in lines if ln.length >= side]
+    keep, family = [], []
+    for ln in sorted(_uncluttered(long, shape, cfg), key=lambda ln: -ln.length):
+        fam = 0 if abs(ln.angle) <= cfg.max_tilt_deg else 1 if abs(ln.angle) >= 90 - cfg.max_tilt_deg else None
+        if fam is not None and family.count(fam) < 12:  # the 12 longest of each direction
+            keep.append(ln), family.append(fam)
+    family = np.array(family, dtype=int)
+    if len(keep) < cfg.min_lines or len(set(family.tolist())) < 2:
+        return FrameEstimate(reason=f"{len(keep)} long lines, too few for a camera fit")
+    R, f, resid, inl, score = fit_camera(keep, family, shape, cfg)
+    roll, rin, rscore = _fit_roll(keep, family, cfg)
+    if rscore >= cfg.prefer_rotation * score and rin.sum() >= 2:
+        # as well explained without perspective (screenshots, head-on photos): the simpler model
+        r = -roll
+        if abs(r) > cfg.max_rotation_deg:
+            return FrameEstimate(reason=f"rotation {r:.1f}° too large to trust")
+        return FrameEstimate(_rotation_about(np.array([w / 2, h / 2]), r), True, "rotation", r,
+                             f"{int(rin.sum())} lines agree on a head-on view")
+    fam_in = family[inl]
+    n0, n1 = int((fam_in == 0).sum()), int((fam_in == 1).sum())
+    if n0 + n1 < cfg.min_lines or min(n0, n1) < cfg.min_per_direction:
+        return FrameEstimate(reason=f"camera fit explains {n0}+{n1} of {len(keep)} lines")
+    view = float(np.degrees(np.arccos(np.clip(R[2, 2], -1, 1))))
+    if min(n0, n1) < 2 and view > cfg.max_view_deg / 2:  # one line cannot be checked: a mild view only
+        return FrameEstimate(reason=f"camera fit rests on one line for a view {view:.1f}° off head-on")
+    worst = float(np.max(np.abs(resid[inl])))
+    if worst > 1.5 * cfg.fit_tol_deg:  # the refined fit must still explain every line it was fitted to
+        return FrameEstimate(reason=f"camera fit misses a line by {worst:.2f}°")
+    diag = float(np.hypot(h, w))
+    K = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1.0]])
+    t = f * np.linalg.solve(K, [w / 2, h / 2, 1.0])  # the rectified origin at the image centre, scale ≈ 1
+    H = K @ np.column_stack([R[:, 0], R[:, 1], t])
+    H = H / H[2, 2]
+    at = _centre_in_source(H, shape)
+    r = rotation_deg(H, at)
+    if abs(r) > cfg.max_rotation_deg:
+        return FrameEstimate(reason=f"rotation {r:.1f}° too large to trust")
+    return FrameEstimate(H, True, "perspective", r,
+                         f"pinhole fit to {n0}+{n1} lines (focal {f / diag:.2f} diagonals, screen "
+                         f"{view:.1f}° off head-on)")
 
 
 def _rotation_about(centre: np.ndarray, deg: float) -> np.ndarray:
@@ -261,7 +431,7 @@ def _from_quad(corners: np.ndarray, shape, cfg: FrameConfig) -> FrameEstimate:
     area = cv2.contourArea(corners.astype(np.float32))
     if not cv2.isContourConvex(corners.astype(np.float32)) or area < cfg.min_area_fraction * h * w:
         return FrameEstimate(reason="borders make no plausible quadrilateral", corners=corners)
-    aspect = cfg.aspect or quad_aspect(corners, shape)
+    aspect = cfg.aspect
     tl, tr, br, bl = corners
     height = (np.linalg.norm(bl - tl) + np.linalg.norm(br - tr)) / 2
     width = aspect * height

@@ -43,6 +43,12 @@ class Naming:
         return None
 
 
+def ordinal(n: int) -> str:
+    """English ordinal: 1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st, 102nd."""
+    suffix = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def given_level(inst: Instance, use_labels: bool = True) -> str | None:
     """The level an instance names itself: its label (if `use_labels`) or a per-level class."""
     if use_labels and inst.label and is_level(inst.label):
@@ -96,8 +102,8 @@ def _name_from_regions(instances, verts, naming: Naming, gap_factor: float) -> N
     gaps = _gaps(centres, gap_factor)
     for k, g in enumerate(gaps):
         if g:
-            naming.flags.append(f"gap of ~{g} level(s) between the {k + 1}th and {k + 2}th vertebra "
-                                f"from the top")
+            naming.flags.append(f"gap of ~{g} level(s) between the {ordinal(k + 1)} and {ordinal(k + 2)} "
+                                f"vertebra from the top")
 
     rank = {"thoracic": 0, "lumbar": 1, "sacrum": 2}
     r = [rank[x] for x in regions]

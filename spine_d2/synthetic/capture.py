@@ -1,12 +1,14 @@
 """How a film reaches the user: a PACS viewer on a monitor, then a phone photo of it or a screenshot.
 
 Frames: the film (radiograph frame, px) → the screen canvas (px) by the viewer's affine display
-transform → the output image (px) by a crop/resize (screenshot) or a perspective homography
-(photo of the monitor). `Capture.H` is the composed 3×3 homography radiograph → image and
-`Capture.visible` the convex polygon (image frame) where the film can be seen at all: the image
-∩ the viewer's viewport ∩ the displayed film. Artefacts follow CheXphoto (Phillips 2020): tilt,
-rotation, crop, bezel and desk, moiré, glare, vignetting, blur, noise, colour cast, JPEG; the
-screen adds PACS corner text, toolbar, ruler, cursor and letterboxing.
+transform → the output image (px) by a crop/resize (screenshot, a similarity) or a pinhole
+camera's view of the flat screen (photo of the monitor: H = K·[r1 r2 t] with a phone's focal
+length, the screen turned by pitch/yaw, the camera's roll, distance and aim; `phone_camera`).
+`Capture.H` is the composed 3×3 homography radiograph → image and `Capture.visible` the convex
+polygon (image frame) where the film can be seen at all: the image ∩ the viewer's viewport ∩ the
+displayed film. Artefacts follow CheXphoto (Phillips 2020): tilt, rotation, crop, bezel and desk,
+moiré, glare, vignetting, blur, noise, colour cast, JPEG; the screen adds PACS corner text,
+toolbar, ruler, cursor and letterboxing.
 """
 from __future__ import annotations
 
@@ -219,21 +221,67 @@ def _background(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+# a phone's main camera: 35 mm-equivalent focal length (mm) and the share of 2× (telephoto) shots
+FOCAL_MM = (23.0, 30.0)
+TELE_MM, TELE_FRACTION = (46.0, 56.0), 0.15
+FULL_FRAME_DIAGONAL_MM = 43.27
+
+
+def camera_matrix(f_px: float, principal_point) -> np.ndarray:
+    return np.array([[f_px, 0.0, principal_point[0]], [0.0, f_px, principal_point[1]], [0.0, 0.0, 1.0]])
+
+
+def pose_rotation(pitch_deg: float, yaw_deg: float, roll_deg: float) -> np.ndarray:
+    """Screen plane → camera axes (x right, y down, z forward): the plane turned by pitch (about its
+    horizontal axis) and yaw (about its vertical axis), then the camera's roll turns the picture
+    in-plane (positive roll turns x toward y: clockwise as seen in the photo)."""
+    a, b, c = np.radians([pitch_deg, yaw_deg, roll_deg])
+    Rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    Ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
+    Rz = np.array([[np.cos(c), -np.sin(c), 0], [np.sin(c), np.cos(c), 0], [0, 0, 1]])
+    return Rz @ Ry @ Rx
+
+
+def pinhole_homography(K: np.ndarray, R: np.ndarray, t, screen_size) -> np.ndarray:
+    """Screen px (plane z = 0, origin at the screen centre after the shift) → image px: K·[r1 r2 t]."""
+    ws, hs = screen_size
+    H = K @ np.column_stack([R[:, 0], R[:, 1], np.asarray(t, float)]) @ np.array(
+        [[1.0, 0.0, -ws / 2], [0.0, 1.0, -hs / 2], [0.0, 0.0, 1.0]])
+    return H / H[2, 2]
+
+
+def phone_camera(ws: int, hs: int, wp: int, hp: int, rng: np.random.Generator, knobs: Knobs) -> dict:
+    """A pinhole phone camera photographing the (flat) screen: the screen plane is turned by pitch
+    and yaw (each up to ± `knobs.tilt` degrees), the camera rolls by up to ± `knobs.rotation_deg`,
+    stands at the distance that makes the screen fill `fill` of the frame (before the tilt) and aims
+    near the screen's centre. Returns the screen → image homography `H` and the parameters (JSON-ready)."""
+    tele = rng.random() < TELE_FRACTION
+    f_mm = rng.uniform(*(TELE_MM if tele else FOCAL_MM))
+    f = f_mm / FULL_FRAME_DIAGONAL_MM * float(np.hypot(wp, hp))
+    pp = np.array([wp / 2, hp / 2]) + np.clip(rng.normal(0, 0.004, 2), -0.01, 0.01) * [wp, hp]
+    K = camera_matrix(f, pp)
+    pitch, yaw = rng.uniform(-knobs.tilt, knobs.tilt, 2)
+    roll = rng.uniform(-knobs.rotation_deg, knobs.rotation_deg)
+    R = pose_rotation(pitch, yaw, roll)
+    fill = rng.uniform(0.75, 1.0 + knobs.crop)
+    z = f / (fill * min(wp / ws, hp / hs))  # screen px: the distance at which it fills `fill`
+    centre = np.array([wp / 2, hp / 2]) + rng.normal(0, 0.03, 2) * [wp, hp]  # where its centre lands
+    t = np.array([*((centre - pp) * z / f), z])
+    H = pinhole_homography(K, R, t, (ws, hs))
+    corners = _map(H, _rect(0, 0, ws, hs))
+    r = lambda v, d=4: round(float(v), d)  # noqa: E731
+    return {"H": H, "screen_corners": np.round(corners, 3).tolist(), "rotation_deg": r(roll),
+            "pitch_deg": r(pitch), "yaw_deg": r(yaw), "focal_mm_equiv": r(f_mm, 3), "focal_px": r(f, 3),
+            "principal_point": [r(pp[0], 3), r(pp[1], 3)], "distance_screen_px": r(z, 2), "fill": r(fill)}
+
+
 def _photo(canvas, A, viewport, film_rect, rng, knobs: Knobs, params) -> Capture:
     hs, ws = canvas.shape[:2]
     long_side = int(rng.uniform(1000, 1450))
     portrait = (hs > ws) if rng.random() < 0.8 else (hs <= ws)
     wp, hp = (int(long_side * 0.75), long_side) if portrait else (long_side, int(long_side * 0.75))
-    # where the screen lands: fill the photo, rotate, keystone
-    fill = rng.uniform(0.75, 1.0 + knobs.crop)
-    k = fill * min(wp / ws, hp / hs)
-    centre = np.array([wp / 2, hp / 2]) + rng.normal(0, 0.03, 2) * [wp, hp]
-    rot = np.radians(rng.uniform(-knobs.rotation_deg, knobs.rotation_deg))
-    R = np.array([[np.cos(rot), -np.sin(rot)], [np.sin(rot), np.cos(rot)]])
-    src = _rect(0, 0, ws, hs).astype(np.float32)
-    dst = ((src - [ws / 2, hs / 2]) * k) @ R.T + centre
-    dst = dst + rng.uniform(-knobs.tilt, knobs.tilt, (4, 2)) * [ws * k, hs * k]
-    Hsp = cv2.getPerspectiveTransform(src, dst.astype(np.float32)).astype(np.float64)
+    cam = phone_camera(ws, hs, wp, hp, rng, knobs)
+    Hsp = cam.pop("H")
     # the screen glows (blacks lifted); the phone's white balance is off (applied here: the
     # background is of random colour anyway)
     lift = rng.uniform(0.02, 0.12)
@@ -277,7 +325,7 @@ def _photo(canvas, A, viewport, film_rect, rng, knobs: Knobs, params) -> Capture
     q = int(rng.integers(knobs.jpeg_quality_min, 96))
     H = Hsp @ A
     visible = clip_polygon(clip_polygon(_rect(0, 0, wp, hp), _map(Hsp, viewport)), _map(H, film_rect))
-    params.update(kind="photo", screen_corners=np.round(dst, 3).tolist(), rotation_deg=round(float(np.degrees(rot)), 4),
+    params.update(kind="photo", **cam,
                   blur_sigma=round(float(sigma), 4), noise_sd=round(float(nsd), 4), jpeg_quality=q,
                   format="jpg", **applied)
     return Capture(out, H, visible, params, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, q])

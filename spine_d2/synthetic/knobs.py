@@ -1,8 +1,8 @@
 """The phantom's knobs (share of each view and strength of each artefact) and the difficulty presets.
 
 Fractions and probabilities are in [0, 1]; sizes in pixels of the output image unless named
-otherwise. `knobs_for("hard", glare=0.9)` is the hard preset with one knob changed; Hydra's
-`conf/make_synthetic.yaml` lists the same names under `knobs:` (null = the preset's value).
+otherwise; angles in degrees. `knobs_for("hard", glare=0.9)` is the hard preset with one knob
+changed; Hydra's `conf/make_synthetic.yaml` lists the same names under `knobs:` (null = the preset's value).
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ class Knobs:
     scatter: float = 0.3             # scatter veil fraction
     quantum_noise: float = 0.02      # quantum noise SD (of full scale)
     # the photo of the monitor (CheXphoto-style)
-    tilt: float = 0.12               # keystone: corner shift up to this fraction of the screen size
-    rotation_deg: float = 6.0        # in-plane rotation up to ± this
+    tilt: float = 15.0               # degrees: the screen plane turned (pitch and yaw) up to ± this
+    rotation_deg: float = 6.0        # degrees: the camera's roll (in-plane rotation) up to ± this
     crop: float = 0.1                # the frame cuts up to this fraction into the screen
     moire: float = 0.5               # probability of moiré
     moire_opacity: float = 0.25      # its opacity up to this
@@ -44,12 +44,12 @@ class Knobs:
 PRESETS: dict[str, Knobs] = {
     "realistic": Knobs(),
     "easy": Knobs(photo_fraction=0.5, partial_fraction=0.0, mirror_fraction=0.0, zoom=0.0,
-                  exposure_jitter=0.05, scatter=0.15, quantum_noise=0.01, tilt=0.03,
+                  exposure_jitter=0.05, scatter=0.15, quantum_noise=0.01, tilt=5.0,
                   rotation_deg=2.0, crop=0.0, moire=0.0, glare=0.0, blur_sigma=0.5,
                   motion_blur=0.0, noise_sd=2.0, vignette=0.1, color_cast=0.03,
                   jpeg_quality_min=85, text=0.5, ui=0.3),
     "hard": Knobs(partial_fraction=0.45, mirror_fraction=0.4, deformity_fraction=0.2, zoom=0.35,
-                  exposure_jitter=0.3, scatter=0.45, quantum_noise=0.035, tilt=0.2,
+                  exposure_jitter=0.3, scatter=0.45, quantum_noise=0.035, tilt=25.0,
                   rotation_deg=15.0, crop=0.2, moire=0.8, moire_opacity=0.5, glare=0.7,
                   glare_alpha=0.7, blur_sigma=2.5, motion_blur=0.35, noise_sd=12.0,
                   vignette=0.6, color_cast=0.15, jpeg_quality_min=35),
