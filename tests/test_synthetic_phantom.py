@@ -191,3 +191,22 @@ def test_project_loader_registers_the_phantom(dataset):
     for name in ANGLE_NAMES:
         v = meas[stem][name]
         assert (math.isnan(v) and math.isnan(truth[name])) or v == pytest.approx(truth[name], abs=1e-3)
+
+
+def test_photos_are_pinhole_views_of_the_flat_screen(dataset):
+    """A phone photo's homography is K·[r1 r2 t] of a camera (stored focal length and principal
+    point) times the viewer's similarity: K⁻¹·H has orthogonal first columns of equal length."""
+    from spine_d2.synthetic.knobs import knobs_for
+
+    tilt = knobs_for("realistic").tilt
+    photos = [d["spine_d2"] for d in _docs(dataset).values() if d["spine_d2"]["capture"]["kind"] == "photo"]
+    assert photos
+    for gt in photos:
+        cap = gt["capture"]
+        K = np.array([[cap["focal_px"], 0, cap["principal_point"][0]], [0, cap["focal_px"], cap["principal_point"][1]],
+                      [0, 0, 1.0]])
+        m = np.linalg.solve(K, np.asarray(gt["homography"]))
+        r1, r2 = m[:, 0], m[:, 1]
+        assert abs(r1 @ r2) / (np.linalg.norm(r1) * np.linalg.norm(r2)) < 1e-5
+        assert np.linalg.norm(r1) / np.linalg.norm(r2) == pytest.approx(1.0, abs=1e-5)
+        assert abs(cap["pitch_deg"]) <= tilt and abs(cap["yaw_deg"]) <= tilt
