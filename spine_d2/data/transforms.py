@@ -1,0 +1,133 @@
+"""Preprocessing and augmentation as detectron2 transforms, so polygons move with the pixels (image frame, pixels).
+
+One chain for training, evaluation and prediction (`build_augmentations`): resize to the input
+size (`SPINE.INPUT`: height x width, `resize` exactly or `keep_aspect` inside it), in training the
+augmentations (`SPINE.AUG`: scale, horizontal flip, rotation of +-[min_deg, max_deg], contrast),
+and always last the per-image mean-intensity normalisation. Only scaling, flipping and rotating
+move pixels, and each is a detectron2 Transform whose `apply_coords` moves the polygons with them.
+Predictions come back in the original image frame (detectron2 rescales to `height`/`width`).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from detectron2.data import DatasetMapper
+from detectron2.data import detection_utils as utils
+from detectron2.data import transforms as T
+from PIL import Image
+
+
+class MeanIntensityTransform(T.Transform):
+    """Scales pixel values by `gain` (float32 out, not clipped: the image mean becomes exactly the
+    target); geometry unchanged."""
+
+    def __init__(self, gain: float):
+        super().__init__()
+        self._set_attributes(locals())
+
+    def apply_image(self, img: np.ndarray) -> np.ndarray:
+        return img.astype(np.float32) * np.float32(self.gain)
+
+    def apply_coords(self, coords: np.ndarray) -> np.ndarray:
+        return coords
+
+    def apply_segmentation(self, segmentation: np.ndarray) -> np.ndarray:
+        return segmentation
+
+    def inverse(self) -> T.Transform:
+        return T.NoOpTransform()
+
+
+class MeanIntensityNormalize(T.Augmentation):
+    """Per-image normalisation: the image's mean intensity (all channels) becomes `target`."""
+
+    def __init__(self, target: float = 128.0):
+        super().__init__()
+        self.target = float(target)
+
+    def get_transform(self, image: np.ndarray) -> T.Transform:
+        mean = float(np.mean(image))
+        return MeanIntensityTransform(self.target / mean if mean > 1e-6 else 1.0)
+
+
+class ResizeToInput(T.Augmentation):
+    """Resize to height x width (`fit="resize"`) or to the largest size inside it with the aspect
+    kept (`fit="keep_aspect"`); `scale=(lo, hi)` multiplies the target size by a random factor."""
+
+    def __init__(self, height: int, width: int, fit: str = "resize", scale=(1.0, 1.0),
+                 interp=Image.BILINEAR):
+        super().__init__()
+        if fit not in ("resize", "keep_aspect"):
+            raise ValueError(f"fit={fit!r}: use resize or keep_aspect")
+        self._init(locals())
+
+    def get_transform(self, image: np.ndarray) -> T.Transform:
+        h, w = image.shape[:2]
+        lo, hi = self.scale
+        s = lo if lo == hi else float(np.random.uniform(lo, hi))
+        H, W = self.height * s, self.width * s
+        if self.fit == "keep_aspect":
+            r = min(H / h, W / w)
+            H, W = h * r, w * r
+        return T.ResizeTransform(h, w, max(1, round(H)), max(1, round(W)), self.interp)
+
+
+class RandomSmallRotation(T.Augmentation):
+    """With probability `prob`, rotate about the centre by +-[min_deg, max_deg] degrees (same size)."""
+
+    def __init__(self, min_deg: float = 1.0, max_deg: float = 5.0, prob: float = 0.5):
+        super().__init__()
+        self._init(locals())
+
+    def get_transform(self, image: np.ndarray) -> T.Transform:
+        if np.random.rand() >= self.prob:
+            return T.NoOpTransform()
+        angle = float(np.random.uniform(self.min_deg, self.max_deg)) * float(np.random.choice([-1, 1]))
+        h, w = image.shape[:2]
+        return T.RotationTransform(h, w, angle, expand=False)
+
+
+def build_augmentations(cfg, is_train: bool) -> list:
+    """The preprocessing (+ augmentation when `is_train`) chain from `cfg.SPINE` (a detectron2 cfg)."""
+    inp, aug = cfg.SPINE.INPUT, cfg.SPINE.AUG
+    scale = (aug.SCALE.MIN, aug.SCALE.MAX) if is_train and aug.SCALE.ENABLED else (1.0, 1.0)
+    chain = [ResizeToInput(inp.HEIGHT, inp.WIDTH, inp.FIT, scale)]
+    if is_train:
+        if aug.FLIP.ENABLED:
+            chain.append(T.RandomFlip(prob=aug.FLIP.PROB, horizontal=True, vertical=False))
+        if aug.ROTATION.ENABLED:
+            chain.append(RandomSmallRotation(aug.ROTATION.MIN_DEG, aug.ROTATION.MAX_DEG, aug.ROTATION.PROB))
+        if aug.CONTRAST.ENABLED:
+            chain.append(T.RandomApply(T.RandomContrast(aug.CONTRAST.MIN, aug.CONTRAST.MAX),
+                                       prob=aug.CONTRAST.PROB))
+    if inp.MEAN_INTENSITY is not None:
+        chain.append(MeanIntensityNormalize(inp.MEAN_INTENSITY))
+    return chain
+
+
+def build_mapper(cfg, is_train: bool) -> DatasetMapper:
+    """detectron2 DatasetMapper with our chain; in training, boxes are recomputed from the moved
+    polygons (a rotated box would not be tight)."""
+    return DatasetMapper(
+        is_train=is_train,
+        augmentations=build_augmentations(cfg, is_train),
+        image_format=cfg.INPUT.FORMAT,
+        use_instance_mask=cfg.MODEL.MASK_ON,
+        instance_mask_format=cfg.INPUT.MASK_FORMAT,
+        recompute_boxes=bool(is_train and cfg.MODEL.MASK_ON),
+    )
+
+
+def model_input(image: np.ndarray, cfg) -> dict:
+    """One image (H x W x C in cfg.INPUT.FORMAT, as read by detectron2) as the model's input dict,
+    preprocessed exactly as in evaluation; outputs come back in this image's frame."""
+    aug_input = T.AugInput(image)
+    T.AugmentationList(build_augmentations(cfg, is_train=False))(aug_input)
+    h, w = image.shape[:2]
+    tensor = torch.as_tensor(np.ascontiguousarray(aug_input.image.transpose(2, 0, 1)))
+    return {"image": tensor, "height": h, "width": w}
+
+
+def read_model_input(path: str, cfg) -> dict:
+    """`model_input` of an image file (EXIF orientation applied)."""
+    return model_input(utils.read_image(str(path), format=cfg.INPUT.FORMAT), cfg)

@@ -1,0 +1,131 @@
+"""One training run from a composed Hydra config: launch the processes, train, evaluate, report.
+
+`train(c)` runs in the Hydra job's process: it resolves the config (workers have no Hydra), calls
+detectron2's `launch()` with the `launch.*` keys (one CPU process by default; gloo without a GPU),
+and returns `optimized_metric` read from `<output_dir>/final_metrics.json`, written by rank 0.
+`task_wrapper` logs a failure with its trace and re-raises, so Hydra records the job as failed and
+a multirun goes on with the next job.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from detectron2.engine import launch
+from detectron2.evaluation.testing import flatten_results_dict
+from detectron2.utils import comm
+from detectron2.utils.env import seed_all_rng
+from detectron2.utils.logger import setup_logger
+from omegaconf import DictConfig, OmegaConf
+
+from spine_d2.engine.config import build_d2_cfg
+
+log = logging.getLogger(__name__)
+
+
+def _user_errors() -> tuple:
+    """Errors that mean bad input or state, reported as one line rather than a trace."""
+    from spine_d2.engine.hooks import NonFiniteLossError
+    from spine_d2.engine.phases import ScheduleError
+    from spine_d2.engine.trainer import NothingToResumeError
+    errors = [NothingToResumeError, NonFiniteLossError, ScheduleError]
+    try:
+        from spine_d2.data.labelme import DatasetError
+        errors.append(DatasetError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+USER_ERRORS = _user_errors()
+FINAL_METRICS = "final_metrics.json"
+
+
+def task_wrapper(fn: Callable) -> Callable:
+    """Log any exception of a training task (trace in the job's log), then re-raise it."""
+
+    @functools.wraps(fn)
+    def wrapped(c: DictConfig):
+        try:
+            return fn(c)
+        except USER_ERRORS as e:  # bad input or state: the message says it all
+            log.error(f"training failed: {type(e).__name__}: {e}")
+            raise
+        except Exception as e:
+            log.exception(f"training failed: {type(e).__name__}: {e}")
+            raise
+        finally:
+            for h in logging.getLogger().handlers:
+                h.flush()
+
+    return wrapped
+
+
+def train(c: DictConfig, register: Callable | None = None) -> float:
+    """Train and evaluate as configured; return `c.optimized_metric` (NaN when not evaluated).
+
+    `register(dataset_cfg) -> {"train": name, "test": name}` registers the dataset in each process
+    (default: spine_d2.data.register.register_from_cfg); it must be picklable for launch > 1.
+    """
+    plain = OmegaConf.to_container(c, resolve=True)
+    out = Path(plain["output_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / FINAL_METRICS).unlink(missing_ok=True)
+    L = plain["launch"]
+    launch(train_worker, int(L["processes_per_machine"]), num_machines=int(L["num_machines"]),
+           machine_rank=int(L["machine_rank"]), dist_url=str(L["dist_url"]), args=(plain, register))
+    if not (out / FINAL_METRICS).exists():
+        raise RuntimeError(f"training ended without {out / FINAL_METRICS}: see the log in {out}")
+    metrics = json.loads((out / FINAL_METRICS).read_text())["metrics"]
+    value = metrics.get(plain["optimized_metric"], math.nan)
+    log.info(f"{plain['optimized_metric']} = {value}")
+    return float(value)
+
+
+def train_worker(plain: dict, register: Callable | None = None) -> None:
+    """One process of a (possibly distributed) run; `plain` is the resolved config."""
+    from spine_d2.engine.trainer import SpineTrainer  # noqa: import after launch's process set-up
+
+    c = OmegaConf.create(plain)
+    rank = comm.get_rank()
+    if comm.get_world_size() > 1:  # spawned processes have no Hydra logging
+        setup_logger(plain["output_dir"], distributed_rank=rank, name="detectron2")
+        setup_logger(plain["output_dir"], distributed_rank=rank, name="spine_d2", abbrev_name="spine")
+    if register is None:
+        from spine_d2.data.register import register_from_cfg as register
+    datasets = register(c.dataset)
+    cfg = build_d2_cfg(c, datasets=datasets)
+    if cfg.MODEL.DEVICE == "cpu" and comm.get_local_size() > 1:  # share the cores, don't fight
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // comm.get_local_size()))
+    if comm.is_main_process():
+        Path(cfg.OUTPUT_DIR, "d2_config.yaml").write_text(cfg.dump())
+    seed_all_rng(None if cfg.SEED < 0 else cfg.SEED + rank)
+
+    trainer = SpineTrainer(cfg)
+    trainer.resume_or_load(resume=bool(c.resume))
+    results = trainer.train()
+    if results is None:
+        results = getattr(trainer, "_last_eval_results", None) or {}
+    if comm.is_main_process():
+        write_final_metrics(cfg.OUTPUT_DIR, trainer, results)
+    comm.synchronize()
+
+
+def write_final_metrics(output_dir: str, trainer, results: dict) -> Path:
+    """<output_dir>/final_metrics.json: iteration, flattened evaluation metrics and last losses."""
+    metrics = {k: float(v) for k, v in flatten_results_dict(results or {}).items()}
+    storage = getattr(trainer, "storage", None)
+    if storage is not None:
+        for k in ("total_loss", "trainable_params"):
+            if k in storage.histories():
+                metrics.setdefault(k, float(storage.history(k).latest()))
+    path = Path(output_dir) / FINAL_METRICS
+    path.write_text(json.dumps({"iteration": int(trainer.iter), "metrics": metrics}, indent=1))
+    return path

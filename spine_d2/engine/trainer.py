@@ -1,0 +1,144 @@
+"""SpineTrainer: detectron2's DefaultTrainer with our data mapper, phases, evaluators and hooks (iterations).
+
+Classmethods are overridden (model seeded from SEED, our mapper in both loaders, COCO evaluation
+with use_fast_impl=False, lr per phase, our hooks), plus `__init__` for one line
+(DistributedDataParallel on the CPU takes `device_ids=None`, and phases that freeze need
+`find_unused_parameters=True`) and `resume_or_load` (clear error when there is nothing to resume;
+the train sampler continues where the checkpoint stopped).
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import weakref
+
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.data import (build_detection_test_loader, build_detection_train_loader,
+                             get_detection_dataset_dicts)
+from detectron2.data.samplers import TrainingSampler
+from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase, hooks
+from detectron2.engine.defaults import create_ddp_model
+from detectron2.evaluation import COCOEvaluator, DatasetEvaluators
+from detectron2.solver import LRMultiplier, WarmupParamScheduler
+from detectron2.utils import comm
+from detectron2.utils.env import seed_all_rng
+from detectron2.utils.logger import setup_logger
+from fvcore.common.param_scheduler import MultiStepParamScheduler
+
+from spine_d2.data.transforms import build_mapper
+from spine_d2.engine.hooks import IterationSeed, NonFiniteGuard, PhaseSchedule
+from spine_d2.engine.phases import Phase
+
+
+class NothingToResumeError(FileNotFoundError):
+    """resume=true but the output directory holds no checkpoint."""
+
+
+def phases_of(cfg) -> tuple[Phase, ...]:
+    ph = cfg.SPINE.PHASES
+    return tuple(Phase(n, i, f, t) for n, i, f, t in zip(ph.NAMES, ph.ITERS, ph.LR_FACTORS, ph.TRAINS))
+
+
+class ResumableTrainingSampler(TrainingSampler):
+    """detectron2's seeded infinite TrainingSampler that skips the first `start` indices of this
+    rank's stream (what the checkpointed iterations consumed)."""
+
+    def __init__(self, size: int, seed: int, start: int = 0):
+        super().__init__(size, shuffle=True, seed=seed)
+        self._skip = int(start)
+
+    def __iter__(self):
+        yield from itertools.islice(super().__iter__(), self._skip, None)
+
+
+class SpineTrainer(DefaultTrainer):
+    def __init__(self, cfg):
+        # DefaultTrainer.__init__ (detectron2 0.7), except the DistributedDataParallel arguments
+        TrainerBase.__init__(self)
+        if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
+            setup_logger()
+        cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        data_loader = self.build_train_loader(cfg)
+        model = create_ddp_model(model, broadcast_buffers=False, **self.ddp_arguments(cfg))
+        self._trainer = (AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer)(model, data_loader, optimizer)
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.checkpointer = DetectionCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.start_iter = 0
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.cfg = cfg
+        self.register_hooks(self.build_hooks())
+        # the inner trainer is the one that calls after_backward hooks
+        self._trainer.register_hooks([NonFiniteGuard(self.checkpointer, cfg.OUTPUT_DIR)])
+
+    @classmethod
+    def build_model(cls, cfg):
+        """detectron2's build_model, initialised from SEED (when >= 0): the same config, the same
+        initial weights."""
+        if cfg.SEED >= 0:
+            seed_all_rng(cfg.SEED)
+        return super().build_model(cfg)
+
+    @classmethod
+    def ddp_arguments(cls, cfg) -> dict:
+        levels = {p.freeze_level for p in phases_of(cfg)}
+        return {
+            "device_ids": None if cfg.MODEL.DEVICE == "cpu" else [comm.get_local_rank()],
+            "find_unused_parameters": len(levels) > 1,
+        }
+
+    def resume_or_load(self, resume=True):
+        if resume and not self.checkpointer.has_checkpoint():
+            raise NothingToResumeError(
+                f"resume=true but {self.cfg.OUTPUT_DIR} has no last_checkpoint: a new run directory "
+                f"starts at 0. Pass the interrupted run's directory: resume=true "
+                f"hydra.run.dir=<that run's directory>")
+        super().resume_or_load(resume=resume)
+        if self.start_iter > 0:  # continue the sampler's stream where the checkpoint stopped
+            self._trainer.reset_data_loader(lambda: self.build_train_loader(self.cfg, self.start_iter))
+
+    @classmethod
+    def build_train_loader(cls, cfg, start_iter: int = 0):
+        dataset = get_detection_dataset_dicts(
+            cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS)
+        per_rank = cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size()
+        seed = cfg.SEED if cfg.SEED >= 0 else comm.shared_random_seed()
+        sampler = ResumableTrainingSampler(len(dataset), seed=seed, start=start_iter * per_rank)
+        return build_detection_train_loader(cfg, dataset=dataset, mapper=build_mapper(cfg, True), sampler=sampler)
+
+    @classmethod
+    def build_test_loader(cls, cfg, dataset_name):
+        return build_detection_test_loader(cfg, dataset_name, mapper=build_mapper(cfg, False))
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        out = output_folder or os.path.join(cfg.OUTPUT_DIR, "eval")
+        evaluators = [
+            COCOEvaluator(dataset_name, tasks=("bbox", "segm"), distributed=True, output_dir=out,
+                          use_fast_impl=False),
+            # the spine evaluator (Dice/IoU per image, angles vs. specialists) joins here:
+            # SpineEvaluator(dataset_name, json.loads(cfg.SPINE.MEASURE), output_dir=out),
+        ]
+        return DatasetEvaluators(evaluators)
+
+    @classmethod
+    def build_lr_scheduler(cls, cfg, optimizer):
+        """lr = base_lr x phase lr_factor, phases switching at SOLVER.STEPS, after a linear warm-up."""
+        max_iter = cfg.SOLVER.MAX_ITER
+        sched = MultiStepParamScheduler(
+            values=list(cfg.SPINE.PHASES.LR_FACTORS), milestones=list(cfg.SOLVER.STEPS), num_updates=max_iter)
+        sched = WarmupParamScheduler(
+            sched, cfg.SOLVER.WARMUP_FACTOR, min(cfg.SOLVER.WARMUP_ITERS / max_iter, 1.0),
+            cfg.SOLVER.WARMUP_METHOD, cfg.SOLVER.RESCALE_INTERVAL)
+        return LRMultiplier(optimizer, multiplier=sched, max_iter=max_iter)
+
+    def build_hooks(self):
+        phases = phases_of(self.cfg)
+        ret = [PhaseSchedule(phases, tuple(self.cfg.SOLVER.STEPS)), IterationSeed(self.cfg.SEED)]
+        for h in super().build_hooks():
+            if isinstance(h, hooks.PeriodicWriter):  # progress line with ETA + metrics.json records
+                h = hooks.PeriodicWriter(self.build_writers(), period=self.cfg.SPINE.LOG_PERIOD)
+            ret.append(h)
+        return ret

@@ -1,0 +1,136 @@
+"""Config composition of every group, the Hydra -> detectron2 bridge, and the transforms."""
+import json
+
+import numpy as np
+import pytest
+import yaml
+from detectron2.data import detection_utils as utils
+from detectron2.data import transforms as T
+from detectron2.structures import PolygonMasks
+from hydra import compose, initialize_config_dir
+
+from spine_d2.data.transforms import build_augmentations, build_mapper, model_input
+from spine_d2.engine.config import build_d2_cfg, load_d2_cfg
+from spine_d2.engine.phases import ScheduleError
+from test_engine_support import CONF, make_tiny_images, smoke_cfg
+
+GROUPS = {"model": ["paper", "fast"], "schedule": ["paper", "demo", "smoke"],
+          "experiment": ["smoke", "demo", "paper"], "dataset": ["synthetic", "labelme"]}
+
+
+def compose_cfg(*overrides, hydra=False):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose("config", overrides=["output_dir=/tmp/unused", *overrides],
+                       return_hydra_config=hydra)
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g, opts in GROUPS.items() for o in opts])
+def test_every_group_composes_and_bridges(group, option):
+    extra = ["dataset.root=datasets/x"] if option == "labelme" else []
+    c = compose_cfg(f"{group}={option}", *extra)
+    cfg = build_d2_cfg(c)
+    assert cfg.SOLVER.MAX_ITER == sum(p.iters for p in c.schedule.phases)
+    assert cfg.MODEL.ROI_HEADS.NMS_THRESH_TEST == pytest.approx(c.test.nms_thresh)
+    assert cfg.MODEL.ROI_HEADS.NUM_CLASSES == 4 and cfg.MODEL.MASK_ON
+    assert cfg.OUTPUT_DIR == "/tmp/unused" and cfg.is_frozen()
+
+
+def test_defaults_are_the_study_and_experiments_override_them():
+    c = compose_cfg()
+    assert (c.model.name, c.schedule.name, c.input.height, c.input.width) == ("paper", "paper", 840, 360)
+    assert c.measure.method and c.resume is False and c.launch.processes_per_machine == 1
+    cfg = build_d2_cfg(c)
+    assert json.loads(cfg.SPINE.MEASURE)["method"] == c.measure.method
+    assert cfg.MODEL.RESNETS.DEPTH == 50 and cfg.MODEL.WEIGHTS.startswith("detectron2://")
+    assert cfg.MODEL.RESNETS.NORM == "FrozenBN"
+    assert cfg.SOLVER.STEPS == (2000,) and cfg.SPINE.PHASES.LR_FACTORS == (1.0, 0.1)
+    assert cfg.MODEL.BACKBONE.FREEZE_AT == 0  # the optimizer must hold the phase-2 body
+    assert cfg.MODEL.ROI_HEADS.NMS_THRESH_TEST == pytest.approx(1e-4)  # the study's, by default
+    smoke = compose_cfg("experiment=smoke")
+    assert (smoke.model.name, smoke.schedule.name, smoke.input.height, smoke.solver.warmup_iters) == \
+        ("fast", "smoke", 128, 0)
+
+
+def test_fast_model_from_scratch_uses_group_norm():
+    cfg = build_d2_cfg(compose_cfg("model=fast"))
+    assert cfg.MODEL.WEIGHTS == "" and cfg.MODEL.RESNETS.DEPTH == 18
+    assert cfg.MODEL.RESNETS.NORM == cfg.MODEL.FPN.NORM == cfg.MODEL.ROI_MASK_HEAD.NORM == "GN"
+    cfg = build_d2_cfg(compose_cfg("model=fast", "model.weights=x.pkl"))
+    assert cfg.MODEL.WEIGHTS == "x.pkl" and cfg.MODEL.RESNETS.NORM == "FrozenBN"
+
+
+def test_command_line_overrides_reach_detectron2():
+    cfg = build_d2_cfg(compose_cfg(
+        "solver.base_lr=0.02", "test.nms_thresh=0.5", "dataset.class_map=two_class", "seed=7",
+        "++model.d2.MODEL.RPN.POST_NMS_TOPK_TEST=77", "input.mean_intensity=null", "device=cpu",
+        "augment.flip.enabled=false"))
+    assert cfg.SOLVER.BASE_LR == 0.02 and cfg.MODEL.ROI_HEADS.NMS_THRESH_TEST == 0.5
+    assert cfg.MODEL.ROI_HEADS.NUM_CLASSES == 2 and cfg.SEED == 7 and cfg.MODEL.DEVICE == "cpu"
+    assert cfg.MODEL.RPN.POST_NMS_TOPK_TEST == 77 and cfg.SPINE.INPUT.MEAN_INTENSITY is None
+    assert not cfg.SPINE.AUG.FLIP.ENABLED
+
+
+def test_bad_configs_fail_clearly():
+    with pytest.raises(KeyError, match="NOT_A_KEY"):  # typos in raw detectron2 keys are caught
+        build_d2_cfg(compose_cfg("++model.d2.MODEL.NOT_A_KEY=1"))
+    with pytest.raises(ScheduleError, match="trains='neck'"):
+        build_d2_cfg(compose_cfg("schedule.phases.0.trains=neck"))
+    with pytest.raises(ScheduleError, match="schedule.phases"):
+        build_d2_cfg(compose_cfg("++model.d2.SOLVER.MAX_ITER=5"))
+
+
+def test_dumped_config_reloads_with_get_cfg(tmp_path):
+    cfg = build_d2_cfg(compose_cfg("experiment=demo"))
+    (tmp_path / "d2_config.yaml").write_text(cfg.dump())
+    again = load_d2_cfg(tmp_path / "d2_config.yaml")
+    assert yaml.safe_load(again.dump()) == yaml.safe_load(cfg.dump())
+    assert again.SPINE.PHASES.TRAINS == ("all", "all") and again.SPINE.INPUT.FIT == "keep_aspect"
+
+
+def test_search_and_launcher_configs_compose():
+    c = compose_cfg("hparams_search=optuna", hydra=True)
+    assert c.hydra.sweeper._target_.endswith("OptunaSweeper") and c.optimized_metric == "segm/AP"
+    assert "solver.base_lr" in c.hydra.sweeper.params
+    assert compose_cfg("hydra/launcher=local", hydra=True).hydra.launcher._target_.endswith("JoblibLauncher")
+    slurm = compose_cfg("hydra/launcher=slurm", hydra=True).hydra.launcher
+    assert slurm._target_.endswith("SlurmLauncher") and slurm.timeout_min == 480
+    assert compose_cfg(hydra=True).hydra.callbacks.sweep_summary._target_.endswith("SweepSummary")
+
+
+def test_polygons_move_with_pixels_under_every_augmentation(tmp_path):
+    (d,) = make_tiny_images(tmp_path, n=1)
+    cfg = build_d2_cfg(smoke_cfg(tmp_path, "augment.flip.prob=1.0", "augment.rotation.prob=1.0",
+                                 "augment.rotation.min_deg=5", "augment.contrast.prob=1.0",
+                                 "input.height=256", "input.width=128"), datasets={"train": "x", "test": "y"})
+    np.random.seed(3)
+    out = build_mapper(cfg, is_train=True)(d)
+    img = out["image"].numpy().mean(0)
+    h, w = img.shape
+    assert 0.85 * 256 <= h <= 1.15 * 256 and abs(h / w - 2) < 0.05
+    masks = out["instances"].gt_masks
+    assert isinstance(masks, PolygonMasks) and len(masks) == len(d["annotations"])
+    drawn = np.zeros((h, w), bool)
+    for m in masks.polygons:
+        drawn |= utils.polygons_to_bitmask(m, h, w)
+    bright = img > img.mean() + 0.5 * img.std()
+    iou = (drawn & bright).sum() / (drawn | bright).sum()
+    assert iou > 0.85, iou
+    boxes = out["instances"].gt_boxes.tensor.numpy()  # recomputed from the moved polygons
+    assert np.all(boxes[:, 2] > boxes[:, 0]) and np.all(boxes[:, 3] > boxes[:, 1])
+
+
+def test_preprocessing_is_the_same_in_evaluation_and_prediction(tmp_path):
+    (d,) = make_tiny_images(tmp_path, n=1)
+    cfg = build_d2_cfg(smoke_cfg(tmp_path), datasets={"train": "x", "test": "y"})
+    ev = build_mapper(cfg, is_train=False)(d)
+    image = utils.read_image(d["file_name"], format=cfg.INPUT.FORMAT)
+    pred = model_input(image, cfg)
+    assert ev["image"].shape == pred["image"].shape == (3, 128, 64)
+    assert np.array_equal(ev["image"].numpy(), pred["image"].numpy())
+    assert float(pred["image"].mean()) == pytest.approx(128.0, rel=1e-3)  # mean-intensity normalised
+    assert (pred["height"], pred["width"]) == image.shape[:2]
+    names = [type(a).__name__ for a in build_augmentations(cfg, is_train=False)]
+    assert names == ["ResizeToInput", "MeanIntensityNormalize"]
+    keep = build_d2_cfg(smoke_cfg(tmp_path, "input.fit=keep_aspect", "input.height=100", "input.width=100"),
+                        datasets={"train": "x", "test": "y"})
+    assert model_input(image, keep)["image"].shape == (3, 100, 50)

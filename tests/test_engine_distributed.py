@@ -1,0 +1,49 @@
+"""Two CPU processes (gloo, DistributedDataParallel): training, one set of checkpoints, and an
+evaluation over every rank's predictions equal to a one-process evaluation of the same model."""
+import json
+import math
+
+import pytest
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+
+from spine_d2.engine.config import build_d2_cfg
+from spine_d2.engine.run import FINAL_METRICS, train
+from spine_d2.engine.trainer import SpineTrainer
+from test_engine_support import TinyRegister, register_tiny, smoke_cfg
+
+
+def predictions(path):
+    rows = json.loads(path.read_text())
+    return sorted(rows, key=lambda r: (r["image_id"], r["category_id"], -r["score"]))
+
+
+def test_two_process_run_equals_one_process_evaluation(tmp_path):
+    out = tmp_path / "run"
+    c = smoke_cfg(out, "launch.processes_per_machine=2", "test.score_thresh=0.0")
+    value = train(c, register=TinyRegister(tmp_path / "data"))
+    assert (out / "model_final.pth").exists() and (out / "log.txt.rank1").exists()
+    assert (out / "last_checkpoint").read_text().strip() == "model_final.pth"
+    records = [json.loads(line) for line in (out / "metrics.json").read_text().splitlines()]
+    assert [r["iteration"] for r in records if "total_loss" in r] == [0, 1, 2, 3]
+    final = json.loads((out / FINAL_METRICS).read_text())["metrics"]
+    assert value == final["segm/AP"] or (math.isnan(value) and math.isnan(final["segm/AP"]))
+
+    names = register_tiny(tmp_path / "data")  # one process: the same model on the same images
+    cfg = build_d2_cfg(c, datasets=names)
+    model = SpineTrainer.build_model(cfg)
+    DetectionCheckpointer(model).load(str(out / "model_final.pth"))
+    one = tmp_path / "one"
+    results = SpineTrainer.test(cfg, model, [SpineTrainer.build_evaluator(cfg, names["test"], str(one))])
+
+    two, single = predictions(out / "eval" / "coco_instances_results.json"), \
+        predictions(one / "coco_instances_results.json")
+    assert len(single) > 0 and {r["image_id"] for r in two} == {0, 1, 2, 3}  # both ranks' images
+    assert len(two) == len(single)
+    for a, b in zip(two, single):
+        assert (a["image_id"], a["category_id"]) == (b["image_id"], b["category_id"])
+        assert a["score"] == pytest.approx(b["score"], abs=1e-5)
+        assert torch.allclose(torch.tensor(a["bbox"]), torch.tensor(b["bbox"]), atol=1e-3)
+    for key in ("bbox/AP", "segm/AP", "segm/AP50"):
+        task, metric = key.split("/")
+        assert results[task][metric] == pytest.approx(final[key], nan_ok=True)

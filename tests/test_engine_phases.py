@@ -1,0 +1,129 @@
+"""Two-phase training on a tiny dataset: what trains in each phase, the NaN guard, mismatched weights."""
+import json
+import pickle
+
+import pytest
+import torch
+from detectron2.engine import HookBase
+from detectron2.modeling import build_model
+
+from spine_d2.engine.config import build_d2_cfg
+from spine_d2.engine.hooks import NonFiniteLossError
+from spine_d2.engine.phases import freeze_level, is_frozen, parse_phases, ScheduleError
+from spine_d2.engine.trainer import SpineTrainer
+from test_engine_support import register_tiny, smoke_cfg
+
+BODY = "backbone.bottom_up."
+
+
+def snapshot(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+class Snap(HookBase):
+    """Parameters at the start of the given iterations (before their step)."""
+
+    def __init__(self, iters):
+        self.iters, self.seen = set(iters), {}
+
+    def before_step(self):
+        if self.trainer.iter in self.iters:
+            self.seen[self.trainer.iter] = snapshot(self.trainer.model)
+
+
+def test_freeze_levels_and_parameter_names():
+    assert [freeze_level(t) for t in ("all", "res2+", "res3+", "res5+", "heads")] == [0, 1, 2, 4, 5]
+    assert is_frozen(BODY + "stem.conv1.weight", 1) and not is_frozen(BODY + "res2.0.conv1.weight", 1)
+    assert is_frozen(BODY + "res3.1.conv2.weight", 3) and not is_frozen(BODY + "res4.0.conv1.weight", 3)
+    assert is_frozen(BODY + "res5.0.conv1.weight", 5) and not is_frozen("backbone.fpn_lateral2.weight", 5)
+    assert not is_frozen(BODY + "stem.conv1.weight", 0)
+    with pytest.raises(ScheduleError, match="trains='neck'"):
+        parse_phases([{"name": "x", "iters": 2, "lr_factor": 1, "trains": "neck"}])
+    with pytest.raises(ScheduleError, match="iters"):
+        parse_phases([{"name": "x", "iters": 0, "lr_factor": 1, "trains": "all"}])
+
+
+def test_phase1_trains_heads_only_phase2_trains_all(tmp_path):
+    names = register_tiny(tmp_path / "data")
+    cfg = build_d2_cfg(smoke_cfg(tmp_path / "run"), datasets=names)  # heads 2 iters, then all 2
+    trainer = SpineTrainer(cfg)
+    snap = Snap({0, 2})
+    trainer.register_hooks([snap])
+    trainer.resume_or_load(resume=False)
+    held = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
+    assert all(id(p) in held for p in trainer.model.parameters()), "optimizer must hold every parameter"
+    trainer.train()
+    start, switch, end = snap.seen[0], snap.seen[2], snapshot(trainer.model)
+
+    body = [n for n in start if n.startswith(BODY)]
+    rest = [n for n in start if not n.startswith(BODY)]
+    assert body and rest
+    moved = lambda a, b, ns: [n for n in ns if not torch.equal(a[n], b[n])]  # noqa: E731
+    assert moved(start, switch, body) == [], "phase 1 ('heads') must leave the ResNet body untouched"
+    assert len(moved(start, switch, rest)) > 0.5 * len(rest), "phase 1 must train FPN/RPN/ROI heads"
+    assert len(moved(switch, end, body)) > 0.5 * len(body), "phase 2 ('all') must train the body"
+    assert all(p.requires_grad for p in trainer.model.parameters())  # phase 2's set at the end
+
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.json").read_text().splitlines()]
+    train_records = [r for r in records if "total_loss" in r]
+    assert len(train_records) == 4 and all("trainable_params" in r for r in train_records)
+    counts = {int(r["phase"]): r["trainable_params"] for r in train_records}
+    n_body = sum(start[n].numel() for n in body)
+    assert counts[2] - counts[1] == n_body and counts[2] == sum(v.numel() for v in start.values())
+    lrs = [r["lr"] for r in train_records]
+    assert lrs[0] == pytest.approx(1e-3) and lrs[-1] == pytest.approx(1e-4)
+
+
+class PoisonAt(HookBase):
+    """Makes the loss NaN from iteration `at` on, as a diverging run would."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def before_step(self):
+        if self.trainer.iter == self.at:
+            with torch.no_grad():
+                self.trainer.model.roi_heads.box_predictor.cls_score.bias.fill_(float("nan"))
+
+
+def test_nan_guard_stops_with_clear_message_and_keeps_good_checkpoint(tmp_path):
+    names = register_tiny(tmp_path / "data")
+    out = tmp_path / "run"
+    cfg = build_d2_cfg(smoke_cfg(out, "solver.checkpoint_period=1"), datasets=names)
+    trainer = SpineTrainer(cfg)
+    trainer.register_hooks([PoisonAt(2)])
+    trainer.resume_or_load(resume=False)
+    with pytest.raises(NonFiniteLossError, match=r"iteration 2 .*Last good checkpoint: .*model_0000001\.pth"):
+        trainer.train()
+    assert not (out / "model_final.pth").exists()
+    good = torch.load(out / "model_0000001.pth", map_location="cpu", weights_only=True)["model"]
+    assert all(torch.isfinite(v).all() for v in good.values() if v.is_floating_point())
+    assert (out / "last_checkpoint").read_text().strip() == "model_0000001.pth"
+
+
+def test_weights_with_mismatched_heads_are_reinitialised(tmp_path):
+    names = register_tiny(tmp_path / "data")
+    # an "80-class COCO model" of the fast architecture, with the norm used when weights are given
+    coco_cfg = build_d2_cfg(smoke_cfg(tmp_path, "++model.d2.MODEL.ROI_HEADS.NUM_CLASSES=80",
+                                      "model.weights=unused.pth"), datasets=names)
+    assert coco_cfg.MODEL.RESNETS.NORM == "FrozenBN"
+    coco = build_model(coco_cfg)
+    sd = {k: v.detach().clone() for k, v in coco.state_dict().items()}
+    torch.save({"model": sd}, tmp_path / "coco80.pth")
+    with open(tmp_path / "coco80.pkl", "wb") as f:  # detectron2 model zoo format: numpy arrays
+        pickle.dump({"model": {k: v.numpy() for k, v in sd.items()}, "__author__": "test",
+                     "matching_heuristics": False}, f)
+    for name in ("coco80.pth", "coco80.pkl"):
+        cfg = build_d2_cfg(smoke_cfg(tmp_path, f"model.weights={tmp_path / name}"), datasets=names)
+        assert cfg.MODEL.WEIGHTS.endswith(name) and cfg.MODEL.ROI_HEADS.NUM_CLASSES == 4
+        trainer = SpineTrainer(cfg)
+        trainer.resume_or_load(resume=False)  # loads MODEL.WEIGHTS
+        got = trainer.model.state_dict()
+        cls = "roi_heads.box_predictor.cls_score.weight"
+        assert got[cls].shape[0] == 5 and sd[cls].shape[0] == 81
+        assert not torch.equal(got["roi_heads.mask_head.predictor.weight"][:4],
+                               sd["roi_heads.mask_head.predictor.weight"][:4])
+        same = [k for k in sd if k in got and got[k].shape == sd[k].shape]
+        assert len(same) > 0.9 * len(sd)
+        for k in same:
+            assert torch.equal(got[k], sd[k]), f"{k} not loaded from {name}"
