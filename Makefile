@@ -31,7 +31,7 @@ test: setup
 	$(PY) -m pytest -q tests
 
 demo: setup
-	$(PY) tools/demo.py
+	$(PY) tools/train.py experiment=demo
 
 clean-venv:
 	rm -rf $(VENV)

@@ -3,6 +3,8 @@ evaluation over every rank's predictions equal to a one-process evaluation of th
 import json
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
@@ -36,14 +38,19 @@ def test_two_process_run_equals_one_process_evaluation(tmp_path):
     one = tmp_path / "one"
     results = SpineTrainer.test(cfg, model, [SpineTrainer.build_evaluator(cfg, names["test"], str(one))])
 
-    two, single = predictions(out / "eval" / "coco_instances_results.json"), \
-        predictions(one / "coco_instances_results.json")
+    two, single = predictions(out / "eval" / "coco" / "coco_instances_results.json"), \
+        predictions(one / "coco" / "coco_instances_results.json")
     assert len(single) > 0 and {r["image_id"] for r in two} == {0, 1, 2, 3}  # both ranks' images
     assert len(two) == len(single)
     for a, b in zip(two, single):
         assert (a["image_id"], a["category_id"]) == (b["image_id"], b["category_id"])
         assert a["score"] == pytest.approx(b["score"], abs=1e-5)
         assert torch.allclose(torch.tensor(a["bbox"]), torch.tensor(b["bbox"]), atol=1e-3)
+    # the spine evaluator gathers every rank's images too: the same per-image table
+    two_rows = pd.read_csv(out / "eval" / "per_image.csv")
+    one_rows = pd.read_csv(one / "per_image.csv")
+    assert sorted(two_rows["image"]) == sorted(one_rows["image"]) == [f"img{i}" for i in range(4)]
+    np.testing.assert_allclose(two_rows["dice"], one_rows["dice"], atol=1e-6)
     for key in ("bbox/AP", "segm/AP", "segm/AP50"):
         task, metric = key.split("/")
         assert results[task][metric] == pytest.approx(final[key], nan_ok=True)

@@ -7,6 +7,7 @@ outputs/train/<date>/<time>/ (config, train.log, metrics.json, TensorBoard event
 model_final.pth, final_metrics.json). Continue a stopped run: resume=true hydra.run.dir=<its dir>.
 Sweeps: -m key=a,b writes <sweep dir>/sweep_summary.csv (conf/config.yaml has more examples).
 """
+import json
 import sys
 import warnings
 
@@ -19,19 +20,7 @@ from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from spine_d2.engine.run import USER_ERRORS, task_wrapper, train  # noqa: E402
-
-
-def ensure_dataset(dataset_cfg) -> None:
-    """Generate the synthetic phantom when its folder is absent (spine_d2.synthetic)."""
-    try:
-        from spine_d2.synthetic.generate import ensure_dataset as ensure
-    except ImportError as e:
-        from pathlib import Path
-        if Path(dataset_cfg.root).exists():
-            return
-        raise FileNotFoundError(f"dataset.root={dataset_cfg.root} does not exist and the phantom "
-                                f"generator cannot be imported ({e})") from None
-    ensure(dataset_cfg)
+from spine_d2.synthetic.generate import ensure_dataset  # noqa: E402
 
 
 @task_wrapper
@@ -40,10 +29,23 @@ def run(cfg: DictConfig) -> float:
     return train(cfg)  # registers the dataset in every training process
 
 
+def print_report(run_dir: str) -> None:
+    """The run's report and its headline numbers beside the reference study's."""
+    from spine_d2.evaluation.report import headline, latest_report
+
+    report = latest_report(run_dir)
+    if report is not None:
+        print(f"report: {report / 'report.html'}")
+        for line in headline(json.loads((report / "summary.json").read_text())):
+            print("  " + line)
+
+
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     try:
-        return run(cfg)
+        value = run(cfg)
+        print_report(cfg.output_dir)
+        return value
     except USER_ERRORS as e:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # recorded as a failed job; the sweep goes on

@@ -9,6 +9,7 @@ the train sampler continues where the checkpoint stopped).
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import weakref
@@ -19,7 +20,6 @@ from detectron2.data import (build_detection_test_loader, build_detection_train_
 from detectron2.data.samplers import TrainingSampler
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase, hooks
 from detectron2.engine.defaults import create_ddp_model
-from detectron2.evaluation import COCOEvaluator, DatasetEvaluators
 from detectron2.solver import LRMultiplier, WarmupParamScheduler
 from detectron2.utils import comm
 from detectron2.utils.env import seed_all_rng
@@ -114,14 +114,12 @@ class SpineTrainer(DefaultTrainer):
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        """SpineEvaluator: COCO AP (detectron2's COCOEvaluator, use_fast_impl=False), Dice/IoU and
+        the angles against the specialists, with the report in OUTPUT_DIR/eval."""
+        from spine_d2.evaluation.evaluator import SpineEvaluator
+
         out = output_folder or os.path.join(cfg.OUTPUT_DIR, "eval")
-        evaluators = [
-            COCOEvaluator(dataset_name, tasks=("bbox", "segm"), distributed=True, output_dir=out,
-                          use_fast_impl=False),
-            # the spine evaluator (Dice/IoU per image, angles vs. specialists) joins here:
-            # SpineEvaluator(dataset_name, json.loads(cfg.SPINE.MEASURE), output_dir=out),
-        ]
-        return DatasetEvaluators(evaluators)
+        return SpineEvaluator(dataset_name, json.loads(cfg.SPINE.MEASURE), out, config_text=cfg.dump())
 
     @classmethod
     def build_lr_scheduler(cls, cfg, optimizer):

@@ -443,6 +443,12 @@ def build_blocks(per_image: pd.DataFrame, summary: Mapping[str, Any], fig_dir: P
     return b
 
 
+def latest_report(run_dir: str | Path) -> Path | None:
+    """The newest report directory (`eval`, `eval_2`, …) of a run, or None."""
+    found = sorted(Path(run_dir).glob("eval*/summary.json"), key=lambda p: p.stat().st_mtime)
+    return found[-1].parent if found else None
+
+
 def headline(summary: Mapping[str, Any], study: StudyResults = REFERENCE_STUDY) -> list[str]:
     """Short sentences with the headline numbers beside the study's (for the report and consoles)."""
     out = [f"Dice {_pm(summary.get('dice_mean'), summary.get('dice_sd'), scale=100, unit=' %')} "

@@ -1,0 +1,146 @@
+"""A trained model on photos: checkpoint → predictions → measurement (image frame, pixels; degrees).
+
+`SpinePredictor` runs a checkpoint with exactly the preprocessing of training and evaluation
+(`spine_d2.data.transforms.model_input`); `measure_image` adds the measurement pipeline;
+`predict_paths` does it for files (tools/predict.py), reporting and skipping unreadable ones;
+`evaluate_checkpoint` runs `SpineEvaluator` over a registered split (tools/evaluate.py). The web
+page (tools/serve.py) uses the same `SpinePredictor` and `measure_image`.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Iterable
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import CfgNode
+from detectron2.data import detection_utils as utils
+from detectron2.evaluation import inference_on_dataset
+from detectron2.modeling import build_model
+from tqdm import tqdm
+
+from spine_d2.data.transforms import model_input
+from spine_d2.engine.config import load_d2_cfg, resolve_device
+from spine_d2.levels import get_class_map
+from spine_d2.measure import CSV_COLUMNS, MeasureConfig, Measurement, draw_overlay, measure_instances
+from spine_d2.measure import instances_from_predictions, measurement_row
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+RUN_CONFIG = "d2_config.yaml"  # written by every training run beside its checkpoints
+
+
+class InferenceError(ValueError):
+    """A checkpoint, config or input that cannot be used; the message names it."""
+
+
+def config_for_checkpoint(checkpoint: str | Path, device: str = "auto") -> CfgNode:
+    """The detectron2 config a checkpoint was trained with (`d2_config.yaml` in its run directory),
+    with `MODEL.WEIGHTS` pointing at it."""
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise InferenceError(f"checkpoint={checkpoint}: no such file (a run writes model_final.pth)")
+    cfg_path = checkpoint.parent / RUN_CONFIG
+    if not cfg_path.is_file():
+        raise InferenceError(f"checkpoint={checkpoint}: no {RUN_CONFIG} beside it, so the model's "
+                             f"architecture is unknown; use a checkpoint from a run directory")
+    cfg = load_d2_cfg(str(cfg_path))
+    cfg.MODEL.WEIGHTS = str(checkpoint)
+    cfg.MODEL.DEVICE = resolve_device(device)
+    cfg.freeze()
+    return cfg
+
+
+class SpinePredictor:
+    """A checkpoint in evaluation mode: BGR image (H×W×3 uint8) → detectron2 `Instances` on the CPU,
+    in that image's frame."""
+
+    def __init__(self, cfg: CfgNode):
+        self.cfg = cfg
+        self.class_names = list(get_class_map(cfg.SPINE.CLASS_MAP).classes)
+        self.model = build_model(cfg)
+        self.model.eval()
+        DetectionCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto") -> "SpinePredictor":
+        return cls(config_for_checkpoint(checkpoint, device))
+
+    def __call__(self, image_bgr: np.ndarray):
+        image = image_bgr if self.cfg.INPUT.FORMAT == "BGR" else image_bgr[:, :, ::-1]
+        with torch.no_grad():
+            return self.model([model_input(np.ascontiguousarray(image), self.cfg)])[0]["instances"].to("cpu")
+
+
+def measure_image(predictor: SpinePredictor, image_bgr: np.ndarray, measure_cfg: Any = None) -> Measurement:
+    """Predict and measure one photo; geometry in its image frame, angles in the frame reported."""
+    insts = instances_from_predictions(predictor(image_bgr), predictor.class_names)
+    return measure_instances(insts, image_bgr.shape[:2], predictor.class_names,
+                             MeasureConfig.from_cfg(measure_cfg), image=image_bgr)
+
+
+def image_paths(input_path: str | Path) -> list[Path]:
+    """The image files of a folder (sorted, not recursive), or the one file given."""
+    p = Path(input_path)
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+        if not files:
+            raise InferenceError(f"input={p}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+        return files
+    if p.is_file():
+        return [p]
+    raise InferenceError(f"input={p}: no such file or folder")
+
+
+def read_photo(path: Path) -> np.ndarray:
+    """BGR uint8 with the EXIF orientation applied; InferenceError naming the file otherwise."""
+    try:
+        image = utils.read_image(str(path), format="BGR")
+    except Exception as e:  # PIL raises many types for broken files
+        raise InferenceError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+    if image.ndim != 3 or image.size == 0:
+        raise InferenceError(f"{path}: not a readable image (shape {image.shape})")
+    return np.ascontiguousarray(image)
+
+
+def predict_paths(predictor: SpinePredictor, paths: Iterable[Path], out_dir: Path,
+                  measure_cfg: Any = None) -> pd.DataFrame:
+    """predictions.csv (image,TK,LL,LL_S1,SS,PT,PI,frame,notes) and `<stem>_overlay.jpg` per photo
+    in `out_dir`; an unreadable photo gets a row whose notes say why, and no overlay."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for path in tqdm(list(paths), desc="predict", unit="image"):
+        try:
+            image = read_photo(path)
+        except InferenceError as e:
+            log.warning(f"skipped: {e}")
+            rows.append({"image": path.stem, "frame": "", "notes": f"skipped: {e}"})
+            continue
+        m = measure_image(predictor, image, measure_cfg)
+        rows.append(measurement_row(path.stem, m))
+        cv2.imwrite(str(out_dir / f"{path.stem}_overlay.jpg"), draw_overlay(image, m),
+                    [cv2.IMWRITE_JPEG_QUALITY, 92])
+    table = pd.DataFrame(rows, columns=list(CSV_COLUMNS))
+    table.to_csv(out_dir / "predictions.csv", index=False, float_format="%.2f")
+    return table
+
+
+def evaluate_checkpoint(cfg: CfgNode, dataset_name: str, out_dir: Path, measure_cfg: Any = None,
+                        config_text: str | None = None) -> dict:
+    """COCO AP, Dice/IoU and angle agreement of `cfg.MODEL.WEIGHTS` on a registered split; the
+    report goes to `out_dir` (see SpineEvaluator)."""
+    from spine_d2.engine.trainer import SpineTrainer
+    from spine_d2.evaluation.evaluator import SpineEvaluator
+
+    model = build_model(cfg)
+    model.eval()
+    DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+    evaluator = SpineEvaluator(dataset_name, measure_cfg, str(out_dir), config_text=config_text)
+    results = inference_on_dataset(model, SpineTrainer.build_test_loader(cfg, dataset_name), evaluator)
+    results["report_dir"] = str(evaluator.report_dir) if evaluator.report_dir else None
+    return results

@@ -1,0 +1,51 @@
+"""Evaluate a trained model: python tools/evaluate.py checkpoint=FILE [dataset.root=DIR] | run_dir=DIR.
+
+COCO AP (segm, bbox), per-image Dice/IoU and the angles against the dataset's measurements.csv;
+writes per_image.csv, summary.json, report.md and report.html into <hydra run dir>/eval/ and
+prints the headline numbers beside the reference study's.
+"""
+import json
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+warnings.filterwarnings("ignore", message=r".*(torch\.jit\.script|pkg_resources).*")
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
+
+from spine_d2.data.labelme import DatasetError  # noqa: E402
+from spine_d2.data.register import register_from_cfg  # noqa: E402
+from spine_d2.engine.inference import InferenceError, config_for_checkpoint, evaluate_checkpoint  # noqa: E402
+from spine_d2.evaluation.report import headline  # noqa: E402
+from spine_d2.synthetic.generate import ensure_dataset  # noqa: E402
+
+log = logging.getLogger("evaluate")
+
+
+@hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    try:
+        if (cfg.checkpoint is None) == (cfg.run_dir is None):
+            raise InferenceError("give exactly one of checkpoint=FILE or run_dir=DIR")
+        checkpoint = cfg.checkpoint or str(Path(cfg.run_dir) / "model_final.pth")
+        d2 = config_for_checkpoint(checkpoint, cfg.device)
+        with open_dict(cfg):
+            cfg.dataset.class_map = d2.SPINE.CLASS_MAP  # the model's classes decide
+        ensure_dataset(cfg.dataset)
+        names = register_from_cfg(cfg.dataset)
+        if cfg.split not in names:
+            raise InferenceError(f"split={cfg.split}: choose one of {', '.join(names)}")
+    except (InferenceError, DatasetError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+    results = evaluate_checkpoint(d2, names[cfg.split], Path(cfg.output_dir) / "eval", cfg.measure,
+                                  config_text=OmegaConf.to_yaml(cfg))
+    report = Path(results["report_dir"])
+    print(f"report: {report / 'report.html'}")
+    for line in headline(json.loads((report / "summary.json").read_text())):
+        print("  " + line)
+
+
+if __name__ == "__main__":
+    main()
