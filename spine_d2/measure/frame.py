@@ -35,6 +35,20 @@ import numpy as np
 from spine_d2.frames import apply_homography, rotation_deg
 
 
+def checked_options(cls: type, cfg: Any, section: str) -> dict:
+    """`cfg` (a dict or an OmegaConf node) as a plain dict, every key a field of dataclass `cls`;
+    ValueError naming `section` and the unknown keys otherwise."""
+    if not isinstance(cfg, Mapping):
+        from omegaconf import OmegaConf  # only when given a DictConfig
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    cfg = dict(cfg)
+    names = {f.name for f in fields(cls)}
+    unknown = set(cfg) - names
+    if unknown:
+        raise ValueError(f"unknown {section} option(s) {sorted(unknown)}; known: {', '.join(sorted(names))}")
+    return cfg
+
+
 @dataclass(frozen=True)
 class FrameConfig:
     enabled: bool = True
@@ -60,13 +74,7 @@ class FrameConfig:
             return cls()
         if isinstance(cfg, cls):
             return cfg
-        if not isinstance(cfg, Mapping):
-            from omegaconf import OmegaConf
-            cfg = OmegaConf.to_container(cfg, resolve=True)
-        unknown = set(cfg) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown measure.frame option(s) {sorted(unknown)}")
-        return cls(**cfg)
+        return cls(**checked_options(cls, cfg, "measure.frame"))
 
 
 @dataclass

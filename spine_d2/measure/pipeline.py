@@ -22,7 +22,7 @@ from spine_d2.levels import LEVEL_INDEX, LUMBAR, THORACIC
 from spine_d2.measure.anterior import Anterior, decide_anterior, lateral_of
 from spine_d2.measure.cleanup import Removal, clean_instances
 from spine_d2.measure.endplates import EndplateError, fit_endplates, order_anterior_posterior
-from spine_d2.measure.frame import FrameConfig, FrameEstimate, estimate_frame
+from spine_d2.measure.frame import FrameConfig, FrameEstimate, checked_options, estimate_frame
 from spine_d2.measure.instances import Instance, circle_of
 from spine_d2.measure.naming import name_levels
 
@@ -53,14 +53,7 @@ class MeasureConfig:
             return cls()
         if isinstance(cfg, cls):
             return cfg
-        if not isinstance(cfg, Mapping):
-            from omegaconf import OmegaConf  # only when given a DictConfig
-            cfg = OmegaConf.to_container(cfg, resolve=True)
-        cfg = dict(cfg)
-        names = {f.name for f in fields(cls)}
-        unknown = set(cfg) - names
-        if unknown:
-            raise ValueError(f"unknown measure option(s) {sorted(unknown)}; known: {', '.join(sorted(names))}")
+        cfg = checked_options(cls, cfg, "measure")
         if cfg.get("method", "ours") not in ("ours", "paper"):
             raise ValueError(f"measure.method must be 'ours' or 'paper', got {cfg['method']!r}")
         if cfg.get("on_implausible", "nan") not in ("nan", "measure"):
