@@ -170,3 +170,38 @@ def test_model_predictions_and_the_photo_feed_the_pipeline():
     assert m.angles["LL"].value == pytest.approx(spine.expected["LL"], abs=1.0)
     with pytest.raises(ValueError, match="pred_masks"):
         instances_from_predictions(object(), classes)
+
+
+def test_femoral_heads_above_or_far_from_s1_are_not_used_for_pt_pi():
+    spine = toy_spine()
+    s1_mid = np.mean(spine.endplates["S1"]["superior"], axis=0)
+    good = measure_instances(spine.instances(), spine.shape)
+    assert good.angles["PT"].measured
+    for cx, cy, why in [(s1_mid[0], s1_mid[1] - 150, "not caudal"),      # above S1
+                        (s1_mid[0] + 20, s1_mid[1] + 2000, "S1-endplate lengths")]:  # far below
+        insts = [i for i in spine.instances(heads=False)] + [Instance("femoral_head", circle=(cx, cy, 24.0))]
+        m = measure_instances(insts, (max(spine.shape[0], int(cy) + 60), spine.shape[1]))
+        assert not m.angles["PT"].measured and not m.angles["PI"].measured
+        assert why in m.angles["PT"].reason and "implausibly placed" in m.angles["PT"].reason
+        assert m.angles["SS"].value == pytest.approx(good.angles["SS"].value, abs=1e-6)
+
+
+def test_an_endplate_cut_by_the_photo_edge_is_not_measured():
+    """A photo cropped through T5's body: the crop line would pose as T5's superior endplate."""
+    spine = toy_spine()
+    t5 = spine.polygons["T5"]
+    cut = float(t5[:, 1].min() + 0.5 * np.ptp(t5[:, 1]))
+    insts = []
+    for inst in spine.instances(labels=True):
+        if inst.polygon is None:
+            insts.append(Instance(inst.class_name, circle=(inst.circle[0], inst.circle[1] - cut, inst.circle[2])))
+            continue
+        poly = inst.polygon.copy()
+        if poly[:, 1].max() <= cut:
+            continue  # wholly above the crop
+        poly[:, 1] = np.maximum(poly[:, 1], cut) - cut
+        insts.append(Instance(inst.class_name, polygon=poly, label=inst.label))
+    m = measure_instances(insts, (spine.shape[0] - int(cut), spine.shape[1]))
+    assert not m.angles["TK"].measured
+    assert "T5 superior: endplate cut by the image border" in m.angles["TK"].reason
+    assert m.angles["LL"].measured and m.angles["SS"].measured  # the rest is still measured

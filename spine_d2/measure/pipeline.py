@@ -44,6 +44,7 @@ class MeasureConfig:
     on_implausible: str = "nan"       # nan: angles needing an uncertain level are NaN | measure
     anterior: str = "auto"            # auto | right (+x) | left (−x)
     min_circle_radius: float = 3.0    # px; femoral heads smaller than this are ignored
+    border_px: float = 2.0            # px; an endplate ending this close to the image edge is not used
     frame: FrameConfig = field(default_factory=FrameConfig)
 
     @classmethod
@@ -193,7 +194,14 @@ def measure_instances(
         except EndplateError as e:
             level_reason[lv] = f"endplate fit failed ({e})"
             continue
-        raw[lv] = {"superior": fit["superior"]} if lv == "S1" else fit
+        fit = {"superior": fit["superior"]} if lv == "S1" else fit
+        for side, seg in list(fit.items()):
+            if touches_border(seg, shape, c.border_px):
+                del fit[side]  # the photo's edge cut the vertebra: that line is the crop, not the endplate
+                level_reason[f"{lv} {side}"] = "endplate cut by the image border"
+                flags.append(f"{lv} {side} endplate cut by the image border: not used")
+        if fit:
+            raw[lv] = fit
 
     heads = []
     for i in naming.femoral_heads:
@@ -207,11 +215,19 @@ def measure_instances(
     heads = [h for _, h in sorted(heads, key=lambda t: -t[0])[:2]]
     axis = np.mean([h[:2] for h in heads], axis=0) if heads else None
 
-    # anterior side
-    up = np.array([0.0, -1.0])
+    up = np.array([0.0, -1.0])  # cranial direction of the spine in the image
     if len(centres) >= 2:
         d = centres[0] - centres[-1]
         up = d / np.linalg.norm(d) if np.linalg.norm(d) > 0 else up
+    heads_reason = "femoral heads not in view"
+    s1_plate = raw.get("S1", {}).get("superior")
+    if axis is not None and s1_plate is not None:
+        why = implausible_hip_axis(np.asarray(s1_plate, float), axis, up)
+        if why:
+            flags.append(f"femoral heads ignored: {why}")
+            heads, axis, heads_reason = [], None, f"femoral heads implausibly placed: {why}"
+
+    # anterior side
     if c.anterior == "auto":
         lum = np.array([kept[naming.levels[lv]].centre() for lv in chain if lv in LUMBAR])
         tho = np.array([kept[naming.levels[lv]].centre() for lv in chain if lv in THORACIC])
@@ -254,12 +270,39 @@ def measure_instances(
         if a is not None and a.measured and math.isfinite(a.value):
             final[name] = a
             continue
-        final[name] = Angle.missing(_reason(name, insts, kept, usable, excluded, circles))
+        final[name] = Angle.missing(_reason(name, insts, kept, usable, excluded, circles, heads_reason))
     return Measurement(final, use_frame, frame, kept, dict(naming.levels), endplates,
                        [tuple(h) for h in heads], removals, flags, ant, c.method, shape)
 
 
-def _reason(name, insts, kept, usable, excluded, circles) -> str:
+def touches_border(segment: np.ndarray, image_shape: Sequence[int], border_px: float) -> bool:
+    """True when an end of a fitted endplate (image frame, px) lies within `border_px` of the
+    image's edge: a vertebra cut by the photo's crop."""
+    h, w = image_shape[:2]
+    pts = np.asarray(segment, float).reshape(-1, 2)
+    return bool(np.any((pts[:, 0] <= border_px) | (pts[:, 0] >= w - 1 - border_px) |
+                       (pts[:, 1] <= border_px) | (pts[:, 1] >= h - 1 - border_px)))
+
+
+def implausible_hip_axis(s1_superior: np.ndarray, axis: np.ndarray, up: np.ndarray,
+                         min_ratio: float = 1.0, max_ratio: float = 6.0) -> str:
+    """Why a hip axis cannot be the one of this S1 endplate (image frame, px), or "" if it can.
+
+    The hip axis lies caudal of the S1 endplate's midpoint, about 3.3 endplate lengths away
+    (Legaye 2013; shared/PHANTOM.md); accepted: caudal, at `min_ratio`–`max_ratio` lengths.
+    """
+    mid = s1_superior.mean(axis=0)
+    length = float(np.linalg.norm(s1_superior[0] - s1_superior[1]))
+    v = np.asarray(axis, float) - mid
+    if float(v @ up) >= 0:
+        return "hip axis not caudal of the S1 endplate"
+    ratio = float(np.linalg.norm(v)) / length if length > 0 else math.inf
+    if not min_ratio <= ratio <= max_ratio:
+        return f"hip axis {ratio:.1f} S1-endplate lengths from S1 (expected {min_ratio:g}–{max_ratio:g})"
+    return ""
+
+
+def _reason(name, insts, kept, usable, excluded, circles, heads_reason="femoral heads not in view") -> str:
     if not any(i.is_vertebra for i in insts):
         return "no vertebrae found"
     if not any(i.is_vertebra for i in kept):
@@ -268,9 +311,9 @@ def _reason(name, insts, kept, usable, excluded, circles) -> str:
     for lv, side in REQUIRED_ENDPLATES[name]:
         if lv in usable and side in usable[lv]:
             continue
-        parts.append(f"{lv} {side}: {excluded.get(lv, 'level not found')}")
+        parts.append(f"{lv} {side}: {excluded.get(f'{lv} {side}', excluded.get(lv, 'level not found'))}")
     if parts:
         return "; ".join(parts)
     if name in NEEDS_FEMORAL_HEADS and not circles:
-        return "femoral heads not in view"
+        return heads_reason
     return "not measurable"
