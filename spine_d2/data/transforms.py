@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from detectron2.data import DatasetMapper
-from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from PIL import Image
 
@@ -127,7 +126,3 @@ def model_input(image: np.ndarray, cfg) -> dict:
     tensor = torch.as_tensor(np.ascontiguousarray(aug_input.image.transpose(2, 0, 1)))
     return {"image": tensor, "height": h, "width": w}
 
-
-def read_model_input(path: str, cfg) -> dict:
-    """`model_input` of an image file (EXIF orientation applied)."""
-    return model_input(utils.read_image(str(path), format=cfg.INPUT.FORMAT), cfg)

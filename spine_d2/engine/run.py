@@ -32,16 +32,11 @@ log = logging.getLogger(__name__)
 
 def _user_errors() -> tuple:
     """Errors that mean bad input or state, reported as one line rather than a trace."""
+    from spine_d2.data.labelme import DatasetError
     from spine_d2.engine.hooks import NonFiniteLossError
     from spine_d2.engine.phases import ScheduleError
     from spine_d2.engine.trainer import NothingToResumeError
-    errors = [NothingToResumeError, NonFiniteLossError, ScheduleError]
-    try:
-        from spine_d2.data.labelme import DatasetError
-        errors.append(DatasetError)
-    except ImportError:
-        pass
-    return tuple(errors)
+    return (NothingToResumeError, NonFiniteLossError, ScheduleError, DatasetError)
 
 
 USER_ERRORS = _user_errors()

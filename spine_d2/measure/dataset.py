@@ -27,8 +27,7 @@ FRAME_SOURCES = ("estimate", "truth", "none")
 
 def read_image(path: str | Path) -> np.ndarray | None:
     """BGR uint8 image (EXIF orientation applied, as OpenCV does by default), None if unreadable."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    return img
+    return cv2.imread(str(path), cv2.IMREAD_COLOR)
 
 
 def record_frame(record: dict, cfg: MeasureConfig, frame_source: str = "estimate",
