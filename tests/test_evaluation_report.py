@@ -23,7 +23,7 @@ from spine_d2.evaluation.per_image import (
     per_image_table,
     read_per_image,
 )
-from spine_d2.evaluation.report import choose_examples, new_report_dir, write_report
+from spine_d2.evaluation.report import OVERLAY_MAX_SIDE, choose_examples, new_report_dir, overlay_jpeg, write_report
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -231,3 +231,15 @@ def test_tool_reports_a_bad_file_clearly(tmp_path):
     res = run_tool(f"per_image={tmp_path / 'nope.csv'}", cwd=tmp_path)
     assert res.returncode != 0
     assert "nope.csv: per-image table not found" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_overlays_are_shrunk_once_and_jpeg_bytes_kept_as_given(tmp_path):
+    big = np.zeros((3000, 1000, 3), np.uint8)
+    big[:, :500] = 255
+    jpeg = overlay_jpeg(big)
+    decoded = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert max(decoded.shape[:2]) == OVERLAY_MAX_SIDE and decoded.shape[0] / decoded.shape[1] == pytest.approx(3, rel=0.01)
+    assert overlay_jpeg(jpeg) == jpeg  # already encoded: not decoded and compressed again
+    table = per_image_table(_rows())
+    out = write_report(table, tmp_path / "eval", overlays={"best": jpeg})
+    assert (out / "figures" / "overlay_best.jpg").read_bytes() == jpeg

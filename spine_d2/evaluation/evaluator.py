@@ -19,7 +19,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets.coco import convert_to_coco_json
@@ -31,14 +30,11 @@ from spine_d2.angles import ANGLE_NAMES
 from spine_d2.levels import is_level
 from spine_d2.evaluation.agreement import summarize
 from spine_d2.evaluation.per_image import image_row, per_image_table
-from spine_d2.evaluation.report import choose_examples, code_version, write_report
+from spine_d2.evaluation.report import choose_examples, code_version, overlay_jpeg, write_report
 from spine_d2.evaluation.segmentation import polygons_to_mask, image_segmentation
 from spine_d2.measure import MeasureConfig, draw_overlay, instances_from_predictions, measure_instances
 
 log = logging.getLogger(__name__)
-
-#: Overlays kept per image for the report's best/median/worst examples: long side in pixels.
-OVERLAY_SIDE = 900
 
 
 def ground_truth_masks(record: dict, class_names) -> tuple[list[np.ndarray], list[str], list[str | None]]:
@@ -68,14 +64,6 @@ def coco_json_file(dataset_name: str) -> str:
         convert_to_coco_json(dataset_name, str(path), allow_cached=False)
         meta.json_file = str(path)
     return meta.json_file
-
-
-def _encode(image: np.ndarray) -> bytes:
-    h, w = image.shape[:2]
-    s = min(1.0, OVERLAY_SIDE / max(h, w))
-    if s < 1.0:
-        image = cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
-    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 88])[1].tobytes()
 
 
 class SpineEvaluator(DatasetEvaluator):
@@ -132,7 +120,7 @@ class SpineEvaluator(DatasetEvaluator):
                 stem, true=true, pred=m.angles, frame=m.frame, notes=m.notes,
                 dice=seg["dice"], iou=seg["iou"],
                 extra={k: v for k, v in seg.items() if k not in ("dice", "iou")}))
-            self._overlays[stem] = _encode(draw_overlay(image, m))
+            self._overlays[stem] = overlay_jpeg(draw_overlay(image, m))  # kept for the examples
 
     def evaluate(self):
         results = dict(self._coco.evaluate() or {}) if self._coco is not None else {}
@@ -152,8 +140,7 @@ class SpineEvaluator(DatasetEvaluator):
         coco_ap = results.get("segm", {}).get("AP")
         summary = summarize(table, coco_segm_ap=None if coco_ap is None else coco_ap / 100.0)
         if self._output_dir:
-            examples = {k: cv2.imdecode(np.frombuffer(overlays[stem], np.uint8), cv2.IMREAD_COLOR)
-                        for k, stem in choose_examples(table).items() if stem in overlays}
+            examples = {k: overlays[stem] for k, stem in choose_examples(table).items() if stem in overlays}
             self.report_dir = write_report(
                 table, Path(self._output_dir), summary=summary, overlays=examples,
                 config_text=self._config_text, code_version=code_version(), title=self._title)

@@ -211,9 +211,12 @@ def overlap_figure(per_image: pd.DataFrame, path: Path, study: StudyResults) -> 
         return _save(fig, path)
 
 
-def _encode_overlay(image: Any, path: Path) -> tuple[bytes, str]:
-    """An overlay (file path, or BGR uint8 H×W×3 array as OpenCV and
-    `spine_d2.measure.overlay.draw_overlay` give) → JPEG bytes at `path`, shrunk to fit."""
+def overlay_jpeg(image: Any) -> bytes:
+    """An overlay as the report's JPEG bytes (long side at most OVERLAY_MAX_SIDE): JPEG bytes are
+    taken as they are (e.g. made earlier by this function); a file path or a BGR uint8 H×W×3 array
+    (as OpenCV and `spine_d2.measure.overlay.draw_overlay` give) is shrunk to fit and encoded."""
+    if isinstance(image, (bytes, bytearray)):
+        return bytes(image)
     if isinstance(image, (str, Path)):
         arr = cv2.imread(str(image), cv2.IMREAD_COLOR)
         if arr is None:
@@ -229,7 +232,12 @@ def _encode_overlay(image: Any, path: Path) -> tuple[bytes, str]:
     if scale < 1:
         arr = cv2.resize(arr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     ok, buf = cv2.imencode(".jpg", arr, [cv2.IMWRITE_JPEG_QUALITY, 88])
-    data = buf.tobytes()
+    return buf.tobytes()
+
+
+def _encode_overlay(image: Any, path: Path) -> tuple[bytes, str]:
+    """`overlay_jpeg(image)`, also written to `path`."""
+    data = overlay_jpeg(image)
     path.write_bytes(data)
     return data, "image/jpeg"
 
@@ -541,7 +549,7 @@ def write_report(per_image: pd.DataFrame, out_dir: str | Path, *,
     `summary`: only what per_image.csv cannot give is taken from it (coco_segm_ap, and extra
     keys such as coco_bbox_ap); everything else is recomputed from `per_image`, so the report's
     numbers always follow from its per_image.csv;
-    `overlays`: {'best'|'median'|'worst'|other: image path or BGR uint8 array} (see
+    `overlays`: {'best'|'median'|'worst'|other: image path, BGR uint8 array or JPEG bytes} (see
     `choose_examples`); `config_text`: the resolved config (YAML); `code_version`: e.g.
     `code_version()`. Never overwrites: see `new_report_dir`.
     """
