@@ -80,27 +80,61 @@ def test_ordinals_are_english():
                    "101st", "111th", "112th"]
 
 
-def test_six_lumbar_is_flagged_and_uncertain():
+def relabel(insts, spine, changes):
+    """Give the instances at the levels in `changes` another class (a model's wrong region)."""
+    for inst in insts:
+        for level, cls in changes.items():
+            if np.allclose(inst.centre(), spine.polygons[level].mean(0), atol=3):
+                inst.class_name = cls
+    return insts
+
+
+def test_counting_up_from_s1_overrules_wrong_region_classes():
     spine = toy_spine()
-    insts = []
-    for inst in spine.instances():
-        if np.allclose(inst.centre(), spine.polygons["T12"].mean(0), atol=3):
-            inst = Instance("lumbar", polygon=inst.polygon)
-        insts.append(inst)
+    insts = relabel(spine.instances(), spine, {"T11": "lumbar", "T12": "lumbar", "L3": "thoracic"})
     naming = name_levels(insts)
+    got, _ = named(naming, insts)
+    assert naming.source == "counted up from S1"
+    assert set(got) == ALL and all(k == v for k, v in got.items())
+    assert not naming.uncertain
+    assert any("T11, T12, L3 disagrees with the count up from S1" in f for f in naming.flags), naming.flags
+
+
+def test_six_lumbar_by_class_is_flagged_and_uncertain_when_classes_are_trusted():
+    spine = toy_spine()
+    insts = relabel(spine.instances(), spine, {"T12": "lumbar"})
+    naming = name_levels(insts, anchor="regions")
     assert any("6 lumbar" in f for f in naming.flags)
     assert "L1" in naming.uncertain and "implausible" in naming.uncertain["L5"]
 
 
-def test_regions_out_of_order_and_duplicated_levels_are_flagged():
+def test_without_sacrum_a_stray_class_is_overruled_and_many_make_levels_uncertain():
     spine = toy_spine()
-    insts = spine.instances()
-    for inst in insts:  # a lumbar-class body among the thoracic ones
-        if np.allclose(inst.centre(), spine.polygons["T7"].mean(0), atol=3):
-            inst.class_name = "lumbar"
+    no_sacrum = [i for i in spine.instances() if i.region != "sacrum"]
+    insts = relabel(no_sacrum, spine, {"T7": "lumbar"})
     naming = name_levels(insts)
-    assert any("regions out of order" in f for f in naming.flags) and naming.uncertain
+    got, _ = named(naming, insts)
+    assert naming.source == "region classes"
+    assert set(got) == ALL - {"S1"} and all(k == v for k, v in got.items())
+    assert any("regions out of order" in f and "1 class(es) overruled" in f for f in naming.flags)
+    assert not naming.uncertain
 
+    insts = relabel([i for i in spine.instances() if i.region != "sacrum"], spine,
+                    {"T5": "lumbar", "T7": "lumbar", "T9": "lumbar", "L2": "thoracic"})
+    naming = name_levels(insts)
+    assert naming.uncertain and all("inconsistent" in why for why in naming.uncertain.values())
+
+
+def test_a_sacrum_above_a_vertebra_leaves_every_level_uncertain():
+    spine = toy_spine()
+    insts = relabel(spine.instances(), spine, {"L2": "sacrum"})
+    naming = name_levels(insts)
+    assert any("sacrum instance lies above a vertebra" in f for f in naming.flags)
+    assert "L1" in naming.uncertain and "T5" in naming.uncertain
+
+
+def test_duplicated_and_misordered_given_levels_are_flagged():
+    spine = toy_spine()
     insts = spine.instances(classes="per_level")
     insts.append(Instance("L3", polygon=spine.polygons["T6"] + [200, 0], score=0.1))
     naming = name_levels(insts)

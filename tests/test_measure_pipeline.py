@@ -104,16 +104,22 @@ def test_every_nan_reason():
             i.polygon = c + np.array([[-20.0, 0.0], [0.0, 0.0], [20.0, 0.0]])  # encloses nothing
     r, _ = nan_reasons(insts, spine.shape, min_area=0.0, min_area_fraction=0.0)
     assert r["LL"][1].startswith("L1 superior: endplate fit failed")
-    # an implausible sequence: six lumbar bodies
+    # an implausible sequence when classes are trusted: six lumbar bodies
     insts = spine.instances()
     for i in insts:
         if np.allclose(i.centre(), spine.polygons["T12"].mean(0), atol=3):
             i.class_name = "lumbar"
-    r, m = nan_reasons(insts, spine.shape)
+    r, m = nan_reasons(insts, spine.shape, level_anchor="regions")
     assert "level name uncertain" in r["LL"][1] and "6 lumbar" in r["LL"][1]
     assert any("implausible" in f for f in m.flags)
-    r, m = nan_reasons(insts, spine.shape, on_implausible="measure")
+    r, m = nan_reasons(insts, spine.shape, level_anchor="regions", on_implausible="measure")
     assert not math.isnan(r["LL"][0])
+    # counted up from S1 (the default), the same classes give the true angles and say so
+    r, m = nan_reasons(insts, spine.shape)
+    assert r["LL"][0] == pytest.approx(spine.expected["LL"], abs=0.01)
+    assert any("disagrees with the count up from S1" in f for f in m.flags)
+    with pytest.raises(ValueError, match="level_anchor"):
+        nan_reasons(insts, spine.shape, level_anchor="t1")
 
 
 def test_anterior_override_and_uncertainty():

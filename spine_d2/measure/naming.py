@@ -4,14 +4,17 @@ Three sources, tried in this order:
 
 - **levels given**: every vertebra carries a level (annotation label or a per-level model's class).
   A level given twice keeps the higher score; levels out of cranio-caudal order are flagged.
-- **region classes** (the study's two classes, or the default four): the chain of vertebra centres
-  is ordered top to bottom and gaps are found from the spacing (a step longer than
-  `gap_factor` × the local median step hides round(step / median) − 1 levels). Thoracic bodies
-  are counted upward from T12 (the last one above the first lumbar); lumbar bodies downward from
-  L1 (the first one below the thoracic) — or, with no thoracic in view, upward from L5 (the one
-  above the sacrum); the top sacrum instance is S1.
+- **S1 and counting** (the default, `anchor="s1"`, as a radiologist counts on a lateral film):
+  with the sacrum in view, the top sacrum instance is S1 and the bodies above it are L5, L4, …
+  T1 in order, counting the levels hidden in gaps (a step longer than `gap_factor` × the local
+  median step between centres hides round(step / median) − 1 levels). Region classes are only
+  checked: a disagreement is flagged, the count wins.
+- **region classes** (no sacrum in view, or `anchor="regions"`): the chain is split into thoracic
+  above and lumbar below where the classes agree best (a stray class is overruled and flagged; more
+  than one in five makes every level uncertain). Thoracic bodies are counted upward from T12, lumbar
+  ones downward from L1 — or, with no thoracic in view, upward from L5 (the one above the sacrum).
 - Anything implausible — more than 5 lumbar or 12 thoracic slots, lumbar bodies between thoracic
-  and sacrum that do not make exactly L1…L5, regions out of order, a level given twice — is
+  and sacrum that do not make exactly L1…L5, a sacrum above a vertebra, a level given twice — is
   flagged; the levels it concerns are returned as `uncertain` with the reason (the pipeline makes
   the angles that need them NaN), never silently renamed.
 """
@@ -22,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from spine_d2.levels import LEVEL_INDEX, LEVELS, LUMBAR, THORACIC, is_level
+from spine_d2.levels import LEVEL_INDEX, LEVELS, LUMBAR, THORACIC, is_level, region
 from spine_d2.measure.instances import Instance
 
 
@@ -57,7 +60,7 @@ def given_level(inst: Instance, use_labels: bool = True) -> str | None:
 
 
 def name_levels(instances: Sequence[Instance], use_labels: bool = True,
-                gap_factor: float = 1.6) -> Naming:
+                gap_factor: float = 1.6, anchor: str = "s1") -> Naming:
     """Name the vertebrae among `instances` (see the module docstring)."""
     naming = Naming(femoral_heads=[i for i, inst in enumerate(instances) if inst.region == "femoral_head"])
     verts = [i for i, inst in enumerate(instances) if inst.is_vertebra]
@@ -69,7 +72,7 @@ def name_levels(instances: Sequence[Instance], use_labels: bool = True,
     else:
         if any(given.values()):
             naming.flags.append("some vertebrae carry a level and some only a region: named by region")
-        _name_from_regions(instances, verts, naming, gap_factor)
+        _name_from_regions(instances, verts, naming, gap_factor, anchor)
     for level, i in naming.levels.items():
         instances[i].level = level
     return naming
@@ -94,8 +97,7 @@ def _name_from_given(instances, verts, given, naming: Naming) -> None:
             naming.uncertain.setdefault(b, msg)
 
 
-def _name_from_regions(instances, verts, naming: Naming, gap_factor: float) -> None:
-    naming.source = "region classes"
+def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anchor: str) -> None:
     chain = sorted(verts, key=lambda i: instances[i].centre()[1])
     centres = np.array([instances[i].centre() for i in chain])
     regions = [instances[i].region for i in chain]
@@ -104,75 +106,103 @@ def _name_from_regions(instances, verts, naming: Naming, gap_factor: float) -> N
         if g:
             naming.flags.append(f"gap of ~{g} level(s) between the {ordinal(k + 1)} and {ordinal(k + 2)} "
                                 f"vertebra from the top")
-
-    rank = {"thoracic": 0, "lumbar": 1, "sacrum": 2}
-    r = [rank[x] for x in regions]
-    if any(a > b for a, b in zip(r, r[1:])):
-        msg = "regions out of order (" + "-".join(x[0].upper() for x in regions) + ")"
-        naming.flags.append(msg)
-        for level in LEVELS:
-            naming.uncertain[level] = msg
-
-    th = [k for k, x in enumerate(regions) if x == "thoracic"]
-    lu = [k for k, x in enumerate(regions) if x == "lumbar"]
+    slot = np.concatenate([[0], np.cumsum(1 + np.asarray(gaps, dtype=int))]).astype(int)  # level slots
+    pattern = "-".join(x[0].upper() for x in regions)
     sa = [k for k, x in enumerate(regions) if x == "sacrum"]
-
-    def slots(ks):
-        """Position of each chain index in `ks` counting hidden levels, from the first."""
-        pos, out = 0, []
-        for n, k in enumerate(ks):
-            if n:
-                pos += 1 + sum(gaps[ks[n - 1]:k])
-            out.append(pos)
-        return out
-
+    body = [k for k, x in enumerate(regions) if x != "sacrum"]
+    if sa and body and body[-1] > sa[0]:
+        msg = f"a sacrum instance lies above a vertebra ({pattern})"
+        naming.flags.append(msg)
+        naming.uncertain.update({level: msg for level in LEVELS})
+        sa = []  # S1 unknown; the vertebrae are still named by their classes, for the overlay
     names: dict[int, str] = {}
     if sa:
         names[sa[0]] = "S1"
         if len(sa) > 1:
             naming.flags.append(f"{len(sa)} sacrum instances: the top one is S1")
+    if sa and anchor == "s1":
+        naming.source = "counted up from S1"
+        _count_up_from_s1(body, sa[0], slot, regions, names, naming)
+    else:
+        naming.source = "region classes"
+        _name_by_boundary(body, sa[0] if sa else None, slot, regions, names, naming)
+    for k, level in names.items():
+        naming.levels[level] = chain[k]
+
+
+def _count_up_from_s1(body, s1, slot, regions, names, naming: Naming) -> None:
+    """L5, L4, … T1 upwards from S1, hidden levels counted; classes only checked, not trusted."""
+    s1_index = LEVEL_INDEX["S1"]
+    disagree = []
+    for k in body:
+        idx = s1_index - int(slot[s1] - slot[k])
+        if idx < 0:
+            msg = f"more than {s1_index} levels above S1"
+            naming.flags.append("implausible: " + msg)
+            naming.uncertain.update({lv: "implausible level sequence: " + msg for lv in THORACIC})
+            continue
+        names[k] = LEVELS[idx]
+        if region(LEVELS[idx]) != regions[k]:
+            disagree.append(LEVELS[idx])
+    if disagree:
+        naming.flags.append(f"the class of {', '.join(disagree)} disagrees with the count up from S1: "
+                            f"named by the count")
+
+
+def _name_by_boundary(body, s1, slot, regions, names, naming: Naming) -> None:
+    """Thoracic bodies upward from T12, lumbar downward from L1, split where the classes agree best."""
+    if not body:
+        return
+    is_lumbar = np.array([regions[k] == "lumbar" for k in body])
+    # b = number of thoracic bodies on top; mismatches of each split
+    cost = [int((is_lumbar[:b]).sum() + (~is_lumbar[b:]).sum()) for b in range(len(body) + 1)]
+    b = int(np.argmin(cost))
+    if cost[b]:
+        msg = (f"regions out of order ({'-'.join(regions[k][0].upper() for k in body)}): "
+               f"{cost[b]} class(es) overruled by the best thoracolumbar boundary")
+        naming.flags.append(msg)
+        if cost[b] > max(1, len(body) // 5):
+            for level in LEVELS:
+                naming.uncertain.setdefault(level, "region classes inconsistent: " + msg)
+    th, lu = body[:b], body[b:]
     if lu:
-        pos = slots(lu)
-        span = pos[-1] + 1
+        span = int(slot[lu[-1]] - slot[lu[0]]) + 1
         if th:
-            first = 0
-        elif sa:
-            first = len(LUMBAR) - span - sum(gaps[lu[-1]:sa[0]])
+            first = 0  # levels hidden at the boundary are counted as thoracic (T12, T11…)
+        elif s1 is not None:
+            first = len(LUMBAR) - int(slot[s1] - slot[lu[0]])
         else:
             first = 0
             naming.flags.append("no thoracic or sacrum in view: top lumbar taken as L1")
         bad = None
-        if span > len(LUMBAR):
-            bad = f"{span} lumbar levels (expected 5)"
-        elif th and sa and first + span + sum(gaps[lu[-1]:sa[0]]) != len(LUMBAR):
-            bad = f"{span + sum(gaps[lu[-1]:sa[0]])} lumbar levels between thoracic and sacrum (expected 5)"
+        if first + span > len(LUMBAR):
+            bad = f"{first + span} lumbar levels (expected 5)"
+        elif th and s1 is not None and int(slot[s1] - slot[lu[0]]) != len(LUMBAR):
+            bad = f"{int(slot[s1] - slot[lu[0]])} lumbar levels between thoracic and sacrum (expected 5)"
         elif first < 0:
-            bad = f"{span - first} lumbar levels above the sacrum (expected 5)"
+            bad = f"{len(LUMBAR) - first} lumbar levels above the sacrum (expected 5)"
         if bad:
             naming.flags.append("implausible: " + bad)
             for lv in LUMBAR + ("T12", "T11"):
                 naming.uncertain.setdefault(lv, "implausible level sequence: " + bad)
-        for k, p in zip(lu, pos):
-            if 0 <= first + p < len(LUMBAR):
-                names[k] = LUMBAR[first + p]
+        for k in lu:
+            idx = first + int(slot[k] - slot[lu[0]])
+            if 0 <= idx < len(LUMBAR):
+                names[k] = LUMBAR[idx]
     if th:
-        pos = slots(th)
-        span = pos[-1] + 1
-        below = sum(gaps[th[-1]:lu[0]]) if lu else 0
         if not lu:
             naming.flags.append("no lumbar in view: bottom thoracic taken as T12")
-        last = len(THORACIC) - 1 - below
+        below = int(slot[lu[0]] - slot[th[-1]]) - 1 if lu else 0  # hidden levels above the top lumbar
+        span = int(slot[th[-1]] - slot[th[0]]) + 1
         if span + below > len(THORACIC):
             bad = f"{span + below} thoracic levels (expected at most 12)"
             naming.flags.append("implausible: " + bad)
             for lv in THORACIC:
                 naming.uncertain.setdefault(lv, "implausible level sequence: " + bad)
-        for k, p in zip(th, pos):
-            idx = last - (span - 1 - p)
+        for k in th:
+            idx = len(THORACIC) - 1 - below - int(slot[th[-1]] - slot[k])
             if 0 <= idx < len(THORACIC):
                 names[k] = THORACIC[idx]
-    for k, level in names.items():
-        naming.levels[level] = chain[k]
 
 
 def _gaps(centres: np.ndarray, gap_factor: float) -> list[int]:

@@ -41,6 +41,7 @@ class MeasureConfig:
     min_area_fraction: float = 0.2    # of the median vertebra area
     use_labels: bool = True           # trust level labels carried by instances (annotations)
     gap_factor: float = 1.6           # a step this much longer than the local median hides levels
+    level_anchor: str = "s1"          # s1: count levels up from S1 when in view | regions: by classes
     on_implausible: str = "nan"       # nan: angles needing an uncertain level are NaN | measure
     anterior: str = "auto"            # auto | right (+x) | left (−x)
     min_circle_radius: float = 3.0    # px; femoral heads smaller than this are ignored
@@ -59,6 +60,8 @@ class MeasureConfig:
             raise ValueError(f"measure.method must be 'ours' or 'paper', got {cfg['method']!r}")
         if cfg.get("on_implausible", "nan") not in ("nan", "measure"):
             raise ValueError(f"measure.on_implausible must be 'nan' or 'measure', got {cfg['on_implausible']!r}")
+        if cfg.get("level_anchor", "s1") not in ("s1", "regions"):
+            raise ValueError(f"measure.level_anchor must be 's1' or 'regions', got {cfg['level_anchor']!r}")
         if cfg.get("anterior", "auto") not in ("auto", "right", "left"):
             raise ValueError(f"measure.anterior must be auto, right or left, got {cfg['anterior']!r}")
         if "frame" in cfg:
@@ -169,7 +172,7 @@ def measure_instances(
 
     idx, kept, removals = clean_instances(insts, shape, c.slope_threshold, c.duplicate_overlap,
                                           c.min_area, c.min_area_fraction, c.duplicate_overlap_heads)
-    naming = name_levels(kept, use_labels=c.use_labels, gap_factor=c.gap_factor)
+    naming = name_levels(kept, use_labels=c.use_labels, gap_factor=c.gap_factor, anchor=c.level_anchor)
     flags += naming.flags
     # why a level is absent, when we know (a labelled instance removed by the clean-up)
     level_reason: dict[str, str] = {}
