@@ -10,7 +10,7 @@ from detectron2.modeling import build_model
 from spine_d2.engine.config import build_d2_cfg
 from spine_d2.engine.hooks import NonFiniteLossError
 from spine_d2.engine.phases import freeze_level, is_frozen, parse_phases, ScheduleError
-from spine_d2.engine.trainer import SpineTrainer
+from spine_d2.engine.trainer import SpineTrainer, WeightsError
 from test_engine_support import register_tiny, smoke_cfg
 
 BODY = "backbone.bottom_up."
@@ -127,3 +127,13 @@ def test_weights_with_mismatched_heads_are_reinitialised(tmp_path):
         assert len(same) > 0.9 * len(sd)
         for k in same:
             assert torch.equal(got[k], sd[k]), f"{k} not loaded from {name}"
+
+
+def test_missing_or_unfetchable_weights_are_one_clear_error(tmp_path):
+    names = register_tiny(tmp_path / "data")
+    for weights, match in ((tmp_path / "nope.pth", "no such file"),
+                           ("http://127.0.0.1:9/model_final.pkl", "could not be fetched")):
+        cfg = build_d2_cfg(smoke_cfg(tmp_path, f"model.weights={weights}"), datasets=names)
+        trainer = SpineTrainer(cfg)
+        with pytest.raises(WeightsError, match=match):
+            trainer.resume_or_load(resume=False)

@@ -35,8 +35,8 @@ def _user_errors() -> tuple:
     from spine_d2.data.labelme import DatasetError
     from spine_d2.engine.hooks import NonFiniteLossError
     from spine_d2.engine.phases import ScheduleError
-    from spine_d2.engine.trainer import NothingToResumeError
-    return (NothingToResumeError, NonFiniteLossError, ScheduleError, DatasetError)
+    from spine_d2.engine.trainer import NothingToResumeError, WeightsError
+    return (NothingToResumeError, NonFiniteLossError, ScheduleError, DatasetError, WeightsError)
 
 
 USER_ERRORS = _user_errors()

@@ -35,6 +35,10 @@ class NothingToResumeError(FileNotFoundError):
     """resume=true but the output directory holds no checkpoint."""
 
 
+class WeightsError(FileNotFoundError):
+    """model.weights names a file that is not there or a URL that cannot be fetched."""
+
+
 def phases_of(cfg) -> tuple[Phase, ...]:
     ph = cfg.SPINE.PHASES
     return tuple(Phase(n, i, f, t) for n, i, f, t in zip(ph.NAMES, ph.ITERS, ph.LR_FACTORS, ph.TRAINS))
@@ -95,9 +99,25 @@ class SpineTrainer(DefaultTrainer):
                 f"resume=true but {self.cfg.OUTPUT_DIR} has no last_checkpoint: a new run directory "
                 f"starts at 0. Pass the interrupted run's directory: resume=true "
                 f"hydra.run.dir=<that run's directory>")
+        if self.cfg.MODEL.WEIGHTS and not (resume and self.checkpointer.has_checkpoint()):
+            self._check_weights(self.cfg.MODEL.WEIGHTS)
         super().resume_or_load(resume=resume)
         if self.start_iter > 0:  # continue the sampler's stream where the checkpoint stopped
             self._trainer.reset_data_loader(lambda: self.build_train_loader(self.cfg, self.start_iter))
+
+    def _check_weights(self, weights: str) -> None:
+        """Fetch (URL) or find (path) the initial weights first, so that a missing file or an
+        offline machine gives one clear line instead of a trace from inside the checkpointer."""
+        try:
+            local = self.checkpointer.path_manager.get_local_path(weights)
+        except Exception as e:  # no network, HTTP error, unknown scheme: many types
+            raise WeightsError(
+                f"model.weights={weights}: could not be fetched ({type(e).__name__}: {e}). Offline? "
+                f"Download it on another machine and give model.weights=PATH, or model.weights=null "
+                f"to train from scratch") from None
+        if not os.path.isfile(local):
+            raise WeightsError(f"model.weights={weights}: no such file (a detectron2 model-zoo .pkl or "
+                               f"a .pth checkpoint; model.weights=null trains from scratch)")
 
     @classmethod
     def build_train_loader(cls, cfg, start_iter: int = 0):
