@@ -119,6 +119,31 @@ def test_polygons_move_with_pixels_under_every_augmentation(tmp_path):
     assert np.all(boxes[:, 2] > boxes[:, 0]) and np.all(boxes[:, 3] > boxes[:, 1])
 
 
+def test_a_training_crop_clips_polygons_with_the_pixels_and_drops_instances_left_outside(tmp_path):
+    (d,) = make_tiny_images(tmp_path, n=1)
+    cfg = build_d2_cfg(smoke_cfg(tmp_path, "augment.crop.enabled=true", "augment.crop.height=60",
+                                 "augment.crop.width=200", "augment.scale.enabled=false",
+                                 "augment.rotation.enabled=false", "augment.contrast.enabled=false",
+                                 "augment.flip.enabled=false", "input.height=256", "input.width=128"),
+                       datasets={"train": "x", "test": "y"})
+    for seed in range(6):
+        np.random.seed(seed)
+        out = build_mapper(cfg, is_train=True)(d)
+        img = out["image"].numpy().mean(0)
+        h, w = img.shape
+        assert h == 60 and w == 128  # the crop's height; the width is the whole (narrower) image
+        masks = out["instances"].gt_masks
+        assert len(masks) < len(d["annotations"])  # a 60 px window cannot hold the whole spine
+        drawn = np.zeros((h, w), bool)
+        for m in masks.polygons:
+            drawn |= utils.polygons_to_bitmask(m, h, w)
+        bright = img > img.mean() + 0.5 * img.std()
+        if bright.any():
+            assert (drawn & bright).sum() / (drawn | bright).sum() > 0.75
+    # evaluation and prediction never crop
+    assert "RandomCrop" not in [type(a).__name__ for a in build_augmentations(cfg, is_train=False)]
+
+
 def test_preprocessing_is_the_same_in_evaluation_and_prediction(tmp_path):
     (d,) = make_tiny_images(tmp_path, n=1)
     cfg = build_d2_cfg(smoke_cfg(tmp_path), datasets={"train": "x", "test": "y"})

@@ -2,9 +2,10 @@
 
 One chain for training, evaluation and prediction (`build_augmentations`): resize to the input
 size (`SPINE.INPUT`: height x width, `resize` exactly or `keep_aspect` inside it), in training the
-augmentations (`SPINE.AUG`: scale, horizontal flip, rotation of +-[min_deg, max_deg], contrast),
-and always last the per-image mean-intensity normalisation. Only scaling, flipping and rotating
-move pixels, and each is a detectron2 Transform whose `apply_coords` moves the polygons with them.
+augmentations (`SPINE.AUG`: scale, an optional random crop, horizontal flip, rotation of
++-[min_deg, max_deg], contrast), and always last the per-image mean-intensity normalisation. Only
+scaling, cropping, flipping and rotating move pixels, and each is a detectron2 Transform that moves
+the polygons with them (a crop clips them; instances left outside are dropped by the mapper).
 Predictions come back in the original image frame (detectron2 rescales to `height`/`width`).
 """
 from __future__ import annotations
@@ -92,6 +93,8 @@ def build_augmentations(cfg, is_train: bool) -> list:
     scale = (aug.SCALE.MIN, aug.SCALE.MAX) if is_train and aug.SCALE.ENABLED else (1.0, 1.0)
     chain = [ResizeToInput(inp.HEIGHT, inp.WIDTH, inp.FIT, scale)]
     if is_train:
+        if aug.CROP.ENABLED:
+            chain.append(T.RandomCrop("absolute", (aug.CROP.HEIGHT, aug.CROP.WIDTH)))
         if aug.FLIP.ENABLED:
             chain.append(T.RandomFlip(prob=aug.FLIP.PROB, horizontal=True, vertical=False))
         if aug.ROTATION.ENABLED:

@@ -31,6 +31,7 @@ def add_spine_config(cfg: CfgNode) -> CfgNode:
     cfg.SPINE.AUG.FLIP = CfgNode({"ENABLED": True, "PROB": 0.5})
     cfg.SPINE.AUG.CONTRAST = CfgNode({"ENABLED": True, "PROB": 0.5, "MIN": 0.7, "MAX": 1.3})
     cfg.SPINE.AUG.SCALE = CfgNode({"ENABLED": True, "MIN": 0.9, "MAX": 1.1})
+    cfg.SPINE.AUG.CROP = CfgNode({"ENABLED": False, "HEIGHT": 384, "WIDTH": 384})
     cfg.SPINE.AUG.ROTATION = CfgNode(
         {"ENABLED": True, "PROB": 0.5, "MIN_DEG": 1.0, "MAX_DEG": 5.0})
     # phases as parallel tuples (yacs holds no list of dicts); SOLVER.STEPS = phase boundaries
@@ -145,6 +146,10 @@ def build_d2_cfg(c: DictConfig, datasets: Mapping | None = None, output_dir: str
     A.CONTRAST.ENABLED, A.CONTRAST.PROB = bool(a.contrast.enabled), float(a.contrast.prob)
     A.CONTRAST.MIN, A.CONTRAST.MAX = float(a.contrast.min), float(a.contrast.max)
     A.SCALE.ENABLED, A.SCALE.MIN, A.SCALE.MAX = bool(a.scale.enabled), float(a.scale.min), float(a.scale.max)
+    cr = a.get("crop") or {"enabled": False, "height": 384, "width": 384}
+    A.CROP.ENABLED, A.CROP.HEIGHT, A.CROP.WIDTH = bool(cr["enabled"]), int(cr["height"]), int(cr["width"])
+    if A.CROP.ENABLED and min(A.CROP.HEIGHT, A.CROP.WIDTH) < 32:
+        raise ValueError("augment.crop: height and width must be at least 32 px")
     r = a.rotation
     A.ROTATION.ENABLED, A.ROTATION.PROB = bool(r.enabled), float(r.prob)
     A.ROTATION.MIN_DEG, A.ROTATION.MAX_DEG = float(r.min_deg), float(r.max_deg)
