@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.spine_d2-setup
 WHEELS := .cache/wheels
 D2_VERSION := 0.7.2
 
-.PHONY: setup test demo clean-venv
+.PHONY: setup test demo clean-venv browser
 
 setup: $(STAMP)
 
@@ -27,7 +27,18 @@ $(STAMP): requirements.txt setup.py Makefile
 	$(PY) -c "import detectron2, torch, spine_d2; print('spine_d2 ready: torch', torch.__version__, 'detectron2', detectron2.__version__)"
 	@touch $(STAMP)
 
-test: setup
+# Headless Chromium for the page's browser test (tests/test_serve_browser.py): Debian's chromium and
+# chromium-driver, never a browser download. Installed when missing and we are root; else say how.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then \
+	  echo "chromium present: $$(/usr/bin/chromium --version 2>/dev/null)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else \
+	  echo "chromium missing: the browser test will be skipped. Install it: sudo apt-get install -y chromium chromium-driver"; \
+	fi
+
+test: setup browser
 	$(PY) -m pytest -q tests
 
 demo: setup

@@ -6,6 +6,7 @@ setup(
     version="0.1.0",
     description=__doc__,
     packages=find_packages(include=["spine_d2", "spine_d2.*"]),
+    package_data={"spine_d2.serve": ["static/*"]},  # the page (tools/serve.py)
     python_requires=">=3.10",
     # Exact pins live in requirements.txt (installed by `make setup`); detectron2 is installed
     # separately because it is not on PyPI under its own name.
@@ -23,5 +24,8 @@ setup(
         "pycocotools",
         "torch",
         "torchvision",
+        "fastapi",
+        "uvicorn",
+        "python-multipart",
     ],
 )

@@ -1,7 +1,7 @@
 """A smoke-trained model through the tools users run: train → predict (with a corrupt photo) → evaluate.
 
-One tiny phantom and one smoke run per module (real training, seconds to a minute on a CPU); the
-tools are run as subprocesses, as a user runs them.
+One tiny phantom and one smoke run per test session (the `smoke_run` fixture of conftest.py; real
+training, seconds to a minute on a CPU); the tools are run as subprocesses, as a user runs them.
 """
 from __future__ import annotations
 
@@ -27,15 +27,6 @@ def run_tool(tool: str, *args: str, check: bool = True) -> subprocess.CompletedP
     if check and proc.returncode != 0:
         raise AssertionError(f"{tool} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    """(phantom root, run dir) of `tools/train.py experiment=smoke` on a 6-image phantom."""
-    tmp = tmp_path_factory.mktemp("smoke")
-    root, run_dir = tmp / "phantom", tmp / "run"
-    run_tool("train.py", "experiment=smoke", f"dataset.root={root}", f"hydra.run.dir={run_dir}")
-    return root, run_dir
 
 
 def test_training_run_writes_its_artifacts_and_spine_metrics(smoke_run):

@@ -8,6 +8,7 @@ page (tools/serve.py) uses the same `SpinePredictor` and `measure_image`.
 """
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 from typing import Any, Iterable
@@ -15,6 +16,8 @@ from typing import Any, Iterable
 import cv2
 import numpy as np
 import pandas as pd
+import PIL.Image
+import PIL.ImageOps
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode
@@ -100,11 +103,22 @@ def image_paths(input_path: str | Path) -> list[Path]:
 def read_photo(path: Path) -> np.ndarray:
     """BGR uint8 with the EXIF orientation applied; InferenceError naming the file otherwise."""
     try:
-        image = utils.read_image(str(path), format="BGR")
-    except Exception as e:  # PIL raises many types for broken files
+        data = Path(path).read_bytes()
+    except OSError as e:
         raise InferenceError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+    return read_photo_bytes(data, str(path))
+
+
+def read_photo_bytes(data: bytes, name: str) -> np.ndarray:
+    """`read_photo` on an encoded image's bytes (a file's, an upload's): BGR uint8 with the EXIF
+    orientation applied, as detectron2's `read_image` does; InferenceError naming `name` otherwise."""
+    try:
+        with PIL.Image.open(io.BytesIO(data)) as im:
+            image = utils.convert_PIL_to_numpy(PIL.ImageOps.exif_transpose(im), "BGR")
+    except Exception as e:  # PIL raises many types for broken files
+        raise InferenceError(f"{name}: not a readable image ({type(e).__name__}: {e})") from None
     if image.ndim != 3 or image.size == 0:
-        raise InferenceError(f"{path}: not a readable image (shape {image.shape})")
+        raise InferenceError(f"{name}: not a readable image (shape {image.shape})")
     return np.ascontiguousarray(image)
 
 

@@ -1,0 +1,13 @@
+"""spine_d2.serve: the web page and JSON API (tools/serve.py) over the prediction road; degrees, image frame.
+
+Modules: `uploads` (a multipart upload into memory under byte and pixel limits, decoded with the
+EXIF orientation applied), `results` (a Measurement as JSON with an inline overlay PNG),
+`reference` (the study's and our benchmark's errors per angle), `checkpoints` (which model to
+serve), `app` (`create_app`, the FastAPI app); `static/` holds the page (plain HTML/CSS/JS).
+For checks and pictures: `standin` (a Labelme folder's ground truth posing as a model) and
+`browser` (the app in a thread, headless Chromium, the README screenshot).
+"""
+from spine_d2.serve.app import create_app
+from spine_d2.serve.checkpoints import newest_checkpoint
+
+__all__ = ["create_app", "newest_checkpoint"]

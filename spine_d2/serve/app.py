@@ -1,0 +1,153 @@
+"""The web app: one page and a JSON API that measure TK, LL, LL_S1, SS, PT, PI (degrees) on uploaded photos.
+
+`create_app(predictor, measure_cfg, ...)` wires the same road as tools/predict.py: an upload is
+read into memory (`uploads.read_upload`), decoded with the EXIF orientation applied
+(`uploads.decode_upload`), measured by `spine_d2.engine.inference.measure_image` and drawn by
+`draw_overlay` (`results`). The model runs behind a lock in the server's thread pool: requests are
+answered concurrently, model calls one at a time. Uploads are not written anywhere unless
+`keep_uploads` names a folder. Routes: `GET /` (the page), `POST /api/measure`, `GET /api/health`,
+`GET /api/reference`, OpenAPI docs at `/docs`.
+"""
+from __future__ import annotations
+
+import datetime
+import logging
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from spine_d2.engine.inference import measure_image
+from spine_d2.measure import MeasureConfig
+from spine_d2.serve.reference import reference_figures
+from spine_d2.serve.results import measurement_json, overlay_png
+from spine_d2.serve.uploads import FIELD, Upload, UploadError, decode_upload, read_upload
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).with_name("static")
+
+
+class LockedPredictor:
+    """A predictor whose calls run one at a time (model inference is not assumed thread-safe)."""
+
+    def __init__(self, predictor: Any):
+        self.predictor = predictor
+        self.class_names = predictor.class_names
+        self._lock = threading.Lock()
+
+    def __call__(self, image_bgr):
+        with self._lock:
+            return self.predictor(image_bgr)
+
+
+class AngleOut(BaseModel):
+    value: Optional[float] = None  # degrees; null when it could not be measured
+    reason: str = ""               # why it is null, in plain words
+
+
+class MeasureOut(BaseModel):
+    image: str
+    width: int
+    height: int
+    units: str
+    angles: dict[str, AngleOut]
+    frame: str           # radiograph | image
+    frame_text: str
+    frame_detail: str
+    method: str
+    flags: list[str]
+    notes: str
+    row: dict[str, Any]  # the predictions.csv row: image, TK, LL, LL_S1, SS, PT, PI, frame, notes
+    overlay_png: str     # data:image/png;base64,… (pixels only: no EXIF)
+    seconds: float
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+def _upload_body_schema() -> dict:
+    schema = {"type": "object", "required": [FIELD],
+              "properties": {FIELD: {"type": "string", "format": "binary",
+                                     "description": "a phone photo or screenshot of a lateral X-ray"}}}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
+def keep_upload(folder: Path, upload: Upload) -> Path:
+    """Write an upload's bytes, as sent, to a new file in `folder` (never overwriting one)."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(upload.name).name)[-80:] or "upload"
+    path = folder / f"{stamp}_{safe}"
+    with open(path, "xb") as f:
+        f.write(upload.data)
+    return path
+
+
+def create_app(predictor: Any, measure_cfg: Any = None, *, max_upload_bytes: int = 25_000_000,
+               max_pixels: int = 50_000_000, keep_uploads: str | Path | None = None,
+               accuracy_dir: str | Path | None = "benchmarks/results", model_name: str = "",
+               overlay_max_side: int = 1600) -> FastAPI:
+    """The FastAPI app serving `predictor` (a `SpinePredictor` or anything with `class_names` and
+    `__call__(bgr) -> Instances`); see the module docstring."""
+    cfg = MeasureConfig.from_cfg(measure_cfg)  # checked once, at start
+    model = LockedPredictor(predictor)
+    keep = Path(keep_uploads) if keep_uploads else None
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+    limits = {"max_upload_mb": max_upload_bytes / 1e6, "max_megapixels": max_pixels / 1e6}
+
+    app = FastAPI(title="spine_d2", version="0.1.0",
+                  description="Spinal sagittal angles (TK, LL, LL_S1, SS, PT, PI; degrees) from a phone "
+                              "photo or screenshot of a lateral X-ray. Uploads are kept in memory only.")
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    def measure(upload: Upload) -> dict:
+        start = time.perf_counter()
+        image = decode_upload(upload, max_pixels)
+        if keep is not None:
+            log.info(f"upload kept: {keep_upload(keep, upload)}")
+        m = measure_image(model, image, cfg)
+        out = measurement_json(upload.name or "upload", m, image.shape, overlay_png(image, m, overlay_max_side))
+        out["seconds"] = round(time.perf_counter() - start, 3)
+        return out
+
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/api/health")
+    def health() -> dict:
+        """The server is up; which model it serves and its upload limits."""
+        return {"status": "ok", "model": model_name, "classes": list(model.class_names),
+                "keep_uploads": keep is not None, **limits}
+
+    @app.get("/api/reference")
+    def reference() -> dict:
+        """The reference study's and our latest benchmark's mean absolute errors per angle (degrees)."""
+        return {**reference_figures(accuracy_dir), "model": model_name}
+
+    @app.post("/api/measure", response_model=MeasureOut, openapi_extra=_upload_body_schema(),
+              responses={413: {"model": Problem, "description": "file or image too large"},
+                         415: {"model": Problem, "description": "not an image / not a multipart upload"},
+                         422: {"model": Problem, "description": "empty, damaged or missing image"}})
+    async def measure_photo(request: Request):
+        """Measure one photo (multipart field `file`): angles, frame, notes and the overlay PNG."""
+        try:
+            upload = await read_upload(request.headers, request.stream(), max_upload_bytes)
+            return await run_in_threadpool(measure, upload)
+        except UploadError as e:
+            return JSONResponse({"detail": e.message}, status_code=e.status)
+        except Exception as e:  # noqa: BLE001 - one photo's failure must not stop the server
+            log.exception("measurement failed")
+            return JSONResponse({"detail": f"the measurement failed on this photo ({type(e).__name__}: {e})"},
+                                status_code=500)
+
+    return app

@@ -1,0 +1,17 @@
+"""Which trained model to serve: the checkpoint given, or the newest `model_final.pth` under a runs folder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from spine_d2.engine.inference import InferenceError
+
+CHECKPOINT_NAME = "model_final.pth"
+
+
+def newest_checkpoint(outputs: str | Path = "outputs") -> Path:
+    """The most recently written `model_final.pth` under `outputs` (any depth); InferenceError if none."""
+    root = Path(outputs)
+    found = sorted(root.rglob(CHECKPOINT_NAME), key=lambda p: (p.stat().st_mtime, str(p))) if root.is_dir() else []
+    if not found:
+        raise InferenceError(f"no trained model under {root}/: run `make demo` first (or give checkpoint=FILE)")
+    return found[-1]
