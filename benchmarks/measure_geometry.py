@@ -14,59 +14,27 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import platform
-import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from spine_d2.angles import ANGLE_NAMES  # noqa: E402
-from spine_d2.data.labelme import load_labelme_dataset  # noqa: E402
-from spine_d2.data.measurements import read_measurements  # noqa: E402
-from spine_d2.levels import get_class_map  # noqa: E402
-from spine_d2.measure.dataset import record_frame  # noqa: E402
-from spine_d2.measure.frame import frame_error  # noqa: E402
-from spine_d2.measure.instances import instances_from_record  # noqa: E402
-from spine_d2.measure.pipeline import MeasureConfig, measure_instances  # noqa: E402
+from _common import fmt, options, phantom_truth, provenance, provenance_line
+from spine_d2.angles import ANGLE_NAMES
+from spine_d2.data.labelme import load_labelme_dataset
+from spine_d2.levels import get_class_map
+from spine_d2.measure.dataset import record_frame
+from spine_d2.measure.frame import frame_error
+from spine_d2.measure.instances import instances_from_record
+from spine_d2.measure.pipeline import MeasureConfig, measure_instances
 
 DEPENDS = ("spine_d2/measure", "spine_d2/synthetic", "spine_d2/data", "spine_d2/angles.py", "spine_d2/frames.py",
            "spine_d2/levels.py", "benchmarks/measure_geometry.py")  # code the numbers rest on
 TARGET = {"TK": 0.5, "LL": 0.5, "LL_S1": 0.5, "SS": 1.0, "PT": 1.0, "PI": 1.0}
 MAX_MISSING = 0.05
-
-
-def args(argv):
-    opts = {"root": "datasets/phantom428", "out": "benchmarks/results", "methods": "ours,paper",
+DEFAULTS = {"root": "datasets/phantom428", "out": "benchmarks/results", "methods": "ours,paper",
             "sources": "polygons,masks", "frames": "truth,estimate,none"}
-    for a in argv:
-        k, _, v = a.partition("=")
-        if k not in opts:
-            raise SystemExit(f"unknown option {k!r}; known: {', '.join(opts)}")
-        opts[k] = v
-    return opts
-
-
-def truth(records, root: Path) -> dict[str, dict[str, float]]:
-    gt = {}
-    for r in records:
-        ang = (r.get("spine_d2") or {}).get("angles")
-        if ang is None:
-            raise SystemExit(f"{r['file_name']}: no spine_d2.angles ground truth (not a phantom?)")
-        gt[r["image"]] = {k: (math.nan if ang.get(k) is None else float(ang[k])) for k in ANGLE_NAMES}
-    csv = root / "measurements.csv"
-    if csv.exists():  # the CSV and the JSON must tell the same truth
-        df = read_measurements(csv, list(gt))
-        worst = max(abs(df.loc[s, k] - v) for s, d in gt.items() for k, v in d.items() if not math.isnan(v))
-        if worst > 1e-3:
-            raise SystemExit(f"{csv} disagrees with the JSON ground truth by {worst:.4f}°")
-    return gt
 
 
 def score(rows: dict[str, dict[str, float]], gt) -> dict:
@@ -86,12 +54,13 @@ def score(rows: dict[str, dict[str, float]], gt) -> dict:
 
 
 def main(argv) -> None:
-    o = args(argv)
+    o = options(argv, DEFAULTS, "measure_geometry.py")
+    meta = provenance("benchmarks/measure_geometry.py", argv, DEPENDS, root=o["root"])
     root = Path(o["root"])
     cmap = get_class_map("default")
     t0 = time.perf_counter()
     records = load_labelme_dataset(root, cmap)
-    gt = truth(records, root)
+    gt = phantom_truth(records, root)
     results, frames_report = {}, {}
     for frame_source in o["frames"].split(","):
         base = MeasureConfig.from_cfg({"frame": {"enabled": frame_source != "none"}})
@@ -111,7 +80,7 @@ def main(argv) -> None:
                 results[key] = score(rows, gt)
                 print(line(key, results[key]), flush=True)
             del insts
-    write(o, results, frames_report, len(records), time.perf_counter() - t0, argv)
+    write(o, meta, results, frames_report, len(records), time.perf_counter() - t0)
 
 
 def frame_summary(records, frames) -> dict:
@@ -137,22 +106,16 @@ def line(key, s) -> str:
     return f"| {key} | {cells} | {miss:.1%} | {'yes' if s['pass'] else 'no'} |"
 
 
-def write(o, results, frames_report, n, seconds, argv) -> None:
+def write(o, meta, results, frames_report, n, seconds) -> None:
     out = Path(o["out"])
     out.mkdir(parents=True, exist_ok=True)
-    commit = describe_commit()
-    command = "python benchmarks/measure_geometry.py " + " ".join(argv)
-    meta = {"command": command.strip(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "machine": f"{os.cpu_count()}-core {platform.machine()} CPU ({platform.node()}), shared with other jobs",
-            "python": platform.python_version(), "commit": commit, "root": o["root"], "images": n,
-            "seconds": round(seconds, 1), "targets_mae_deg": TARGET, "max_missing": MAX_MISSING}
+    meta = {**meta, "images": n, "seconds": round(seconds, 1), "targets_mae_deg": TARGET, "max_missing": MAX_MISSING}
     (out / "geometry.json").write_text(json.dumps({"meta": meta, "results": results, "frame": frames_report},
                                                   indent=2, allow_nan=True) + "\n")
     head = "| method/source/frame | " + " | ".join(ANGLE_NAMES) + " | worst missing | meets targets |"
     sep = "|" + "---|" * (len(ANGLE_NAMES) + 3)
     md = [f"# Geometry alone: MAE (degrees) on {n} phantom images ({o['root']})", "",
-          f"`{meta['command']}` — {meta['date']}, {meta['machine']}, Python {meta['python']}, "
-          f"commit {commit}, {meta['seconds']} s", "",
+          provenance_line(meta, seconds), "",
           "Targets: MAE ≤ 0.5° TK/LL/LL_S1, ≤ 1° SS/PT/PI, ≤ 5 % of measurable angles missing. "
           "Frame `truth` = the stored homography (the geometry alone); `estimate` = from the photo; "
           "`none` = image frame.", "", head, sep]
@@ -164,22 +127,6 @@ def write(o, results, frames_report, n, seconds, argv) -> None:
                f"{fmt(v['uncorrected_median_max_angle_error_deg'])}°)" for k, v in frames_report.items()]
     (out / "geometry.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
-
-
-def describe_commit() -> str:
-    """The short commit, plus the measurement and phantom files changed since (they shape the numbers)."""
-    def git(*a):
-        return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True, check=True).stdout
-    try:
-        commit = git("rev-parse", "--short", "HEAD").strip()
-        dirty = [ln[3:] for ln in git("status", "--porcelain", "--untracked-files=no", "--", *DEPENDS).splitlines()]
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + (f" + uncommitted changes to {', '.join(sorted(dirty))}" if dirty else "")
-
-
-def fmt(v) -> str:
-    return "n/a" if v is None else f"{v:.2f}"
 
 
 if __name__ == "__main__":

@@ -1,0 +1,262 @@
+"""benchmarks/: measurement variants side by side, statistics and tables, timing maths, provenance; tiny real data."""
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).parent))
+import _common  # noqa: E402
+import measure_geometry  # noqa: E402
+import record_accuracy  # noqa: E402
+import side_by_side as sbs  # noqa: E402
+import speed  # noqa: E402
+from measure_factory import toy_spine  # noqa: E402
+
+from spine_d2.angles import ANGLE_NAMES  # noqa: E402
+from spine_d2.data.labelme import load_labelme_dataset  # noqa: E402
+from spine_d2.evaluation.agreement import summarize  # noqa: E402
+from spine_d2.evaluation.per_image import image_row, per_image_table  # noqa: E402
+from spine_d2.levels import get_class_map  # noqa: E402
+from spine_d2.measure.frame import given_frame  # noqa: E402
+from spine_d2.measure.instances import Instance  # noqa: E402
+from spine_d2.synthetic.generate import generate_dataset  # noqa: E402
+
+CLASSES = get_class_map("default").classes
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory):
+    """A 3-image phantom (seed 2: two phone photos turned by −4.3° and −0.2°, one screenshot)."""
+    root = generate_dataset(tmp_path_factory.mktemp("bench") / "phantom", 3, 2, workers=1, progress=False)
+    return root, load_labelme_dataset(root, "default")
+
+
+# ------------------------------------------------------------------------------------------------
+# side_by_side: variants
+
+def test_variant_switches_reach_the_measure_config_and_keep_the_base():
+    base = {"slope_threshold": 1.5, "min_area": 10.0, "frame": {"max_side": 400}}
+    c = sbs.Variant("paper", frame=False, cleanup=False).config(base)
+    assert (c.method, c.frame.enabled, c.slope_threshold) == ("paper", False, math.inf)
+    assert c.min_area == 10.0 and c.frame.max_side == 400
+    d = sbs.Variant().config(base)
+    assert (d.method, d.frame.enabled, d.slope_threshold) == ("ours", True, 1.5)
+    assert base == {"slope_threshold": 1.5, "min_area": 10.0, "frame": {"max_side": 400}}  # not changed
+    vs = sbs.variants()
+    assert len({v.name for v in vs}) == 8 and vs[0] == sbs.Variant()
+
+
+def test_cleanup_off_keeps_the_stray_that_cleanup_on_removes():
+    spine = toy_spine()
+    insts = spine.instances()
+    l3 = spine.polygons["L3"].mean(axis=0)
+    x, y = l3[0] + 150, l3[1] + 20
+    stray = Instance("lumbar", polygon=np.array([[x, y], [x + 30, y], [x + 30, y + 30], [x, y + 30]]), score=0.9)
+    ms = sbs.measure_variants(insts + [stray], spine.shape, None,
+                              [sbs.Variant(frame=False), sbs.Variant(frame=False, cleanup=False)])
+    on, off = ms[sbs.Variant(frame=False).name], ms[sbs.Variant(frame=False, cleanup=False).name]
+    assert any("slope change" in r.reason for r in on.removals)
+    assert not any("slope change" in r.reason for r in off.removals)
+    assert len(off.instances) == len(on.instances) + 1
+    assert all(i.level is None for i in insts + [stray])  # each variant measured its own copy
+
+
+def test_frame_on_undoes_a_photo_rotation_and_frame_off_keeps_it():
+    upright, turned = toy_spine(), toy_spine(rotate_deg=6.0)
+    t = math.radians(6.0)
+    R = np.array([[math.cos(t), math.sin(t)], [-math.sin(t), math.cos(t)]])
+    c = np.array([turned.shape[1] / 2, turned.shape[0] / 2])
+    H = np.eye(3)
+    H[:2, :2], H[:2, 2] = R, c - R @ c  # radiograph (upright) → image (turned)
+    vs = [sbs.Variant(), sbs.Variant(frame=False)]
+    ms = sbs.measure_variants(turned.instances(), turned.shape, None, vs, frame=given_frame(H, turned.shape))
+    on, off = ms[vs[0].name], ms[vs[1].name]
+    assert (on.frame, off.frame) == ("radiograph", "image")
+    assert on.angles["SS"].value == pytest.approx(upright.expected["SS"], abs=0.2)
+    assert off.angles["SS"].value == pytest.approx(upright.expected["SS"] - 6.0, abs=0.3)
+    assert off.angles["TK"].value == pytest.approx(on.angles["TK"].value, abs=0.2)  # a Cobb angle does not turn
+
+
+def test_ground_truth_controls_name_levels_as_a_model_of_the_map_would(phantom):
+    _, records = phantom
+    masks = _common.ground_truth_instances(records[0], CLASSES, "masks")
+    assert masks and all(i.label is None and i.mask is not None for i in masks)
+    per_level = get_class_map("per_level").classes
+    recs = load_labelme_dataset(phantom[0], "per_level")
+    kept = _common.ground_truth_instances(recs[0], per_level, "polygons")
+    assert any(i.label for i in kept) and all(i.polygon is not None or i.circle is not None for i in kept)
+    with pytest.raises(ValueError, match="masks or polygons"):
+        _common.ground_truth_instances(records[0], CLASSES, "boxes")
+
+
+def test_variants_on_the_phantoms_ground_truth(phantom):
+    root, records = phantom
+    truth = _common.phantom_truth(records, root)
+    rows = sbs.run_images(records, CLASSES, truth, sbs.variants(), controls=("polygons", "masks"))
+    stats = sbs.statistics(rows)
+    assert set(stats) == {"ground-truth polygons", "ground-truth masks"}
+    for by_variant in stats.values():
+        assert [*by_variant] == [v.name for v in sbs.variants()]
+        for s in by_variant.values():
+            for k in ANGLE_NAMES:  # every measurable angle is counted, measured or missing
+                assert s[k]["n"] + s[k]["missing"] == sum(not math.isnan(t[k]) for t in truth.values())
+    poly = stats["ground-truth polygons"]
+
+    def total(name):
+        return sum(poly[name][k]["mae"] for k in ANGLE_NAMES)
+
+    assert total(sbs.Variant().name) <= total(sbs.Variant("paper").name)
+    assert poly[sbs.Variant().name]["SS"]["mae"] < poly[sbs.Variant(frame=False).name]["SS"]["mae"]  # turned photo
+
+
+def test_table_row_shows_mae_and_the_share_measured():
+    rows = [image_row("a", true={"TK": 10.0, "LL": 20.0}, pred={"TK": 12.0, "LL": math.nan}),
+            image_row("b", true={"TK": 30.0, "LL": 40.0}, pred={"TK": 29.0, "LL": 41.0})]
+    s = summarize(per_image_table(rows))
+    assert sbs.measured_fraction(s) == pytest.approx(3 / 4)
+    line = sbs.table_row(["model", "ours"], s)
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[:4] == ["model", "ours", "1.50", "1.00"] and cells[-1] == "75%"
+    assert cells[2 + ANGLE_NAMES.index("SS")] == "—"
+
+
+def test_difficulty_phantoms_are_made_once_then_reused(tmp_path):
+    root = sbs.ensure_phantom(tmp_path, "easy", 2, 5)
+    stamp = (root / "phantom.json").stat().st_mtime_ns
+    assert sbs.ensure_phantom(tmp_path, "easy", 2, 5) == root
+    assert (root / "phantom.json").stat().st_mtime_ns == stamp
+    meta = json.loads((root / "phantom.json").read_text())
+    (root / "phantom.json").write_text(json.dumps({**meta, "seed": 6}))
+    with pytest.raises(SystemExit, match="not a 2-image 'easy' phantom of seed 5"):
+        sbs.ensure_phantom(tmp_path, "easy", 2, 5)
+
+
+# ------------------------------------------------------------------------------------------------
+# speed: statistics and timing on plain numbers
+
+def test_spread_and_paired_ratio():
+    s = speed.spread([3.0, 1.0, 2.0])
+    assert (s["median"], s["min"], s["max"], s["n"]) == (2.0, 1.0, 3.0, 3)
+    r = speed.paired_ratio([2.0, 4.0, 9.0], [1.0, 2.0, 3.0])
+    assert r["values"] == [2.0, 2.0, 3.0] and r["median"] == 2.0
+    with pytest.raises(ValueError, match="equally long"):
+        speed.paired_ratio([1.0], [1.0, 2.0])
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def spend(self, seconds):
+        self.now += seconds
+        return seconds
+
+
+def test_timed_repeats_interleaves_jobs_and_leaves_out_warmup_and_preparation():
+    clock = FakeClock()
+    calls = []
+
+    def job(factor):
+        def fn(x):
+            calls.append((factor, x))
+            return clock.spend(factor * x)
+        return fn
+
+    series, last = speed.timed_repeats({"a": job(1), "b": job(3)}, [1, 2, 3], repeats=2, warmup=1,
+                                       prepare=lambda x: clock.spend(100.0) and x, clock=clock)
+    assert series == {"a": [2.0, 2.0], "b": [6.0, 6.0]}
+    assert last == {"a": [1, 2, 3], "b": [3, 6, 9]}
+    assert calls[:2] == [(1, 1), (3, 1)]  # one warm-up call per job, untimed
+    assert [f for f, _ in calls[2:]] == [1, 1, 1, 3, 3, 3] * 2  # every repeat runs every job in turn
+    assert speed.paired_ratio(series["b"], series["a"])["median"] == 3.0
+
+
+def test_ratios_pair_only_series_that_exist():
+    inference = {"fast": [1.0, 2.0], "paper": [3.0, 5.0]}
+    phantom = {"workers=1": [4.0, 4.0], "workers=2": [6.0, 8.0]}
+    r = speed.ratios(inference, {}, phantom)
+    assert set(r) == {"inference paper / fast (same input)", "phantom images/s workers=2 / workers=1"}
+    assert r["inference paper / fast (same input)"]["values"] == [3.0, 2.5]
+    assert r["phantom images/s workers=2 / workers=1"]["median"] == 1.75
+
+
+def test_inference_configs_are_the_two_architectures_with_random_weights(phantom):
+    fast, paper = (speed.inference_cfg(m, 840, 360) for m in ("fast", "paper"))
+    for cfg in (fast, paper):
+        assert (cfg.SPINE.INPUT.HEIGHT, cfg.SPINE.INPUT.WIDTH, cfg.SPINE.INPUT.FIT) == (840, 360, "resize")
+        assert cfg.MODEL.WEIGHTS == "" and cfg.MODEL.DEVICE == "cpu"
+    assert (fast.MODEL.RESNETS.DEPTH, fast.MODEL.RESNETS.NORM) == (18, "GN")
+    assert (paper.MODEL.RESNETS.DEPTH, paper.MODEL.RESNETS.NORM) == (50, "FrozenBN")  # as with COCO weights
+    from spine_d2.engine.inference import SpinePredictor, read_photo
+
+    predictor = SpinePredictor(fast)
+    speed.steady_boxes(predictor.model)
+    image = read_photo(Path(phantom[1][0]["file_name"]))
+    out = predictor(image)
+    assert len(out) == fast.TEST.DETECTIONS_PER_IMAGE and out.pred_masks.shape[1:] == image.shape[:2]
+
+
+# ------------------------------------------------------------------------------------------------
+# _common and the scripts that use it
+
+def test_options_and_lists():
+    o = _common.options(["n=3", "difficulties=[easy, hard]"], {"n": "all", "difficulties": "x"}, "s.py")
+    assert o["n"] == "3" and _common.as_list(o["difficulties"]) == ["easy", "hard"]
+    with pytest.raises(SystemExit, match="unknown option 'm=1'"):
+        _common.options(["m=1"], {"n": "all"}, "s.py")
+    with pytest.raises(SystemExit, match="unknown option 'n'"):
+        _common.options(["n"], {"n": "all"}, "s.py")
+
+
+def test_provenance_names_command_date_machine_and_commit():
+    meta = _common.provenance("benchmarks/x.py", ["a=1", "b=two words"], ("benchmarks/_common.py",),
+                              torch_threads=2, root="r")
+    assert meta["command"] == "python benchmarks/x.py a=1 'b=two words'"
+    assert meta["date"].endswith("UTC") and "torch 2 threads" in meta["machine"] and meta["root"] == "r"
+    assert meta["commit"] == "unknown" or len(meta["commit"].split()[0]) >= 7
+    line = _common.provenance_line(meta, 12.3)
+    assert meta["command"] in line and meta["commit"] in line and line.endswith("12 s")
+
+
+def test_phantom_truth_is_checked_against_the_csv(phantom, tmp_path):
+    root, records = phantom
+    truth = _common.phantom_truth(records, root)
+    assert set(truth) == {r["image"] for r in records}
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    csv = (copy / "measurements.csv").read_text().splitlines()
+    head, first = csv[0].split(","), csv[1].split(",")
+    col = head.index("TK")
+    first[col] = f"{float(first[col]) + 2:.4f}"
+    (copy / "measurements.csv").write_text("\n".join([csv[0], ",".join(first), *csv[2:]]) + "\n")
+    with pytest.raises(SystemExit, match="disagrees with the JSON ground truth by 2"):
+        _common.phantom_truth(records, copy)
+
+
+def test_measure_geometry_still_measures_and_records(phantom, tmp_path):
+    root, _ = phantom
+    measure_geometry.main([f"root={root}", f"out={tmp_path}", "frames=truth", "sources=polygons", "methods=ours"])
+    result = json.loads((tmp_path / "geometry.json").read_text())
+    assert result["meta"]["command"].startswith("python benchmarks/measure_geometry.py root=")
+    assert result["meta"]["images"] == 3 and result["meta"]["commit"]
+    assert result["results"]["ours/polygons/truth"]["TK"]["mae"] < 0.01  # the stored homography: exact
+    assert "commit" in (tmp_path / "geometry.md").read_text()
+
+
+def test_record_accuracy_adds_provenance_to_the_summary(tmp_path, monkeypatch):
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"dice_mean": 0.9, "TK": {"mae": 1.0}}))
+    monkeypatch.setattr(record_accuracy, "RESULTS", tmp_path)
+    record_accuracy.main(str(summary), "demo", "make demo", "a note")
+    rec = json.loads((tmp_path / "accuracy-demo.json").read_text())
+    assert (rec["config"], rec["command"], rec["note"], rec["dice_mean"]) == ("demo", "make demo", "a note", 0.9)
+    assert rec["date"] and rec["commit"] and "core" in rec["machine"] and "load" not in rec["machine"]
