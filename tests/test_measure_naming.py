@@ -147,3 +147,18 @@ def test_duplicated_and_misordered_given_levels_are_flagged():
             inst.class_name = "L2"
     naming = name_levels(insts)
     assert any("order implausible" in f for f in naming.flags) and "L4" in naming.uncertain
+
+
+def test_bodies_above_t1_are_cervical_and_unnamed_not_a_reason_to_give_up():
+    spine = toy_spine()  # T4 to S1
+    step = spine.polygons["T4"].mean(0) - spine.polygons["T5"].mean(0)
+    above = [Instance("thoracic", polygon=spine.polygons["T4"] + k * step) for k in range(1, 6)]
+    for base in (spine.instances(), [i for i in spine.instances() if i.region != "sacrum"]):
+        insts = base + above  # T3, T2, T1, then two cervical bodies
+        naming = name_levels(insts)
+        got, _ = named(naming, insts)
+        assert all(k == v for k, v in got.items() if k in ALL) and {"T5", "T12", "L5"} <= set(got)
+        vertebrae = sum(i.region != "femoral_head" for i in base)
+        assert {"T1", "T2", "T3"} <= set(naming.levels) and len(naming.levels) == vertebrae + 3
+        assert any("2 vertebra(e) above T1 (cervical)" in f for f in naming.flags), naming.flags
+        assert not naming.uncertain, naming.uncertain

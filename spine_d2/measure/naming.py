@@ -7,13 +7,16 @@ Three sources, tried in this order:
 - **S1 and counting** (the default, `anchor="s1"`, as a radiologist counts on a lateral film):
   with the sacrum in view, the top sacrum instance is S1 and the bodies above it are L5, L4, …
   T1 in order, counting the levels hidden in gaps (a step longer than `gap_factor` × the local
-  median step between centres hides round(step / median) − 1 levels). Region classes are only
-  checked: a disagreement is flagged, the count wins.
+  median step between centres hides round(step / median) − 1 levels); bodies above T1 are
+  cervical and stay unnamed. Region classes are only checked: a disagreement is flagged, the count
+  wins.
 - **region classes** (no sacrum in view, or `anchor="regions"`): the chain is split into thoracic
   above and lumbar below where the classes agree best (a stray class is overruled and flagged; more
-  than one in five makes every level uncertain). Thoracic bodies are counted upward from T12, lumbar
-  ones downward from L1 — or, with no thoracic in view, upward from L5 (the one above the sacrum).
-- Anything implausible — more than 5 lumbar or 12 thoracic slots, lumbar bodies between thoracic
+  than one in five makes every level uncertain). Thoracic bodies are counted upward from T12 (those
+  above T1 are cervical, unnamed), lumbar ones downward from L1 — or, with no thoracic in view,
+  upward from L5 (the one above the sacrum).
+- Anything implausible — more than 5 lumbar slots, more than 12 thoracic ones
+  with no lumbar below to count from, lumbar bodies between thoracic
   and sacrum that do not make exactly L1…L5, a sacrum above a vertebra, a level given twice — is
   flagged; the levels it concerns are returned as `uncertain` with the reason (the pipeline makes
   the angles that need them NaN), never silently renamed.
@@ -133,17 +136,17 @@ def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anch
 def _count_up_from_s1(body, s1, slot, regions, names, naming: Naming) -> None:
     """L5, L4, … T1 upwards from S1, hidden levels counted; classes only checked, not trusted."""
     s1_index = LEVEL_INDEX["S1"]
-    disagree = []
+    disagree, above_t1 = [], 0
     for k in body:
         idx = s1_index - int(slot[s1] - slot[k])
         if idx < 0:
-            msg = f"more than {s1_index} levels above S1"
-            naming.flags.append("implausible: " + msg)
-            naming.uncertain.update({lv: "implausible level sequence: " + msg for lv in THORACIC})
+            above_t1 += 1
             continue
         names[k] = LEVELS[idx]
         if region(LEVELS[idx]) != regions[k]:
             disagree.append(LEVELS[idx])
+    if above_t1:
+        naming.flags.append(f"{above_t1} vertebra(e) above T1 (cervical): not named")
     if disagree:
         naming.flags.append(f"the class of {', '.join(disagree)} disagrees with the count up from S1: "
                             f"named by the count")
@@ -195,10 +198,14 @@ def _name_by_boundary(body, s1, slot, regions, names, naming: Naming) -> None:
         below = int(slot[lu[0]] - slot[th[-1]]) - 1 if lu else 0  # hidden levels above the top lumbar
         span = int(slot[th[-1]] - slot[th[0]]) + 1
         if span + below > len(THORACIC):
-            bad = f"{span + below} thoracic levels (expected at most 12)"
-            naming.flags.append("implausible: " + bad)
-            for lv in THORACIC:
-                naming.uncertain.setdefault(lv, "implausible level sequence: " + bad)
+            extra = span + below - len(THORACIC)
+            if lu:  # counted up from the lumbar boundary: what lies above T1 is cervical
+                naming.flags.append(f"{extra} vertebra(e) above T1 (cervical): not named")
+            else:   # the bottom one was only taken as T12: the count cannot be right
+                bad = f"{span + below} thoracic levels (expected at most 12)"
+                naming.flags.append("implausible: " + bad)
+                for lv in THORACIC:
+                    naming.uncertain.setdefault(lv, "implausible level sequence: " + bad)
         for k in th:
             idx = len(THORACIC) - 1 - below - int(slot[th[-1]] - slot[k])
             if 0 <= idx < len(THORACIC):
