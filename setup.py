@@ -24,6 +24,7 @@ setup(
         "pycocotools",
         "torch",
         "torchvision",
+        "shapely",
         "fastapi",
         "uvicorn",
         "python-multipart",

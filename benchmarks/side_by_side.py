@@ -95,12 +95,10 @@ def variants(methods: Sequence[str] = ("ours", "paper"), frames: Sequence[bool] 
 
 def measure_variants(instances: Sequence, image_shape: Sequence[int], class_names: Sequence[str],
                      variant_list: Sequence[Variant], base: Mapping[str, Any] | None = None,
-                     image=None, frame: FrameEstimate | None = None) -> dict[str, Measurement]:
+                     frame: FrameEstimate | None = None) -> dict[str, Measurement]:
     """{variant name: Measurement} of the same instances. Each variant measures its own deep copy
-    (measuring names levels on the instances). The frame is estimated once from `image` (unless
-    `frame` is given) and used by the variants with the correction on."""
-    if frame is None and image is not None and any(v.frame for v in variant_list):
-        frame = estimate_frame(image, Variant().config(base).frame)
+    (measuring names levels on the instances); `frame` (estimated once per photo by the caller) is
+    used by the variants with the correction on."""
     return {v.name: measure_instances(copy.deepcopy(list(instances)), image_shape, class_names, v.config(base),
                                       frame=frame if v.frame else None)
             for v in variant_list}

@@ -10,15 +10,21 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def run_tool(tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """`python tools/<tool> args…` from the repository root, as a user runs it; AssertionError with
+    the output's tail when it fails (unless check=False)."""
+    proc = subprocess.run([sys.executable, str(REPO / "tools" / tool), *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{tool} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
     """(phantom root, run dir) of `tools/train.py experiment=smoke` on a 6-image phantom: real
     training, once per test session (seconds to a minute on a CPU)."""
     tmp = tmp_path_factory.mktemp("smoke")
     root, run_dir = tmp / "phantom", tmp / "run"
-    proc = subprocess.run([sys.executable, str(REPO / "tools" / "train.py"), "experiment=smoke",
-                           f"dataset.root={root}", f"hydra.run.dir={run_dir}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        raise AssertionError(f"train.py failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    run_tool("train.py", "experiment=smoke", f"dataset.root={root}", f"hydra.run.dir={run_dir}")
     return root, run_dir

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -16,17 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import run_tool
 from spine_d2.angles import ANGLE_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def run_tool(tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, str(REPO / "tools" / tool), *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{tool} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
 
 
 def test_training_run_writes_its_artifacts_and_spine_metrics(smoke_run):

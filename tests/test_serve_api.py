@@ -130,7 +130,7 @@ def test_the_answer_is_the_pipelines_measurement_of_the_predicted_instances(phan
                     close += 1
             else:
                 assert a["value"] is None and a["reason"] == want.reason != ""
-        assert list(got["row"]) == list(CSV_COLUMNS) and got["row"]["image"] == path.name
+        assert list(got["row"]) == list(CSV_COLUMNS) and got["row"]["image"] == path.stem
         overlay = cv2.imdecode(np.frombuffer(png_from(got), np.uint8), cv2.IMREAD_COLOR)
         assert overlay.shape == image.shape
     assert close >= 12  # most of the phantom's angles are measured, each within 3° of the truth

@@ -127,10 +127,11 @@ def test_a_clinician_drops_phantom_photos_and_reads_the_angles(driver, phantom, 
 def test_serve_tool_with_the_smoke_model_measures_a_photo_on_the_page(driver, smoke_run, tmp_path):
     root, run_dir = smoke_run
     port = free_port()
+    log = open(tmp_path / "serve.log", "w")  # a file, not a pipe: a full pipe would block the server
     proc = subprocess.Popen([sys.executable, str(REPO / "tools" / "serve.py"),
                              f"checkpoint={run_dir / 'model_final.pth'}", f"port={port}", "device=cpu",
                              f"hydra.run.dir={tmp_path / 'run'}"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -140,7 +141,7 @@ def test_serve_tool_with_the_smoke_model_measures_a_photo_on_the_page(driver, sm
                     break
             except httpx.TransportError:
                 pass
-            assert proc.poll() is None, proc.communicate()[0][-3000:]
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "tools/serve.py did not answer within 90 s"
             time.sleep(0.3)
         photo = sorted((root / "images").iterdir())[0]
@@ -161,3 +162,4 @@ def test_serve_tool_with_the_smoke_model_measures_a_photo_on_the_page(driver, sm
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()

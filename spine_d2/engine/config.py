@@ -146,8 +146,7 @@ def build_d2_cfg(c: DictConfig, datasets: Mapping | None = None, output_dir: str
     A.CONTRAST.ENABLED, A.CONTRAST.PROB = bool(a.contrast.enabled), float(a.contrast.prob)
     A.CONTRAST.MIN, A.CONTRAST.MAX = float(a.contrast.min), float(a.contrast.max)
     A.SCALE.ENABLED, A.SCALE.MIN, A.SCALE.MAX = bool(a.scale.enabled), float(a.scale.min), float(a.scale.max)
-    cr = a.get("crop") or {"enabled": False, "height": 384, "width": 384}
-    A.CROP.ENABLED, A.CROP.HEIGHT, A.CROP.WIDTH = bool(cr["enabled"]), int(cr["height"]), int(cr["width"])
+    A.CROP.ENABLED, A.CROP.HEIGHT, A.CROP.WIDTH = bool(a.crop.enabled), int(a.crop.height), int(a.crop.width)
     if A.CROP.ENABLED and min(A.CROP.HEIGHT, A.CROP.WIDTH) < 32:
         raise ValueError("augment.crop: height and width must be at least 32 px")
     r = a.rotation

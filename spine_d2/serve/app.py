@@ -115,7 +115,7 @@ def create_app(predictor: Any, measure_cfg: Any = None, *, max_upload_bytes: int
         if keep is not None:
             log.info(f"upload kept: {keep_upload(keep, upload)}")
         m = measure_image(model, image, cfg)
-        out = measurement_json(upload.name or "upload", m, image.shape, overlay_png(image, m, overlay_max_side))
+        out = measurement_json(upload.label, m, image.shape, overlay_png(image, m, overlay_max_side))
         out["seconds"] = round(time.perf_counter() - start, 3)
         return out
 

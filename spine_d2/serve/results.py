@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import math
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -60,6 +61,6 @@ def measurement_json(name: str, m: Measurement, image_shape, png: bytes) -> dict
         "method": m.method,
         "flags": list(m.flags),
         "notes": m.notes,
-        "row": json_safe(measurement_row(name, m)),
+        "row": json_safe(measurement_row(Path(name).stem, m)),  # keyed as predictions.csv
         "overlay_png": data_url(png),
     }
