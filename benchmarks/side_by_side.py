@@ -1,7 +1,7 @@
 """One model's predictions measured several ways, side by side, against the phantom's true angles (degrees).
 
     python benchmarks/side_by_side.py checkpoint=FILE [root=datasets/phantom428] [split=test] [n=all]
-        [methods=ours,paper] [frames=on,off] [cleanups=on,off] [controls=masks,polygons]
+        [methods=ours,paper] [frames=on,off] [cleanups=on,off] [controls=masks,polygons,named]
         [difficulties=easy,realistic,hard] [n_difficulty=48] [seed_difficulty=1001]
         [cache=datasets/benchmark-phantoms] [device=auto] [out=benchmarks/results/side-by-side]
 
@@ -14,7 +14,10 @@ measurement config the checkpoint was trained with is the base every variant cha
 Control rows measure the ground-truth shapes of the same images with the same variants and no
 model: `masks` (the polygons rasterised: a perfect model) and `polygons`. Their level labels are
 dropped when the model's classes carry none, so the levels are named as for the model. The gap
-between a model row and its control is the model's share of the error.
+between a model row and its control is the model's share of the error. The row `named` splits that
+share in two: the model's own masks, each matched one-to-one to a true structure (Hungarian on mask
+IoU > 0.3; unmatched ones dropped) and given that structure's class and level. What error is left
+there comes from the masks' shapes; the rest of the model row's error from finding and naming.
 
 Statistics are the evaluator's: `spine_d2.evaluation.agreement.summarize` of the per-image table
 (MAE, SD, bias, R², slope, S, n, missing, …), against the phantom's true angles (radiograph
@@ -34,7 +37,7 @@ import math
 import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -48,20 +51,22 @@ from spine_d2.engine.inference import InferenceError, SpinePredictor, read_photo
 from spine_d2.evaluation.agreement import json_safe, summarize
 from spine_d2.evaluation.evaluator import ground_truth_masks
 from spine_d2.evaluation.per_image import image_row, per_image_table
-from spine_d2.evaluation.segmentation import image_segmentation
+from spine_d2.evaluation.segmentation import image_segmentation, match_instances
 from spine_d2.evaluation.study import REFERENCE_STUDY
-from spine_d2.measure import MeasureConfig, Measurement, instances_from_predictions, measure_instances
+from spine_d2.measure import Instance, MeasureConfig, Measurement, instances_from_predictions, measure_instances
 from spine_d2.measure.frame import FrameEstimate, estimate_frame
 
 DEPENDS = ("spine_d2/measure", "spine_d2/evaluation", "spine_d2/engine/inference.py", "spine_d2/data",
            "spine_d2/synthetic", "spine_d2/angles.py", "spine_d2/frames.py", "spine_d2/levels.py", "conf/measure",
            "benchmarks/side_by_side.py", "benchmarks/_common.py")  # code the numbers rest on
 DEFAULTS = {"checkpoint": None, "root": "datasets/phantom428", "split": "test", "n": "all",
-            "methods": "ours,paper", "frames": "on,off", "cleanups": "on,off", "controls": "masks,polygons",
+            "methods": "ours,paper", "frames": "on,off", "cleanups": "on,off", "controls": "masks,polygons,named",
             "difficulties": "easy,realistic,hard", "n_difficulty": "48", "seed_difficulty": "1001",
             "cache": "datasets/benchmark-phantoms", "device": "auto", "out": "benchmarks/results/side-by-side"}
 MODEL = "model"
 CONTROL = "ground-truth {}"  # control row names: ground-truth masks, ground-truth polygons
+NAMED = "model, named by the truth"  # the model's masks with the matched true class and level
+NAMED_MIN_IOU = 0.3
 SWITCH = {"on": True, "off": False}
 
 
@@ -104,13 +109,22 @@ def measure_variants(instances: Sequence, image_shape: Sequence[int], class_name
             for v in variant_list}
 
 
+def named_by_truth(instances: Sequence[Instance], gt_masks: Sequence, gt_classes: Sequence[str],
+                   gt_labels: Sequence[str | None], min_iou: float = NAMED_MIN_IOU) -> list[Instance]:
+    """The model's instances that match a true structure one-to-one (Hungarian on mask IoU >
+    `min_iou`), each with that structure's class and level label; the others are dropped."""
+    matches = match_instances([i.mask for i in instances], gt_masks, min_iou=min_iou)
+    return [replace(instances[p], class_name=gt_classes[g], label=gt_labels[g]) for p, g, _ in sorted(matches)]
+
+
 def run_images(records: Sequence[dict], class_names: Sequence[str], truth: Mapping[str, Mapping[str, float]],
                variant_list: Sequence[Variant], base: Mapping[str, Any] | None = None, predictor=None,
                controls: Sequence[str] = (), progress: str | None = None) -> dict[tuple[str, str], list]:
     """Per-image rows (`image_row`) keyed by (source, variant name): source `model` (one
     prediction per image, measured by every variant; Dice/IoU against the ground-truth masks as
-    SpineEvaluator computes them) and `ground-truth <control>` for each of `controls`. The photo
-    is read as a user's would be (EXIF applied) and its frame estimated once."""
+    SpineEvaluator computes them), `ground-truth <control>` for each of `controls` but `named`,
+    and NAMED (`named_by_truth`) when `controls` has `named`. The photo is read as a user's would
+    be (EXIF applied) and its frame estimated once."""
     rows: dict[tuple[str, str], list] = defaultdict(list)
     frame_cfg = Variant().config(base).frame
     for r in _progress(records, progress):
@@ -126,7 +140,12 @@ def run_images(records: Sequence[dict], class_names: Sequence[str], truth: Mappi
             for name, m in measure_variants(insts, shape, class_names, variant_list, base, frame=frame).items():
                 rows[(MODEL, name)].append(image_row(stem, true=true, pred=m.angles, frame=m.frame, notes=m.notes,
                                                      dice=seg["dice"], iou=seg["iou"]))
-        for source in controls:
+            if "named" in controls:
+                named = named_by_truth(insts, gt_masks, gt_classes, gt_labels)
+                for name, m in measure_variants(named, shape, class_names, variant_list, base, frame=frame).items():
+                    rows[(NAMED, name)].append(image_row(stem, true=true, pred=m.angles, frame=m.frame,
+                                                         notes=m.notes))
+        for source in (c for c in controls if c != "named"):
             insts = ground_truth_instances(r, class_names, source)
             for name, m in measure_variants(insts, shape, class_names, variant_list, base, frame=frame).items():
                 rows[(CONTROL.format(source), name)].append(
@@ -254,8 +273,9 @@ def main(argv: Sequence[str]) -> None:
     base = json.loads(predictor.cfg.SPINE.MEASURE or "{}")
     vs = variants(as_list(o["methods"]), switches(o, "frames"), switches(o, "cleanups"))
     controls = as_list(o["controls"])
-    if not set(controls) <= {"masks", "polygons"}:
-        raise SystemExit(f"side_by_side.py: controls={o['controls']}: use masks, polygons, both or none (controls=)")
+    if not set(controls) <= {"masks", "polygons", "named"}:
+        raise SystemExit(f"side_by_side.py: controls={o['controls']}: use any of masks, polygons, named, "
+                         f"or none (controls=)")
     meta = provenance("benchmarks/side_by_side.py", argv, DEPENDS, torch_threads=torch.get_num_threads(),
                       gpu=torch.cuda.get_device_name(0) if predictor.cfg.MODEL.DEVICE.startswith("cuda") else None,
                       checkpoint=str(checkpoint), run_config=run_config_name(checkpoint), root=str(root),

@@ -95,6 +95,26 @@ def test_ground_truth_controls_name_levels_as_a_model_of_the_map_would(phantom):
         _common.ground_truth_instances(records[0], CLASSES, "boxes")
 
 
+def test_named_by_truth_gives_matched_masks_the_true_class_and_level(phantom):
+    from spine_d2.evaluation.evaluator import ground_truth_masks
+
+    _, records = phantom
+    gt_masks, gt_classes, gt_labels = ground_truth_masks(records[0], CLASSES)
+    k = gt_labels.index("L3")
+    # a model that calls L3 thoracic, a stray in the corner, and a shrunken T8 (still IoU > 0.3)
+    t8 = gt_labels.index("T8")
+    ys, xs = np.nonzero(gt_masks[t8])
+    shrunk = gt_masks[t8].copy()
+    shrunk[ys.min():ys.min() + (ys.max() - ys.min()) // 4] = False
+    stray = np.zeros_like(gt_masks[k])
+    stray[:20, :20] = True
+    preds = [Instance("thoracic", mask=gt_masks[k], score=0.9), Instance("lumbar", mask=stray, score=0.8),
+             Instance("thoracic", mask=shrunk, score=0.7)]
+    named = sbs.named_by_truth(preds, gt_masks, gt_classes, gt_labels)
+    assert [(i.class_name, i.label) for i in named] == [("lumbar", "L3"), ("thoracic", "T8")]
+    assert np.array_equal(named[1].mask, shrunk)  # the model's own mask is kept
+
+
 def test_variants_on_the_phantoms_ground_truth(phantom):
     root, records = phantom
     truth = _common.phantom_truth(records, root)
