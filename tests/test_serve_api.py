@@ -284,6 +284,25 @@ def test_reference_figures_are_the_studys_and_our_newest_benchmarks(tmp_path):
     ours = client.get("/api/reference").json()["ours"]
     assert ours["config"] == "new" and ours["angles"]["TK"] == {"mae": 4.5, "n": 7, "missing": 2}
     assert ours["angles"]["PT"] == {"mae": None, "n": 0, "missing": 5}
+    # a served run of a benchmarked configuration shows that configuration's errors, not the newest
+    ours = TestClient(create_app(CountingPredictor(), accuracy_dir=tmp_path, model_config="old")
+                      ).get("/api/reference").json()["ours"]
+    assert ours["config"] == "old" and ours["angles"]["TK"]["mae"] == 9.0
+    ours = TestClient(create_app(CountingPredictor(), accuracy_dir=tmp_path, model_config="unbenchmarked")
+                      ).get("/api/reference").json()["ours"]
+    assert ours["config"] == "new"
+
+
+def test_the_served_runs_schedule_is_read_from_its_hydra_record(tmp_path):
+    from spine_d2.serve.checkpoints import run_schedule
+
+    ckpt = tmp_path / "run" / "model_final.pth"
+    (tmp_path / "run" / ".hydra").mkdir(parents=True)
+    assert run_schedule(ckpt) is None
+    (tmp_path / "run" / ".hydra" / "config.yaml").write_text("schedule:\n  name: demo-long\n")
+    assert run_schedule(ckpt) == "demo-long"
+    (tmp_path / "run" / ".hydra" / "config.yaml").write_text("model: {name: fast}\n")
+    assert run_schedule(ckpt) is None
 
 
 def test_page_docs_and_openapi_are_served():

@@ -17,6 +17,7 @@ from omegaconf import DictConfig  # noqa: E402
 
 from spine_d2.engine.inference import InferenceError, SpinePredictor  # noqa: E402
 from spine_d2.serve import create_app, newest_checkpoint  # noqa: E402
+from spine_d2.serve.checkpoints import run_schedule  # noqa: E402
 
 log = logging.getLogger("serve")
 
@@ -32,6 +33,7 @@ def main(cfg: DictConfig) -> None:
         app = create_app(predictor, cfg.measure, max_upload_bytes=int(cfg.max_upload_mb * 1e6),
                          max_pixels=int(cfg.max_megapixels * 1e6), keep_uploads=cfg.keep_uploads,
                          accuracy_dir=cfg.accuracy_dir, model_name=str(checkpoint),
+                         model_config=run_schedule(checkpoint),
                          overlay_max_side=cfg.overlay_max_side)
     except (InferenceError, ValueError) as e:
         sys.exit(f"error: {e}")

@@ -94,9 +94,10 @@ def keep_upload(folder: Path, upload: Upload) -> Path:
 def create_app(predictor: Any, measure_cfg: Any = None, *, max_upload_bytes: int = 25_000_000,
                max_pixels: int = 50_000_000, keep_uploads: str | Path | None = None,
                accuracy_dir: str | Path | None = "benchmarks/results", model_name: str = "",
-               overlay_max_side: int = 1600) -> FastAPI:
+               model_config: str | None = None, overlay_max_side: int = 1600) -> FastAPI:
     """The FastAPI app serving `predictor` (a `SpinePredictor` or anything with `class_names` and
-    `__call__(bgr) -> Instances`); see the module docstring."""
+    `__call__(bgr) -> Instances`); see the module docstring. `model_config` (the served run's
+    schedule name) picks the benchmark shown beside each angle."""
     cfg = MeasureConfig.from_cfg(measure_cfg)  # checked once, at start
     model = LockedPredictor(predictor)
     keep = Path(keep_uploads) if keep_uploads else None
@@ -132,7 +133,7 @@ def create_app(predictor: Any, measure_cfg: Any = None, *, max_upload_bytes: int
     @app.get("/api/reference")
     def reference() -> dict:
         """The reference study's and our latest benchmark's mean absolute errors per angle (degrees)."""
-        return {**reference_figures(accuracy_dir), "model": model_name}
+        return {**reference_figures(accuracy_dir, config=model_config), "model": model_name}
 
     @app.post("/api/measure", response_model=MeasureOut, openapi_extra=_upload_body_schema(),
               responses={413: {"model": Problem, "description": "file or image too large"},

@@ -15,3 +15,15 @@ def newest_checkpoint(outputs: str | Path = "outputs") -> Path:
     if not found:
         raise InferenceError(f"no trained model under {root}/: run `make demo` first (or give checkpoint=FILE)")
     return found[-1]
+
+
+def run_schedule(checkpoint: str | Path) -> str | None:
+    """The schedule name of the run that wrote `checkpoint` (its `.hydra/config.yaml`), e.g. 'demo';
+    None when the folder holds no readable Hydra record."""
+    from omegaconf import OmegaConf
+
+    try:
+        name = OmegaConf.load(Path(checkpoint).parent / ".hydra" / "config.yaml").schedule.name
+    except Exception:  # no record, unreadable YAML, no schedule key: the page falls back to the newest
+        return None
+    return str(name) if name else None

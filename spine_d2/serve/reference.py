@@ -1,9 +1,10 @@
 """How far to trust a number: the reference study's MAE and our latest benchmark's, per angle (degrees).
 
 The study's figures are `spine_d2.evaluation.study.REFERENCE_STUDY` (TK, LL, SS only). Ours are
-read from the newest `accuracy-*.json` in the benchmark results folder (written by
-benchmarks/record_accuracy.py: per angle `mae`, `n` images measured, `missing`); when there is
-none the page says "not yet measured".
+read from `accuracy-<config>.json` in the benchmark results folder (written by
+benchmarks/record_accuracy.py: per angle `mae`, `n` images measured, `missing`) for the served
+run's configuration (its schedule name: demo, paper, …) when there is one, else from the newest;
+when there is none the page says "not yet measured".
 """
 from __future__ import annotations
 
@@ -45,11 +46,26 @@ def our_accuracy(path: Path) -> dict[str, Any]:
                       "note": data.get("note", ""), "angles": per_angle})
 
 
-def reference_figures(accuracy_dir: str | Path | None, study: StudyResults = REFERENCE_STUDY) -> dict[str, Any]:
-    """The study's and our error figures, for `GET /api/reference` and the page."""
+def accuracy_file(folder: str | Path, config: str | None = None) -> Path | None:
+    """`accuracy-<config>.json` in `folder` when `config` is given and that file is readable, else
+    the newest (`newest_accuracy_file`)."""
+    if config:
+        p = Path(folder) / f"accuracy-{config}.json"
+        try:
+            json.loads(p.read_text())
+            return p
+        except (OSError, ValueError):
+            pass
+    return newest_accuracy_file(folder)
+
+
+def reference_figures(accuracy_dir: str | Path | None, study: StudyResults = REFERENCE_STUDY,
+                      config: str | None = None) -> dict[str, Any]:
+    """The study's and our error figures, for `GET /api/reference` and the page; ours from the
+    benchmark of `config` (the served run's schedule name) when recorded, else the newest."""
     ours = None
     if accuracy_dir is not None:
-        path = newest_accuracy_file(accuracy_dir)
+        path = accuracy_file(accuracy_dir, config)
         if path is not None:
             ours = our_accuracy(path)
     return {
