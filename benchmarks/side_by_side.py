@@ -191,7 +191,9 @@ def markdown(meta: Mapping, split: Mapping[str, Mapping[str, dict]], difficulty:
     md += ["Cells: MAE in degrees against the phantom's true angles (radiograph frame); `measured`: share of "
            "the measurable angles that were measured (the rest are NaN with a reason). Clean-up = the study's "
            "slope-change step (off: `slope_threshold` = ∞). Control rows: the ground-truth shapes of the same "
-           f"images, no model. Reference study (its model, real photos): MAE {study}.", "",
+           f"images, no model. `{NAMED}`: the model's masks matched one-to-one to true structures (mask IoU > "
+           f"{NAMED_MIN_IOU:g}) and given their true class and level, so what error is left is the masks' shape. "
+           f"Reference study (its model, real photos): MAE {study}.", "",
            "| shapes | endplates | frame | clean-up | " + angle_head,
            "|" + "---|" * (4 + len(ANGLE_NAMES) + 2)]
     for source, by_variant in split.items():
