@@ -8,7 +8,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from measure_factory import toy_spine  # noqa: E402
 
-from spine_d2.measure.cleanup import clean_instances, slope_changes, step_ratios  # noqa: E402
+from spine_d2.measure.cleanup import clean_instances, slope_changes  # noqa: E402
 from spine_d2.measure.instances import Instance, rasterize  # noqa: E402
 from spine_d2.measure.pipeline import measure_instances  # noqa: E402
 
@@ -48,47 +48,6 @@ def test_threshold_is_configurable():
     assert [r.index for r in removals] == [len(insts)]
     _, kept, removals = clean_instances(insts + [stray], spine.shape, slope_threshold=worst + 0.1)
     assert not removals and len(kept) == len(insts) + 1
-
-
-def test_a_body_between_two_neighbours_in_line_is_crowded_out_by_score():
-    spine = toy_spine()
-    insts = spine.instances()
-    assert step_ratios(np.array(sorted((i.centre() for i in insts if i.region in ("thoracic", "lumbar")),
-                                       key=lambda c: c[1]))).min() > 0.6  # a true chain is evenly stepped
-    _, kept, removals = clean_instances(insts, spine.shape, min_step_fraction=0.55)
-    assert not removals and len(kept) == len(insts)
-    # a detection on the chain halfway between T9 and T10: no slope change gives it away
-    mid = (spine.polygons["T9"].mean(axis=0) + spine.polygons["T10"].mean(axis=0)) / 2
-    between = Instance("thoracic", polygon=square(mid[0] - 8, mid[1] - 8, 16.0), score=0.4)
-    _, kept, removals = clean_instances(insts + [between], spine.shape, min_step_fraction=0.55)
-    assert [r.index for r in removals] == [len(insts)] and "crowded" in removals[0].reason
-    _, kept, removals = clean_instances(insts + [between], spine.shape)  # off by default here
-    assert not removals
-    # a higher score does not save it: keeping it and dropping T9 or T10 would leave uneven steps
-    strong = Instance("thoracic", polygon=square(mid[0] - 8, mid[1] - 8, 16.0), score=2.0)
-    _, kept, removals = clean_instances(insts + [strong], spine.shape, min_step_fraction=0.55)
-    assert [r.index for r in removals] == [len(insts)]
-
-
-def test_two_pieces_of_one_body_keep_the_better_scored():
-    spine = toy_spine()
-    insts = [i for i in spine.instances(labels=True) if i.label != "L2"]
-    poly = spine.polygons["L2"]
-    c, w = poly.mean(axis=0), np.ptp(poly[:, 0])
-    # two thin slices just above and below L2's centre: either leaves the chain as even
-    slices = [np.array([[c[0] - w / 2, c[1] + dy], [c[0] + w / 2, c[1] + dy], [c[0] + w / 2, c[1] + dy + 6],
-                        [c[0] - w / 2, c[1] + dy + 6]]) for dy in (-7.0, 1.0)]
-    for scores, removed in (((0.6, 0.8), 0), ((0.9, 0.8), 1)):
-        pair = [Instance("lumbar", polygon=p, score=sc) for p, sc in zip(slices, scores)]
-        _, kept, removals = clean_instances(insts + pair, spine.shape, min_step_fraction=0.55)
-        assert [r.index for r in removals] == [len(insts) + removed] and "crowded" in removals[0].reason
-
-
-def test_step_ratios_compare_each_step_with_its_neighbours():
-    centres = np.array([[0, 0], [0, 40], [0, 80], [0, 100], [0, 140], [0, 180]], float)
-    r = step_ratios(centres)
-    assert r.argmin() == 2 and r[2] == pytest.approx(0.5)
-    assert r[0] == pytest.approx(1.0) and r[-1] == pytest.approx(1.0)
 
 
 def test_noise_blobs_in_a_mask_and_tiny_masks_are_removed():

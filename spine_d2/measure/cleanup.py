@@ -1,6 +1,6 @@
 """Removal of stray and duplicate instances before naming; image frame, pixels.
 
-Five steps, each removal recorded with its reason:
+Four steps, each removal recorded with its reason:
 
 1. fragments: a mask in several pieces keeps its largest piece;
 2. too small: a vertebra whose area is below `min_area` pixels or `min_area_fraction` of the
@@ -14,13 +14,7 @@ Five steps, each removal recorded with its reason:
    frame). A centre where the slope changes by more than `slope_threshold` (1.7 = tan 60°: the
    spine turns by more than 60° there) — or, at either end, whose one step is steeper than it —
    is noise; the worst is removed first (the one whose removal leaves the straightest chain),
-   then the chain is checked again;
-5. crowding: along the same chain, two neighbours closer than `min_step_fraction` of the local
-   median step (the four nearest other steps) cannot both be vertebral bodies — neighbouring
-   bodies lie about one body height plus a disc apart, and the step changes little from level to
-   level. Of the pair, the one whose removal leaves clearly more even steps goes (a stray between
-   two bodies), else the lower score (a vertebra split in two by the model); then the chain is
-   checked again.
+   then the chain is checked again.
 """
 from __future__ import annotations
 
@@ -30,9 +24,6 @@ from typing import Sequence
 import numpy as np
 
 from spine_d2.measure.instances import Instance, largest_component
-
-
-EVEN_TOLERANCE = 0.25  # crowding: removals leaving steps this close in evenness (max |log ratio|) tie
 
 
 @dataclass(frozen=True)
@@ -61,7 +52,6 @@ def clean_instances(
     min_area: float = 30.0,
     min_area_fraction: float = 0.2,
     duplicate_overlap_heads: float = 0.95,
-    min_step_fraction: float = 0.0,
 ) -> tuple[list[int], list[Instance], list[Removal]]:
     """Clean `instances`; returns (kept input indices, kept instances, removals).
 
@@ -132,24 +122,6 @@ def clean_instances(
         i = chain.pop(k)
         drop(i, f"slope change {changes[k]:.2f} > {slope_threshold:g} between neighbouring centres")
 
-    # 5. crowding along the chain
-    while min_step_fraction > 0 and len(chain) >= 4:
-        chain.sort(key=lambda i: centres[i][1])
-        ratio = step_ratios(np.array([centres[i] for i in chain]))
-        k = int(np.argmin(ratio))
-        if ratio[k] >= min_step_fraction:
-            break
-        pair = (chain[k], chain[k + 1])
-        rest = {i: _unevenness(np.array([centres[j] for j in chain if j != i])) for i in pair}
-        a, b = pair
-        if abs(rest[a] - rest[b]) > EVEN_TOLERANCE:
-            i = a if rest[a] < rest[b] else b
-        else:
-            i = min(pair, key=lambda i: (kept[i].score, areas[i]))
-        other = pair[1] if i == pair[0] else pair[0]
-        chain.remove(i)
-        drop(i, f"crowded: {ratio[k]:.2f} of the local step from #{other} (< {min_step_fraction:g})")
-
     idx = sorted(kept)
     return idx, [kept[i] for i in idx], removals
 
@@ -165,26 +137,6 @@ def mask_overlap(a: Instance, b: Instance) -> float:
     inter = np.logical_and(ma[y0 - ay0:y1 - ay0, x0 - ax0:x1 - ax0], mb[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]).sum()
     small = min(ma.sum(), mb.sum())
     return float(inter / small) if small else 0.0
-
-
-def step_ratios(centres: np.ndarray) -> np.ndarray:
-    """Per step between neighbouring centres (ordered top to bottom): its length over the median
-    of the four nearest other steps along the chain (1 where there are none)."""
-    steps = np.linalg.norm(np.diff(centres, axis=0), axis=1)
-    out = np.ones(len(steps))
-    for k in range(len(steps)):
-        others = np.delete(np.arange(len(steps)), k)
-        if len(others) == 0:
-            continue
-        near = others[np.argsort(np.abs(others - k), kind="stable")[:4]]
-        ref = float(np.median(steps[near]))
-        out[k] = steps[k] / ref if ref > 0 else 1.0
-    return out
-
-
-def _unevenness(centres: np.ndarray) -> float:
-    """max |log(step ratio)| along the chain: 0 when every step equals its neighbours'."""
-    return float(np.max(np.abs(np.log(np.maximum(step_ratios(centres), 1e-9))))) if len(centres) >= 3 else 0.0
 
 
 def slope_changes(centres: np.ndarray) -> np.ndarray:

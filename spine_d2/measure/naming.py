@@ -29,7 +29,6 @@ from typing import Sequence
 import numpy as np
 
 from spine_d2.levels import LEVEL_INDEX, LEVELS, LUMBAR, THORACIC, is_level, region
-from spine_d2.measure.cleanup import step_ratios
 from spine_d2.measure.instances import Instance
 
 
@@ -214,8 +213,15 @@ def _name_by_boundary(body, s1, slot, regions, names, naming: Naming) -> None:
 
 
 def _gaps(centres: np.ndarray, gap_factor: float) -> list[int]:
-    """Hidden levels after each step of the ordered chain (len = len(centres) − 1): a step over
-    `gap_factor` × the local median step (`step_ratios`) hides round(ratio) − 1 levels."""
+    """Hidden levels after each step of the ordered chain (len = len(centres) − 1)."""
     if len(centres) < 3:
         return [0] * max(0, len(centres) - 1)
-    return [int(round(r)) - 1 if r > gap_factor else 0 for r in step_ratios(centres)]
+    steps = np.linalg.norm(np.diff(centres, axis=0), axis=1)
+    out = []
+    for k, s in enumerate(steps):
+        near = np.delete(steps, k)
+        # the local median: the four nearest steps along the chain
+        idx = np.argsort(np.abs(np.delete(np.arange(len(steps)), k) - k))[:4]
+        ref = float(np.median(near[idx]))
+        out.append(int(round(s / ref)) - 1 if ref > 0 and s > gap_factor * ref else 0)
+    return out

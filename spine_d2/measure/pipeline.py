@@ -39,7 +39,6 @@ class MeasureConfig:
     duplicate_overlap_heads: float = 0.95  # the two femoral heads overlap on a lateral film
     min_area: float = 30.0            # px; smaller masks are dropped
     min_area_fraction: float = 0.2    # of the median vertebra area
-    min_step_fraction: float = 0.55   # neighbours closer than this share of the local step: one goes
     use_labels: bool = True           # trust level labels carried by instances (annotations)
     gap_factor: float = 1.6           # a step this much longer than the local median hides levels
     level_anchor: str = "s1"          # s1: count levels up from S1 when in view | regions: by classes
@@ -172,8 +171,7 @@ def measure_instances(
         frame = estimate_frame(image, c.frame)
 
     idx, kept, removals = clean_instances(insts, shape, c.slope_threshold, c.duplicate_overlap,
-                                          c.min_area, c.min_area_fraction, c.duplicate_overlap_heads,
-                                          c.min_step_fraction)
+                                          c.min_area, c.min_area_fraction, c.duplicate_overlap_heads)
     naming = name_levels(kept, use_labels=c.use_labels, gap_factor=c.gap_factor, anchor=c.level_anchor)
     flags += naming.flags
     # why a level is absent, when we know (a labelled instance removed by the clean-up)
