@@ -103,7 +103,7 @@ def test_named_by_truth_gives_matched_masks_the_true_class_and_level(phantom):
     k = gt_labels.index("L3")
     # a model that calls L3 thoracic, a stray in the corner, and a shrunken T8 (still IoU > 0.3)
     t8 = gt_labels.index("T8")
-    ys, xs = np.nonzero(gt_masks[t8])
+    ys = np.nonzero(gt_masks[t8])[0]
     shrunk = gt_masks[t8].copy()
     shrunk[ys.min():ys.min() + (ys.max() - ys.min()) // 4] = False
     stray = np.zeros_like(gt_masks[k])
