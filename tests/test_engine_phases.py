@@ -7,7 +7,7 @@ import torch
 from detectron2.engine import HookBase
 from detectron2.modeling import build_model
 
-from spine_d2.engine.config import build_d2_cfg
+from spine_d2.engine.config import SCRATCH_PIXEL_STD, build_d2_cfg
 from spine_d2.engine.hooks import NonFiniteLossError
 from spine_d2.engine.phases import freeze_level, is_frozen, parse_phases, ScheduleError
 from spine_d2.engine.trainer import SpineTrainer, WeightsError
@@ -127,6 +127,25 @@ def test_weights_with_mismatched_heads_are_reinitialised(tmp_path):
         assert len(same) > 0.9 * len(sd)
         for k in same:
             assert torch.equal(got[k], sd[k]), f"{k} not loaded from {name}"
+
+
+def test_weights_trained_from_scratch_are_fine_tuned_in_their_own_architecture(tmp_path):
+    # a spine_d2 run from scratch (GN in backbone, FPN and heads; its pixel spread), fine-tuned
+    # further: the model must be built the same way, or the norm layers are dropped and it diverges
+    names = register_tiny(tmp_path / "data")
+    scratch_cfg = build_d2_cfg(smoke_cfg(tmp_path), datasets=names)
+    assert (scratch_cfg.MODEL.FPN.NORM, scratch_cfg.MODEL.RESNETS.NORM) == ("GN", "GN")
+    sd = {k: v.detach().clone() for k, v in build_model(scratch_cfg).state_dict().items()}
+    torch.save({"model": sd, "iteration": 7}, tmp_path / "model_final.pth")
+    cfg = build_d2_cfg(smoke_cfg(tmp_path, f"model.weights={tmp_path / 'model_final.pth'}"), datasets=names)
+    assert (cfg.MODEL.FPN.NORM, cfg.MODEL.ROI_MASK_HEAD.NORM) == ("GN", "GN")
+    assert list(cfg.MODEL.PIXEL_STD) == SCRATCH_PIXEL_STD
+    trainer = SpineTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    got = trainer.model.state_dict()
+    assert got.keys() == sd.keys()
+    for k in sd:
+        assert torch.equal(got[k], sd[k]), f"{k} not loaded"
 
 
 def test_missing_or_unfetchable_weights_are_one_clear_error(tmp_path):

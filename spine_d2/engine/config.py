@@ -9,6 +9,8 @@ dir), frozen. An unknown detectron2 key raises: typos are caught.
 from __future__ import annotations
 
 import json
+import logging
+import os
 from typing import Mapping
 
 import torch
@@ -21,6 +23,24 @@ from spine_d2.levels import get_class_map
 
 # torchvision-style pixel spread, for from-scratch models (the model zoo's MSRA weights use 1.0)
 SCRATCH_PIXEL_STD = [57.375, 57.120, 58.395]
+
+logger = logging.getLogger(__name__)
+
+
+def trained_from_scratch(weights: str | None) -> bool:
+    """Whether `weights` is a local .pth of a model built for training from scratch (`scratch_norm`
+    in backbone, FPN and heads), e.g. a spine_d2 run's model_final.pth: its FPN has norm layers,
+    which model-zoo weights (FrozenBN body, FPN without norm) never have. Such weights need the
+    same architecture and pixel spread to load. A file that cannot be read is left to the
+    checkpointer, which reports it."""
+    if not weights or not str(weights).endswith(".pth") or not os.path.isfile(weights):
+        return False
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception:
+        return False
+    model = state.get("model", state) if isinstance(state, dict) else {}
+    return any(k.startswith("backbone.fpn_lateral") and ".norm." in k for k in model)
 
 
 def add_spine_config(cfg: CfgNode) -> CfgNode:
@@ -107,7 +127,11 @@ def build_d2_cfg(c: DictConfig, datasets: Mapping | None = None, output_dir: str
 
     weights = c.model.weights
     cfg.MODEL.WEIGHTS = str(weights) if weights else ""
-    if not weights:
+    scratch_built = not weights or trained_from_scratch(str(weights))
+    if weights and scratch_built:
+        logger.info("model.weights=%s was trained from scratch: built as such, with "
+                    "model.scratch_norm=%s and its pixel spread", weights, c.model.scratch_norm)
+    if scratch_built:
         norm = str(c.model.scratch_norm)
         cfg.MODEL.RESNETS.NORM = norm
         cfg.MODEL.FPN.NORM = norm
