@@ -5,6 +5,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.spine_d2-setup
 WHEELS := .cache/wheels
 D2_VERSION := 0.7.2
+# free disk a new .venv needs, GB: it takes 6.7, torch's CUDA build 5.5 of them
+SETUP_GB ?= 7
 
 .PHONY: setup test demo clean-venv browser
 
@@ -13,6 +15,13 @@ setup: $(STAMP)
 # Re-runs only when the pins or the package description change; a ready venv takes seconds.
 $(STAMP): requirements.txt setup.py Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# a full disk would stop pip half-way with Errno 28: say so first, with the numbers
+	@$(PY) -c "import torch" 2>/dev/null || { \
+	  free=$$(df -Pk $(VENV) | awk 'NR==2 {print int($$4 / 1048576)}'); \
+	  if [ "$$free" -lt $(SETUP_GB) ]; then \
+	    echo "make setup: $(VENV) needs about $(SETUP_GB) GB free (torch's CUDA build alone is 5.5 GB);" \
+	         "its disk has $$free GB free. Free some space, or give VENV=<a folder on a larger disk>." >&2; \
+	    exit 1; fi; }
 	$(PY) -m pip install -q -r requirements.txt
 	@# detectron2: keep one that already imports (e.g. built from source); otherwise upstream's
 	@# Python code from the sal-detectron2 wheel, tagged cp310 but pure Python for our use.
