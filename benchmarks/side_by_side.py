@@ -47,7 +47,7 @@ from _common import as_list, fmt, ground_truth_instances, options, phantom_truth
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.data.labelme import load_labelme_dataset
 from spine_d2.data.splits import dataset_splits
-from spine_d2.engine.inference import InferenceError, SpinePredictor, read_photo
+from spine_d2.engine.inference import InferenceError, SpinePredictor, hydra_record, read_photo
 from spine_d2.evaluation.agreement import json_safe, summarize
 from spine_d2.evaluation.evaluator import ground_truth_masks
 from spine_d2.evaluation.per_image import image_row, per_image_table
@@ -230,14 +230,10 @@ def ensure_phantom(cache: Path, difficulty: str, n: int, seed: int) -> Path:
 def run_config_name(checkpoint: Path) -> str:
     """How the checkpoint's run was configured, from its Hydra record: 'experiment=demo (model
     fast, schedule demo)'."""
-    hydra_dir = Path(checkpoint).parent / ".hydra"
-    try:
-        from omegaconf import OmegaConf
-
-        overrides = [str(o) for o in OmegaConf.load(hydra_dir / "overrides.yaml")]
-        cfg = OmegaConf.load(hydra_dir / "config.yaml")
-    except (OSError, ValueError):
-        return f"run config unknown: no readable {hydra_dir}"
+    record = hydra_record(checkpoint)
+    if record is None:
+        return f"run config unknown: no readable {Path(checkpoint).parent / '.hydra'}"
+    cfg, overrides = record
     exp = [o for o in overrides if o.startswith("experiment=")]
     return (f"{exp[0] if exp else 'no experiment'} (model {cfg.model.name}, schedule {cfg.schedule.name}; "
             f"overrides: {' '.join(overrides) or 'none'})")

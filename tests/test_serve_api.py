@@ -35,7 +35,7 @@ from spine_d2.evaluation.study import REFERENCE_STUDY
 from spine_d2.measure import CSV_COLUMNS, MeasureConfig, instances_from_predictions, measure_instances
 from spine_d2.serve import create_app, newest_checkpoint
 from spine_d2.serve.browser import ServerThread
-from spine_d2.serve.reference import newest_accuracy_file
+from spine_d2.serve.reference import chosen_accuracy
 from spine_d2.serve.standin import AnnotationPredictor, to_d2_instances
 from spine_d2.synthetic.generate import generate_dataset
 
@@ -280,7 +280,8 @@ def test_reference_figures_are_the_studys_and_our_newest_benchmarks(tmp_path):
     write_accuracy(tmp_path / "accuracy-new.json", "2026-03-04 10:00 UTC", 4.5)
     (tmp_path / "accuracy-broken.json").write_text("{not json")
     os.utime(tmp_path / "accuracy-old.json", (time.time() + 100, time.time() + 100))  # mtime is not the date
-    assert newest_accuracy_file(tmp_path).name == "accuracy-new.json"
+    assert chosen_accuracy(tmp_path)[0].name == "accuracy-new.json"
+    assert chosen_accuracy(tmp_path, "broken")[0].name == "accuracy-new.json"
     ours = client.get("/api/reference").json()["ours"]
     assert ours["config"] == "new" and ours["angles"]["TK"] == {"mae": 4.5, "n": 7, "missing": 2}
     assert ours["angles"]["PT"] == {"mae": None, "n": 0, "missing": 5}

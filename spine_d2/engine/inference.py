@@ -42,6 +42,22 @@ class InferenceError(ValueError):
     """A checkpoint, config or input that cannot be used; the message names it."""
 
 
+def hydra_record(checkpoint: str | Path) -> tuple[Any, list[str]] | None:
+    """The Hydra record of the run that wrote `checkpoint` (`.hydra/` beside it): its composed
+    config (an OmegaConf DictConfig) and its command-line overrides; None when there is no
+    readable record (a checkpoint copied out of its run directory)."""
+    from omegaconf import OmegaConf
+
+    hydra_dir = Path(checkpoint).parent / ".hydra"
+    try:
+        config = OmegaConf.load(hydra_dir / "config.yaml")
+        overrides_file = hydra_dir / "overrides.yaml"
+        overrides = [str(o) for o in OmegaConf.load(overrides_file)] if overrides_file.is_file() else []
+    except (OSError, ValueError):  # no record, unreadable YAML (yaml's errors are ValueErrors)
+        return None
+    return config, overrides
+
+
 def config_for_checkpoint(checkpoint: str | Path, device: str = "auto") -> CfgNode:
     """The detectron2 config a checkpoint was trained with (`d2_config.yaml` in its run directory),
     with `MODEL.WEIGHTS` pointing at it."""

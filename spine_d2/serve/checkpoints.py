@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spine_d2.engine.inference import InferenceError
+from spine_d2.engine.inference import InferenceError, hydra_record
 
 CHECKPOINT_NAME = "model_final.pth"
 
@@ -18,12 +18,8 @@ def newest_checkpoint(outputs: str | Path = "outputs") -> Path:
 
 
 def run_schedule(checkpoint: str | Path) -> str | None:
-    """The schedule name of the run that wrote `checkpoint` (its `.hydra/config.yaml`), e.g. 'demo';
-    None when the folder holds no readable Hydra record."""
-    from omegaconf import OmegaConf
-
-    try:
-        name = OmegaConf.load(Path(checkpoint).parent / ".hydra" / "config.yaml").schedule.name
-    except Exception:  # no record, unreadable YAML, no schedule key: the page falls back to the newest
-        return None
+    """The schedule name of the run that wrote `checkpoint` (its Hydra record), e.g. 'demo'; None
+    when the folder holds no readable record or it names no schedule."""
+    record = hydra_record(checkpoint)
+    name = record[0].get("schedule", {}).get("name") if record else None
     return str(name) if name else None

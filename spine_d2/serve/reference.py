@@ -21,22 +21,36 @@ from spine_d2.measure import CSV_COLUMNS
 log = logging.getLogger(__name__)
 
 
-def newest_accuracy_file(folder: str | Path) -> Path | None:
-    """The newest readable `accuracy-*.json` in `folder` (by its recorded `date`, then mtime), or None."""
-    found = []
-    for p in Path(folder).glob("accuracy-*.json"):
-        try:
-            date = str(json.loads(p.read_text()).get("date", ""))
-        except (OSError, ValueError, AttributeError) as e:
-            log.warning(f"{p}: unreadable benchmark result, ignored ({e})")
-            continue
-        found.append((date, p.stat().st_mtime, p))
-    return max(found)[2] if found else None
+def _read_accuracy(path: Path) -> dict[str, Any] | None:
+    """One accuracy-*.json as a dict; None (with a warning) when it cannot be read."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        log.warning(f"{path}: unreadable benchmark result, ignored ({e})")
+        return None
+    return data if isinstance(data, dict) else None
 
 
-def our_accuracy(path: Path) -> dict[str, Any]:
-    """The per-angle MAE, n and missing of one accuracy-*.json, with its provenance."""
-    data = json.loads(path.read_text())
+def chosen_accuracy(folder: str | Path, config: str | None = None) -> tuple[Path, dict[str, Any]] | None:
+    """The benchmark to show, read once: `accuracy-<config>.json` in `folder` when `config` is given
+    and that file is readable, else the newest readable `accuracy-*.json` (by its recorded `date`,
+    then mtime); None when there is none."""
+    folder = Path(folder)
+    if config and (folder / f"accuracy-{config}.json").is_file():
+        data = _read_accuracy(folder / f"accuracy-{config}.json")
+        if data is not None:
+            return folder / f"accuracy-{config}.json", data
+    found = [(str(d.get("date", "")), p.stat().st_mtime, p, d)
+             for p in folder.glob("accuracy-*.json") if (d := _read_accuracy(p)) is not None]
+    if not found:
+        return None
+    _, _, path, data = max(found, key=lambda f: f[:3])
+    return path, data
+
+
+def our_accuracy(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """The per-angle MAE, n and missing of one accuracy-*.json (`data`, read from `path`), with its
+    provenance."""
     per_angle = {}
     for name in ANGLE_NAMES:
         a = data.get(name) or {}
@@ -46,28 +60,12 @@ def our_accuracy(path: Path) -> dict[str, Any]:
                       "note": data.get("note", ""), "angles": per_angle})
 
 
-def accuracy_file(folder: str | Path, config: str | None = None) -> Path | None:
-    """`accuracy-<config>.json` in `folder` when `config` is given and that file is readable, else
-    the newest (`newest_accuracy_file`)."""
-    if config:
-        p = Path(folder) / f"accuracy-{config}.json"
-        try:
-            json.loads(p.read_text())
-            return p
-        except (OSError, ValueError):
-            pass
-    return newest_accuracy_file(folder)
-
-
 def reference_figures(accuracy_dir: str | Path | None, study: StudyResults = REFERENCE_STUDY,
                       config: str | None = None) -> dict[str, Any]:
     """The study's and our error figures, for `GET /api/reference` and the page; ours from the
     benchmark of `config` (the served run's schedule name) when recorded, else the newest."""
-    ours = None
-    if accuracy_dir is not None:
-        path = accuracy_file(accuracy_dir, config)
-        if path is not None:
-            ours = our_accuracy(path)
+    chosen = chosen_accuracy(accuracy_dir, config) if accuracy_dir is not None else None
+    ours = our_accuracy(*chosen) if chosen else None
     return {
         "angles": list(ANGLE_NAMES),
         "csv_columns": list(CSV_COLUMNS),
