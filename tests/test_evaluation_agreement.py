@@ -148,12 +148,12 @@ def _table():
 
 
 def test_summarize_schema_and_values():
-    s = summarize(_table(), coco_segm_ap=41.5)
+    s = summarize(_table(), coco_segm_ap=0.415)
     text = json.dumps(s, allow_nan=False)            # JSON-safe: no NaN
     assert json.loads(text) == s
     assert {"n_images", "dice_mean", "dice_sd", "miou_mean", "miou_sd", "coco_segm_ap"} | set(
         ANGLE_NAMES) == set(s)
-    assert s["n_images"] == 4 and s["coco_segm_ap"] == 41.5
+    assert s["n_images"] == 4 and s["coco_segm_ap"] == 0.415
     assert s["dice_mean"] == pytest.approx(0.8) and s["dice_sd"] == pytest.approx(0.1)
     assert s["miou_mean"] == pytest.approx(0.7) and s["miou_sd"] == pytest.approx(0.1)
     for name in ANGLE_NAMES:

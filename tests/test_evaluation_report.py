@@ -74,7 +74,7 @@ def report(tmp_path_factory):
     overlays = {"best": np.zeros((50, 40, 3), np.uint8), "median": np.full((50, 40, 3), 90, np.uint8),
                 "worst": overlay_file}
     table = per_image_table(_rows())
-    out = write_report(table, tmp / "eval", summary=summarize(table, coco_segm_ap=37.25),
+    out = write_report(table, tmp / "eval", summary=summarize(table, coco_segm_ap=0.3725),
                        overlays=overlays, config_text="model:\n  name: fast\n",
                        code_version="spine_d2 test-1")
     return out, table
@@ -99,7 +99,7 @@ def test_files_and_round_trip(report):
     assert csv.loc[csv.image == "e", "LL_note"].iloc[0] == "L5 not found"
     assert csv.loc[csv.image == "d", "SS_frame"].iloc[0] == "image"
     # the numbers are recomputable from per_image.csv
-    assert _close(json.loads((out / "summary.json").read_text()), summarize(csv, coco_segm_ap=37.25))
+    assert _close(json.loads((out / "summary.json").read_text()), summarize(csv, coco_segm_ap=0.3725))
 
 
 def _close(a, b):
@@ -114,7 +114,7 @@ def _close(a, b):
 def test_summary_values_by_hand(report):
     out, _ = report
     s = json.loads((out / "summary.json").read_text())
-    assert s["n_images"] == 5 and s["coco_segm_ap"] == 37.25
+    assert s["n_images"] == 5 and s["coco_segm_ap"] == 0.3725
     assert s["dice_mean"] == pytest.approx(np.mean(list(DICE.values())))
     mae, n = _mae(0)
     assert s["TK"]["mae"] == pytest.approx(mae) and s["TK"]["n"] == n == 5
@@ -207,7 +207,7 @@ def test_tool_rerenders_from_the_csv_into_a_new_directory(tmp_path):
     run.mkdir(parents=True)
     table = per_image_table(_rows())
     table.to_csv(run / "per_image.csv", index=False)
-    (run / "summary.json").write_text(json.dumps({"coco_segm_ap": 12.5}))
+    (run / "summary.json").write_text(json.dumps({"coco_segm_ap": 0.125}))
     # a specialist corrects one value: image a's TK becomes 32 → its TK error is now 0
     edited = pd.read_csv(run / "per_image.csv", dtype={"image": str})
     edited.loc[edited.image == "a", "TK_true"] = 32.0
@@ -217,7 +217,7 @@ def test_tool_rerenders_from_the_csv_into_a_new_directory(tmp_path):
     out = tmp_path / "run" / "eval_rerender"
     assert f"report: {out / 'report.html'}" in res.stdout and "84.6" in res.stdout
     s = json.loads((out / "summary.json").read_text())
-    assert s["TK"]["mae"] == pytest.approx((0 + 1 + 3 + 0 + 1) / 5) and s["coco_segm_ap"] == 12.5
+    assert s["TK"]["mae"] == pytest.approx((0 + 1 + 3 + 0 + 1) / 5) and s["coco_segm_ap"] == 0.125
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]   # no clutter where it ran
     # again: a new directory, the first one untouched
     before = (out / "summary.json").read_text()

@@ -248,14 +248,14 @@ def _segmentation_section(per_image, summary, study, fig_dir) -> list[Block]:
     b.append(Block("p", "Dice and IoU compare, per image, the area the method outlined as vertebrae "
                         "with the area outlined by hand (all vertebrae together). 100 % means the "
                         "outlines coincide exactly; 0 % means they do not overlap at all."))
-    ap = summary.get("coco_segm_ap")
+    ap, box_ap = summary.get("coco_segm_ap"), summary.get("coco_bbox_ap")  # fractions 0–1
     rows = [["Dice (%)", _pm(summary.get("dice_mean"), summary.get("dice_sd"), scale=100),
              _pm(*study.dice_pct)],
             ["IoU (%) (mIoU: mean over images)", _pm(summary.get("miou_mean"), summary.get("miou_sd"),
                                                    scale=100), _pm(*study.miou_pct)],
-            ["COCO mask AP (0–100)", _f(ap), DASH]]
+            ["COCO mask AP (0–100)", _f(None if ap is None else 100 * ap), DASH]]
     if "coco_bbox_ap" in summary:
-        rows.append(["COCO box AP (0–100)", _f(summary.get("coco_bbox_ap")), DASH])
+        rows.append(["COCO box AP (0–100)", _f(None if box_ap is None else 100 * box_ap), DASH])
     b += _table(f"Segmentation overlap, mean ± SD over {summary['n_images']} images",
                 ["measure", "this run", study.name], rows)
     if per_image["dice"].notna().any():
