@@ -302,8 +302,9 @@ def test_the_served_runs_schedule_is_read_from_its_hydra_record(tmp_path):
     assert run_schedule(ckpt) is None
     (tmp_path / "run" / ".hydra" / "config.yaml").write_text("schedule:\n  name: demo-long\n")
     assert run_schedule(ckpt) == "demo-long"
-    (tmp_path / "run" / ".hydra" / "config.yaml").write_text("model: {name: fast}\n")
-    assert run_schedule(ckpt) is None
+    for text in ("model: {name: fast}\n", "schedule: demo\n", "- not a mapping\n", "schedule: [\n"):
+        (tmp_path / "run" / ".hydra" / "config.yaml").write_text(text)
+        assert run_schedule(ckpt) is None, text
 
 
 def test_page_docs_and_openapi_are_served():

@@ -46,16 +46,17 @@ def hydra_record(checkpoint: str | Path) -> tuple[Any, list[str]] | None:
     """The Hydra record of the run that wrote `checkpoint` (`.hydra/` beside it): its composed
     config (an OmegaConf DictConfig) and its command-line overrides; None when there is no
     readable record (a checkpoint copied out of its run directory)."""
-    from omegaconf import OmegaConf
+    import yaml
+    from omegaconf import DictConfig, OmegaConf
 
     hydra_dir = Path(checkpoint).parent / ".hydra"
     try:
         config = OmegaConf.load(hydra_dir / "config.yaml")
         overrides_file = hydra_dir / "overrides.yaml"
         overrides = [str(o) for o in OmegaConf.load(overrides_file)] if overrides_file.is_file() else []
-    except (OSError, ValueError):  # no record, unreadable YAML (yaml's errors are ValueErrors)
+    except (OSError, ValueError, yaml.YAMLError):  # no record, or unreadable
         return None
-    return config, overrides
+    return (config, overrides) if isinstance(config, DictConfig) else None
 
 
 def config_for_checkpoint(checkpoint: str | Path, device: str = "auto") -> CfgNode:

@@ -135,8 +135,8 @@ def agreement(true, pred) -> dict[str, float]:
 def summarize(per_image: pd.DataFrame, coco_segm_ap: float | None = None) -> dict[str, Any]:
     """The run's summary (summary.json), JSON-safe: n_images, dice_mean, dice_sd, miou_mean,
     miou_sd (Dice and IoU as fractions 0–1, mean ± SD over images), coco_segm_ap (COCO mask AP
-    as a fraction 0–1 like them: detectron2's 0–100 AP / 100; or null), and per parameter of ANGLE_NAMES an object with
-    AGREEMENT_KEYS (degrees; r2, slope, icc unitless)."""
+    as a fraction 0–1 like them: detectron2's 0–100 AP / 100; or null), and per parameter of
+    ANGLE_NAMES an object with AGREEMENT_KEYS (degrees; r2, slope, icc unitless)."""
     dice_m, dice_s = mean_sd(per_image["dice"]) if "dice" in per_image else (NAN, NAN)
     iou_m, iou_s = mean_sd(per_image["iou"]) if "iou" in per_image else (NAN, NAN)
     out: dict[str, Any] = {

@@ -20,6 +20,8 @@ def newest_checkpoint(outputs: str | Path = "outputs") -> Path:
 def run_schedule(checkpoint: str | Path) -> str | None:
     """The schedule name of the run that wrote `checkpoint` (its Hydra record), e.g. 'demo'; None
     when the folder holds no readable record or it names no schedule."""
+    from omegaconf import OmegaConf
+
     record = hydra_record(checkpoint)
-    name = record[0].get("schedule", {}).get("name") if record else None
+    name = OmegaConf.select(record[0], "schedule.name", default=None) if record else None
     return str(name) if name else None
