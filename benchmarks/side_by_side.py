@@ -1,12 +1,13 @@
 """One model's predictions measured several ways, side by side, against the phantom's true angles (degrees).
 
     python benchmarks/side_by_side.py checkpoint=FILE [root=datasets/phantom428] [split=test] [n=all]
-        [methods=ours,paper] [frames=on,off] [cleanups=on,off] [controls=masks,polygons,named]
+        [methods=mixed,ours,paper] [frames=on,off] [cleanups=on,off] [controls=masks,polygons,named]
         [difficulties=easy,realistic,hard] [n_difficulty=48] [seed_difficulty=1001]
         [cache=datasets/benchmark-phantoms] [device=auto] [out=benchmarks/results/side-by-side]
 
 The model runs once per image of the split; its instances (image frame, px) are then measured by
-every variant: endplate method (the study's `paper` or `ours`) × frame correction (photo →
+every variant: endplate method (`mixed`, the default: the study's rectangle for the vertebral
+bodies and ours for the sacral plate; the study's `paper` or `ours` everywhere) × frame correction (photo →
 radiograph, estimated once per photo) on or off × the study's slope-change clean-up on or off
 (`slope_threshold` = ∞: no centre can exceed it; duplicates and specks are still removed). The
 measurement config the checkpoint was trained with is the base every variant changes.
@@ -60,7 +61,7 @@ DEPENDS = ("spine_d2/measure", "spine_d2/evaluation", "spine_d2/engine/inference
            "spine_d2/synthetic", "spine_d2/angles.py", "spine_d2/frames.py", "spine_d2/levels.py", "conf/measure",
            "benchmarks/side_by_side.py", "benchmarks/_common.py")  # code the numbers rest on
 DEFAULTS = {"checkpoint": None, "root": "datasets/phantom428", "split": "test", "n": "all",
-            "methods": "ours,paper", "frames": "on,off", "cleanups": "on,off", "controls": "masks,polygons,named",
+            "methods": "mixed,ours,paper", "frames": "on,off", "cleanups": "on,off", "controls": "masks,polygons,named",
             "difficulties": "easy,realistic,hard", "n_difficulty": "48", "seed_difficulty": "1001",
             "cache": "datasets/benchmark-phantoms", "device": "auto", "out": "benchmarks/results/side-by-side"}
 MODEL = "model"
@@ -74,7 +75,7 @@ SWITCH = {"on": True, "off": False}
 class Variant:
     """One way of measuring: endplate method, frame correction, slope-change clean-up."""
 
-    method: str = "ours"
+    method: str = MeasureConfig.method  # the default measurement's
     frame: bool = True
     cleanup: bool = True
 
@@ -92,7 +93,7 @@ class Variant:
         return MeasureConfig.from_cfg(c)
 
 
-def variants(methods: Sequence[str] = ("ours", "paper"), frames: Sequence[bool] = (True, False),
+def variants(methods: Sequence[str] = ("mixed", "ours", "paper"), frames: Sequence[bool] = (True, False),
              cleanups: Sequence[bool] = (True, False)) -> list[Variant]:
     """Every combination, method first, in the order given (the first is the default's row)."""
     return [Variant(m, f, c) for m in methods for f in frames for c in cleanups]

@@ -25,6 +25,7 @@ from spine_d2.evaluation.per_image import image_row, per_image_table  # noqa: E4
 from spine_d2.levels import get_class_map  # noqa: E402
 from spine_d2.measure.frame import given_frame  # noqa: E402
 from spine_d2.measure.instances import Instance  # noqa: E402
+from spine_d2.measure.pipeline import MeasureConfig  # noqa: E402
 from spine_d2.synthetic.generate import generate_dataset  # noqa: E402
 
 CLASSES = get_class_map("default").classes
@@ -46,10 +47,10 @@ def test_variant_switches_reach_the_measure_config_and_keep_the_base():
     assert (c.method, c.frame.enabled, c.slope_threshold) == ("paper", False, math.inf)
     assert c.min_area == 10.0 and c.frame.max_side == 400
     d = sbs.Variant().config(base)
-    assert (d.method, d.frame.enabled, d.slope_threshold) == ("ours", True, 1.5)
+    assert (d.method, d.frame.enabled, d.slope_threshold) == (MeasureConfig().method, True, 1.5)
     assert base == {"slope_threshold": 1.5, "min_area": 10.0, "frame": {"max_side": 400}}  # not changed
     vs = sbs.variants()
-    assert len({v.name for v in vs}) == 8 and vs[0] == sbs.Variant()
+    assert len({v.name for v in vs}) == 12 and vs[0] == sbs.Variant()  # the default's row first
 
 
 def test_cleanup_off_keeps_the_stray_that_cleanup_on_removes():

@@ -71,6 +71,17 @@ def test_ours_ignores_rounded_corners_of_a_wedged_body():
     assert err(ours) < err(paper)
 
 
+def test_mixed_fits_bodies_by_the_rectangle_and_the_sacral_plate_by_ours():
+    poly, _, _, cranial = body(-12.0, 8.0, 10.0)
+    contour = Instance("lumbar", polygon=rounded(poly, 14.0)).contour()
+    ours, paper = fit_endplates(contour, cranial, "ours"), fit_endplates(contour, cranial, "paper")
+    assert not np.allclose(ours["superior"], paper["superior"])  # the two methods differ here
+    for level, expected in (("L3", paper), ("T5", paper), (None, paper), ("S1", ours)):
+        got = fit_endplates(contour, cranial, "mixed", level)
+        for side in ("superior", "inferior"):
+            assert np.array_equal(got[side], expected[side]), (level, side)
+
+
 def test_anterior_posterior_order():
     seg = np.array([[0.0, 0.0], [10.0, 1.0]])
     assert order_anterior_posterior(seg, [1, 0])[0].tolist() == [10.0, 1.0]

@@ -16,7 +16,7 @@ from spine_d2.measure.pipeline import (  # noqa: E402
     CSV_COLUMNS, MeasureConfig, measure_instances, measurement_row)
 
 
-@pytest.mark.parametrize("method", ["ours", "paper"])
+@pytest.mark.parametrize("method", ["ours", "paper", "mixed"])
 @pytest.mark.parametrize("facing", [1, -1])
 def test_polygons_give_the_constructed_angles(method, facing):
     spine = toy_spine(tk=55.0, ll=38.0, ll_s1=52.0, ss=30.0, pt=20.0, facing=facing)
@@ -31,7 +31,7 @@ def test_polygons_give_the_constructed_angles(method, facing):
             assert facing * (a[0] - p[0]) > 0
 
 
-@pytest.mark.parametrize("method", ["ours", "paper"])
+@pytest.mark.parametrize("method", ["ours", "paper", "mixed"])
 def test_masks_within_a_degree(method):
     spine = toy_spine(scale=2.0, size=(1040, 1640))
     m = measure_instances(spine.instances("mask"), spine.shape, cfg={"method": method})

@@ -13,6 +13,9 @@ particular order (`order_anterior_posterior` orders them once the anterior side 
   (8 % at each end), a total-least-squares line is fitted and refitted without outliers
   (residual > 2.5 robust σ); a border shorter than 30 % of the body's width is no endplate. Neither the rectangle nor the image axes bias the line, so wedged
   bodies, rounded corners and the steep sacral plate are fitted as they are.
+- ``mixed``: ``paper`` for the vertebral bodies, ``ours`` for the sacral plate (S1). The rectangle's
+  prior suits a box-like body when its outline is ragged (a model's mask at a small scale); the
+  sacrum is no box (benchmarks/README.md, side by side).
 """
 from __future__ import annotations
 
@@ -177,14 +180,20 @@ def ours_endplates(contour: np.ndarray, cranial, cone_deg: float = 55.0,
 
 
 METHODS: dict[str, Callable[..., dict[str, np.ndarray]]] = {"paper": paper_endplates, "ours": ours_endplates}
+MIXED = {"S1": "ours"}  # method "mixed": these levels by ours, every other by the study's rectangle
+METHOD_NAMES = (*METHODS, "mixed")
 
 
-def fit_endplates(contour: np.ndarray, cranial, method: str = "ours") -> dict[str, np.ndarray]:
-    """Superior and inferior endplate lines by `method` ('paper' | 'ours'); raises EndplateError."""
+def fit_endplates(contour: np.ndarray, cranial, method: str = "ours", level: str | None = None
+                  ) -> dict[str, np.ndarray]:
+    """Superior and inferior endplate lines by `method` ('paper' | 'ours' | 'mixed', which picks by
+    `level`, e.g. 'L3'); raises EndplateError."""
+    if method == "mixed":
+        method = MIXED.get(level, "paper")
     try:
         fit = METHODS[method]
     except KeyError:
-        raise ValueError(f"unknown endplate method {method!r}; choose one of {', '.join(METHODS)}") from None
+        raise ValueError(f"unknown endplate method {method!r}; choose one of {', '.join(METHOD_NAMES)}") from None
     return fit(contour, cranial)
 
 

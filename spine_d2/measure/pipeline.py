@@ -21,7 +21,7 @@ from spine_d2.frames import map_circles, map_endplates
 from spine_d2.levels import LEVEL_INDEX, LUMBAR, THORACIC
 from spine_d2.measure.anterior import Anterior, decide_anterior, lateral_of
 from spine_d2.measure.cleanup import Removal, clean_instances
-from spine_d2.measure.endplates import EndplateError, fit_endplates, order_anterior_posterior
+from spine_d2.measure.endplates import METHOD_NAMES, EndplateError, fit_endplates, order_anterior_posterior
 from spine_d2.measure.frame import FrameConfig, FrameEstimate, checked_options, estimate_frame
 from spine_d2.measure.instances import Instance, circle_of
 from spine_d2.measure.naming import name_levels
@@ -33,7 +33,7 @@ CSV_COLUMNS: tuple[str, ...] = ("image",) + ANGLE_NAMES + ("frame", "notes")
 class MeasureConfig:
     """The `measure` config group (conf/measure/default.yaml), as plain values."""
 
-    method: str = "ours"              # endplate fit: ours | paper
+    method: str = "mixed"             # endplate fit: mixed (paper for bodies, ours for S1) | ours | paper
     slope_threshold: float = 1.7      # the study's slope-change de-noising (tan 60°)
     duplicate_overlap: float = 0.5    # overlap of the smaller mask that makes a duplicate
     duplicate_overlap_heads: float = 0.95  # the two femoral heads overlap on a lateral film
@@ -56,8 +56,8 @@ class MeasureConfig:
         if isinstance(cfg, cls):
             return cfg
         cfg = checked_options(cls, cfg, "measure")
-        if cfg.get("method", "ours") not in ("ours", "paper"):
-            raise ValueError(f"measure.method must be 'ours' or 'paper', got {cfg['method']!r}")
+        if cfg.get("method", cls.method) not in METHOD_NAMES:
+            raise ValueError(f"measure.method must be one of {', '.join(METHOD_NAMES)}, got {cfg['method']!r}")
         if cfg.get("on_implausible", "nan") not in ("nan", "measure"):
             raise ValueError(f"measure.on_implausible must be 'nan' or 'measure', got {cfg['on_implausible']!r}")
         if cfg.get("level_anchor", "s1") not in ("s1", "regions"):
@@ -84,7 +84,7 @@ class Measurement:
     removals: list[Removal] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
     anterior: Anterior | None = None
-    method: str = "ours"
+    method: str = MeasureConfig.method
     image_shape: tuple[int, int] = (0, 0)
 
     def values(self) -> dict[str, float]:
@@ -193,7 +193,7 @@ def measure_instances(
     raw: dict[str, dict[str, np.ndarray]] = {}
     for lv in chain:
         try:
-            fit = fit_endplates(kept[naming.levels[lv]].contour(), cranial[lv], c.method)
+            fit = fit_endplates(kept[naming.levels[lv]].contour(), cranial[lv], c.method, lv)
         except EndplateError as e:
             level_reason[lv] = f"endplate fit failed ({e})"
             continue
