@@ -7,10 +7,11 @@
 
 The model runs once per image of the split; its instances (image frame, px) are then measured by
 every variant: endplate method (`mixed`, the default: the study's rectangle for the vertebral
-bodies and ours for the sacral plate; the study's `paper` or `ours` everywhere) × frame correction (photo →
-radiograph, estimated once per photo) on or off × the study's slope-change clean-up on or off
-(`slope_threshold` = ∞: no centre can exceed it; duplicates and specks are still removed). The
-measurement config the checkpoint was trained with is the base every variant changes.
+bodies and ours for the sacral plate; or the study's `paper` or `ours` for all) × frame
+correction (photo → radiograph, estimated once per photo) on or off × the study's slope-change
+clean-up on or off (`slope_threshold` = ∞: no centre can exceed it; duplicates and specks are
+still removed). The measurement config the checkpoint was trained with is the base every variant
+changes.
 
 Control rows measure the ground-truth shapes of the same images with the same variants and no
 model: `masks` (the polygons rasterised: a perfect model) and `polygons`. Their level labels are
