@@ -94,7 +94,7 @@ class Variant:
         return MeasureConfig.from_cfg(c)
 
 
-def variants(methods: Sequence[str] = ("mixed", "ours", "paper"), frames: Sequence[bool] = (True, False),
+def variants(methods: Sequence[str] = tuple(as_list(DEFAULTS["methods"])), frames: Sequence[bool] = (True, False),
              cleanups: Sequence[bool] = (True, False)) -> list[Variant]:
     """Every combination, method first, in the order given (the first is the default's row)."""
     return [Variant(m, f, c) for m in methods for f in frames for c in cleanups]
