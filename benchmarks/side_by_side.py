@@ -49,7 +49,8 @@ from _common import as_list, fmt, ground_truth_instances, options, phantom_truth
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.data.labelme import load_labelme_dataset
 from spine_d2.data.splits import dataset_splits
-from spine_d2.engine.inference import InferenceError, SpinePredictor, hydra_record, read_photo
+from spine_d2.data.images import read_image
+from spine_d2.engine.inference import InferenceError, SpinePredictor, hydra_record
 from spine_d2.evaluation.agreement import json_safe, summarize
 from spine_d2.evaluation.evaluator import ground_truth_masks
 from spine_d2.evaluation.per_image import image_row, per_image_table
@@ -130,7 +131,7 @@ def run_images(records: Sequence[dict], class_names: Sequence[str], truth: Mappi
     rows: dict[tuple[str, str], list] = defaultdict(list)
     frame_cfg = Variant().config(base).frame
     for r in _progress(records, progress):
-        image = read_photo(Path(r["file_name"]))
+        image = read_image(r["file_name"])
         shape = image.shape[:2]
         frame = estimate_frame(image, frame_cfg) if any(v.frame for v in variant_list) else None
         stem, true = r["image"], truth[r["image"]]

@@ -327,7 +327,7 @@ def load_images(root: Path, n: int, class_map: str = "default"):
     """The first `n` photos (BGR) of the test split of `root` and their dataset dicts."""
     from spine_d2.data.labelme import load_labelme_dataset
     from spine_d2.data.splits import dataset_splits
-    from spine_d2.engine.inference import read_photo
+    from spine_d2.data.images import read_image
 
     if not root.is_dir():
         raise SystemExit(f"root={root}: no such dataset folder (make one: python tools/make_synthetic.py "
@@ -337,7 +337,7 @@ def load_images(root: Path, n: int, class_map: str = "default"):
     records = [r for r in records if r["image"] in test][:n]
     if not records:
         raise SystemExit(f"root={root}: no test images")
-    return [read_photo(Path(r["file_name"])) for r in records], records
+    return [read_image(r["file_name"]) for r in records], records
 
 
 def main(argv: Sequence[str]) -> None:

@@ -217,11 +217,12 @@ def test_inference_configs_are_the_two_architectures_with_random_weights(phantom
         assert cfg.MODEL.WEIGHTS == "" and cfg.MODEL.DEVICE == "cpu"
     assert (fast.MODEL.RESNETS.DEPTH, fast.MODEL.RESNETS.NORM) == (18, "GN")
     assert (paper.MODEL.RESNETS.DEPTH, paper.MODEL.RESNETS.NORM) == (50, "FrozenBN")  # as with COCO weights
-    from spine_d2.engine.inference import SpinePredictor, read_photo
+    from spine_d2.data.images import read_image
+    from spine_d2.engine.inference import SpinePredictor
 
     predictor = SpinePredictor(fast)
     speed.steady_boxes(predictor.model)
-    image = read_photo(Path(phantom[1][0]["file_name"]))
+    image = read_image(phantom[1][0]["file_name"])
     out = predictor(image)
     assert len(out) == fast.TEST.DETECTIONS_PER_IMAGE and out.pred_masks.shape[1:] == image.shape[:2]
 

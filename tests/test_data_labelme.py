@@ -10,7 +10,6 @@ import numpy as np
 import PIL.Image
 import pytest
 from detectron2.data import DatasetMapper
-from detectron2.data.detection_utils import read_image
 from detectron2.structures import BoxMode
 from labelme.utils import apply_exif_orientation
 from labelme_factory import (
@@ -30,8 +29,8 @@ from spine_d2.data.labelme import (
     DatasetError,
     image_cache_dir,
     load_labelme_dataset,
-    oriented_size,
 )
+from spine_d2.data.images import oriented_size, read_image
 from spine_d2.levels import CLASS_MAPS, LEVELS
 
 pytestmark = pytest.mark.usefixtures("image_cache")

@@ -63,10 +63,40 @@ def test_unknown_image_is_named_when_images_are_given(tmp_path):
         read_measurements(path, images=["a", "b"])
 
 
-def test_file_name_instead_of_stem_gets_a_hint(tmp_path):
-    path = _csv(tmp_path, "image,TK,LL,SS\na.jpg,1,2,3\n")
-    with pytest.raises(DatasetError, match="write the stem 'a'"):
-        read_measurements(path, images=["a"])
+def test_file_names_with_their_extension_are_accepted(tmp_path):
+    """Specialists' sheets name the file (`img_001.jpg`, `IMG_7.HEIC`, a Windows path): each
+    name that matches exactly one image, by stem or file name, is that image."""
+    path = _csv(tmp_path, "image,TK,LL,SS\nimg_001.jpg,1,2,3\nIMG_7.HEIC,4,5,6\nb,7,8,9\n"
+                          "left\\c.png,10,11,12\n")
+    m = read_measurements(path, images=["img_001", "IMG_7", "b", "left/c", "right/d"])
+    assert list(m.index) == ["img_001", "IMG_7", "b", "left/c"]
+    assert m.loc["IMG_7", "TK"] == 4 and m.loc["left/c", "SS"] == 12
+
+
+def test_a_stem_in_a_subfolder_is_found_by_its_file_name(tmp_path):
+    m = read_measurements(_csv(tmp_path, "image,TK,LL,SS\nd.jpg,1,2,3\nd2,4,5,6\n"),
+                          images=["right/d", "right/d2"])
+    assert list(m.index) == ["right/d", "right/d2"]
+
+
+def test_an_exact_stem_wins_over_a_file_name_elsewhere(tmp_path):
+    m = read_measurements(_csv(tmp_path, "image,TK,LL,SS\na,1,2,3\n"), images=["a", "sub/a"])
+    assert list(m.index) == ["a"]
+
+
+@pytest.mark.parametrize("body,images,expected", [
+    ("a.jpg,1,2,3\n", ["x/a", "y/a"], r"row 2 \(image 'a.jpg'\): ambiguous image name, it matches 2 "
+                                       r"images \(x/a, y/a\); write the stem with its folder"),
+    ("zz.jpg,1,2,3\n", ["a"], r"row 2 \(image 'zz.jpg'\): unknown image, no annotation file has this "
+                              r"stem or file name"),
+    ("a,1,2,3\na.png,4,5,6\n", ["a"], r"row 3 \(image 'a.png'\): duplicate image, already on row 2"),
+])
+def test_unknown_ambiguous_and_twice_named_images_are_errors_naming_csv_and_row(tmp_path, body, images,
+                                                                               expected):
+    path = _csv(tmp_path, "image,TK,LL,SS\n" + body)
+    with pytest.raises(DatasetError, match=expected) as err:
+        read_measurements(path, images=images)
+    assert str(err.value).startswith(str(path))
 
 
 @pytest.mark.parametrize("header,expected", [

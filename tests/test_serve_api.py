@@ -30,7 +30,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from spine_d2.angles import ANGLE_NAMES
-from spine_d2.engine.inference import InferenceError, SpinePredictor, read_photo
+from spine_d2.data.images import read_image
+from spine_d2.engine.inference import InferenceError, SpinePredictor
 from spine_d2.evaluation.study import REFERENCE_STUDY
 from spine_d2.measure import CSV_COLUMNS, MeasureConfig, instances_from_predictions, measure_instances
 from spine_d2.serve import create_app, newest_checkpoint
@@ -116,7 +117,7 @@ def test_the_answer_is_the_pipelines_measurement_of_the_predicted_instances(phan
         r = post(client, path.read_bytes(), path.name)
         assert r.status_code == 200, r.text
         got = r.json()
-        image = read_photo(path)
+        image = read_image(path)
         expected = measure_instances(instances_from_predictions(truth(image), truth.class_names), image.shape[:2],
                                      truth.class_names, MeasureConfig(), image=image)
         assert got["frame"] == expected.frame and got["notes"] == expected.notes
@@ -159,7 +160,7 @@ def test_a_smoke_trained_model_measures_a_phantom_photo(smoke_run):
     for name in ANGLE_NAMES:
         a = got["angles"][name]
         assert (a["value"] is not None and -180 <= a["value"] <= 180) or a["reason"]
-    image = read_photo(photo)
+    image = read_image(photo)
     assert cv2.imdecode(np.frombuffer(png_from(got), np.uint8), cv2.IMREAD_COLOR).shape == image.shape
 
 

@@ -1,7 +1,8 @@
 """Labelme annotation folders → detectron2 dataset dicts, with the checks a real folder needs.
 
 Coordinates are in the image frame: pixels of the photo as Labelme shows it (EXIF orientation
-applied to image files; embedded ``imageData`` shown as stored), x right, y down.
+applied to image files; embedded ``imageData`` shown as stored), x right, y down. Images (JPEG,
+PNG, HEIC, 16-bit PNG/TIFF, …) are read by `spine_d2.data.images`, the project's one reader.
 
 One place for the checks: `check_labelme_dataset` reads every annotation file into a `FileCheck`
 (the detectron2 record, or the `Problem`s that make the file bad). `load_labelme_dataset` raises a
@@ -29,19 +30,17 @@ from pathlib import Path, PureWindowsPath
 import numpy as np
 import PIL.Image
 
+from spine_d2.data.images import oriented_size  # the one reader; also lets Pillow open HEIC
 from spine_d2.levels import FEMORAL_HEAD, KNOWN_LABELS, ClassMap, get_class_map, is_level
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")  # as users name them
 MIN_POLYGON_AREA = 1.0  # px²: a smaller polygon is "zero area"
 #: Points farther outside than this fraction of the longer side (at least 5 px) are "far outside";
 #: nearer ones are clipped to the image.
 OUTSIDE_TOLERANCE = 0.02
 CIRCLE_VERTICES = 32  # polygon vertices that stand for a Labelme circle
 MAX_FEMORAL_HEADS = 2
-_EXIF_ORIENTATION = 0x0112
-_TRANSPOSED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
 #: Short names of the problems a file can have (kind → what it means).
 PROBLEM_KINDS: dict[str, str] = {
@@ -175,17 +174,6 @@ def image_cache_dir() -> Path:
 
 # ---------------------------------------------------------------------------------------------
 # Images
-
-
-def oriented_size(image: PIL.Image.Image) -> tuple[int, int]:
-    """(width, height) of an opened image as Labelme shows it (EXIF orientation applied), read
-    from the header without decoding the pixels."""
-    try:
-        orientation = image.getexif().get(_EXIF_ORIENTATION)
-    except Exception:  # a broken EXIF block: Labelme shows the image as stored
-        orientation = None
-    w, h = image.size
-    return (h, w) if orientation in _TRANSPOSED else (w, h)
 
 
 def _decode_to_cache(image_data: str, raw: bytes) -> Path:
@@ -453,6 +441,6 @@ def load_labelme_dataset(root: str | Path, class_map: str | ClassMap | None = No
 __all__ = [
     "DatasetError", "Problem", "FileCheck", "DatasetCheck", "PROBLEM_KINDS",
     "load_labelme_dataset", "check_labelme_dataset", "check_labelme_file",
-    "annotation_dir", "annotation_files", "image_stems", "image_cache_dir", "oriented_size",
+    "annotation_dir", "annotation_files", "image_stems", "image_cache_dir",
 ]
 

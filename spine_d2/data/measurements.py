@@ -1,7 +1,9 @@
 """Reads a dataset's measurements.csv: the specialists' angles per image, in degrees.
 
-Columns: ``image`` (the image stem), ``TK``, ``LL``, ``SS`` and optionally ``LL_S1``, ``PT``,
-``PI``; an empty cell (or NaN/NA) means "not measured". Other columns (e.g. notes) are ignored.
+Columns: ``image``, ``TK``, ``LL``, ``SS`` and optionally ``LL_S1``, ``PT``, ``PI``; an empty cell
+(or NaN/NA) means "not measured". Other columns (e.g. notes) are ignored. ``image`` names an image
+by its stem (``img_001``, or ``sub/img_001`` in a subfolder) or its file name (``img_001.jpg``, as
+specialists' sheets do): any name that matches exactly one image of the dataset.
 Angles are in degrees as the specialist measured them on the radiograph; nothing is converted.
 """
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Iterable
 import pandas as pd
 
 from spine_d2.angles import ANGLE_NAMES
-from spine_d2.data.labelme import IMAGE_SUFFIXES, DatasetError
+from spine_d2.data.images import IMAGE_SUFFIXES
+from spine_d2.data.labelme import DatasetError
 
 REQUIRED_COLUMNS = ("image", "TK", "LL", "SS")
 OPTIONAL_COLUMNS = tuple(a for a in ANGLE_NAMES if a not in REQUIRED_COLUMNS)
@@ -32,10 +35,38 @@ def _number(text: str) -> float:
     return value
 
 
+def image_matches(name: str, stems: Iterable[str]) -> list[str]:
+    """The image stems a measurements.csv name can mean: the stem itself when it is one; else
+    every stem whose full or last part equals the name, or the name without its image extension
+    (`img_001.jpg` → `img_001`, `sub/img_001`)."""
+    stems = list(stems)
+    if name in stems:
+        return [name]
+    name = name.replace("\\", "/")  # a path written on Windows
+    forms = {name}
+    if name.lower().endswith(IMAGE_SUFFIXES):
+        forms.add(name.rsplit(".", 1)[0])
+    return [s for s in stems if s in forms or s.rsplit("/", 1)[-1] in forms]
+
+
+def _resolve(image: str, stems: list[str] | None, where: str) -> str:
+    """The one stem `image` names (itself when no image list is given); DatasetError otherwise."""
+    if stems is None:
+        return image
+    found = image_matches(image, stems)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise DatasetError(f"{where}: unknown image, no annotation file has this stem or file name")
+    raise DatasetError(f"{where}: ambiguous image name, it matches {len(found)} images "
+                       f"({', '.join(sorted(found)[:5])}); write the stem with its folder")
+
+
 def read_measurements(path: str | Path, images: Iterable[str] | None = None) -> pd.DataFrame:
     """measurements.csv → DataFrame indexed by image stem, columns exactly ANGLE_NAMES (float
-    degrees, NaN = not measured). `images`: the dataset's image stems; a row naming another image
-    is an error. Every error is a DatasetError naming the file and the row (file line number)."""
+    degrees, NaN = not measured). `images`: the dataset's image stems; each row's name is resolved
+    to one of them (`image_matches`), and a row naming no image, or several, is an error. Every
+    error is a DatasetError naming the file and the row (file line number)."""
     path = Path(path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
@@ -59,7 +90,7 @@ def read_measurements(path: str | Path, images: Iterable[str] | None = None) -> 
         raise DatasetError(f"{path}: missing column(s) {', '.join(missing)}; the header must "
                            f"have {','.join(REQUIRED_COLUMNS)}[,{','.join(OPTIONAL_COLUMNS)}]")
     col = {c: header.index(c) for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if c in header}
-    known_images = None if images is None else set(images)
+    known_images = None if images is None else list(images)
 
     data, first_row = {}, {}
     for line, row in enumerate(rows[1:], start=2):
@@ -74,13 +105,9 @@ def read_measurements(path: str | Path, images: Iterable[str] | None = None) -> 
         if not image:
             raise DatasetError(f"{where}: no image name")
         where = f"{where} (image {image!r})"
+        image = _resolve(image, known_images, where)
         if image in first_row:
             raise DatasetError(f"{where}: duplicate image, already on row {first_row[image]}")
-        if known_images is not None and image not in known_images:
-            stem = Path(image).stem
-            hint = (f"; write the stem {stem!r}, without the extension"
-                    if image.lower().endswith(IMAGE_SUFFIXES) and stem in known_images else "")
-            raise DatasetError(f"{where}: unknown image, no annotation file has this stem{hint}")
         values = {}
         for name in ANGLE_NAMES:
             if name not in col:

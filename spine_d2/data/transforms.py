@@ -7,14 +7,20 @@ augmentations (`SPINE.AUG`: scale, an optional random crop, horizontal flip, rot
 scaling, cropping, flipping and rotating move pixels, and each is a detectron2 Transform that moves
 the polygons with them (a crop clips them; instances left outside are dropped by the mapper).
 Predictions come back in the original image frame (detectron2 rescales to `height`/`width`).
+`SpineDatasetMapper` is detectron2's DatasetMapper reading images with `spine_d2.data.images`.
 """
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import torch
 from detectron2.data import DatasetMapper
+from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from PIL import Image
+
+from spine_d2.data.images import read_image
 
 
 class MeanIntensityTransform(T.Transform):
@@ -107,10 +113,31 @@ def build_augmentations(cfg, is_train: bool) -> list:
     return chain
 
 
+class SpineDatasetMapper(DatasetMapper):
+    """detectron2's DatasetMapper, its image read by the project's one reader (EXIF orientation,
+    HEIC, 16-bit scaled: `spine_d2.data.images`) instead of detectron2's, which clips 16 bits.
+    No semantic segmentation or precomputed proposals (this project has neither)."""
+
+    def __call__(self, dataset_dict):
+        dataset_dict = copy.deepcopy(dataset_dict)
+        image = read_image(dataset_dict["file_name"], format=self.image_format)
+        utils.check_image_size(dataset_dict, image)
+        aug_input = T.AugInput(image)
+        transforms = self.augmentations(aug_input)
+        image = aug_input.image
+        dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        if not self.is_train:
+            dataset_dict.pop("annotations", None)
+            return dataset_dict
+        if "annotations" in dataset_dict:
+            self._transform_annotations(dataset_dict, transforms, image.shape[:2])
+        return dataset_dict
+
+
 def build_mapper(cfg, is_train: bool) -> DatasetMapper:
-    """detectron2 DatasetMapper with our chain; in training, boxes are recomputed from the moved
+    """Our DatasetMapper with our chain; in training, boxes are recomputed from the moved
     polygons (a rotated box would not be tight)."""
-    return DatasetMapper(
+    return SpineDatasetMapper(
         is_train=is_train,
         augmentations=build_augmentations(cfg, is_train),
         image_format=cfg.INPUT.FORMAT,

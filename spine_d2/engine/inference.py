@@ -2,13 +2,13 @@
 
 `SpinePredictor` runs a checkpoint with exactly the preprocessing of training and evaluation
 (`spine_d2.data.transforms.model_input`); `measure_image` adds the measurement pipeline;
-`predict_paths` does it for files (tools/predict.py), reporting and skipping unreadable ones;
+`predict_paths` does it for files (tools/predict.py; read by `spine_d2.data.images`, HEIC and
+16-bit included), reporting and skipping unreadable ones;
 `evaluate_checkpoint` runs `SpineEvaluator` over a registered split (tools/evaluate.py). The web
 page (tools/serve.py) uses the same `SpinePredictor` and `measure_image`.
 """
 from __future__ import annotations
 
-import io
 import logging
 from pathlib import Path
 from typing import Any, Iterable
@@ -16,16 +16,14 @@ from typing import Any, Iterable
 import cv2
 import numpy as np
 import pandas as pd
-import PIL.Image
-import PIL.ImageOps
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode
-from detectron2.data import detection_utils as utils
 from detectron2.evaluation import inference_on_dataset
 from detectron2.modeling import build_model
 from tqdm import tqdm
 
+from spine_d2.data.images import IMAGE_SUFFIXES, ImageReadError, read_image
 from spine_d2.data.transforms import model_input
 from spine_d2.engine.config import load_d2_cfg, resolve_device
 from spine_d2.levels import get_class_map
@@ -34,7 +32,7 @@ from spine_d2.measure import instances_from_predictions, measurement_row
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+NOT_PHOTOS = (".json", ".csv", ".txt", ".md", ".yaml")  # files a photo folder holds beside its photos
 RUN_CONFIG = "d2_config.yaml"  # written by every training run beside its checkpoints
 
 
@@ -109,34 +107,17 @@ def image_paths(input_path: str | Path) -> list[Path]:
     p = Path(input_path)
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+        other = sorted(f.name for f in p.iterdir() if f.is_file() and f.suffix.lower() not in IMAGE_SUFFIXES
+                       and f.suffix.lower() not in NOT_PHOTOS and not f.name.startswith("."))
+        if other:
+            log.warning(f"left out {len(other)} file(s) of {p} that are no image type read here "
+                        f"({', '.join(IMAGE_SUFFIXES)}): {', '.join(other[:10])}{' …' if len(other) > 10 else ''}")
         if not files:
             raise InferenceError(f"input={p}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
         return files
     if p.is_file():
         return [p]
     raise InferenceError(f"input={p}: no such file or folder")
-
-
-def read_photo(path: Path) -> np.ndarray:
-    """BGR uint8 with the EXIF orientation applied; InferenceError naming the file otherwise."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise InferenceError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
-    return read_photo_bytes(data, str(path))
-
-
-def read_photo_bytes(data: bytes, name: str) -> np.ndarray:
-    """`read_photo` on an encoded image's bytes (a file's, an upload's): BGR uint8 with the EXIF
-    orientation applied, as detectron2's `read_image` does; InferenceError naming `name` otherwise."""
-    try:
-        with PIL.Image.open(io.BytesIO(data)) as im:
-            image = utils.convert_PIL_to_numpy(PIL.ImageOps.exif_transpose(im), "BGR")
-    except Exception as e:  # PIL raises many types for broken files
-        raise InferenceError(f"{name}: not a readable image ({type(e).__name__}: {e})") from None
-    if image.ndim != 3 or image.size == 0:
-        raise InferenceError(f"{name}: not a readable image (shape {image.shape})")
-    return np.ascontiguousarray(image)
 
 
 def predict_paths(predictor: SpinePredictor, paths: Iterable[Path], out_dir: Path,
@@ -147,8 +128,8 @@ def predict_paths(predictor: SpinePredictor, paths: Iterable[Path], out_dir: Pat
     rows = []
     for path in tqdm(list(paths), desc="predict", unit="image"):
         try:
-            image = read_photo(path)
-        except InferenceError as e:
+            image = read_image(path)
+        except ImageReadError as e:
             log.warning(f"skipped: {e}")
             rows.append({"image": path.stem, "frame": "", "notes": f"skipped: {e}"})
             continue

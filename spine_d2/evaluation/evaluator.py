@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets.coco import convert_to_coco_json
-from detectron2.data import detection_utils as utils
 from detectron2.evaluation import COCOEvaluator, DatasetEvaluator
 from detectron2.utils import comm
 
 from spine_d2.angles import ANGLE_NAMES
+from spine_d2.data.images import read_image
 from spine_d2.levels import is_level
 from spine_d2.evaluation.agreement import summarize
 from spine_d2.evaluation.per_image import image_row, per_image_table
@@ -108,7 +108,7 @@ class SpineEvaluator(DatasetEvaluator):
         for inp, out in zip(inputs, outputs):
             record = self._record(inp["image_id"])
             stem = record.get("image") or Path(record["file_name"]).stem
-            image = utils.read_image(record["file_name"], format="BGR")
+            image = read_image(record["file_name"])
             pred = out["instances"].to("cpu")
             insts = instances_from_predictions(pred, self._class_names)
             m = measure_instances(insts, image.shape[:2], self._class_names, self._measure_cfg, image=image)

@@ -30,6 +30,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from spine_d2.angles import ANGLE_NAMES
+from spine_d2.data.images import read_image
 from spine_d2.levels import LEVEL_INDEX
 from spine_d2.evaluation.agreement import complete_pairs, summarize
 from spine_d2.evaluation.per_image import frames_used, pairs
@@ -218,9 +219,7 @@ def overlay_jpeg(image: Any) -> bytes:
     if isinstance(image, (bytes, bytearray)):
         return bytes(image)
     if isinstance(image, (str, Path)):
-        arr = cv2.imread(str(image), cv2.IMREAD_COLOR)
-        if arr is None:
-            raise ValueError(f"{image}: overlay image not found or unreadable")
+        arr = read_image(image)  # ImageReadError (a ValueError) naming the file
     else:
         arr = np.asarray(image)
         if arr.ndim == 2:

@@ -12,9 +12,9 @@ import logging
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import cv2
 import numpy as np
 
+from spine_d2.data.images import ImageReadError, read_image
 from spine_d2.measure.frame import FrameEstimate, estimate_frame, given_frame
 from spine_d2.measure.instances import instances_from_record
 from spine_d2.measure.pipeline import MeasureConfig, Measurement, measure_instances, measurement_row
@@ -23,11 +23,6 @@ log = logging.getLogger(__name__)
 
 SOURCES = ("polygons", "masks")
 FRAME_SOURCES = ("estimate", "truth", "none")
-
-
-def read_image(path: str | Path) -> np.ndarray | None:
-    """BGR uint8 image (EXIF orientation applied, as OpenCV does by default), None if unreadable."""
-    return cv2.imread(str(path), cv2.IMREAD_COLOR)
 
 
 def record_frame(record: dict, cfg: MeasureConfig, frame_source: str = "estimate",
@@ -42,9 +37,10 @@ def record_frame(record: dict, cfg: MeasureConfig, frame_source: str = "estimate
             return None, "no stored homography: image frame"
         return given_frame(H, shape), ""
     if image is None:
-        image = read_image(record["file_name"])
-    if image is None:
-        return None, f"image unreadable ({record['file_name']}): image frame"
+        try:
+            image = read_image(record["file_name"])
+        except ImageReadError as e:
+            return None, f"image unreadable ({e}): image frame"
     return estimate_frame(image, cfg.frame), ""
 
 

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from detectron2.structures import Boxes, Instances
 
+from spine_d2.data.images import read_image
 from spine_d2.data.labelme import load_labelme_dataset
-from spine_d2.engine.inference import read_photo
 from spine_d2.levels import get_class_map
 from spine_d2.measure import Instance, instances_from_record
 
@@ -49,7 +49,7 @@ class AnnotationPredictor:
         self.class_names = list(get_class_map(class_map).classes)
         self.records = {}
         for rec in load_labelme_dataset(root, class_map):
-            self.records[pixel_key(read_photo(Path(rec["file_name"])))] = rec
+            self.records[pixel_key(read_image(rec["file_name"]))] = rec
 
     def instances(self, image_bgr: np.ndarray) -> list[Instance]:
         rec = self.records.get(pixel_key(image_bgr))

@@ -5,12 +5,11 @@ parser) and the image part is kept in memory, so a photo never lands in a tempor
 framework's own form parsing spools parts over 1 MB to one). Every bad upload raises an
 `UploadError` carrying the HTTP status and a message in plain words: 413 too many bytes or
 pixels, 415 not an image (or not a multipart form), 422 empty, damaged or missing. Decoding is
-`spine_d2.engine.inference.read_photo_bytes`, the one used for files, after a check of the pixel
-count that reads only the image's header.
+`spine_d2.data.images.decode_image`, the project's one reader (HEIC and 16-bit PNG/TIFF included),
+after a check of the pixel count that reads only the image's header.
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from typing import AsyncIterator
 
@@ -19,12 +18,11 @@ import PIL.Image
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from spine_d2.engine.inference import InferenceError, read_photo_bytes
+from spine_d2.data.images import READABLE, ImageReadError, NotAnImageError, decode_image, image_size
 
 FIELD = "file"             # the multipart field that carries the image
 FORM_OVERHEAD = 64 * 1024  # bytes of multipart framing and small fields allowed beside the image
 DRAIN_FACTOR = 4           # an oversized body is read (and dropped) up to this many limits, then cut
-READABLE = "JPEG, PNG, WebP, BMP or TIFF"
 
 
 class UploadError(Exception):
@@ -153,22 +151,21 @@ def decode_upload(upload: Upload, max_pixels: int) -> np.ndarray:
     if not upload.data:
         raise UploadError(422, f"{name}: the file is empty (0 bytes)")
     try:
-        with PIL.Image.open(io.BytesIO(upload.data)) as im:
-            w, h = im.size
+        w, h = image_size(upload.data, name)
     except PIL.Image.DecompressionBombError:
         raise UploadError(413, f"{name}: the image has far more pixels than this server decodes "
                                f"(limit {max_pixels / 1e6:g} megapixels)") from None
-    except PIL.UnidentifiedImageError:
+    except NotAnImageError:
         raise UploadError(415, f"{name}: not an image this server can read ({READABLE})") from None
-    except Exception as e:  # noqa: BLE001 - PIL raises many types for a broken header
-        raise UploadError(422, f"{name}: the image header is damaged ({type(e).__name__}: {e})") from None
+    except ImageReadError as e:
+        raise UploadError(422, str(e)) from None
     if w * h > max_pixels:
         raise UploadError(413, f"{name}: the image is {w}×{h} pixels ({w * h / 1e6:.0f} megapixels); "
                                f"this server takes up to {max_pixels / 1e6:g} megapixels: send a smaller "
                                "photo or a screenshot")
     try:
-        return read_photo_bytes(upload.data, name)
-    except InferenceError as e:
+        return decode_image(upload.data, name)
+    except ImageReadError as e:
         detail = str(e).split(": ", 1)[-1]
         raise UploadError(422, f"{name}: the image is damaged or incomplete (a truncated file?) and "
                                f"could not be decoded: {detail}") from None
