@@ -13,6 +13,7 @@ setup(
     install_requires=[
         "numpy<2",
         "opencv-python-headless",
+        "pillow-heif",
         "labelme>=5",
         "hydra-core>=1.3,<1.4",
         "omegaconf>=2.3",

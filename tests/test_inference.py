@@ -12,10 +12,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+import PIL.Image
 import pytest
 
 from conftest import run_tool
 from spine_d2.angles import ANGLE_NAMES
+from spine_d2.data.images import read_image
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,14 +43,24 @@ def test_predict_measures_every_readable_photo_and_reports_the_corrupt_one(smoke
         (photos / src.name).write_bytes(src.read_bytes())
     (photos / "corrupt.jpg").write_bytes(sources[0].read_bytes()[:300])
     (photos / "notes.txt").write_text("not an image; ignored")
+    # twins of the first photo as an iPhone's HEIC and a DICOM viewer's 16-bit PNG
+    shown = read_image(sources[0], "RGB")
+    PIL.Image.fromarray(shown).save(photos / "twin.HEIC", format="HEIF", quality=90)
+    cv2.imwrite(str(photos / "twin16.png"), shown[..., ::-1].astype(np.uint16) * 257)
     out = tmp_path / "pred"
     run_tool("predict.py", f"checkpoint={run_dir / 'model_final.pth'}", f"input={photos}", f"out={out}")
 
     table = pd.read_csv(out / "predictions.csv")
     assert list(table.columns) == ["image", *ANGLE_NAMES, "frame", "notes"]
-    assert sorted(table["image"]) == sorted(["corrupt"] + [s.stem for s in sources])
+    assert sorted(table["image"]) == sorted(["corrupt", "twin", "twin16"] + [s.stem for s in sources])
     corrupt = table.set_index("image").loc["corrupt"]
-    assert "corrupt.jpg" in corrupt["notes"] and "not a readable image" in corrupt["notes"]
+    assert "corrupt.jpg" in corrupt["notes"] and "damaged or incomplete" in corrupt["notes"]
+    rows = table.set_index("image")
+    for twin in ("twin", "twin16"):
+        assert not str(rows.loc[twin, "notes"]).startswith("skipped") and (out / f"{twin}_overlay.jpg").is_file()
+    first = rows.loc[sources[0].stem]
+    for name in ANGLE_NAMES:  # the same pixels: the same masks and angles
+        assert first[name] == rows.loc["twin16", name] or (math.isnan(first[name]) and math.isnan(rows.loc["twin16", name]))
     for src in sources:
         overlay = cv2.imread(str(out / f"{src.stem}_overlay.jpg"))
         photo = cv2.imread(str(src))

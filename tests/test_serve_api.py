@@ -193,6 +193,24 @@ def test_each_bad_upload_gets_a_clear_4xx_and_the_server_keeps_serving(phantom):
     assert post(client, good, "good.jpg").status_code == 200
 
 
+def test_heic_and_16_bit_uploads_are_measured_like_their_jpeg_twin(phantom, truth):
+    """An iPhone's HEIC and a DICOM viewer's 16-bit PNG of the same photo: accepted, and (same
+    pixels, so the stand-in finds the same shapes) answered with the JPEG's angles and frame."""
+    client = TestClient(create_app(truth))
+    path = photos(phantom)[0]
+    shown = read_image(path, "RGB")
+    want = post(client, path.read_bytes(), path.name).json()
+    png16 = cv2.imencode(".png", shown[..., ::-1].astype(np.uint16) * 257)[1].tobytes()
+    heic = io.BytesIO()
+    PIL.Image.fromarray(shown).save(heic, format="HEIF", quality=-1, chroma=444, matrix_coefficients=0)
+    for name, data, ctype in (("scan.png", png16, "image/png"), ("IMG_0001.HEIC", heic.getvalue(), "image/heic")):
+        r = post(client, data, name, ctype)
+        assert r.status_code == 200, (name, r.text)
+        got = r.json()
+        assert got["frame"] == want["frame"] and got["angles"] == want["angles"], name
+    assert sum(a["value"] is not None for a in want["angles"].values()) >= 4
+
+
 def test_no_exif_leaves_the_server_and_the_orientation_is_applied():
     pixels = np.zeros((60, 100, 3), np.uint8)
     pixels[:, :50] = 200
