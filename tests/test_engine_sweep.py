@@ -1,13 +1,16 @@
 """tools/train.py end to end (subprocesses): a two-job sweep with one failing job writes its
-summary; resume=true continues a run directory and fails clearly on a fresh one."""
+summary; resume=true continues a run directory and fails clearly on a fresh one; a directory
+holding a run is refused without resume=true."""
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from labelme_factory import make_dataset
+from conftest import run_tool
+from labelme_factory import make_dataset, snapshot
 from spine_d2.engine.config import load_d2_cfg
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,3 +51,24 @@ def test_sweep_with_a_failing_job_writes_summary_and_runs_resume(tmp_path):
     assert r.returncode == 1
     assert "error: resume=true but" in r.stderr and "hydra.run.dir" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_directory_holding_a_run_is_never_overwritten_without_resume(smoke_run, tmp_path):
+    """hydra.run.dir of a finished run, without resume=true: one line naming the directory and
+    what to do; not a file of the run is touched (Hydra's own record included)."""
+    root, run_dir = smoke_run
+    before = snapshot(run_dir)
+    common = ["experiment=smoke", f"dataset.root={root}"]
+    r = run_tool("train.py", *common, f"hydra.run.dir={run_dir}", check=False)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    (line,) = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert line.startswith(f"error: hydra.run.dir={run_dir} already holds a run (last_checkpoint, d2_config.yaml")
+    assert "nothing was written" in line and "resume=true" in line and "another hydra.run.dir" in line
+    assert snapshot(run_dir) == before
+
+    sweep = tmp_path / "sweep"  # a sweep directory whose job 0 holds that run
+    shutil.copytree(run_dir, sweep / "0")
+    before = snapshot(sweep)
+    r = run_tool("train.py", "-m", *common, f"hydra.sweep.dir={sweep}", "solver.base_lr=0.001,0.002", check=False)
+    assert r.returncode == 1 and f"error: hydra.sweep.dir={sweep} (job 0) already holds a run" in r.stderr
+    assert snapshot(sweep) == before

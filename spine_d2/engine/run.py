@@ -5,6 +5,11 @@ detectron2's `launch()` with the `launch.*` keys (one CPU process by default; gl
 and returns `optimized_metric` read from `<output_dir>/final_metrics.json`, written by rank 0.
 `task_wrapper` logs a failure with its trace and re-raises, so Hydra records the job as failed and
 a multirun goes on with the next job.
+
+Nothing is overwritten: a directory that already holds a run (`RUN_MARKERS`) is trained into only
+with `resume=true`. `RunDirGuard`, a Hydra callback (conf/config.yaml), refuses such a
+`hydra.run.dir` (or a sweep directory holding runs) before Hydra writes anything there; `train`
+checks again before it writes (for multirun jobs and callers without Hydra).
 """
 from __future__ import annotations
 
@@ -13,8 +18,9 @@ import json
 import logging
 import math
 import os
+import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -23,6 +29,7 @@ from detectron2.evaluation.testing import flatten_results_dict
 from detectron2.utils import comm
 from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from spine_d2.engine.config import build_d2_cfg
@@ -39,8 +46,52 @@ def _user_errors() -> tuple:
     return (NothingToResumeError, NonFiniteLossError, ScheduleError, DatasetError, WeightsError)
 
 
-USER_ERRORS = _user_errors()
+class RunDirError(FileExistsError):
+    """The output directory already holds a run and resume is not asked for."""
+
+
+USER_ERRORS = _user_errors() + (RunDirError,)
 FINAL_METRICS = "final_metrics.json"
+#: Files a training run writes into its directory; any of them means the directory holds a run.
+RUN_MARKERS = ("last_checkpoint", "d2_config.yaml", "metrics.json", FINAL_METRICS, "model_final.pth")
+
+
+def run_markers(run_dir: str | Path) -> list[str]:
+    """The files in `run_dir` that show it holds a training run (checkpoints included)."""
+    d = Path(run_dir)
+    if not d.is_dir():
+        return []
+    return [m for m in RUN_MARKERS if (d / m).exists()] + sorted(p.name for p in d.glob("model_0*.pth"))[:3]
+
+
+def check_run_dir(run_dir: str | Path, resume: bool, key: str = "hydra.run.dir") -> None:
+    """RunDirError when `run_dir` holds a run and `resume` is false: nothing may be overwritten."""
+    found = run_markers(run_dir)
+    if found and not resume:
+        raise RunDirError(
+            f"{key}={run_dir} already holds a run ({', '.join(found)}); nothing was written. Continue it "
+            f"with resume=true, or give another {key} (or none: each run gets a new directory)")
+
+
+class RunDirGuard(Callback):
+    """Hydra callback: refuse a run directory (or a sweep directory) that holds a run, unless
+    `resume=true`, before Hydra writes its config and log there. Exits with one line."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config, OmegaConf.select(config, "hydra.run.dir"), "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep = Path(str(OmegaConf.select(config, "hydra.sweep.dir")))
+        for job in sorted(p for p in sweep.iterdir() if p.is_dir()) if sweep.is_dir() else []:
+            self._check(config, job, "hydra.sweep.dir", shown=sweep)
+
+    @staticmethod
+    def _check(config: DictConfig, run_dir, key: str, shown=None) -> None:
+        try:
+            check_run_dir(run_dir, bool(OmegaConf.select(config, "resume", default=False)), key)
+        except RunDirError as e:
+            msg = str(e) if shown is None else str(e).replace(f"{key}={run_dir}", f"{key}={shown} (job {Path(run_dir).name})")
+            sys.exit(f"error: {msg}")
 
 
 def task_wrapper(fn: Callable) -> Callable:
@@ -71,6 +122,7 @@ def train(c: DictConfig, register: Callable | None = None) -> float:
     """
     plain = OmegaConf.to_container(c, resolve=True)
     out = Path(plain["output_dir"])
+    check_run_dir(out, bool(plain.get("resume", False)))
     out.mkdir(parents=True, exist_ok=True)
     (out / FINAL_METRICS).unlink(missing_ok=True)
     L = plain["launch"]
