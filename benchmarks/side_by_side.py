@@ -8,9 +8,9 @@
 The model runs once per image of the split; its instances (image frame, px) are then measured by
 every variant: endplate method (`mixed`, the default: the study's rectangle for the vertebral
 bodies and ours for the sacral plate; or the study's `paper` or `ours` for all) × frame
-correction (photo → radiograph, estimated once per photo) on or off × the study's slope-change
-clean-up on or off (`slope_threshold` = ∞: no centre can exceed it; duplicates and specks are
-still removed). The measurement config the checkpoint was trained with is the base every variant
+correction (photo → radiograph, estimated once per photo) on or off × the clean-up of centres
+off the spine's chain on (the configured `chain_rule`) or off (`chain_rule=off`; duplicates and
+specks are still removed). The measurement config the checkpoint was trained with is the base every variant
 changes.
 
 Control rows measure the ground-truth shapes of the same images with the same variants and no
@@ -75,7 +75,7 @@ SWITCH = {"on": True, "off": False}
 
 @dataclass(frozen=True)
 class Variant:
-    """One way of measuring: endplate method, frame correction, slope-change clean-up."""
+    """One way of measuring: endplate method, frame correction, clean-up of the chain of centres."""
 
     method: str = MeasureConfig.method  # the default measurement's
     frame: bool = True
@@ -91,7 +91,7 @@ class Variant:
         c["method"] = self.method
         c["frame"] = {**dict(c.get("frame") or {}), "enabled": self.frame}
         if not self.cleanup:
-            c["slope_threshold"] = math.inf  # no slope change exceeds it: the step removes nothing
+            c["chain_rule"] = "off"  # no centre is removed for its place in the chain
         return MeasureConfig.from_cfg(c)
 
 
@@ -192,8 +192,8 @@ def markdown(meta: Mapping, split: Mapping[str, Mapping[str, dict]], difficulty:
         md += [f"Model masks vs ground truth: Dice {fmt(first['dice_mean'], 3)} ± {fmt(first['dice_sd'], 3)}, "
                f"mIoU {fmt(first['miou_mean'], 3)} ± {fmt(first['miou_sd'], 3)}.", ""]
     md += ["Cells: MAE in degrees against the phantom's true angles (radiograph frame); `measured`: share of "
-           "the measurable angles that were measured (the rest are NaN with a reason). Clean-up = the study's "
-           "slope-change step (off: `slope_threshold` = ∞). Control rows: the ground-truth shapes of the same "
+           "the measurable angles that were measured (the rest are NaN with a reason). Clean-up = the removal of "
+           "centres off the spine's chain (`chain_rule`; off: `chain_rule=off`). Control rows: the ground-truth shapes of the same "
            f"images, no model. `{NAMED}`: the model's masks matched one-to-one to true structures (mask IoU > "
            f"{NAMED_MIN_IOU:g}) and given their true class and level, so what error is left is the masks' shape. "
            f"Reference study (its model, real photos): MAE {study}.", "",
@@ -282,7 +282,7 @@ def main(argv: Sequence[str]) -> None:
                       checkpoint=str(checkpoint), run_config=run_config_name(checkpoint), root=str(root),
                       split=o["split"], device=predictor.cfg.MODEL.DEVICE, measure_base=base,
                       variants=[v.name for v in vs], controls=controls,
-                      cleanup_off="slope_threshold = inf (conf/measure has no switch; no slope change exceeds it)")
+                      cleanup_off="chain_rule = off")
 
     records = load_labelme_dataset(root, predictor.cfg.SPINE.CLASS_MAP)
     if o["split"] != "all":

@@ -42,13 +42,14 @@ def phantom(tmp_path_factory):
 # side_by_side: variants
 
 def test_variant_switches_reach_the_measure_config_and_keep_the_base():
-    base = {"slope_threshold": 1.5, "min_area": 10.0, "frame": {"max_side": 400}}
+    base = {"chain_rule": "slope", "slope_threshold": 1.5, "min_area": 10.0, "frame": {"max_side": 400}}
     c = sbs.Variant("paper", frame=False, cleanup=False).config(base)
-    assert (c.method, c.frame.enabled, c.slope_threshold) == ("paper", False, math.inf)
+    assert (c.method, c.frame.enabled, c.chain_rule) == ("paper", False, "off")
     assert c.min_area == 10.0 and c.frame.max_side == 400
     d = sbs.Variant().config(base)
-    assert (d.method, d.frame.enabled, d.slope_threshold) == (MeasureConfig().method, True, 1.5)
-    assert base == {"slope_threshold": 1.5, "min_area": 10.0, "frame": {"max_side": 400}}  # not changed
+    assert (d.method, d.frame.enabled, d.chain_rule, d.slope_threshold) == (MeasureConfig().method, True, "slope", 1.5)
+    assert base == {"chain_rule": "slope", "slope_threshold": 1.5, "min_area": 10.0,
+                    "frame": {"max_side": 400}}  # not changed
     vs = sbs.variants()
     assert len({v.name for v in vs}) == 12 and vs[0] == sbs.Variant()  # the default's row first
 
@@ -62,8 +63,8 @@ def test_cleanup_off_keeps_the_stray_that_cleanup_on_removes():
     ms = sbs.measure_variants(insts + [stray], spine.shape, None,
                               [sbs.Variant(frame=False), sbs.Variant(frame=False, cleanup=False)])
     on, off = ms[sbs.Variant(frame=False).name], ms[sbs.Variant(frame=False, cleanup=False).name]
-    assert any("slope change" in r.reason for r in on.removals)
-    assert not any("slope change" in r.reason for r in off.removals)
+    assert any("off the spine's chain" in r.reason for r in on.removals)
+    assert not any("off the spine's chain" in r.reason for r in off.removals)
     assert len(off.instances) == len(on.instances) + 1
     assert all(i.level is None for i in insts + [stray])  # each variant measured its own copy
 

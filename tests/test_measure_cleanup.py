@@ -1,4 +1,4 @@
-"""Clean-up: stray fragments, tiny masks, duplicates and the study's slope-change de-noising."""
+"""Clean-up: stray fragments, tiny masks, duplicates, centres off the chain (our turn rule, the study's slope rule)."""
 import sys
 from pathlib import Path
 
@@ -8,7 +8,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from measure_factory import toy_spine  # noqa: E402
 
-from spine_d2.measure.cleanup import clean_instances, slope_changes  # noqa: E402
+from spine_d2.measure.cleanup import chain_outliers, clean_instances, slope_changes, turn_scores  # noqa: E402
 from spine_d2.measure.instances import Instance, rasterize  # noqa: E402
 from spine_d2.measure.pipeline import measure_instances  # noqa: E402
 
@@ -24,30 +24,69 @@ def test_slope_changes_flag_a_centre_off_the_chain():
     assert slope_changes(centres[[0, 1, 3, 4]]).max() < 0.2
 
 
+def test_turn_scores_tell_a_spike_from_a_bend():
+    """A centre that sticks out and comes back is off the chain; a chain that bends (even 50° in
+    one level, more than any spine) keeps its centres; the study's slope sees both alike."""
+    spike = np.array([[100, 0], [102, 40], [160, 80], [104, 120], [106, 160]], float)
+    s = turn_scores(spike)
+    assert s.argmax() == 2 and s[2] > 90
+    assert turn_scores(spike[[0, 1, 3, 4]]).max() < 5
+    assert chain_outliers(dict(enumerate(spike)), dict.fromkeys(range(5), 1.0))[0][0] == 2
+    t = np.radians(np.cumsum([0, 10, 20, 25, 30]))  # a bend of 85° over four levels
+    bend = np.cumsum(np.stack([40 * np.sin(t), 40 * np.cos(t)], axis=1), axis=0)
+    assert turn_scores(bend).max() == 0
+    assert slope_changes(bend).max() > 1.7  # the study's rule would remove a true centre here
+    end = np.array([[200, 0], [100, 40], [102, 80], [104, 120], [106, 160]], float)  # the top end off
+    assert turn_scores(end).argmax() == 0 and turn_scores(end)[0] > 60
+
+
 def test_stray_detection_beside_the_spine_is_removed_with_its_reason():
     spine = toy_spine()
     insts = spine.instances()
     l3 = spine.polygons["L3"].mean(axis=0)
     stray = Instance("lumbar", polygon=square(l3[0] + 150, l3[1] + 20), score=0.9)
-    kept_idx, kept, removals = clean_instances(insts + [stray], spine.shape)
-    assert len(kept) == len(insts)
-    assert [r.index for r in removals] == [len(insts)]
-    assert "slope change" in removals[0].reason and "1.7" in removals[0].reason
+    for rule, reason in (("turn", "off the spine's chain (turn"), ("slope", "slope change")):
+        kept_idx, kept, removals = clean_instances(insts + [stray], spine.shape, chain_rule=rule)
+        assert len(kept) == len(insts)
+        assert [r.index for r in removals] == [len(insts)]
+        assert reason in removals[0].reason, rule
+    assert "1.7" in removals[0].reason
+    _, kept, removals = clean_instances(insts + [stray], spine.shape, chain_rule="off")
+    assert not removals and len(kept) == len(insts) + 1
 
 
-def test_threshold_is_configurable():
+def test_thresholds_are_configurable():
     spine = toy_spine()
     insts = spine.instances()
     mid = (spine.polygons["T9"].mean(axis=0) + spine.polygons["T10"].mean(axis=0)) / 2
     stray = Instance("thoracic", polygon=square(mid[0] + 25, mid[1] - 15, 30.0), score=0.5)
-    chain = sorted([i.centre() for i in insts if i.region in ("thoracic", "lumbar")] + [stray.centre()],
-                   key=lambda c: c[1])
-    worst = slope_changes(np.array(chain)).max()
-    assert worst > 1.7
-    _, kept, removals = clean_instances(insts + [stray], spine.shape, slope_threshold=1.7)
-    assert [r.index for r in removals] == [len(insts)]
-    _, kept, removals = clean_instances(insts + [stray], spine.shape, slope_threshold=worst + 0.1)
-    assert not removals and len(kept) == len(insts) + 1
+    chain = np.array(sorted([i.centre() for i in insts if i.region in ("thoracic", "lumbar")] + [stray.centre()],
+                            key=lambda c: c[1]))
+    for rule, key, worst, default in (("slope", "slope_threshold", slope_changes(chain).max(), 1.7),
+                                      ("turn", "turn_limit_deg", turn_scores(chain).max(), 60.0)):
+        assert worst > default
+        _, kept, removals = clean_instances(insts + [stray], spine.shape, chain_rule=rule)
+        assert [r.index for r in removals] == [len(insts)]
+        _, kept, removals = clean_instances(insts + [stray], spine.shape, chain_rule=rule, **{key: worst + 0.1})
+        assert not removals and len(kept) == len(insts) + 1
+
+
+@pytest.mark.parametrize("tk,ll_s1,ss", [(60.0, 70.0, 45.0), (75.0, 80.0, 50.0), (75.0, 40.0, 25.0)])
+def test_a_strongly_kyphotic_or_lordotic_chain_keeps_every_vertebra(tk, ll_s1, ss):
+    """Clean ground truth with strong kyphosis (the upper thoracic chain runs steep) and lordosis:
+    the default removes nothing and TK is measured; the study's slope rule, kept as an option,
+    takes true upper thoracic vertebrae out."""
+    spine = toy_spine(tk=tk, ll=ll_s1 - 15, ll_s1=ll_s1, ss=ss)
+    insts = spine.instances()
+    _, kept, removals = clean_instances(insts, spine.shape)
+    assert not removals and len(kept) == len(insts)
+    m = measure_instances(spine.instances(), spine.shape)
+    assert m.angles["TK"].value == pytest.approx(spine.expected["TK"], abs=0.2)
+    assert not m.removals
+    study = chain_outliers({k: i.centre() for k, i in enumerate(insts) if i.region in ("thoracic", "lumbar")},
+                           {k: 1.0 for k in range(len(insts))}, "slope")
+    if tk >= 75:
+        assert study and all("slope change" in why for _, why in study)
 
 
 def test_noise_blobs_in_a_mask_and_tiny_masks_are_removed():

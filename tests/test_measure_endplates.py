@@ -97,3 +97,44 @@ def test_degenerate_outlines_raise_endplate_error(method):
         fit_endplates(line, [0, -1], method)
     with pytest.raises(ValueError, match="unknown endplate method"):
         fit_endplates(line, [0, -1], "magic")
+
+
+# ---- the sacral plate on sacra of other shapes ----------------------------------------------
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import drawn_spines  # noqa: E402
+
+
+def _plate_error(fit, plate) -> float:
+    d, t = fit[1] - fit[0], plate[1] - plate[0]
+    e = abs(math.degrees(math.atan2(d[0] * t[1] - d[1] * t[0], d @ t)))
+    return min(e, 180 - e)
+
+
+@pytest.mark.parametrize("shape", drawn_spines.SACRUM_SHAPES)
+@pytest.mark.parametrize("method", ["mixed", "ours"])
+def test_the_sacral_plate_of_every_shape_is_its_top_edge(shape, method):
+    """Triangles (3 points), five-point wedges, curved sacra (up to 30 points, concave front), a
+    promontory lip and plain boxes, at sacral slopes 8–75°, either side anterior, outlines and masks:
+    the S1 superior line is the drawn plate; no inferior border is needed (a sacrum may taper)."""
+    rng = np.random.default_rng(7)
+    for ss in (8.0, 30.0, 55.0, 75.0):
+        for facing in (1, -1):
+            poly, plate = drawn_spines.sacrum_outline(np.array([300.0, 200.0]), ss, 120.0, facing, shape, rng)
+            _, normal = drawn_spines.plate_axes(-ss, facing)
+            for inst, tol in ((Instance("sacrum", polygon=poly), 1e-6),
+                              (Instance("sacrum", mask=rasterize(poly, (700, 700))), 1.0)):
+                l5 = plate.mean(axis=0) + 60 * normal  # the next body up
+                fit = fit_endplates(inst.contour(), l5 - inst.centre(), method, "S1", which=("superior",))
+                assert set(fit) == {"superior"}
+                assert _plate_error(fit["superior"], plate) <= tol, (shape, ss, facing, inst.mask is not None)
+
+
+def test_a_three_point_sacrum_has_a_plate_but_no_inferior_border():
+    plate = np.array([[240.0, 200.0], [150.0, 150.0]])  # anterior (right, lower: SS 29°), posterior
+    poly = np.vstack([plate, [[170.0, 330.0]]])
+    contour = Instance("sacrum", polygon=poly).contour()
+    fit = fit_endplates(contour, [0.3, -1.0], "ours", "S1", which=("superior",))
+    assert _plate_error(fit["superior"], plate) < 1e-6
+    with pytest.raises(EndplateError, match="inferior"):
+        fit_endplates(contour, [0.3, -1.0], "ours", "S1")  # both sides asked: the tip is no endplate

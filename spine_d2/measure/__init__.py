@@ -1,7 +1,8 @@
 """spine_d2.measure: masks or polygons (image frame, px) → clean-up → levels → endplates → angles (degrees).
 
 Modules: `instances` (what is measured, converters from predictions and dataset dicts),
-`cleanup` (strays, duplicates, the study's slope-change de-noising), `naming` (levels),
+`cleanup` (strays, duplicates, centres off the chain: our turn rule or the study's slope rule),
+`naming` (levels),
 `endplates` (the study's method and ours), `anterior` (which side is anterior), `frame`
 (photo → radiograph correction), `pipeline` (`measure_instances`, `Measurement`,
 `measurement_row`), `overlay` (`draw_overlay`), `dataset` (ground-truth shapes of a Labelme folder).

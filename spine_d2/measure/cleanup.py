@@ -8,13 +8,23 @@ Four steps, each removal recorded with its reason:
 3. duplicates: two instances of the same kind (vertebra/vertebra, head/head) overlapping by more
    than `duplicate_overlap` of the smaller one — the lower score goes. Femoral heads use the
    much higher `duplicate_overlap_heads`: on a lateral film the two heads overlap by design;
-4. the study's slope-change de-noising: with thoracic and lumbar centres (the study's chain; the
-   sacrum's centre lies far back when the sacral slope is steep) ordered from top to bottom, the
-   slope of each step between neighbours is the sideways offset per step down (dx/dy, image
-   frame). A centre where the slope changes by more than `slope_threshold` (1.7 = tan 60°: the
-   spine turns by more than 60° there) — or, at either end, whose one step is steeper than it —
-   is noise; the worst is removed first (the one whose removal leaves the straightest chain),
-   then the chain is checked again.
+4. centres off the spine's chain: with thoracic and lumbar centres (the study's chain; the
+   sacrum's centre lies far back when the sacral slope is steep) ordered from top to bottom,
+   `chain_rule` says which centre is noise; the worst is removed first (the one whose removal
+   leaves the straightest chain), then the chain is checked again.
+
+   - ``turn`` (the default): the direction from one centre to the next turns by more than
+     `turn_limit_deg` (60°) at a centre, and the chain turns back at both its neighbours — the
+     centre is off the chain in both directions, a spike, not a bend; at an end, the turn its one
+     step makes at its neighbour when the chain beyond does not turn the same way. An angle
+     does not depend on how steep the chain runs, so a strongly kyphotic upper thoracic spine
+     keeps its vertebrae (true chains turn by at most ~45° per level: benchmarks/README.md);
+   - ``slope`` (the study's): the slope of each step between neighbours is the sideways offset
+     per step down (dx/dy, image frame); a centre where it changes by more than
+     `slope_threshold` (1.7 = tan 60°) — or, at either end, whose one step is steeper than it —
+     is noise. Where the chain itself runs steep (upper thoracic levels in a strong kyphosis) a
+     small turn is a large slope change, and true vertebrae go;
+   - ``off``: no centre is removed for its place in the chain.
 """
 from __future__ import annotations
 
@@ -52,6 +62,8 @@ def clean_instances(
     min_area: float = 30.0,
     min_area_fraction: float = 0.2,
     duplicate_overlap_heads: float = 0.95,
+    chain_rule: str = "turn",
+    turn_limit_deg: float = 60.0,
 ) -> tuple[list[int], list[Instance], list[Removal]]:
     """Clean `instances`; returns (kept input indices, kept instances, removals).
 
@@ -106,24 +118,69 @@ def clean_instances(
                 drop(j, f"duplicate of #{i} (overlap {overlap:.2f} > {limit:g}, "
                         f"score {kept[j].score:.2f} ≤ {kept[i].score:.2f})")
 
-    # 4. slope change along the chain of vertebra centres
+    # 4. centres off the chain of vertebra centres
     chain = [i for i in kept if kept[i].region in ("thoracic", "lumbar")]
-    centres = {i: kept[i].centre() for i in chain}
-    while len(chain) >= 3:
-        chain.sort(key=lambda i: centres[i][1])
-        changes = slope_changes(np.array([centres[i] for i in chain]))
-        worst = float(np.max(changes))
-        if worst <= slope_threshold:
-            break
-        candidates = [k for k, c in enumerate(changes) if c > slope_threshold]
-        rest = {k: float(np.max(slope_changes(np.array([centres[i] for n, i in enumerate(chain) if n != k]))))
-                for k in candidates}
-        k = min(candidates, key=lambda k: (rest[k], kept[chain[k]].score))
-        i = chain.pop(k)
-        drop(i, f"slope change {changes[k]:.2f} > {slope_threshold:g} between neighbouring centres")
+    for i, reason in chain_outliers({i: kept[i].centre() for i in chain}, {i: kept[i].score for i in chain},
+                                    chain_rule, slope_threshold, turn_limit_deg):
+        drop(i, reason)
 
     idx = sorted(kept)
     return idx, [kept[i] for i in idx], removals
+
+
+CHAIN_RULES = ("turn", "slope", "off")
+
+
+def chain_outliers(centres: dict[int, np.ndarray], scores: dict[int, float], rule: str = "turn",
+                   slope_threshold: float = 1.7, turn_limit_deg: float = 60.0) -> list[tuple[int, str]]:
+    """(key, reason) of the centres `rule` takes out of the chain, in the order removed (see the
+    module docstring, step 4); `centres` and `scores` keyed alike (image frame, px)."""
+    if rule not in CHAIN_RULES:
+        raise ValueError(f"chain rule must be one of {', '.join(CHAIN_RULES)}, got {rule!r}")
+    if rule == "off":
+        return []
+    measure, limit = (slope_changes, slope_threshold) if rule == "slope" else (turn_scores, turn_limit_deg)
+    chain = sorted(centres, key=lambda i: centres[i][1])
+    out = []
+    while len(chain) >= 3:
+        values = measure(np.array([centres[i] for i in chain]))
+        if float(np.max(values)) <= limit:
+            break
+        candidates = [k for k, v in enumerate(values) if v > limit]
+        rest = {k: float(np.max(measure(np.array([centres[i] for n, i in enumerate(chain) if n != k]))))
+                for k in candidates}
+        k = min(candidates, key=lambda k: (rest[k], scores[chain[k]]))
+        i = chain.pop(k)
+        out.append((i, f"slope change {values[k]:.2f} > {limit:g} between neighbouring centres" if rule == "slope"
+                    else f"off the spine's chain (turn {values[k]:.0f}° > {limit:g}° between neighbouring centres)"))
+    return out
+
+
+def signed_turns(centres: np.ndarray) -> np.ndarray:
+    """Degrees the direction centre → next centre turns at each interior centre (ordered top to
+    bottom), signed (image frame: positive turns clockwise on screen)."""
+    d = np.diff(np.asarray(centres, float), axis=0)
+    a = np.arctan2(d[:, 0], d[:, 1])
+    return np.degrees((np.diff(a) + np.pi) % (2 * np.pi) - np.pi)
+
+
+def turn_scores(centres: np.ndarray) -> np.ndarray:
+    """Per centre (ordered top to bottom), how far off the chain it lies, in degrees of turn: an
+    interior centre's |turn| when the chain turns the other way at each interior neighbour (a
+    spike), else 0; an end's neighbour's |turn| when the chain beyond does not turn on the same
+    way by at least half as much (else 0)."""
+    n = len(centres)
+    out = np.zeros(n)
+    if n < 3:
+        return out
+    t = np.r_[0.0, signed_turns(centres), 0.0]  # t[k]: turn at centre k; none at the ends
+    for k in range(1, n - 1):
+        if all(t[j] * t[k] < 0 for j in (k - 1, k + 1) if 1 <= j <= n - 2):
+            out[k] = abs(t[k])
+    for end, nb, beyond in ((0, 1, 2), (n - 1, n - 2, n - 3)):
+        if t[beyond] * t[nb] <= 0 or abs(t[beyond]) < 0.5 * abs(t[nb]):
+            out[end] = abs(t[nb])
+    return out
 
 
 def mask_overlap(a: Instance, b: Instance) -> float:

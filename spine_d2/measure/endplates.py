@@ -68,7 +68,7 @@ def _check_outline(contour: np.ndarray) -> np.ndarray:
 # the study's method
 
 
-def paper_endplates(contour: np.ndarray, cranial) -> dict[str, np.ndarray]:
+def paper_endplates(contour: np.ndarray, cranial, which=SIDES) -> dict[str, np.ndarray]:
     """Min-area rectangle → nearest-side points → least-squares line per endplate side."""
     pts = _check_outline(contour)
     u = _unit(cranial)
@@ -81,6 +81,8 @@ def paper_endplates(contour: np.ndarray, cranial) -> dict[str, np.ndarray]:
     nearest = dist.argmin(axis=1)
     out = {}
     for side, direction in (("superior", u), ("inferior", -u)):
+        if side not in which:
+            continue
         k = int(np.argmax([n @ direction for n in normals]))
         sel = pts[nearest == k]
         if len(sel) < 3:
@@ -167,7 +169,7 @@ def _robust_side(pts: np.ndarray, normals: np.ndarray, direction: np.ndarray, si
     return _segment_on_line(c, d, border)
 
 
-def ours_endplates(contour: np.ndarray, cranial, cone_deg: float = 55.0,
+def ours_endplates(contour: np.ndarray, cranial, which=SIDES, cone_deg: float = 55.0,
                    corner_trim: float = 0.08, resid_floor: float = 0.75) -> dict[str, np.ndarray]:
     """Normal-selected borders, corners trimmed, robust total-least-squares line per endplate."""
     pts = _check_outline(contour)
@@ -175,7 +177,7 @@ def ours_endplates(contour: np.ndarray, cranial, cone_deg: float = 55.0,
     normals = outward_normals(pts)
     return {
         side: _robust_side(pts, normals, direction, side, cone_deg, corner_trim, resid_floor=resid_floor)
-        for side, direction in (("superior", u), ("inferior", -u))
+        for side, direction in (("superior", u), ("inferior", -u)) if side in which
     }
 
 
@@ -184,17 +186,17 @@ MIXED = {"S1": "ours"}  # method "mixed": these levels by ours, every other by t
 METHOD_NAMES = (*METHODS, "mixed")
 
 
-def fit_endplates(contour: np.ndarray, cranial, method: str = "ours", level: str | None = None
-                  ) -> dict[str, np.ndarray]:
-    """Superior and inferior endplate lines by `method` ('paper' | 'ours' | 'mixed', which picks by
-    `level`, e.g. 'L3'); raises EndplateError."""
+def fit_endplates(contour: np.ndarray, cranial, method: str = "ours", level: str | None = None,
+                  which=SIDES) -> dict[str, np.ndarray]:
+    """The endplate lines `which` (superior, inferior) by `method` ('paper' | 'ours' | 'mixed',
+    which picks by `level`, e.g. 'L3'); raises EndplateError."""
     if method == "mixed":
         method = MIXED.get(level, "paper")
     try:
         fit = METHODS[method]
     except KeyError:
         raise ValueError(f"unknown endplate method {method!r}; choose one of {', '.join(METHOD_NAMES)}") from None
-    return fit(contour, cranial)
+    return fit(contour, cranial, which)
 
 
 def order_anterior_posterior(segment: np.ndarray, anterior) -> np.ndarray:

@@ -20,8 +20,9 @@ from spine_d2.angles import (ANGLE_NAMES, NEEDS_FEMORAL_HEADS, REQUIRED_ENDPLATE
 from spine_d2.frames import map_circles, map_endplates
 from spine_d2.levels import LEVEL_INDEX, LUMBAR, THORACIC
 from spine_d2.measure.anterior import Anterior, decide_anterior, lateral_of
-from spine_d2.measure.cleanup import Removal, clean_instances
-from spine_d2.measure.endplates import METHOD_NAMES, EndplateError, fit_endplates, order_anterior_posterior
+from spine_d2.measure.cleanup import CHAIN_RULES, Removal, clean_instances
+from spine_d2.measure.endplates import (METHOD_NAMES, SIDES, EndplateError, fit_endplates,
+                                        order_anterior_posterior)
 from spine_d2.measure.frame import FrameConfig, FrameEstimate, checked_options, estimate_frame
 from spine_d2.measure.instances import Instance, circle_of
 from spine_d2.measure.naming import name_levels
@@ -34,7 +35,9 @@ class MeasureConfig:
     """The `measure` config group (conf/measure/default.yaml), as plain values."""
 
     method: str = "mixed"             # endplate fit: mixed (paper for bodies, ours for S1) | ours | paper
-    slope_threshold: float = 1.7      # the study's slope-change de-noising (tan 60°)
+    chain_rule: str = "turn"          # centres off the chain: turn (ours) | slope (the study's) | off
+    turn_limit_deg: float = 60.0      # turn: a spike turning the chain by more than this goes
+    slope_threshold: float = 1.7      # slope: the study's slope-change de-noising (tan 60°)
     duplicate_overlap: float = 0.5    # overlap of the smaller mask that makes a duplicate
     duplicate_overlap_heads: float = 0.95  # the two femoral heads overlap on a lateral film
     min_area: float = 30.0            # px; smaller masks are dropped
@@ -62,6 +65,8 @@ class MeasureConfig:
             raise ValueError(f"measure.on_implausible must be 'nan' or 'measure', got {cfg['on_implausible']!r}")
         if cfg.get("level_anchor", "s1") not in ("s1", "regions"):
             raise ValueError(f"measure.level_anchor must be 's1' or 'regions', got {cfg['level_anchor']!r}")
+        if cfg.get("chain_rule", "turn") not in CHAIN_RULES:
+            raise ValueError(f"measure.chain_rule must be one of {', '.join(CHAIN_RULES)}, got {cfg['chain_rule']!r}")
         if cfg.get("anterior", "auto") not in ("auto", "right", "left"):
             raise ValueError(f"measure.anterior must be auto, right or left, got {cfg['anterior']!r}")
         if "frame" in cfg:
@@ -171,7 +176,8 @@ def measure_instances(
         frame = estimate_frame(image, c.frame)
 
     idx, kept, removals = clean_instances(insts, shape, c.slope_threshold, c.duplicate_overlap,
-                                          c.min_area, c.min_area_fraction, c.duplicate_overlap_heads)
+                                          c.min_area, c.min_area_fraction, c.duplicate_overlap_heads,
+                                          c.chain_rule, c.turn_limit_deg)
     naming = name_levels(kept, use_labels=c.use_labels, gap_factor=c.gap_factor, anchor=c.level_anchor)
     flags += naming.flags
     # why a level is absent, when we know (a labelled instance removed by the clean-up)
@@ -193,11 +199,12 @@ def measure_instances(
     raw: dict[str, dict[str, np.ndarray]] = {}
     for lv in chain:
         try:
-            fit = fit_endplates(kept[naming.levels[lv]].contour(), cranial[lv], c.method, lv)
+            # the sacrum: only its top edge is an endplate (it may taper to a tip below)
+            fit = fit_endplates(kept[naming.levels[lv]].contour(), cranial[lv], c.method, lv,
+                                ("superior",) if lv == "S1" else SIDES)
         except EndplateError as e:
             level_reason[lv] = f"endplate fit failed ({e})"
             continue
-        fit = {"superior": fit["superior"]} if lv == "S1" else fit
         for side, seg in list(fit.items()):
             if touches_border(seg, shape, c.border_px):
                 del fit[side]  # the photo's edge cut the vertebra: that line is the crop, not the endplate
