@@ -273,7 +273,7 @@ def render(d: Drawing, rng: np.random.Generator, kind: str = "flat", view_deg: f
     plane, T = _screen(film, rng)
     W, H = (1200, 1600) if d.film[1] >= d.film[0] else (1600, 1200)
     centre = T[:2, 2] + np.array(d.film) / 2
-    Hf = _camera(rng, centre, d.film[1], (W, H), view_deg, roll_deg, rng.uniform(0.75, 0.9)) @ T
+    Hf = _camera(rng, centre, d.film[1], (W, H), view_deg, roll_deg, rng.uniform(0.6, 0.9)) @ T
     photo = cv2.warpPerspective(plane, Hf @ np.linalg.inv(T), (W, H), flags=cv2.INTER_LINEAR, borderValue=120)
     if kind == "photo_of_photo":  # print it on paper with a white margin, photograph the print
         pad = 200
@@ -293,7 +293,8 @@ def _crop(photo, Hf, d, rng, crop) -> tuple[np.ndarray, np.ndarray]:
     """Cut up to `crop` of the width and of the height (split at random between the two sides),
     never into the drawn structures."""
     H, W = photo.shape[:2]
-    pts = _apply(Hf, np.vstack([*d.polygons.values(), *[np.array(h[:2]) for h in d.heads]]))
+    pts = _apply(Hf, np.vstack([*d.polygons.values(), *[np.array(h[:2]) + h[2] * np.array([[1, 1], [-1, -1], [1, -1], [-1, 1]])
+                                                         for h in d.heads]]))
     lo, hi = pts.min(axis=0) - 25, pts.max(axis=0) + 25
     cx, cy = rng.uniform(0.3, 1.0) * crop * W, rng.uniform(0.3, 1.0) * crop * H
     left = min(rng.uniform(0, 1) * cx, max(lo[0], 0))

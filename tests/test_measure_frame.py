@@ -95,7 +95,9 @@ def test_the_phantoms_own_camera_pose_is_recovered(seed):
     est = estimate_frame(img)
     assert est.trusted and est.kind == "perspective", est.reason
     err = frame_error(est, cam["H"], img.shape)
-    assert err["max_angle_error_deg"] < 0.5, (cam["pitch_deg"], cam["yaw_deg"], cam["focal_mm_equiv"], err)
+    # within 0.5°, or within what the estimate says another lens could change (a 2× lens the lines
+    # of a nearly head-on view cannot tell from the 26 mm prior)
+    assert err["max_angle_error_deg"] < max(0.5, 1.1 * est.uncertainty_deg), (cam["focal_mm_equiv"], err, est.spread)
     assert frame_error(np.eye(3), cam["H"], img.shape)["max_angle_error_deg"] > 1.0  # there was something to undo
 
 
@@ -113,3 +115,51 @@ def test_a_screenshot_with_slanted_bone_edges_stays_square():
     est = estimate_frame(img)
     assert est.kind in ("rotation", "none"), est.reason
     assert frame_error(est, np.eye(3), img.shape)["max_angle_error_deg"] < 0.3
+
+
+def test_a_perspective_estimate_says_how_sure_it_is():
+    H = camera_homography(yaw=15.0, pitch=-10.0, roll=2.0)
+    img = photo_of_screen(H)
+    est = estimate_frame(img)
+    assert est.trusted and est.confidence in ("high", "medium")
+    assert set(est.spread) == {"focal", "centre"} and est.uncertainty_deg == max(est.spread.values())
+    err = frame_error(est, H, img.shape)["max_angle_error_deg"]
+    assert err <= max(0.5, est.uncertainty_deg)
+    text = est.describe()
+    assert text.startswith("frame: radiograph via perspective correction") and f"confidence {est.confidence}" in text
+    assert "could move angles by up to" in text
+
+
+def photo_of_a_photo(yaw2: float, pitch2: float):
+    """A photo of the screen, printed with a white margin and photographed again: two pinhole
+    views in a row. Returns (image, true screen → image homography)."""
+    H1 = camera_homography(yaw=-15, pitch=10, roll=2, dist=1.1)
+    first = cv2.cvtColor(photo_of_screen(H1), cv2.COLOR_BGR2GRAY)
+    paper = np.full((860, 1060), 235, np.uint8)
+    paper[80:780, 80:980] = first
+    H2 = camera_homography(yaw=yaw2, pitch=pitch2, roll=-3, screen=(1060, 860), dist=1.25, f=800)
+    img = cv2.warpPerspective(paper, H2, (900, 700), borderValue=90)
+    return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR), H2 @ np.array([[1, 0, 80], [0, 1, 80], [0, 0, 1.0]]) @ H1
+
+
+@pytest.mark.parametrize("yaw2,pitch2", [(15.0, -10.0), (-12.0, 8.0)])
+def test_a_photo_of_a_photo_falls_back_to_the_image_frame_and_says_why(yaw2, pitch2):
+    """The print's edges and the screen's run to different vanishing points: no single camera
+    explains both, so no perspective is trusted (a fit to the print alone leaves the first view's
+    keystone, 3–4° here). Not every such photo is caught: the two views must leave two lines in
+    each direction to each other (benchmarks/README.md)."""
+    img, H = photo_of_a_photo(yaw2, pitch2)
+    assert frame_error(np.eye(3), H, img.shape)["max_angle_error_deg"] > 3
+    est = estimate_frame(img)
+    assert not est.trusted and "photo of a photo" in est.reason
+    assert est.describe().startswith("frame: image, not corrected (two sets of straight borders")
+
+
+def test_a_view_the_lines_leave_open_is_not_trusted():
+    """Lens and crop could move this (made-up) fit by more than `max_spread_deg`: image frame."""
+    H = camera_homography(yaw=15.0, pitch=-10.0, roll=2.0)
+    img = photo_of_screen(H)
+    est = estimate_frame(img)
+    strict = estimate_frame(img, {"max_spread_deg": est.uncertainty_deg / 2})
+    assert est.trusted and not strict.trusted
+    assert "the lines leave the view open" in strict.reason and "frame: image" in strict.describe()

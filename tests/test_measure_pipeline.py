@@ -211,3 +211,51 @@ def test_an_endplate_cut_by_the_photo_edge_is_not_measured():
     assert not m.angles["TK"].measured
     assert "T5 superior: endplate cut by the image border" in m.angles["TK"].reason
     assert m.angles["LL"].measured and m.angles["SS"].measured  # the rest is still measured
+
+
+def _keystoned_drawn_spine(seed: int, yaw: float, pitch: float, roll: float):
+    """An independently drawn spine (benchmarks/drawn_spines.py) on a screen photographed by a
+    pinhole camera: (instances in the photo, photo shape, true film → photo homography, truth)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import drawn_spines
+    from test_measure_frame import camera_homography
+
+    from spine_d2.frames import apply_homography
+
+    d = drawn_spines.draw_spine(np.random.default_rng(seed), kyphosis=60.0)
+    w, h = d.film
+    size = (int(w * 1.1), int(h * 1.1))
+    H = camera_homography(yaw=yaw, pitch=pitch, roll=roll, size=size, screen=(w, h), f=0.6 * math.hypot(*size))
+    t = np.linspace(0, 2 * np.pi, 40, endpoint=False)
+    insts = [Instance("sacrum" if lv == "S1" else "thoracic" if lv[0] == "T" else "lumbar",
+                      polygon=apply_homography(H, p), label=lv) for lv, p in d.polygons.items()]
+    insts += [Instance("femoral_head", polygon=apply_homography(H, np.c_[cx + r * np.cos(t), cy + r * np.sin(t)]))
+              for cx, cy, r in d.heads]
+    return insts, (size[1], size[0]), H, d
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_a_keystoned_photo_is_measured_in_the_radiograph_frame_exactly(seed):
+    """With the photo's homography known, the endplates are fitted where the bodies are the boxes
+    they were on the film (the radiograph frame): every angle exact, though the study's rectangle
+    fitted to the keystoned outline in the photo would be up to ~2° off."""
+    insts, shape, H, d = _keystoned_drawn_spine(seed, 18.0, -15.0, 5.0)
+    m = measure_instances(insts, shape, frame=given_frame(H, shape))
+    assert m.frame == "radiograph" and m.method == "mixed"
+    for name in ANGLE_NAMES:
+        assert m.angles[name].value == pytest.approx(d.angles[name], abs=0.01), name
+
+
+def test_the_frame_estimate_and_its_confidence_reach_the_notes():
+    from test_measure_frame import photo_of_screen
+
+    insts, shape, H, d = _keystoned_drawn_spine(5, 12.0, -10.0, 3.0)
+    photo = photo_of_screen(H, size=(shape[1], shape[0]), screen=d.film)
+    m = measure_instances(insts, shape, image=photo)
+    assert m.frame == "radiograph" and m.correction.confidence in ("high", "medium")
+    row = measurement_row("p", m)
+    assert row["frame"] == "radiograph" and f"confidence {m.correction.confidence}" in row["notes"]
+    for name in ("TK", "LL"):
+        assert m.angles[name].value == pytest.approx(d.angles[name], abs=0.5), name
+    flat = measure_instances(insts, shape, image=np.full(shape + (3,), 40, np.uint8))
+    assert flat.frame == "image" and "frame: image, not corrected (no straight border found)" in flat.notes

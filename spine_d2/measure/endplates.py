@@ -166,7 +166,23 @@ def _robust_side(pts: np.ndarray, normals: np.ndarray, direction: np.ndarray, si
             break
         core = core[keep]
         c, d = tls_line(core)
-    return _segment_on_line(c, d, border)
+    return _segment_on_line(c, d, _reach(pts, run, c, d, resid_floor))
+
+
+def _reach(pts: np.ndarray, run: np.ndarray, c: np.ndarray, d: np.ndarray, tol: float) -> np.ndarray:
+    """The run of outline points, extended both ways along the outline while the points stay
+    within `tol` px of the line (c, d): the border's true ends, where the outline leaves the line,
+    not where its normals start to turn."""
+    n = len(pts)
+    normal = np.array([-d[1], d[0]])
+    near = np.abs((pts - c) @ normal) <= tol
+    lo = int(run[0])
+    hi = lo + len(run) - 1  # the run is contiguous along the closed outline (it may wrap)
+    while hi - lo + 1 < n and near[(lo - 1) % n]:
+        lo -= 1
+    while hi - lo + 1 < n and near[(hi + 1) % n]:
+        hi += 1
+    return pts[np.arange(lo, hi + 1) % n]
 
 
 def ours_endplates(contour: np.ndarray, cranial, which=SIDES, cone_deg: float = 55.0,

@@ -6,19 +6,28 @@ panels and the film on it, whose straight borders all run along the radiograph's
 segments → segments grouped into lines, near-horizontal and near-vertical; tangles of lines at
 different angles, as bones and text make, are dropped) and explains them with a camera:
 
-- **perspective** (`fit_camera`): the camera's rotation R (and focal length f, principal point at
-  the image centre) under which the lines of each direction meet at their vanishing point K·r1 or
-  K·r2 — a consensus over minimal line sets at a few phone focal lengths, refined by least
-  squares; f moves from the phone prior (`focal_prior`, 26 mm-equivalent) only where the lines
-  fix it. The rectifying homography is then K·[r1 r2 t] (any t: the rest is scale and shift). It
-  needs `min_lines` fitted lines in both directions; a fit resting on a single line in one
-  direction is trusted only for views within `max_view_deg` / 2 of head-on;
+- **perspective** (`spine_d2.measure.camera.fit_camera`): the camera's rotation R (and focal
+  length f, principal point at the image centre) under which the lines of each direction meet at
+  their vanishing point K·r1 or K·r2 — a consensus over minimal line sets at a few phone focal
+  lengths, refined by least squares; f moves from the phone prior (`focal_prior`, 26 mm-equivalent)
+  only where the lines fix it. The rectifying homography is then K·[r1 r2 t] (any t: the rest is
+  scale and shift). It needs `min_lines` fitted lines in both directions; a fit resting on a single
+  line in one direction is trusted only for views within `max_view_deg` / 2 of head-on;
 - **rotation**: when a head-on view explains nearly as many lines (`prefer_rotation`), the simpler
   model wins (screenshots, square-on photos): a rotation about the image centre;
 - with `aspect` given, the older four-border quadrilateral of that width:height; fewer borders that
   agree → a rotation;
 - nothing, or lines no camera explains → no correction (`trusted=False`): angles stay in the image
   frame, which is right for screenshots and untouched films.
+
+Every estimate says how sure it is (`confidence`, in `describe()`'s plain words, which reach the
+notes of every output): a perspective fit is refitted at the other ends of what its lines leave
+open — a phone's other lenses when the lines do not fix f, the principal point where a crop of up
+to `crop` of each side would have put it — and `uncertainty_deg` is the most any direction's angle
+moves. Over `max_spread_deg` the view is not fixed and the photo is measured in the image frame;
+so too when long lines left out of the fit run to vanishing points of their own, two in each
+direction (a photo of a photo: a print's edges around the film's — no single pinhole view makes
+that keystone). Otherwise `high` (5 or more lines, uncertainty ≤ 1.5°) or `medium`.
 
 `H` maps the rectified frame → image frame, the same direction as the phantom's stored
 homography (`spine_d2.frames`); it equals the radiograph frame up to scale and shift, which no
@@ -33,6 +42,7 @@ import cv2
 import numpy as np
 
 from spine_d2.frames import apply_homography, rotation_deg
+from spine_d2.measure.camera import Line, camera_homography, direction_change, fit_camera, fit_spread
 
 
 def checked_options(cls: type, cfg: Any, section: str) -> dict:
@@ -67,6 +77,8 @@ class FrameConfig:
     min_per_direction: int = 1        # fitted lines needed in each direction (one: a view ≤ max_view_deg / 2)
     clutter: int = 2                  # lines with this many crossing neighbours are not borders (0: keep all)
     prefer_rotation: float = 0.9      # a head-on (rotation) fit explaining this share of a pinhole fit's lines wins
+    crop: float = 0.2                 # share of each side a photo may have been cropped by (moves the principal point)
+    max_spread_deg: float = 10.0      # a perspective fit that lens and crop could move by more than this: not trusted
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> "FrameConfig":
@@ -87,18 +99,27 @@ class FrameEstimate:
     rotation_deg: float = 0.0        # in-plane rotation at the image centre, CCW on screen positive
     reason: str = ""
     corners: np.ndarray | None = None  # the quadrilateral found (image frame), TL, TR, BR, BL
+    spread: dict = field(default_factory=dict)  # degrees the correction could move: focal, centre
+    confidence: str = ""             # high | medium | low (not trusted) | given; "" when nothing was fitted
+    uncertainty_deg: float = 0.0     # the largest of `spread`
 
     def describe(self) -> str:
+        """One line in plain words: the frame used, how sure, why."""
         if not self.trusted:
-            return f"frame: image ({self.reason or 'no correction'})"
-        return f"frame: radiograph via {self.kind} correction, rotation {self.rotation_deg:+.2f}°"
+            return f"frame: image, not corrected ({self.reason or 'no correction'})"
+        how = f"frame: radiograph via {self.kind} correction, rotation {self.rotation_deg:+.2f}°"
+        if self.confidence in ("", "given"):
+            return how
+        left = (f"; an unknown lens or crop could move angles by up to {self.uncertainty_deg:.1f}°"
+                if self.kind == "perspective" else "")
+        return f"{how}, confidence {self.confidence} ({self.reason}{left})"
 
 
 def given_frame(H: Any, image_shape: Sequence[int] | None = None) -> FrameEstimate:
     """A known radiograph→image homography (e.g. the phantom's) as a trusted estimate."""
     H = np.asarray(H, dtype=float).reshape(3, 3)
     at = None if image_shape is None else _centre_in_source(H, image_shape)
-    return FrameEstimate(H, True, "given", rotation_deg(H, at), "given homography")
+    return FrameEstimate(H, True, "given", rotation_deg(H, at), "given homography", confidence="given")
 
 
 def _centre_in_source(H: np.ndarray, image_shape: Sequence[int]) -> np.ndarray:
@@ -110,27 +131,13 @@ def _centre_in_source(H: np.ndarray, image_shape: Sequence[int]) -> np.ndarray:
 # borders
 
 
-@dataclass
-class _Line:
-    angle: float     # degrees in (−90, 90], direction of the line
-    point: np.ndarray  # a point on it (full-resolution px)
-    length: float    # summed length of its segments
-    extent: float = 0.0  # length of the stretch they cover
-
-    def homog(self) -> np.ndarray:
-        t = np.radians(self.angle)
-        d = np.array([np.cos(t), np.sin(t)])
-        p = self.point
-        return np.cross([p[0], p[1], 1.0], [p[0] + d[0], p[1] + d[1], 1.0])
-
-
 def _segments(gray: np.ndarray, cfg: FrameConfig) -> tuple[np.ndarray, float]:
     h, w = gray.shape
     scale = min(1.0, cfg.max_side / max(h, w))
     small = cv2.resize(gray, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
     small = cv2.GaussianBlur(small, (5, 5), 0)
     med = float(np.median(small))
-    edges = cv2.Canny(small, max(5.0, 0.5 * med), max(20.0, 1.2 * med + 20))
+    edges = cv2.Canny(small, max(5.0, 0.25 * med), max(20.0, 0.6 * med + 10))  # a dark panel on a dark bezel too
     min_len = cfg.min_line_fraction * min(small.shape) * 0.5
     segs = cv2.HoughLinesP(edges, 1, np.pi / 720, threshold=max(20, int(min_len / 2)),
                            minLineLength=min_len, maxLineGap=max(5, int(min_len / 10)))
@@ -139,7 +146,7 @@ def _segments(gray: np.ndarray, cfg: FrameConfig) -> tuple[np.ndarray, float]:
     return segs.reshape(-1, 4).astype(float) / scale, scale
 
 
-def _group(segs: np.ndarray, tol_deg: float, tol_px: float) -> list[_Line]:
+def _group(segs: np.ndarray, tol_deg: float, tol_px: float) -> list[Line]:
     """Merge collinear segments into lines (angle within tol_deg, offset within tol_px)."""
     lines: list[list] = []  # [angle, normal offset, length, points]
     for x0, y0, x1, y1 in segs:
@@ -167,13 +174,13 @@ def _group(segs: np.ndarray, tol_deg: float, tol_px: float) -> list[_Line]:
         d = evecs[:, -1]
         ang = (np.degrees(np.arctan2(d[1], d[0])) + 90) % 180 - 90
         along = (pts - c) @ d
-        out.append(_Line(float(ang), c, float(length), float(along.max() - along.min())))
+        out.append(Line(float(ang), c, float(length), float(along.max() - along.min())))
     return out
 
 
-def _borders(lines: list[_Line], shape, cfg: FrameConfig) -> dict[str, _Line]:
+def _borders(lines: list[Line], shape, cfg: FrameConfig) -> dict[str, Line]:
     h, w = shape
-    out: dict[str, _Line] = {}
+    out: dict[str, Line] = {}
     horiz = [ln for ln in lines if abs(ln.angle) <= cfg.max_tilt_deg and ln.length >= cfg.min_line_fraction * w]
     vert = [ln for ln in lines if abs(ln.angle) >= 90 - cfg.max_tilt_deg and ln.length >= cfg.min_line_fraction * h]
     # the outermost long line on each side: longest first, ties to the outer one
@@ -189,7 +196,7 @@ def _borders(lines: list[_Line], shape, cfg: FrameConfig) -> dict[str, _Line]:
     return out
 
 
-def _intersect(a: _Line, b: _Line) -> np.ndarray:
+def _intersect(a: Line, b: Line) -> np.ndarray:
     p = np.cross(a.homog(), b.homog())
     return p[:2] / p[2] if abs(p[2]) > 1e-12 else np.array([np.nan, np.nan])
 
@@ -236,116 +243,14 @@ def estimate_frame(image: np.ndarray, cfg: FrameConfig | Mapping | None = None) 
         if abs(r) > cfg.max_rotation_deg:
             return FrameEstimate(reason=f"rotation {r:.1f}° too large to trust")
         return FrameEstimate(_rotation_about(centre, r), True, "rotation", r,
-                             f"{len(vals)} borders agree ({why})")
+                             f"{len(vals)} borders agree on a turn, no perspective checked ({why})",
+                             confidence="medium")
     return FrameEstimate(rotation_deg=float(np.mean(vals)),
                          reason=f"{why}; borders disagree or too few for a rotation "
                                 f"({', '.join(f'{k} {v:+.1f}°' for k, v in rot.items())})")
 
 
-FOCAL_CANDIDATES = (0.45, 0.8, 1.2, 1.7)  # image diagonals tried besides the prior (ultra-wide … 3× tele)
-
-
-def _plane_normals(lines: list[_Line], K: np.ndarray) -> np.ndarray:
-    """Unit normals (camera frame) of the planes through the camera centre and each image line."""
-    m = np.array([K.T @ ln.homog() for ln in lines])
-    return m / np.linalg.norm(m, axis=1, keepdims=True)
-
-
-def _residuals(R: np.ndarray, f: float, lines: list[_Line], family: np.ndarray, shape) -> np.ndarray:
-    """Degrees by which each line misses the vanishing point K·r of its family (0: the screen's
-    horizontals, r1; 1: its verticals, r2); principal point at the image centre."""
-    h, w = shape
-    K = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1.0]])
-    v = (K @ R[:, :2])[:, family].T  # (n, 3) vanishing point of each line's family
-    pts = np.array([ln.point for ln in lines])
-    d = v[:, :2] - pts * v[:, 2:3]
-    t = np.radians([ln.angle for ln in lines])
-    cross = (d[:, 0] * np.sin(t) - d[:, 1] * np.cos(t)) / (np.linalg.norm(d, axis=1) + 1e-12)
-    return np.degrees(np.arcsin(np.clip(cross, -1, 1)))
-
-
-def _hypothesis(m: np.ndarray, pair: tuple[int, int], other: int, fam: int) -> np.ndarray | None:
-    """The screen's axes from two lines of one family and one of the other (focal length known)."""
-    ra = np.cross(m[pair[0]], m[pair[1]])
-    if np.linalg.norm(ra) < 1e-9:
-        return None
-    ra /= np.linalg.norm(ra)
-    ra = ra if ra[fam] > 0 else -ra  # r1 points right, r2 down
-    rb = np.cross(ra, m[other])
-    if np.linalg.norm(rb) < 1e-9:
-        return None
-    rb /= np.linalg.norm(rb)
-    rb = rb if rb[1 - fam] > 0 else -rb
-    r1, r2 = (ra, rb) if fam == 0 else (rb, ra)
-    r3 = np.cross(r1, r2)
-    return np.column_stack([r1, r2, r3]) if r3[2] > 0 else None
-
-
-def fit_camera(lines: list[_Line], family: np.ndarray, shape, cfg: FrameConfig
-               ) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
-    """Rotation R (screen → camera) and focal length f of a pinhole camera whose view of the screen's
-    two orthogonal directions explains the most of `lines` (by length): each line must point at its
-    family's vanishing point K·r (family 0: the screen's horizontals, 1: its verticals).
-
-    Consensus first, with f at the phone prior (`cfg.focal_prior` image diagonals): every pair of
-    one family with each line of the other fixes R; the one whose inliers (within
-    `cfg.fit_tol_deg`) are longest wins. Then least squares on its inliers refines R and f, f held
-    near the prior by a weak penalty so that only a clear perspective moves it, and kept at the prior
-    when the data would put it outside 0.35–3 diagonals. Returns (R, f, residuals°, inlier mask)."""
-    from scipy.optimize import least_squares
-    from scipy.spatial.transform import Rotation
-
-    h, w = shape
-    diag = float(np.hypot(h, w))
-    f0 = cfg.focal_prior * diag
-    K0 = np.array([[f0, 0, w / 2], [0, f0, h / 2], [0, 0, 1.0]])
-    length = np.array([ln.length for ln in lines])
-    best, best_score, best_f = None, 0.0, f0
-    for fc in [f0] + [k * diag for k in FOCAL_CANDIDATES if abs(k * diag / f0 - 1) > 0.1]:
-        K = np.array([[fc, 0, w / 2], [0, fc, h / 2], [0, 0, 1.0]])
-        m = _plane_normals(lines, K)
-        for fam in (0, 1):
-            idx = np.flatnonzero(family == fam)
-            for a in range(len(idx)):
-                for b in range(a + 1, len(idx)):
-                    for o in np.flatnonzero(family != fam):
-                        R = _hypothesis(m, (idx[a], idx[b]), o, fam)
-                        if R is None or np.degrees(np.arccos(np.clip(R[2, 2], -1, 1))) > cfg.max_view_deg:
-                            continue
-                        score = length[np.abs(_residuals(R, fc, lines, family, shape)) <= cfg.fit_tol_deg].sum()
-                        # focal lengths other than the prior must do clearly better
-                        if score > best_score * (1.0 if fc == f0 else 1.05):
-                            best, best_score, best_f = R, score, fc
-    if best is None:
-        return np.eye(3), f0, np.full(len(lines), np.inf), np.zeros(len(lines), bool), 0.0
-    inl = np.abs(_residuals(best, best_f, lines, family, shape)) <= cfg.fit_tol_deg
-    sub, fsub = [ln for ln, k in zip(lines, inl) if k], family[inl]
-    wts = np.sqrt(length[inl] / max(h, w))
-
-    def res(p, free_f):
-        R = Rotation.from_rotvec(p[:3]).as_matrix()
-        f = np.exp(p[3]) if free_f else best_f
-        r = _residuals(R, f, sub, fsub, shape) * wts
-        return np.append(r, 0.05 * (p[3] - np.log(f0)) / 0.7) if free_f else r
-
-    x0 = np.append(Rotation.from_matrix(best).as_rotvec(), np.log(best_f))
-    fit = least_squares(res, x0, args=(True,), x_scale=np.array([0.1, 0.1, 0.1, 0.3]))
-    f = float(np.exp(fit.x[3]))
-    J = fit.jac[:-1]
-    try:  # how well the lines alone fix f: SD of log f for 0.1° of noise on a full-length line
-        var = float(np.linalg.inv(J.T @ J)[3, 3])
-        sd_logf = 0.1 * np.sqrt(var) if var > 0 else np.inf
-    except np.linalg.LinAlgError:
-        sd_logf = np.inf
-    if not (0.35 * diag <= f <= 3.0 * diag) or not sd_logf <= 0.1:
-        fit = least_squares(res, x0[:3], args=(False,), x_scale=0.1)
-        f = best_f
-    R = Rotation.from_rotvec(fit.x[:3]).as_matrix()
-    resid = _residuals(R, f, lines, family, shape)
-    return R, f, resid, inl, float(best_score)
-
-
-def _fit_roll(lines: list[_Line], family: np.ndarray, cfg: FrameConfig) -> tuple[float, np.ndarray, float]:
+def _fit_roll(lines: list[Line], family: np.ndarray, cfg: FrameConfig) -> tuple[float, np.ndarray, float]:
     """The simpler model: the screen seen head-on, only turned in-plane. The roll (degrees, y-down
     image angle of the screen's horizontals) that the longest set of lines agrees with (within
     `cfg.fit_tol_deg`), its inlier mask and their summed length."""
@@ -358,7 +263,7 @@ def _fit_roll(lines: list[_Line], family: np.ndarray, cfg: FrameConfig) -> tuple
     return float(np.average(dev[inl], weights=length[inl])), inl, float(scores[k])
 
 
-def _uncluttered(lines: list[_Line], shape, cfg: FrameConfig) -> list[_Line]:
+def _uncluttered(lines: list[Line], shape, cfg: FrameConfig) -> list[Line]:
     """Drop lines with `cfg.clutter` or more neighbours (midpoints within 6 % of the image diagonal)
     running at another angle (over 1.5° apart): the edges of bones, ribs and text come in such
     tangles, the borders of a screen, a viewer panel or a film do not."""
@@ -372,7 +277,7 @@ def _uncluttered(lines: list[_Line], shape, cfg: FrameConfig) -> list[_Line]:
     return [ln for ln, c in zip(lines, count) if c < cfg.clutter]
 
 
-def _from_camera(lines: list[_Line], shape, cfg: FrameConfig) -> FrameEstimate:
+def _from_camera(lines: list[Line], shape, cfg: FrameConfig) -> FrameEstimate:
     """The rectifying homography from the long straight lines of the photo (see `fit_camera`)."""
     h, w = shape
     side = cfg.min_line_fraction * min(h, w)
@@ -385,15 +290,17 @@ def _from_camera(lines: list[_Line], shape, cfg: FrameConfig) -> FrameEstimate:
     family = np.array(family, dtype=int)
     if len(keep) < cfg.min_lines or len(set(family.tolist())) < 2:
         return FrameEstimate(reason=f"{len(keep)} long lines, too few for a camera fit")
-    R, f, resid, inl, score = fit_camera(keep, family, shape, cfg)
+    cam = fit_camera(keep, family, shape, cfg)
+    R, f, resid, inl = cam.R, cam.f, cam.residuals, cam.inliers
     roll, rin, rscore = _fit_roll(keep, family, cfg)
-    if rscore >= cfg.prefer_rotation * score and rin.sum() >= 2:
+    if rscore >= cfg.prefer_rotation * cam.score and rin.sum() >= 2:
         # as well explained without perspective (screenshots, head-on photos): the simpler model
         r = -roll
         if abs(r) > cfg.max_rotation_deg:
             return FrameEstimate(reason=f"rotation {r:.1f}° too large to trust")
         return FrameEstimate(_rotation_about(np.array([w / 2, h / 2]), r), True, "rotation", r,
-                             f"{int(rin.sum())} lines agree on a head-on view")
+                             f"{int(rin.sum())} lines agree on a head-on view",
+                             confidence="high" if rin.sum() >= 3 else "medium")
     fam_in = family[inl]
     n0, n1 = int((fam_in == 0).sum()), int((fam_in == 1).sum())
     if n0 + n1 < cfg.min_lines or min(n0, n1) < cfg.min_per_direction:
@@ -404,18 +311,50 @@ def _from_camera(lines: list[_Line], shape, cfg: FrameConfig) -> FrameEstimate:
     worst = float(np.max(np.abs(resid[inl])))
     if worst > 1.5 * cfg.fit_tol_deg:  # the refined fit must still explain every line it was fitted to
         return FrameEstimate(reason=f"camera fit misses a line by {worst:.2f}°")
+    why = _second_view(keep, family, resid)
+    if why:
+        return FrameEstimate(reason=why, confidence="low")
     diag = float(np.hypot(h, w))
-    K = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1.0]])
-    t = f * np.linalg.solve(K, [w / 2, h / 2, 1.0])  # the rectified origin at the image centre, scale ≈ 1
-    H = K @ np.column_stack([R[:, 0], R[:, 1], t])
-    H = H / H[2, 2]
-    at = _centre_in_source(H, shape)
-    r = rotation_deg(H, at)
+    H = camera_homography(R, f, shape)
+    r = rotation_deg(H, _centre_in_source(H, shape))
     if abs(r) > cfg.max_rotation_deg:
         return FrameEstimate(reason=f"rotation {r:.1f}° too large to trust")
-    return FrameEstimate(H, True, "perspective", r,
-                         f"pinhole fit to {n0}+{n1} lines (focal {f / diag:.2f} diagonals, screen "
-                         f"{view:.1f}° off head-on)")
+    fitted = [ln for ln, k in zip(keep, inl) if k]
+    spread = fit_spread(R, f, fitted, family[inl], shape, cam.focal_fixed, crop=cfg.crop)
+    what = (f"pinhole fit to {n0}+{n1} lines (focal {f / diag:.2f} diagonals, screen {view:.1f}° off "
+            f"head-on)")
+    return _judged(FrameEstimate(H, True, "perspective", r, what, spread=spread), n0 + n1, cfg)
+
+
+def _second_view(lines: list[Line], family: np.ndarray, resid: np.ndarray) -> str:
+    """Why the long lines the camera fit leaves out look like the borders of a second view, or '':
+    at least two in each direction that miss this view clearly (by over 1.5°) — the edges of a
+    printed or displayed photo around the film's, or the film's inside a photographed print (a
+    photo of a photo: two pinhole views in a row, which no single one makes)."""
+    off = np.abs(resid) > 1.5
+    n0, n1 = int((off & (family == 0)).sum()), int((off & (family == 1)).sum())
+    if min(n0, n1) < 2:
+        return ""
+    return (f"two sets of straight borders that no single camera view explains ({n0}+{n1} long lines "
+            f"run to other vanishing points): a photo of a photo?")
+
+
+def _judged(est: FrameEstimate, n_lines: int, cfg: FrameConfig) -> FrameEstimate:
+    """A perspective estimate with its confidence, from what the lines leave open (`est.spread`:
+    the focal length, a crop's shift of the principal point). Not trusted (image frame) when that
+    could move angles by more than `cfg.max_spread_deg`: the lines do not fix the view. High
+    confidence with lines to spare (5 or more; a pose needs 3) and a spread under 1.5°, else medium.
+    (Measured on phantom and independently drawn photos: a tighter limit sends more good fits than
+    wrong ones to the image frame, whose own error is the photo's whole perspective.)"""
+    unsure = max(est.spread.values(), default=0.0)
+    est.uncertainty_deg = unsure
+    if unsure > cfg.max_spread_deg:
+        est.trusted, est.confidence = False, "low"
+        est.reason = (f"{est.reason}: not trusted, the lines leave the view open (another lens or crop could "
+                      f"move angles by up to {unsure:.0f}°)")
+        return est
+    est.confidence = "high" if n_lines >= 5 and unsure <= 1.5 else "medium"
+    return est
 
 
 def _rotation_about(centre: np.ndarray, deg: float) -> np.ndarray:

@@ -188,7 +188,12 @@ def circle_of(inst: Instance) -> tuple[float, float, float] | None:
     """[cx, cy, r] of a femoral head: the given circle, else a least-squares fit to its outline."""
     if inst.circle is not None:
         return tuple(float(v) for v in inst.circle)
-    pts = inst.contour()
+    return fit_circle(inst.contour())
+
+
+def fit_circle(pts: np.ndarray) -> tuple[float, float, float] | None:
+    """[cx, cy, r] of the least-squares circle through (N, 2) points; None for fewer than 5 or none."""
+    pts = np.asarray(pts, float).reshape(-1, 2)
     if len(pts) < 5:
         return None
     x, y = pts.T

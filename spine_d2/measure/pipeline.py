@@ -1,7 +1,7 @@
 """From instances (masks or polygons, image frame) to TK, LL, LL_S1, SS, PT, PI with a reason for every NaN.
 
-`measure_instances` runs the road: clean-up → level names → endplate lines (image frame) →
-anterior side → frame correction (radiograph frame when trustworthy) → `spine_d2.angles.
+`measure_instances` runs the road: clean-up → level names → endplate lines (fitted in the
+radiograph frame when the photo's frame is known, kept in the image frame) → anterior side → frame correction (radiograph frame when trustworthy) → `spine_d2.angles.
 sagittal_angles`, the project's one angle definition. It never raises on bad geometry: whatever
 cannot be measured is NaN with its reason, and everything done (removals, flags, the frame and
 its correction) is kept in the returned `Measurement`. `measurement_row` flattens it into the
@@ -17,14 +17,14 @@ import numpy as np
 
 from spine_d2.angles import (ANGLE_NAMES, NEEDS_FEMORAL_HEADS, REQUIRED_ENDPLATES, Angle, anterior_sign,
                              sagittal_angles)
-from spine_d2.frames import map_circles, map_endplates
+from spine_d2.frames import apply_homography, map_circles, map_endplates
 from spine_d2.levels import LEVEL_INDEX, LUMBAR, THORACIC
 from spine_d2.measure.anterior import Anterior, decide_anterior, lateral_of
 from spine_d2.measure.cleanup import CHAIN_RULES, Removal, clean_instances
 from spine_d2.measure.endplates import (METHOD_NAMES, SIDES, EndplateError, fit_endplates,
                                         order_anterior_posterior)
 from spine_d2.measure.frame import FrameConfig, FrameEstimate, checked_options, estimate_frame
-from spine_d2.measure.instances import Instance, circle_of
+from spine_d2.measure.instances import Instance, circle_of, fit_circle
 from spine_d2.measure.naming import name_levels
 
 CSV_COLUMNS: tuple[str, ...] = ("image",) + ANGLE_NAMES + ("frame", "notes")
@@ -197,11 +197,13 @@ def measure_instances(
         cranial["S1"] = d / np.linalg.norm(d)
 
     raw: dict[str, dict[str, np.ndarray]] = {}
+    fit_H = frame.H if frame is not None and frame.trusted else None
     for lv in chain:
+        inst = kept[naming.levels[lv]]
         try:
             # the sacrum: only its top edge is an endplate (it may taper to a tip below)
-            fit = fit_endplates(kept[naming.levels[lv]].contour(), cranial[lv], c.method, lv,
-                                ("superior",) if lv == "S1" else SIDES)
+            fit = fit_in_frame(inst.contour(), cranial[lv], inst.centre(), c.method, lv,
+                               ("superior",) if lv == "S1" else SIDES, fit_H)
         except EndplateError as e:
             level_reason[lv] = f"endplate fit failed ({e})"
             continue
@@ -219,10 +221,12 @@ def measure_instances(
         if circ is None or circ[2] < c.min_circle_radius:
             flags.append(f"femoral head #{idx[i]} unusable outline: ignored")
             continue
-        heads.append((kept[i].score, circ))
+        heads.append((kept[i].score, circ, i))
     if len(heads) > 2:
         flags.append(f"{len(heads)} femoral heads: kept the two best scored")
-    heads = [h for _, h in sorted(heads, key=lambda t: -t[0])[:2]]
+    heads = sorted(heads, key=lambda t: -t[0])[:2]
+    head_insts = [kept[i] for _, _, i in heads]
+    heads = [h for _, h, _ in heads]
     axis = np.mean([h[:2] for h in heads], axis=0) if heads else None
 
     up = np.array([0.0, -1.0])  # cranial direction of the spine in the image
@@ -235,7 +239,7 @@ def measure_instances(
         why = implausible_hip_axis(np.asarray(s1_plate, float), axis, up)
         if why:
             flags.append(f"femoral heads ignored: {why}")
-            heads, axis, heads_reason = [], None, f"femoral heads implausibly placed: {why}"
+            heads, head_insts, axis, heads_reason = [], [], None, f"femoral heads implausibly placed: {why}"
 
     # anterior side
     if c.anterior == "auto":
@@ -260,7 +264,7 @@ def measure_instances(
     if frame is not None and frame.trusted:
         Hinv = np.linalg.inv(frame.H)
         plates = map_endplates(Hinv, endplates)
-        circles = map_circles(Hinv, circles)
+        circles = [circle_in_frame(inst, Hinv) for inst in head_insts]
         use_frame = "radiograph"
         try:  # the mapped plates keep [anterior, posterior]: read the sign in the new frame
             sign = anterior_sign([seg for sides in plates.values() for seg in sides.values()])
@@ -283,6 +287,28 @@ def measure_instances(
         final[name] = Angle.missing(_reason(name, insts, kept, usable, excluded, circles, heads_reason))
     return Measurement(final, use_frame, frame, kept, dict(naming.levels), endplates,
                        [tuple(h) for h in heads], removals, flags, ant, c.method, shape)
+
+
+def fit_in_frame(contour: np.ndarray, cranial: np.ndarray, centre: np.ndarray, method: str, level: str,
+                 which=SIDES, H: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """`fit_endplates` of an outline (image frame, px), fitted in the radiograph frame when `H`
+    (radiograph → image) is given — there a body is the box it was on the film, not the photo's
+    keystoned view of it — and returned in the image frame (a homography keeps lines straight)."""
+    if H is None:
+        return fit_endplates(contour, cranial, method, level, which)
+    Hinv = np.linalg.inv(H)
+    a, b = apply_homography(Hinv, [centre, centre + 10.0 * np.asarray(cranial, float)])
+    fit = fit_endplates(apply_homography(Hinv, contour), b - a, method, level, which)
+    return {side: apply_homography(H, seg) for side, seg in fit.items()}
+
+
+def circle_in_frame(inst: Instance, Hinv: np.ndarray) -> list[float]:
+    """A femoral head's circle in the radiograph frame (`Hinv`: image → radiograph): fitted to its
+    mapped outline (a polygon's own points, else the mask's contour; a circle on the film is an
+    ellipse in a keystoned photo), or a drawn circle's centre mapped."""
+    pts = inst.polygon if inst.polygon is not None and len(inst.polygon) >= 5 else inst.contour()
+    circ = None if inst.circle is not None else fit_circle(apply_homography(Hinv, pts))
+    return list(circ) if circ is not None else map_circles(Hinv, [circle_of(inst)])[0]
 
 
 def touches_border(segment: np.ndarray, image_shape: Sequence[int], border_px: float) -> bool:
