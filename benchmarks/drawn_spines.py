@@ -328,8 +328,10 @@ def _shapes(d: Drawing, H: np.ndarray) -> list[dict]:
 
 
 def write_folder(root: str | Path, n: int, seed: int, kind: str = "flat", crop: float = 0.0,
-                 view_deg: float = 18.0, roll_deg: float = 8.0, kyphosis: float | None = None) -> Path:
-    """`n` drawn spines as a Labelme folder at `root`; half of the photos cropped when crop > 0."""
+                 view_deg: float = 18.0, roll_deg: float = 8.0, kyphosis: float | None = None,
+                 crop_all: bool = False) -> Path:
+    """`n` drawn spines as a Labelme folder at `root`; with crop > 0 every other photo (or all,
+    `crop_all`) is cropped by up to `crop` of its width and of its height."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     root = Path(root)
@@ -339,7 +341,7 @@ def write_folder(root: str | Path, n: int, seed: int, kind: str = "flat", crop: 
     lines = ["image," + ",".join(ANGLE_NAMES)]
     for i in range(n):
         d = draw_spine(rng, kyphosis=kyphosis)
-        c = crop if (crop > 0 and i % 2 == 0) else 0.0
+        c = crop if (crop > 0 and (crop_all or i % 2 == 0)) else 0.0
         image, H = render(d, rng, kind, view_deg, roll_deg, c)
         name = f"drawn_{i:03d}.jpg"
         cv2.imwrite(str(root / "images" / name), image, [cv2.IMWRITE_JPEG_QUALITY, 93])
