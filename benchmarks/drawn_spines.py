@@ -112,7 +112,7 @@ def sacrum_outline(ps, ss, depth, facing, shape, rng) -> tuple[np.ndarray, np.nd
         k = int(rng.integers(6, 12))
         s = np.linspace(0, 1, k)
         back = ps + length * s[:, None] * v - (0.35 * depth * s ** 2)[:, None] * u        # posterior face
-        front = a + length * s[:, None] * v - (depth * (0.55 * s + 0.25 * np.sin(np.pi * s) * 0.6))[:, None] * u
+        front = a + length * s[:, None] * v - (depth * (0.55 * s + 0.15 * np.sin(np.pi * s)))[:, None] * u
         front = front[1:]
         if shape == "promontory":  # the lip: the front first steps back under the plate's corner
             lip = a - 0.12 * depth * u + 0.08 * length * v

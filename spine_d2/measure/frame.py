@@ -131,13 +131,20 @@ def _centre_in_source(H: np.ndarray, image_shape: Sequence[int]) -> np.ndarray:
 # borders
 
 
+NOISE_FACTOR = 4.0  # the high Canny threshold stays this many times over the median gradient (noise)
+
+
 def _segments(gray: np.ndarray, cfg: FrameConfig) -> tuple[np.ndarray, float]:
     h, w = gray.shape
     scale = min(1.0, cfg.max_side / max(h, w))
     small = cv2.resize(gray, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
     small = cv2.GaussianBlur(small, (5, 5), 0)
     med = float(np.median(small))
-    edges = cv2.Canny(small, max(5.0, 0.25 * med), max(20.0, 0.6 * med + 10))  # a dark panel on a dark bezel too
+    # low enough for a dark viewer panel on a dark bezel, above the picture's own noise (Canny's
+    # L1 Sobel magnitude; the median gradient of a photo is mostly noise)
+    gx, gy = cv2.Sobel(small, cv2.CV_32F, 1, 0), cv2.Sobel(small, cv2.CV_32F, 0, 1)
+    high = max(20.0, 0.6 * med + 10, NOISE_FACTOR * float(np.median(np.abs(gx) + np.abs(gy))))
+    edges = cv2.Canny(small, max(5.0, high / 2.5), high)
     min_len = cfg.min_line_fraction * min(small.shape) * 0.5
     segs = cv2.HoughLinesP(edges, 1, np.pi / 720, threshold=max(20, int(min_len / 2)),
                            minLineLength=min_len, maxLineGap=max(5, int(min_len / 10)))

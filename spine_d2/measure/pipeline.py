@@ -1,8 +1,9 @@
 """From instances (masks or polygons, image frame) to TK, LL, LL_S1, SS, PT, PI with a reason for every NaN.
 
 `measure_instances` runs the road: clean-up → level names → endplate lines (fitted in the
-radiograph frame when the photo's frame is known, kept in the image frame) → anterior side → frame correction (radiograph frame when trustworthy) → `spine_d2.angles.
-sagittal_angles`, the project's one angle definition. It never raises on bad geometry: whatever
+radiograph frame when the photo's frame is trusted, kept in the image frame) → anterior side →
+frame correction (radiograph frame when trusted) → `spine_d2.angles.sagittal_angles`, the
+project's one angle definition. It never raises on bad geometry: whatever
 cannot be measured is NaN with its reason, and everything done (removals, flags, the frame and
 its correction) is kept in the returned `Measurement`. `measurement_row` flattens it into the
 CSV row ``image, TK, LL, LL_S1, SS, PT, PI, frame, notes``.
