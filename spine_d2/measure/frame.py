@@ -24,7 +24,8 @@ Every estimate says how sure it is (`confidence`, in `describe()`'s plain words,
 notes of every output): a perspective fit is refitted at the other ends of what its lines leave
 open — a phone's other lenses when the lines do not fix f, the principal point where a crop of up
 to `crop` of each side would have put it — and `uncertainty_deg` is the most any direction's angle
-moves. Over `max_spread_deg` the view is not fixed and the photo is measured in the image frame;
+moves. Over `max_spread_deg` (`max_spread_unchecked_deg` for a fit to 3 lines, which no fourth
+line checks) the view is not fixed and the photo is measured in the image frame;
 so too when long lines left out of the fit run to vanishing points of their own, two in each
 direction (a photo of a photo: a print's edges around the film's — no single pinhole view makes
 that keystone). Otherwise `high` (5 or more lines, uncertainty ≤ 1.5°) or `medium`.
@@ -72,13 +73,14 @@ class FrameConfig:
     max_rotation_deg: float = 25.0    # larger corrections are not trusted
     focal_prior: float = 0.6          # phone focal length in image diagonals (26 mm-equivalent)
     fit_tol_deg: float = 0.4          # a line fits the camera model within this (degrees)
-    min_lines: int = 4                # fitted lines needed (one more than a pose needs), both directions
+    min_lines: int = 3                # fitted lines needed, both directions (3: a pose with no line to check it)
     max_view_deg: float = 40.0        # the screen is seen at most this far off head-on
     min_per_direction: int = 1        # fitted lines needed in each direction (one: a view ≤ max_view_deg / 2)
     clutter: int = 2                  # lines with this many crossing neighbours are not borders (0: keep all)
     prefer_rotation: float = 0.9      # a head-on (rotation) fit explaining this share of a pinhole fit's lines wins
     crop: float = 0.2                 # share of each side a photo may have been cropped by (moves the principal point)
     max_spread_deg: float = 10.0      # a perspective fit that lens and crop could move by more than this: not trusted
+    max_spread_unchecked_deg: float = 3.0  # the same for a fit with no line to spare (3 lines)
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> "FrameConfig":
@@ -143,8 +145,8 @@ def _segments(gray: np.ndarray, cfg: FrameConfig) -> tuple[np.ndarray, float]:
     # low enough for a dark viewer panel on a dark bezel, above the picture's own noise (Canny's
     # L1 Sobel magnitude; the median gradient of a photo is mostly noise)
     gx, gy = cv2.Sobel(small, cv2.CV_32F, 1, 0), cv2.Sobel(small, cv2.CV_32F, 0, 1)
-    high = max(20.0, 0.6 * med + 10, NOISE_FACTOR * float(np.median(np.abs(gx) + np.abs(gy))))
-    edges = cv2.Canny(small, max(5.0, high / 2.5), high)
+    noise = NOISE_FACTOR * float(np.median(np.abs(gx) + np.abs(gy)))
+    edges = cv2.Canny(small, max(5.0, 0.25 * med, 0.4 * noise), max(20.0, 0.6 * med + 10, noise))
     min_len = cfg.min_line_fraction * min(small.shape) * 0.5
     segs = cv2.HoughLinesP(edges, 1, np.pi / 720, threshold=max(20, int(min_len / 2)),
                            minLineLength=min_len, maxLineGap=max(5, int(min_len / 10)))
@@ -349,13 +351,15 @@ def _second_view(lines: list[Line], family: np.ndarray, resid: np.ndarray) -> st
 def _judged(est: FrameEstimate, n_lines: int, cfg: FrameConfig) -> FrameEstimate:
     """A perspective estimate with its confidence, from what the lines leave open (`est.spread`:
     the focal length, a crop's shift of the principal point). Not trusted (image frame) when that
-    could move angles by more than `cfg.max_spread_deg`: the lines do not fix the view. High
-    confidence with lines to spare (5 or more; a pose needs 3) and a spread under 1.5°, else medium.
+    could move angles by more than `cfg.max_spread_deg` (`cfg.max_spread_unchecked_deg` for a fit
+    with no line to check it: 3 lines): the lines do not fix the view. High confidence with lines
+    to spare (5 or more; a pose needs 3) and a spread under 1.5°, else medium.
     (Measured on phantom and independently drawn photos: a tighter limit sends more good fits than
     wrong ones to the image frame, whose own error is the photo's whole perspective.)"""
     unsure = max(est.spread.values(), default=0.0)
     est.uncertainty_deg = unsure
-    if unsure > cfg.max_spread_deg:
+    limit = cfg.max_spread_deg if n_lines > 3 else cfg.max_spread_unchecked_deg
+    if unsure > limit:
         est.trusted, est.confidence = False, "low"
         est.reason = (f"{est.reason}: not trusted, the lines leave the view open (another lens or crop could "
                       f"move angles by up to {unsure:.0f}°)")
