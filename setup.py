@@ -25,6 +25,7 @@ setup(
         "torch",
         "torchvision",
         "shapely",
+        "numba",
         "fastapi",
         "uvicorn",
         "python-multipart",
