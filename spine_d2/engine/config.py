@@ -54,6 +54,7 @@ def add_spine_config(cfg: CfgNode) -> CfgNode:
     cfg.SPINE.AUG.CROP = CfgNode({"ENABLED": False, "HEIGHT": 384, "WIDTH": 384})
     cfg.SPINE.AUG.ROTATION = CfgNode(
         {"ENABLED": True, "PROB": 0.5, "MIN_DEG": 1.0, "MAX_DEG": 5.0})
+    cfg.SPINE.AUG.PHOTOMETRIC = CfgNode({"ENABLED": False, "PROB": 0.5})
     # phases as parallel tuples (yacs holds no list of dicts); SOLVER.STEPS = phase boundaries
     cfg.SPINE.PHASES = CfgNode(
         {"NAMES": ("all",), "ITERS": (40000,), "LR_FACTORS": (1.0,), "TRAINS": ("all",)})
@@ -178,6 +179,8 @@ def build_d2_cfg(c: DictConfig, datasets: Mapping | None = None, output_dir: str
     A.ROTATION.MIN_DEG, A.ROTATION.MAX_DEG = float(r.min_deg), float(r.max_deg)
     if not 0 <= A.ROTATION.MIN_DEG <= A.ROTATION.MAX_DEG:
         raise ValueError("augment.rotation: need 0 <= min_deg <= max_deg")
+    if a.get("photometric") is not None:
+        A.PHOTOMETRIC.ENABLED, A.PHOTOMETRIC.PROB = bool(a.photometric.enabled), float(a.photometric.prob)
 
     cfg.SPINE.LOG_PERIOD = int(c.log_period)
     if c.get("measure") is not None:

@@ -134,7 +134,8 @@ def organs(anat: Anatomy, hab: Habitus, rng: np.random.Generator) -> list[Solid]
     for side in (-1.0, 1.0):
         out.append(cylinder(carina, carina + [-10.0, 35.0, side * 35.0], (6.0, 6.0), AIR, SOFT))
     if rng.random() < 0.6:  # gastric air under the left dome
-        out.append(ellipsoid([x10 + 0.5 * a10, dome_y[1.0] + 35.0, 70.0], np.eye(3), rng.uniform(20, 45, 3), AIR, SOFT))
+        semi = [rng.uniform(15, 30), rng.uniform(8, 18), rng.uniform(15, 30)]
+        out.append(ellipsoid([x10 + 0.4 * a10, dome_y[1.0] + 20.0, 70.0], np.eye(3), semi, AIR, SOFT))
     l1, l5 = anat.bodies["L1"].corners, anat.bodies["L5"].corners
     for _ in range(int(rng.integers(0, 9))):  # bowel gas, small bubbles and colon segments
         c = np.array([rng.uniform(l1[0, 0] + 5, l1[0, 0] + 170 * hab.belly), rng.uniform(l1[0, 1] - 20, l5[3, 1] + 60),

@@ -95,10 +95,6 @@ def sternum_and_shoulders(anat: Anatomy, mat: BoneMaterial, girth: float, arms: 
         bones += shelled(make, {"rad": 22.0}, {"rad": 20.8}, c, 0.5 * t)
         bones += tube(np.array([head + direction * 15.0, elbow]), 11.0, 3.0, c, 0.2 * t)
         bones.append(ellipsoid(elbow, frame(direction, [0.0, 0.0, 1.0]), [14.0, 30.0, 16.0], 0.7 * c, BONE))
-        hand = top + [30.0, -20.0, side * 40.0] + rng.normal(0, 15, 3)  # fists towards the clavicles
-        bones += tube(np.array([elbow, hand]), 8.0, 2.5, c, 0.3 * t)
-        fore = frame(hand - elbow, [0.0, 0.0, 1.0])
-        soft.append(ellipsoid((elbow + hand) / 2, fore, [38.0, 34.0, np.linalg.norm(hand - elbow) / 2 + 20.0], MU_SOFT, SOFT))
         arm = frame(direction, [0.0, 0.0, 1.0])
         soft.append(ellipsoid((head + elbow) / 2, arm, [45.0, 40.0, 190.0], MU_SOFT, SOFT))  # outside the trunk
     return bones, soft
