@@ -67,15 +67,15 @@ class Exposure:
         j = knobs.exposure_jitter
         plain = rng.random() < 0.1  # little processing, as a DRR or a film from an old console looks
         return Exposure(
-            photons=float(np.exp(rng.uniform(np.log(80), np.log(2500)))) / max(knobs.quantum_noise / 0.02, 0.05) ** 2,
+            photons=float(np.exp(rng.uniform(np.log(300), np.log(6000)))) / max(knobs.quantum_noise / 0.02, 0.05) ** 2,
             scatter=float(rng.uniform(0.05, 1.2) * knobs.scatter / 0.3),
             heel=float(rng.uniform(-0.25, 0.25)),
             blur_mm=float(rng.uniform(0.15, 0.9) if rng.random() < 0.85 else rng.uniform(0.9, 2.0)),
             equalise=float(rng.uniform(0.3, 0.6) if plain else rng.uniform(0.75, 0.97)),
             equalise_mm=float(rng.uniform(30, 60) if plain else rng.uniform(12, 40)),
-            detail=float(rng.uniform(0.0, 0.3) if plain else rng.uniform(0.4, 2.0)),
+            detail=float(rng.uniform(0.0, 0.3) if plain else rng.uniform(0.3, 1.2)),
             detail_mm=float(rng.uniform(2.0, 6.0)),
-            enhance=0.0 if plain else float(rng.uniform(0.0, 0.8)),
+            enhance=0.0 if plain else float(rng.uniform(0.0, 0.5)),
             window=(float(rng.uniform(0.003, 0.06 + 0.3 * j)), float(rng.uniform(0.99, 0.9995))),
             gamma=float(np.exp(rng.normal(0.0, 0.25 * j + 0.1))),
             sigmoid=float(rng.uniform(0.0, 4.0)),

@@ -93,7 +93,7 @@ def pelvis_and_femora(anat: Anatomy, heads: np.ndarray, mat: BoneMaterial, pose:
         start = s1_mid + lat * 35.0 + e1 * 10.0
         brim = np.array([start, (start + centre) / 2 + e2 * 12.0 - lat * 10.0, centre - e1 * (r + 12.0) + e2 * 8.0 - lat * 22.0,
                          centre + e2 * 35.0 - e1 * 5.0 - lat * 30.0, symph])
-        out += tube(brim, 3.5, 1.0, 0.8 * c, 0.4 * t)
+        out += tube(brim, 2.5, 0.8, 0.7 * c, 0.3 * t)
         tuber = centre + e1 * 60.0 - e2 * 25.0 - lat * 15.0
         out += tube(np.array([centre + e1 * (r + 4.0) - e2 * 10.0, tuber]), 11.0, 1.6, c, 0.6 * t)
         out += tube(np.array([tuber, symph + e1 * 30.0]), 6.0, 1.3, c, 0.6 * t)
