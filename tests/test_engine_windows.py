@@ -38,7 +38,7 @@ def test_points_and_masks_map_back_to_the_image():
     inwin = pts @ w.A[:, :2].T + w.A[:, 2]
     assert np.allclose(w.to_image(inwin), pts)
     image = np.zeros((600, 500), np.uint8)
-    image[150:172, 306:328] = 255  # a body on the spine, inside the window
+    image[100:118, 297:315] = 255  # the second body, inside the first window
     back = w.mask_to_image(w.crop(image) > 127, image.shape) > 0.5
     truth = image > 0
     assert (back & truth).sum() / (back | truth).sum() > 0.9
