@@ -1,9 +1,9 @@
 """Vertebral level names, their order and region, and the maps from annotation labels to model classes.
 
 Labels are what an annotator writes in Labelme (`T1`…`T12`, `L1`…`L5`, `S1`, `FH`, or the region
-labels `thoracic`/`lumbar`; corner points `L3_sa` … `L3_ip`, the ends of a level's endplates); classes are what the model predicts. A `ClassMap` folds labels into
-classes; a label a map does not keep (e.g. `FH` in the study's two-class setting) is dropped from
-training, not an error.
+labels `thoracic`/`lumbar`; corner points `L3_sa` … `L3_ip`, the ends of a level's endplates);
+classes are what the model predicts. A `ClassMap` folds labels into classes; a label a map does
+not keep (e.g. `FH` in the study's two-class setting) is dropped from training, not an error.
 """
 from __future__ import annotations
 

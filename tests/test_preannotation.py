@@ -7,6 +7,7 @@ the session's smoke-trained checkpoint runs the tool end to end.
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -26,6 +27,7 @@ from measure_factory import toy_spine
 
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.data.labelme import load_labelme_dataset
+from spine_d2.data.summary import run_check
 from spine_d2.engine.inference import image_paths, predict_paths
 from spine_d2.levels import LEVELS
 from spine_d2.measure import Instance, instances_from_predictions, measure_instances
@@ -172,6 +174,9 @@ def test_corner_points_of_a_keypoint_model_become_labelme_points_and_are_measure
     assert write_new_json(folder / "spine.json", doc)
     assert not write_new_json(folder / "spine.json", {"shapes": []})  # never replaced
     assert LabelFile(str(folder / "spine.json")).shapes
+    report = io.StringIO()
+    assert run_check({"root": str(folder)}, out=report) == 0
+    assert f"and {len(points)} corner point(s) (endplate ends, e.g. L3_sa) in 1 image(s)" in report.getvalue()
     (row,) = measure_dataset(folder)
     assert row["SS"] == pytest.approx(25.0, abs=0.01) and row["TK"] == pytest.approx(m.angles["TK"].value, abs=0.01)
 

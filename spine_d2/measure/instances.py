@@ -15,6 +15,9 @@ import numpy as np
 
 from spine_d2.levels import CORNERS, FEMORAL_HEAD, is_level, region
 
+#: Why a level is uncertain when its annotation says so (Labelme shape flag `level_uncertain`).
+FLAGGED = "flagged level_uncertain in the annotation"
+
 #: Class names that mean a femoral head (default map: 'femoral_head'; per-level map: 'FH').
 FEMORAL_HEAD_CLASSES = ("femoral_head", FEMORAL_HEAD)
 
@@ -258,8 +261,8 @@ def instances_from_record(
     """Instances from a detectron2 dataset dict (as `spine_d2.data.labelme` returns them).
 
     Each annotation's polygon (or circle) becomes an instance carrying the annotator's label, its
-    corner points (`corners`) and its `level_uncertain` flag; `rasterize_masks=True` turns polygons into boolean masks of the image's size, as a model
-    would produce them.
+    corner points (`corners`) and its `level_uncertain` flag; `rasterize_masks=True` turns polygons
+    into boolean masks of the image's size, as a model would produce them.
     """
     where = str(record.get("file_name", record.get("image", "record")))
     shape = (int(record["height"]), int(record["width"]))
@@ -284,6 +287,6 @@ def instances_from_record(
                             (tuple(circle) if circle is not None else None), score=1.0,
                             label=label if label and is_level(label) else None,
                             corners={n: (float(x), float(y), 1.0) for n, (x, y) in ann.get("corners", {}).items()},
-                            uncertain="flagged level_uncertain in the annotation" if ann.get("level_uncertain") else ""))
+                            uncertain=FLAGGED if ann.get("level_uncertain") else ""))
     return out
 

@@ -3,9 +3,10 @@
 `measure_instances` runs the road: clean-up → level names → endplate lines (image frame; an
 endplate whose two corner points an instance carries is taken as given) → anterior side → frame
 correction (radiograph frame when trustworthy) → `spine_d2.angles.sagittal_angles`, the project's
-one angle definition (through `frame_angles.endplate_angles`, which the page's corrections share). It never raises on bad geometry: whatever
-cannot be measured is NaN with its reason, and everything done (removals, flags, the frame and
-its correction) is kept in the returned `Measurement`. `measurement_row` flattens it into the
+one angle definition (through `frame_angles.endplate_angles`, which the page's corrections share).
+It never raises on bad geometry: whatever cannot be measured is NaN with its reason, and
+everything done (removals, flags, the frame and its correction) is kept in the returned
+`Measurement`. `measurement_row` flattens it into the
 CSV row ``image, TK, LL, LL_S1, SS, PT, PI, frame, notes``.
 """
 from __future__ import annotations

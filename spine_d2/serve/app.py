@@ -79,7 +79,7 @@ class MeasureOut(BaseModel):
 class GeometryIn(BaseModel):
     """The `geometry` of a /api/measure answer, endplates moved (image frame of the photo, px)."""
 
-    endplates: dict[str, dict[str, list[list[float]]]]  # level → superior|inferior → [[x, y] anterior, [x, y] posterior]
+    endplates: dict[str, dict[str, list[list[float]]]]  # level → superior|inferior → [anterior, posterior] [x, y]
     femoral_heads: list[list[float]] = []               # [[cx, cy, r], …]
     homography: Optional[list[list[float]]] = None      # radiograph → image, when measured in the radiograph frame
     anterior_sign: int = 1                              # +1: anterior points to +x in the image

@@ -1,4 +1,4 @@
-"""A reader's corrections on the page: moved endplates (image frame, px) → the angles again (degrees) and a Labelme JSON.
+"""A reader's corrections on the page: moved endplates (image frame, px) → the angles again (degrees), a Labelme JSON.
 
 `POST /api/angles` takes the `geometry` that `POST /api/measure` returned, with endplate ends
 moved, and recomputes the angles with `spine_d2.measure.frame_angles.endplate_angles` — the
