@@ -130,7 +130,7 @@ function attachEditor(card, res, onAngles, onError) {
   const resize = () => {
     const coarse = window.matchMedia && window.matchMedia("(pointer: coarse)").matches;
     const s = scale();
-    svg.querySelectorAll(".dot").forEach((dot) => dot.setAttribute("r", 3 * s));
+    svg.querySelectorAll(".dot").forEach((dot) => dot.setAttribute("r", 2.5 * s));
     svg.querySelectorAll(".handle").forEach((h) => h.setAttribute("r", (coarse ? 14 : 7) * s));
   };
   resize();
