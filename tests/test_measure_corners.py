@@ -28,13 +28,14 @@ def test_peaks_are_found_to_a_fraction_of_a_heatmap_cell(cx, cy):
 
 
 def test_endplates_from_corners_need_both_ends():
-    c = np.array([[50, 10, 0.9], [10, 12, 0.8], [11, 40, 0.02], [49, 41, 0.7]])
+    # order of spine_d2.levels.CORNERS: sa, sp, ia, ip
+    c = np.array([[50, 10, 0.9], [10, 12, 0.8], [49, 41, 0.7], [11, 40, 0.02]])
     eps = endplates_from_corners(c, min_score=0.05)
     assert set(eps) == {"superior"}
     line, conf = eps["superior"]
     assert np.array_equal(line, [[50, 10], [10, 12]]) and conf == pytest.approx(0.8)
     back = corners_from_endplates({"superior": line, "inferior": [[49, 41], [11, 40]]})
-    assert np.array_equal(back[:, :2], [[50, 10], [10, 12], [11, 40], [49, 41]]) and (back[:, 2] == 1).all()
+    assert np.array_equal(back[:, :2], [[50, 10], [10, 12], [49, 41], [11, 40]]) and (back[:, 2] == 1).all()
 
 
 def test_fusion_weighs_the_corners_by_their_confidence():

@@ -1,8 +1,8 @@
 """Vertebral body corners: sub-pixel keypoints from heatmaps, endplates from corners, corners from
 outlines; image frame, pixels.
 
-A body has four corners in a fixed anatomical order, `CORNERS` = superior-anterior,
-superior-posterior, inferior-posterior, inferior-anterior (the S1 segment: only its two superior
+A body has four corners in the anatomical order of `spine_d2.levels.CORNERS` (superior-anterior,
+superior-posterior, inferior-anterior, inferior-posterior; the S1 segment: only its two superior
 ones). Anatomical, not left/right: a horizontally flipped image keeps each corner's name, so a
 flip needs no keypoint swap. A corner is (x, y, score) with score in [0, 1] (0: not found).
 """
@@ -12,8 +12,10 @@ from typing import Mapping
 
 import numpy as np
 
-CORNERS = ("sup_ant", "sup_post", "inf_post", "inf_ant")
-SIDES = {"superior": (0, 1), "inferior": (3, 2)}  # [anterior, posterior] indices per endplate
+from spine_d2.levels import CORNER_SIDES, CORNERS
+
+#: [anterior, posterior] indices into CORNERS per endplate
+SIDES = {side: (CORNERS.index(a), CORNERS.index(p)) for side, (a, p) in CORNER_SIDES.items()}
 
 
 def heatmap_peaks(heatmaps: np.ndarray, boxes: np.ndarray) -> np.ndarray:
