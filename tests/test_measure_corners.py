@@ -47,3 +47,24 @@ def test_fusion_weighs_the_corners_by_their_confidence():
     half = tilt(fuse(mask, corners, corner_conf=0.5))
     assert min(tilt(mask), tilt(corners)) < half < max(tilt(mask), tilt(corners))
     assert fuse(None, corners, 0.3) is corners and fuse(mask, None, 0.3) is mask
+
+
+def test_predictions_with_heatmaps_carry_sub_pixel_corners():
+    from types import SimpleNamespace
+
+    from spine_d2.levels import CORNERS
+    from spine_d2.measure.instances import instances_from_predictions
+
+    m = 56
+    peaks = [(10.3, 12.6), (45.2, 11.1), (9.7, 44.4), (46.6, 45.9)]  # heatmap cells, sa sp ia ip
+    maps = np.stack([_gaussian_logits(m, x, y) for x, y in peaks])[None]
+    mask = np.zeros((300, 300), bool)
+    mask[100:156, 50:106] = True
+    pred = SimpleNamespace(pred_masks=mask[None], pred_classes=np.array([1]), scores=np.array([0.9]),
+                           pred_boxes=np.array([[50.0, 100.0, 106.0, 156.0]]), pred_keypoint_heatmaps=maps,
+                           pred_keypoints=np.zeros((1, 4, 3)))  # detectron2's integer decode, ignored
+    (inst,) = instances_from_predictions(pred, ["thoracic", "lumbar", "sacrum", "femoral_head"])
+    assert list(inst.corners) == list(CORNERS)
+    for name, (x, y) in zip(CORNERS, peaks):
+        cx, cy, score = inst.corners[name]
+        assert (cx, cy) == (pytest.approx(50 + x, abs=0.1), pytest.approx(100 + y, abs=0.1)) and score > 0.5

@@ -153,12 +153,16 @@ def build_augmentations(cfg, is_train: bool) -> list:
 def build_mapper(cfg, is_train: bool) -> DatasetMapper:
     """detectron2 DatasetMapper with our chain; in training, boxes are recomputed from the moved
     polygons (a rotated box would not be tight)."""
+    keypoints = bool(is_train and cfg.MODEL.KEYPOINT_ON)
     return DatasetMapper(
         is_train=is_train,
         augmentations=build_augmentations(cfg, is_train),
         image_format=cfg.INPUT.FORMAT,
         use_instance_mask=cfg.MODEL.MASK_ON,
         instance_mask_format=cfg.INPUT.MASK_FORMAT,
+        use_keypoint=keypoints,
+        # corners are named anatomically (spine_d2.levels.CORNERS): a flip keeps every name
+        keypoint_hflip_indices=np.arange(cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS) if keypoints else None,
         recompute_boxes=bool(is_train and cfg.MODEL.MASK_ON),
     )
 

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from spine_d2.levels import CORNERS, FEMORAL_HEAD, is_level, region
+from spine_d2.measure.corners import heatmap_peaks
 
 #: Why a level is uncertain when its annotation says so (Labelme shape flag `level_uncertain`).
 FLAGGED = "flagged level_uncertain in the annotation"
@@ -229,8 +230,9 @@ def _class_name(category_id: int, class_names: Sequence[str], where: str) -> str
 def instances_from_predictions(pred: Any, class_names: Sequence[str],
                                keypoint_names: Sequence[str] = CORNERS) -> list[Instance]:
     """Instances from a detectron2 `Instances` of predictions (pred_masks, pred_classes, scores,
-    and `pred_keypoints` (N, K, 3: x, y, score) when a keypoint head gives them, K named by
-    `keypoint_names`: the body's corners).
+    and the corners when a keypoint head gives them, K named by `keypoint_names`: decoded to
+    sub-pixel from `pred_keypoint_heatmaps` over `pred_boxes`, score in [0, 1]
+    (`spine_d2.measure.corners.heatmap_peaks`), else detectron2's `pred_keypoints` (N, K, 3)).
 
     Works on anything with those attributes (tensors or arrays); imports nothing from detectron2.
     """
@@ -242,6 +244,9 @@ def instances_from_predictions(pred: Any, class_names: Sequence[str],
     masks, classes = arr(pred.pred_masks), arr(pred.pred_classes)
     scores = arr(pred.scores) if hasattr(pred, "scores") else np.ones(len(classes))
     keypoints = arr(pred.pred_keypoints) if hasattr(pred, "pred_keypoints") else None
+    if hasattr(pred, "pred_keypoint_heatmaps") and hasattr(pred, "pred_boxes"):
+        boxes = pred.pred_boxes.tensor if hasattr(pred.pred_boxes, "tensor") else pred.pred_boxes
+        keypoints = heatmap_peaks(arr(pred.pred_keypoint_heatmaps), arr(boxes))
     if keypoints is not None and keypoints.shape[1:] != (len(keypoint_names), 3):
         raise ValueError(f"pred_keypoints of shape {keypoints.shape}: expected (N, {len(keypoint_names)}, 3) "
                          f"for the keypoints {', '.join(keypoint_names)}")
