@@ -42,3 +42,23 @@ def test_points_and_masks_map_back_to_the_image():
     back = w.mask_to_image(w.crop(image) > 127, image.shape) > 0.5
     truth = image > 0
     assert (back & truth).sum() / (back | truth).sum() > 0.9
+
+
+def test_merge_keeps_the_windows_vertebrae_and_the_rest_of_the_first_pass():
+    from spine_d2.engine.highres import Detection, merge, to_instances
+
+    def det(cls, x0, y0, size=20, score=0.9, depth=np.inf):
+        m = np.zeros((200, 200), bool)
+        m[y0:y0 + size, x0:x0 + size] = True
+        return Detection(cls, score, m, None, depth)
+
+    first = [det(1, 50, 50), det(1, 50, 80), det(3, 120, 150)]  # two lumbar bodies, a femoral head
+    windowed = [det(1, 51, 51, depth=5.0), det(1, 52, 50, depth=40.0),  # one body seen by two windows
+                det(1, 50, 110, depth=30.0)]  # a body the first pass missed
+    kept = merge(first, windowed, vertebra={0, 1, 2})
+    assert len(kept) == 4
+    assert kept[0].depth == 40.0  # the window where the body lies deeper wins
+    assert any(d.cls == 3 for d in kept) and any(d.mask[115, 55] for d in kept)
+    assert not any(d.depth == 5.0 for d in kept)
+    inst = to_instances(kept, (200, 200))
+    assert len(inst) == 4 and inst.pred_boxes.tensor.shape == (4, 4) and not inst.has("pred_keypoints")
