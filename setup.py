@@ -26,6 +26,7 @@ setup(
         "torch",
         "torchvision",
         "shapely",
+        "numba",
         "fastapi",
         "uvicorn",
         "python-multipart",

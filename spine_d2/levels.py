@@ -1,9 +1,9 @@
 """Vertebral level names, their order and region, and the maps from annotation labels to model classes.
 
 Labels are what an annotator writes in Labelme (`T1`…`T12`, `L1`…`L5`, `S1`, `FH`, or the region
-labels `thoracic`/`lumbar`); classes are what the model predicts. A `ClassMap` folds labels into
-classes; a label a map does not keep (e.g. `FH` in the study's two-class setting) is dropped from
-training, not an error.
+labels `thoracic`/`lumbar`; corner points `L3_sa` … `L3_ip`, the ends of a level's endplates);
+classes are what the model predicts. A `ClassMap` folds labels into classes; a label a map does
+not keep (e.g. `FH` in the study's two-class setting) is dropped from training, not an error.
 """
 from __future__ import annotations
 
@@ -22,8 +22,26 @@ LEVEL_INDEX: dict[str, int] = {name: i for i, name in enumerate(LEVELS)}
 #: Region labels an annotator may use instead of level names.
 REGION_LABELS = ("thoracic", "lumbar")
 
-#: Every label the loader accepts.
+#: Every label the loader accepts for an outline (polygon, rectangle, circle, mask).
 KNOWN_LABELS: tuple[str, ...] = LEVELS + (FEMORAL_HEAD,) + REGION_LABELS
+
+#: The four corners of a vertebral body, the ends of its endplates: superior/inferior ×
+#: anterior/posterior. A corner point is labelled `<level>_<corner>`, e.g. `L3_sa`.
+CORNERS: tuple[str, ...] = ("sa", "sp", "ia", "ip")
+CORNER_SIDES: dict[str, tuple[str, str]] = {"superior": ("sa", "sp"), "inferior": ("ia", "ip")}
+
+
+def corner_label(level: str, corner: str) -> str:
+    """The label of a corner point: `corner_label("L3", "sa")` → "L3_sa"."""
+    if not is_level(level) or corner not in CORNERS:
+        raise ValueError(f"no corner {corner!r} of level {level!r}; corners: {', '.join(CORNERS)}")
+    return f"{level}_{corner}"
+
+
+def parse_corner_label(label: str) -> tuple[str, str] | None:
+    """(level, corner) of a corner-point label such as "L3_sa"; None for any other label."""
+    level, _, corner = label.rpartition("_")
+    return (level, corner) if is_level(level) and corner in CORNERS else None
 
 
 def region(label: str) -> str:

@@ -33,8 +33,8 @@ CLASSES = get_class_map("default").classes
 
 @pytest.fixture(scope="module")
 def phantom(tmp_path_factory):
-    """A 3-image phantom (seed 2: two phone photos turned by −4.3° and −0.2°, one screenshot)."""
-    root = generate_dataset(tmp_path_factory.mktemp("bench") / "phantom", 3, 2, workers=1, progress=False)
+    """A 3-image phantom (seed 4: two phone photos turned by 1.1° and −5.5°, one screenshot)."""
+    root = generate_dataset(tmp_path_factory.mktemp("bench") / "phantom", 3, 4, workers=1, progress=False)
     return root, load_labelme_dataset(root, "default")
 
 
@@ -267,11 +267,12 @@ def test_phantom_truth_is_checked_against_the_csv(phantom, tmp_path):
 
 def test_measure_geometry_still_measures_and_records(phantom, tmp_path):
     root, _ = phantom
-    measure_geometry.main([f"root={root}", f"out={tmp_path}", "frames=truth", "sources=polygons", "methods=ours"])
+    measure_geometry.main([f"root={root}", f"out={tmp_path}", "frames=truth", "sources=polygons", "methods=paper"])
     result = json.loads((tmp_path / "geometry.json").read_text())
     assert result["meta"]["command"].startswith("python benchmarks/measure_geometry.py root=")
     assert result["meta"]["images"] == 3 and result["meta"]["commit"]
-    assert result["results"]["ours/polygons/truth"]["TK"]["mae"] < 0.01  # the stored homography: exact
+    # the stored homography: what is left is the outline against the rim points (projection)
+    assert result["results"]["paper/polygons/truth"]["TK"]["mae"] < 2.0
     assert "commit" in (tmp_path / "geometry.md").read_text()
 
 

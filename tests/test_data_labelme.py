@@ -257,6 +257,32 @@ def test_detectron2_mapper_reads_a_record(tmp_path):
     assert len(out["instances"]) == 8 and out["instances"].gt_masks.polygons
 
 
+def test_corner_points_and_shape_flags_are_read_and_training_still_maps_the_record(tmp_path):
+    """A pre-annotation as tools/predict.py writes it and a reader saves it: corner points go with
+    their level's outline, `level_uncertain` is read, other flags are ignored; the record trains."""
+    root = tmp_path / "ds"
+    img = write_image(root / "images" / "a.png")
+    shapes = spine_shapes()
+    shapes[2]["flags"] = {"level_uncertain": True, "checked_by_reader": False}
+    shapes[3]["flags"] = {"level_uncertain": False}
+    shapes += [shape("L3_sa", [[30.5, 30.0]], "point"), shape("L3_sp", [[12.0, 29.0]], "point"),
+               shape("S1_sa", [[32.0, 70.0]], "point")]
+    write_labelme(root / "annotations" / "a.json", img, shapes)
+    (record,) = load_labelme_dataset(root)
+    anns = _by_label(record)
+    assert list(anns) == ["L1", "L2", "L3", "L4", "L5", "S1", "FH"]  # points are not instances
+    assert anns["L3"]["corners"] == {"sa": [30.5, 30.0], "sp": [12.0, 29.0]}
+    assert anns["S1"]["corners"] == {"sa": [32.0, 70.0]}
+    assert anns["L3"]["level_uncertain"] is True
+    assert "level_uncertain" not in anns["L4"] and "corners" not in anns["L4"]
+    mapper = DatasetMapper(is_train=True, augmentations=[], image_format="BGR",
+                           use_instance_mask=True, instance_mask_format="polygon")
+    assert len(mapper(record)["instances"]) == 8
+    # the study's two classes drop S1: its corner points go with it, not into an error
+    anns = _by_label(load_labelme_dataset(root, class_map="two_class")[0])
+    assert "S1" not in anns and anns["L3"]["corners"]["sa"] == [30.5, 30.0]
+
+
 # ---- bad input ---------------------------------------------------------------------------
 
 
@@ -322,6 +348,18 @@ def _break(root, how):
     if how == "no_shapes":
         edit_json(path, shapes=[])
         return "no shapes"
+    if how == "orphan_corner":
+        shapes.append(shape("T3_sa", [[10, 10]], "point"))
+        edit_json(path, shapes=shapes)
+        return "corner point(s) T3_sa but no 'T3' outline"
+    if how == "corner_polygon":
+        shapes[2]["label"] = "L3_sa"
+        edit_json(path, shapes=shapes)
+        return "a corner is a point, not a 'polygon'"
+    if how == "duplicate_corner":
+        shapes += [shape("L3_ip", [[10, 10]], "point"), shape("L3_ip", [[11, 10]], "point")]
+        edit_json(path, shapes=shapes)
+        return "'L3_ip' annotated 2 times"
     if how == "line_shape":
         shapes[0]["shape_type"] = "line"
         shapes[0]["points"] = shapes[0]["points"][:2]
@@ -332,7 +370,8 @@ def _break(root, how):
 
 BAD = ["truncated", "garbage", "not_labelme", "unknown_label", "lowercase_label", "two_points",
        "zero_area", "zero_circle", "far_outside", "missing_image", "unreadable_image", "size",
-       "exif_size", "duplicate_level", "three_femoral_heads", "no_shapes", "line_shape"]
+       "exif_size", "duplicate_level", "three_femoral_heads", "no_shapes", "line_shape", "orphan_corner",
+       "corner_polygon", "duplicate_corner"]
 
 
 @pytest.mark.parametrize("how", BAD)

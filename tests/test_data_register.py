@@ -21,7 +21,7 @@ def names():
     used = []
     yield used
     for name in used:
-        for split in ("train", "test"):
+        for split in ("train", "test", "all"):
             if f"{name}_{split}" in DatasetCatalog.list():
                 DatasetCatalog.remove(f"{name}_{split}")
                 MetadataCatalog.remove(f"{name}_{split}")
@@ -36,9 +36,10 @@ def test_splits_from_files_and_metadata(tmp_path, names):
                                                       "test": ["img1", "img4"]})
     names.append("t1")
     got = register_spine_dataset("t1", root)
-    assert got == {"train": "t1_train", "test": "t1_test"}
+    assert got == {"train": "t1_train", "test": "t1_test", "all": "t1_all"}
     assert _stems("t1_train") == ["img0", "img2", "img3"]
     assert _stems("t1_test") == ["img1", "img4"]
+    assert _stems("t1_all") == ["img0", "img1", "img2", "img3", "img4"]
     meta = MetadataCatalog.get("t1_test")
     assert meta.thing_classes == list(CLASS_MAPS["default"].classes)
     assert meta.class_map == "default" and meta.root == str(root.resolve())
@@ -126,7 +127,7 @@ def test_register_from_cfg(tmp_path, names, monkeypatch):
     cfg = OmegaConf.load("conf/dataset/labelme.yaml")
     cfg.root, cfg.name, cfg.class_map = str(root), "fromcfg", "two_class"
     names.append("fromcfg")
-    assert register_from_cfg(cfg) == {"train": "fromcfg_train", "test": "fromcfg_test"}
+    assert register_from_cfg(cfg) == {"train": "fromcfg_train", "test": "fromcfg_test", "all": "fromcfg_all"}
     assert MetadataCatalog.get("fromcfg_test").thing_classes == ["thoracic", "lumbar"]
     assert len(_stems("fromcfg_train")) + len(_stems("fromcfg_test")) == 4
     cfg.root = str(tmp_path / "absent")

@@ -119,6 +119,24 @@ def test_polygons_move_with_pixels_under_every_augmentation(tmp_path):
     assert np.all(boxes[:, 2] > boxes[:, 0]) and np.all(boxes[:, 3] > boxes[:, 1])
 
 
+def test_photometric_changes_pixels_only_and_is_off_in_evaluation(tmp_path):
+    (d,) = make_tiny_images(tmp_path, n=1)
+    keys = ["augment.photometric.enabled=true", "augment.photometric.prob=1.0", "augment.scale.enabled=false",
+            "augment.rotation.enabled=false", "augment.contrast.enabled=false", "augment.flip.enabled=false",
+            "input.mean_intensity=null"]
+    cfg = build_d2_cfg(smoke_cfg(tmp_path, *keys), datasets={"train": "x", "test": "y"})
+    plain = build_d2_cfg(smoke_cfg(tmp_path, *keys[2:]), datasets={"train": "x", "test": "y"})
+    np.random.seed(0)
+    out = build_mapper(cfg, is_train=True)(d)
+    np.random.seed(0)
+    ref = build_mapper(plain, is_train=True)(d)
+    assert out["image"].shape == ref["image"].shape
+    assert np.abs(out["image"].float() - ref["image"].float()).mean() > 1.0  # another film's look
+    for a, b in zip(out["instances"].gt_masks.polygons, ref["instances"].gt_masks.polygons):
+        assert all(np.array_equal(p, q) for p, q in zip(a, b))  # the anatomy has not moved
+    assert "Photometric" not in [type(a).__name__ for a in build_augmentations(cfg, is_train=False)]
+
+
 def test_a_training_crop_clips_polygons_with_the_pixels_and_drops_instances_left_outside(tmp_path):
     (d,) = make_tiny_images(tmp_path, n=1)
     cfg = build_d2_cfg(smoke_cfg(tmp_path, "augment.crop.enabled=true", "augment.crop.height=60",

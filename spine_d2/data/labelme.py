@@ -13,6 +13,10 @@ image with no file on disk is decoded once into a cache outside it (`image_cache
 Accepted: Labelme 3 to 6 JSON; shapes `polygon`, `rectangle` (2 points → 4 corners),
 `circle` (centre + rim point → polygon, plus ``circle`` [cx, cy, r]), `oriented_rectangle` and
 `mask`; `imagePath` relative to the JSON (Windows separators too); `imageData` embedded or null.
+Corner points (`point` shapes labelled `L3_sa` … `L3_ip`, `spine_d2.levels.CORNERS`) go with their
+level's outline as its annotation's ``corners`` {corner: [x, y]} (not trained on; the measurement
+takes an endplate given by both its corners as is). Shape flags are read only for
+``level_uncertain`` (→ the annotation's ``level_uncertain``: True); others are ignored.
 """
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ import numpy as np
 import PIL.Image
 
 from spine_d2.data.images import oriented_size  # the one reader; also lets Pillow open HEIC
-from spine_d2.levels import FEMORAL_HEAD, KNOWN_LABELS, ClassMap, get_class_map, is_level
+from spine_d2.levels import FEMORAL_HEAD, KNOWN_LABELS, ClassMap, get_class_map, is_level, parse_corner_label
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,7 @@ PROBLEM_KINDS: dict[str, str] = {
     "polygon": "polygon under 3 points or zero area",
     "outside": "points far outside the image",
     "duplicate": "level annotated twice",
+    "corner": "corner point without its level's outline",
 }
 
 
@@ -314,7 +319,8 @@ def _check_inside(pts: np.ndarray, width: int, height: int, where: str, fc: File
     return True
 
 
-def _annotation(poly: np.ndarray, circle: list | None, label: str, category_id: int) -> dict:
+def _annotation(poly: np.ndarray, circle: list | None, label: str, category_id: int,
+                flags: dict | None = None, corners: dict | None = None) -> dict:
     from detectron2.structures import BoxMode  # here: checking a folder needs no torch
 
     x0, y0 = poly.min(axis=0)
@@ -328,7 +334,30 @@ def _annotation(poly: np.ndarray, circle: list | None, label: str, category_id: 
     }
     if circle is not None:
         ann["circle"] = circle
+    if isinstance(flags, dict) and flags.get("level_uncertain") is True:
+        ann["level_uncertain"] = True
+    if corners:
+        ann["corners"] = corners
     return ann
+
+
+def _corner_point(shape: dict, i: int, label: str, width: int, height: int, have_image: bool,
+                  fc: FileCheck) -> list[float] | None:
+    """[x, y] of a corner point, or None after adding a problem."""
+    where = f"shape {i} {label!r}"
+    if (shape.get("shape_type") or "polygon") != "point":
+        fc.add("shape", f"{where}: a corner is a point, not a {shape.get('shape_type')!r}")
+        return None
+    try:
+        pts = np.asarray(shape.get("points"), dtype=float)
+        if pts.shape != (1, 2) or not np.isfinite(pts).all():
+            raise ValueError
+    except (TypeError, ValueError):
+        fc.add("format", f"{where}: a point needs one [x, y]")
+        return None
+    if have_image and not _check_inside(pts, width, height, where, fc):
+        return None
+    return [float(v) for v in pts[0]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,6 +392,7 @@ def check_labelme_file(json_path: Path, root: Path, image_id: int, image: str,
         return fc
 
     kept, where_label = [], collections.defaultdict(list)
+    corners: dict[str, dict[str, list[float]]] = collections.defaultdict(dict)
     for i, shape in enumerate(raw["shapes"], start=1):  # numbered as Labelme lists them
         label = shape.get("label") if isinstance(shape, dict) else None
         if not isinstance(label, str):
@@ -370,6 +400,12 @@ def check_labelme_file(json_path: Path, root: Path, image_id: int, image: str,
             continue
         fc.labels.append(label)
         where_label[label].append(i)
+        corner = parse_corner_label(label)
+        if corner is not None:
+            point = _corner_point(shape, i, label, width, height, have_image, fc)
+            if point is not None:
+                corners[corner[0]][corner[1]] = point
+            continue
         if label not in KNOWN_LABELS:
             fc.add("label", f"shape {i}: unknown label {label!r}{_label_hint(label)}")
             continue
@@ -382,9 +418,13 @@ def check_labelme_file(json_path: Path, root: Path, image_id: int, image: str,
             continue
         poly = np.clip(poly, 0, [width, height])
         if class_map.keeps(label):
-            kept.append((poly, circle, label, class_map.category_id(label)))
+            kept.append((poly, circle, label, class_map.category_id(label), shape.get("flags")))
+    for level in sorted(set(corners) - set(where_label)):
+        fc.add("corner", f"corner point(s) {', '.join(f'{level}_{c}' for c in corners[level])} "
+                         f"but no {level!r} outline")
     for label, where in where_label.items():
-        limit = MAX_FEMORAL_HEADS if label == FEMORAL_HEAD else 1 if is_level(label) else None
+        limit = (MAX_FEMORAL_HEADS if label == FEMORAL_HEAD else
+                 1 if is_level(label) or parse_corner_label(label) else None)
         if limit is not None and len(where) > limit:
             fc.add("duplicate", f"{label!r} annotated {len(where)} times (shapes "
                                 f"{', '.join(map(str, where))}; at most {limit})")
@@ -398,7 +438,7 @@ def check_labelme_file(json_path: Path, root: Path, image_id: int, image: str,
         "image": image,
         "height": height,
         "width": width,
-        "annotations": [_annotation(*k) for k in kept],
+        "annotations": [_annotation(*k, corners=corners.get(k[2])) for k in kept],
     }
     if isinstance(raw.get("spine_d2"), dict):
         fc.record["spine_d2"] = raw["spine_d2"]

@@ -40,7 +40,7 @@ class _Loader:
 def register_spine_dataset(name: str, root: str | Path, class_map: str = "default",
                            test_fraction: float = 0.3, split_seed: int = 0, strict: bool = True,
                            measurements: str | None = "measurements.csv") -> dict[str, str]:
-    """Register `<name>_train` and `<name>_test`; returns {"train": ..., "test": ...}.
+    """Register `<name>_train`, `<name>_test` and `<name>_all`; returns {"train": ..., "test": ..., "all": ...}.
 
     Splits come from root/splits/{train,test}.txt, else a seeded split with `test_fraction`.
     Metadata per split: thing_classes, class_map, label_to_class, levels, root, split, images
@@ -60,7 +60,8 @@ def register_spine_dataset(name: str, root: str | Path, class_map: str = "defaul
             log.info("%s: no measurements file; angles will not be compared", path)
     loader = _Loader(root, cmap, strict)
     names = {}
-    for split in SPLITS:
+    splits = {**splits, "all": sorted(stems)}  # every image, e.g. to evaluate a whole held-out folder
+    for split in (*SPLITS, "all"):
         full = f"{name}_{split}"
         if full in DatasetCatalog.list():
             DatasetCatalog.remove(full)

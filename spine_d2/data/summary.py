@@ -25,7 +25,7 @@ from spine_d2.data.labelme import (
 )
 from spine_d2.data.measurements import read_measurements
 from spine_d2.data.splits import dataset_splits
-from spine_d2.levels import FEMORAL_HEAD, KNOWN_LABELS, LEVELS, ClassMap, is_level
+from spine_d2.levels import FEMORAL_HEAD, KNOWN_LABELS, LEVELS, ClassMap, is_level, parse_corner_label
 
 MAX_ROWS = 40  # rows shown per table before "… and N more"
 
@@ -112,6 +112,10 @@ def format_report(report: DatasetReport) -> str:
             for lb in KNOWN_LABELS if shapes[lb]]
     out += ["", "Annotations per label (good files)",
             tabulate(rows, ["label", "images", "shapes", "class"]) if rows else "  none"]
+    corners = [f for f in good if any(parse_corner_label(lb) for lb in f.labels)]
+    if corners:
+        n = sum(1 for f in corners for lb in f.labels if parse_corner_label(lb))
+        out.append(f"  and {n} corner point(s) (endplate ends, e.g. L3_sa) in {len(corners)} image(s)")
 
     if any(is_level(lb) for lb in shapes):
         rows = []

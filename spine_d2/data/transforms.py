@@ -3,7 +3,8 @@
 One chain for training, evaluation and prediction (`build_augmentations`): resize to the input
 size (`SPINE.INPUT`: height x width, `resize` exactly or `keep_aspect` inside it), in training the
 augmentations (`SPINE.AUG`: scale, an optional random crop, horizontal flip, rotation of
-+-[min_deg, max_deg], contrast), and always last the per-image mean-intensity normalisation. Only
++-[min_deg, max_deg], contrast, photometric: gamma, blur or sharpening, noise, JPEG), and always
+last the per-image mean-intensity normalisation. Only
 scaling, cropping, flipping and rotating move pixels, and each is a detectron2 Transform that moves
 the polygons with them (a crop clips them; instances left outside are dropped by the mapper).
 Predictions come back in the original image frame (detectron2 rescales to `height`/`width`).
@@ -54,6 +55,46 @@ class MeanIntensityNormalize(T.Augmentation):
     def get_transform(self, image: np.ndarray) -> T.Transform:
         mean = float(np.mean(image))
         return MeanIntensityTransform(self.target / mean if mean > 1e-6 else 1.0)
+
+
+class Photometric(T.Augmentation):
+    """How another film, console or camera renders the same anatomy (image only; geometry unchanged):
+    each with probability `prob`, a gamma (log-normal, SD 0.35), a Gaussian blur (SD 0.3–1.5 px)
+    or an unsharp mask (gain 0.3–1.5), sensor noise (SD 2–10 grey levels), JPEG quality 30–90.
+    Parameters come from numpy's global RNG, as detectron2's own augmentations draw them."""
+
+    def __init__(self, prob: float = 0.5):
+        super().__init__()
+        self.prob = float(prob)
+
+    def get_transform(self, image: np.ndarray) -> T.Transform:
+        r = np.random
+        ops = {"gamma": float(np.exp(r.normal(0.0, 0.35))) if r.rand() < self.prob else None,
+               "blur": float(r.uniform(0.3, 1.5)) if r.rand() < self.prob / 2 else None,
+               "sharpen": float(r.uniform(0.3, 1.5)) if r.rand() < self.prob / 3 else None,
+               "noise": float(r.uniform(2.0, 10.0)) if r.rand() < self.prob / 2 else None,
+               "jpeg": int(r.randint(30, 91)) if r.rand() < self.prob / 3 else None,
+               "seed": int(r.randint(2**31))}
+        return T.ColorTransform(lambda img: _photometric(img, **ops))
+
+
+def _photometric(img: np.ndarray, gamma, blur, sharpen, noise, jpeg, seed) -> np.ndarray:
+    import cv2
+
+    out = img.astype(np.float32)
+    if gamma is not None:
+        out = 255.0 * (np.clip(out, 0, 255) / 255.0) ** gamma
+    if blur is not None:
+        out = cv2.GaussianBlur(out, (0, 0), blur)
+    elif sharpen is not None:
+        out = out + sharpen * (out - cv2.GaussianBlur(out, (0, 0), 1.5))
+    if noise is not None:
+        out = out + np.random.default_rng(seed).normal(0.0, noise, out.shape).astype(np.float32)
+    out = np.clip(out, 0, 255).astype(np.uint8)
+    if jpeg is not None:
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, jpeg])
+        out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED).reshape(out.shape) if ok else out
+    return out.astype(img.dtype)
 
 
 class ResizeToInput(T.Augmentation):
@@ -108,6 +149,8 @@ def build_augmentations(cfg, is_train: bool) -> list:
         if aug.CONTRAST.ENABLED:
             chain.append(T.RandomApply(T.RandomContrast(aug.CONTRAST.MIN, aug.CONTRAST.MAX),
                                        prob=aug.CONTRAST.PROB))
+        if aug.PHOTOMETRIC.ENABLED:
+            chain.append(Photometric(aug.PHOTOMETRIC.PROB))
     if inp.MEAN_INTENSITY is not None:
         chain.append(MeanIntensityNormalize(inp.MEAN_INTENSITY))
     return chain
@@ -137,12 +180,16 @@ class SpineDatasetMapper(DatasetMapper):
 def build_mapper(cfg, is_train: bool) -> DatasetMapper:
     """Our DatasetMapper with our chain; in training, boxes are recomputed from the moved
     polygons (a rotated box would not be tight)."""
+    keypoints = bool(is_train and cfg.MODEL.KEYPOINT_ON)
     return SpineDatasetMapper(
         is_train=is_train,
         augmentations=build_augmentations(cfg, is_train),
         image_format=cfg.INPUT.FORMAT,
         use_instance_mask=cfg.MODEL.MASK_ON,
         instance_mask_format=cfg.INPUT.MASK_FORMAT,
+        use_keypoint=keypoints,
+        # corners are named anatomically (spine_d2.levels.CORNERS): a flip keeps every name
+        keypoint_hflip_indices=np.arange(cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS) if keypoints else None,
         recompute_boxes=bool(is_train and cfg.MODEL.MASK_ON),
     )
 

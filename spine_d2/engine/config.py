@@ -19,7 +19,7 @@ from detectron2.config import CfgNode, get_cfg
 from omegaconf import DictConfig, OmegaConf
 
 from spine_d2.engine.phases import ScheduleError, boundaries, parse_phases
-from spine_d2.levels import get_class_map
+from spine_d2.levels import CORNERS, get_class_map
 
 # torchvision-style pixel spread, for from-scratch models (the model zoo's MSRA weights use 1.0)
 SCRATCH_PIXEL_STD = [57.375, 57.120, 58.395]
@@ -54,6 +54,7 @@ def add_spine_config(cfg: CfgNode) -> CfgNode:
     cfg.SPINE.AUG.CROP = CfgNode({"ENABLED": False, "HEIGHT": 384, "WIDTH": 384})
     cfg.SPINE.AUG.ROTATION = CfgNode(
         {"ENABLED": True, "PROB": 0.5, "MIN_DEG": 1.0, "MAX_DEG": 5.0})
+    cfg.SPINE.AUG.PHOTOMETRIC = CfgNode({"ENABLED": False, "PROB": 0.5})
     # phases as parallel tuples (yacs holds no list of dicts); SOLVER.STEPS = phase boundaries
     cfg.SPINE.PHASES = CfgNode(
         {"NAMES": ("all",), "ITERS": (40000,), "LR_FACTORS": (1.0,), "TRAINS": ("all",)})
@@ -140,6 +141,13 @@ def build_d2_cfg(c: DictConfig, datasets: Mapping | None = None, output_dir: str
         cfg.MODEL.PIXEL_STD = list(SCRATCH_PIXEL_STD)
     cfg.MODEL.DEVICE = resolve_device(c.device)
     cfg.MODEL.MASK_ON = True
+    if c.model.get("corners"):  # a keypoint head beside the mask head: the four corners of a body
+        k = cfg.MODEL.ROI_KEYPOINT_HEAD
+        cfg.MODEL.KEYPOINT_ON = True
+        k.NUM_KEYPOINTS = len(CORNERS)
+        k.MIN_KEYPOINTS_PER_IMAGE = 0  # femoral heads and S1's lower corners have none
+        k.CONV_DIMS = tuple(int(d) for d in c.model.get("corner_head", (128, 128, 128, 128)))
+        cfg.TEST.KEYPOINT_OKS_SIGMAS = [0.025] * len(CORNERS)
 
     classes = get_class_map(c.dataset.class_map).classes
     cfg.MODEL.ROI_HEADS.NUM_CLASSES = len(classes)
@@ -178,6 +186,8 @@ def build_d2_cfg(c: DictConfig, datasets: Mapping | None = None, output_dir: str
     A.ROTATION.MIN_DEG, A.ROTATION.MAX_DEG = float(r.min_deg), float(r.max_deg)
     if not 0 <= A.ROTATION.MIN_DEG <= A.ROTATION.MAX_DEG:
         raise ValueError("augment.rotation: need 0 <= min_deg <= max_deg")
+    if a.get("photometric") is not None:
+        A.PHOTOMETRIC.ENABLED, A.PHOTOMETRIC.PROB = bool(a.photometric.enabled), float(a.photometric.prob)
 
     cfg.SPINE.LOG_PERIOD = int(c.log_period)
     if c.get("measure") is not None:

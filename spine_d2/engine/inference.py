@@ -3,7 +3,8 @@
 `SpinePredictor` runs a checkpoint with exactly the preprocessing of training and evaluation
 (`spine_d2.data.transforms.model_input`); `measure_image` adds the measurement pipeline;
 `predict_paths` does it for files (tools/predict.py; read by `spine_d2.data.images`, HEIC and
-16-bit included), reporting and skipping unreadable ones;
+16-bit included), reporting and skipping unreadable ones, and with `labelme=True` writes each
+photo's Labelme pre-annotation beside it (never replacing a file);
 `evaluate_checkpoint` runs `SpineEvaluator` over a registered split (tools/evaluate.py). The web
 page (tools/serve.py) uses the same `SpinePredictor` and `measure_image`.
 """
@@ -29,6 +30,7 @@ from spine_d2.engine.config import load_d2_cfg, resolve_device
 from spine_d2.levels import get_class_map
 from spine_d2.measure import CSV_COLUMNS, MeasureConfig, Measurement, draw_overlay, measure_instances
 from spine_d2.measure import instances_from_predictions, measurement_row
+from spine_d2.measure.preannotation import labelme_document, write_new_json
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,11 @@ class SpinePredictor:
     def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto") -> "SpinePredictor":
         return cls(config_for_checkpoint(checkpoint, device))
 
+    @property
+    def name(self) -> str:
+        """The checkpoint's path, as the model's name in what it writes."""
+        return str(self.cfg.MODEL.WEIGHTS)
+
     def __call__(self, image_bgr: np.ndarray):
         image = image_bgr if self.cfg.INPUT.FORMAT == "BGR" else image_bgr[:, :, ::-1]
         with torch.no_grad():
@@ -121,11 +128,13 @@ def image_paths(input_path: str | Path) -> list[Path]:
 
 
 def predict_paths(predictor: SpinePredictor, paths: Iterable[Path], out_dir: Path,
-                  measure_cfg: Any = None) -> pd.DataFrame:
+                  measure_cfg: Any = None, labelme: bool = False) -> pd.DataFrame:
     """predictions.csv (image,TK,LL,LL_S1,SS,PT,PI,frame,notes) and `<stem>_overlay.jpg` per photo
-    in `out_dir`; an unreadable photo gets a row whose notes say why, and no overlay."""
+    in `out_dir`; an unreadable photo gets a row whose notes say why, and no overlay. With
+    `labelme`, `<stem>.json` beside each photo (`spine_d2.measure.preannotation`), unless a file of
+    that name is there: it is kept as it is and the photo named in a warning."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, written = [], 0
     for path in tqdm(list(paths), desc="predict", unit="image"):
         try:
             image = read_image(path)
@@ -137,9 +146,28 @@ def predict_paths(predictor: SpinePredictor, paths: Iterable[Path], out_dir: Pat
         rows.append(measurement_row(path.stem, m))
         cv2.imwrite(str(out_dir / f"{path.stem}_overlay.jpg"), draw_overlay(image, m),
                     [cv2.IMWRITE_JPEG_QUALITY, 92])
+        if labelme:
+            written += write_preannotation(path, m, getattr(predictor, "name", ""))
+    if labelme:
+        log.info(f"{written} Labelme pre-annotation(s) written beside the photos")
     table = pd.DataFrame(rows, columns=list(CSV_COLUMNS))
     table.to_csv(out_dir / "predictions.csv", index=False, float_format="%.2f")
     return table
+
+
+def write_preannotation(photo: Path, m: Measurement, model: str = "") -> bool:
+    """`<stem>.json` beside `photo`: its Labelme pre-annotation. Nothing is written (and the reason
+    logged) when a file of that name is already there or nothing was found to outline."""
+    target = photo.with_suffix(".json")
+    doc = labelme_document(m, photo.name, model)
+    if not doc["shapes"]:
+        log.warning(f"{photo.name}: no named vertebra or femoral head to outline: no pre-annotation written")
+        return False
+    if not write_new_json(target, doc):
+        log.warning(f"{target} already exists: kept as it is, no pre-annotation written for {photo.name} "
+                    f"(move that file away to pre-annotate the photo again)")
+        return False
+    return True
 
 
 def evaluate_checkpoint(cfg: CfgNode, dataset_name: str, out_dir: Path, measure_cfg: Any = None,

@@ -8,6 +8,7 @@ the train sampler continues where the checkpoint stopped).
 """
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import logging
@@ -15,7 +16,7 @@ import os
 import weakref
 
 from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.data import (build_detection_test_loader, build_detection_train_loader,
+from detectron2.data import (MetadataCatalog, build_detection_test_loader, build_detection_train_loader,
                              get_detection_dataset_dicts)
 from detectron2.data.samplers import TrainingSampler
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase, hooks
@@ -26,6 +27,7 @@ from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 from fvcore.common.param_scheduler import MultiStepParamScheduler
 
+from spine_d2.data.keypoints import add_keypoints
 from spine_d2.data.transforms import build_mapper
 from spine_d2.engine.hooks import IterationSeed, NonFiniteGuard, PhaseSchedule
 from spine_d2.engine.phases import Phase
@@ -123,6 +125,9 @@ class SpineTrainer(DefaultTrainer):
     def build_train_loader(cls, cfg, start_iter: int = 0):
         dataset = get_detection_dataset_dicts(
             cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS)
+        if cfg.MODEL.KEYPOINT_ON:  # the corners the keypoint head learns (spine_d2.data.keypoints)
+            classes = MetadataCatalog.get(cfg.DATASETS.TRAIN[0]).thing_classes
+            dataset = [add_keypoints(copy.deepcopy(r), classes) for r in dataset]
         per_rank = cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size()
         seed = cfg.SEED if cfg.SEED >= 0 else comm.shared_random_seed()
         sampler = ResumableTrainingSampler(len(dataset), seed=seed, start=start_iter * per_rank)

@@ -4,8 +4,10 @@ Modules: `instances` (what is measured, converters from predictions and dataset 
 `cleanup` (strays, duplicates, centres off the chain: our turn rule or the study's slope rule),
 `naming` (levels),
 `endplates` (the study's method and ours), `anterior` (which side is anterior), `frame`
-(photo → radiograph correction), `pipeline` (`measure_instances`, `Measurement`,
-`measurement_row`), `overlay` (`draw_overlay`), `dataset` (ground-truth shapes of a Labelme folder).
+(photo → radiograph correction), `frame_angles` (image-frame endplates → measuring frame →
+angles: the pipeline's last step, shared with the page's corrections), `pipeline`
+(`measure_instances`, `Measurement`, `measurement_row`), `overlay` (`draw_overlay`), `dataset`
+(ground-truth shapes of a Labelme folder), `preannotation` (a Measurement as a Labelme JSON).
 
 A prediction loop is: ``insts = instances_from_predictions(outputs["instances"], class_names)``;
 ``m = measure_instances(insts, image.shape[:2], class_names, cfg.measure, image=image)``;

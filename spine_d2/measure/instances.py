@@ -13,7 +13,11 @@ from typing import Any, Mapping, Sequence
 import cv2
 import numpy as np
 
-from spine_d2.levels import FEMORAL_HEAD, is_level, region
+from spine_d2.levels import CORNERS, FEMORAL_HEAD, is_level, region
+from spine_d2.measure.corners import heatmap_peaks
+
+#: Why a level is uncertain when its annotation says so (Labelme shape flag `level_uncertain`).
+FLAGGED = "flagged level_uncertain in the annotation"
 
 #: Class names that mean a femoral head (default map: 'femoral_head'; per-level map: 'FH').
 FEMORAL_HEAD_CLASSES = ("femoral_head", FEMORAL_HEAD)
@@ -26,6 +30,9 @@ class Instance:
     `class_name` is the model class ('thoracic', 'lumbar', 'sacrum', 'femoral_head', or a level
     name for the per-level map); `label` is a known level name ('L3') when the source says so
     (annotations, per-level model), else None. `level` is filled in by the naming step.
+    `corners`: corner points given for the body (annotation points or a keypoint model), name
+    (`spine_d2.levels.CORNERS`: 'sa', 'sp', 'ia', 'ip') → (x, y, score); `uncertain`: why the
+    source doubts its level (e.g. an annotation flagged `level_uncertain`), "" when it does not.
     """
 
     class_name: str
@@ -36,6 +43,8 @@ class Instance:
     label: str | None = None
     level: str | None = None
     notes: list[str] = field(default_factory=list)
+    corners: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    uncertain: str = ""
 
     def __post_init__(self):
         if self.mask is None and self.polygon is None and self.circle is None:
@@ -144,11 +153,17 @@ def polygon_centroid(poly: np.ndarray) -> np.ndarray:
 
 
 def resample_closed(poly: np.ndarray, step: float = 1.0) -> np.ndarray:
-    """Points every `step` pixels along the closed polygon `poly` (its vertices included)."""
+    """Points every `step` pixels along the closed polygon `poly` (its vertices included).
+
+    A side no longer than a diagonal step (√2 · `step`) is not split, so an outline traced from a
+    mask's pixels (`mask_contour`, as tools/predict.py writes it for Labelme) comes back as those
+    very points and measures as its mask does.
+    """
     p = np.asarray(poly, dtype=float).reshape(-1, 2)
     out = []
     for a, b in zip(p, np.roll(p, -1, axis=0)):
-        n = max(1, int(np.ceil(np.linalg.norm(b - a) / step)))
+        length = float(np.linalg.norm(b - a))
+        n = 1 if length <= np.sqrt(2.0) * step + 1e-9 else int(np.ceil(length / step))
         t = np.arange(n)[:, None] / n
         out.append(a + t * (b - a))
     return np.concatenate(out) if out else p
@@ -188,12 +203,7 @@ def circle_of(inst: Instance) -> tuple[float, float, float] | None:
     """[cx, cy, r] of a femoral head: the given circle, else a least-squares fit to its outline."""
     if inst.circle is not None:
         return tuple(float(v) for v in inst.circle)
-    return fit_circle(inst.contour())
-
-
-def fit_circle(pts: np.ndarray) -> tuple[float, float, float] | None:
-    """[cx, cy, r] of the least-squares circle through (N, 2) points; None for fewer than 5 or none."""
-    pts = np.asarray(pts, float).reshape(-1, 2)
+    pts = inst.contour()
     if len(pts) < 5:
         return None
     x, y = pts.T
@@ -217,8 +227,12 @@ def _class_name(category_id: int, class_names: Sequence[str], where: str) -> str
         raise ValueError(f"{where}: category id {category_id!r} not in classes {list(class_names)}") from None
 
 
-def instances_from_predictions(pred: Any, class_names: Sequence[str]) -> list[Instance]:
-    """Instances from a detectron2 `Instances` of predictions (pred_masks, pred_classes, scores).
+def instances_from_predictions(pred: Any, class_names: Sequence[str],
+                               keypoint_names: Sequence[str] = CORNERS) -> list[Instance]:
+    """Instances from a detectron2 `Instances` of predictions (pred_masks, pred_classes, scores,
+    and the corners when a keypoint head gives them, K named by `keypoint_names`: decoded to
+    sub-pixel from `pred_keypoint_heatmaps` over `pred_boxes`, score in [0, 1]
+    (`spine_d2.measure.corners.heatmap_peaks`), else detectron2's `pred_keypoints` (N, K, 3)).
 
     Works on anything with those attributes (tensors or arrays); imports nothing from detectron2.
     """
@@ -229,11 +243,20 @@ def instances_from_predictions(pred: Any, class_names: Sequence[str]) -> list[In
         raise ValueError("predictions carry no pred_masks: a mask model is needed to measure")
     masks, classes = arr(pred.pred_masks), arr(pred.pred_classes)
     scores = arr(pred.scores) if hasattr(pred, "scores") else np.ones(len(classes))
+    keypoints = arr(pred.pred_keypoints) if hasattr(pred, "pred_keypoints") else None
+    if hasattr(pred, "pred_keypoint_heatmaps") and hasattr(pred, "pred_boxes"):
+        boxes = pred.pred_boxes.tensor if hasattr(pred.pred_boxes, "tensor") else pred.pred_boxes
+        keypoints = heatmap_peaks(arr(pred.pred_keypoint_heatmaps), arr(boxes))
+    if keypoints is not None and keypoints.shape[1:] != (len(keypoint_names), 3):
+        raise ValueError(f"pred_keypoints of shape {keypoints.shape}: expected (N, {len(keypoint_names)}, 3) "
+                         f"for the keypoints {', '.join(keypoint_names)}")
     out = []
-    for m, c, s in zip(masks, classes, scores):
+    for k, (m, c, s) in enumerate(zip(masks, classes, scores)):
         name = _class_name(c, class_names, "prediction")
+        corners = {} if keypoints is None else {
+            n: (float(x), float(y), float(v)) for n, (x, y, v) in zip(keypoint_names, keypoints[k])}
         out.append(Instance(name, mask=m > 0.5 if m.dtype != bool else m, score=float(s),
-                            label=name if is_level(name) else None))
+                            label=name if is_level(name) else None, corners=corners))
     return out
 
 
@@ -242,9 +265,9 @@ def instances_from_record(
 ) -> list[Instance]:
     """Instances from a detectron2 dataset dict (as `spine_d2.data.labelme` returns them).
 
-    Each annotation's polygon (or circle) becomes an instance carrying the annotator's label;
-    `rasterize_masks=True` turns polygons into boolean masks of the image's size, as a model
-    would produce them.
+    Each annotation's polygon (or circle) becomes an instance carrying the annotator's label, its
+    corner points (`corners`) and its `level_uncertain` flag; `rasterize_masks=True` turns polygons
+    into boolean masks of the image's size, as a model would produce them.
     """
     where = str(record.get("file_name", record.get("image", "record")))
     shape = (int(record["height"]), int(record["width"]))
@@ -267,6 +290,8 @@ def instances_from_record(
             circle = None  # a model gives a mask, not a circle
         out.append(Instance(name, mask=mask, polygon=poly, circle=None if mask is not None else
                             (tuple(circle) if circle is not None else None), score=1.0,
-                            label=label if label and is_level(label) else None))
+                            label=label if label and is_level(label) else None,
+                            corners={n: (float(x), float(y), 1.0) for n, (x, y) in ann.get("corners", {}).items()},
+                            uncertain=FLAGGED if ann.get("level_uncertain") else ""))
     return out
 

@@ -15,6 +15,8 @@ Three sources, tried in this order:
   than one in five makes every level uncertain). Thoracic bodies are counted upward from T12 (those
   above T1 are cervical, unnamed), lumbar ones downward from L1 — or, with no thoracic in view,
   upward from L5 (the one above the sacrum).
+- An instance whose source doubts its level (`Instance.uncertain`, e.g. a pre-annotation's
+  `level_uncertain` flag not yet cleared by a reader) keeps its name, marked uncertain.
 - Anything implausible — more than 5 lumbar slots, more than 12 thoracic ones
   with no lumbar below to count from, lumbar bodies between thoracic
   and sacrum that do not make exactly L1…L5, a sacrum above a vertebra, a level given twice — is
@@ -78,6 +80,8 @@ def name_levels(instances: Sequence[Instance], use_labels: bool = True,
         _name_from_regions(instances, verts, naming, gap_factor, anchor)
     for level, i in naming.levels.items():
         instances[i].level = level
+        if instances[i].uncertain:  # the source's own doubt (an annotation's level_uncertain flag)
+            naming.uncertain.setdefault(level, instances[i].uncertain)
     return naming
 
 

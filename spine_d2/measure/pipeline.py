@@ -1,11 +1,13 @@
 """From instances (masks or polygons, image frame) to TK, LL, LL_S1, SS, PT, PI with a reason for every NaN.
 
 `measure_instances` runs the road: clean-up → level names → endplate lines (fitted in the
-radiograph frame when the photo's frame is trusted, kept in the image frame) → anterior side →
-frame correction (radiograph frame when trusted) → `spine_d2.angles.sagittal_angles`, the
-project's one angle definition. It never raises on bad geometry: whatever
-cannot be measured is NaN with its reason, and everything done (removals, flags, the frame and
-its correction) is kept in the returned `Measurement`. `measurement_row` flattens it into the
+radiograph frame when the photo's frame is trusted, kept in the image frame; an endplate whose two
+corner points an instance carries is taken as given) → anterior side → frame correction
+(radiograph frame when trusted) → `spine_d2.angles.sagittal_angles`, the project's one angle
+definition (through `frame_angles.endplate_angles`, which the page's corrections share).
+It never raises on bad geometry: whatever cannot be measured is NaN with its reason, and
+everything done (removals, flags, the frame and its correction) is kept in the returned
+`Measurement`. `measurement_row` flattens it into the
 CSV row ``image, TK, LL, LL_S1, SS, PT, PI, frame, notes``.
 """
 from __future__ import annotations
@@ -16,16 +18,16 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from spine_d2.angles import (ANGLE_NAMES, NEEDS_FEMORAL_HEADS, REQUIRED_ENDPLATES, Angle, anterior_sign,
-                             sagittal_angles)
-from spine_d2.frames import apply_homography, map_circles, map_endplates
-from spine_d2.levels import LEVEL_INDEX, LUMBAR, THORACIC
+from spine_d2.angles import ANGLE_NAMES, Angle
+from spine_d2.frames import apply_homography
+from spine_d2.levels import CORNER_SIDES, LEVEL_INDEX, LUMBAR, THORACIC
 from spine_d2.measure.anterior import Anterior, decide_anterior, lateral_of
 from spine_d2.measure.cleanup import CHAIN_RULES, Removal, clean_instances
 from spine_d2.measure.endplates import (METHOD_NAMES, SIDES, EndplateError, fit_endplates,
                                         order_anterior_posterior)
 from spine_d2.measure.frame import FrameConfig, FrameEstimate, checked_options, estimate_frame
-from spine_d2.measure.instances import Instance, circle_of, fit_circle
+from spine_d2.measure.frame_angles import HEADS_NOT_IN_VIEW, endplate_angles
+from spine_d2.measure.instances import Instance, circle_of
 from spine_d2.measure.naming import name_levels
 
 CSV_COLUMNS: tuple[str, ...] = ("image",) + ANGLE_NAMES + ("frame", "notes")
@@ -50,6 +52,7 @@ class MeasureConfig:
     anterior: str = "auto"            # auto | right (+x) | left (−x)
     min_circle_radius: float = 3.0    # px; femoral heads smaller than this are ignored
     border_px: float = 2.0            # px; an endplate ending this close to the image edge is not used
+    use_corners: bool = True          # an endplate given by its two corner points is used instead of the fit
     frame: FrameConfig = field(default_factory=FrameConfig)
 
     @classmethod
@@ -92,6 +95,10 @@ class Measurement:
     anterior: Anterior | None = None
     method: str = MeasureConfig.method
     image_shape: tuple[int, int] = (0, 0)
+    excluded: dict[str, str] = field(default_factory=dict)  # level (or "level side") → why it feeds no angle
+    sign: int = 1                     # +1 when anterior points to +x in the image frame
+    heads_reason: str = HEADS_NOT_IN_VIEW  # why no femoral heads are used, when none are
+    uncertain: dict[str, str] = field(default_factory=dict)  # level → why its name is uncertain
 
     def values(self) -> dict[str, float]:
         return {name: self.angles[name].value for name in ANGLE_NAMES}
@@ -201,18 +208,22 @@ def measure_instances(
     fit_H = frame.H if frame is not None and frame.trusted else None
     for lv in chain:
         inst = kept[naming.levels[lv]]
+        given = corner_endplates(inst, lv) if c.use_corners else {}
         try:
             # the sacrum: only its top edge is an endplate (it may taper to a tip below)
             fit = fit_in_frame(inst.contour(), cranial[lv], inst.centre(), c.method, lv,
                                ("superior",) if lv == "S1" else SIDES, fit_H)
         except EndplateError as e:
-            level_reason[lv] = f"endplate fit failed ({e})"
-            continue
+            if not given:
+                level_reason[lv] = f"endplate fit failed ({e})"
+                continue
+            fit = {}
         for side, seg in list(fit.items()):
-            if touches_border(seg, shape, c.border_px):
+            if side not in given and touches_border(seg, shape, c.border_px):
                 del fit[side]  # the photo's edge cut the vertebra: that line is the crop, not the endplate
                 level_reason[f"{lv} {side}"] = "endplate cut by the image border"
                 flags.append(f"{lv} {side} endplate cut by the image border: not used")
+        fit.update(given)  # an endplate given by its two corners is used as given
         if fit:
             raw[lv] = fit
 
@@ -222,25 +233,23 @@ def measure_instances(
         if circ is None or circ[2] < c.min_circle_radius:
             flags.append(f"femoral head #{idx[i]} unusable outline: ignored")
             continue
-        heads.append((kept[i].score, circ, i))
+        heads.append((kept[i].score, circ))
     if len(heads) > 2:
         flags.append(f"{len(heads)} femoral heads: kept the two best scored")
-    heads = sorted(heads, key=lambda t: -t[0])[:2]
-    head_insts = [kept[i] for _, _, i in heads]
-    heads = [h for _, h, _ in heads]
+    heads = [h for _, h in sorted(heads, key=lambda t: -t[0])[:2]]
     axis = np.mean([h[:2] for h in heads], axis=0) if heads else None
 
     up = np.array([0.0, -1.0])  # cranial direction of the spine in the image
     if len(centres) >= 2:
         d = centres[0] - centres[-1]
         up = d / np.linalg.norm(d) if np.linalg.norm(d) > 0 else up
-    heads_reason = "femoral heads not in view"
+    heads_reason = HEADS_NOT_IN_VIEW
     s1_plate = raw.get("S1", {}).get("superior")
     if axis is not None and s1_plate is not None:
         why = implausible_hip_axis(np.asarray(s1_plate, float), axis, up)
         if why:
             flags.append(f"femoral heads ignored: {why}")
-            heads, head_insts, axis, heads_reason = [], [], None, f"femoral heads implausibly placed: {why}"
+            heads, axis, heads_reason = [], None, f"femoral heads implausibly placed: {why}"
 
     # anterior side
     if c.anterior == "auto":
@@ -259,35 +268,29 @@ def measure_instances(
     }
     sign = 1 if (ant.sign * lateral_of(up))[0] >= 0 else -1
 
-    # frame
-    use_frame = "image"
-    plates, circles = endplates, [list(h) for h in heads]
-    if frame is not None and frame.trusted:
-        Hinv = np.linalg.inv(frame.H)
-        plates = map_endplates(Hinv, endplates)
-        circles = [circle_in_frame(inst, Hinv) for inst in head_insts]
-        use_frame = "radiograph"
-        try:  # the mapped plates keep [anterior, posterior]: read the sign in the new frame
-            sign = anterior_sign([seg for sides in plates.values() for seg in sides.values()])
-        except ValueError:
-            pass
-
-    # which levels may feed an angle
+    # frame, and which levels may feed an angle
     excluded = dict(level_reason)
     if c.on_implausible == "nan":
         for lv, why in naming.uncertain.items():
             excluded.setdefault(lv, f"level name uncertain ({why})")
-    usable = {lv: sides for lv, sides in plates.items() if lv not in excluded}
-    angles = sagittal_angles(usable, circles, sign=sign) if usable else {}
-    final: dict[str, Angle] = {}
-    for name in ANGLE_NAMES:
-        a = angles.get(name)
-        if a is not None and a.measured and math.isfinite(a.value):
-            final[name] = a
-            continue
-        final[name] = Angle.missing(_reason(name, insts, kept, usable, excluded, circles, heads_reason))
+    H = frame.H if frame is not None and frame.trusted else None
+    final, use_frame = endplate_angles(endplates, [list(h) for h in heads], H, sign, excluded, heads_reason)
+    general = _general_reason(insts, kept)
+    if general:
+        final = {name: a if a.measured else Angle.missing(general) for name, a in final.items()}
     return Measurement(final, use_frame, frame, kept, dict(naming.levels), endplates,
-                       [tuple(h) for h in heads], removals, flags, ant, c.method, shape)
+                       [tuple(h) for h in heads], removals, flags, ant, c.method, shape,
+                       excluded, sign, heads_reason, dict(naming.uncertain))
+
+
+def corner_endplates(inst: Instance, level: str) -> dict[str, np.ndarray]:
+    """The endplates an instance's corner points give (both ends present): side → [end, end]
+    (image frame, px); S1 has only its superior endplate."""
+    out = {}
+    for side, (a, p) in CORNER_SIDES.items():
+        if a in inst.corners and p in inst.corners and (level != "S1" or side == "superior"):
+            out[side] = np.array([inst.corners[a][:2], inst.corners[p][:2]], dtype=float)
+    return out
 
 
 def fit_in_frame(contour: np.ndarray, cranial: np.ndarray, centre: np.ndarray, method: str, level: str,
@@ -301,15 +304,6 @@ def fit_in_frame(contour: np.ndarray, cranial: np.ndarray, centre: np.ndarray, m
     a, b = apply_homography(Hinv, [centre, centre + 10.0 * np.asarray(cranial, float)])
     fit = fit_endplates(apply_homography(Hinv, contour), b - a, method, level, which)
     return {side: apply_homography(H, seg) for side, seg in fit.items()}
-
-
-def circle_in_frame(inst: Instance, Hinv: np.ndarray) -> list[float]:
-    """A femoral head's circle in the radiograph frame (`Hinv`: image → radiograph): fitted to its
-    mapped outline (a polygon's own points, else the mask's contour; a circle on the film is an
-    ellipse in a keystoned photo), or a drawn circle's centre mapped."""
-    pts = inst.polygon if inst.polygon is not None and len(inst.polygon) >= 5 else inst.contour()
-    circ = None if inst.circle is not None else fit_circle(apply_homography(Hinv, pts))
-    return list(circ) if circ is not None else map_circles(Hinv, [circle_of(inst)])[0]
 
 
 def touches_border(segment: np.ndarray, image_shape: Sequence[int], border_px: float) -> bool:
@@ -339,18 +333,10 @@ def implausible_hip_axis(s1_superior: np.ndarray, axis: np.ndarray, up: np.ndarr
     return ""
 
 
-def _reason(name, insts, kept, usable, excluded, circles, heads_reason="femoral heads not in view") -> str:
+def _general_reason(insts, kept) -> str:
+    """Why no angle at all can be measured, when it is the vertebrae that are missing."""
     if not any(i.is_vertebra for i in insts):
         return "no vertebrae found"
     if not any(i.is_vertebra for i in kept):
         return "every vertebra removed by the clean-up"
-    parts = []
-    for lv, side in REQUIRED_ENDPLATES[name]:
-        if lv in usable and side in usable[lv]:
-            continue
-        parts.append(f"{lv} {side}: {excluded.get(f'{lv} {side}', excluded.get(lv, 'level not found'))}")
-    if parts:
-        return "; ".join(parts)
-    if name in NEEDS_FEMORAL_HEADS and not circles:
-        return heads_reason
-    return "not measurable"
+    return ""

@@ -3,7 +3,9 @@
 Modules: `uploads` (a multipart upload into memory under byte and pixel limits, decoded with the
 EXIF orientation applied), `results` (a Measurement as JSON with an inline overlay PNG),
 `reference` (the study's and our benchmark's errors per angle), `checkpoints` (which model to
-serve), `app` (`create_app`, the FastAPI app); `static/` holds the page (plain HTML/CSS/JS).
+serve), `corrections` (endplates a reader moved → the angles again, a Labelme JSON), `app`
+(`create_app`, the FastAPI app); `static/` holds the page (plain HTML/CSS/JS; `editor.js` the
+movable endplates).
 For checks and pictures: `standin` (a Labelme folder's ground truth posing as a model) and
 `browser` (the app in a thread, headless Chromium, the README screenshot).
 """

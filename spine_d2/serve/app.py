@@ -5,8 +5,9 @@ read into memory (`uploads.read_upload`), decoded with the EXIF orientation appl
 (`uploads.decode_upload`), measured by `spine_d2.engine.inference.measure_image` and drawn by
 `draw_overlay` (`results`). The model runs behind a lock in the server's thread pool: requests are
 answered concurrently, model calls one at a time. Uploads are not written anywhere unless
-`keep_uploads` names a folder. Routes: `GET /` (the page), `POST /api/measure`, `GET /api/health`,
-`GET /api/reference`, OpenAPI docs at `/docs`.
+`keep_uploads` names a folder. Routes: `GET /` (the page), `POST /api/measure`, `POST /api/angles`
+(the angles again from endplates a reader moved, `corrections`), `POST /api/labelme` (the photo's
+Labelme JSON with those endplates), `GET /api/health`, `GET /api/reference`, OpenAPI docs at `/docs`.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
@@ -26,6 +28,8 @@ from starlette.concurrency import run_in_threadpool
 
 from spine_d2.engine.inference import measure_image
 from spine_d2.measure import MeasureConfig
+from spine_d2.measure.frame_angles import HEADS_NOT_IN_VIEW
+from spine_d2.serve.corrections import CorrectionError, labelme_with_corrections, recompute
 from spine_d2.serve.reference import reference_figures
 from spine_d2.serve.results import measurement_json, overlay_png
 from spine_d2.serve.uploads import FIELD, Upload, UploadError, decode_upload, read_upload
@@ -67,7 +71,41 @@ class MeasureOut(BaseModel):
     notes: str
     row: dict[str, Any]  # the predictions.csv row: image, TK, LL, LL_S1, SS, PT, PI, frame, notes
     overlay_png: str     # data:image/png;base64,… (pixels only: no EXIF)
+    geometry: dict[str, Any]  # what the angles came from (image frame, px): send it back, moved, to /api/angles
+    labelme: dict[str, Any]   # the photo's Labelme pre-annotation (imagePath: the upload's file name)
     seconds: float
+
+
+class GeometryIn(BaseModel):
+    """The `geometry` of a /api/measure answer, endplates moved (image frame of the photo, px)."""
+
+    endplates: dict[str, dict[str, list[list[float]]]]  # level → superior|inferior → [anterior, posterior] [x, y]
+    femoral_heads: list[list[float]] = []               # [[cx, cy, r], …]
+    homography: Optional[list[list[float]]] = None      # radiograph → image, when measured in the radiograph frame
+    anterior_sign: int = 1                              # +1: anterior points to +x in the image
+    excluded: dict[str, str] = {}                       # level → why it feeds no angle
+    heads_reason: str = HEADS_NOT_IN_VIEW
+    frame: str = "image"                                # informative; the homography decides
+    corrected: list[str] = []                           # endplates the reader moved: "L1 superior", …
+    image: str = ""                                     # for the CSV row
+    notes: str = ""                                     # the measurement's notes, for the CSV row
+
+
+class AngleCorrectedOut(AngleOut):
+    corrected: bool = False  # an endplate this angle uses was moved by the reader
+
+
+class AnglesOut(BaseModel):
+    angles: dict[str, AngleCorrectedOut]
+    frame: str
+    corrected: list[str]
+    note: str
+    row: dict[str, Any]
+
+
+class LabelmeIn(BaseModel):
+    labelme: dict[str, Any]                             # the document /api/measure returned
+    endplates: dict[str, dict[str, list[list[float]]]] = {}  # the corrected endplates, image frame
 
 
 class Problem(BaseModel):
@@ -110,6 +148,13 @@ def create_app(predictor: Any, measure_cfg: Any = None, *, max_upload_bytes: int
                               "photo or screenshot of a lateral X-ray. Uploads are kept in memory only.")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
+    @app.exception_handler(RequestValidationError)
+    async def plain_422(request: Request, exc: RequestValidationError):
+        where = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg', '')}"
+                          for e in exc.errors())
+        return JSONResponse({"detail": f"the request body is not what this endpoint takes ({where})"},
+                            status_code=422)
+
     def measure(upload: Upload) -> dict:
         start = time.perf_counter()
         image = decode_upload(upload, max_pixels)
@@ -150,5 +195,23 @@ def create_app(predictor: Any, measure_cfg: Any = None, *, max_upload_bytes: int
             log.exception("measurement failed")
             return JSONResponse({"detail": f"the measurement failed on this photo ({type(e).__name__}: {e})"},
                                 status_code=500)
+
+    @app.post("/api/angles", response_model=AnglesOut, responses={422: {"model": Problem}})
+    def angles(body: GeometryIn):
+        """The six angles again from a /api/measure `geometry` whose endplates a reader moved (image
+        frame, px), by the measurement's own angle definitions and frame."""
+        try:
+            return recompute(body.model_dump())
+        except CorrectionError as e:
+            return JSONResponse({"detail": str(e)}, status_code=422)
+
+    @app.post("/api/labelme", responses={422: {"model": Problem}})
+    def labelme(body: LabelmeIn) -> dict:
+        """The photo's Labelme JSON (from /api/measure) with the corrected endplates as corner
+        points (`L1_sa`, `L1_sp`, … flagged `corrected`): save it beside the photo."""
+        try:
+            return labelme_with_corrections(body.model_dump())
+        except CorrectionError as e:
+            return JSONResponse({"detail": str(e)}, status_code=422)
 
     return app

@@ -3,7 +3,11 @@
 The overlay is `spine_d2.measure.draw_overlay` drawn on the decoded pixels, shrunk to a long side of
 at most `max_side` and encoded afresh as PNG by OpenCV, which writes no metadata: nothing of the
 upload's EXIF (GPS, time, device) can reach the answer. `row` is the `measurement_row` of
-tools/predict.py's predictions.csv, so the page's CSV has the same columns.
+tools/predict.py's predictions.csv, so the page's CSV has the same columns. `geometry` is what the
+angles were computed from, in the image frame of the decoded photo (px): the endplates, femoral
+heads, the radiograph→image homography when the angles are in the radiograph frame, the anterior
+side and what was left out; the page moves its endplates and sends it back to `POST /api/angles`.
+`labelme` is the photo's Labelme pre-annotation (`spine_d2.measure.preannotation`).
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import numpy as np
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.evaluation.agreement import json_safe
 from spine_d2.measure import Measurement, draw_overlay, measurement_row
+from spine_d2.measure.preannotation import labelme_document
 
 FRAME_TEXT = {
     "radiograph": "radiograph frame: the photo's rotation/perspective was corrected before measuring",
@@ -42,6 +47,20 @@ def data_url(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
+def geometry_json(m: Measurement) -> dict[str, Any]:
+    """What the angles were computed from (image frame, px): see the module docstring."""
+    return {
+        "frame": m.frame,
+        "homography": m.correction.H.tolist() if m.frame == "radiograph" else None,  # radiograph → image
+        "anterior_sign": int(m.sign),
+        "endplates": {lv: {side: np.asarray(seg, float).tolist() for side, seg in sides.items()}
+                      for lv, sides in m.endplates.items()},
+        "femoral_heads": [[float(v) for v in h] for h in m.femoral_heads],
+        "excluded": dict(m.excluded),
+        "heads_reason": m.heads_reason,
+    }
+
+
 def measurement_json(name: str, m: Measurement, image_shape, png: bytes) -> dict[str, Any]:
     """The API's answer for one photo (see the module docstring)."""
     angles = {}
@@ -63,4 +82,6 @@ def measurement_json(name: str, m: Measurement, image_shape, png: bytes) -> dict
         "notes": m.notes,
         "row": json_safe(measurement_row(Path(name).stem, m)),  # keyed as predictions.csv
         "overlay_png": data_url(png),
+        "geometry": geometry_json(m),
+        "labelme": labelme_document(m, Path(name).name or "photo.jpg"),
     }

@@ -47,6 +47,7 @@ class AnnotationPredictor:
 
     def __init__(self, root: str | Path, class_map: str = "default"):
         self.class_names = list(get_class_map(class_map).classes)
+        self.name = f"ground truth of {root} (a stand-in, not a model)"
         self.records = {}
         for rec in load_labelme_dataset(root, class_map):
             self.records[pixel_key(read_image(rec["file_name"]))] = rec

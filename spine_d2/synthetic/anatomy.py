@@ -16,7 +16,7 @@ rounded rim of the body starts. Both are vertices of the level's polygon.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -106,43 +106,21 @@ class Body:
     superior: np.ndarray  # (2, 2) [anterior, posterior]
     inferior: np.ndarray  # (2, 2)
     posterior: np.ndarray | None = None  # outline of pedicle, facets, spinous process
+    corners: np.ndarray | None = None  # (4, 2) unrounded [sup. anterior, sup. posterior, inf. posterior, inf. anterior]
+    rounding: float = 0.0  # mm of plate given to the rounded rim at each corner
+    waist: float = 0.0  # mm the anterior wall is drawn in at mid-height
 
 
 @dataclass
 class Anatomy:
-    """Everything the radiograph shows, in one frame. Labelled: `bodies` (C6–L5, S1) and `heads`."""
+    """The patient's sagittal plan (patient frame, mm): labelled `bodies` (C6–L5, S1) and `heads`,
+    the sacrum below S1 and the pelvis frame the 3-D build hangs the pelvis and femora on."""
 
     bodies: dict[str, Body]
     heads: np.ndarray  # (k, 3) cx, cy, r of the femoral heads
     sacrum: np.ndarray  # outline of S2…coccyx (unlabelled)
-    ribs: list[np.ndarray] = field(default_factory=list)  # centre lines
-    rib_width: float = 9.0
-    ilium: list[np.ndarray] = field(default_factory=list)
-    femora: list[np.ndarray] = field(default_factory=list)  # shaft/neck outlines
-    ischium: list[np.ndarray] = field(default_factory=list)
-    skin: np.ndarray | None = None  # soft-tissue outline
-    lungs: np.ndarray | None = None
-    heart: np.ndarray | None = None
-
-    def mapped(self, M: np.ndarray) -> "Anatomy":
-        """The same anatomy with every point taken through the 3×3 matrix `M` (lengths by its scale)."""
-        M = np.asarray(M, dtype=float)
-        scale = math.sqrt(abs(np.linalg.det(M[:2, :2])))
-
-        def tp(p):
-            if p is None:
-                return None
-            p = np.asarray(p, dtype=float)
-            h = p.reshape(-1, 2) @ M[:2, :2].T + M[:2, 2]
-            return h.reshape(p.shape)
-
-        bodies = {k: Body(tp(b.polygon), tp(b.superior), tp(b.inferior), tp(b.posterior))
-                  for k, b in self.bodies.items()}
-        heads = np.array([[*tp(h[:2]), h[2] * scale] for h in self.heads]).reshape(-1, 3)
-        return Anatomy(bodies, heads, tp(self.sacrum), [tp(r) for r in self.ribs],
-                       self.rib_width * scale, [tp(p) for p in self.ilium],
-                       [tp(p) for p in self.femora], [tp(p) for p in self.ischium],
-                       tp(self.skin), tp(self.lungs), tp(self.heart))
+    sacral: np.ndarray | None = None  # (6, 2, 2) [anterior, posterior] points down the sacrum
+    pelvis: dict | None = None  # axis (hip axis, mm), e1 (S1 midpoint → hip axis), e2 (anterior), dist (mm)
 
 
 def _dirs(tilt_deg: float) -> tuple[np.ndarray, np.ndarray]:
@@ -217,8 +195,13 @@ def _posterior_elements(p_sup, p_inf, tilt: float, h: float, level: str, rng) ->
     return smooth_closed(out, 2)
 
 
-def build_anatomy(patient: Patient, rng: np.random.Generator) -> Anatomy:
-    """The lateral spine, sacrum, pelvis, femora, ribs and soft tissue of `patient` (patient frame)."""
+def build_anatomy(patient: Patient, rng: np.random.Generator, pathology=None) -> Anatomy:
+    """The sagittal plan of `patient` (patient frame): the spine chained up from S1, the sacrum
+    and the hip axis; `pathology` (`spine_d2.synthetic.pathology.Pathology`) may narrow discs,
+    wedge fractured bodies, slip a level or make the lumbosacral segment transitional."""
+    from spine_d2.synthetic.pathology import Pathology, apply_to_plan
+
+    pathology = pathology or Pathology()
     s = patient.size
     # --- segmental angles (lordotic positive), bottom-up ---------------------------------------
     wedge = {lv: -BODY_DIMS[lv][2] + rng.normal(0, 1.0) for lv in BODY_DIMS}
@@ -240,10 +223,12 @@ def build_anatomy(patient: Patient, rng: np.random.Generator) -> Anatomy:
         wedge[lv] = -abs(rng.normal(3.0, 1.5))
     disc["C7"] = rng.normal(4.0, 2.0)
     disc["C6"] = rng.normal(6.0, 2.0)
+    heights = dict(DISC_HEIGHT)
+    apply_to_plan(pathology, wedge, disc, heights, tk_levels)
 
     # --- chain the bodies upward; the T12-L1 junction (outside every angle) rebalances the trunk
     chain_seed = int(rng.integers(2**31))
-    bodies, a_b, p_b, d1 = _chain(patient, wedge, disc, np.random.default_rng(chain_seed))
+    bodies, a_b, p_b, d1 = _chain(patient, wedge, disc, np.random.default_rng(chain_seed), heights, pathology.slips)
     l1 = bodies["L1"].superior.mean(axis=0)
     t1 = bodies["T1"].superior.mean(axis=0)
     target_x = bodies["S1"].superior[1][0] + rng.normal(10.0, 20.0) * s + (
@@ -252,13 +237,14 @@ def build_anatomy(patient: Patient, rng: np.random.Generator) -> Anatomy:
     length = float(np.linalg.norm(t1 - l1))
     want = math.degrees(math.asin(float(np.clip((target_x - l1[0]) / length, -0.9, 0.9))))
     disc["T12"] += float(np.clip(lean - want, -25.0, 25.0))
-    bodies, a_b, p_b, d1 = _chain(patient, wedge, disc, np.random.default_rng(chain_seed))
+    bodies, a_b, p_b, d1 = _chain(patient, wedge, disc, np.random.default_rng(chain_seed), heights, pathology.slips)
     t_s1 = -patient.SS
-    return _surroundings(patient, bodies, a_b, p_b, d1, t_s1, rng)
+    return _surroundings(patient, bodies, a_b, p_b, d1, t_s1, rng, pathology.transitional == "lumbarised S1")
 
 
-def _chain(patient: Patient, wedge: dict, disc: dict, rng: np.random.Generator):
-    """Bodies S1 → C6 chained upward from the S1 plate (midpoint at the origin, tilt −SS)."""
+def _chain(patient: Patient, wedge: dict, disc: dict, rng: np.random.Generator, heights: dict, slips: dict):
+    """Bodies S1 → C6 chained upward from the S1 plate (midpoint at the origin, tilt −SS); disc
+    heights in mm at size 1, `slips` mm forward over the level below."""
     s = patient.size
     bodies: dict[str, Body] = {}
     t_s1 = -patient.SS
@@ -270,7 +256,7 @@ def _chain(patient: Patient, wedge: dict, disc: dict, rng: np.random.Generator):
     a_b = a_s1 + down * S1_HEIGHT * s + u * 3.0
     p_b = p_s1 + down * (S1_HEIGHT - 4.0) * s + u * 5.0
     poly, sup, inf = rounded_body(a_s1, p_s1, p_b, a_b, 1.8 * s, 2.5 * s, 0.8)
-    bodies["S1"] = Body(poly, sup, inf, None)
+    bodies["S1"] = Body(poly, sup, inf, None, np.array([a_s1, p_s1, p_b, a_b]), 1.8 * s, 0.8)
     below_sup, t_below = (a_s1, p_s1), t_s1
     order = ("L5", "L4", "L3", "L2", "L1") + tuple(reversed(THORACIC)) + ("C7", "C6")
     for lv in order:
@@ -280,29 +266,32 @@ def _chain(patient: Patient, wedge: dict, disc: dict, rng: np.random.Generator):
         t_inf = t_below + d_ang
         ub, nb = _dirs(t_below)
         d_prev = np.linalg.norm(below_sup[0] - below_sup[1])
-        hd = max(DISC_HEIGHT[lv] * s, d_prev / 2 * math.tan(math.radians(abs(d_ang))) + 1.2)
-        mid = (below_sup[0] + below_sup[1]) / 2 + nb * hd + ub * rng.normal(0.0, 1.0)
+        hd = max(heights[lv] * s, d_prev / 2 * math.tan(math.radians(abs(d_ang))) + 1.2)
+        mid = (below_sup[0] + below_sup[1]) / 2 + nb * hd + ub * (rng.normal(0.0, 1.0) + slips.get(lv, 0.0))
         ui, ni = _dirs(t_inf)
         a_i, p_i = mid + ui * depth / 2, mid - ui * depth / 2
         w = wedge[lv]
         tw = math.tan(math.radians(w)) * depth / 2
         height = max(height, abs(tw) + 4.0)
         a_s, p_s = a_i + ni * (height + tw), p_i + ni * (height - tw)
-        r_plate = rng.uniform(1.2, 2.2) * s
-        poly, sup, inf = rounded_body(a_s, p_s, p_i, a_i, r_plate, r_plate * 1.3, rng.uniform(0.5, 1.5))
+        r_plate, waist = rng.uniform(1.2, 2.2) * s, rng.uniform(0.5, 1.5)
+        poly, sup, inf = rounded_body(a_s, p_s, p_i, a_i, r_plate, r_plate * 1.3, waist)
         t_sup = t_inf + w
         post = _posterior_elements(p_s, p_i, (t_inf + t_sup) / 2, height, lv, rng)
-        bodies[lv] = Body(poly, sup, inf, post)
+        bodies[lv] = Body(poly, sup, inf, post, np.array([a_s, p_s, p_i, a_i]), r_plate, waist)
         below_sup, t_below = (a_s, p_s), t_sup
     return bodies, a_b, p_b, d1
 
 
 def _surroundings(patient: Patient, bodies: dict, a_b, p_b, d1: float, t_s1: float,
-                  rng: np.random.Generator) -> Anatomy:
-    """Sacrum, femoral heads, pelvis, femora, ribs and soft tissue around the chained spine."""
+                  rng: np.random.Generator, lumbarised: bool = False) -> Anatomy:
+    """The sacrum below S1 (a disc-like gap under a lumbarised S1) and the hip axis (PT off the
+    vertical, ~3.3 S1 plate lengths away)."""
     s = patient.size
-    order = ("L5", "L4", "L3", "L2", "L1") + tuple(reversed(THORACIC)) + ("C7", "C6")
-    # --- sacrum below S1: a curved, tapering plate ---------------------------------------------
+    # --- sacrum below S1: a curved, tapering column of fused segments --------------------------
+    if lumbarised:
+        gap = -_dirs(t_s1)[1] * 6.0 * s
+        a_b, p_b = a_b + gap, p_b + gap
     sac_a, sac_p = [a_b], [p_b]
     ang, width = t_s1, np.linalg.norm(a_b - p_b)
     pa, pp = a_b, p_b
@@ -316,77 +305,14 @@ def _surroundings(patient: Patient, bodies: dict, a_b, p_b, d1: float, t_s1: flo
         sac_a.append(pa)
         sac_p.append(pp)
     sacrum = smooth_closed(np.array(sac_a + sac_p[::-1]), 2)
-
-    # --- femoral heads at the hip axis (PT off the vertical, ~3.3 S1 plate lengths away) --------
-    mid_s1 = np.zeros(2)
+    # --- femoral heads on the hip axis (both project there on a true lateral) -------------------
     dist = 3.3 * d1 * rng.uniform(0.92, 1.05)
     pt = math.radians(patient.PT)
-    axis = mid_s1 + dist * np.array([math.sin(pt), math.cos(pt)])
-    off = rng.normal(0.0, 3.0, 2) * s
+    axis = dist * np.array([math.sin(pt), math.cos(pt)])
     r1, r2 = FEMORAL_HEAD_RADIUS * s * rng.uniform(0.95, 1.05, 2)
-    heads = np.array([[*(axis + off), r1], [*(axis - off), r2]])
-
-    # pelvis frame: origin hip axis, e1 from S1 midpoint to hip axis, e2 anterior
-    e1 = (axis - mid_s1) / dist
+    heads = np.array([[*axis, r1], [*axis, r2]])
+    e1 = axis / dist  # pelvis frame: S1 midpoint → hip axis, and anterior
     e2 = np.array([e1[1], -e1[0]])
-    if e2[0] < 0:
-        e2 = -e2
-    P = lambda a, b: mid_s1 + dist * (a * e1 + b * e2)  # noqa: E731
-    ilium_pts = [(0.05, -0.42), (-0.30, -0.28), (-0.42, 0.05), (-0.28, 0.45), (-0.05, 0.62),
-                 (0.25, 0.55), (0.55, 0.42), (0.78, 0.28), (0.92, 0.05), (0.75, -0.05),
-                 (0.55, -0.22), (0.35, -0.40)]
-    jit = lambda: rng.normal(0.0, 0.02, 2)  # noqa: E731
-    ilium = [np.array([P(a + j[0], b + j[1]) for (a, b), j in zip(ilium_pts, [jit() for _ in ilium_pts])])
-             for _ in range(2)]
-    ilium[1] = ilium[1] + rng.normal(0.0, 6.0, 2)
-    ilium = [smooth_closed(il, 3) for il in ilium]
-    ischium = [np.array([P(a, b) for a, b in [(0.95, -0.1), (1.35, -0.25), (1.55, -0.1), (1.5, 0.1),
-                                               (1.3, 0.12), (1.2, 0.35), (1.28, 0.6), (1.18, 0.7),
-                                               (1.0, 0.45), (0.95, 0.2)]])]
-    ischium = [smooth_closed(p, 3) for p in ischium]
-    femora = []
-    for h in heads:
-        c = h[:2]
-        shaft = np.array([rng.normal(0.06, 0.04), 1.0])
-        shaft /= np.linalg.norm(shaft)
-        troch = c + np.array([-8.0, 38.0]) * s
-        femora.append(np.array([c + [4.0 * s, 6.0 * s], troch, troch + shaft * 120 * s, troch + shaft * 280 * s]))
-
-    # --- ribs: one pair per thoracic level, from behind the body forward and down ---------------
-    ribs = []
-    for i, lv in enumerate(THORACIC):
-        b = bodies[lv]
-        o = b.superior[1] + np.array([-10.0, 2.0]) * s
-        for side in range(2):
-            if rng.random() < 0.25:  # not every rib stands out
-                continue
-            reach = (rng.uniform(120.0, 170.0) - 8.0 * max(0, i - 8) ** 2) * s
-            drop = rng.uniform(45.0, 85.0) * s
-            dx, dy = (0.0, 0.0) if side == 0 else rng.normal([-6.0, 8.0], 3.0)
-            c1 = o + np.array([-30.0 + dx, 8.0 + dy]) * s
-            c2 = o + np.array([reach * rng.uniform(0.0, 0.4), drop * rng.uniform(0.9, 1.3) + dy])
-            p3 = o + np.array([reach, drop + dy])
-            k = np.linspace(0, 1, 16)[:, None]
-            curve = ((1 - k) ** 3) * o + 3 * ((1 - k) ** 2) * k * c1 + 3 * (1 - k) * k ** 2 * c2 + k ** 3 * p3
-            ribs.append(curve)
-
-    # --- soft tissue, lungs, heart -------------------------------------------------------------
-    levels = order[::-1][2:]  # T1 … L5
-    post_line = np.array([bodies[lv].superior[1] for lv in levels])
-    ant_line = np.array([bodies[lv].superior[0] for lv in levels])
-    back = post_line + np.array([-(70.0 + 20 * rng.random()) * s, 0.0])
-    belly = rng.uniform(140.0, 260.0) * s
-    front = ant_line + np.array([1.0, 0.0]) * np.linspace(150 * s, belly, len(levels))[:, None]
-    bottom = axis[1] + 260 * s
-    skin = np.vstack([back[:1] + [0, -120 * s], back, [[back[-1][0] - 40 * s, axis[1]],
-                                                      [back[-1][0] - 20 * s, bottom]],
-                      [[axis[0] + 150 * s, bottom], [front[-1][0] + 20 * s, axis[1] - 40 * s]],
-                      front[::-1], front[:1] + [0, -120 * s]])
-    t1, t10, t12 = bodies["T1"].superior[0], bodies["T10"].inferior[0], bodies["T12"].inferior[1]
-    lungs = np.array([t1 + [-40 * s, 0], t1 + [60 * s, -10 * s], t1 + [140 * s, 40 * s],
-                      t10 + [150 * s, -30 * s], t10 + [90 * s, -10 * s], t10 + [20 * s, 5 * s],
-                      t12 + [-40 * s, 10 * s], t12 + [-60 * s, -30 * s]])
-    t7 = bodies["T7"].superior[0]
-    heart = np.array([t7 + [30 * s, 0], t7 + [110 * s, 10 * s], t10 + [150 * s, -20 * s],
-                      t10 + [60 * s, 5 * s], t10 + [25 * s, -20 * s]])
-    return Anatomy(bodies, heads, sacrum, ribs, 9.0 * s, ilium, femora, ischium, skin, lungs, heart)
+    e2 = -e2 if e2[0] < 0 else e2
+    return Anatomy(bodies, heads, sacrum, np.stack([np.array(sac_a), np.array(sac_p)], 1),
+                   {"axis": axis, "e1": e1, "e2": e2, "dist": dist})

@@ -47,7 +47,8 @@ from spine_d2.levels import LEVELS
 from spine_d2.synthetic.anatomy import Anatomy, build_anatomy, sample_patient
 from spine_d2.synthetic.capture import Capture, capture, clip_polygon, inside_depth, polygon_area
 from spine_d2.synthetic.knobs import Knobs, as_dict, knobs_for
-from spine_d2.synthetic.radiograph import frame_film, render_radiograph
+from spine_d2.synthetic.pathology import Pathology
+from spine_d2.synthetic.radiograph import render_radiograph
 
 LABELME_VERSION = "6.3.1"  # what labelme 6.3.1 (pinned in requirements.txt) writes
 MIN_VISIBLE_FRACTION = 0.5
@@ -72,6 +73,9 @@ def annotate(anat: Anatomy, cap: Capture) -> dict:
     H = cap.H
     shapes, endplates, heads, dropped = [], {}, [], {}
     for level in LEVELS:
+        if level not in anat.bodies:
+            dropped[level] = "outside the film"
+            continue
         body = anat.bodies[level]
         poly = apply_homography(H, body.polygon)
         area = polygon_area(poly)
@@ -118,13 +122,13 @@ def make_image(index: int, seed: int, n: int, knobs: Knobs, out: Path) -> dict:
     """Render, capture, label and write image `index`; returns its measurements row and view."""
     rng = np.random.default_rng([seed, index])
     patient = sample_patient(rng, knobs.deformity_fraction, knobs.cover_fraction)
-    anat_mm = build_anatomy(patient, rng)
+    pathology = Pathology.sample(rng, knobs.pathology_fraction, knobs.hardware_fraction)
+    anat_mm = build_anatomy(patient, rng, pathology)
     mirror = bool(rng.random() < knobs.mirror_fraction)
-    view, M, size, px_per_mm = frame_film(anat_mm, rng, knobs, mirror)
-    anat = _rounded(anat_mm.mapped(M))
-    film = render_radiograph(anat, size, px_per_mm, rng, knobs)
+    film = render_radiograph(patient, anat_mm, rng, knobs, mirror, pathology)
+    anat = _rounded(film.labels)
     for _ in range(5):  # a capture that leaves almost no spine in view is taken again
-        cap = capture(film, rng, knobs)
+        cap = capture(film.image, rng, knobs)
         labels = annotate(anat, cap)
         if sum(s["label"] != "FH" for s in labels["shapes"]) >= MIN_LEVELS:
             break
@@ -147,10 +151,12 @@ def make_image(index: int, seed: int, n: int, knobs: Knobs, out: Path) -> dict:
             "angle_notes": {k: a.reason for k, a in labels["angles"].items() if not a.measured},
             "not_labelled": labels["dropped"],
             "visible_region": np.round(cap.visible, 4).tolist(),
-            "capture": {**cap.params, "view": view, "mirrored": mirror, "film_size": [size[1], size[0]],
-                        "film_px_per_mm": round(float(px_per_mm), 6)},
+            "capture": {**cap.params, **film.info, "mirrored": mirror,
+                        "film_size": [film.image.shape[1], film.image.shape[0]],
+                        "film_px_per_mm": round(float(film.info["film_px_per_mm"]), 6)},
             "patient_intended": {"kind": patient.kind, **{k: round(getattr(patient, k), 4)
                                                            for k in ("TK", "LL", "LL_S1", "SS", "PT", "PI")}},
+            "pathology": pathology.describe(),
         },
     }
     (out / "annotations" / f"{stem}.json").write_text(json.dumps(doc, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -17,6 +17,10 @@ class Knobs:
     mirror_fraction: float = 0.3     # patient facing left
     deformity_fraction: float = 0.15  # couplings broken: lost lordosis, retroverted pelvis
     cover_fraction: float = 0.2      # TK, LL, SS uniform over the reference study's ranges
+    pathology_fraction: float = 0.35  # degenerated discs, fractures, slips, transitional segments
+    hardware_fraction: float = 0.08  # post-operative: pedicle screws, rods, cages
+    scoliosis: float = 0.12          # a coronal curve with axial rotation (double contours)
+    ct_fraction: float = 0.08        # rendered like a DRR from a CT: no film processing or noise, cut-off field
     zoom: float = 0.15               # viewer zoom beyond "fit", up to this fraction (crops the film)
     # the film
     exposure_jitter: float = 0.15    # spread of window/level and gamma
@@ -44,11 +48,13 @@ class Knobs:
 PRESETS: dict[str, Knobs] = {
     "realistic": Knobs(),
     "easy": Knobs(photo_fraction=0.5, partial_fraction=0.0, mirror_fraction=0.0, zoom=0.0,
+                  pathology_fraction=0.1, hardware_fraction=0.0, scoliosis=0.0, ct_fraction=0.0,
                   exposure_jitter=0.05, scatter=0.15, quantum_noise=0.01, tilt=5.0,
                   rotation_deg=2.0, crop=0.0, moire=0.0, glare=0.0, blur_sigma=0.5,
                   motion_blur=0.0, noise_sd=2.0, vignette=0.1, color_cast=0.03,
                   jpeg_quality_min=85, text=0.5, ui=0.3),
     "hard": Knobs(partial_fraction=0.45, mirror_fraction=0.4, deformity_fraction=0.2, zoom=0.35,
+                  pathology_fraction=0.6, hardware_fraction=0.2, scoliosis=0.25, ct_fraction=0.1,
                   exposure_jitter=0.3, scatter=0.45, quantum_noise=0.035, tilt=25.0,
                   rotation_deg=15.0, crop=0.2, moire=0.8, moire_opacity=0.5, glare=0.7,
                   glare_alpha=0.7, blur_sigma=2.5, motion_blur=0.35, noise_sd=12.0,

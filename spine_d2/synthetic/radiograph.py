@@ -1,167 +1,39 @@
-"""X-ray-like rendering of an `Anatomy` given in the radiograph frame (pixels of the film).
+"""A lateral spine radiograph of a 3-D patient: framing, beam geometry, projection, film, labels.
 
-Attenuation is summed from soft tissue (a blurred body outline, darker lungs, shoulders and hips
-thicker), bone (vertebral bodies with trabecular power-law texture and a denser cortical rim,
-posterior elements, sacrum, ilium, ischium, femora, femoral heads, double-contoured ribs); then
-I = 1 − exp(−μA), a scatter veil, detector unsharpness and edge enhancement, quantum noise and a
-random window/level/gamma. Output: uint8 grey image, bright = dense, like a PACS display.
+The sagittal plan (`anatomy`) is thickened into solids (`scene`), projected by a divergent beam
+(`projection`: one source per exposure — single films at 100–150 cm, stitched full-spine films of
+2–3 exposures at ~180 cm, or a slot scanner, parallel along the spine) and developed like a CR/DR
+film (`film`). Labels come from the same geometry: each body's outline is the shadow of its
+outline solid, an endplate the projection of its rim points in the level's mid-sagittal plane, a
+femoral head the projected sphere. Frames: patient mm → film px (radiograph frame) through the
+mid-plane matrix `M` of `frame_film` and the beam.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from spine_d2.synthetic.anatomy import Anatomy
+from spine_d2.levels import LEVELS
+from spine_d2.synthetic.anatomy import Anatomy, Body, Patient
+from spine_d2.synthetic.film import Exposure, develop, fractal_noise, lowpass
 from spine_d2.synthetic.knobs import Knobs
+from spine_d2.synthetic.pathology import Pathology
+from spine_d2.synthetic.projection import Beam, Geometry, line_integrals, magnification, project, silhouette
+from spine_d2.synthetic.scene import Scene, build_scene
+from spine_d2.synthetic.soft_tissue import trunk_chords
+from spine_d2.synthetic.solids import BONE, METAL, SOFT, TRABECULAR
+
+SOFT_SCALE = 0.25  # soft tissue and organs are smooth: rendered at a quarter of the film's pixels
 
 
-def fractal_noise(rng: np.random.Generator, shape: tuple[int, int], beta: float = 2.6,
-                  base: int = 256) -> np.ndarray:
-    """Power-law (1/f^β) noise, zero mean, unit SD, float32 of `shape` (made at `base` and resized)."""
-    h, w = shape
-    bh, bw = max(16, int(base * h / max(h, w))), max(16, int(base * w / max(h, w)))
-    fy = np.fft.fftfreq(bh)[:, None]
-    fx = np.fft.rfftfreq(bw)[None, :]
-    f = np.sqrt(fx * fx + fy * fy)
-    f[0, 0] = 1.0
-    amp = f ** (-beta / 2)
-    amp[0, 0] = 0.0
-    phase = rng.uniform(0, 2 * np.pi, amp.shape)
-    field = np.fft.irfft2(amp * np.exp(1j * phase), s=(bh, bw)).astype(np.float32)
-    field = (field - field.mean()) / (field.std() + 1e-6)
-    return cv2.resize(field, (w, h), interpolation=cv2.INTER_CUBIC)
-
-
-def _poly(p: np.ndarray) -> list[np.ndarray]:
-    return [np.round(np.asarray(p) * 8).astype(np.int32)]
-
-
-def _fill(img: np.ndarray, polys, value: float) -> None:
-    cv2.fillPoly(img, [q for p in polys for q in _poly(p)], float(value), lineType=cv2.LINE_AA, shift=3)
-
-
-def _outline(img: np.ndarray, polys, value: float, thickness: int) -> None:
-    cv2.polylines(img, [q for p in polys for q in _poly(p)], True, float(value), max(1, thickness), cv2.LINE_AA, 3)
-
-
-def _thick_outline(line: np.ndarray, half_width: float) -> np.ndarray:
-    """Closed outline of a polyline widened to ±`half_width` (a bone shaft)."""
-    d = np.gradient(np.asarray(line, float), axis=0)
-    n = np.stack([-d[:, 1], d[:, 0]], 1) / (np.linalg.norm(d, axis=1, keepdims=True) + 1e-9) * half_width
-    return np.vstack([line + n, (line - n)[::-1]])
-
-
-def render_radiograph(anat: Anatomy, size: tuple[int, int], px_per_mm: float,
-                      rng: np.random.Generator, knobs: Knobs) -> np.ndarray:
-    """The film (uint8, `size` = (height, width)) of `anat` (radiograph frame, px)."""
-    h, w = size
-    mm = px_per_mm
-    # --- soft tissue at quarter resolution (it is smooth) ---------------------------------------
-    q = 0.25
-    sh, sw = max(8, int(h * q)), max(8, int(w * q))
-    soft = np.zeros((sh, sw), np.float32)
-    _fill(soft, [anat.skin * q], 1.0)
-    extra = np.zeros_like(soft)
-    if anat.lungs is not None:
-        _fill(extra, [anat.lungs * q], -0.55)
-        _fill(extra, [anat.heart * q], 0.35)
-    for cx, cy, r in anat.heads:  # hips, thighs and buttocks are thick
-        cv2.ellipse(extra, (int(cx * q), int(cy * q)), (int(5 * r * q), int(4 * r * q)), 0, 0, 360, 0.45, -1)
-    t2 = anat.bodies["T2"].superior.mean(axis=0)
-    lum = anat.bodies["L3"].superior
-    ant = np.sign(lum[0][0] - lum[1][0])
-    for _ in range(int(rng.integers(0, 7))):  # bowel gas in front of the lumbar spine
-        c = lum[0] + [ant * rng.uniform(20, 140) * mm, rng.uniform(-60, 120) * mm]
-        cv2.ellipse(extra, (int(c[0] * q), int(c[1] * q)), (int(rng.uniform(8, 30) * mm * q), int(rng.uniform(6, 20) * mm * q)),
-                    float(rng.uniform(0, 180)), 0, 360, -0.5, -1)
-    cv2.ellipse(extra, (int(t2[0] * q), int((t2[1] + 20 * mm) * q)), (int(110 * mm * q), int(70 * mm * q)),
-                0, 0, 360, 0.7, -1)  # shoulders over the upper thoracic spine
-    extra += 0.12 * fractal_noise(rng, (sh, sw), beta=2.4, base=64)  # fat, bowel content
-    soft = cv2.GaussianBlur(soft, (0, 0), 12 * mm * q) + cv2.GaussianBlur(soft * 0 + extra, (0, 0), 18 * mm * q) * soft
-    soft = cv2.resize(soft, (w, h), interpolation=cv2.INTER_LINEAR)
-
-    # --- bone -----------------------------------------------------------------------------------
-    trab = fractal_noise(rng, (h, w), beta=rng.uniform(1.2, 1.7), base=384)
-    cortex = max(1, int(round(rng.uniform(0.9, 1.5) * mm)))
-    dense = np.zeros((h, w), np.float32)  # bodies, sacrum, femora, heads
-    light = np.zeros((h, w), np.float32)  # posterior elements, ilium, ischium, ribs (adds on top)
-    rims = np.zeros((h, w), np.float32)  # cortical outlines
-    femora = [_thick_outline(fm, 13 * mm) for fm in anat.femora]
-    # sclerotic, slightly concave endplates
-    plates = []
-    for b in anat.bodies.values():
-        for ep, sag in ((b.superior, 1.0), (b.inferior, -1.0)):
-            d = ep[0] - ep[1]
-            nrm = np.array([-d[1], d[0]]) / (np.linalg.norm(d) + 1e-9)
-            nrm *= np.sign(nrm[1]) * sag  # into the body: down for the superior plate
-            mid = (ep[0] + ep[1]) / 2 + nrm * rng.uniform(0.3, 1.2) * mm
-            plates.append(np.array([ep[0], (ep[0] + mid) / 2 + nrm * 0.2 * mm, mid, (ep[1] + mid) / 2 + nrm * 0.2 * mm, ep[1]]))
-    # aortic calcification in front of the lumbar spine (older patients)
-    if rng.random() < 0.3:
-        side = np.sign(anat.bodies["L3"].superior[0][0] - anat.bodies["L3"].superior[1][0])
-        for lv in ("L1", "L2", "L3", "L4"):
-            a = anat.bodies[lv].superior[0] + [side * rng.uniform(12, 22) * mm, rng.uniform(0, 20) * mm]
-            if rng.random() < 0.6:
-                cv2.ellipse(rims, (int(a[0] * 8), int(a[1] * 8)), (int(rng.uniform(1, 2.5) * mm * 8), int(rng.uniform(3, 9) * mm * 8)),
-                            0.0, 0, 360, 0.35, -1, cv2.LINE_AA, 3)
-    _fill(light, [b.posterior for b in anat.bodies.values() if b.posterior is not None], 0.12)
-    _fill(light, anat.ilium, 0.08)
-    _fill(light, anat.ischium, 0.1)
-    _fill(dense, [anat.sacrum], 0.24)
-    _fill(dense, femora, 0.3)
-    _fill(dense, [b.polygon for b in anat.bodies.values()], 0.3)
-    _outline(rims, [b.polygon for b in anat.bodies.values()] + [anat.sacrum], 0.32, cortex)
-    cv2.polylines(rims, [q for p in plates for q in _poly(p)], False, 0.3, max(1, cortex), cv2.LINE_AA, 3)
-    _outline(rims, [b.posterior for b in anat.bodies.values() if b.posterior is not None], 0.07, cortex)
-    _outline(rims, anat.ilium + anat.ischium, 0.16, cortex)
-    _outline(rims, femora, 0.45, cortex + 1)
-    for cx, cy, r in anat.heads:
-        c = (int(round(cx * 8)), int(round(cy * 8)))
-        cv2.circle(dense, c, int(round(r * 8)), 0.2, -1, cv2.LINE_AA, 3)
-        cv2.circle(rims, c, int(round(r * 8)), 0.14, cortex, cv2.LINE_AA, 3)
-        cv2.ellipse(rims, c, (int(round((r + 3 * mm) * 8)),) * 2, 0.0, 180.0 + rng.uniform(-40, 0),
-                    360.0 + rng.uniform(0, 40), 0.15, max(1, cortex // 2), cv2.LINE_AA, 3)  # acetabular roof
-    width = anat.rib_width
-    for rb in anat.ribs:
-        n = np.gradient(rb, axis=0)
-        n = np.stack([-n[:, 1], n[:, 0]], 1) / (np.linalg.norm(n, axis=1, keepdims=True) + 1e-9) * width / 2
-        for part, val in zip(np.array_split(np.arange(len(rb)), 3), (1.0, 0.6, 0.25)):
-            sl = slice(max(0, part[0] - 1), part[-1] + 1)
-            cv2.polylines(light, _poly(rb[sl]), False, 0.04 * val, max(2, int(width)), cv2.LINE_AA, 3)
-            cv2.polylines(rims, _poly(rb[sl] + n[sl]) + _poly(rb[sl] - n[sl]), False, 0.22 * val, cortex, cv2.LINE_AA, 3)
-    dens = dense * (1 + 0.22 * trab) + light * (1 + 0.3 * trab) + rims
-    dens = cv2.GaussianBlur(dens, (0, 0), 0.5 + 0.25 * mm)
-
-    # --- X-ray image formation (display ∝ attenuation, as a PACS shows a digital film) ---------
-    a = 0.55 * soft * np.float32(rng.uniform(0.8, 1.2)) + dens
-    s = rng.uniform(0.3, 1.0) * knobs.scatter
-    veil = cv2.resize(cv2.GaussianBlur(cv2.resize(a, (sw, sh), interpolation=cv2.INTER_AREA), (0, 0), 8),
-                      (w, h), interpolation=cv2.INTER_LINEAR)
-    a = (1 - s) * a + s * veil
-    unsharp = cv2.GaussianBlur(a, (0, 0), 1.0 + 1.5 * rng.random())
-    a = a + np.float32(rng.uniform(0.0, 1.0)) * (a - unsharp)  # PACS edge enhancement
-    img = 1.0 - np.exp(-np.float32(rng.uniform(0.8, 1.3)) * a)
-    qn = knobs.quantum_noise * rng.uniform(0.4, 1.0)
-    cv2.setRNGSeed(int(rng.integers(2**31)))
-    noise = np.empty((h, w), np.float32)
-    cv2.randn(noise, 0.0, float(qn))
-    img += noise
-    # window / level from the image's own range, jittered
-    j = knobs.exposure_jitter
-    sub = img[::7, ::7]
-    p_soft, p_top = np.percentile(sub, [45.0, 99.9])
-    lo = np.float32(p_soft * rng.uniform(0.2, 0.7 + j))
-    hi = np.float32(max(p_top * rng.uniform(1.0 - 0.5 * j, 1.12), lo + 0.05))
-    img = np.clip((img - lo) / (hi - lo), 0, 1)
-    img = img ** np.float32(np.exp(rng.normal(0.15, 0.4 * j + 0.05)))
-    out = (img * 255).astype(np.uint8)
-    # lead marker (L/R), burned into the film
-    if rng.random() < 0.7:
-        x0, y0 = int(w * rng.uniform(0.05, 0.8)), int(h * rng.uniform(0.03, 0.12))
-        cv2.rectangle(out, (x0, y0), (x0 + int(14 * mm), y0 + int(16 * mm)), 235, -1)
-        cv2.putText(out, "L" if rng.random() < 0.5 else "R", (x0 + int(2.5 * mm), y0 + int(13 * mm)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.4 * mm, 20, max(1, int(mm)), cv2.LINE_AA)
-    return out
+@dataclass
+class Film:
+    image: np.ndarray  # uint8 (H, W), bone bright
+    labels: Anatomy  # labelled bodies (outline, endplates) and femoral heads, film px
+    geometry: Geometry
+    info: dict
 
 
 #: views of the film and the share of partial views each takes
@@ -214,3 +86,138 @@ def frame_film(anat_mm: Anatomy, rng: np.random.Generator, knobs: Knobs,
     else:
         M = np.array([[k, 0.0, -k * x0], [0.0, k, -k * y0], [0, 0, 1]])
     return view, M, (H, W), k
+
+
+def beams(view: str, M: np.ndarray, size: tuple[int, int], rng: np.random.Generator) -> tuple[tuple[Beam, ...], dict]:
+    """Exposures forming the film: (beams, description). Full-spine films are stitched from 2–3
+    exposures at ~180 cm or slot-scanned (parallel along y); partial views are single exposures."""
+    h, w = size
+    Minv = np.linalg.inv(M)
+    mid = lambda u, v: Minv[:2, :2] @ [u, v] + Minv[:2, 2]  # noqa: E731
+    oid = rng.uniform(140.0, 260.0)  # mid-sagittal plane to detector, mm
+    kind = "single"
+    if view == "full":
+        kind = str(rng.choice(["stitched", "slot", "single"], p=[0.55, 0.25, 0.2]))
+    sid = rng.uniform(1700.0, 1850.0) if view == "full" else rng.uniform(1000.0, 1500.0)
+    sz = sid - oid
+    if kind == "stitched":
+        n = int(rng.choice([2, 3]))
+        cuts = np.linspace(0, h, n + 1).round().astype(int)
+        cuts[1:-1] += rng.integers(-h // 12, h // 12, n - 1)
+        out = tuple(Beam((*mid(w * rng.uniform(0.4, 0.6), (a + b) / 2), sz), (int(a), int(b)))
+                    for a, b in zip(cuts[:-1], cuts[1:]))
+    elif kind == "slot":
+        step = 24
+        cx = mid(w * rng.uniform(0.4, 0.6), 0)[0]
+        out = tuple(Beam((cx, mid(0, min(v + step / 2, h))[1], sz), (v, min(v + step, h))) for v in range(0, h, step))
+    else:
+        out = (Beam((*mid(w * rng.uniform(0.35, 0.65), h * rng.uniform(0.4, 0.6)), sz), (0, h)),)
+    return out, {"exposure": kind, "sid_mm": round(float(sid), 1), "oid_mm": round(float(oid), 1)}
+
+
+def _labels(scene: Scene, geom: Geometry) -> Anatomy:
+    """Film-px ground truth: each labelled body's shadow outline and endplates, the femoral heads."""
+    bodies = {}
+    for lv in LEVELS:
+        if lv not in scene.outlines:
+            continue
+        poly = silhouette(scene.outlines[lv], geom)
+        if poly is None or len(poly) < 3:
+            continue
+        sup, inf = (project(geom, scene.rims[lv][side]) for side in ("superior", "inferior"))
+        bodies[lv] = Body(poly, sup, inf)
+    heads = np.array([[*project(geom, [h[:3]])[0], h[3] * magnification(geom, h[:3])] for h in scene.heads])
+    return Anatomy(bodies, heads.reshape(-1, 3), np.zeros((0, 2)))
+
+
+def _attenuation(scene: Scene, anat_mm: Anatomy, geom: Geometry, rng: np.random.Generator, ct: bool = False):
+    """(Σ μ·length along every ray (nats, film px): bone with trabecular texture, soft tissue,
+    metal; the mask of the skeleton and 10 mm around it). `ct`: a DRR of a CT volume instead —
+    the trunk cut to the scanner's round field of view, the table behind the back, the slice
+    thickness blurring along the spine."""
+    h, w = geom.shape
+    bone = line_integrals(scene.bones, geom)
+    soft = line_integrals(scene.soft, geom, SOFT_SCALE)[SOFT]
+    sh, sw = soft.shape
+    Minv = np.linalg.inv(geom.M)
+    uu, vv = np.meshgrid((np.arange(sw) + 0.5) / SOFT_SCALE, (np.arange(sh) + 0.5) / SOFT_SCALE)
+    xy = np.stack([Minv[0, 0] * uu + Minv[0, 2], Minv[1, 1] * vv + Minv[1, 2]], -1)
+    trunk = trunk_chords(anat_mm, scene.habitus, xy, rng, fov=_ct_field(anat_mm, rng) if ct else None)
+    soft = soft + trunk.astype(np.float32)
+    soft = cv2.resize(soft, (w, h), interpolation=cv2.INTER_CUBIC)
+    px_per_mm = abs(geom.M[0, 0])
+    grain = fractal_noise(rng, (h, w), beta=rng.uniform(1.7, 2.3), base=int(min(max(h, w), 384)),
+                          stretch=rng.uniform(1.0, 2.5))
+    coarse = fractal_noise(rng, (h, w), beta=2.4, base=64)
+    texture = 1.0 + rng.uniform(0.12, 0.35) * grain + 0.12 * coarse
+    A = bone[BONE] + bone[TRABECULAR] * texture + bone[METAL] + soft
+    if ct:
+        A = cv2.GaussianBlur(A, (0, 0), 0.3, sigmaY=rng.uniform(0.5, 2.5) * px_per_mm / 2.355)  # slice thickness
+    spine = lowpass(((bone[BONE] + bone[TRABECULAR]) > 0.05).astype(np.float32), 6.0 * px_per_mm) > 0.05
+    return A, spine
+
+
+def _ct_field(anat_mm: Anatomy, rng: np.random.Generator) -> tuple[float, float, float, float]:
+    """A CT's reconstructed field (x centre, radius, mm) and its table (x of its top, thickness)."""
+    c = np.array([b.corners.mean(axis=0) for lv, b in anat_mm.bodies.items() if lv[0] in "TL"])
+    x0 = float(c[:, 0].mean()) + rng.uniform(20.0, 80.0)
+    back = float(c[:, 0].min()) - rng.uniform(90.0, 130.0)
+    return x0, rng.uniform(180.0, 250.0), back - rng.uniform(0.0, 30.0), rng.uniform(8.0, 30.0)
+
+
+def _marker(A: np.ndarray, px_per_mm: float, rng: np.random.Generator) -> None:
+    """A lead side marker (L or R) in a corner of the field: opaque, so it develops white."""
+    if rng.random() > 0.7:
+        return
+    h, w = A.shape
+    x0, y0 = int(w * rng.uniform(0.05, 0.8)), int(h * rng.uniform(0.03, 0.12))
+    mask = np.zeros_like(A, dtype=np.uint8)
+    cv2.putText(mask, "L" if rng.random() < 0.5 else "R", (x0, y0 + int(12 * px_per_mm)), cv2.FONT_HERSHEY_SIMPLEX,
+                0.4 * px_per_mm, 255, max(1, int(1.2 * px_per_mm)), cv2.LINE_AA)
+    A += mask.astype(np.float32) / 255.0 * 4.0
+
+
+def render_radiograph(patient: Patient, anat_mm: Anatomy, rng: np.random.Generator, knobs: Knobs,
+                      mirror: bool, pathology: Pathology | None = None) -> Film:
+    """Frame, pose, project and develop one lateral film of `patient` (plan `anat_mm`)."""
+    view, M, size, px_per_mm = frame_film(anat_mm, rng, knobs, mirror)
+    bm, info = beams(view, M, size, rng)
+    geom = Geometry(M, size, bm)
+    ct = bool(rng.random() < knobs.ct_fraction)
+    scene = build_scene(patient, anat_mm, rng, source_side=float(rng.choice([-1.0, 1.0])),
+                        scoliosis=knobs.scoliosis, pathology=pathology, arms="none" if ct else None)
+    A, region = _attenuation(scene, anat_mm, geom, rng, ct)
+    gains = np.zeros(size[0], np.float32)
+    if ct:
+        info["exposure"] = "ct"
+        exposed, exposure = np.ones(size, bool), Exposure.drr(rng)
+    else:
+        _marker(A, px_per_mm, rng)
+        exposed = _collimation(size, rng)
+        seams = [b.rows[0] for b in bm[1:]] if info["exposure"] == "stitched" else []
+        for b in bm[1:] if info["exposure"] == "stitched" else ():
+            gains[b.rows[0]:] += rng.normal(0.0, 0.08)
+        exposure = Exposure.sample(rng, knobs, seams)
+    film = develop(A, exposed, region, px_per_mm, exposure, rng, gains)
+    info.update({"view": view, "film_px_per_mm": float(px_per_mm), "arms": scene.info["arms"],
+                 "turn_deg": round(scene.info["turn_deg"], 3)})
+    return Film(film, _labels(scene, geom), geom, info)
+
+
+def _collimation(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """The exposed field: the whole film, or with collimator blades in from some edges."""
+    h, w = size
+    mask = np.ones(size, bool)
+    if rng.random() < 0.35:
+        for edge in range(4):
+            if rng.random() < 0.5:
+                d = int(rng.uniform(0.01, 0.06) * (w if edge < 2 else h))
+                if edge == 0:
+                    mask[:, :d] = False
+                elif edge == 1:
+                    mask[:, w - d:] = False
+                elif edge == 2:
+                    mask[:d] = False
+                else:
+                    mask[h - d:] = False
+    return mask

@@ -1,5 +1,6 @@
 // The page: photos dropped or picked → POST /api/measure one at a time → a card per photo with the
 // overlay, the angle table (value or the reason it is missing), the error figures and downloads.
+// Endplates the reader moves on the overlay (editor.js) are measured again by POST /api/angles.
 "use strict";
 
 const state = { limits: null, reference: null, queue: [], busy: false, done: [] };
@@ -64,6 +65,34 @@ function trustText() {
   return study + ours;
 }
 
+function renderAngles(card, res) {
+  const body = $("tbody", card);
+  body.innerHTML = "";
+  for (const name of Object.keys(res.angles)) {
+    const a = res.angles[name];
+    const model = res.model_angles && res.model_angles[name];
+    const tr = document.createElement("tr");
+    tr.dataset.angle = name;
+    if (a.corrected) tr.classList.add("corrected");
+    const badge = a.corrected
+      ? `<span class="badge">corrected</span><span class="model">model: ${fmt(model && model.value)}</span>` : "";
+    const value = a.value === null
+      ? `<span class="value missing">—</span>${badge}<span class="reason">${escapeHtml(a.reason)}</span>`
+      : `<span class="value">${fmt(a.value)}</span>${badge}`;
+    tr.innerHTML = `<th scope="row">${name}</th><td>${value}</td>` +
+      `<td class="study">${studyFigure(name)}</td><td class="ours">${ourFigure(name)}</td>`;
+    body.appendChild(tr);
+  }
+}
+
+function downloadLabelme(res, editor, filename) {
+  const endplates = editor ? editor.correctedEndplates() : {};
+  fetch("/api/labelme", { method: "POST", headers: { "Content-Type": "application/json" },
+                          body: JSON.stringify({ labelme: res.labelme, endplates }) })
+    .then((r) => r.json())
+    .then((doc) => save(new Blob([JSON.stringify(doc, null, 2)], { type: "application/json" }), filename));
+}
+
 function showResult(card, file, res) {
   $(".status", card).textContent = "done";
   card.classList.add("ok");
@@ -72,28 +101,30 @@ function showResult(card, file, res) {
   $(".overlay-link", card).href = res.overlay_png;
   $(".frame", card).textContent = `Frame: ${res.frame_text}.`;
   $(".frame", card).title = res.frame_detail;
-  const body = $("tbody", card);
-  for (const name of Object.keys(res.angles)) {
-    const a = res.angles[name];
-    const tr = document.createElement("tr");
-    tr.dataset.angle = name;
-    const value = a.value === null
-      ? `<span class="value missing">—</span><span class="reason">${escapeHtml(a.reason)}</span>`
-      : `<span class="value">${fmt(a.value)}</span>`;
-    tr.innerHTML = `<th scope="row">${name}</th><td>${value}</td>` +
-      `<td class="study">${studyFigure(name)}</td><td class="ours">${ourFigure(name)}</td>`;
-    body.appendChild(tr);
-  }
+  res.model_angles = res.angles;
+  renderAngles(card, res);
   $(".trust", card).textContent = trustText();
   $(".notes p", card).textContent = res.notes || "none";
   const base = stem(res.image || file.name);
+  const editor = attachEditor(card, res, (answer) => {
+    res.angles = answer.angles;
+    res.row = answer.row;
+    res.corrected = answer.corrected;
+    res.geometry.corrected = answer.corrected;
+    card.classList.toggle("corrected", answer.corrected.length > 0);
+    $(".reset", card).hidden = answer.corrected.length === 0;
+    $(".notes p", card).textContent = answer.row.notes || "none";
+    renderAngles(card, res);
+  }, (message) => { $(".notes p", card).textContent = `Could not measure the corrected endplates: ${message}`; });
   $(".dl-csv", card).onclick = () => save(new Blob([toCsv([res])], { type: "text/csv" }), `${base}_angles.csv`);
   $(".dl-json", card).onclick = () => {
-    const { overlay_png, ...rest } = res;
+    const { overlay_png, labelme, ...rest } = res;
     save(new Blob([JSON.stringify(rest, null, 2)], { type: "application/json" }), `${base}_angles.json`);
   };
   $(".dl-png", card).onclick = () => fetch(res.overlay_png).then((r) => r.blob())
     .then((b) => save(b, `${base}_overlay.png`));
+  $(".dl-labelme", card).onclick = () => downloadLabelme(res, editor, `${base}.json`);
+  $(".reset", card).onclick = () => editor && editor.reset();
   $(".result", card).hidden = false;
   state.done.push(res);
   $("#bulk").hidden = false;

@@ -1,0 +1,91 @@
+"""Windows along the spine for a second, high-resolution pass: where to look, and back again.
+
+Image frame: pixels of the photo, x right, y down. From the first pass's vertebra boxes, the
+spine's axis is fitted (principal direction of the box centres); windows are rectangles aligned
+with that axis, so that in a window the spine stands upright, each covering a stretch of the
+spine with overlap and mapped onto `size` pixels. A `Window` holds the affine map image → window;
+`to_image` takes points back, `mask_to_image` a (soft) mask.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Window:
+    A: np.ndarray  # 2×3 affine, image px → window px
+    size: tuple[int, int]  # window (height, width) px
+
+    @property
+    def zoom(self) -> float:
+        """Window pixels per image pixel."""
+        return float(np.sqrt(abs(np.linalg.det(self.A[:, :2]))))
+
+    def crop(self, image: np.ndarray) -> np.ndarray:
+        h, w = self.size
+        return cv2.warpAffine(image, self.A, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+    def to_image(self, points: np.ndarray) -> np.ndarray:
+        """(N, 2) window px → image px."""
+        inv = cv2.invertAffineTransform(self.A)
+        p = np.asarray(points, dtype=float).reshape(-1, 2)
+        return p @ inv[:, :2].T + inv[:, 2]
+
+    def mask_to_image(self, mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """A window's (soft or boolean) mask as a float32 mask of the image's `shape` (H, W)."""
+        h, w = shape
+        return cv2.warpAffine(mask.astype(np.float32), self.A, (w, h),
+                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
+
+
+def spine_axis(centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unit axis pointing down the image, centroid) of vertebra centres (N, 2)."""
+    c = np.asarray(centres, dtype=float).reshape(-1, 2)
+    mid = c.mean(axis=0)
+    if len(c) < 2:
+        return np.array([0.0, 1.0]), mid
+    _, _, vt = np.linalg.svd(c - mid, full_matrices=False)
+    axis = vt[0] if vt[0][1] >= 0 else -vt[0]
+    return axis / np.linalg.norm(axis), mid
+
+
+def spine_windows(boxes: np.ndarray, size: tuple[int, int], max_windows: int = 3, overlap: float = 0.25,
+                  margin: float = 0.6, min_zoom: float = 1.0) -> list[Window]:
+    """Windows of `size` (h, w) px covering the spine of the vertebra `boxes` (N, 4: x0 y0 x1 y1).
+
+    Along the axis the spine's extent grows by `margin` vertebra heights at each end; across it,
+    the widest box grows by `margin` of its width on each side. The stretch is split into as few
+    windows as give every window the same zoom as the window's aspect allows, at most
+    `max_windows`, overlapping by `overlap`; no window is zoomed out below `min_zoom`."""
+    b = np.asarray(boxes, dtype=float).reshape(-1, 4)
+    if len(b) == 0:
+        return []
+    centres = np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], axis=1)
+    axis, mid = spine_axis(centres)
+    across = np.array([axis[1], -axis[0]])
+    corners = np.concatenate([b[:, [0, 1]], b[:, [2, 1]], b[:, [2, 3]], b[:, [0, 3]]])
+    along_c, across_c = (corners - mid) @ axis, (corners - mid) @ across
+    step = np.median(b[:, 3] - b[:, 1])
+    s0, s1 = along_c.min() - margin * step, along_c.max() + margin * step
+    half_w = (across_c.max() - across_c.min()) / 2 * (1 + 2 * margin)
+    off = (across_c.max() + across_c.min()) / 2
+    h, w = size
+    zoom = w / (2 * half_w)  # across the spine the window is full
+    n = 1
+    while n < max_windows and (s1 - s0) / (n - (n - 1) * overlap) * zoom > h:
+        n += 1
+    length = (s1 - s0) / (n - (n - 1) * overlap)
+    zoom = max(min(zoom, h / length), min_zoom)
+    out = []
+    for i in range(n):
+        start = s0 + i * length * (1 - overlap)
+        centre = mid + axis * (start + length / 2) + across * off
+        R = np.stack([across, axis])  # image → (across, along) coordinates
+        A = np.zeros((2, 3))
+        A[:, :2] = zoom * R
+        A[:, 2] = np.array([w / 2, h / 2]) - zoom * R @ centre
+        out.append(Window(A, (h, w)))
+    return out

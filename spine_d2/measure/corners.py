@@ -1,0 +1,98 @@
+"""Vertebral body corners: sub-pixel keypoints from heatmaps, endplates from corners, corners from
+outlines; image frame, pixels.
+
+A body has four corners in the anatomical order of `spine_d2.levels.CORNERS` (superior-anterior,
+superior-posterior, inferior-anterior, inferior-posterior; the S1 segment: only its two superior
+ones). Anatomical, not left/right: a horizontally flipped image keeps each corner's name, so a
+flip needs no keypoint swap. A corner is (x, y, score) with score in [0, 1] (0: not found).
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from spine_d2.levels import CORNER_SIDES, CORNERS
+
+#: [anterior, posterior] indices into CORNERS per endplate
+SIDES = {side: (CORNERS.index(a), CORNERS.index(p)) for side, (a, p) in CORNER_SIDES.items()}
+
+
+def heatmap_peaks(heatmaps: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """(R, K, 3) corners x, y, score from keypoint logits (R, K, M, M) over boxes (R, 4) x0 y0 x1 y1.
+
+    The peak is refined to sub-pixel by a parabola through it and its neighbours along each axis
+    (detectron2's own decoding takes an integer argmax); the score is the spatial softmax mass of
+    the 3×3 cells around the peak."""
+    maps = np.asarray(heatmaps, dtype=np.float64)
+    boxes = np.asarray(boxes, dtype=np.float64)
+    r, k, m, _ = maps.shape
+    out = np.zeros((r, k, 3))
+    for i in range(r):
+        x0, y0, x1, y1 = boxes[i]
+        w, h = max(x1 - x0, 1e-6), max(y1 - y0, 1e-6)
+        for j in range(k):
+            z = maps[i, j]
+            row, col = np.unravel_index(int(np.argmax(z)), z.shape)
+            dx = _vertex(z[row, col - 1], z[row, col], z[row, col + 1]) if 0 < col < m - 1 else 0.0
+            dy = _vertex(z[row - 1, col], z[row, col], z[row + 1, col]) if 0 < row < m - 1 else 0.0
+            p = np.exp(z - z.max())
+            p /= p.sum()
+            mass = p[max(row - 1, 0):row + 2, max(col - 1, 0):col + 2].sum()
+            out[i, j] = (x0 + (col + 0.5 + dx) / m * w, y0 + (row + 0.5 + dy) / m * h, mass)
+    return out
+
+
+def _vertex(a: float, b: float, c: float) -> float:
+    """Offset (−0.5..0.5) of the vertex of the parabola through (−1, a), (0, b), (1, c)."""
+    den = a - 2.0 * b + c
+    return 0.0 if den >= 0 else float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
+
+
+def endplates_from_corners(corners: np.ndarray, min_score: float = 0.05) -> dict[str, tuple[np.ndarray, float]]:
+    """{side: ([anterior, posterior] (2, 2), confidence)} for each endplate whose two corners both
+    have a score ≥ `min_score`; confidence = the smaller of the two scores."""
+    c = np.asarray(corners, dtype=float).reshape(-1, 3)
+    out = {}
+    for side, (a, p) in SIDES.items():
+        if max(a, p) >= len(c):
+            continue
+        conf = float(min(c[a, 2], c[p, 2]))
+        if conf >= min_score and np.linalg.norm(c[a, :2] - c[p, :2]) > 1.0:
+            out[side] = (np.stack([c[a, :2], c[p, :2]]), conf)
+    return out
+
+
+def corners_from_endplates(endplates: Mapping[str, np.ndarray]) -> np.ndarray:
+    """(4, 3) corners (score 1 where known, 0 where not) from {side: [anterior, posterior]}: the
+    rule that turns exact endplates (the phantom's) or fitted ones (a user's outline) into corners."""
+    out = np.zeros((4, 3))
+    for side, (a, p) in SIDES.items():
+        ep = endplates.get(side)
+        if ep is None:
+            continue
+        ep = np.asarray(ep, dtype=float).reshape(2, 2)
+        out[a] = (*ep[0], 1.0)
+        out[p] = (*ep[1], 1.0)
+    return out
+
+
+def fuse(mask_line: np.ndarray | None, corner_line: np.ndarray | None, corner_conf: float,
+         mask_weight: float = 0.5) -> np.ndarray | None:
+    """One endplate [anterior, posterior] from the mask's fitted line and the corners' line: the
+    direction and the midpoint averaged with weights (the corners' confidence, `mask_weight` for
+    the mask); the length is the corners'."""
+    if corner_line is None:
+        return mask_line
+    if mask_line is None:
+        return corner_line
+    m, c = np.asarray(mask_line, float), np.asarray(corner_line, float)
+    w = corner_conf / (corner_conf + mask_weight)
+    dm, dc = m[0] - m[1], c[0] - c[1]
+    if dm @ dc < 0:  # the mask's line ordered the other way round
+        dm = -dm
+    u = w * dc / np.linalg.norm(dc) + (1 - w) * dm / np.linalg.norm(dm)
+    u /= np.linalg.norm(u)
+    mid = w * c.mean(axis=0) + (1 - w) * m.mean(axis=0)
+    half = np.linalg.norm(dc) / 2
+    return np.stack([mid + u * half, mid - u * half])

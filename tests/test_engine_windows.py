@@ -1,0 +1,64 @@
+"""Windows along the spine for the high-resolution pass: cover the spine, stand it upright, map back."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spine_d2.engine.windows import spine_windows
+
+
+def _spine_boxes(n=17, tilt_deg=12.0, step=30.0, size=24.0, start=(300.0, 80.0)):
+    t = np.radians(tilt_deg)
+    axis = np.array([np.sin(t), np.cos(t)])
+    centres = np.array(start) + np.outer(np.arange(n) * step, axis)
+    return np.hstack([centres - size / 2, centres + size / 2]), centres
+
+
+@pytest.mark.parametrize("n,max_windows", [(17, 3), (5, 3), (17, 1)])
+def test_windows_cover_the_spine_upright(n, max_windows):
+    boxes, centres = _spine_boxes(n)
+    wins = spine_windows(boxes, (544, 544), max_windows=max_windows)
+    assert 1 <= len(wins) <= max_windows
+    corners = np.concatenate([boxes[:, [0, 1]], boxes[:, [2, 3]]])
+    for p in corners:  # every vertebra lies wholly inside at least one window
+        inside = [np.all((w.A[:, :2] @ p + w.A[:, 2] >= 0) & (w.A[:, :2] @ p + w.A[:, 2] <= [544, 544])) for w in wins]
+        assert any(inside)
+    for w in wins:
+        x = (centres @ w.A[:, :2].T + w.A[:, 2])[:, 0]
+        assert np.ptp(x) < 1.0  # the axis is vertical in the window
+        assert w.zoom >= 1.0
+    if n == 17 and max_windows == 3:
+        assert len(wins) > 1 and all(w.zoom > 2.0 for w in wins)  # a long spine gets a closer look
+
+
+def test_points_and_masks_map_back_to_the_image():
+    boxes, _ = _spine_boxes(6)
+    (w, *_) = spine_windows(boxes, (256, 192))
+    pts = np.array([[310.0, 120.0], [330.5, 200.25]])
+    inwin = pts @ w.A[:, :2].T + w.A[:, 2]
+    assert np.allclose(w.to_image(inwin), pts)
+    image = np.zeros((600, 500), np.uint8)
+    image[100:118, 297:315] = 255  # the second body, inside the first window
+    back = w.mask_to_image(w.crop(image) > 127, image.shape) > 0.5
+    truth = image > 0
+    assert (back & truth).sum() / (back | truth).sum() > 0.9
+
+
+def test_merge_keeps_the_windows_vertebrae_and_the_rest_of_the_first_pass():
+    from spine_d2.engine.highres import Detection, merge, to_instances
+
+    def det(cls, x0, y0, size=20, score=0.9, depth=np.inf):
+        m = np.zeros((200, 200), bool)
+        m[y0:y0 + size, x0:x0 + size] = True
+        return Detection(cls, score, m, None, depth)
+
+    first = [det(1, 50, 50), det(1, 50, 80), det(3, 120, 150)]  # two lumbar bodies, a femoral head
+    windowed = [det(1, 51, 51, depth=5.0), det(1, 52, 50, depth=40.0),  # one body seen by two windows
+                det(1, 50, 110, depth=30.0)]  # a body the first pass missed
+    kept = merge(first, windowed, vertebra={0, 1, 2})
+    assert len(kept) == 4
+    assert kept[0].depth == 40.0  # the window where the body lies deeper wins
+    assert any(d.cls == 3 for d in kept) and any(d.mask[115, 55] for d in kept)
+    assert not any(d.depth == 5.0 for d in kept)
+    inst = to_instances(kept, (200, 200))
+    assert len(inst) == 4 and inst.pred_boxes.tensor.shape == (4, 4) and not inst.has("pred_keypoints")

@@ -1,0 +1,70 @@
+"""Corners of vertebral bodies: sub-pixel peaks, endplates from corners and back, fusion."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spine_d2.angles import endplate_tilt
+from spine_d2.measure.corners import (corners_from_endplates, endplates_from_corners, fuse,
+                                      heatmap_peaks)
+
+
+def _gaussian_logits(m: int, cx: float, cy: float, sd: float = 1.5) -> np.ndarray:
+    yy, xx = np.mgrid[0:m, 0:m] + 0.5
+    return -((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sd ** 2) * 4.0
+
+
+@pytest.mark.parametrize("cx,cy", [(10.3, 40.8), (28.0, 28.0), (45.71, 5.2)])
+def test_peaks_are_found_to_a_fraction_of_a_heatmap_cell(cx, cy):
+    m = 56
+    maps = np.stack([_gaussian_logits(m, cx, cy), _gaussian_logits(m, 56 - cx, cy)])[None]
+    box = np.array([[100.0, 200.0, 156.0, 228.0]])  # 56 × 28 px: one cell is 1 × 0.5 px
+    got = heatmap_peaks(maps, box)[0]
+    assert got[0, 0] == pytest.approx(100 + cx, abs=0.1) and got[0, 1] == pytest.approx(200 + cy / 2, abs=0.05)
+    assert got[1, 0] == pytest.approx(100 + 56 - cx, abs=0.1)
+    assert 0.5 < got[0, 2] <= 1.0  # a sharp peak holds most of the mass
+    flat = heatmap_peaks(np.zeros((1, 1, m, m)), box)[0, 0]
+    assert flat[2] < 0.01  # no peak: no confidence
+
+
+def test_endplates_from_corners_need_both_ends():
+    # order of spine_d2.levels.CORNERS: sa, sp, ia, ip
+    c = np.array([[50, 10, 0.9], [10, 12, 0.8], [49, 41, 0.7], [11, 40, 0.02]])
+    eps = endplates_from_corners(c, min_score=0.05)
+    assert set(eps) == {"superior"}
+    line, conf = eps["superior"]
+    assert np.array_equal(line, [[50, 10], [10, 12]]) and conf == pytest.approx(0.8)
+    back = corners_from_endplates({"superior": line, "inferior": [[49, 41], [11, 40]]})
+    assert np.array_equal(back[:, :2], [[50, 10], [10, 12], [49, 41], [11, 40]]) and (back[:, 2] == 1).all()
+
+
+def test_fusion_weighs_the_corners_by_their_confidence():
+    mask = np.array([[40.0, 0.0], [0.0, 0.0]])  # level
+    corners = np.array([[40.0, -4.0], [0.0, 0.0]])  # tilted ~5.7°
+    tilt = lambda ep: endplate_tilt(ep, 1)  # noqa: E731
+    assert tilt(fuse(mask, corners, corner_conf=1e9)) == pytest.approx(tilt(corners), abs=1e-6)
+    assert tilt(fuse(mask, corners, corner_conf=1e-9)) == pytest.approx(tilt(mask), abs=1e-6)
+    half = tilt(fuse(mask, corners, corner_conf=0.5))
+    assert min(tilt(mask), tilt(corners)) < half < max(tilt(mask), tilt(corners))
+    assert fuse(None, corners, 0.3) is corners and fuse(mask, None, 0.3) is mask
+
+
+def test_predictions_with_heatmaps_carry_sub_pixel_corners():
+    from types import SimpleNamespace
+
+    from spine_d2.levels import CORNERS
+    from spine_d2.measure.instances import instances_from_predictions
+
+    m = 56
+    peaks = [(10.3, 12.6), (45.2, 11.1), (9.7, 44.4), (46.6, 45.9)]  # heatmap cells, sa sp ia ip
+    maps = np.stack([_gaussian_logits(m, x, y) for x, y in peaks])[None]
+    mask = np.zeros((300, 300), bool)
+    mask[100:156, 50:106] = True
+    pred = SimpleNamespace(pred_masks=mask[None], pred_classes=np.array([1]), scores=np.array([0.9]),
+                           pred_boxes=np.array([[50.0, 100.0, 106.0, 156.0]]), pred_keypoint_heatmaps=maps,
+                           pred_keypoints=np.zeros((1, 4, 3)))  # detectron2's integer decode, ignored
+    (inst,) = instances_from_predictions(pred, ["thoracic", "lumbar", "sacrum", "femoral_head"])
+    assert list(inst.corners) == list(CORNERS)
+    for name, (x, y) in zip(CORNERS, peaks):
+        cx, cy, score = inst.corners[name]
+        assert (cx, cy) == (pytest.approx(50 + x, abs=0.1), pytest.approx(100 + y, abs=0.1)) and score > 0.5
