@@ -237,13 +237,15 @@ def _keystoned_drawn_spine(seed: int, yaw: float, pitch: float, roll: float):
 @pytest.mark.parametrize("seed", [3, 4])
 def test_a_keystoned_photo_is_measured_in_the_radiograph_frame_exactly(seed):
     """With the photo's homography known, the endplates are fitted where the bodies are the boxes
-    they were on the film (the radiograph frame): every angle exact, though the study's rectangle
-    fitted to the keystoned outline in the photo would be up to ~2° off."""
+    they were on the film (the radiograph frame): the endplate angles exact, though the study's
+    rectangle fitted to the keystoned outline in the photo would be up to ~2° off."""
     insts, shape, H, d = _keystoned_drawn_spine(seed, 18.0, -15.0, 5.0)
     m = measure_instances(insts, shape, frame=given_frame(H, shape))
     assert m.frame == "radiograph" and m.method == "mixed"
-    for name in ANGLE_NAMES:
+    for name in ("TK", "LL", "LL_S1", "SS"):
         assert m.angles[name].value == pytest.approx(d.angles[name], abs=0.01), name
+    for name in ("PT", "PI"):  # a femoral head's centre is mapped: an ellipse's centre is not the circle's
+        assert m.angles[name].value == pytest.approx(d.angles[name], abs=0.2), name
 
 
 def test_the_frame_estimate_and_its_confidence_reach_the_notes():

@@ -154,8 +154,6 @@ def fit_camera(lines: list[Line], family: np.ndarray, shape, cfg) -> CameraFit:
     return CameraFit(R, f, resid, inl, float(best_score), fixed)
 
 
-
-
 def camera_homography(R: np.ndarray, f: float, shape, pp=None) -> np.ndarray:
     """Plane → image homography K·[r1 r2 t] of a camera (R, f, `pp`), the plane's origin on the
     image centre and its scale about one pixel there (neither changes an angle)."""
