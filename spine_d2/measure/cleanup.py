@@ -36,14 +36,19 @@ import numpy as np
 from spine_d2.measure.instances import Instance, largest_component
 
 
+STEPS = ("too small", "duplicate", "chain")  # Removal.step
+
+
 @dataclass(frozen=True)
 class Removal:
-    """An instance taken out by the clean-up: its index in the input, class, level label and why."""
+    """An instance taken out by the clean-up: its index in the input, class, level label, why, and
+    the step that took it (STEPS)."""
 
     index: int
     class_name: str
     reason: str
     label: str | None = None
+    step: str = ""
 
     def __str__(self) -> str:
         who = self.label or self.class_name
@@ -72,15 +77,15 @@ def clean_instances(
     kept: dict[int, Instance] = {}
     removals: list[Removal] = []
 
-    def drop(i: int, reason: str):
+    def drop(i: int, reason: str, step: str):
         inst = kept.pop(i)
-        removals.append(Removal(i, inst.class_name, reason, inst.label))
+        removals.append(Removal(i, inst.class_name, reason, inst.label, step))
 
     for i, inst in enumerate(instances):
         if inst.mask is not None:
             sub, x0, y0 = inst.local_mask()
             if not sub.any():
-                removals.append(Removal(i, inst.class_name, "empty mask", inst.label))
+                removals.append(Removal(i, inst.class_name, "empty mask", inst.label, "too small"))
                 continue
             part, pieces, pixels = largest_component(sub)
             if pieces:
@@ -97,12 +102,12 @@ def clean_instances(
     for i in list(kept):
         if not kept[i].is_vertebra:
             if areas[i] < min_area:
-                drop(i, f"mask too small ({areas[i]:.0f} px < {min_area:g})")
+                drop(i, f"mask too small ({areas[i]:.0f} px < {min_area:g})", "too small")
             continue
         if areas[i] < min_area:
-            drop(i, f"mask too small ({areas[i]:.0f} px < {min_area:g})")
+            drop(i, f"mask too small ({areas[i]:.0f} px < {min_area:g})", "too small")
         elif areas[i] < min_area_fraction * median:
-            drop(i, f"mask too small ({areas[i]:.0f} px < {min_area_fraction:g} × median {median:.0f} px)")
+            drop(i, f"mask too small ({areas[i]:.0f} px < {min_area_fraction:g} × median {median:.0f} px)", "too small")
 
     # 3. duplicates, highest score first
     order = sorted(kept, key=lambda i: (-kept[i].score, -areas[i], i))
@@ -116,13 +121,13 @@ def clean_instances(
             overlap = mask_overlap(kept[i], kept[j])
             if overlap > limit:
                 drop(j, f"duplicate of #{i} (overlap {overlap:.2f} > {limit:g}, "
-                        f"score {kept[j].score:.2f} ≤ {kept[i].score:.2f})")
+                        f"score {kept[j].score:.2f} ≤ {kept[i].score:.2f})", "duplicate")
 
     # 4. centres off the chain of vertebra centres
     chain = [i for i in kept if kept[i].region in ("thoracic", "lumbar")]
     for i, reason in chain_outliers({i: kept[i].centre() for i in chain}, {i: kept[i].score for i in chain},
                                     chain_rule, slope_threshold, turn_limit_deg):
-        drop(i, reason)
+        drop(i, reason, "chain")
 
     idx = sorted(kept)
     return idx, [kept[i] for i in idx], removals
