@@ -261,3 +261,34 @@ def test_the_frame_estimate_and_its_confidence_reach_the_notes():
         assert m.angles[name].value == pytest.approx(d.angles[name], abs=0.5), name
     flat = measure_instances(insts, shape, image=np.full(shape + (3,), 40, np.uint8))
     assert flat.frame == "image" and "frame: image, not corrected (no straight border found)" in flat.notes
+
+
+def test_predicted_corners_replace_fuse_or_are_ignored_by_their_score():
+    """S1's superior plate from its outline is at SS; corners tilted 6° more are used (use), weighed
+    with the fit by their score (fuse), or left out (ignore, or a score under min_corner_score)."""
+    from spine_d2.angles import sagittal_angles
+
+    spine = toy_spine(ss=30.0)
+    a, p = np.asarray(spine.endplates["S1"]["superior"])
+    t = np.radians(6.0)
+    rot = np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]])  # counter-clockwise on screen
+    mid = (a + p) / 2
+    ca, cp = (np.array([a, p]) - mid) @ rot.T + mid
+    moved = {**spine.endplates, "S1": {"superior": [ca.tolist(), cp.tolist()]}}
+    expected_use = sagittal_angles(moved, spine.heads)["SS"].value
+
+    def ss(mode: str, score: float) -> float:
+        insts = spine.instances()
+        s1 = next(i for i in insts if i.class_name == "sacrum")
+        s1.corners = {"sa": (*ca, score), "sp": (*cp, score)}
+        return measure_instances(insts, spine.shape, cfg={"corners": mode}).angles["SS"].value
+
+    fitted = ss("ignore", 0.9)
+    assert fitted == pytest.approx(spine.expected["SS"], abs=0.1)
+    assert abs(expected_use - fitted) > 5.0
+    assert ss("use", 0.9) == pytest.approx(expected_use, abs=1e-6)
+    assert ss("use", 0.1) == pytest.approx(fitted, abs=1e-9)  # under min_corner_score: not found
+    fused = ss("fuse", 0.5)  # the corners weigh 0.5, the fit 0.5: half-way
+    assert fused == pytest.approx((fitted + expected_use) / 2, abs=0.2)
+    with pytest.raises(ValueError, match="measure.corners"):
+        MeasureConfig.from_cfg({"corners": "sometimes"})

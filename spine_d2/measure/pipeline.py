@@ -22,6 +22,7 @@ from spine_d2.angles import ANGLE_NAMES, Angle
 from spine_d2.frames import apply_homography
 from spine_d2.levels import CORNER_SIDES, LEVEL_INDEX, LUMBAR, THORACIC
 from spine_d2.measure.anterior import Anterior, decide_anterior, lateral_of
+from spine_d2.measure.corners import fuse
 from spine_d2.measure.cleanup import CHAIN_RULES, Removal, clean_instances
 from spine_d2.measure.endplates import (METHOD_NAMES, SIDES, EndplateError, fit_endplates,
                                         order_anterior_posterior)
@@ -52,7 +53,8 @@ class MeasureConfig:
     anterior: str = "auto"            # auto | right (+x) | left (−x)
     min_circle_radius: float = 3.0    # px; femoral heads smaller than this are ignored
     border_px: float = 2.0            # px; an endplate ending this close to the image edge is not used
-    use_corners: bool = True          # an endplate given by its two corner points is used instead of the fit
+    corners: str = "use"              # endplates from corner points: use (replace the fit) | fuse | ignore
+    min_corner_score: float = 0.2     # a predicted corner scoring less counts as not found (annotated: 1)
     frame: FrameConfig = field(default_factory=FrameConfig)
 
     @classmethod
@@ -71,6 +73,8 @@ class MeasureConfig:
             raise ValueError(f"measure.level_anchor must be 's1' or 'regions', got {cfg['level_anchor']!r}")
         if cfg.get("chain_rule", "turn") not in CHAIN_RULES:
             raise ValueError(f"measure.chain_rule must be one of {', '.join(CHAIN_RULES)}, got {cfg['chain_rule']!r}")
+        if cfg.get("corners", "use") not in ("use", "fuse", "ignore"):
+            raise ValueError(f"measure.corners must be use, fuse or ignore, got {cfg['corners']!r}")
         if cfg.get("anterior", "auto") not in ("auto", "right", "left"):
             raise ValueError(f"measure.anterior must be auto, right or left, got {cfg['anterior']!r}")
         if "frame" in cfg:
@@ -208,7 +212,7 @@ def measure_instances(
     fit_H = frame.H if frame is not None and frame.trusted else None
     for lv in chain:
         inst = kept[naming.levels[lv]]
-        given = corner_endplates(inst, lv) if c.use_corners else {}
+        given = corner_endplates(inst, lv, c.min_corner_score) if c.corners != "ignore" else {}
         try:
             # the sacrum: only its top edge is an endplate (it may taper to a tip below)
             fit = fit_in_frame(inst.contour(), cranial[lv], inst.centre(), c.method, lv,
@@ -223,7 +227,11 @@ def measure_instances(
                 del fit[side]  # the photo's edge cut the vertebra: that line is the crop, not the endplate
                 level_reason[f"{lv} {side}"] = "endplate cut by the image border"
                 flags.append(f"{lv} {side} endplate cut by the image border: not used")
-        fit.update(given)  # an endplate given by its two corners is used as given
+        if c.corners == "fuse":  # the fit and the corners, weighted by the corners' confidence
+            given = {side: fuse(fit.get(side), seg, conf) for side, (seg, conf) in given.items()}
+        else:
+            given = {side: seg for side, (seg, conf) in given.items()}
+        fit.update(given)  # an endplate given by its two corners is used as given (or fused)
         if fit:
             raw[lv] = fit
 
@@ -283,13 +291,16 @@ def measure_instances(
                        excluded, sign, heads_reason, dict(naming.uncertain))
 
 
-def corner_endplates(inst: Instance, level: str) -> dict[str, np.ndarray]:
-    """The endplates an instance's corner points give (both ends present): side → [end, end]
-    (image frame, px); S1 has only its superior endplate."""
+def corner_endplates(inst: Instance, level: str, min_score: float = 0.0) -> dict[str, tuple[np.ndarray, float]]:
+    """The endplates an instance's corner points give (both ends present and scoring at least
+    `min_score`): side → ([end, end] (image frame, px), the lower of the two scores); S1 has only
+    its superior endplate."""
     out = {}
     for side, (a, p) in CORNER_SIDES.items():
         if a in inst.corners and p in inst.corners and (level != "S1" or side == "superior"):
-            out[side] = np.array([inst.corners[a][:2], inst.corners[p][:2]], dtype=float)
+            score = float(min(inst.corners[a][2], inst.corners[p][2]))
+            if score >= min_score:
+                out[side] = (np.array([inst.corners[a][:2], inst.corners[p][:2]], dtype=float), score)
     return out
 
 
