@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 import pytest
 
 from spine_d2.engine.windows import spine_windows
@@ -62,3 +63,56 @@ def test_merge_keeps_the_windows_vertebrae_and_the_rest_of_the_first_pass():
     assert not any(d.depth == 5.0 for d in kept)
     inst = to_instances(kept, (200, 200))
     assert len(inst) == 4 and inst.pred_boxes.tensor.shape == (4, 4) and not inst.has("pred_keypoints")
+
+
+class _BrightBlobs(torch.nn.Module):
+    """A stand-in detector: every bright connected blob of the (preprocessed) input is a lumbar
+    body, returned in the frame of the input's `height` × `width` as a detectron2 model does."""
+
+    def forward(self, inputs):
+        import cv2
+        from detectron2.structures import Boxes, Instances
+
+        out = []
+        for inp in inputs:
+            img = inp["image"].float().mean(0).numpy()
+            h, w = inp["height"], inp["width"]
+            big = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+            n, lab = cv2.connectedComponents((big > big.mean() + big.std()).astype(np.uint8))
+            masks = np.stack([lab == k for k in range(1, n)]) if n > 1 else np.zeros((0, h, w), bool)
+            inst = Instances((h, w))
+            inst.pred_masks = torch.as_tensor(masks)
+            boxes = [[np.nonzero(m.any(0))[0][0], np.nonzero(m.any(1))[0][0], np.nonzero(m.any(0))[0][-1] + 1,
+                      np.nonzero(m.any(1))[0][-1] + 1] for m in masks]
+            inst.pred_boxes = Boxes(torch.as_tensor(np.array(boxes, np.float32).reshape(-1, 4)))
+            inst.pred_classes = torch.ones(len(masks), dtype=torch.int64)
+            inst.scores = torch.full((len(masks),), 0.9)
+            out.append({"instances": inst})
+        return out
+
+
+def test_the_high_resolution_pass_finds_each_body_once_where_it_is(tmp_path):
+    from types import SimpleNamespace
+
+    from spine_d2.engine.highres import high_resolution_pass
+
+    image = np.zeros((900, 400, 3), np.uint8)
+    boxes, _ = _spine_boxes(n=14, tilt_deg=8.0, step=48.0, size=30.0, start=(150.0, 120.0))
+    truth = np.zeros((len(boxes), 900, 400), bool)
+    for k, (x0, y0, x1, y1) in enumerate(boxes.astype(int)):
+        image[y0:y1, x0:x1] = 220
+        truth[k, y0:y1, x0:x1] = True
+    inp = SimpleNamespace(HEIGHT=256, WIDTH=256, FIT="keep_aspect", MEAN_INTENSITY=None)
+    aug = SimpleNamespace(**{k: SimpleNamespace(ENABLED=False) for k in
+                             ("SCALE", "CROP", "FLIP", "ROTATION", "CONTRAST", "PHOTOMETRIC")})
+    cfg = SimpleNamespace(SPINE=SimpleNamespace(INPUT=inp, AUG=aug, CLASS_MAP="default"), INPUT=SimpleNamespace(FORMAT="BGR"))
+    model = _BrightBlobs()
+    from spine_d2.data.transforms import model_input
+
+    first = model([model_input(image, cfg)])[0]["instances"]
+    out = high_resolution_pass(model, cfg, image, first, max_windows=3)
+    assert len(out) == len(boxes)
+    masks = out.pred_masks.numpy()
+    for t in truth:
+        iou = max((m & t).sum() / (m | t).sum() for m in masks)
+        assert iou > 0.85

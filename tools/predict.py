@@ -28,7 +28,7 @@ def main(cfg: DictConfig) -> None:
         if (out / "predictions.csv").exists():
             raise InferenceError(f"out={out} already holds predictions.csv: choose another out=")
         paths = image_paths(cfg.input)
-        predictor = SpinePredictor.from_checkpoint(cfg.checkpoint, cfg.device)
+        predictor = SpinePredictor.from_checkpoint(cfg.checkpoint, cfg.device, cfg.highres)
     except InferenceError as e:
         sys.exit(f"error: {e}")
     table = predict_paths(predictor, paths, out, cfg.measure, labelme=bool(cfg.labelme))

@@ -29,7 +29,7 @@ def main(cfg: DictConfig) -> None:
         if checkpoint is None:
             checkpoint = newest_checkpoint(cfg.outputs)
             log.info(f"no checkpoint= given: serving the newest under {cfg.outputs}/: {checkpoint}")
-        predictor = SpinePredictor.from_checkpoint(checkpoint, cfg.device)
+        predictor = SpinePredictor.from_checkpoint(checkpoint, cfg.device, cfg.highres)
         app = create_app(predictor, cfg.measure, max_upload_bytes=int(cfg.max_upload_mb * 1e6),
                          max_pixels=int(cfg.max_megapixels * 1e6), keep_uploads=cfg.keep_uploads,
                          accuracy_dir=cfg.accuracy_dir, model_name=str(checkpoint),

@@ -59,6 +59,7 @@ def add_spine_config(cfg: CfgNode) -> CfgNode:
     cfg.SPINE.PHASES = CfgNode(
         {"NAMES": ("all",), "ITERS": (40000,), "LR_FACTORS": (1.0,), "TRAINS": ("all",)})
     cfg.SPINE.CLASS_MAP = "default"
+    cfg.SPINE.HIGHRES = CfgNode({"ENABLED": False, "WINDOWS": 3})  # the second pass (engine/highres.py)
     cfg.SPINE.LOG_PERIOD = 20
     cfg.SPINE.MEASURE = "{}"  # the Hydra `measure` node as JSON, for evaluators (json.loads)
     return cfg
@@ -161,6 +162,8 @@ def build_d2_cfg(c: DictConfig, datasets: Mapping | None = None, output_dir: str
     cfg.MODEL.ROI_HEADS.NMS_THRESH_TEST = float(t.nms_thresh)
     cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = float(t.score_thresh)
     cfg.TEST.DETECTIONS_PER_IMAGE = int(t.detections_per_image)
+    if t.get("highres") is not None:
+        cfg.SPINE.HIGHRES.ENABLED, cfg.SPINE.HIGHRES.WINDOWS = bool(t.highres.enabled), int(t.highres.windows)
 
     i = c.input
     cfg.SPINE.INPUT.HEIGHT, cfg.SPINE.INPUT.WIDTH = int(i.height), int(i.width)

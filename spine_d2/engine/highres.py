@@ -3,8 +3,9 @@ the pixels per vertebra, its detections mapped back and merged; image frame, pix
 
 The first pass (the whole photo at the model's input size) finds the spine; `spine_windows` cuts
 it into overlapping upright windows of the input's size; each window's vertebrae replace the
-first pass's where they overlap (mask IoU ≥ `IOU`), and a vertebra seen by two windows is kept
-from the window where it lies farther from the edge. Femoral heads and anything the windows miss
+first pass's where they overlap (the overlap covers `OVERLAP` of the smaller mask: a body a window
+cut in half is the same body), and a vertebra seen by two windows is kept from the window where
+it lies farther from the edge. Femoral heads and anything the windows miss
 stay as the first pass found them. Corners come back as points (`pred_keypoints`, sub-pixel,
 score in [0, 1]) because a window's keypoint heatmaps are not aligned with the image.
 """
@@ -21,7 +22,7 @@ from spine_d2.engine.windows import Window, spine_windows
 from spine_d2.levels import get_class_map, region
 from spine_d2.measure.corners import heatmap_peaks
 
-IOU = 0.3
+OVERLAP = 0.5
 VERTEBRA_CLASSES = ("thoracic", "lumbar", "sacrum")
 
 
@@ -71,13 +72,14 @@ def detections(inst: Instances, window: Window | None, shape: tuple[int, int]) -
     return out
 
 
-def _iou(a: Detection, b: Detection) -> float:
+def _overlap(a: Detection, b: Detection) -> float:
+    """Intersection over the smaller of the two masks."""
     (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = a.box, b.box
     if ax1 <= bx0 or bx1 <= ax0 or ay1 <= by0 or by1 <= ay0:
         return 0.0
     x0, y0, x1, y1 = min(ax0, bx0), min(ay0, by0), max(ax1, bx1), max(ay1, by1)
     ma, mb = a.mask[y0:y1, x0:x1], b.mask[y0:y1, x0:x1]
-    return float(np.logical_and(ma, mb).sum() / max(np.logical_or(ma, mb).sum(), 1))
+    return float(np.logical_and(ma, mb).sum() / max(min(ma.sum(), mb.sum()), 1))
 
 
 def merge(first: list[Detection], windowed: list[Detection], vertebra: set[int]) -> list[Detection]:
@@ -85,10 +87,10 @@ def merge(first: list[Detection], windowed: list[Detection], vertebra: set[int])
     pass's detections that no kept window detection overlaps."""
     kept: list[Detection] = []
     for d in sorted((d for d in windowed if d.cls in vertebra), key=lambda d: -d.depth):
-        if all(_iou(d, k) < IOU for k in kept):
+        if all(_overlap(d, k) < OVERLAP for k in kept):
             kept.append(d)
     for d in first:
-        if all(_iou(d, k) < IOU for k in kept):
+        if all(_overlap(d, k) < OVERLAP for k in kept):
             kept.append(d)
     return kept
 
@@ -128,6 +130,25 @@ def high_resolution_pass(model, cfg, image: np.ndarray, first: Instances, max_wi
             inst = model([model_input(crop, cfg)])[0]["instances"].to("cpu")
             windowed += detections(inst, win, shape)
     return to_instances(merge(detections(first, None, shape), windowed, vertebra), shape)
+
+
+class HighResModel(torch.nn.Module):
+    """A detectron2 model whose predictions get the high-resolution pass: for evaluation, where
+    the inputs are dataset dicts (the original image is read again from `file_name`)."""
+
+    def __init__(self, model, cfg):
+        super().__init__()
+        self.model, self.cfg = model, cfg
+
+    def forward(self, inputs):
+        from spine_d2.data.images import read_image
+
+        outputs = self.model(inputs)
+        for inp, out in zip(inputs, outputs):
+            image = read_image(inp["file_name"], self.cfg.INPUT.FORMAT)
+            out["instances"] = high_resolution_pass(self.model, self.cfg, image, out["instances"].to("cpu"),
+                                                    self.cfg.SPINE.HIGHRES.WINDOWS)
+        return outputs
 
 
 def vertebra_ids(class_map: str) -> set[int]:

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from spine_d2.data.images import IMAGE_SUFFIXES, ImageReadError, read_image
 from spine_d2.data.transforms import model_input
 from spine_d2.engine.config import load_d2_cfg, resolve_device
+from spine_d2.engine.highres import HighResModel, high_resolution_pass
 from spine_d2.levels import get_class_map
 from spine_d2.measure import CSV_COLUMNS, MeasureConfig, Measurement, draw_overlay, measure_instances
 from spine_d2.measure import instances_from_predictions, measurement_row
@@ -59,9 +60,10 @@ def hydra_record(checkpoint: str | Path) -> tuple[Any, list[str]] | None:
     return (config, overrides) if isinstance(config, DictConfig) else None
 
 
-def config_for_checkpoint(checkpoint: str | Path, device: str = "auto") -> CfgNode:
+def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres: bool | None = None) -> CfgNode:
     """The detectron2 config a checkpoint was trained with (`d2_config.yaml` in its run directory),
-    with `MODEL.WEIGHTS` pointing at it."""
+    with `MODEL.WEIGHTS` pointing at it; `highres` True/False switches the high-resolution second
+    pass on or off (None: as the run's `test.highres` said)."""
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise InferenceError(f"checkpoint={checkpoint}: no such file (a run writes model_final.pth)")
@@ -72,6 +74,8 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto") -> CfgNo
     cfg = load_d2_cfg(str(cfg_path))
     cfg.MODEL.WEIGHTS = str(checkpoint)
     cfg.MODEL.DEVICE = resolve_device(device)
+    if highres is not None:
+        cfg.SPINE.HIGHRES.ENABLED = bool(highres)
     cfg.freeze()
     return cfg
 
@@ -88,8 +92,8 @@ class SpinePredictor:
         DetectionCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto") -> "SpinePredictor":
-        return cls(config_for_checkpoint(checkpoint, device))
+    def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto", highres: bool | None = None) -> "SpinePredictor":
+        return cls(config_for_checkpoint(checkpoint, device, highres))
 
     @property
     def name(self) -> str:
@@ -97,9 +101,12 @@ class SpinePredictor:
         return str(self.cfg.MODEL.WEIGHTS)
 
     def __call__(self, image_bgr: np.ndarray):
-        image = image_bgr if self.cfg.INPUT.FORMAT == "BGR" else image_bgr[:, :, ::-1]
+        image = np.ascontiguousarray(image_bgr if self.cfg.INPUT.FORMAT == "BGR" else image_bgr[:, :, ::-1])
         with torch.no_grad():
-            return self.model([model_input(np.ascontiguousarray(image), self.cfg)])[0]["instances"].to("cpu")
+            first = self.model([model_input(image, self.cfg)])[0]["instances"].to("cpu")
+        if not self.cfg.SPINE.HIGHRES.ENABLED:
+            return first
+        return high_resolution_pass(self.model, self.cfg, image, first, self.cfg.SPINE.HIGHRES.WINDOWS)
 
 
 def measure_image(predictor: SpinePredictor, image_bgr: np.ndarray, measure_cfg: Any = None) -> Measurement:
@@ -180,6 +187,8 @@ def evaluate_checkpoint(cfg: CfgNode, dataset_name: str, out_dir: Path, measure_
     model = build_model(cfg)
     model.eval()
     DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+    if cfg.SPINE.HIGHRES.ENABLED:
+        model = HighResModel(model, cfg)
     evaluator = SpineEvaluator(dataset_name, measure_cfg, str(out_dir), config_text=config_text)
     results = inference_on_dataset(model, SpineTrainer.build_test_loader(cfg, dataset_name), evaluator)
     results["report_dir"] = str(evaluator.report_dir) if evaluator.report_dir else None

@@ -138,6 +138,15 @@ class SpineTrainer(DefaultTrainer):
         return build_detection_test_loader(cfg, dataset_name, mapper=build_mapper(cfg, False))
 
     @classmethod
+    def test(cls, cfg, model, evaluators=None):
+        """detectron2's test, with the high-resolution pass when `test.highres.enabled`."""
+        if cfg.SPINE.HIGHRES.ENABLED:
+            from spine_d2.engine.highres import HighResModel
+
+            model = HighResModel(model, cfg)
+        return super().test(cfg, model, evaluators)
+
+    @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
         """SpineEvaluator: COCO AP (detectron2's COCOEvaluator, use_fast_impl=False), Dice/IoU and
         the angles against the specialists, with the report in OUTPUT_DIR/eval."""
