@@ -1,6 +1,7 @@
 """Fixtures shared by test modules: one smoke-trained model for the whole session."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,11 +11,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_tool(tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """`python tools/<tool> args…` from the repository root, as a user runs it; AssertionError with
-    the output's tail when it fails (unless check=False)."""
+def run_tool(tool: str, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python tools/<tool> args…` from the repository root, as a user runs it (`env`: extra
+    environment variables); AssertionError with the output's tail when it fails (unless check=False)."""
     proc = subprocess.run([sys.executable, str(REPO / "tools" / tool), *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
     if check and proc.returncode != 0:
         raise AssertionError(f"{tool} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc

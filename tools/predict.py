@@ -1,4 +1,7 @@
-"""Run a trained model on photos: python tools/predict.py checkpoint=FILE input=DIR_OR_FILE [out=DIR] [labelme=true].
+"""Run a trained model on photos: python tools/predict.py input=DIR_OR_FILE [checkpoint=FILE|zoo:NAME] [out=DIR] [labelme=true].
+
+Without checkpoint= the newest model_final.pth under outputs/ is used, else the model shipped with
+spine_d2 (zoo:phantom-fast-long, trained on the synthetic phantom only); predictions.csv says which.
 
 Writes predictions.csv (image,TK,LL,LL_S1,SS,PT,PI,frame,notes; degrees, empty = not measurable
 with the reason in notes) and <stem>_overlay.jpg per photo (masks, level names, endplate lines,
@@ -17,6 +20,7 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from spine_d2.engine.inference import InferenceError, SpinePredictor, image_paths, predict_paths  # noqa: E402
+from spine_d2.serve.checkpoints import default_checkpoint  # noqa: E402
 
 log = logging.getLogger("predict")
 
@@ -28,7 +32,11 @@ def main(cfg: DictConfig) -> None:
         if (out / "predictions.csv").exists():
             raise InferenceError(f"out={out} already holds predictions.csv: choose another out=")
         paths = image_paths(cfg.input)
-        predictor = SpinePredictor.from_checkpoint(cfg.checkpoint, cfg.device, cfg.highres)
+        checkpoint = cfg.checkpoint
+        if checkpoint is None:
+            checkpoint, why = default_checkpoint(cfg.outputs)
+            log.info(f"no checkpoint= given: using {why}: {checkpoint}")
+        predictor = SpinePredictor.from_checkpoint(checkpoint, cfg.device, cfg.highres)
     except InferenceError as e:
         sys.exit(f"error: {e}")
     table = predict_paths(predictor, paths, out, cfg.measure, labelme=bool(cfg.labelme))

@@ -3,7 +3,8 @@
 A clinician drops phone photos or screenshots of lateral X-rays on the page and gets the overlay
 and TK, LL, LL_S1, SS, PT, PI (degrees) with the frame used and the reason for each missing angle;
 the same through `POST /api/measure` (OpenAPI docs at /docs). Without checkpoint= the newest
-model_final.pth under outputs/ is served. Uploads stay in memory unless keep_uploads=DIR.
+model_final.pth under outputs/ is served, else the model shipped with spine_d2 (zoo:phantom-fast-long,
+trained on the synthetic phantom). Uploads stay in memory unless keep_uploads=DIR.
 """
 import logging
 import sys
@@ -16,8 +17,8 @@ import uvicorn  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from spine_d2.engine.inference import InferenceError, SpinePredictor  # noqa: E402
-from spine_d2.serve import create_app, newest_checkpoint  # noqa: E402
-from spine_d2.serve.checkpoints import run_schedule  # noqa: E402
+from spine_d2.serve import create_app  # noqa: E402
+from spine_d2.serve.checkpoints import default_checkpoint, run_schedule  # noqa: E402
 
 log = logging.getLogger("serve")
 
@@ -27,8 +28,8 @@ def main(cfg: DictConfig) -> None:
     try:
         checkpoint = cfg.checkpoint
         if checkpoint is None:
-            checkpoint = newest_checkpoint(cfg.outputs)
-            log.info(f"no checkpoint= given: serving the newest under {cfg.outputs}/: {checkpoint}")
+            checkpoint, why = default_checkpoint(cfg.outputs)
+            log.info(f"no checkpoint= given: serving {why}: {checkpoint}")
         predictor = SpinePredictor.from_checkpoint(checkpoint, cfg.device, cfg.highres)
         app = create_app(predictor, cfg.measure, max_upload_bytes=int(cfg.max_upload_mb * 1e6),
                          max_pixels=int(cfg.max_megapixels * 1e6), keep_uploads=cfg.keep_uploads,

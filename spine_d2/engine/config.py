@@ -18,6 +18,7 @@ from detectron2 import model_zoo
 from detectron2.config import CfgNode, get_cfg
 from omegaconf import DictConfig, OmegaConf
 
+from spine_d2 import zoo
 from spine_d2.engine.phases import ScheduleError, boundaries, parse_phases
 from spine_d2.levels import CORNERS, get_class_map
 
@@ -127,7 +128,7 @@ def build_d2_cfg(c: DictConfig, datasets: Mapping | None = None, output_dir: str
     cfg.SOLVER.REFERENCE_WORLD_SIZE = 0
     cfg.DATALOADER.NUM_WORKERS = int(c.dataloader.num_workers)
 
-    weights = c.model.weights
+    weights = zoo.resolve(c.model.weights)  # zoo:<name>: a model shipped with spine_d2
     cfg.MODEL.WEIGHTS = str(weights) if weights else ""
     scratch_built = not weights or trained_from_scratch(str(weights))
     if weights and scratch_built:

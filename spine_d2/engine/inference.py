@@ -27,6 +27,7 @@ from tqdm import tqdm
 from spine_d2.data.images import IMAGE_SUFFIXES, ImageReadError, read_image
 from spine_d2.data.transforms import model_input
 from spine_d2.engine.config import load_d2_cfg, resolve_device
+from spine_d2 import zoo
 from spine_d2.engine.highres import HighResModel, high_resolution_pass
 from spine_d2.levels import get_class_map
 from spine_d2.measure import CSV_COLUMNS, MeasureConfig, Measurement, draw_overlay, measure_instances
@@ -61,13 +62,18 @@ def hydra_record(checkpoint: str | Path) -> tuple[Any, list[str]] | None:
 
 
 def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres: bool | None = None) -> CfgNode:
-    """The detectron2 config a checkpoint was trained with (`d2_config.yaml` in its run directory),
-    with `MODEL.WEIGHTS` pointing at it; `highres` True/False switches the high-resolution second
-    pass on or off (None: as the run's `test.highres` said)."""
-    checkpoint = Path(checkpoint)
+    """The detectron2 config a checkpoint was trained with (`d2_config.yaml` in its run directory,
+    or `<stem>.yaml` beside it as for the zoo's `zoo:<name>`), with `MODEL.WEIGHTS` pointing at it;
+    `highres` True/False switches the high-resolution second pass on or off (None: as trained)."""
+    try:
+        checkpoint = Path(zoo.resolve(str(checkpoint)))
+    except zoo.ZooError as e:
+        raise InferenceError(f"checkpoint={checkpoint}: {e}") from None
     if not checkpoint.is_file():
         raise InferenceError(f"checkpoint={checkpoint}: no such file (a run writes model_final.pth)")
     cfg_path = checkpoint.parent / RUN_CONFIG
+    if not cfg_path.is_file():
+        cfg_path = checkpoint.with_suffix(".yaml")
     if not cfg_path.is_file():
         raise InferenceError(f"checkpoint={checkpoint}: no {RUN_CONFIG} beside it, so the model's "
                              f"architecture is unknown; use a checkpoint from a run directory")
@@ -97,8 +103,9 @@ class SpinePredictor:
 
     @property
     def name(self) -> str:
-        """The checkpoint's path, as the model's name in what it writes."""
-        return str(self.cfg.MODEL.WEIGHTS)
+        """The model's name in what it writes: `zoo:<name>` for a shipped model, else its path."""
+        weights = str(self.cfg.MODEL.WEIGHTS)
+        return f"{zoo.PREFIX}{Path(weights).stem}" if zoo.is_zoo_file(weights) else weights
 
     def __call__(self, image_bgr: np.ndarray):
         image = np.ascontiguousarray(image_bgr if self.cfg.INPUT.FORMAT == "BGR" else image_bgr[:, :, ::-1])
@@ -158,6 +165,7 @@ def predict_paths(predictor: SpinePredictor, paths: Iterable[Path], out_dir: Pat
     if labelme:
         log.info(f"{written} Labelme pre-annotation(s) written beside the photos")
     table = pd.DataFrame(rows, columns=list(CSV_COLUMNS))
+    table["model"] = getattr(predictor, "name", "")  # which model measured (zoo:… for the shipped one)
     table.to_csv(out_dir / "predictions.csv", index=False, float_format="%.2f")
     return table
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from spine_d2 import zoo
 from spine_d2.engine.inference import InferenceError, hydra_record
 
 CHECKPOINT_NAME = "model_final.pth"
@@ -15,6 +16,17 @@ def newest_checkpoint(outputs: str | Path = "outputs") -> Path:
     if not found:
         raise InferenceError(f"no trained model under {root}/: run `make demo` first (or give checkpoint=FILE)")
     return found[-1]
+
+
+def default_checkpoint(outputs: str | Path = "outputs") -> tuple[str, str]:
+    """(checkpoint, why it was chosen): the newest `model_final.pth` under `outputs`, else the model
+    that ships with spine_d2 (`zoo:<default>`); InferenceError when there is neither."""
+    try:
+        return str(newest_checkpoint(outputs)), f"the newest trained model under {outputs}/"
+    except InferenceError:
+        if zoo.DEFAULT in zoo.names():
+            return f"zoo:{zoo.DEFAULT}", "the model shipped with spine_d2 (trained on the synthetic phantom only)"
+        raise
 
 
 def run_schedule(checkpoint: str | Path) -> str | None:

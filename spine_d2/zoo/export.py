@@ -1,0 +1,126 @@
+"""Add a trained run to the zoo: python -m spine_d2.zoo.export RUN_DIR NAME --command "..." [--force]
+
+Writes `<name>.pth` (the run's model_final.pth, weights as float16), `<name>.yaml` (its
+d2_config.yaml) and `<name>.json` (the card: command, commit, phantom, training time and the run's
+own evaluation, `eval/summary.json`), then MODEL_ZOO.md from every card. An entry is replaced only
+by a model that beats it: a higher Dice and a mean TK/LL/SS error no larger (`--force` overrides).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import yaml
+
+from spine_d2 import zoo
+from spine_d2.zoo import ZooError
+
+ANGLES = ("TK", "LL", "SS")
+
+
+def _num(v, missing: float) -> float:
+    return float(v) if isinstance(v, (int, float)) and v == v else missing
+
+
+def _angle_error(summary: dict) -> float:
+    vals = [_num((summary.get(a) or {}).get("mae"), float("inf")) for a in ANGLES]
+    return sum(vals) / len(vals)
+
+
+def beats(new: dict, old: dict) -> bool:
+    """Whether benchmark `new` beats `old`: higher Dice, and a mean TK/LL/SS MAE no larger
+    (a missing value counts as the worst)."""
+    return (_num(new.get("dice_mean"), 0.0) > _num(old.get("dice_mean"), 0.0)
+            and _angle_error(new) <= _angle_error(old))
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
+                              check=True, cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _phantom(run_dir: Path) -> dict:
+    """The dataset the run trained on, from its Hydra record."""
+    record = run_dir / ".hydra" / "config.yaml"
+    if not record.is_file():
+        return {}
+    ds = (yaml.safe_load(record.read_text()) or {}).get("dataset", {})
+    return {"name": ds.get("name"), "root": ds.get("root"), "generate": ds.get("generate")}
+
+
+def export(run_dir: str | Path, name: str, command: str, training_minutes: float | None = None,
+           force: bool = False) -> Path:
+    """Add run `run_dir` to the zoo as `name`; returns the weights file written."""
+    dest = zoo.ZOO_DIR
+    run_dir = Path(run_dir)
+    summary_file = run_dir / "eval" / "summary.json"
+    if not (run_dir / "model_final.pth").is_file() or not summary_file.is_file():
+        raise ZooError(f"{run_dir}: needs model_final.pth and eval/summary.json (a finished, evaluated run)")
+    summary = json.loads(summary_file.read_text())
+    bench = {k: summary[k] for k in ("n_images", "dice_mean", "dice_sd", "miou_mean", "miou_sd") if k in summary}
+    bench.update({a: {k: summary[a][k] for k in ("mae", "sd", "r2", "n", "missing") if k in summary[a]}
+                  for a in ("TK", "LL", "LL_S1", "SS", "PT", "PI") if isinstance(summary.get(a), dict)})
+    if name in zoo.names() and not force and not beats(bench, zoo.card(name)["benchmark"]):
+        raise ZooError(f"zoo:{name}: the new model does not beat the one shipped (Dice "
+                       f"{bench.get('dice_mean')} vs {zoo.card(name)['benchmark'].get('dice_mean')}); --force replaces it")
+    state = torch.load(run_dir / "model_final.pth", map_location="cpu", weights_only=True)
+    model = {k: (v.half() if v.is_floating_point() else v) for k, v in state["model"].items()}
+    torch.save({"model": model}, dest / f"{name}.pth")
+    (dest / f"{name}.yaml").write_text((run_dir / "d2_config.yaml").read_text())
+    info = {"name": name, "command": command, "commit": _commit(), "trained_on": _phantom(run_dir),
+            "training_minutes": training_minutes, "benchmark": bench, "real_anatomy_dice": None,
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "weights": "float16"}
+    (dest / f"{name}.json").write_text(json.dumps(info, indent=2) + "\n")
+    write_model_zoo_md(dest)
+    return dest / f"{name}.pth"
+
+
+def write_model_zoo_md(dest: Path | None = None) -> Path:
+    """MODEL_ZOO.md (detectron2's style): one row per entry, then each entry's command."""
+    dest = dest or zoo.ZOO_DIR
+    rows = ["# spine_d2 model zoo", "",
+            "Models trained on the synthetic phantom only (no patient data). `model.weights=zoo:<name>` "
+            "fine-tunes one, `checkpoint=zoo:<name>` predicts, evaluates or serves with it.", "",
+            "| name | trained on | time | Dice | MAE TK / LL / SS | commit | size |", "|---|---|---|---|---|---|---|"]
+    details = []
+    for p in sorted(dest.glob("*.json")):
+        c = json.loads(p.read_text())
+        b = c["benchmark"]
+        maes = " / ".join(f"{b[a]['mae']:.1f}°" if _num((b.get(a) or {}).get("mae"), -1) >= 0 else "–" for a in ANGLES)
+        ph = c.get("trained_on") or {}
+        gen = ph.get("generate") or {}
+        mb = p.with_suffix(".pth").stat().st_size / 2**20 if p.with_suffix(".pth").is_file() else 0
+        rows.append(f"| `zoo:{c['name']}` | {ph.get('name', '?')} (n={gen.get('n', '?')}, seed {gen.get('seed', '?')}) | "
+                    f"{c.get('training_minutes') or '?'} min | {100 * _num(b.get('dice_mean'), 0.0):.1f} % | {maes} | "
+                    f"`{c['commit']}` | {mb:.0f} MB |")
+        details += ["", f"## {c['name']}", "", "```bash", c["command"], "```",
+                    f"Benchmark: the phantom's test split ({b.get('n_images', '?')} images), the run's own "
+                    f"evaluation; {c['date']}."]
+    out = dest / "MODEL_ZOO.md"
+    out.write_text("\n".join(rows + details) + "\n")
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run_dir")
+    ap.add_argument("name")
+    ap.add_argument("--command", required=True, help="the command that trained the run")
+    ap.add_argument("--minutes", type=float, default=None, help="training time, minutes")
+    ap.add_argument("--force", action="store_true")
+    a = ap.parse_args(argv)
+    try:
+        print(f"wrote {export(a.run_dir, a.name, a.command, a.minutes, a.force)}")
+    except ZooError as e:
+        raise SystemExit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    main()

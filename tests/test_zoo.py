@@ -1,0 +1,73 @@
+"""The model zoo: a run exported compactly, found by name, used to predict and to fine-tune."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import spine_d2.zoo as zoo
+from spine_d2.engine.inference import InferenceError, SpinePredictor, config_for_checkpoint
+from spine_d2.serve.checkpoints import default_checkpoint
+from spine_d2.zoo.export import beats, export
+
+
+@pytest.fixture
+def zoo_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path / "zoo")
+    (tmp_path / "zoo").mkdir()
+    return tmp_path / "zoo"
+
+
+def test_a_run_goes_into_the_zoo_in_half_precision_and_is_found_by_name(smoke_run, zoo_dir, tmp_path):
+    root, run = smoke_run
+    path = export(run, "smoke", command="python tools/train.py experiment=smoke", training_minutes=0.5)
+    assert path == zoo_dir / "smoke.pth" and zoo.names() == ["smoke"]
+    full = torch.load(run / "model_final.pth", map_location="cpu", weights_only=True)["model"]
+    half = torch.load(path, map_location="cpu", weights_only=True)["model"]
+    assert set(half) == set(full) and all(v.dtype == torch.float16 for v in half.values() if v.is_floating_point())
+    assert path.stat().st_size < 0.6 * (run / "model_final.pth").stat().st_size
+    card = zoo.card("zoo:smoke")
+    assert card["command"].endswith("experiment=smoke") and "dice_mean" in card["benchmark"]
+    assert card["trained_on"]["generate"]["n"] == 6
+    assert "`zoo:smoke`" in (zoo_dir / "MODEL_ZOO.md").read_text()
+    cfg = config_for_checkpoint("zoo:smoke", "cpu")
+    assert cfg.MODEL.WEIGHTS == str(path) and cfg.SPINE.CLASS_MAP == "default"
+    predictor = SpinePredictor(cfg)
+    assert predictor.name == "zoo:smoke"
+    for k, v in predictor.model.state_dict().items():  # loaded back as float32, values as stored
+        if k in half and v.is_floating_point():
+            assert torch.equal(v, half[k].float()), k
+    with pytest.raises(InferenceError, match="zoo:nothing: no such model"):
+        config_for_checkpoint("zoo:nothing")
+
+
+def test_the_zoo_is_the_fallback_when_nothing_was_trained(smoke_run, zoo_dir, tmp_path):
+    empty = tmp_path / "outputs"
+    with pytest.raises(InferenceError, match="make demo"):
+        default_checkpoint(empty)
+    export(smoke_run[1], zoo.DEFAULT, command="c")
+    assert default_checkpoint(empty) == (f"zoo:{zoo.DEFAULT}", pytest.approx(default_checkpoint(empty)[1]))
+    assert "synthetic phantom" in default_checkpoint(empty)[1]
+    assert default_checkpoint(smoke_run[1].parent)[0].endswith("model_final.pth")  # a trained run comes first
+
+
+def test_an_entry_is_replaced_only_by_a_better_model(smoke_run, zoo_dir):
+    export(smoke_run[1], "m", command="first")
+    better = {"dice_mean": 2.0, "TK": {"mae": 0.0}, "LL": {"mae": 0.0}, "SS": {"mae": 0.0}}
+    assert beats(better, zoo.card("m")["benchmark"]) and not beats(zoo.card("m")["benchmark"], better)
+    with pytest.raises(zoo.ZooError, match="does not beat"):
+        export(smoke_run[1], "m", command="second")
+    export(smoke_run[1], "m", command="second", force=True)
+    assert json.loads((zoo_dir / "m.json").read_text())["command"] == "second"
+
+
+def test_fine_tuning_starts_from_a_zoo_model(smoke_run, zoo_dir, tmp_path):
+    from conftest import run_tool
+
+    export(smoke_run[1], "start", command="c")
+    proc = run_tool("train.py", "experiment=smoke", f"dataset.root={smoke_run[0]}", "model.weights=zoo:start",
+                    f"hydra.run.dir={tmp_path / 'ft'}", check=False,
+                    env={"SPINE_D2_ZOO_DIR": str(zoo_dir)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert str(zoo_dir / "start.pth") in (tmp_path / "ft" / "d2_config.yaml").read_text()
