@@ -1,4 +1,4 @@
-"""The phantom's films side by side: docs/phantom_films.png (and, given old films, the before/after).
+"""The phantom's films side by side: docs/phantom_films.jpg (and, given old films, the before/after).
 
     python docs/phantom_figure.py                       # films of seed 3, images 0-3
     python docs/phantom_figure.py --old DIR             # DIR/old_film_<i>.png: a row of older films above
@@ -52,13 +52,13 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--old", type=Path, help="folder of old_film_<i>.png to show above")
-    ap.add_argument("--out", type=Path, default=Path(__file__).with_name("phantom_films.png"))
+    ap.add_argument("--out", type=Path, default=Path(__file__).with_name("phantom_films.jpg"))
     args = ap.parse_args(argv)
     rows = [np.hstack(films(args.seed, args.n, partial_fraction=0.5))]
     if args.old:
         old = [_tile(cv2.imread(str(args.old / f"old_film_{i}.png")), "before: drawn in 2-D") for i in range(args.n)]
         rows.insert(0, np.hstack(old))
-    cv2.imwrite(str(args.out), np.vstack(rows))
+    cv2.imwrite(str(args.out), np.vstack(rows), [cv2.IMWRITE_JPEG_QUALITY, 88])
     print(f"wrote {args.out}")
 
 
