@@ -6,7 +6,8 @@ setup(
     version="0.1.0",
     description=__doc__,
     packages=find_packages(include=["spine_d2", "spine_d2.*"]),
-    package_data={"spine_d2.serve": ["static/*"]},  # the page (tools/serve.py)
+    package_data={"spine_d2.serve": ["static/*"],  # the page (tools/serve.py)
+                  "spine_d2.evaluation": ["templates/*"]},  # the report's HTML
     python_requires=">=3.10",
     # Exact pins live in requirements.txt (installed by `make setup`); detectron2 is installed
     # separately because it is not on PyPI under its own name.
@@ -22,6 +23,9 @@ setup(
         "statsmodels",
         "matplotlib",
         "seaborn",
+        "pingouin",
+        "jinja2",
+        "tabulate",
         "pycocotools",
         "torch",
         "torchvision",

@@ -25,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import fmt, options, phantom_truth, provenance, provenance_line
+from _common import options, phantom_truth, provenance, provenance_line
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.data.labelme import load_labelme_dataset
+from spine_d2.evaluation.formatting import fmt
 from spine_d2.levels import get_class_map
 from spine_d2.measure.cleanup import clean_instances
 from spine_d2.measure.dataset import record_frame
@@ -179,9 +180,9 @@ def write(o, meta, results, frames_report, cleanup, n, seconds) -> None:
     md += [line(k, s) for k, s in results.items()]
     if frames_report:
         md += ["", "Frame estimate vs the stored homography (median over trusted estimates):", ""]
-        md += [f"- {k}: {v['trusted']}/{v['n']} trusted; |rotation error| {fmt(v['median_abs_rotation_error_deg'])}°, "
-               f"worst direction error {fmt(v['median_max_angle_error_deg'])}° (uncorrected: "
-               f"{fmt(v['uncorrected_median_max_angle_error_deg'])}°)" for k, v in frames_report.items()]
+        md += [f"- {k}: {v['trusted']}/{v['n']} trusted; |rotation error| {fmt(v['median_abs_rotation_error_deg'], 2)}°, "
+               f"worst direction error {fmt(v['median_max_angle_error_deg'], 2)}° (uncorrected: "
+               f"{fmt(v['uncorrected_median_max_angle_error_deg'], 2)}°)" for k, v in frames_report.items()]
     if cleanup:
         md += ["", "Clean-up of the chain of centres on the ground-truth polygons, our rule (`turn`, the default) "
                "beside the study's (`slope`, 1.7). Clean images: true vertebrae the chain step removes (and, "

@@ -45,14 +45,15 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from _common import as_list, fmt, ground_truth_instances, options, phantom_truth, provenance, provenance_line
+from _common import as_list, ground_truth_instances, options, phantom_truth, provenance, provenance_line
 from spine_d2.angles import ANGLE_NAMES
+from spine_d2.data.images import read_image
 from spine_d2.data.labelme import load_labelme_dataset
 from spine_d2.data.splits import dataset_splits
-from spine_d2.data.images import read_image
 from spine_d2.engine.inference import InferenceError, SpinePredictor, hydra_record
 from spine_d2.evaluation.agreement import json_safe, summarize
 from spine_d2.evaluation.evaluator import ground_truth_masks
+from spine_d2.evaluation.formatting import fmt
 from spine_d2.evaluation.per_image import image_row, per_image_table
 from spine_d2.evaluation.segmentation import image_segmentation, match_instances
 from spine_d2.evaluation.study import REFERENCE_STUDY
@@ -173,8 +174,8 @@ def measured_fraction(summary: Mapping[str, Any]) -> float:
 
 def table_row(cells: Sequence[str], summary: Mapping[str, Any]) -> str:
     """A Markdown row: the given leading cells, MAE per angle, R² of TK/LL/SS, share measured."""
-    maes = [fmt(summary[k]["mae"]) for k in ANGLE_NAMES]
-    r2 = " / ".join(fmt(summary[k]["r2"]) for k in ("TK", "LL", "SS"))
+    maes = [fmt(summary[k]["mae"], 2) for k in ANGLE_NAMES]
+    r2 = " / ".join(fmt(summary[k]["r2"], 2) for k in ("TK", "LL", "SS"))
     frac = measured_fraction(summary)
     return "| " + " | ".join([*cells, *maes, r2, "—" if math.isnan(frac) else f"{frac:.0%}"]) + " |"
 

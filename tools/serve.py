@@ -7,9 +7,10 @@ model_final.pth under outputs/ is served. Uploads stay in memory unless keep_upl
 """
 import logging
 import sys
-import warnings
 
-warnings.filterwarnings("ignore", message=r".*(torch\.jit\.script|pkg_resources).*")
+from spine_d2.library_warnings import hide_library_warnings
+
+hide_library_warnings()
 
 import hydra  # noqa: E402
 import uvicorn  # noqa: E402

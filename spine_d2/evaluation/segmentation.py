@@ -189,13 +189,3 @@ def image_segmentation(pred_masks, pred_classes: Sequence[str], gt_masks, gt_cla
         for level, s in levels.items():
             row[f"dice_{level}"], row[f"iou_{level}"] = s["dice"], s["iou"]
     return row
-
-
-def mean_sd(values: Iterable[float]) -> tuple[float, float]:
-    """Mean and sample SD (n − 1) of the finite values; NaN where undefined (none; SD of one)."""
-    v = np.asarray(list(values), float)
-    v = v[np.isfinite(v)]
-    if len(v) == 0:
-        return math.nan, math.nan
-    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan
-
