@@ -58,7 +58,7 @@ from spine_d2.evaluation.per_image import image_row, per_image_table
 from spine_d2.evaluation.segmentation import image_segmentation, match_instances
 from spine_d2.evaluation.study import REFERENCE_STUDY
 from spine_d2.measure import Instance, MeasureConfig, Measurement, instances_from_predictions, measure_instances
-from spine_d2.measure.frame import FrameEstimate, estimate_frame
+from spine_d2.measure.rectify import FrameEstimate, estimate_frame
 
 DEPENDS = ("spine_d2/measure", "spine_d2/evaluation", "spine_d2/engine/inference.py", "spine_d2/data",
            "spine_d2/synthetic", "spine_d2/angles.py", "spine_d2/frames.py", "spine_d2/levels.py", "conf/measure",

@@ -5,7 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from spine_d2.measure.frame import estimate_frame, frame_error, given_frame
+from spine_d2.frames import frame_error
+from spine_d2.measure.rectify import estimate_frame, given_frame
 
 
 def camera_homography(yaw=0.0, pitch=0.0, roll=0.0, f=900.0, size=(900, 700), screen=(640, 400), dist=1.3):

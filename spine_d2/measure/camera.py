@@ -6,7 +6,7 @@ which each line points at its direction's vanishing point K·r1 or K·r2; `camer
 then the plane → image homography K·[r1 r2 t]. The principal point is taken at the image centre,
 which a cropped photo moves: `fit_spread` says how far the rectification would move under what
 the lines do not fix (the focal length when held at the phone prior, the principal point within a
-crop), the basis of the frame estimate's confidence (`spine_d2.measure.frame`).
+crop), the basis of the frame estimate's confidence (`spine_d2.measure.rectify`).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spine_d2.frames import apply_homography
+from spine_d2.frames import direction_change
 
 
 @dataclass
@@ -173,22 +173,6 @@ def refit_rotation(R: np.ndarray, f: float, lines: list[Line], family: np.ndarra
     fit = least_squares(lambda p: _residuals(Rotation.from_rotvec(p).as_matrix(), f, lines, family, shape, pp) * wts,
                         Rotation.from_matrix(R).as_rotvec(), x_scale=0.1)
     return Rotation.from_rotvec(fit.x).as_matrix()
-
-
-def direction_change(H_a: np.ndarray, H_b: np.ndarray, shape) -> float:
-    """The largest change (degrees) any direction's angle gets between two plane → image
-    homographies, at the plane point seen at the image centre through `H_b`."""
-    h, w = shape[:2]
-    at = apply_homography(np.linalg.inv(H_b), [[w / 2, h / 2]])[0]
-    resid = np.linalg.inv(H_a) @ H_b
-    worst = 0.0
-    for t in np.radians(np.arange(0, 180, 15)):
-        d = np.array([np.cos(t), np.sin(t)])
-        a, b = apply_homography(resid, [at, at + 5.0 * d])
-        e = b - a
-        change = (np.degrees(np.arctan2(e[1], e[0]) - t) + 180) % 360 - 180
-        worst = max(worst, abs(change))
-    return float(worst)
 
 
 def fit_spread(R: np.ndarray, f: float, lines: list[Line], family: np.ndarray, shape, focal_fixed_by_lines: bool,

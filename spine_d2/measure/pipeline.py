@@ -26,7 +26,7 @@ from spine_d2.measure.corners import fuse
 from spine_d2.measure.cleanup import CHAIN_RULES, Removal, clean_instances
 from spine_d2.measure.endplates import (METHOD_NAMES, SIDES, EndplateError, fit_endplates,
                                         order_anterior_posterior)
-from spine_d2.measure.frame import FrameConfig, FrameEstimate, checked_options, estimate_frame
+from spine_d2.measure.rectify import FrameConfig, FrameEstimate, checked_options, estimate_frame
 from spine_d2.measure.frame_angles import HEADS_NOT_IN_VIEW, endplate_angles
 from spine_d2.measure.instances import Instance, circle_of
 from spine_d2.measure.naming import name_levels
