@@ -1,7 +1,7 @@
 """Accuracy of the geometry alone: angles from a phantom's ground-truth shapes vs its true angles.
 
     python benchmarks/measure_geometry.py [root=datasets/phantom428] [out=benchmarks/results]
-        [methods=mixed,ours,paper] [sources=polygons,masks] [frames=truth,estimate,none]
+        [methods=rectangle+border,border,rectangle] [sources=polygons,masks] [frames=truth,estimate,none]
         [chain_rules=turn,slope] [stray_seed=0]
 
 For each endplate method × shape source (Labelme polygons, or masks rasterised from them as a
@@ -40,7 +40,7 @@ DEPENDS = ("spine_d2/measure", "spine_d2/synthetic", "spine_d2/data", "spine_d2/
            "spine_d2/levels.py", "benchmarks/measure_geometry.py")  # code the numbers rest on
 TARGET = {"TK": 0.5, "LL": 0.5, "LL_S1": 0.5, "SS": 1.0, "PT": 1.0, "PI": 1.0}
 MAX_MISSING = 0.05
-DEFAULTS = {"root": "datasets/phantom428", "out": "benchmarks/results", "methods": "mixed,ours,paper",
+DEFAULTS = {"root": "datasets/phantom428", "out": "benchmarks/results", "methods": "rectangle+border,border,rectangle",
             "sources": "polygons,masks", "frames": "truth,estimate,none", "chain_rules": "turn,slope",
             "stray_seed": "0"}
 

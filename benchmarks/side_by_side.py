@@ -1,13 +1,13 @@
 """One model's predictions measured several ways, side by side, against the phantom's true angles (degrees).
 
     python benchmarks/side_by_side.py checkpoint=FILE [root=datasets/phantom428] [split=test] [n=all]
-        [methods=mixed,ours,paper] [frames=on,off] [cleanups=on,off] [controls=masks,polygons,named]
+        [methods=rectangle+border,border,rectangle] [frames=on,off] [cleanups=on,off] [controls=masks,polygons,named]
         [difficulties=easy,realistic,hard] [n_difficulty=48] [seed_difficulty=1001]
         [cache=datasets/benchmark-phantoms] [device=auto] [out=benchmarks/results/side-by-side]
 
 The model runs once per image of the split; its instances (image frame, px) are then measured by
-every variant: endplate method (`mixed`, the default: the study's rectangle for the vertebral
-bodies and ours for the sacral plate; or the study's `paper` or `ours` for all) × frame
+every variant: endplate method (`rectangle+border`, the default: the study's rectangle for the
+vertebral bodies and the border fit for the sacral plate; or `rectangle` or `border` for all) × frame
 correction (photo → radiograph, estimated once per photo) on or off × the clean-up of centres
 off the spine's chain on (the configured `chain_rule`) or off (`chain_rule=off`; duplicates and
 specks are still removed). The measurement config the checkpoint was trained with is the base every variant
@@ -64,7 +64,7 @@ DEPENDS = ("spine_d2/measure", "spine_d2/evaluation", "spine_d2/engine/inference
            "spine_d2/synthetic", "spine_d2/angles.py", "spine_d2/frames.py", "spine_d2/levels.py", "conf/measure",
            "benchmarks/side_by_side.py", "benchmarks/_common.py")  # code the numbers rest on
 DEFAULTS = {"checkpoint": None, "root": "datasets/phantom428", "split": "test", "n": "all",
-            "methods": "mixed,ours,paper", "frames": "on,off", "cleanups": "on,off", "controls": "masks,polygons,named",
+            "methods": "rectangle+border,border,rectangle", "frames": "on,off", "cleanups": "on,off", "controls": "masks,polygons,named",
             "difficulties": "easy,realistic,hard", "n_difficulty": "48", "seed_difficulty": "1001",
             "cache": "datasets/benchmark-phantoms", "device": "auto", "out": "benchmarks/results/side-by-side"}
 MODEL = "model"
