@@ -13,7 +13,10 @@ from spine_d2.angles import Endplates
 
 
 def apply_homography(H: np.ndarray, points: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
-    """Map (N, 2) points through the 3×3 homography `H`; returns (N, 2) float64."""
+    """Map (N, 2) points through the 3×3 homography `H`; returns (N, 2) float64. (Not
+    cv2.perspectiveTransform: it multiplies by 1/w where this divides by w, and the last-bit
+    differences move the phantom's rounded Labelme coordinates: a seed would no longer give the
+    same dataset.)"""
     pts = np.asarray(points, dtype=float).reshape(-1, 2)
     homog = np.hstack([pts, np.ones((len(pts), 1))]) @ np.asarray(H, dtype=float).T
     return homog[:, :2] / homog[:, 2:3]

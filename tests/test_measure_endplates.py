@@ -12,7 +12,8 @@ from measure_factory import rounded  # noqa: E402
 from spine_d2.angles import endplate_tilt  # noqa: E402
 from spine_d2.measure.endplates import (  # noqa: E402
     EndplateError, fit_endplates, method_name, order_anterior_posterior)
-from spine_d2.measure.instances import Instance, rasterize  # noqa: E402
+from spine_d2.measure.instances import Instance  # noqa: E402
+from spine_d2.polygons import rasterize  # noqa: E402
 
 
 def body(tilt_inf, wedge, rot=0.0, depth=120.0, height=80.0, centre=(200.0, 200.0)):
