@@ -87,7 +87,7 @@ def test_given_homography_and_frame_error():
 def test_the_phantoms_own_camera_pose_is_recovered(seed):
     """A homography from the phantom's phone-camera model (pitch/yaw up to 15°, roll up to 6°, a
     23–30 mm or 2× lens, principal point off centre) is undone to within 0.5° in every direction."""
-    from spine_d2.synthetic.capture import phone_camera
+    from spine_d2.synthetic.phone import phone_camera
     from spine_d2.synthetic.knobs import knobs_for
 
     screen, size = (640, 400), (900, 700)
