@@ -23,10 +23,10 @@ import pandas as pd
 from markupsafe import Markup, escape
 from tabulate import tabulate
 
+from spine_d2 import provenance
 from spine_d2.evaluation.agreement import summarize
 from spine_d2.evaluation.report_content import Block, build_blocks, headline
 from spine_d2.evaluation.study import REFERENCE_STUDY, StudyResults
-from spine_d2.provenance import code_version
 
 TITLE = "Spinal alignment: evaluation report"
 
@@ -169,5 +169,5 @@ def rerender(per_image_csv: str | Path, out_dir: str | Path | None = None, *,
     return write_report(per_image, out_dir or default_rerender_dir(csv),
                         summary=old if isinstance(old, dict) else {}, overlays=overlays,
                         config_text=_read_text(folder / "config.yaml"), title=title or TITLE,
-                        code_version=f"{produced} (results); re-rendered by {code_version()}",
+                        code_version=f"{produced} (results); re-rendered by {provenance.code_version()}",
                         source=str(csv))
