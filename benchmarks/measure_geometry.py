@@ -29,10 +29,10 @@ from _common import options, phantom_truth, provenance, provenance_line
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.data.labelme import load_labelme_dataset
 from spine_d2.evaluation.formatting import fmt
+from spine_d2.frames import frame_error
 from spine_d2.levels import get_class_map
 from spine_d2.measure.cleanup import clean_instances
 from spine_d2.measure.dataset import record_frame
-from spine_d2.frames import frame_error
 from spine_d2.measure.instances import Instance, instances_from_record
 from spine_d2.measure.pipeline import MeasureConfig, measure_instances
 

@@ -23,9 +23,9 @@ from spine_d2.data.labelme import load_labelme_dataset  # noqa: E402
 from spine_d2.evaluation.agreement import summarize  # noqa: E402
 from spine_d2.evaluation.per_image import image_row, per_image_table  # noqa: E402
 from spine_d2.levels import get_class_map  # noqa: E402
-from spine_d2.measure.rectify import given_frame  # noqa: E402
 from spine_d2.measure.instances import Instance  # noqa: E402
 from spine_d2.measure.pipeline import MeasureConfig  # noqa: E402
+from spine_d2.measure.rectify import given_frame  # noqa: E402
 from spine_d2.synthetic.generate import generate_dataset  # noqa: E402
 
 CLASSES = get_class_map("default").classes

@@ -10,10 +10,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from measure_factory import toy_spine  # noqa: E402
 
 from spine_d2.angles import ANGLE_NAMES  # noqa: E402
-from spine_d2.measure.rectify import given_frame  # noqa: E402
 from spine_d2.measure.instances import Instance  # noqa: E402
 from spine_d2.measure.pipeline import (  # noqa: E402
     CSV_COLUMNS, MeasureConfig, measure_instances, measurement_row)
+from spine_d2.measure.rectify import given_frame  # noqa: E402
 
 
 @pytest.mark.parametrize("method", ["border", "rectangle", "rectangle+border"])

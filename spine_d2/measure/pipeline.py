@@ -24,11 +24,11 @@ from spine_d2.measure.anterior import Anterior, decide_anterior, lateral_of
 from spine_d2.measure.cleanup import CHAIN_RULES, Removal, clean_instances
 from spine_d2.measure.endplates import METHOD_NAMES, method_name, order_anterior_posterior
 from spine_d2.measure.femoral_heads import best_heads, plausible_heads
-from spine_d2.measure.rectify import FrameConfig, FrameEstimate, checked_options, estimate_frame
 from spine_d2.measure.frame_angles import HEADS_NOT_IN_VIEW, endplate_angles
 from spine_d2.measure.instances import Instance
 from spine_d2.measure.level_endplates import level_endplates, spine_cranial
 from spine_d2.measure.naming import name_levels
+from spine_d2.measure.rectify import FrameConfig, FrameEstimate, checked_options, estimate_frame
 
 CSV_COLUMNS: tuple[str, ...] = ("image",) + ANGLE_NAMES + ("frame", "notes")
 
