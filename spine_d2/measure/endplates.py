@@ -212,7 +212,7 @@ paper_endplates, ours_endplates = rectangle_endplates, border_endplates  # old n
 
 def method_name(method: str) -> str:
     """The current name of an endplate method given by its current or its old name; ValueError otherwise."""
-    name = OLD_METHOD_NAMES.get(method, method)
+    name = str(OLD_METHOD_NAMES.get(method, method))  # a plain str, also for a config's enum member
     if name not in METHODS and name not in BY_LEVEL:
         raise ValueError(f"unknown endplate method {method!r}; choose one of {', '.join(METHOD_NAMES)}")
     return name
