@@ -7,6 +7,7 @@ setup(
     description=__doc__,
     packages=find_packages(include=["spine_d2", "spine_d2.*"]),
     package_data={"spine_d2.serve": ["static/*"],  # the page (tools/serve.py)
+                  "spine_d2.evaluation": ["templates/*"],  # the report's HTML
                   "spine_d2.zoo": ["*.pth", "*.yaml", "*.json", "*.md"]},  # the shipped models
     python_requires=">=3.10",
     # Exact pins live in requirements.txt (installed by `make setup`); detectron2 is installed
@@ -23,6 +24,9 @@ setup(
         "statsmodels",
         "matplotlib",
         "seaborn",
+        "pingouin",
+        "jinja2",
+        "tabulate",
         "pycocotools",
         "torch",
         "torchvision",

@@ -10,7 +10,6 @@ import math
 import os
 import platform
 import shlex
-import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +18,8 @@ from typing import Any, Mapping, Sequence
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as `python benchmarks/<script>.py` from anywhere
     sys.path.insert(0, str(REPO))
+
+from spine_d2.provenance import describe_commit  # noqa: E402
 
 
 def options(argv: Sequence[str], defaults: Mapping[str, Any], script: str) -> dict[str, Any]:
@@ -39,21 +40,6 @@ def as_list(value: Any) -> list[str]:
     if isinstance(value, (list, tuple)):
         return [str(v).strip() for v in value if str(v).strip()]
     return [v.strip() for v in str(value).strip().strip("[]").split(",") if v.strip()]
-
-
-def describe_commit(depends: Sequence[str] = ()) -> str:
-    """The short commit, plus which of the files `depends` (paths under the repository; they shape
-    the numbers) have uncommitted changes; 'unknown' outside a git checkout."""
-    def git(*a):
-        return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True, check=True).stdout
-
-    try:
-        commit = git("rev-parse", "--short", "HEAD").strip()
-        dirty = ([ln[3:] for ln in git("status", "--porcelain", "--untracked-files=all", "--", *depends).splitlines()]
-                 if depends else [])
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + (f" + uncommitted changes to {', '.join(sorted(dirty))}" if dirty else "")
 
 
 def machine(torch_threads: int | None = None, gpu: str | None = None, load: bool = True) -> str:
@@ -77,7 +63,7 @@ def provenance(script: str, argv: Sequence[str], depends: Sequence[str] = (), **
     return {"command": " ".join(["python", script, *map(shlex.quote, argv)]),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(**hw), "python": platform.python_version(),
-            "commit": describe_commit(depends), **extra}
+            "commit": describe_commit(depends, REPO), **extra}
 
 
 def provenance_line(meta: Mapping[str, Any], seconds: float | None = None) -> str:
@@ -128,10 +114,3 @@ def ground_truth_instances(record: dict, class_names: Sequence[str], source: str
     if any(is_level(c) for c in class_names):
         return insts
     return [replace(i, label=None) for i in insts]
-
-
-def fmt(value: Any, digits: int = 2, none: str = "—") -> str:
-    """A number for a Markdown cell; `none` for None/NaN."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return none
-    return f"{value:.{digits}f}"

@@ -1,7 +1,7 @@
 """Accuracy of the geometry alone: angles from a phantom's ground-truth shapes vs its true angles.
 
     python benchmarks/measure_geometry.py [root=datasets/phantom428] [out=benchmarks/results]
-        [methods=mixed,ours,paper] [sources=polygons,masks] [frames=truth,estimate,none]
+        [methods=rectangle+border,border,rectangle] [sources=polygons,masks] [frames=truth,estimate,none]
         [chain_rules=turn,slope] [stray_seed=0]
 
 For each endplate method × shape source (Labelme polygons, or masks rasterised from them as a
@@ -25,13 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import fmt, options, phantom_truth, provenance, provenance_line
+from _common import options, phantom_truth, provenance, provenance_line
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.data.labelme import load_labelme_dataset
+from spine_d2.evaluation.formatting import fmt
+from spine_d2.frames import frame_error
 from spine_d2.levels import get_class_map
 from spine_d2.measure.cleanup import clean_instances
 from spine_d2.measure.dataset import record_frame
-from spine_d2.measure.frame import frame_error
 from spine_d2.measure.instances import Instance, instances_from_record
 from spine_d2.measure.pipeline import MeasureConfig, measure_instances
 
@@ -39,7 +40,7 @@ DEPENDS = ("spine_d2/measure", "spine_d2/synthetic", "spine_d2/data", "spine_d2/
            "spine_d2/levels.py", "benchmarks/measure_geometry.py")  # code the numbers rest on
 TARGET = {"TK": 0.5, "LL": 0.5, "LL_S1": 0.5, "SS": 1.0, "PT": 1.0, "PI": 1.0}
 MAX_MISSING = 0.05
-DEFAULTS = {"root": "datasets/phantom428", "out": "benchmarks/results", "methods": "mixed,ours,paper",
+DEFAULTS = {"root": "datasets/phantom428", "out": "benchmarks/results", "methods": "rectangle+border,border,rectangle",
             "sources": "polygons,masks", "frames": "truth,estimate,none", "chain_rules": "turn,slope",
             "stray_seed": "0"}
 
@@ -179,9 +180,9 @@ def write(o, meta, results, frames_report, cleanup, n, seconds) -> None:
     md += [line(k, s) for k, s in results.items()]
     if frames_report:
         md += ["", "Frame estimate vs the stored homography (median over trusted estimates):", ""]
-        md += [f"- {k}: {v['trusted']}/{v['n']} trusted; |rotation error| {fmt(v['median_abs_rotation_error_deg'])}°, "
-               f"worst direction error {fmt(v['median_max_angle_error_deg'])}° (uncorrected: "
-               f"{fmt(v['uncorrected_median_max_angle_error_deg'])}°)" for k, v in frames_report.items()]
+        md += [f"- {k}: {v['trusted']}/{v['n']} trusted; |rotation error| {fmt(v['median_abs_rotation_error_deg'], 2)}°, "
+               f"worst direction error {fmt(v['median_max_angle_error_deg'], 2)}° (uncorrected: "
+               f"{fmt(v['uncorrected_median_max_angle_error_deg'], 2)}°)" for k, v in frames_report.items()]
     if cleanup:
         md += ["", "Clean-up of the chain of centres on the ground-truth polygons, our rule (`turn`, the default) "
                "beside the study's (`slope`, 1.7). Clean images: true vertebrae the chain step removes (and, "

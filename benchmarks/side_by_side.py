@@ -1,13 +1,13 @@
 """One model's predictions measured several ways, side by side, against the phantom's true angles (degrees).
 
     python benchmarks/side_by_side.py checkpoint=FILE [root=datasets/phantom428] [split=test] [n=all]
-        [methods=mixed,ours,paper] [frames=on,off] [cleanups=on,off] [controls=masks,polygons,named]
+        [methods=rectangle+border,border,rectangle] [frames=on,off] [cleanups=on,off] [controls=masks,polygons,named]
         [difficulties=easy,realistic,hard] [n_difficulty=48] [seed_difficulty=1001]
         [cache=datasets/benchmark-phantoms] [device=auto] [out=benchmarks/results/side-by-side]
 
 The model runs once per image of the split; its instances (image frame, px) are then measured by
-every variant: endplate method (`mixed`, the default: the study's rectangle for the vertebral
-bodies and ours for the sacral plate; or the study's `paper` or `ours` for all) × frame
+every variant: endplate method (`rectangle+border`, the default: the study's rectangle for the
+vertebral bodies and the border fit for the sacral plate; or `rectangle` or `border` for all) × frame
 correction (photo → radiograph, estimated once per photo) on or off × the clean-up of centres
 off the spine's chain on (the configured `chain_rule`) or off (`chain_rule=off`; duplicates and
 specks are still removed). The measurement config the checkpoint was trained with is the base every variant
@@ -45,25 +45,26 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from _common import as_list, fmt, ground_truth_instances, options, phantom_truth, provenance, provenance_line
+from _common import as_list, ground_truth_instances, options, phantom_truth, provenance, provenance_line
 from spine_d2.angles import ANGLE_NAMES
+from spine_d2.data.images import read_image
 from spine_d2.data.labelme import load_labelme_dataset
 from spine_d2.data.splits import dataset_splits
-from spine_d2.data.images import read_image
 from spine_d2.engine.inference import InferenceError, SpinePredictor, hydra_record
 from spine_d2.evaluation.agreement import json_safe, summarize
 from spine_d2.evaluation.evaluator import ground_truth_masks
+from spine_d2.evaluation.formatting import fmt
 from spine_d2.evaluation.per_image import image_row, per_image_table
 from spine_d2.evaluation.segmentation import image_segmentation, match_instances
 from spine_d2.evaluation.study import REFERENCE_STUDY
 from spine_d2.measure import Instance, MeasureConfig, Measurement, instances_from_predictions, measure_instances
-from spine_d2.measure.frame import FrameEstimate, estimate_frame
+from spine_d2.measure.rectify import FrameEstimate, estimate_frame
 
 DEPENDS = ("spine_d2/measure", "spine_d2/evaluation", "spine_d2/engine/inference.py", "spine_d2/data",
            "spine_d2/synthetic", "spine_d2/angles.py", "spine_d2/frames.py", "spine_d2/levels.py", "conf/measure",
            "benchmarks/side_by_side.py", "benchmarks/_common.py")  # code the numbers rest on
 DEFAULTS = {"checkpoint": None, "root": "datasets/phantom428", "split": "test", "n": "all",
-            "methods": "mixed,ours,paper", "frames": "on,off", "cleanups": "on,off", "controls": "masks,polygons,named",
+            "methods": "rectangle+border,border,rectangle", "frames": "on,off", "cleanups": "on,off", "controls": "masks,polygons,named",
             "difficulties": "easy,realistic,hard", "n_difficulty": "48", "seed_difficulty": "1001",
             "cache": "datasets/benchmark-phantoms", "device": "auto", "out": "benchmarks/results/side-by-side"}
 MODEL = "model"
@@ -173,8 +174,8 @@ def measured_fraction(summary: Mapping[str, Any]) -> float:
 
 def table_row(cells: Sequence[str], summary: Mapping[str, Any]) -> str:
     """A Markdown row: the given leading cells, MAE per angle, R² of TK/LL/SS, share measured."""
-    maes = [fmt(summary[k]["mae"]) for k in ANGLE_NAMES]
-    r2 = " / ".join(fmt(summary[k]["r2"]) for k in ("TK", "LL", "SS"))
+    maes = [fmt(summary[k]["mae"], 2) for k in ANGLE_NAMES]
+    r2 = " / ".join(fmt(summary[k]["r2"], 2) for k in ("TK", "LL", "SS"))
     frac = measured_fraction(summary)
     return "| " + " | ".join([*cells, *maes, r2, "—" if math.isnan(frac) else f"{frac:.0%}"]) + " |"
 

@@ -38,7 +38,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from _common import REPO, as_list, fmt, ground_truth_instances, options, provenance, provenance_line
+from _common import REPO, as_list, ground_truth_instances, options, provenance, provenance_line
+from spine_d2.evaluation.formatting import fmt
 
 DEPENDS = ("spine_d2", "conf", "benchmarks/speed.py", "benchmarks/_common.py")  # code the numbers rest on
 DEFAULTS = {"checkpoint_fast": "", "root": "datasets/phantom428", "repeats": "5", "images": "8", "warmup": "1",
@@ -315,7 +316,7 @@ def markdown(meta: Mapping, results: Mapping, seconds: float) -> list[str]:
             f"{fmt(t['data_s_per_iteration']['median'], 3)} s of it", digits=3)
     if results.get("ratios"):
         md += ["", "Ratios within each repeat (median, range):", ""]
-        md += [f"- {k}: {fmt(s['median'])} ({fmt(s['min'])}–{fmt(s['max'])})" for k, s in results["ratios"].items()]
+        md += [f"- {k}: {fmt(s['median'], 2)} ({fmt(s['min'], 2)}–{fmt(s['max'], 2)})" for k, s in results["ratios"].items()]
     if results.get("goals"):
         md += ["", "Goals (issue #8):", ""]
         md += [f"- {k}: {fmt(g['value'], 3)} → {'met' if g['met'] else 'not met'} ({g['note']})"

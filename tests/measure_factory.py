@@ -13,7 +13,8 @@ import numpy as np
 
 from spine_d2.angles import sagittal_angles
 from spine_d2.levels import LUMBAR, THORACIC
-from spine_d2.measure.instances import Instance, rasterize
+from spine_d2.measure.instances import Instance
+from spine_d2.polygons import rasterize
 
 CHAIN = ("S1",) + tuple(reversed(LUMBAR)) + tuple(reversed(THORACIC[3:]))  # bottom-up, S1 … T4
 

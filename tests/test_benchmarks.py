@@ -23,9 +23,9 @@ from spine_d2.data.labelme import load_labelme_dataset  # noqa: E402
 from spine_d2.evaluation.agreement import summarize  # noqa: E402
 from spine_d2.evaluation.per_image import image_row, per_image_table  # noqa: E402
 from spine_d2.levels import get_class_map  # noqa: E402
-from spine_d2.measure.frame import given_frame  # noqa: E402
 from spine_d2.measure.instances import Instance  # noqa: E402
 from spine_d2.measure.pipeline import MeasureConfig  # noqa: E402
+from spine_d2.measure.rectify import given_frame  # noqa: E402
 from spine_d2.synthetic.generate import generate_dataset  # noqa: E402
 
 CLASSES = get_class_map("default").classes
@@ -43,8 +43,8 @@ def phantom(tmp_path_factory):
 
 def test_variant_switches_reach_the_measure_config_and_keep_the_base():
     base = {"chain_rule": "slope", "slope_threshold": 1.5, "min_area": 10.0, "frame": {"max_side": 400}}
-    c = sbs.Variant("paper", frame=False, cleanup=False).config(base)
-    assert (c.method, c.frame.enabled, c.chain_rule) == ("paper", False, "off")
+    c = sbs.Variant("rectangle", frame=False, cleanup=False).config(base)
+    assert (c.method, c.frame.enabled, c.chain_rule) == ("rectangle", False, "off")
     assert c.min_area == 10.0 and c.frame.max_side == 400
     d = sbs.Variant().config(base)
     assert (d.method, d.frame.enabled, d.chain_rule, d.slope_threshold) == (MeasureConfig().method, True, "slope", 1.5)
@@ -133,7 +133,7 @@ def test_variants_on_the_phantoms_ground_truth(phantom):
     def total(name):
         return sum(poly[name][k]["mae"] for k in ANGLE_NAMES)
 
-    assert total(sbs.Variant().name) <= total(sbs.Variant("paper").name)
+    assert total(sbs.Variant().name) <= total(sbs.Variant("rectangle").name)
     assert poly[sbs.Variant().name]["SS"]["mae"] < poly[sbs.Variant(frame=False).name]["SS"]["mae"]  # turned photo
 
 

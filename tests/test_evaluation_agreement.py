@@ -4,12 +4,11 @@ import math
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats as st
 
 from spine_d2.angles import ANGLE_NAMES
-from spine_d2.evaluation.agreement import AGREEMENT_KEYS, agreement, icc_2_1, summarize
+from spine_d2.evaluation.agreement import AGREEMENT_KEYS, agreement, icc_2_1, mean_sd, summarize
 from spine_d2.evaluation.per_image import image_row, per_image_table
 
 SUMMARY_KEYS = {"mae", "sd", "bias", "r2", "p", "slope_deg", "s", "loa_low", "loa_high", "icc",
@@ -76,17 +75,26 @@ def test_constant_bias():
     assert a["icc"] == pytest.approx(v / (v + 4.5))
 
 
-def test_icc_matches_pingouin():
-    pg = pytest.importorskip("pingouin")
+def test_icc_and_its_ci_from_the_anova_mean_squares_by_hand():
+    """ICC(A,1) and McGraw & Wong's CI (Satterthwaite's v) from the two-way ANOVA, computed here."""
     rng = np.random.default_rng(7)
-    t = rng.normal(40, 10, 15)
-    p = 0.9 * t + 6 + rng.normal(0, 3, 15)
-    long = pd.DataFrame({"subject": np.tile(np.arange(15), 2), "rater": ["ref"] * 15 + ["auto"] * 15,
-                         "value": np.r_[t, p]})
-    row = pg.intraclass_corr(long, "subject", "rater", "value").set_index("Type").loc["ICC(A,1)"]
-    icc, lo, hi = icc_2_1(t, p)
-    assert icc == pytest.approx(row["ICC"])
-    assert (lo, hi) == pytest.approx(tuple(row["CI95"]), abs=0.006)   # pingouin may round the CI
+    n, k = 15, 2
+    t = rng.normal(40, 10, n)
+    p = 0.9 * t + 6 + rng.normal(0, 3, n)
+    x = np.column_stack([t, p])
+    g = x.mean()
+    msr = k * ((x.mean(1) - g) ** 2).sum() / (n - 1)
+    msc = n * ((x.mean(0) - g) ** 2).sum() / (k - 1)
+    mse = ((x - x.mean(1, keepdims=True) - x.mean(0, keepdims=True) + g) ** 2).sum() / ((n - 1) * (k - 1))
+    icc = (msr - mse) / (msr + (k - 1) * mse + k * (msc - mse) / n)
+    fj = msc / mse
+    v = ((n - 1) * (k - 1) * (k * icc * fj + n * (1 + (k - 1) * icc) - k * icc) ** 2
+         / ((n - 1) * k ** 2 * icc ** 2 * fj ** 2 + (n * (1 + (k - 1) * icc) - k * icc) ** 2))
+    fu, fl = st.f.ppf(0.975, n - 1, v), st.f.ppf(0.975, v, n - 1)
+    low = n * (msr - fu * mse) / (fu * (k * msc + (k * n - k - n) * mse) + n * msr)
+    high = n * (fl * msr - mse) / (k * msc + (k * n - k - n) * mse + n * fl * msr)
+    assert icc_2_1(t, p) == pytest.approx((icc, low, high), rel=1e-9)
+    assert low < icc < high
 
 
 def test_regression_matches_scipy_linregress():
@@ -162,3 +170,10 @@ def test_summarize_schema_and_values():
     assert s["LL"]["n"] == 2 and s["LL"]["missing"] == 1 and s["LL"]["r2"] is None
     assert s["PT"]["n"] == 0 and s["PT"]["mae"] is None
     assert summarize(_table())["coco_segm_ap"] is None
+
+
+def test_mean_sd():
+    assert mean_sd([1.0, 2.0, 3.0, math.nan]) == (2.0, 1.0)
+    m, s = mean_sd([0.5])
+    assert m == 0.5 and math.isnan(s)
+    assert all(math.isnan(v) for v in mean_sd([]))

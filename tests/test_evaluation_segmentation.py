@@ -1,4 +1,4 @@
-"""Dice/IoU on hand-made masks: whole image, per class, per level (Hungarian matching), mean ± SD."""
+"""Dice/IoU on hand-made masks: whole image, per class, per level (Hungarian matching)."""
 import itertools
 import math
 
@@ -9,7 +9,6 @@ from spine_d2.evaluation.segmentation import (
     image_overlap,
     image_segmentation,
     match_instances,
-    mean_sd,
     overlap,
     pairwise_iou,
     per_class_overlap,
@@ -114,10 +113,3 @@ def test_image_segmentation_row_leaves_femoral_heads_out_of_the_whole_image_scor
     assert row["dice"] == 1.0 and row["iou"] == 1.0
     assert row["dice_femoral_head"] == 0.0 and row["dice_lumbar"] == 1.0
     assert row["dice_L3"] == 1.0 and "dice_None" not in row
-
-
-def test_mean_sd():
-    assert mean_sd([1.0, 2.0, 3.0, math.nan]) == (2.0, 1.0)
-    m, s = mean_sd([0.5])
-    assert m == 0.5 and math.isnan(s)
-    assert all(math.isnan(v) for v in mean_sd([]))

@@ -9,8 +9,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from measure_factory import toy_spine  # noqa: E402
 
 from spine_d2.measure.cleanup import chain_outliers, clean_instances, slope_changes, turn_scores  # noqa: E402
-from spine_d2.measure.instances import Instance, rasterize  # noqa: E402
+from spine_d2.measure.instances import Instance  # noqa: E402
 from spine_d2.measure.pipeline import measure_instances  # noqa: E402
+from spine_d2.polygons import rasterize  # noqa: E402
 
 
 def square(x, y, s=30.0):

@@ -1,4 +1,4 @@
-"""Endplate lines of rotated rectangles and trapezoids (polygons and masks), both methods."""
+"""Endplate lines of rotated rectangles and trapezoids (polygons and masks), both methods; the old names."""
 import math
 import sys
 from pathlib import Path
@@ -11,8 +11,9 @@ from measure_factory import rounded  # noqa: E402
 
 from spine_d2.angles import endplate_tilt  # noqa: E402
 from spine_d2.measure.endplates import (  # noqa: E402
-    EndplateError, fit_endplates, order_anterior_posterior)
-from spine_d2.measure.instances import Instance, rasterize  # noqa: E402
+    EndplateError, fit_endplates, method_name, order_anterior_posterior)
+from spine_d2.measure.instances import Instance  # noqa: E402
+from spine_d2.polygons import rasterize  # noqa: E402
 
 
 def body(tilt_inf, wedge, rot=0.0, depth=120.0, height=80.0, centre=(200.0, 200.0)):
@@ -38,48 +39,58 @@ def tilts(fit, anterior):
 CASES = [(0.0, 0.0, 0.0), (0.0, 0.0, 17.0), (-10.0, 6.0, 0.0), (5.0, -8.0, -25.0), (20.0, 4.0, 40.0)]
 
 
-@pytest.mark.parametrize("method", ["ours", "paper"])
+@pytest.mark.parametrize("method", ["border", "rectangle"])
 @pytest.mark.parametrize("tilt_inf,wedge,rot", CASES)
 def test_polygon_lines_have_the_true_tilts(method, tilt_inf, wedge, rot):
     poly, t_sup, t_inf, cranial = body(tilt_inf, wedge, rot)
     ant = np.array([-cranial[1], cranial[0]])  # across the body: +x for an upright body
     got = tilts(fit_endplates(Instance("lumbar", polygon=poly).contour(), cranial, method), ant)
-    tol = 1e-6 if method == "ours" or wedge == 0 else 0.6
+    tol = 1e-6 if method == "border" or wedge == 0 else 0.6
     assert got["superior"] == pytest.approx(t_sup, abs=tol)
     assert got["inferior"] == pytest.approx(t_inf, abs=tol)
 
 
-@pytest.mark.parametrize("method", ["ours", "paper"])
+@pytest.mark.parametrize("method", ["border", "rectangle"])
 @pytest.mark.parametrize("tilt_inf,wedge,rot", CASES)
 def test_mask_lines_are_within_half_a_degree(method, tilt_inf, wedge, rot):
     poly, t_sup, t_inf, cranial = body(tilt_inf, wedge, rot)
     inst = Instance("lumbar", mask=rasterize(poly, (420, 420)))
     got = tilts(fit_endplates(inst.contour(), cranial, method), np.array([-cranial[1], cranial[0]]))
-    tol = 0.5 if method == "ours" or wedge == 0 else 1.0
+    tol = 0.5 if method == "border" or wedge == 0 else 1.0
     assert got["superior"] == pytest.approx(t_sup, abs=tol)
     assert got["inferior"] == pytest.approx(t_inf, abs=tol)
 
 
-def test_ours_ignores_rounded_corners_of_a_wedged_body():
+def test_border_ignores_rounded_corners_of_a_wedged_body():
     poly, t_sup, t_inf, cranial = body(-12.0, 8.0, 10.0)
     ant = np.array([-cranial[1], cranial[0]])
     contour = Instance("lumbar", polygon=rounded(poly, 14.0)).contour()
-    ours = tilts(fit_endplates(contour, cranial, "ours"), ant)
-    paper = tilts(fit_endplates(contour, cranial, "paper"), ant)
+    border = tilts(fit_endplates(contour, cranial, "border"), ant)
+    rectangle = tilts(fit_endplates(contour, cranial, "rectangle"), ant)
     err = lambda g: max(abs(g["superior"] - t_sup), abs(g["inferior"] - t_inf))  # noqa: E731
-    assert err(ours) < 0.05
-    assert err(ours) < err(paper)
+    assert err(border) < 0.05
+    assert err(border) < err(rectangle)
 
 
-def test_mixed_fits_bodies_by_the_rectangle_and_the_sacral_plate_by_ours():
+def test_rectangle_border_fits_bodies_by_the_rectangle_and_the_sacral_plate_by_its_border():
     poly, _, _, cranial = body(-12.0, 8.0, 10.0)
     contour = Instance("lumbar", polygon=rounded(poly, 14.0)).contour()
-    ours, paper = fit_endplates(contour, cranial, "ours"), fit_endplates(contour, cranial, "paper")
-    assert not np.allclose(ours["superior"], paper["superior"])  # the two methods differ here
-    for level, expected in (("L3", paper), ("T5", paper), (None, paper), ("S1", ours)):
-        got = fit_endplates(contour, cranial, "mixed", level)
+    border, rectangle = fit_endplates(contour, cranial, "border"), fit_endplates(contour, cranial, "rectangle")
+    assert not np.allclose(border["superior"], rectangle["superior"])  # the two methods differ here
+    for level, expected in (("L3", rectangle), ("T5", rectangle), (None, rectangle), ("S1", border)):
+        got = fit_endplates(contour, cranial, "rectangle+border", level)
         for side in ("superior", "inferior"):
             assert np.array_equal(got[side], expected[side]), (level, side)
+
+
+@pytest.mark.parametrize("old,new", [("paper", "rectangle"), ("ours", "border"), ("mixed", "rectangle+border")])
+def test_the_old_method_names_still_fit_the_same_lines(old, new):
+    poly, _, _, cranial = body(-12.0, 8.0, 10.0)
+    contour = Instance("lumbar", polygon=rounded(poly, 14.0)).contour()
+    for level in ("L3", "S1"):
+        got, want = fit_endplates(contour, cranial, old, level), fit_endplates(contour, cranial, new, level)
+        assert all(np.array_equal(got[side], want[side]) for side in ("superior", "inferior"))
+    assert method_name(old) == new
 
 
 def test_anterior_posterior_order():
@@ -88,7 +99,7 @@ def test_anterior_posterior_order():
     assert order_anterior_posterior(seg, [-1, 0])[0].tolist() == [0.0, 0.0]
 
 
-@pytest.mark.parametrize("method", ["ours", "paper"])
+@pytest.mark.parametrize("method", ["border", "rectangle"])
 def test_degenerate_outlines_raise_endplate_error(method):
     with pytest.raises(EndplateError, match="outline"):
         fit_endplates(np.array([[0, 0], [1, 0], [2, 0]]), [0, -1], method)
@@ -112,7 +123,7 @@ def _plate_error(fit, plate) -> float:
 
 
 @pytest.mark.parametrize("shape", drawn_spines.SACRUM_SHAPES)
-@pytest.mark.parametrize("method", ["mixed", "ours"])
+@pytest.mark.parametrize("method", ["rectangle+border", "border"])
 def test_the_sacral_plate_of_every_shape_is_its_top_edge(shape, method):
     """Triangles (3 points), five-point wedges, curved sacra (up to 30 points, concave front), a
     promontory lip and plain boxes, at sacral slopes 8–75°, either side anterior, outlines and masks:
@@ -134,7 +145,7 @@ def test_a_three_point_sacrum_has_a_plate_but_no_inferior_border():
     plate = np.array([[240.0, 200.0], [150.0, 150.0]])  # anterior (right, lower: SS 29°), posterior
     poly = np.vstack([plate, [[170.0, 330.0]]])
     contour = Instance("sacrum", polygon=poly).contour()
-    fit = fit_endplates(contour, [0.3, -1.0], "ours", "S1", which=("superior",))
+    fit = fit_endplates(contour, [0.3, -1.0], "border", "S1", which=("superior",))
     assert _plate_error(fit["superior"], plate) < 1e-6
     with pytest.raises(EndplateError, match="inferior"):
-        fit_endplates(contour, [0.3, -1.0], "ours", "S1")  # both sides asked: the tip is no endplate
+        fit_endplates(contour, [0.3, -1.0], "border", "S1")  # both sides asked: the tip is no endplate

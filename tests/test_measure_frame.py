@@ -5,7 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from spine_d2.measure.frame import estimate_frame, frame_error, given_frame
+from spine_d2.frames import frame_error
+from spine_d2.measure.rectify import estimate_frame, given_frame
 
 
 def camera_homography(yaw=0.0, pitch=0.0, roll=0.0, f=900.0, size=(900, 700), screen=(640, 400), dist=1.3):
@@ -86,7 +87,7 @@ def test_given_homography_and_frame_error():
 def test_the_phantoms_own_camera_pose_is_recovered(seed):
     """A homography from the phantom's phone-camera model (pitch/yaw up to 15°, roll up to 6°, a
     23–30 mm or 2× lens, principal point off centre) is undone to within 0.5° in every direction."""
-    from spine_d2.synthetic.capture import phone_camera
+    from spine_d2.synthetic.phone import phone_camera
     from spine_d2.synthetic.knobs import knobs_for
 
     screen, size = (640, 400), (900, 700)

@@ -10,18 +10,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 from measure_factory import toy_spine  # noqa: E402
 
 from spine_d2.angles import ANGLE_NAMES  # noqa: E402
-from spine_d2.measure.frame import given_frame  # noqa: E402
 from spine_d2.measure.instances import Instance  # noqa: E402
 from spine_d2.measure.pipeline import (  # noqa: E402
     CSV_COLUMNS, MeasureConfig, measure_instances, measurement_row)
+from spine_d2.measure.rectify import given_frame  # noqa: E402
 
 
-@pytest.mark.parametrize("method", ["ours", "paper", "mixed"])
+@pytest.mark.parametrize("method", ["border", "rectangle", "rectangle+border"])
 @pytest.mark.parametrize("facing", [1, -1])
 def test_polygons_give_the_constructed_angles(method, facing):
     spine = toy_spine(tk=55.0, ll=38.0, ll_s1=52.0, ss=30.0, pt=20.0, facing=facing)
     m = measure_instances(spine.instances(), spine.shape, cfg={"method": method})
-    tol = 0.01 if method == "ours" else 0.3
+    tol = 0.01 if method == "border" else 0.3
     for name in ANGLE_NAMES:
         assert m.angles[name].value == pytest.approx(spine.expected[name], abs=tol + (0.2 if name in ("PT", "PI") else 0)), name
     assert m.anterior.certain and m.anterior.sign == facing  # relative to the spine's lateral (+x here)
@@ -31,7 +31,7 @@ def test_polygons_give_the_constructed_angles(method, facing):
             assert facing * (a[0] - p[0]) > 0
 
 
-@pytest.mark.parametrize("method", ["ours", "paper", "mixed"])
+@pytest.mark.parametrize("method", ["border", "rectangle", "rectangle+border"])
 def test_masks_within_a_degree(method):
     spine = toy_spine(scale=2.0, size=(1040, 1640))
     m = measure_instances(spine.instances("mask"), spine.shape, cfg={"method": method})
@@ -145,9 +145,9 @@ def test_measurement_row_has_the_csv_columns():
 
 
 def test_config_is_checked():
-    assert MeasureConfig.from_cfg({"method": "paper", "frame": {"enabled": False}}).frame.enabled is False
+    assert MeasureConfig.from_cfg({"method": "rectangle", "frame": {"enabled": False}}).frame.enabled is False
     with pytest.raises(ValueError, match="unknown measure option"):
-        MeasureConfig.from_cfg({"methd": "paper"})
+        MeasureConfig.from_cfg({"methd": "rectangle"})
     with pytest.raises(ValueError, match="method"):
         MeasureConfig.from_cfg({"method": "best"})
 
@@ -241,7 +241,7 @@ def test_a_keystoned_photo_is_measured_in_the_radiograph_frame_exactly(seed):
     rectangle fitted to the keystoned outline in the photo would be up to ~2° off."""
     insts, shape, H, d = _keystoned_drawn_spine(seed, 18.0, -15.0, 5.0)
     m = measure_instances(insts, shape, frame=given_frame(H, shape))
-    assert m.frame == "radiograph" and m.method == "mixed"
+    assert m.frame == "radiograph" and m.method == "rectangle+border"
     for name in ("TK", "LL", "LL_S1", "SS"):
         assert m.angles[name].value == pytest.approx(d.angles[name], abs=0.01), name
     for name in ("PT", "PI"):  # a femoral head's centre is mapped: an ellipse's centre is not the circle's

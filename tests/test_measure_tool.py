@@ -34,7 +34,7 @@ def make_folder(root: Path) -> dict:
 def test_measure_dataset_finds_the_angles_of_the_polygons(tmp_path, image_cache):
     expected = make_folder(tmp_path / "ds")
     for source in ("polygons", "masks"):
-        rows = {r["image"]: r for r in measure_dataset(tmp_path / "ds", {"method": "ours"}, source=source)}
+        rows = {r["image"]: r for r in measure_dataset(tmp_path / "ds", {"method": "border"}, source=source)}
         tol = 0.3 if source == "polygons" else 2.0
         for stem, exp in expected.items():
             for name in ("TK", "LL", "LL_S1", "SS"):
@@ -48,7 +48,7 @@ def test_the_tool_writes_the_csv_and_never_overwrites(tmp_path, image_cache):
     out = tmp_path / "angles.csv"
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     cmd = [sys.executable, str(REPO / "tools" / "measure.py"), f"dataset.root={tmp_path / 'ds'}",
-           f"out={out}", "measure.method=paper"]
+           f"out={out}", "measure.method=rectangle"]
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr + done.stdout
     rows = list(csv.DictReader(out.open()))
@@ -66,7 +66,7 @@ def test_the_measure_config_group_composes_and_is_accepted():
     from spine_d2.measure.pipeline import MeasureConfig
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("measure_dataset", overrides=["dataset.root=x", "out=y.csv", "measure.method=paper"])
+        cfg = compose("measure_dataset", overrides=["dataset.root=x", "out=y.csv", "measure.method=rectangle+border"])
     m = MeasureConfig.from_cfg(cfg.measure)
-    assert m.method == "paper" and m.slope_threshold == 1.7 and m.frame.enabled
+    assert m.method == "rectangle+border" and m.slope_threshold == 1.7 and m.frame.enabled
     assert cfg.source == "polygons" and cfg.frame_source == "estimate"

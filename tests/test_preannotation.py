@@ -24,6 +24,7 @@ from conftest import REPO, run_tool
 from labelme._label_file import LabelFile
 from loguru import logger
 from measure_factory import toy_spine
+from standin import AnnotationPredictor
 
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.data.labelme import load_labelme_dataset
@@ -32,9 +33,9 @@ from spine_d2.engine.inference import image_paths, predict_paths
 from spine_d2.levels import LEVELS
 from spine_d2.measure import Instance, instances_from_predictions, measure_instances
 from spine_d2.measure.dataset import measure_dataset
-from spine_d2.measure.instances import mask_contour, rasterize
+from spine_d2.measure.instances import mask_contour
 from spine_d2.measure.preannotation import labelme_document, write_new_json
-from spine_d2.serve.standin import AnnotationPredictor
+from spine_d2.polygons import rasterize
 from spine_d2.synthetic.generate import generate_dataset
 
 logger.disable("labelme")

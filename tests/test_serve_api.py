@@ -27,7 +27,9 @@ import numpy as np
 import pandas as pd
 import PIL.Image
 import pytest
+from browser import ServerThread
 from fastapi.testclient import TestClient
+from standin import AnnotationPredictor, to_d2_instances
 
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.data.images import read_image
@@ -35,9 +37,7 @@ from spine_d2.engine.inference import InferenceError, SpinePredictor
 from spine_d2.evaluation.study import REFERENCE_STUDY
 from spine_d2.measure import CSV_COLUMNS, MeasureConfig, instances_from_predictions, measure_instances
 from spine_d2.serve import create_app, newest_checkpoint
-from spine_d2.serve.browser import ServerThread
 from spine_d2.serve.reference import chosen_accuracy
-from spine_d2.serve.standin import AnnotationPredictor, to_d2_instances
 from spine_d2.synthetic.generate import generate_dataset
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,11 +17,11 @@ import pytest
 from fastapi.testclient import TestClient
 from labelme._label_file import LabelFile
 from loguru import logger
+from standin import AnnotationPredictor
 
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.measure.dataset import measure_dataset
 from spine_d2.serve import create_app
-from spine_d2.serve.standin import AnnotationPredictor
 from spine_d2.synthetic.generate import generate_dataset
 
 logger.disable("labelme")

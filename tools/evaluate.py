@@ -4,13 +4,13 @@ COCO AP (segm, bbox), per-image Dice/IoU and the angles against the dataset's me
 writes per_image.csv, summary.json, report.md and report.html into <hydra run dir>/eval/ and
 prints the headline numbers beside the reference study's.
 """
-import json
 import logging
 import sys
-import warnings
 from pathlib import Path
 
-warnings.filterwarnings("ignore", message=r".*(torch\.jit\.script|pkg_resources).*")
+from spine_d2.library_warnings import hide_library_warnings
+
+hide_library_warnings()
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
 from spine_d2.data.labelme import DatasetError  # noqa: E402
 from spine_d2.data.register import register_from_cfg  # noqa: E402
 from spine_d2.engine.inference import InferenceError, config_for_checkpoint, evaluate_checkpoint  # noqa: E402
-from spine_d2.evaluation.report import headline  # noqa: E402
+from spine_d2.evaluation.report import print_headline  # noqa: E402
 from spine_d2.synthetic.generate import ensure_dataset  # noqa: E402
 
 log = logging.getLogger("evaluate")
@@ -41,10 +41,7 @@ def main(cfg: DictConfig) -> None:
         sys.exit(f"error: {e}")
     results = evaluate_checkpoint(d2, names[cfg.split], Path(cfg.output_dir) / "eval", cfg.measure,
                                   config_text=OmegaConf.to_yaml(cfg))
-    report = Path(results["report_dir"])
-    print(f"report: {report / 'report.html'}")
-    for line in headline(json.loads((report / "summary.json").read_text())):
-        print("  " + line)
+    print_headline(results["report_dir"])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Angles (TK, LL, LL_S1, SS, PT, PI) from the ground-truth shapes of a Labelme dataset.
 
-    python tools/measure.py dataset.root=DIR out=FILE.csv [measure.method=paper|ours]
+    python tools/measure.py dataset.root=DIR out=FILE.csv [measure.method=rectangle|border]
         [source=polygons|masks] [frame_source=estimate|truth|none] [dataset.class_map=two_class]
     python tools/measure.py dataset=synthetic out=FILE.csv     # the phantom, generated if absent
 

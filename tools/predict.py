@@ -11,10 +11,11 @@ rest are still written.
 """
 import logging
 import sys
-import warnings
 from pathlib import Path
 
-warnings.filterwarnings("ignore", message=r".*(torch\.jit\.script|pkg_resources).*")
+from spine_d2.library_warnings import hide_library_warnings
+
+hide_library_warnings()
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402

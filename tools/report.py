@@ -6,9 +6,10 @@ or by default `<csv folder>_rerender` beside the CSV's folder; an existing non-e
 never overwritten (`_2`, `_3`, … is used instead). Prints the report's path and headline numbers.
 """
 import sys
-import warnings
 
-warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated")  # noise from d2
+from spine_d2.library_warnings import hide_library_warnings
+
+hide_library_warnings()
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
@@ -18,18 +19,13 @@ from spine_d2.evaluation.per_image import PerImageError  # noqa: E402
 
 @hydra.main(config_path="../conf", config_name="report", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    import json
-
-    from spine_d2.evaluation.report import headline, rerender
+    from spine_d2.evaluation.report import print_headline, rerender
 
     try:
         out = rerender(cfg.per_image, cfg.out, title=cfg.title)
     except (PerImageError, ValueError) as e:
         sys.exit(f"error: {e}")
-    summary = json.loads((out / "summary.json").read_text())
-    print(f"report: {out / 'report.html'}")
-    for line in headline(summary):
-        print("  " + line)
+    print_headline(out)
 
 
 if __name__ == "__main__":

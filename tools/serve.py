@@ -8,9 +8,10 @@ trained on the synthetic phantom). Uploads stay in memory unless keep_uploads=DI
 """
 import logging
 import sys
-import warnings
 
-warnings.filterwarnings("ignore", message=r".*(torch\.jit\.script|pkg_resources).*")
+from spine_d2.library_warnings import hide_library_warnings
+
+hide_library_warnings()
 
 import hydra  # noqa: E402
 import uvicorn  # noqa: E402

@@ -7,12 +7,11 @@ outputs/train/<date>/<time>/ (config, train.log, metrics.json, TensorBoard event
 model_final.pth, final_metrics.json). Continue a stopped run: resume=true hydra.run.dir=<its dir>.
 Sweeps: -m key=a,b writes <sweep dir>/sweep_summary.csv (conf/config.yaml has more examples).
 """
-import json
 import sys
-import warnings
 
-warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated")  # noise from d2
-warnings.filterwarnings("ignore", message=r".*pkg_resources is deprecated")
+from spine_d2.library_warnings import hide_library_warnings
+
+hide_library_warnings()
 
 import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
@@ -29,22 +28,13 @@ def run(cfg: DictConfig) -> float:
     return train(cfg)  # registers the dataset in every training process
 
 
-def print_report(run_dir: str) -> None:
-    """The run's report and its headline numbers beside the reference study's."""
-    from spine_d2.evaluation.report import headline, latest_report
-
-    report = latest_report(run_dir)
-    if report is not None:
-        print(f"report: {report / 'report.html'}")
-        for line in headline(json.loads((report / "summary.json").read_text())):
-            print("  " + line)
-
-
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     try:
         value = run(cfg)
-        print_report(cfg.output_dir)
+        from spine_d2.evaluation.report import latest_report, print_headline
+
+        print_headline(latest_report(cfg.output_dir))
         return value
     except USER_ERRORS as e:
         if HydraConfig.get().mode == RunMode.MULTIRUN:

@@ -54,7 +54,7 @@ def phantom_corners(record: Mapping[str, Any]) -> dict[str, dict[str, list[float
 
 def fitted_corners(record: Mapping[str, Any], class_names: Sequence[str]) -> dict[str, dict[str, list[float]]]:
     """{level: {corner: [x, y]}}: the ends of the endplates measured on the record's outlines."""
-    from spine_d2.measure.frame import FrameConfig
+    from spine_d2.measure.rectify import FrameConfig
     from spine_d2.measure.instances import instances_from_record
     from spine_d2.measure.pipeline import MeasureConfig, measure_instances
 

@@ -62,12 +62,7 @@ def _resolve(image: str, stems: list[str] | None, where: str) -> str:
                        f"({', '.join(sorted(found)[:5])}); write the stem with its folder")
 
 
-def read_measurements(path: str | Path, images: Iterable[str] | None = None) -> pd.DataFrame:
-    """measurements.csv → DataFrame indexed by image stem, columns exactly ANGLE_NAMES (float
-    degrees, NaN = not measured). `images`: the dataset's image stems; each row's name is resolved
-    to one of them (`image_matches`), and a row naming no image, or several, is an error. Every
-    error is a DatasetError naming the file and the row (file line number)."""
-    path = Path(path)
+def _read_rows(path: Path) -> list[list[str]]:
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
             rows = list(csv.reader(f))
@@ -77,7 +72,12 @@ def read_measurements(path: str | Path, images: Iterable[str] | None = None) -> 
         raise DatasetError(f"{path}: cannot read measurements ({e})") from None
     if not rows:
         raise DatasetError(f"{path}: empty file; expected a header {','.join(REQUIRED_COLUMNS)}")
-    header = [h.strip() for h in rows[0]]
+    return rows
+
+
+def _columns(path: Path, header: list[str]) -> dict[str, int]:
+    """Column name → index of the known columns of the header; DatasetError for a misspelt,
+    doubled or missing one."""
     known = {c.lower(): c for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS}
     for h in header:
         if h.lower() in known and h != known[h.lower()]:
@@ -89,9 +89,35 @@ def read_measurements(path: str | Path, images: Iterable[str] | None = None) -> 
     if missing:
         raise DatasetError(f"{path}: missing column(s) {', '.join(missing)}; the header must "
                            f"have {','.join(REQUIRED_COLUMNS)}[,{','.join(OPTIONAL_COLUMNS)}]")
-    col = {c: header.index(c) for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if c in header}
-    known_images = None if images is None else list(images)
+    return {c: header.index(c) for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if c in header}
 
+
+def _angles(row: list[str], col: dict[str, int], where: str) -> dict[str, float]:
+    """The row's angles (degrees; NaN where not measured or not a column)."""
+    values = {}
+    for name in ANGLE_NAMES:
+        if name not in col:
+            values[name] = math.nan
+            continue
+        cell = row[col[name]]
+        try:
+            values[name] = _number(cell)
+        except ValueError:
+            raise DatasetError(f"{where}: {name} = {cell!r} is not a number of degrees "
+                               "(leave the cell empty when not measured)") from None
+    return values
+
+
+def read_measurements(path: str | Path, images: Iterable[str] | None = None) -> pd.DataFrame:
+    """measurements.csv → DataFrame indexed by image stem, columns exactly ANGLE_NAMES (float
+    degrees, NaN = not measured). `images`: the dataset's image stems; each row's name is resolved
+    to one of them (`image_matches`), and a row naming no image, or several, is an error. Every
+    error is a DatasetError naming the file and the row (file line number)."""
+    path = Path(path)
+    rows = _read_rows(path)
+    header = [h.strip() for h in rows[0]]
+    col = _columns(path, header)
+    known_images = None if images is None else list(images)
     data, first_row = {}, {}
     for line, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
@@ -108,19 +134,7 @@ def read_measurements(path: str | Path, images: Iterable[str] | None = None) -> 
         image = _resolve(image, known_images, where)
         if image in first_row:
             raise DatasetError(f"{where}: duplicate image, already on row {first_row[image]}")
-        values = {}
-        for name in ANGLE_NAMES:
-            if name not in col:
-                values[name] = math.nan
-                continue
-            cell = row[col[name]]
-            try:
-                values[name] = _number(cell)
-            except ValueError:
-                raise DatasetError(f"{where}: {name} = {cell!r} is not a number of degrees "
-                                   "(leave the cell empty when not measured)") from None
-        first_row[image] = line
-        data[image] = values
+        first_row[image], data[image] = line, _angles(row, col, where)
     frame = pd.DataFrame.from_dict(data, orient="index", columns=list(ANGLE_NAMES), dtype=float)
     frame.index.name = "image"
     return frame

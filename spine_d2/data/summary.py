@@ -99,66 +99,74 @@ def _clip(rows: list, width: int) -> list:
     return rows
 
 
+def _labels_section(good: list, cmap: ClassMap) -> list[str]:
+    images = collections.Counter(lb for f in good for lb in set(f.labels))
+    shapes = collections.Counter(lb for f in good for lb in f.labels)
+    rows = [[lb, images[lb], shapes[lb], cmap.label_to_class.get(lb, "(dropped)")]
+            for lb in KNOWN_LABELS if shapes[lb]]
+    out = ["", "Annotations per label (good files)",
+           tabulate(rows, ["label", "images", "shapes", "class"]) if rows else "  none"]
+    corners = [f for f in good if any(parse_corner_label(lb) for lb in f.labels)]
+    if corners:
+        n = sum(1 for f in corners for lb in f.labels if parse_corner_label(lb))
+        out.append(f"  and {n} corner point(s) (endplate ends, e.g. L3_sa) in {len(corners)} image(s)")
+    return out
+
+
+def _levels_section(good: list) -> list[str]:
+    if not any(is_level(lb) for f in good for lb in f.labels):
+        return ["", "Levels missing per image: no level labels (region labels only)"]
+    rows = []
+    for f in good:
+        labels = set(f.labels)
+        missing = [lv for lv in LEVELS if lv not in labels]
+        if missing or FEMORAL_HEAD not in labels:
+            rows.append([f.image, _ranges(missing) or "-", ", ".join(unmeasurable_angles(labels)) or "-"])
+    return ["", f"Levels missing per image ({len(rows)} of {len(good)} images miss some)",
+            tabulate(_clip(rows, 3), ["image", "missing levels", "angles not measurable"])
+            if rows else "  none: every image has T1–S1 and FH"]
+
+
+def _coverage_section(report: DatasetReport) -> list[str]:
+    out = ["", "Measurement coverage"]
+    m = report.measurements
+    if m is None:
+        out.append("  no measurements file" if not any(p.kind == "measurements" for p in report.folder_problems)
+                   else "  measurements file is bad (see problems)")
+        return out
+    stems = [f.image for f in report.check.files]
+    rows = [[a, int(m.loc[m.index.isin(stems), a].notna().sum()), len(stems)] for a in ANGLE_NAMES]
+    no_row = [s for s in stems if s not in m.index]
+    out.append(tabulate(rows, ["angle", "measured", "images"]))
+    if no_row:
+        out.append(f"  {len(no_row)} image(s) without a row: {', '.join(no_row[:10])}"
+                   + (" …" if len(no_row) > 10 else ""))
+    return out
+
+
+def _problems_section(report: DatasetReport) -> list[str]:
+    problems = report.check.problems + report.folder_problems
+    out = ["", f"Problems per file ({len(report.bad_files)} bad file(s))"]
+    if problems:
+        out.append(tabulate(_clip([[p.file, p.kind, p.message] for p in problems], 3), ["file", "kind", "problem"]))
+    else:
+        out.append("  none")
+    return out
+
+
 def format_report(report: DatasetReport) -> str:
     """The summary tables, as text."""
     check, good = report.check, [f for f in report.check.files if f.ok]
     cmap = check.class_map
     out = [f"dataset {check.root}: {len(check.files)} annotation files, {len(good)} good, "
            f"{len(check.bad)} bad; class map {cmap.name!r} → {', '.join(cmap.classes)}"]
-
-    images = collections.Counter(lb for f in good for lb in set(f.labels))
-    shapes = collections.Counter(lb for f in good for lb in f.labels)
-    rows = [[lb, images[lb], shapes[lb], cmap.label_to_class.get(lb, "(dropped)")]
-            for lb in KNOWN_LABELS if shapes[lb]]
-    out += ["", "Annotations per label (good files)",
-            tabulate(rows, ["label", "images", "shapes", "class"]) if rows else "  none"]
-    corners = [f for f in good if any(parse_corner_label(lb) for lb in f.labels)]
-    if corners:
-        n = sum(1 for f in corners for lb in f.labels if parse_corner_label(lb))
-        out.append(f"  and {n} corner point(s) (endplate ends, e.g. L3_sa) in {len(corners)} image(s)")
-
-    if any(is_level(lb) for lb in shapes):
-        rows = []
-        for f in good:
-            labels = set(f.labels)
-            missing = [lv for lv in LEVELS if lv not in labels]
-            if missing or FEMORAL_HEAD not in labels:
-                rows.append([f.image, _ranges(missing) or "-",
-                             ", ".join(unmeasurable_angles(labels)) or "-"])
-        out += ["", f"Levels missing per image ({len(rows)} of {len(good)} images miss some)",
-                tabulate(_clip(rows, 3), ["image", "missing levels", "angles not measurable"])
-                if rows else "  none: every image has T1–S1 and FH"]
-    else:
-        out += ["", "Levels missing per image: no level labels (region labels only)"]
-
-    out += ["", "Measurement coverage"]
-    m = report.measurements
-    if m is None:
-        out.append("  no measurements file" if not any(p.kind == "measurements"
-                                                       for p in report.folder_problems)
-                   else "  measurements file is bad (see problems)")
-    else:
-        stems = [f.image for f in check.files]
-        rows = [[a, int(m.loc[m.index.isin(stems), a].notna().sum()), len(stems)]
-                for a in ANGLE_NAMES]
-        no_row = [s for s in stems if s not in m.index]
-        out.append(tabulate(rows, ["angle", "measured", "images"]))
-        if no_row:
-            out.append(f"  {len(no_row)} image(s) without a row: {', '.join(no_row[:10])}"
-                       + (" …" if len(no_row) > 10 else ""))
-
+    out += _labels_section(good, cmap)
+    out += _levels_section(good)
+    out += _coverage_section(report)
     if report.splits is not None:
         source = "splits/*.txt" if (Path(check.root) / "splits").is_dir() else "seeded split"
-        out += ["", f"Splits ({source}): " + ", ".join(f"{k} {len(v)}"
-                                                        for k, v in report.splits.items())]
-
-    problems = report.check.problems + report.folder_problems
-    out += ["", f"Problems per file ({len(report.bad_files)} bad file(s))"]
-    if problems:
-        rows = [[p.file, p.kind, p.message] for p in problems]
-        out.append(tabulate(_clip(rows, 3), ["file", "kind", "problem"]))
-    else:
-        out.append("  none")
+        out += ["", f"Splits ({source}): " + ", ".join(f"{k} {len(v)}" for k, v in report.splits.items())]
+    out += _problems_section(report)
     return "\n".join(out)
 
 

@@ -15,8 +15,8 @@ For one parameter, from paired arrays (true, pred) with NaN = absent:
   It is not the SD of the differences (that is ``sd_diff``): S measures scatter around the fitted
   line, sd_diff scatter around the identity line shifted by the bias.
 - ``icc``: ICC(2,1) (Shrout & Fleiss; McGraw & Wong's ICC(A,1): two-way random effects, absolute
-  agreement, single measurement) with its F-based 95 % CI ``icc_ci_low``/``icc_ci_high``, from the
-  two-way ANOVA mean squares; checked against pingouin in the tests.
+  agreement, single measurement) with its F-based 95 % CI ``icc_ci_low``/``icc_ci_high``
+  (pingouin's `intraclass_corr`).
 
 Degenerate input gives NaN where a statistic is undefined, never an exception: fewer than 3 pairs
 → no regression and no ICC; one pair → no SD; constant reference values → no slope; constant
@@ -26,16 +26,15 @@ ANOVA error (perfect agreement or a constant bias) → ICC CI undefined.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+import warnings
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 from statsmodels.regression.linear_model import OLS
-from scipy import stats
 
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.evaluation.per_image import pairs
-from spine_d2.evaluation.segmentation import mean_sd
 
 NAN = math.nan
 #: Keys of one parameter's statistics (summary.json holds them per parameter, in this order).
@@ -56,8 +55,17 @@ def complete_pairs(true, pred) -> tuple[np.ndarray, np.ndarray, int]:
     return t[ok], p[ok], int(np.count_nonzero(np.isfinite(t) & ~np.isfinite(p)))
 
 
-def _sd(x: np.ndarray) -> float:
+def sample_sd(x) -> float:
+    """Sample SD (n − 1) of `x`; NaN for fewer than two values."""
+    x = np.asarray(x, float)
     return float(np.std(x, ddof=1)) if len(x) > 1 else NAN
+
+
+def mean_sd(values: Iterable[float]) -> tuple[float, float]:
+    """Mean and sample SD (n − 1) of the finite values; NaN where undefined (none; SD of one)."""
+    v = np.asarray(list(values), float)
+    v = v[np.isfinite(v)]
+    return (float(v.mean()) if len(v) else NAN), sample_sd(v)
 
 
 def errors(t: np.ndarray, p: np.ndarray) -> dict[str, float]:
@@ -65,8 +73,8 @@ def errors(t: np.ndarray, p: np.ndarray) -> dict[str, float]:
     if len(t) == 0:
         return dict(mae=NAN, sd=NAN, bias=NAN, sd_diff=NAN, loa_low=NAN, loa_high=NAN)
     d = p - t
-    bias, sd_diff = float(d.mean()), _sd(d)
-    return dict(mae=float(np.abs(d).mean()), sd=_sd(np.abs(d)), bias=bias, sd_diff=sd_diff,
+    bias, sd_diff = float(d.mean()), sample_sd(d)
+    return dict(mae=float(np.abs(d).mean()), sd=sample_sd(np.abs(d)), bias=bias, sd_diff=sd_diff,
                 loa_low=bias - 1.96 * sd_diff, loa_high=bias + 1.96 * sd_diff)
 
 
@@ -90,37 +98,31 @@ def regression(t: np.ndarray, p: np.ndarray) -> dict[str, float]:
     return out
 
 
-def icc_2_1(t: np.ndarray, p: np.ndarray, alpha: float = 0.05) -> tuple[float, float, float]:
-    """ICC(2,1) of two raters (true, pred) over n subjects with its (1 − alpha) CI → (icc, low, high).
+def icc_2_1(t: np.ndarray, p: np.ndarray) -> tuple[float, float, float]:
+    """ICC(2,1) of two raters (true, pred) over n subjects with its 95 % CI → (icc, low, high):
+    pingouin's ICC(A,1) (two-way ANOVA; CI by McGraw & Wong's F with Satterthwaite's degrees of
+    freedom), its CI unrounded. Degenerate input is decided here: under 3 pairs or no variation →
+    NaN; no residual (perfect agreement or a constant bias: F infinite) → the ICC without a CI."""
+    import pingouin
 
-    Two-way ANOVA with k = 2 raters: MSR (subjects), MSC (raters), MSE (residual);
-    ICC = (MSR − MSE) / (MSR + (k − 1) MSE + k (MSC − MSE) / n). CI: McGraw & Wong (1996), the
-    F-distribution with Satterthwaite's degrees of freedom v (the formula pingouin uses).
-    """
     x = np.column_stack([np.asarray(t, float), np.asarray(p, float)])
     n, k = x.shape
-    if n < MIN_PAIRS_REGRESSION:
+    if n < MIN_PAIRS_REGRESSION or np.ptp(x) == 0:
         return NAN, NAN, NAN
-    grand = x.mean()
-    ss_r = k * ((x.mean(1) - grand) ** 2).sum()
-    ss_c = n * ((x.mean(0) - grand) ** 2).sum()
-    ss_e = ((x - x.mean(1, keepdims=True) - x.mean(0, keepdims=True) + grand) ** 2).sum()
-    msr, msc, mse = ss_r / (n - 1), ss_c / (k - 1), ss_e / ((n - 1) * (k - 1))
-    denom = msr + (k - 1) * mse + k * (msc - mse) / n
-    if denom <= 0 or msr + msc == 0:
-        return NAN, NAN, NAN
-    if mse <= _REL_TOL * (msr + msc):  # no residual: perfect agreement or a constant bias
-        return float(msr / (msr + k * msc / n)), NAN, NAN
-    icc = (msr - mse) / denom
-    fj = msc / mse
-    a = k * icc * fj + n * (1 + (k - 1) * icc) - k * icc
-    v = ((n - 1) * (k - 1) * a ** 2) / ((n - 1) * k ** 2 * icc ** 2 * fj ** 2
-                                       + (n * (1 + (k - 1) * icc) - k * icc) ** 2)
-    fu = stats.f.ppf(1 - alpha / 2, n - 1, v)
-    fl = stats.f.ppf(1 - alpha / 2, v, n - 1)
-    low = n * (msr - fu * mse) / (fu * (k * msc + (k * n - k - n) * mse) + n * msr)
-    high = n * (fl * msr - mse) / (k * msc + (k * n - k - n) * mse + n * fl * msr)
-    return float(icc), float(low), float(high)
+    long = pd.DataFrame({"subject": np.tile(np.arange(n), k), "rater": np.repeat(np.arange(k), n),
+                         "value": x.T.ravel()})
+    saved = dict(pingouin.options)
+    pingouin.options["round.column.CI95"] = None  # pingouin shows the CI to 2 decimals by default
+    try:
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # F = MSR / 0 when nothing is left over
+            row = pingouin.intraclass_corr(long, "subject", "rater", "value").set_index("Type").loc["ICC(A,1)"]
+    finally:
+        pingouin.options.update(saved)
+    if not float(row["F"]) < 1 / _REL_TOL:  # no residual: the F-test and its CI are undefined
+        return float(row["ICC"]), NAN, NAN
+    low, high = row["CI95"]
+    return float(row["ICC"]), float(low), float(high)
 
 
 def agreement(true, pred) -> dict[str, float]:

@@ -27,12 +27,15 @@ from detectron2.utils import comm
 
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.data.images import read_image
-from spine_d2.levels import is_level
 from spine_d2.evaluation.agreement import summarize
+from spine_d2.evaluation.figures import overlay_jpeg
 from spine_d2.evaluation.per_image import image_row, per_image_table
-from spine_d2.evaluation.report import choose_examples, code_version, overlay_jpeg, write_report
+from spine_d2.evaluation.report import write_report
+from spine_d2.evaluation.report_content import choose_examples
 from spine_d2.evaluation.segmentation import polygons_to_mask, image_segmentation
+from spine_d2.levels import is_level
 from spine_d2.measure import MeasureConfig, draw_overlay, instances_from_predictions, measure_instances
+from spine_d2.provenance import code_version
 
 log = logging.getLogger(__name__)
 

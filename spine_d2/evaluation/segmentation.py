@@ -15,9 +15,10 @@ from __future__ import annotations
 import math
 from typing import Iterable, Sequence
 
-import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+
+from spine_d2.polygons import rasterize
 
 #: Classes that are not vertebrae: left out of the whole-image Dice/IoU (they still get their own
 #: per-class score).
@@ -25,14 +26,15 @@ NON_VERTEBRA_CLASSES: tuple[str, ...] = ("femoral_head", "FH")
 
 
 def polygons_to_mask(polygons: Iterable[Sequence[float]], shape: Sequence[int]) -> np.ndarray:
-    """One structure's polygons (each flat [x1, y1, x2, y2, ...] or (N, 2), pixels) → bool H×W mask."""
-    h, w = int(shape[0]), int(shape[1])
-    canvas = np.zeros((h, w), np.uint8)
-    pts = [np.round(np.asarray(p, float).reshape(-1, 2)).astype(np.int32) for p in polygons]
-    pts = [p for p in pts if len(p) >= 3]
-    if pts:
-        cv2.fillPoly(canvas, pts, 1)
-    return canvas.astype(bool)
+    """One structure's polygons (each flat [x1, y1, x2, y2, ...] or (N, 2), pixels) → bool H×W mask:
+    `spine_d2.polygons.rasterize` of each with its vertices rounded to whole pixels (the recorded
+    Dice/IoU were computed so)."""
+    mask = np.zeros((int(shape[0]), int(shape[1])), bool)
+    for p in polygons:
+        pts = np.round(np.asarray(p, float).reshape(-1, 2))
+        if len(pts) >= 3:
+            mask |= rasterize(pts, shape)
+    return mask
 
 
 def _stack(masks: Iterable[np.ndarray] | np.ndarray, shape: Sequence[int] | None) -> np.ndarray:
@@ -189,13 +191,3 @@ def image_segmentation(pred_masks, pred_classes: Sequence[str], gt_masks, gt_cla
         for level, s in levels.items():
             row[f"dice_{level}"], row[f"iou_{level}"] = s["dice"], s["iou"]
     return row
-
-
-def mean_sd(values: Iterable[float]) -> tuple[float, float]:
-    """Mean and sample SD (n − 1) of the finite values; NaN where undefined (none; SD of one)."""
-    v = np.asarray(list(values), float)
-    v = v[np.isfinite(v)]
-    if len(v) == 0:
-        return math.nan, math.nan
-    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan
-

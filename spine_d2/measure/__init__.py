@@ -3,8 +3,9 @@
 Modules: `instances` (what is measured, converters from predictions and dataset dicts),
 `cleanup` (strays, duplicates, centres off the chain: our turn rule or the study's slope rule),
 `naming` (levels),
-`endplates` (the study's method and ours), `anterior` (which side is anterior), `frame`
-(photo → radiograph correction), `frame_angles` (image-frame endplates → measuring frame →
+`endplates` (by the body's rectangle or its border), `level_endplates` (each level's lines), `femoral_heads`, `anterior` (which side is anterior), `rectify`
+(photo → radiograph correction, from the photo's straight lines `photo_lines` and a pinhole
+`camera`), `frame_angles` (image-frame endplates → measuring frame →
 angles: the pipeline's last step, shared with the page's corrections), `pipeline`
 (`measure_instances`, `Measurement`, `measurement_row`), `overlay` (`draw_overlay`), `dataset`
 (ground-truth shapes of a Labelme folder), `preannotation` (a Measurement as a Labelme JSON).

@@ -6,7 +6,7 @@ which each line points at its direction's vanishing point K·r1 or K·r2; `camer
 then the plane → image homography K·[r1 r2 t]. The principal point is taken at the image centre,
 which a cropped photo moves: `fit_spread` says how far the rectification would move under what
 the lines do not fix (the focal length when held at the phone prior, the principal point within a
-crop), the basis of the frame estimate's confidence (`spine_d2.measure.frame`).
+crop), the basis of the frame estimate's confidence (`spine_d2.measure.rectify`).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spine_d2.frames import apply_homography
+from spine_d2.frames import direction_change
 
 
 @dataclass
@@ -91,22 +91,10 @@ class CameraFit:
     focal_fixed: bool
 
 
-def fit_camera(lines: list[Line], family: np.ndarray, shape, cfg) -> CameraFit:
-    """Rotation R (screen → camera) and focal length f of a pinhole camera whose view of the screen's
-    two orthogonal directions explains the most of `lines` (by length): each line must point at its
-    family's vanishing point K·r (family 0: the screen's horizontals, 1: its verticals).
-
-    Consensus first, with f at the phone prior (`cfg.focal_prior` image diagonals): every pair of
-    one family with each line of the other fixes R; the one whose inliers (within
-    `cfg.fit_tol_deg`) are longest wins. Then least squares on its inliers refines R and f, f held
-    near the prior by a weak penalty so that only a clear perspective moves it, and kept at the prior
-    when the data would put it outside 0.35–3 diagonals. `cfg`: focal_prior, fit_tol_deg, max_view_deg
-    (a `FrameConfig`)."""
-    from scipy.optimize import least_squares
-    from scipy.spatial.transform import Rotation
-
-    h, w = shape
-    diag = float(np.hypot(h, w))
+def _consensus(lines: list[Line], family: np.ndarray, shape, cfg) -> tuple[np.ndarray | None, float, float]:
+    """(R, score, f) of the minimal-set hypothesis whose inliers (within `cfg.fit_tol_deg`) are
+    longest, trying the prior focal length and `FOCAL_CANDIDATES`; R is None when none is possible."""
+    diag = float(np.hypot(*shape[:2]))
     f0 = cfg.focal_prior * diag
     length = np.array([ln.length for ln in lines])
     best, best_score, best_f = None, 0.0, f0
@@ -124,23 +112,31 @@ def fit_camera(lines: list[Line], family: np.ndarray, shape, cfg) -> CameraFit:
                         # focal lengths other than the prior must do clearly better
                         if score > best_score * (1.0 if fc == f0 else 1.05):
                             best, best_score, best_f = R, score, fc
-    if best is None:
-        return CameraFit(np.eye(3), f0, np.full(len(lines), np.inf), np.zeros(len(lines), bool), 0.0, False)
-    inl = np.abs(_residuals(best, best_f, lines, family, shape)) <= cfg.fit_tol_deg
-    sub, fsub = [ln for ln, k in zip(lines, inl) if k], family[inl]
-    wts = np.sqrt(length[inl] / max(h, w))
+    return best, best_score, best_f
+
+
+def _refine(R0: np.ndarray, f_start: float, lines: list[Line], family: np.ndarray, shape,
+            f0: float) -> tuple[np.ndarray, float, bool]:
+    """Least squares on the lines (weighted by length): R and f, f held near the prior `f0` by a
+    weak penalty; f is kept at `f_start` unless the lines fix it within 0.35–3 image diagonals
+    (SD of log f under 0.1 for 0.1° of noise on a full-length line) → (R, f, fixed)."""
+    from scipy.optimize import least_squares
+    from scipy.spatial.transform import Rotation
+
+    diag = float(np.hypot(*shape[:2]))
+    wts = np.sqrt(np.array([ln.length for ln in lines]) / max(shape[:2]))
 
     def res(p, free_f):
         R = Rotation.from_rotvec(p[:3]).as_matrix()
-        f = np.exp(p[3]) if free_f else best_f
-        r = _residuals(R, f, sub, fsub, shape) * wts
+        f = np.exp(p[3]) if free_f else f_start
+        r = _residuals(R, f, lines, family, shape) * wts
         return np.append(r, 0.05 * (p[3] - np.log(f0)) / 0.7) if free_f else r
 
-    x0 = np.append(Rotation.from_matrix(best).as_rotvec(), np.log(best_f))
+    x0 = np.append(Rotation.from_matrix(R0).as_rotvec(), np.log(f_start))
     fit = least_squares(res, x0, args=(True,), x_scale=np.array([0.1, 0.1, 0.1, 0.3]))
     f = float(np.exp(fit.x[3]))
     J = fit.jac[:-1]
-    try:  # how well the lines alone fix f: SD of log f for 0.1° of noise on a full-length line
+    try:
         var = float(np.linalg.inv(J.T @ J)[3, 3])
         sd_logf = 0.1 * np.sqrt(var) if var > 0 else np.inf
     except np.linalg.LinAlgError:
@@ -148,10 +144,28 @@ def fit_camera(lines: list[Line], family: np.ndarray, shape, cfg) -> CameraFit:
     fixed = 0.35 * diag <= f <= 3.0 * diag and sd_logf <= 0.1
     if not fixed:
         fit = least_squares(res, x0[:3], args=(False,), x_scale=0.1)
-        f = best_f
-    R = Rotation.from_rotvec(fit.x[:3]).as_matrix()
-    resid = _residuals(R, f, lines, family, shape)
-    return CameraFit(R, f, resid, inl, float(best_score), fixed)
+        f = f_start
+    return Rotation.from_rotvec(fit.x[:3]).as_matrix(), f, fixed
+
+
+def fit_camera(lines: list[Line], family: np.ndarray, shape, cfg) -> CameraFit:
+    """Rotation R (screen → camera) and focal length f of a pinhole camera whose view of the screen's
+    two orthogonal directions explains the most of `lines` (by length): each line must point at its
+    family's vanishing point K·r (family 0: the screen's horizontals, 1: its verticals).
+
+    Consensus first, with f at the phone prior (`cfg.focal_prior` image diagonals): every pair of
+    one family with each line of the other fixes R; the one whose inliers (within
+    `cfg.fit_tol_deg`) are longest wins. Then least squares on its inliers refines R and f, f held
+    near the prior by a weak penalty so that only a clear perspective moves it, and kept at the prior
+    when the data would put it outside 0.35–3 diagonals. `cfg`: focal_prior, fit_tol_deg, max_view_deg
+    (a `FrameConfig`)."""
+    f0 = cfg.focal_prior * float(np.hypot(*shape[:2]))
+    best, best_score, best_f = _consensus(lines, family, shape, cfg)
+    if best is None:
+        return CameraFit(np.eye(3), f0, np.full(len(lines), np.inf), np.zeros(len(lines), bool), 0.0, False)
+    inl = np.abs(_residuals(best, best_f, lines, family, shape)) <= cfg.fit_tol_deg
+    R, f, fixed = _refine(best, best_f, [ln for ln, k in zip(lines, inl) if k], family[inl], shape, f0)
+    return CameraFit(R, f, _residuals(R, f, lines, family, shape), inl, float(best_score), fixed)
 
 
 def camera_homography(R: np.ndarray, f: float, shape, pp=None) -> np.ndarray:
@@ -173,22 +187,6 @@ def refit_rotation(R: np.ndarray, f: float, lines: list[Line], family: np.ndarra
     fit = least_squares(lambda p: _residuals(Rotation.from_rotvec(p).as_matrix(), f, lines, family, shape, pp) * wts,
                         Rotation.from_matrix(R).as_rotvec(), x_scale=0.1)
     return Rotation.from_rotvec(fit.x).as_matrix()
-
-
-def direction_change(H_a: np.ndarray, H_b: np.ndarray, shape) -> float:
-    """The largest change (degrees) any direction's angle gets between two plane → image
-    homographies, at the plane point seen at the image centre through `H_b`."""
-    h, w = shape[:2]
-    at = apply_homography(np.linalg.inv(H_b), [[w / 2, h / 2]])[0]
-    resid = np.linalg.inv(H_a) @ H_b
-    worst = 0.0
-    for t in np.radians(np.arange(0, 180, 15)):
-        d = np.array([np.cos(t), np.sin(t)])
-        a, b = apply_homography(resid, [at, at + 5.0 * d])
-        e = b - a
-        change = (np.degrees(np.arctan2(e[1], e[0]) - t) + 180) % 360 - 180
-        worst = max(worst, abs(change))
-    return float(worst)
 
 
 def fit_spread(R: np.ndarray, f: float, lines: list[Line], family: np.ndarray, shape, focal_fixed_by_lines: bool,

@@ -59,6 +59,59 @@ def _kind(inst: Instance) -> str:
     return "vertebra" if inst.is_vertebra else inst.region
 
 
+def _drop(kept: dict[int, Instance], removals: list[Removal], i: int, reason: str, step: str) -> None:
+    inst = kept.pop(i)
+    removals.append(Removal(i, inst.class_name, reason, inst.label, step))
+
+
+def _without_fragments(instances: Sequence[Instance], removals: list[Removal]) -> dict[int, Instance]:
+    """1. Each mask's largest piece (the rest noted on it); empty masks are removed."""
+    kept: dict[int, Instance] = {}
+    for i, inst in enumerate(instances):
+        if inst.mask is not None:
+            sub, x0, y0 = inst.local_mask()
+            if not sub.any():
+                removals.append(Removal(i, inst.class_name, "empty mask", inst.label, "too small"))
+                continue
+            part, pieces, pixels = largest_component(sub)
+            if pieces:
+                mask = np.zeros_like(inst.mask)
+                mask[y0:y0 + part.shape[0], x0:x0 + part.shape[1]] = part
+                inst = replace(inst, mask=mask, notes=inst.notes + [
+                    f"dropped {pieces} stray fragment(s), {pixels} px"])
+        kept[i] = inst
+    return kept
+
+
+def _drop_too_small(kept, removals, areas, min_area: float, min_area_fraction: float) -> None:
+    """2. Masks under `min_area` px; vertebrae also under `min_area_fraction` of the median vertebra."""
+    vert_areas = [areas[i] for i, inst in kept.items() if inst.is_vertebra]
+    median = float(np.median(vert_areas)) if vert_areas else 0.0
+    for i in list(kept):
+        if areas[i] < min_area:
+            _drop(kept, removals, i, f"mask too small ({areas[i]:.0f} px < {min_area:g})", "too small")
+        elif kept[i].is_vertebra and areas[i] < min_area_fraction * median:
+            _drop(kept, removals, i, f"mask too small ({areas[i]:.0f} px < {min_area_fraction:g} × median "
+                                     f"{median:.0f} px)", "too small")
+
+
+def _drop_duplicates(kept, removals, areas, duplicate_overlap: float, duplicate_overlap_heads: float) -> None:
+    """3. Of two instances of one kind overlapping by more than the limit, the lower score goes
+    (highest score, then largest area first)."""
+    order = sorted(kept, key=lambda i: (-kept[i].score, -areas[i], i))
+    for pos, i in enumerate(order):
+        if i not in kept:
+            continue
+        for j in order[pos + 1:]:
+            if j not in kept or _kind(kept[j]) != _kind(kept[i]):
+                continue
+            limit = duplicate_overlap_heads if _kind(kept[i]) == "femoral_head" else duplicate_overlap
+            overlap = mask_overlap(kept[i], kept[j])
+            if overlap > limit:
+                _drop(kept, removals, j, f"duplicate of #{i} (overlap {overlap:.2f} > {limit:g}, "
+                                         f"score {kept[j].score:.2f} ≤ {kept[i].score:.2f})", "duplicate")
+
+
 def clean_instances(
     instances: Sequence[Instance],
     image_shape: Sequence[int],
@@ -74,61 +127,16 @@ def clean_instances(
 
     Kept instances may differ from the input only in having lost mask fragments (noted on them).
     """
-    kept: dict[int, Instance] = {}
     removals: list[Removal] = []
-
-    def drop(i: int, reason: str, step: str):
-        inst = kept.pop(i)
-        removals.append(Removal(i, inst.class_name, reason, inst.label, step))
-
-    for i, inst in enumerate(instances):
-        if inst.mask is not None:
-            sub, x0, y0 = inst.local_mask()
-            if not sub.any():
-                removals.append(Removal(i, inst.class_name, "empty mask", inst.label, "too small"))
-                continue
-            part, pieces, pixels = largest_component(sub)
-            if pieces:
-                mask = np.zeros_like(inst.mask)
-                mask[y0:y0 + part.shape[0], x0:x0 + part.shape[1]] = part
-                inst = replace(inst, mask=mask, notes=inst.notes + [
-                    f"dropped {pieces} stray fragment(s), {pixels} px"])
-        kept[i] = inst
-
-    # 2. too small
+    kept = _without_fragments(instances, removals)
     areas = {i: inst.area() for i, inst in kept.items()}
-    vert_areas = [areas[i] for i, inst in kept.items() if inst.is_vertebra]
-    median = float(np.median(vert_areas)) if vert_areas else 0.0
-    for i in list(kept):
-        if not kept[i].is_vertebra:
-            if areas[i] < min_area:
-                drop(i, f"mask too small ({areas[i]:.0f} px < {min_area:g})", "too small")
-            continue
-        if areas[i] < min_area:
-            drop(i, f"mask too small ({areas[i]:.0f} px < {min_area:g})", "too small")
-        elif areas[i] < min_area_fraction * median:
-            drop(i, f"mask too small ({areas[i]:.0f} px < {min_area_fraction:g} × median {median:.0f} px)", "too small")
-
-    # 3. duplicates, highest score first
-    order = sorted(kept, key=lambda i: (-kept[i].score, -areas[i], i))
-    for pos, i in enumerate(order):
-        if i not in kept:
-            continue
-        for j in order[pos + 1:]:
-            if j not in kept or _kind(kept[j]) != _kind(kept[i]):
-                continue
-            limit = duplicate_overlap_heads if _kind(kept[i]) == "femoral_head" else duplicate_overlap
-            overlap = mask_overlap(kept[i], kept[j])
-            if overlap > limit:
-                drop(j, f"duplicate of #{i} (overlap {overlap:.2f} > {limit:g}, "
-                        f"score {kept[j].score:.2f} ≤ {kept[i].score:.2f})", "duplicate")
-
+    _drop_too_small(kept, removals, areas, min_area, min_area_fraction)
+    _drop_duplicates(kept, removals, areas, duplicate_overlap, duplicate_overlap_heads)
     # 4. centres off the chain of vertebra centres
     chain = [i for i in kept if kept[i].region in ("thoracic", "lumbar")]
     for i, reason in chain_outliers({i: kept[i].centre() for i in chain}, {i: kept[i].score for i in chain},
                                     chain_rule, slope_threshold, turn_limit_deg):
-        drop(i, reason, "chain")
-
+        _drop(kept, removals, i, reason, "chain")
     idx = sorted(kept)
     return idx, [kept[i] for i in idx], removals
 

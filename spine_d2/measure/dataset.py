@@ -15,9 +15,9 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from spine_d2.data.images import ImageReadError, read_image
-from spine_d2.measure.frame import FrameEstimate, estimate_frame, given_frame
 from spine_d2.measure.instances import instances_from_record
 from spine_d2.measure.pipeline import MeasureConfig, Measurement, measure_instances, measurement_row
+from spine_d2.measure.rectify import FrameEstimate, estimate_frame, given_frame
 
 log = logging.getLogger(__name__)
 

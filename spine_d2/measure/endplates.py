@@ -1,21 +1,24 @@
-"""Endplate lines of a vertebral body from its outline: the study's method and ours; image frame, pixels.
+"""Endplate lines of a vertebral body from its outline: by its rectangle or by its border; image frame, pixels.
 
 Both take the closed outline of one body ((N, 2) points, x right, y down) and `cranial`, a unit
 vector pointing up the spine at that body (from the neighbouring centres), and return
 ``{"superior": (2, 2), "inferior": (2, 2)}`` — each the two ends of the fitted line, in no
 particular order (`order_anterior_posterior` orders them once the anterior side is known).
 
-- ``paper`` (the reference study): minimum-area rectangle of the outline; each outline point goes
-  to the nearest rectangle side; a least-squares line (offset from the side as a function of the
-  position along it) through the points of the upper and of the lower side.
-- ``ours``: the outline's own normals pick the border facing cranially (caudally): the longest run
+- ``rectangle`` (the reference study's): minimum-area rectangle of the outline; each outline point
+  goes to the nearest rectangle side; a least-squares line (offset from the side as a function of
+  the position along it) through the points of the upper and of the lower side.
+- ``border``: the outline's own normals pick the border facing cranially (caudally): the longest run
   of points whose outward normal lies within 55° of `cranial`. Its rounded corners are cut off
   (8 % at each end), a total-least-squares line is fitted and refitted without outliers
   (residual > 2.5 robust σ); a border shorter than 30 % of the body's width is no endplate. Neither the rectangle nor the image axes bias the line, so wedged
   bodies, rounded corners and the steep sacral plate are fitted as they are.
-- ``mixed``: ``paper`` for the vertebral bodies, ``ours`` for the sacral plate (S1). The rectangle's
-  prior suits a box-like body when its outline is ragged (a model's mask at a small scale); the
-  sacrum is no box (benchmarks/README.md, side by side).
+- ``rectangle+border`` (the default): ``rectangle`` for the vertebral bodies, ``border`` for the
+  sacral plate (S1). The rectangle's prior suits a box-like body when its outline is ragged (a
+  model's mask at a small scale); the sacrum is no box (benchmarks/README.md, side by side).
+
+The names before this release, ``paper``, ``ours`` and ``mixed`` (and `paper_endplates`,
+`ours_endplates`), are accepted as aliases for one more release (`OLD_METHOD_NAMES`).
 """
 from __future__ import annotations
 
@@ -36,7 +39,8 @@ class EndplateError(ValueError):
 
 
 def tls_line(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Total-least-squares line: (a point on it, unit direction)."""
+    """Total-least-squares line: (a point on it, unit direction). (cv2.fitLine works in float32,
+    ~5e-6° off, and its Huber weights are not the MAD-trimmed refit `_robust_side` does.)"""
     c = points.mean(axis=0)
     _, _, vt = np.linalg.svd(points - c, full_matrices=False)
     return c, vt[0]
@@ -65,10 +69,10 @@ def _check_outline(contour: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# the study's method
+# rectangle: the study's method
 
 
-def paper_endplates(contour: np.ndarray, cranial, which=SIDES) -> dict[str, np.ndarray]:
+def rectangle_endplates(contour: np.ndarray, cranial, which=SIDES) -> dict[str, np.ndarray]:
     """Min-area rectangle → nearest-side points → least-squares line per endplate side."""
     pts = _check_outline(contour)
     u = _unit(cranial)
@@ -106,7 +110,7 @@ def _dist_to_segment(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# our method
+# border
 
 
 def outward_normals(pts: np.ndarray, window: int = 3) -> np.ndarray:
@@ -185,7 +189,7 @@ def _reach(pts: np.ndarray, run: np.ndarray, c: np.ndarray, d: np.ndarray, tol: 
     return pts[np.arange(lo, hi + 1) % n]
 
 
-def ours_endplates(contour: np.ndarray, cranial, which=SIDES, cone_deg: float = 55.0,
+def border_endplates(contour: np.ndarray, cranial, which=SIDES, cone_deg: float = 55.0,
                    corner_trim: float = 0.08, resid_floor: float = 0.75) -> dict[str, np.ndarray]:
     """Normal-selected borders, corners trimmed, robust total-least-squares line per endplate."""
     pts = _check_outline(contour)
@@ -197,22 +201,32 @@ def ours_endplates(contour: np.ndarray, cranial, which=SIDES, cone_deg: float = 
     }
 
 
-METHODS: dict[str, Callable[..., dict[str, np.ndarray]]] = {"paper": paper_endplates, "ours": ours_endplates}
-MIXED = {"S1": "ours"}  # method "mixed": these levels by ours, every other by the study's rectangle
-METHOD_NAMES = (*METHODS, "mixed")
+METHODS: dict[str, Callable[..., dict[str, np.ndarray]]] = {"rectangle": rectangle_endplates,
+                                                            "border": border_endplates}
+BY_LEVEL = {"rectangle+border": ("rectangle", {"S1": "border"})}  # method → (default, level → method)
+OLD_METHOD_NAMES = {"paper": "rectangle", "ours": "border", "mixed": "rectangle+border"}  # until the next release
+#: Every name `fit_endplates` takes: the methods, then the old names.
+METHOD_NAMES = (*BY_LEVEL, *METHODS, *OLD_METHOD_NAMES)
+paper_endplates, ours_endplates = rectangle_endplates, border_endplates  # old names, until the next release
 
 
-def fit_endplates(contour: np.ndarray, cranial, method: str = "ours", level: str | None = None,
+def method_name(method: str) -> str:
+    """The current name of an endplate method given by its current or its old name; ValueError otherwise."""
+    name = str(OLD_METHOD_NAMES.get(method, method))  # a plain str, also for a config's enum member
+    if name not in METHODS and name not in BY_LEVEL:
+        raise ValueError(f"unknown endplate method {method!r}; choose one of {', '.join(METHOD_NAMES)}")
+    return name
+
+
+def fit_endplates(contour: np.ndarray, cranial, method: str = "border", level: str | None = None,
                   which=SIDES) -> dict[str, np.ndarray]:
-    """The endplate lines `which` (superior, inferior) by `method` ('paper' | 'ours' | 'mixed',
-    which picks by `level`, e.g. 'L3'); raises EndplateError."""
-    if method == "mixed":
-        method = MIXED.get(level, "paper")
-    try:
-        fit = METHODS[method]
-    except KeyError:
-        raise ValueError(f"unknown endplate method {method!r}; choose one of {', '.join(METHOD_NAMES)}") from None
-    return fit(contour, cranial, which)
+    """The endplate lines `which` (superior, inferior) by `method` ('rectangle' | 'border' |
+    'rectangle+border', which picks by `level`, e.g. 'L3'; or an old name); raises EndplateError."""
+    name = method_name(method)
+    if name in BY_LEVEL:
+        default, by_level = BY_LEVEL[name]
+        name = by_level.get(level, default)
+    return METHODS[name](contour, cranial, which)
 
 
 def order_anterior_posterior(segment: np.ndarray, anterior) -> np.ndarray:

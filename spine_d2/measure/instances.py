@@ -15,6 +15,7 @@ import numpy as np
 
 from spine_d2.levels import CORNERS, FEMORAL_HEAD, is_level, region
 from spine_d2.measure.corners import heatmap_peaks
+from spine_d2.polygons import polygon_area, rasterize
 
 #: Why a level is uncertain when its annotation says so (Labelme shape flag `level_uncertain`).
 FLAGGED = "flagged level_uncertain in the annotation"
@@ -138,11 +139,6 @@ class Instance:
         return rasterize(self.contour() if self.polygon is None else self.polygon, shape)
 
 
-def polygon_area(poly: np.ndarray) -> float:
-    x, y = np.asarray(poly, dtype=float).T
-    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2.0)
-
-
 def polygon_centroid(poly: np.ndarray) -> np.ndarray:
     x, y = np.asarray(poly, dtype=float).T
     cross = x * np.roll(y, -1) - np.roll(x, -1) * y
@@ -167,16 +163,6 @@ def resample_closed(poly: np.ndarray, step: float = 1.0) -> np.ndarray:
         t = np.arange(n)[:, None] / n
         out.append(a + t * (b - a))
     return np.concatenate(out) if out else p
-
-
-def rasterize(poly: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    """Boolean (H, W) mask of a polygon, as a model's mask would be: pixel centres inside it."""
-    h, w = int(shape[0]), int(shape[1])
-    mask = np.zeros((h, w), np.uint8)
-    shift = 4  # sub-pixel vertex precision
-    pts = np.round(np.asarray(poly, dtype=float) * (1 << shift)).astype(np.int32)
-    cv2.fillPoly(mask, [pts.reshape(-1, 1, 2)], 1, lineType=cv2.LINE_8, shift=shift)
-    return mask.astype(bool)
 
 
 def largest_component(mask: np.ndarray) -> tuple[np.ndarray, int, int]:

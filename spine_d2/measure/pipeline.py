@@ -1,8 +1,9 @@
 """From instances (masks or polygons, image frame) to TK, LL, LL_S1, SS, PT, PI with a reason for every NaN.
 
-`measure_instances` runs the road: clean-up → level names → endplate lines (fitted in the
-radiograph frame when the photo's frame is trusted, kept in the image frame; an endplate whose two
-corner points an instance carries is taken as given) → anterior side → frame correction
+`measure_instances` runs the road: clean-up → level names → endplate lines
+(`level_endplates`: fitted in the radiograph frame when the photo's frame is trusted, kept in the
+image frame; an endplate whose two corner points an instance carries is taken as given) → femoral
+heads (`femoral_heads`) → anterior side → frame correction
 (radiograph frame when trusted) → `spine_d2.angles.sagittal_angles`, the project's one angle
 definition (through `frame_angles.endplate_angles`, which the page's corrections share).
 It never raises on bad geometry: whatever cannot be measured is NaN with its reason, and
@@ -12,24 +13,22 @@ CSV row ``image, TK, LL, LL_S1, SS, PT, PI, frame, notes``.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from spine_d2.angles import ANGLE_NAMES, Angle
-from spine_d2.frames import apply_homography
-from spine_d2.levels import CORNER_SIDES, LEVEL_INDEX, LUMBAR, THORACIC
+from spine_d2.levels import LEVEL_INDEX, LUMBAR, THORACIC
 from spine_d2.measure.anterior import Anterior, decide_anterior, lateral_of
-from spine_d2.measure.corners import fuse
 from spine_d2.measure.cleanup import CHAIN_RULES, Removal, clean_instances
-from spine_d2.measure.endplates import (METHOD_NAMES, SIDES, EndplateError, fit_endplates,
-                                        order_anterior_posterior)
-from spine_d2.measure.frame import FrameConfig, FrameEstimate, checked_options, estimate_frame
+from spine_d2.measure.endplates import METHOD_NAMES, method_name, order_anterior_posterior
+from spine_d2.measure.femoral_heads import best_heads, plausible_heads
 from spine_d2.measure.frame_angles import HEADS_NOT_IN_VIEW, endplate_angles
-from spine_d2.measure.instances import Instance, circle_of
+from spine_d2.measure.instances import Instance
+from spine_d2.measure.level_endplates import level_endplates, spine_cranial
 from spine_d2.measure.naming import name_levels
+from spine_d2.measure.rectify import FrameConfig, FrameEstimate, checked_options, estimate_frame
 
 CSV_COLUMNS: tuple[str, ...] = ("image",) + ANGLE_NAMES + ("frame", "notes")
 
@@ -38,7 +37,7 @@ CSV_COLUMNS: tuple[str, ...] = ("image",) + ANGLE_NAMES + ("frame", "notes")
 class MeasureConfig:
     """The `measure` config group (conf/measure/default.yaml), as plain values."""
 
-    method: str = "mixed"             # endplate fit: mixed (paper for bodies, ours for S1) | ours | paper
+    method: str = "rectangle+border"  # endplate fit: rectangle+border (rectangle for bodies, border for S1) | rectangle | border
     chain_rule: str = "turn"          # centres off the chain: turn (ours) | slope (the study's) | off
     turn_limit_deg: float = 60.0      # turn: a spike turning the chain by more than this goes
     slope_threshold: float = 1.7      # slope: the study's slope-change de-noising (tan 60°)
@@ -150,18 +149,28 @@ def _as_instances(instances: Sequence[Any], class_names: Sequence[str] | None) -
     return out
 
 
-def _cranial_directions(centres: np.ndarray) -> list[np.ndarray]:
-    """Unit vectors up the spine at each centre (ordered top to bottom): central differences."""
-    n = len(centres)
-    if n == 1:
-        return [np.array([0.0, -1.0])]
-    out = []
-    for k in range(n):
-        a, b = centres[max(k - 1, 0)], centres[min(k + 1, n - 1)]
-        d = a - b
-        norm = np.linalg.norm(d)
-        out.append(d / norm if norm > 0 else np.array([0.0, -1.0]))
-    return out
+def _anterior(c: MeasureConfig, kept, naming, chain: list[str], centres: np.ndarray, up: np.ndarray, raw,
+              axis, flags: list[str]) -> Anterior:
+    """Which side is anterior: voted on from the sacrum, hips and curves (`auto`), or as configured."""
+    if c.anterior != "auto":
+        want = 1 if c.anterior == "right" else -1
+        return Anterior(want if lateral_of(up)[0] >= 0 else -want, True, [], "")
+    lum = np.array([kept[naming.levels[lv]].centre() for lv in chain if lv in LUMBAR])
+    tho = np.array([kept[naming.levels[lv]].centre() for lv in chain if lv in THORACIC])
+    ant = decide_anterior(up, raw.get("S1", {}).get("superior"), axis, centres[-1] if len(centres) else None,
+                          lum, tho)
+    if ant.note:
+        flags.append(ant.note)
+    return ant
+
+
+def _spine_up(centres: np.ndarray) -> np.ndarray:
+    """Cranial direction of the whole spine in the image: top centre minus bottom centre (else up)."""
+    up = np.array([0.0, -1.0])
+    if len(centres) >= 2:
+        d = centres[0] - centres[-1]
+        up = d / np.linalg.norm(d) if np.linalg.norm(d) > 0 else up
+    return up
 
 
 def measure_instances(
@@ -181,167 +190,44 @@ def measure_instances(
     """
     c = MeasureConfig.from_cfg(cfg)
     shape = (int(image_shape[0]), int(image_shape[1]))
-    flags: list[str] = []
     insts = _as_instances(instances, class_names)
-
     if frame is None and image is not None and c.frame.enabled:
         frame = estimate_frame(image, c.frame)
+    H = frame.H if frame is not None and frame.trusted else None
 
     idx, kept, removals = clean_instances(insts, shape, c.slope_threshold, c.duplicate_overlap,
                                           c.min_area, c.min_area_fraction, c.duplicate_overlap_heads,
                                           c.chain_rule, c.turn_limit_deg)
     naming = name_levels(kept, use_labels=c.use_labels, gap_factor=c.gap_factor, anchor=c.level_anchor)
-    flags += naming.flags
+    flags = naming.flags + [f"{inst.level or inst.class_name}: {n}" for inst in kept for n in inst.notes]
     # why a level is absent, when we know (a labelled instance removed by the clean-up)
-    level_reason: dict[str, str] = {}
-    for r in removals:
-        if r.label and r.label not in naming.levels:
-            level_reason[r.label] = r.reason
-    for inst in kept:
-        flags += [f"{inst.level or inst.class_name}: {n}" for n in inst.notes]
+    level_reason = {r.label: r.reason for r in removals if r.label and r.label not in naming.levels}
 
-    # spine axis: named vertebrae top to bottom
-    chain = sorted(naming.levels, key=lambda lv: LEVEL_INDEX[lv])
-    centres = np.array([kept[naming.levels[lv]].centre() for lv in chain]).reshape(-1, 2)
-    cranial = dict(zip(chain, _cranial_directions(centres))) if len(chain) else {}
-    if "S1" in cranial and "L5" in naming.levels:
-        d = kept[naming.levels["L5"]].centre() - kept[naming.levels["S1"]].centre()
-        cranial["S1"] = d / np.linalg.norm(d)
-
-    raw: dict[str, dict[str, np.ndarray]] = {}
-    fit_H = frame.H if frame is not None and frame.trusted else None
-    for lv in chain:
-        inst = kept[naming.levels[lv]]
-        given = corner_endplates(inst, lv, c.min_corner_score) if c.corners != "ignore" else {}
-        try:
-            # the sacrum: only its top edge is an endplate (it may taper to a tip below)
-            fit = fit_in_frame(inst.contour(), cranial[lv], inst.centre(), c.method, lv,
-                               ("superior",) if lv == "S1" else SIDES, fit_H)
-        except EndplateError as e:
-            if not given:
-                level_reason[lv] = f"endplate fit failed ({e})"
-                continue
-            fit = {}
-        for side, seg in list(fit.items()):
-            if side not in given and touches_border(seg, shape, c.border_px):
-                del fit[side]  # the photo's edge cut the vertebra: that line is the crop, not the endplate
-                level_reason[f"{lv} {side}"] = "endplate cut by the image border"
-                flags.append(f"{lv} {side} endplate cut by the image border: not used")
-        if c.corners == "fuse":  # the fit and the corners, weighted by the corners' confidence
-            given = {side: fuse(fit.get(side), seg, conf) for side, (seg, conf) in given.items()}
-        else:
-            given = {side: seg for side, (seg, conf) in given.items()}
-        fit.update(given)  # an endplate given by its two corners is used as given (or fused)
-        if fit:
-            raw[lv] = fit
-
-    heads = []
-    for i in naming.femoral_heads:
-        circ = circle_of(kept[i])
-        if circ is None or circ[2] < c.min_circle_radius:
-            flags.append(f"femoral head #{idx[i]} unusable outline: ignored")
-            continue
-        heads.append((kept[i].score, circ))
-    if len(heads) > 2:
-        flags.append(f"{len(heads)} femoral heads: kept the two best scored")
-    heads = [h for _, h in sorted(heads, key=lambda t: -t[0])[:2]]
-    axis = np.mean([h[:2] for h in heads], axis=0) if heads else None
-
-    up = np.array([0.0, -1.0])  # cranial direction of the spine in the image
-    if len(centres) >= 2:
-        d = centres[0] - centres[-1]
-        up = d / np.linalg.norm(d) if np.linalg.norm(d) > 0 else up
-    heads_reason = HEADS_NOT_IN_VIEW
-    s1_plate = raw.get("S1", {}).get("superior")
-    if axis is not None and s1_plate is not None:
-        why = implausible_hip_axis(np.asarray(s1_plate, float), axis, up)
-        if why:
-            flags.append(f"femoral heads ignored: {why}")
-            heads, axis, heads_reason = [], None, f"femoral heads implausibly placed: {why}"
-
-    # anterior side
-    if c.anterior == "auto":
-        lum = np.array([kept[naming.levels[lv]].centre() for lv in chain if lv in LUMBAR])
-        tho = np.array([kept[naming.levels[lv]].centre() for lv in chain if lv in THORACIC])
-        ant = decide_anterior(up, raw.get("S1", {}).get("superior"), axis,
-                              centres[-1] if len(centres) else None, lum, tho)
-        if ant.note:
-            flags.append(ant.note)
-    else:
-        want = 1 if c.anterior == "right" else -1
-        ant = Anterior(want if lateral_of(up)[0] >= 0 else -want, True, [], "")
-    endplates = {
-        lv: {side: order_anterior_posterior(seg, ant.sign * lateral_of(cranial[lv])) for side, seg in sides.items()}
-        for lv, sides in raw.items()
-    }
+    chain = sorted(naming.levels, key=lambda lv: LEVEL_INDEX[lv])  # the named vertebrae, top to bottom
+    centre_of = {lv: kept[naming.levels[lv]].centre() for lv in chain}
+    centres = np.array(list(centre_of.values())).reshape(-1, 2)
+    cranial = spine_cranial(centre_of)
+    raw = level_endplates(kept, naming.levels, cranial, H, shape, c, level_reason, flags)
+    up = _spine_up(centres)
+    heads = best_heads(kept, naming.femoral_heads, idx, c.min_circle_radius, flags)
+    heads, axis, heads_reason = plausible_heads(heads, raw.get("S1", {}).get("superior"), up, flags)
+    ant = _anterior(c, kept, naming, chain, centres, up, raw, axis, flags)
+    endplates = {lv: {side: order_anterior_posterior(seg, ant.sign * lateral_of(cranial[lv]))
+                      for side, seg in sides.items()} for lv, sides in raw.items()}
     sign = 1 if (ant.sign * lateral_of(up))[0] >= 0 else -1
 
-    # frame, and which levels may feed an angle
+    # which levels may feed an angle
     excluded = dict(level_reason)
     if c.on_implausible == "nan":
         for lv, why in naming.uncertain.items():
             excluded.setdefault(lv, f"level name uncertain ({why})")
-    H = frame.H if frame is not None and frame.trusted else None
     final, use_frame = endplate_angles(endplates, [list(h) for h in heads], H, sign, excluded, heads_reason)
     general = _general_reason(insts, kept)
     if general:
         final = {name: a if a.measured else Angle.missing(general) for name, a in final.items()}
     return Measurement(final, use_frame, frame, kept, dict(naming.levels), endplates,
-                       [tuple(h) for h in heads], removals, flags, ant, c.method, shape,
+                       [tuple(h) for h in heads], removals, flags, ant, method_name(c.method), shape,
                        excluded, sign, heads_reason, dict(naming.uncertain))
-
-
-def corner_endplates(inst: Instance, level: str, min_score: float = 0.0) -> dict[str, tuple[np.ndarray, float]]:
-    """The endplates an instance's corner points give (both ends present and scoring at least
-    `min_score`): side → ([end, end] (image frame, px), the lower of the two scores); S1 has only
-    its superior endplate."""
-    out = {}
-    for side, (a, p) in CORNER_SIDES.items():
-        if a in inst.corners and p in inst.corners and (level != "S1" or side == "superior"):
-            score = float(min(inst.corners[a][2], inst.corners[p][2]))
-            if score >= min_score:
-                out[side] = (np.array([inst.corners[a][:2], inst.corners[p][:2]], dtype=float), score)
-    return out
-
-
-def fit_in_frame(contour: np.ndarray, cranial: np.ndarray, centre: np.ndarray, method: str, level: str,
-                 which=SIDES, H: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """`fit_endplates` of an outline (image frame, px), fitted in the radiograph frame when `H`
-    (radiograph → image) is given — there a body is the box it was on the film, not the photo's
-    keystoned view of it — and returned in the image frame (a homography keeps lines straight)."""
-    if H is None:
-        return fit_endplates(contour, cranial, method, level, which)
-    Hinv = np.linalg.inv(H)
-    a, b = apply_homography(Hinv, [centre, centre + 10.0 * np.asarray(cranial, float)])
-    fit = fit_endplates(apply_homography(Hinv, contour), b - a, method, level, which)
-    return {side: apply_homography(H, seg) for side, seg in fit.items()}
-
-
-def touches_border(segment: np.ndarray, image_shape: Sequence[int], border_px: float) -> bool:
-    """True when an end of a fitted endplate (image frame, px) lies within `border_px` of the
-    image's edge: a vertebra cut by the photo's crop."""
-    h, w = image_shape[:2]
-    pts = np.asarray(segment, float).reshape(-1, 2)
-    return bool(np.any((pts[:, 0] <= border_px) | (pts[:, 0] >= w - 1 - border_px) |
-                       (pts[:, 1] <= border_px) | (pts[:, 1] >= h - 1 - border_px)))
-
-
-def implausible_hip_axis(s1_superior: np.ndarray, axis: np.ndarray, up: np.ndarray,
-                         min_ratio: float = 1.0, max_ratio: float = 6.0) -> str:
-    """Why a hip axis cannot be the one of this S1 endplate (image frame, px), or "" if it can.
-
-    The hip axis lies caudal of the S1 endplate's midpoint, about 3.3 endplate lengths away
-    (Legaye 2013; shared/PHANTOM.md); accepted: caudal, at `min_ratio`–`max_ratio` lengths.
-    """
-    mid = s1_superior.mean(axis=0)
-    length = float(np.linalg.norm(s1_superior[0] - s1_superior[1]))
-    v = np.asarray(axis, float) - mid
-    if float(v @ up) >= 0:
-        return "hip axis not caudal of the S1 endplate"
-    ratio = float(np.linalg.norm(v)) / length if length > 0 else math.inf
-    if not min_ratio <= ratio <= max_ratio:
-        return f"hip axis {ratio:.1f} S1-endplate lengths from S1 (expected {min_ratio:g}–{max_ratio:g})"
-    return ""
 
 
 def _general_reason(insts, kept) -> str:

@@ -33,8 +33,9 @@ import numpy as np
 
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.levels import CORNER_SIDES, FEMORAL_HEAD, LEVEL_INDEX, corner_label, parse_corner_label
-from spine_d2.measure.instances import Instance, circle_of, mask_contour, polygon_area
+from spine_d2.measure.instances import Instance, circle_of, mask_contour
 from spine_d2.measure.pipeline import Measurement
+from spine_d2.polygons import polygon_area
 
 UNCERTAIN_FLAG = "level_uncertain"
 CORRECTED_FLAG = "corrected"

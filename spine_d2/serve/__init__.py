@@ -5,9 +5,8 @@ EXIF orientation applied), `results` (a Measurement as JSON with an inline overl
 `reference` (the study's and our benchmark's errors per angle), `checkpoints` (which model to
 serve), `corrections` (endplates a reader moved → the angles again, a Labelme JSON), `app`
 (`create_app`, the FastAPI app); `static/` holds the page (plain HTML/CSS/JS; `editor.js` the
-movable endplates).
-For checks and pictures: `standin` (a Labelme folder's ground truth posing as a model) and
-`browser` (the app in a thread, headless Chromium, the README screenshot).
+movable endplates). The test helpers (a Labelme folder's ground truth posing as a model, the app
+in a headless Chromium, the README's screenshot) are tests/standin.py and tests/browser.py.
 """
 from spine_d2.serve.app import create_app
 from spine_d2.serve.checkpoints import newest_checkpoint

@@ -129,41 +129,35 @@ def keep_upload(folder: Path, upload: Upload) -> Path:
     return path
 
 
-def create_app(predictor: Any, measure_cfg: Any = None, *, max_upload_bytes: int = 25_000_000,
-               max_pixels: int = 50_000_000, keep_uploads: str | Path | None = None,
-               accuracy_dir: str | Path | None = "benchmarks/results", model_name: str = "",
-               model_config: str | None = None, overlay_max_side: int = 1600) -> FastAPI:
-    """The FastAPI app serving `predictor` (a `SpinePredictor` or anything with `class_names` and
-    `__call__(bgr) -> Instances`); see the module docstring. `model_config` (the served run's
-    schedule name) picks the benchmark shown beside each angle."""
-    cfg = MeasureConfig.from_cfg(measure_cfg)  # checked once, at start
-    model = LockedPredictor(predictor)
-    keep = Path(keep_uploads) if keep_uploads else None
-    if keep is not None:
-        keep.mkdir(parents=True, exist_ok=True)
-    limits = {"max_upload_mb": max_upload_bytes / 1e6, "max_megapixels": max_pixels / 1e6}
+class _Measurer:
+    """What /api/measure does with one upload: decode, keep when asked, measure, draw."""
 
-    app = FastAPI(title="spine_d2", version="0.1.0",
-                  description="Spinal sagittal angles (TK, LL, LL_S1, SS, PT, PI; degrees) from a phone "
-                              "photo or screenshot of a lateral X-ray. Uploads are kept in memory only.")
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    def __init__(self, model: LockedPredictor, cfg: MeasureConfig, max_pixels: int, keep: Path | None,
+                 overlay_max_side: int):
+        self.model, self.cfg, self.max_pixels, self.keep = model, cfg, max_pixels, keep
+        self.overlay_max_side = overlay_max_side
 
-    @app.exception_handler(RequestValidationError)
-    async def plain_422(request: Request, exc: RequestValidationError):
-        where = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg', '')}"
-                          for e in exc.errors())
-        return JSONResponse({"detail": f"the request body is not what this endpoint takes ({where})"},
-                            status_code=422)
-
-    def measure(upload: Upload) -> dict:
+    def __call__(self, upload: Upload) -> dict:
         start = time.perf_counter()
-        image = decode_upload(upload, max_pixels)
-        if keep is not None:
-            log.info(f"upload kept: {keep_upload(keep, upload)}")
-        m = measure_image(model, image, cfg)
-        out = measurement_json(upload.label, m, image.shape, overlay_png(image, m, overlay_max_side))
+        image = decode_upload(upload, self.max_pixels)
+        if self.keep is not None:
+            log.info(f"upload kept: {keep_upload(self.keep, upload)}")
+        m = measure_image(self.model, image, self.cfg)
+        out = measurement_json(upload.label, m, image.shape, overlay_png(image, m, self.overlay_max_side))
         out["seconds"] = round(time.perf_counter() - start, 3)
         return out
+
+
+async def _plain_422(request: Request, exc: RequestValidationError):
+    """A request body the endpoint does not take: one sentence naming the fields, not pydantic's list."""
+    where = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg', '')}"
+                      for e in exc.errors())
+    return JSONResponse({"detail": f"the request body is not what this endpoint takes ({where})"}, status_code=422)
+
+
+def _info_routes(app: FastAPI, model: LockedPredictor, model_name: str, keep: Path | None, limits: dict,
+                 accuracy_dir, model_config: str | None) -> None:
+    """`GET /` (the page), `/api/health`, `/api/reference`."""
 
     @app.get("/", include_in_schema=False)
     def page():
@@ -180,6 +174,10 @@ def create_app(predictor: Any, measure_cfg: Any = None, *, max_upload_bytes: int
         """The reference study's and our latest benchmark's mean absolute errors per angle (degrees)."""
         return {**reference_figures(accuracy_dir, config=model_config), "model": model_name}
 
+
+def _measure_route(app: FastAPI, measure: _Measurer, max_upload_bytes: int) -> None:
+    """`POST /api/measure`: one photo in, angles, frame, notes and overlay out."""
+
     @app.post("/api/measure", response_model=MeasureOut, openapi_extra=_upload_body_schema(),
               responses={413: {"model": Problem, "description": "file or image too large"},
                          415: {"model": Problem, "description": "not an image / not a multipart upload"},
@@ -195,6 +193,10 @@ def create_app(predictor: Any, measure_cfg: Any = None, *, max_upload_bytes: int
             log.exception("measurement failed")
             return JSONResponse({"detail": f"the measurement failed on this photo ({type(e).__name__}: {e})"},
                                 status_code=500)
+
+
+def _correction_routes(app: FastAPI) -> None:
+    """`POST /api/angles` and `POST /api/labelme`: a reader's moved endplates."""
 
     @app.post("/api/angles", response_model=AnglesOut, responses={422: {"model": Problem}})
     def angles(body: GeometryIn):
@@ -214,4 +216,26 @@ def create_app(predictor: Any, measure_cfg: Any = None, *, max_upload_bytes: int
         except CorrectionError as e:
             return JSONResponse({"detail": str(e)}, status_code=422)
 
+
+def create_app(predictor: Any, measure_cfg: Any = None, *, max_upload_bytes: int = 25_000_000,
+               max_pixels: int = 50_000_000, keep_uploads: str | Path | None = None,
+               accuracy_dir: str | Path | None = "benchmarks/results", model_name: str = "",
+               model_config: str | None = None, overlay_max_side: int = 1600) -> FastAPI:
+    """The FastAPI app serving `predictor` (a `SpinePredictor` or anything with `class_names` and
+    `__call__(bgr) -> Instances`); see the module docstring. `model_config` (the served run's
+    schedule name) picks the benchmark shown beside each angle."""
+    cfg = MeasureConfig.from_cfg(measure_cfg)  # checked once, at start
+    model = LockedPredictor(predictor)
+    keep = Path(keep_uploads) if keep_uploads else None
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+    limits = {"max_upload_mb": max_upload_bytes / 1e6, "max_megapixels": max_pixels / 1e6}
+    app = FastAPI(title="spine_d2", version="0.1.0",
+                  description="Spinal sagittal angles (TK, LL, LL_S1, SS, PT, PI; degrees) from a phone "
+                              "photo or screenshot of a lateral X-ray. Uploads are kept in memory only.")
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_exception_handler(RequestValidationError, _plain_422)
+    _info_routes(app, model, model_name, keep, limits, accuracy_dir, model_config)
+    _measure_route(app, _Measurer(model, cfg, max_pixels, keep, overlay_max_side), max_upload_bytes)
+    _correction_routes(app)
     return app

@@ -1,10 +1,10 @@
-"""Estimate how a photo is rotated and skewed relative to the radiograph it shows; image frame, pixels.
+"""Rectify a photo: estimate how it is rotated and skewed relative to the radiograph it shows; image frame, px.
 
 A phone photo of a monitor is a pinhole camera's view of a plane: the screen, with the viewer's
 panels and the film on it, whose straight borders all run along the radiograph's axes.
-`estimate_frame` finds the long straight lines of the photo (Canny edges → probabilistic Hough
-segments → segments grouped into lines, near-horizontal and near-vertical; tangles of lines at
-different angles, as bones and text make, are dropped) and explains them with a camera:
+`estimate_frame` takes the long straight lines of the photo (`spine_d2.measure.photo_lines`:
+near-horizontal and near-vertical; tangles of lines at different angles, as bones and text make,
+are dropped) and explains them with a camera:
 
 - **perspective** (`spine_d2.measure.camera.fit_camera`): the camera's rotation R (and focal
   length f, principal point at the image centre) under which the lines of each direction meet at
@@ -31,8 +31,8 @@ direction (a photo of a photo: a print's edges around the film's — no single p
 that keystone). Otherwise `high` (5 or more lines, uncertainty ≤ 1.5°) or `medium`.
 
 `H` maps the rectified frame → image frame, the same direction as the phantom's stored
-homography (`spine_d2.frames`); it equals the radiograph frame up to scale and shift, which no
-angle depends on. `frame_error` compares an estimate with a known homography.
+homography (`spine_d2.frames`, whose `frame_error` compares an estimate with a known one); it
+equals the radiograph frame up to scale and shift, which no angle depends on.
 """
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ import cv2
 import numpy as np
 
 from spine_d2.frames import apply_homography, rotation_deg
-from spine_d2.measure.camera import Line, camera_homography, direction_change, fit_camera, fit_spread
+from spine_d2.measure.camera import CameraFit, Line, camera_homography, fit_camera, fit_spread
+from spine_d2.measure.photo_lines import borders, find_lines, intersect, uncluttered
 
 
 def checked_options(cls: type, cfg: Any, section: str) -> dict:
@@ -129,129 +130,47 @@ def _centre_in_source(H: np.ndarray, image_shape: Sequence[int]) -> np.ndarray:
     return apply_homography(np.linalg.inv(H), [[w / 2, h / 2]])[0]
 
 
-# ---------------------------------------------------------------------------------------------
-# borders
-
-
-NOISE_FACTOR = 4.0  # the high Canny threshold stays this many times over the median gradient (noise)
-
-
-def _segments(gray: np.ndarray, cfg: FrameConfig) -> tuple[np.ndarray, float]:
-    h, w = gray.shape
-    scale = min(1.0, cfg.max_side / max(h, w))
-    small = cv2.resize(gray, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (5, 5), 0)
-    med = float(np.median(small))
-    # low enough for a dark viewer panel on a dark bezel, above the picture's own noise (Canny's
-    # L1 Sobel magnitude; the median gradient of a photo is mostly noise)
-    gx, gy = cv2.Sobel(small, cv2.CV_32F, 1, 0), cv2.Sobel(small, cv2.CV_32F, 0, 1)
-    noise = NOISE_FACTOR * float(np.median(np.abs(gx) + np.abs(gy)))
-    edges = cv2.Canny(small, max(5.0, 0.25 * med, 0.4 * noise), max(20.0, 0.6 * med + 10, noise))
-    min_len = cfg.min_line_fraction * min(small.shape) * 0.5
-    segs = cv2.HoughLinesP(edges, 1, np.pi / 720, threshold=max(20, int(min_len / 2)),
-                           minLineLength=min_len, maxLineGap=max(5, int(min_len / 10)))
-    if segs is None:
-        return np.zeros((0, 4)), scale
-    return segs.reshape(-1, 4).astype(float) / scale, scale
-
-
-def _group(segs: np.ndarray, tol_deg: float, tol_px: float) -> list[Line]:
-    """Merge collinear segments into lines (angle within tol_deg, offset within tol_px)."""
-    lines: list[list] = []  # [angle, normal offset, length, points]
-    for x0, y0, x1, y1 in segs:
-        ang = np.degrees(np.arctan2(y1 - y0, x1 - x0))
-        ang = (ang + 90) % 180 - 90
-        length = float(np.hypot(x1 - x0, y1 - y0))
-        t = np.radians(ang)
-        n = np.array([-np.sin(t), np.cos(t)])
-        off = float(n @ [(x0 + x1) / 2, (y0 + y1) / 2])
-        for ln in lines:
-            da = abs((ang - ln[0] + 90) % 180 - 90)
-            if da < tol_deg and abs(off - ln[1]) < tol_px:
-                ln[3].append((x0, y0, x1, y1, length))
-                ln[2] += length
-                break
-        else:
-            lines.append([ang, off, length, [(x0, y0, x1, y1, length)]])
-    out = []
-    for _, _, length, parts in lines:
-        pts = np.array([[p[0], p[1]] for p in parts] + [[p[2], p[3]] for p in parts])
-        wts = np.array([p[4] for p in parts] * 2)
-        c = (pts * wts[:, None]).sum(0) / wts.sum()
-        cov = ((pts - c) * wts[:, None]).T @ (pts - c)
-        evals, evecs = np.linalg.eigh(cov)
-        d = evecs[:, -1]
-        ang = (np.degrees(np.arctan2(d[1], d[0])) + 90) % 180 - 90
-        along = (pts - c) @ d
-        out.append(Line(float(ang), c, float(length), float(along.max() - along.min())))
-    return out
-
-
-def _borders(lines: list[Line], shape, cfg: FrameConfig) -> dict[str, Line]:
-    h, w = shape
-    out: dict[str, Line] = {}
-    horiz = [ln for ln in lines if abs(ln.angle) <= cfg.max_tilt_deg and ln.length >= cfg.min_line_fraction * w]
-    vert = [ln for ln in lines if abs(ln.angle) >= 90 - cfg.max_tilt_deg and ln.length >= cfg.min_line_fraction * h]
-    # the outermost long line on each side: longest first, ties to the outer one
-    for name, group, coord, half, sign in (
-        ("top", horiz, 1, h / 2, -1), ("bottom", horiz, 1, h / 2, 1),
-        ("left", vert, 0, w / 2, -1), ("right", vert, 0, w / 2, 1),
-    ):
-        cand = [ln for ln in group if sign * (ln.point[coord] - half) > 0]
-        if cand:
-            longest = max(ln.length for ln in cand)
-            strong = [ln for ln in cand if ln.length >= 0.6 * longest]
-            out[name] = max(strong, key=lambda ln: sign * ln.point[coord])
-    return out
-
-
-def _intersect(a: Line, b: Line) -> np.ndarray:
-    p = np.cross(a.homog(), b.homog())
-    return p[:2] / p[2] if abs(p[2]) > 1e-12 else np.array([np.nan, np.nan])
+def _gray(image: np.ndarray) -> np.ndarray | None:
+    img = np.asarray(image)
+    if img.ndim == 3:
+        return cv2.cvtColor(img[..., :3].astype(np.uint8), cv2.COLOR_BGR2GRAY)
+    return img.astype(np.uint8) if img.ndim == 2 else None
 
 
 def estimate_frame(image: np.ndarray, cfg: FrameConfig | Mapping | None = None) -> FrameEstimate:
     """Estimate the rectified(radiograph)→image homography of a photo (see the module docstring)."""
     cfg = FrameConfig.from_cfg(cfg)
-    img = np.asarray(image)
-    if img.ndim == 3:
-        gray = cv2.cvtColor(img[..., :3].astype(np.uint8), cv2.COLOR_BGR2GRAY)
-    elif img.ndim == 2:
-        gray = img.astype(np.uint8)
-    else:
-        return FrameEstimate(reason=f"not an image (shape {img.shape})")
-    h, w = gray.shape
-    segs, _ = _segments(gray, cfg)
-    if len(segs) == 0:
-        return FrameEstimate(reason="no straight border found")
-    lines = _group(segs, tol_deg=1.0, tol_px=max(3.0, 0.004 * max(h, w)))
-    b = _borders(lines, (h, w), cfg)
+    gray = _gray(image)
+    if gray is None:
+        return FrameEstimate(reason=f"not an image (shape {np.asarray(image).shape})")
+    lines = find_lines(gray, cfg)
+    b = borders(lines, gray.shape, cfg)
     if not b:
         return FrameEstimate(reason="no straight border found")
+    if cfg.perspective and cfg.aspect is None:
+        est = _from_camera(lines, gray.shape, cfg)
+    elif cfg.perspective and len(b) == 4:
+        corners = np.array([intersect(b["top"], b["left"]), intersect(b["top"], b["right"]),
+                            intersect(b["bottom"], b["right"]), intersect(b["bottom"], b["left"])])
+        est = _from_quad(corners, gray.shape, cfg)
+    else:
+        est = FrameEstimate(reason=f"{len(b)} of 4 borders")
+    return est if est.trusted else _from_borders(b, gray.shape, cfg, est.reason)
+
+
+def _from_borders(b: dict[str, Line], shape, cfg: FrameConfig, why: str) -> FrameEstimate:
+    """A rotation on which two or more borders agree (within `cfg.agree_deg`), else no correction;
+    `why` says why no perspective was fitted."""
+    h, w = shape
     # each border's deviation from its axis, as a rotation (CCW on screen positive)
     rot = {k: (-ln.angle if k in ("top", "bottom") else -(ln.angle - 90 if ln.angle > 0 else ln.angle + 90))
            for k, ln in b.items()}
-    centre = np.array([w / 2, h / 2])
-    if cfg.perspective and cfg.aspect is None:
-        est = _from_camera(lines, (h, w), cfg)
-        if est.trusted:
-            return est
-        why = est.reason
-    elif cfg.perspective and len(b) == 4:
-        corners = np.array([_intersect(b["top"], b["left"]), _intersect(b["top"], b["right"]),
-                            _intersect(b["bottom"], b["right"]), _intersect(b["bottom"], b["left"])])
-        est = _from_quad(corners, (h, w), cfg)
-        if est.trusted:
-            return est
-        why = est.reason
-    else:
-        why = f"{len(b)} of 4 borders"
     vals = np.array(list(rot.values()))
     if len(vals) >= 2 and np.ptp(vals) <= cfg.agree_deg:
         r = float(np.mean(vals))
         if abs(r) > cfg.max_rotation_deg:
             return FrameEstimate(reason=f"rotation {r:.1f}° too large to trust")
-        return FrameEstimate(_rotation_about(centre, r), True, "rotation", r,
+        return FrameEstimate(_rotation_about(np.array([w / 2, h / 2]), r), True, "rotation", r,
                              f"{len(vals)} borders agree on a turn, no perspective checked ({why})",
                              confidence="medium")
     return FrameEstimate(rotation_deg=float(np.mean(vals)),
@@ -272,66 +191,70 @@ def _fit_roll(lines: list[Line], family: np.ndarray, cfg: FrameConfig) -> tuple[
     return float(np.average(dev[inl], weights=length[inl])), inl, float(scores[k])
 
 
-def _uncluttered(lines: list[Line], shape, cfg: FrameConfig) -> list[Line]:
-    """Drop lines with `cfg.clutter` or more neighbours (midpoints within 6 % of the image diagonal)
-    running at another angle (over 1.5° apart): the edges of bones, ribs and text come in such
-    tangles, the borders of a screen, a viewer panel or a film do not."""
-    if not lines or cfg.clutter <= 0:
-        return lines
-    pts = np.array([ln.point for ln in lines])
-    ang = np.array([ln.angle for ln in lines])
-    near = np.linalg.norm(pts[:, None] - pts[None], axis=2) < 0.06 * float(np.hypot(*shape))
-    turned = np.abs((ang[:, None] - ang[None] + 90) % 180 - 90) > 1.5
-    count = (near & turned).sum(axis=1)
-    return [ln for ln, c in zip(lines, count) if c < cfg.clutter]
+def _camera_lines(lines: list[Line], shape, cfg: FrameConfig) -> tuple[list[Line], np.ndarray]:
+    """The lines a camera is fitted to: long, uncluttered, near one of the two axes (family 0:
+    horizontal, 1: vertical), the 12 longest of each direction."""
+    side = cfg.min_line_fraction * min(shape)
+    keep, family = [], []
+    for ln in sorted(uncluttered([ln for ln in lines if ln.length >= side], shape, cfg.clutter),
+                     key=lambda ln: -ln.length):
+        fam = 0 if abs(ln.angle) <= cfg.max_tilt_deg else 1 if abs(ln.angle) >= 90 - cfg.max_tilt_deg else None
+        if fam is not None and family.count(fam) < 12:
+            keep.append(ln), family.append(fam)
+    return keep, np.array(family, dtype=int)
 
 
 def _from_camera(lines: list[Line], shape, cfg: FrameConfig) -> FrameEstimate:
-    """The rectifying homography from the long straight lines of the photo (see `fit_camera`)."""
-    h, w = shape
-    side = cfg.min_line_fraction * min(h, w)
-    long = [ln for ln in lines if ln.length >= side]
-    keep, family = [], []
-    for ln in sorted(_uncluttered(long, shape, cfg), key=lambda ln: -ln.length):
-        fam = 0 if abs(ln.angle) <= cfg.max_tilt_deg else 1 if abs(ln.angle) >= 90 - cfg.max_tilt_deg else None
-        if fam is not None and family.count(fam) < 12:  # the 12 longest of each direction
-            keep.append(ln), family.append(fam)
-    family = np.array(family, dtype=int)
+    """The rectifying homography from the long straight lines of the photo (see `fit_camera`), or
+    a head-on rotation when that explains the lines nearly as well."""
+    keep, family = _camera_lines(lines, shape, cfg)
     if len(keep) < cfg.min_lines or len(set(family.tolist())) < 2:
         return FrameEstimate(reason=f"{len(keep)} long lines, too few for a camera fit")
     cam = fit_camera(keep, family, shape, cfg)
-    R, f, resid, inl = cam.R, cam.f, cam.residuals, cam.inliers
     roll, rin, rscore = _fit_roll(keep, family, cfg)
     if rscore >= cfg.prefer_rotation * cam.score and rin.sum() >= 2:
         # as well explained without perspective (screenshots, head-on photos): the simpler model
-        r = -roll
-        if abs(r) > cfg.max_rotation_deg:
-            return FrameEstimate(reason=f"rotation {r:.1f}° too large to trust")
-        return FrameEstimate(_rotation_about(np.array([w / 2, h / 2]), r), True, "rotation", r,
-                             f"{int(rin.sum())} lines agree on a head-on view",
+        if abs(roll) > cfg.max_rotation_deg:
+            return FrameEstimate(reason=f"rotation {-roll:.1f}° too large to trust")
+        return FrameEstimate(_rotation_about(np.array([shape[1] / 2, shape[0] / 2]), -roll), True, "rotation",
+                             -roll, f"{int(rin.sum())} lines agree on a head-on view",
                              confidence="high" if rin.sum() >= 3 else "medium")
-    fam_in = family[inl]
+    return _camera_doubt(cam, keep, family, cfg) or _perspective(cam, keep, family, shape, cfg)
+
+
+def _view_deg(R: np.ndarray) -> float:
+    """How far off head-on the screen is seen (degrees)."""
+    return float(np.degrees(np.arccos(np.clip(R[2, 2], -1, 1))))
+
+
+def _camera_doubt(cam: CameraFit, keep: list[Line], family: np.ndarray, cfg: FrameConfig) -> FrameEstimate | None:
+    """An untrusted estimate saying why the camera fit cannot be used, or None when it can."""
+    fam_in = family[cam.inliers]
     n0, n1 = int((fam_in == 0).sum()), int((fam_in == 1).sum())
     if n0 + n1 < cfg.min_lines or min(n0, n1) < cfg.min_per_direction:
         return FrameEstimate(reason=f"camera fit explains {n0}+{n1} of {len(keep)} lines")
-    view = float(np.degrees(np.arccos(np.clip(R[2, 2], -1, 1))))
+    view = _view_deg(cam.R)
     if min(n0, n1) < 2 and view > cfg.max_view_deg / 2:  # one line cannot be checked: a mild view only
         return FrameEstimate(reason=f"camera fit rests on one line for a view {view:.1f}° off head-on")
-    worst = float(np.max(np.abs(resid[inl])))
+    worst = float(np.max(np.abs(cam.residuals[cam.inliers])))
     if worst > 1.5 * cfg.fit_tol_deg:  # the refined fit must still explain every line it was fitted to
         return FrameEstimate(reason=f"camera fit misses a line by {worst:.2f}°")
-    why = _second_view(keep, family, resid)
-    if why:
-        return FrameEstimate(reason=why, confidence="low")
-    diag = float(np.hypot(h, w))
-    H = camera_homography(R, f, shape)
+    why = _second_view(keep, family, cam.residuals)
+    return FrameEstimate(reason=why, confidence="low") if why else None
+
+
+def _perspective(cam: CameraFit, keep: list[Line], family: np.ndarray, shape, cfg: FrameConfig) -> FrameEstimate:
+    """The camera fit's homography, with how far lens and crop could move it (`_judged`)."""
+    H = camera_homography(cam.R, cam.f, shape)
     r = rotation_deg(H, _centre_in_source(H, shape))
     if abs(r) > cfg.max_rotation_deg:
         return FrameEstimate(reason=f"rotation {r:.1f}° too large to trust")
+    inl = cam.inliers
     fitted = [ln for ln, k in zip(keep, inl) if k]
-    spread = fit_spread(R, f, fitted, family[inl], shape, cam.focal_fixed, crop=cfg.crop)
-    what = (f"pinhole fit to {n0}+{n1} lines (focal {f / diag:.2f} diagonals, screen {view:.1f}° off "
-            f"head-on)")
+    spread = fit_spread(cam.R, cam.f, fitted, family[inl], shape, cam.focal_fixed, crop=cfg.crop)
+    n0, n1 = int((family[inl] == 0).sum()), int((family[inl] == 1).sum())
+    what = (f"pinhole fit to {n0}+{n1} lines (focal {cam.f / float(np.hypot(*shape[:2])):.2f} diagonals, "
+            f"screen {_view_deg(cam.R):.1f}° off head-on)")
     return _judged(FrameEstimate(H, True, "perspective", r, what, spread=spread), n0 + n1, cfg)
 
 
@@ -402,31 +325,3 @@ def _from_quad(corners: np.ndarray, shape, cfg: FrameConfig) -> FrameEstimate:
     if abs(r) > cfg.max_rotation_deg:
         return FrameEstimate(reason=f"rotation {r:.1f}° too large to trust", corners=corners)
     return FrameEstimate(H, True, "perspective", r, "screen/film borders", corners)
-
-
-def frame_error(estimate: FrameEstimate | np.ndarray, H_true: Any, image_shape) -> dict[str, float]:
-    """How far an estimate is from a known radiograph→image homography, at the image centre.
-
-    `rotation_error_deg`: estimated minus true in-plane rotation; `max_angle_error_deg`: the
-    largest change the estimate's residual (H_est⁻¹ ∘ H_true) makes to any direction's angle —
-    what it would add to an SS or PT measured in the corrected frame.
-    """
-    H_est = estimate.H if isinstance(estimate, FrameEstimate) else np.asarray(estimate, dtype=float)
-    H_true = np.asarray(H_true, dtype=float)
-    h, w = image_shape[:2]
-    c_img = np.array([[w / 2, h / 2]])
-    at_true = apply_homography(np.linalg.inv(H_true), c_img)[0]
-    at_est = apply_homography(np.linalg.inv(H_est), c_img)[0]
-    resid = np.linalg.inv(H_est) @ H_true  # true radiograph → estimated frame
-    worst = 0.0
-    for t in np.radians(np.arange(0, 180, 15)):
-        d = np.array([np.cos(t), np.sin(t)])
-        a, b = apply_homography(resid, [at_true, at_true + 5.0 * d])
-        e = b - a
-        change = np.degrees(np.arctan2(e[1], e[0]) - t)
-        change = (change + 180) % 360 - 180
-        worst = max(worst, abs(change))
-    return {
-        "rotation_error_deg": float(rotation_deg(H_est, at_est) - rotation_deg(H_true, at_true)),
-        "max_angle_error_deg": float(worst),
-    }

@@ -5,7 +5,8 @@ detectron2 Instances` with pred_masks, pred_classes, scores, pred_boxes) but ret
 the folder, its annotated polygons rasterised to masks (`instances_from_record(...,
 rasterize_masks=True)`, what a perfect model gives); any other photo gets no instances. Photos are
 recognised by their decoded pixels, so an upload of the file matches. It lets the page and the API
-be checked against known angles without a trained model; it is never a model.
+be checked against known angles without a trained model (the tests, the README's screenshot:
+tests/browser.py); it is never a model.
 """
 from __future__ import annotations
 

@@ -1,11 +1,12 @@
 """The page in a real headless browser: the app served in a thread, Debian's Chromium driven by Selenium, a screenshot.
 
-For the browser test and the README's picture. Chromium and its driver come from the system
-(`apt-get install chromium chromium-driver`, see the Makefile's `browser` step), never from a
-download: Selenium Manager is switched off (SE_OFFLINE) and the flags keep Chromium off the
-network. Regenerate the README screenshot with a trained model:
+For the browser test and the README's picture (a helper of the tests, not of the installed
+package). Chromium and its driver come from the system (`apt-get install chromium
+chromium-driver`, see the Makefile's `browser` step), never from a download: Selenium Manager is
+switched off (SE_OFFLINE) and the flags keep Chromium off the network. Regenerate the README
+screenshot with a trained model:
 
-    python -m spine_d2.serve.browser --checkpoint outputs/train/<date>/<time>/model_final.pth \\
+    python tests/browser.py --checkpoint outputs/train/<date>/<time>/model_final.pth \\
         --photo datasets/phantom428/images/phantom_0002.jpg --out docs/serve.png
 
 or with the phantom's ground truth standing in for a model (`--annotations datasets/phantom428`).
@@ -161,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         predictor, name = SpinePredictor.from_checkpoint(args.checkpoint, "auto"), args.checkpoint
     else:
-        from spine_d2.serve.standin import AnnotationPredictor
+        from standin import AnnotationPredictor  # beside this file
 
         predictor = AnnotationPredictor(args.annotations)
         name = f"ground truth of {args.annotations} (stand-in, not a model)"

@@ -1,0 +1,121 @@
+"""Each named level's endplate lines (image frame, px): fitted to its outline, or given by its corner points.
+
+`level_endplates` runs over the named levels top to bottom. A level's outline is fitted
+(`spine_d2.measure.endplates`) in the radiograph frame when the photo's frame is trusted — there a
+body is the box it was on the film, not the photo's keystoned view of it — and the lines come back
+in the image frame. An endplate whose two corner points the instance carries is taken as given
+(or fused with the fit, `measure.corners`); the sacrum has only its superior endplate. A fitted
+endplate that ends at the photo's edge is the crop, not the endplate, and is left out. Directions
+up the spine come from the neighbouring centres (`spine_cranial`).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from spine_d2.frames import apply_homography
+from spine_d2.levels import CORNER_SIDES
+from spine_d2.measure.corners import fuse
+from spine_d2.measure.endplates import SIDES, EndplateError, fit_endplates
+from spine_d2.measure.instances import Instance
+
+
+def cranial_directions(centres: np.ndarray) -> list[np.ndarray]:
+    """Unit vectors up the spine at each centre (ordered top to bottom): central differences."""
+    n = len(centres)
+    if n == 1:
+        return [np.array([0.0, -1.0])]
+    out = []
+    for k in range(n):
+        a, b = centres[max(k - 1, 0)], centres[min(k + 1, n - 1)]
+        d = a - b
+        norm = np.linalg.norm(d)
+        out.append(d / norm if norm > 0 else np.array([0.0, -1.0]))
+    return out
+
+
+def spine_cranial(centres: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Level → unit vector up the spine, from the centres of the named levels (top to bottom); S1's
+    points from its centre to L5's when both are named."""
+    chain = list(centres)
+    cranial = dict(zip(chain, cranial_directions(np.array([centres[lv] for lv in chain])))) if chain else {}
+    if "S1" in cranial and "L5" in centres:
+        d = centres["L5"] - centres["S1"]
+        cranial["S1"] = d / np.linalg.norm(d)
+    return cranial
+
+
+def corner_endplates(inst: Instance, level: str, min_score: float = 0.0) -> dict[str, tuple[np.ndarray, float]]:
+    """The endplates an instance's corner points give (both ends present and scoring at least
+    `min_score`): side → ([end, end] (image frame, px), the lower of the two scores); S1 has only
+    its superior endplate."""
+    out = {}
+    for side, (a, p) in CORNER_SIDES.items():
+        if a in inst.corners and p in inst.corners and (level != "S1" or side == "superior"):
+            score = float(min(inst.corners[a][2], inst.corners[p][2]))
+            if score >= min_score:
+                out[side] = (np.array([inst.corners[a][:2], inst.corners[p][:2]], dtype=float), score)
+    return out
+
+
+def fit_in_frame(contour: np.ndarray, cranial: np.ndarray, centre: np.ndarray, method: str, level: str,
+                 which=SIDES, H: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """`fit_endplates` of an outline (image frame, px), fitted in the radiograph frame when `H`
+    (radiograph → image) is given and returned in the image frame (a homography keeps lines straight)."""
+    if H is None:
+        return fit_endplates(contour, cranial, method, level, which)
+    Hinv = np.linalg.inv(H)
+    a, b = apply_homography(Hinv, [centre, centre + 10.0 * np.asarray(cranial, float)])
+    fit = fit_endplates(apply_homography(Hinv, contour), b - a, method, level, which)
+    return {side: apply_homography(H, seg) for side, seg in fit.items()}
+
+
+def touches_border(segment: np.ndarray, image_shape: Sequence[int], border_px: float) -> bool:
+    """True when an end of a fitted endplate (image frame, px) lies within `border_px` of the
+    image's edge: a vertebra cut by the photo's crop."""
+    h, w = image_shape[:2]
+    pts = np.asarray(segment, float).reshape(-1, 2)
+    return bool(np.any((pts[:, 0] <= border_px) | (pts[:, 0] >= w - 1 - border_px) |
+                       (pts[:, 1] <= border_px) | (pts[:, 1] >= h - 1 - border_px)))
+
+
+def _one_level(inst: Instance, lv: str, cranial: np.ndarray, H, shape, c: Any,
+               reasons: dict[str, str], flags: list[str]) -> dict[str, np.ndarray]:
+    """One level's endplates (side → [end, end]); why one is missing goes into `reasons`, what
+    was left out into `flags`."""
+    given = corner_endplates(inst, lv, c.min_corner_score) if c.corners != "ignore" else {}
+    try:
+        # the sacrum: only its top edge is an endplate (it may taper to a tip below)
+        fit = fit_in_frame(inst.contour(), cranial, inst.centre(), c.method, lv,
+                           ("superior",) if lv == "S1" else SIDES, H)
+    except EndplateError as e:
+        if not given:
+            reasons[lv] = f"endplate fit failed ({e})"
+            return {}
+        fit = {}
+    for side, seg in list(fit.items()):
+        if side not in given and touches_border(seg, shape, c.border_px):
+            del fit[side]
+            reasons[f"{lv} {side}"] = "endplate cut by the image border"
+            flags.append(f"{lv} {side} endplate cut by the image border: not used")
+    if c.corners == "fuse":  # the fit and the corners, weighted by the corners' confidence
+        fit.update({side: fuse(fit.get(side), seg, conf) for side, (seg, conf) in given.items()})
+    else:
+        fit.update({side: seg for side, (seg, conf) in given.items()})
+    return fit
+
+
+def level_endplates(kept: Sequence[Instance], levels: Mapping[str, int], cranial: Mapping[str, np.ndarray],
+                    H: np.ndarray | None, shape: Sequence[int], c: Any,
+                    reasons: dict[str, str], flags: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    """Level → side → endplate (two ends, image frame, no order yet) for the levels of `cranial`,
+    in its order; `H`: the trusted radiograph → image homography or None; `c`: the `MeasureConfig`
+    (method, corners, min_corner_score, border_px). Adds to `reasons` (level or "level side" → why
+    it has no endplate) and `flags`."""
+    raw = {}
+    for lv in cranial:
+        fit = _one_level(kept[levels[lv]], lv, cranial[lv], H, shape, c, reasons, flags)
+        if fit:
+            raw[lv] = fit
+    return raw

@@ -1,0 +1,120 @@
+"""The long straight lines of a photo (screen, viewer and film borders); image frame, px, degrees.
+
+Canny edges → probabilistic Hough segments → collinear segments merged into `Line`s (`find_lines`);
+tangles of lines at different angles, as bones and text make, are dropped (`uncluttered`); the
+outermost long line on each side is a border (`borders`). The frame estimate
+(`spine_d2.measure.rectify`) explains these lines with a camera or a rotation. OpenCV does the
+edges and segments; merging segments into lines is ours (OpenCV has no grouping of Hough segments).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from spine_d2.measure.camera import Line
+
+NOISE_FACTOR = 4.0  # the high Canny threshold stays this many times over the median gradient (noise)
+
+
+def segments(gray: np.ndarray, cfg: Any) -> np.ndarray:
+    """Hough segments (N, 4: x0, y0, x1, y1, full-resolution px) of a grey photo shrunk to
+    `cfg.max_side`, at least `cfg.min_line_fraction` of half its shorter side long."""
+    h, w = gray.shape
+    scale = min(1.0, cfg.max_side / max(h, w))
+    small = cv2.resize(gray, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (5, 5), 0)
+    med = float(np.median(small))
+    # low enough for a dark viewer panel on a dark bezel, above the picture's own noise (Canny's
+    # L1 Sobel magnitude; the median gradient of a photo is mostly noise)
+    gx, gy = cv2.Sobel(small, cv2.CV_32F, 1, 0), cv2.Sobel(small, cv2.CV_32F, 0, 1)
+    noise = NOISE_FACTOR * float(np.median(np.abs(gx) + np.abs(gy)))
+    edges = cv2.Canny(small, max(5.0, 0.25 * med, 0.4 * noise), max(20.0, 0.6 * med + 10, noise))
+    min_len = cfg.min_line_fraction * min(small.shape) * 0.5
+    segs = cv2.HoughLinesP(edges, 1, np.pi / 720, threshold=max(20, int(min_len / 2)),
+                           minLineLength=min_len, maxLineGap=max(5, int(min_len / 10)))
+    if segs is None:
+        return np.zeros((0, 4))
+    return segs.reshape(-1, 4).astype(float) / scale
+
+
+def _merged(parts: list) -> Line:
+    """One line through collinear segments (x0, y0, x1, y1, length): the length-weighted principal
+    direction of their ends (weights: OpenCV's fitLine takes none)."""
+    pts = np.array([[p[0], p[1]] for p in parts] + [[p[2], p[3]] for p in parts])
+    wts = np.array([p[4] for p in parts] * 2)
+    c = (pts * wts[:, None]).sum(0) / wts.sum()
+    cov = ((pts - c) * wts[:, None]).T @ (pts - c)
+    d = np.linalg.eigh(cov)[1][:, -1]
+    ang = (np.degrees(np.arctan2(d[1], d[0])) + 90) % 180 - 90
+    along = (pts - c) @ d
+    return Line(float(ang), c, float(sum(p[4] for p in parts)), float(along.max() - along.min()))
+
+
+def group(segs: np.ndarray, tol_deg: float, tol_px: float) -> list[Line]:
+    """Merge collinear segments into lines (angle within tol_deg, offset within tol_px)."""
+    lines: list[list] = []  # [angle, normal offset, length, parts]
+    for x0, y0, x1, y1 in segs:
+        ang = np.degrees(np.arctan2(y1 - y0, x1 - x0))
+        ang = (ang + 90) % 180 - 90
+        length = float(np.hypot(x1 - x0, y1 - y0))
+        t = np.radians(ang)
+        n = np.array([-np.sin(t), np.cos(t)])
+        off = float(n @ [(x0 + x1) / 2, (y0 + y1) / 2])
+        for ln in lines:
+            da = abs((ang - ln[0] + 90) % 180 - 90)
+            if da < tol_deg and abs(off - ln[1]) < tol_px:
+                ln[3].append((x0, y0, x1, y1, length))
+                ln[2] += length
+                break
+        else:
+            lines.append([ang, off, length, [(x0, y0, x1, y1, length)]])
+    return [_merged(parts) for _, _, _, parts in lines]
+
+
+def find_lines(gray: np.ndarray, cfg: Any) -> list[Line]:
+    """The photo's long straight lines (see the module docstring)."""
+    h, w = gray.shape
+    segs = segments(gray, cfg)
+    return group(segs, tol_deg=1.0, tol_px=max(3.0, 0.004 * max(h, w))) if len(segs) else []
+
+
+def borders(lines: list[Line], shape, cfg: Any) -> dict[str, Line]:
+    """The outermost long line on each side (top, bottom, left, right) within `cfg.max_tilt_deg` of
+    its axis and at least `cfg.min_line_fraction` of the image side long: longest first, ties to the
+    outer one."""
+    h, w = shape
+    out: dict[str, Line] = {}
+    horiz = [ln for ln in lines if abs(ln.angle) <= cfg.max_tilt_deg and ln.length >= cfg.min_line_fraction * w]
+    vert = [ln for ln in lines if abs(ln.angle) >= 90 - cfg.max_tilt_deg and ln.length >= cfg.min_line_fraction * h]
+    for name, candidates, coord, half, sign in (
+        ("top", horiz, 1, h / 2, -1), ("bottom", horiz, 1, h / 2, 1),
+        ("left", vert, 0, w / 2, -1), ("right", vert, 0, w / 2, 1),
+    ):
+        cand = [ln for ln in candidates if sign * (ln.point[coord] - half) > 0]
+        if cand:
+            longest = max(ln.length for ln in cand)
+            strong = [ln for ln in cand if ln.length >= 0.6 * longest]
+            out[name] = max(strong, key=lambda ln: sign * ln.point[coord])
+    return out
+
+
+def intersect(a: Line, b: Line) -> np.ndarray:
+    """Where two lines meet; NaN when they are parallel."""
+    p = np.cross(a.homog(), b.homog())
+    return p[:2] / p[2] if abs(p[2]) > 1e-12 else np.array([np.nan, np.nan])
+
+
+def uncluttered(lines: list[Line], shape, clutter: int) -> list[Line]:
+    """Drop lines with `clutter` or more neighbours (midpoints within 6 % of the image diagonal)
+    running at another angle (over 1.5° apart): the edges of bones, ribs and text come in such
+    tangles, the borders of a screen, a viewer panel or a film do not (0: keep all)."""
+    if not lines or clutter <= 0:
+        return lines
+    pts = np.array([ln.point for ln in lines])
+    ang = np.array([ln.angle for ln in lines])
+    near = np.linalg.norm(pts[:, None] - pts[None], axis=2) < 0.06 * float(np.hypot(*shape))
+    turned = np.abs((ang[:, None] - ang[None] + 90) % 180 - 90) > 1.5
+    count = (near & turned).sum(axis=1)
+    return [ln for ln, c in zip(lines, count) if c < clutter]
