@@ -1,7 +1,7 @@
 """Writes an evaluation report (per_image.csv, summary.json, report.md/.html, figures/); degrees, Dice/IoU %.
 
-The content (`spine_d2.evaluation.report_content`) is rendered twice: Markdown (tables by
-tabulate, figures as files under figures/) and one self-contained HTML file from the Jinja2
+The content (`spine_d2.evaluation.report_content`) is rendered twice: Markdown (figures as files
+under figures/) and one self-contained HTML file from the Jinja2
 template `templates/report.html.j2` (figures and overlays inlined as base64). This module is the
 one that writes the report's files.
 
@@ -21,7 +21,6 @@ from typing import Any, Mapping, Sequence
 import jinja2
 import pandas as pd
 from markupsafe import Markup, escape
-from tabulate import tabulate
 
 from spine_d2 import provenance
 from spine_d2.evaluation.agreement import summarize
@@ -62,6 +61,13 @@ def _cell(c: Any) -> str:
     return str(c).replace("|", "\\|").replace("\n", " ")
 
 
+def _markdown_table(headers: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub table, cells unpadded: tabulate pads every cell to the column's widest, and one
+    image's long notes made a report.md of megabytes."""
+    lines = ["| " + " | ".join(_cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    return "\n".join(lines + ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows])
+
+
 def to_markdown(blocks: Sequence[Block]) -> str:
     out = []
     for b in blocks:
@@ -70,8 +76,7 @@ def to_markdown(blocks: Sequence[Block]) -> str:
         elif b.kind == "p":
             out.append(b.text)
         elif b.kind == "table":
-            out.append(tabulate([[_cell(c) for c in r] for r in b.rows], [_cell(h) for h in b.headers],
-                                tablefmt="github", disable_numparse=True))
+            out.append(_markdown_table(b.headers, b.rows))
         elif b.kind == "figure":
             out.append(f"![{b.path}](figures/{b.path})\n\n*{b.text}*")
         elif b.kind == "pre":
