@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import spine_d2.schema  # noqa: F401 (the config schema, registered with Hydra for compose())
+
 REPO = Path(__file__).resolve().parents[1]
 
 

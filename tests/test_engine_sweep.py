@@ -11,7 +11,7 @@ from pathlib import Path
 
 from conftest import run_tool
 from labelme_factory import make_dataset, snapshot
-from spine_d2.engine.config import load_d2_cfg
+from spine_d2.engine.config import load_d2_cfg, phases_of
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,7 +38,7 @@ def test_sweep_with_a_failing_job_writes_summary_and_runs_resume(tmp_path):
     for name in ("model_final.pth", "metrics.json", "train.log", ".hydra/config.yaml", "last_checkpoint"):
         assert (job / name).exists(), name
     assert list(job.glob("events.out.tfevents.*"))
-    assert load_d2_cfg(job / "d2_config.yaml").SPINE.PHASES.NAMES == ("heads", "all")
+    assert [p.name for p in phases_of(load_d2_cfg(job / "d2_config.yaml"))] == ["heads", "all"]
 
     r = train_py(*common, f"hydra.run.dir={job}", "resume=true", "schedule.phases.1.iters=3", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]

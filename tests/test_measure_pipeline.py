@@ -145,11 +145,14 @@ def test_measurement_row_has_the_csv_columns():
 
 
 def test_config_is_checked():
-    assert MeasureConfig.from_cfg({"method": "paper", "frame": {"enabled": False}}).frame.enabled is False
-    with pytest.raises(ValueError, match="unknown measure option"):
+    m = MeasureConfig.from_cfg({"method": "paper", "frame": {"enabled": False}})
+    assert (m.method, m.frame.enabled, m.chain_rule) == ("paper", False, "turn")
+    with pytest.raises(KeyError, match="Key 'methd' not in 'MeasureConfig'"):
         MeasureConfig.from_cfg({"methd": "paper"})
-    with pytest.raises(ValueError, match="method"):
+    with pytest.raises(ValueError, match=r"Invalid value 'best', expected one of \[paper, ours, mixed\]"):
         MeasureConfig.from_cfg({"method": "best"})
+    with pytest.raises(ValueError, match="could not be converted to Float"):
+        MeasureConfig.from_cfg({"frame": {"agree_deg": "wide"}})
 
 
 class FakePredictions:
@@ -290,5 +293,5 @@ def test_predicted_corners_replace_fuse_or_are_ignored_by_their_score():
     assert ss("use", 0.1) == pytest.approx(fitted, abs=1e-9)  # under min_corner_score: not found
     fused = ss("fuse", 0.5)  # the corners weigh 0.5, the fit 0.5: half-way
     assert fused == pytest.approx((fitted + expected_use) / 2, abs=0.2)
-    with pytest.raises(ValueError, match="measure.corners"):
+    with pytest.raises(ValueError, match="full_key: corners"):
         MeasureConfig.from_cfg({"corners": "sometimes"})

@@ -16,6 +16,7 @@ warnings.filterwarnings("ignore", message=r".*(torch\.jit\.script|pkg_resources)
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+import spine_d2.schema  # noqa: E402,F401 (the config schema, registered with Hydra)
 from spine_d2.engine.inference import InferenceError, SpinePredictor, image_paths, predict_paths  # noqa: E402
 
 log = logging.getLogger("predict")
