@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from spine_d2.engine.phases import Phase
 from spine_d2.levels import CLASS_MAPS
@@ -203,6 +203,12 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     measure: MeasureConfig = field(default_factory=MeasureConfig)
+
+
+def dataset_config(node: Any) -> DictConfig:
+    """A `dataset` node (composed, or a plain dict whose missing keys take their defaults) checked
+    against DatasetConfig."""
+    return OmegaConf.merge(OmegaConf.structured(DatasetConfig), node)
 
 
 def register() -> None:

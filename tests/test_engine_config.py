@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import yaml
 from detectron2.data import detection_utils as utils
-from detectron2.data import transforms as T
 from detectron2.structures import PolygonMasks
 from hydra import compose, initialize_config_dir
 

@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pingouin as pg
 import pytest
 from scipy import stats as st
 
@@ -77,7 +78,6 @@ def test_constant_bias():
 
 
 def test_icc_matches_pingouin():
-    pg = pytest.importorskip("pingouin")
     rng = np.random.default_rng(7)
     t = rng.normal(40, 10, 15)
     p = 0.9 * t + 6 + rng.normal(0, 3, 15)

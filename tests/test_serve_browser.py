@@ -17,13 +17,13 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
+from conftest import REPO
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.serve import create_app
 from spine_d2.serve.browser import ServerThread, browser_missing, chromium, free_port, open_page, upload_and_wait
 from spine_d2.serve.standin import AnnotationPredictor
 from spine_d2.synthetic.generate import generate_dataset
 
-REPO = Path(__file__).resolve().parents[1]
 
 if browser_missing():
     if os.environ.get("SPINE_D2_REQUIRE_BROWSER") == "1":

@@ -88,11 +88,9 @@ def register_spine_dataset(name: str, root: str | Path, class_map: str = "defaul
 def register_from_cfg(dataset_cfg: Mapping[str, Any]) -> dict[str, str]:
     """`register_spine_dataset` from the Hydra `dataset` node (conf/dataset/*.yaml), checked
     against its schema (spine_d2.schema.DatasetConfig, whose defaults fill a partial dict)."""
-    from omegaconf import OmegaConf
+    from spine_d2.schema import dataset_config
 
-    from spine_d2.schema import DatasetConfig
-
-    d = OmegaConf.merge(OmegaConf.structured(DatasetConfig), dataset_cfg)
+    d = dataset_config(dataset_cfg)
     root = Path(d.root)
     if not root.is_dir():
         hint = ("; generate it first (spine_d2.synthetic.generate.ensure_dataset or "
