@@ -25,6 +25,11 @@ Fit = choices("Fit", ("resize", "keep_aspect"))
 ClassMapName = choices("ClassMapName", CLASS_MAPS)
 
 
+def node(cls: type) -> Any:
+    """A nested config node: the dataclass `cls` with its defaults."""
+    return field(default_factory=cls)
+
+
 @dataclass
 class InputConfig:
     """Preprocessing, identical in training, evaluation and prediction."""
@@ -81,12 +86,12 @@ class PhotometricConfig:              # another film's look: gamma, blur or shar
 class AugmentConfig:
     """Training only; each can be switched off with <name>.enabled=false."""
 
-    flip: FlipConfig = field(default_factory=FlipConfig)
-    contrast: ContrastConfig = field(default_factory=ContrastConfig)
-    scale: ScaleConfig = field(default_factory=ScaleConfig)
-    crop: CropConfig = field(default_factory=CropConfig)
-    rotation: RotationConfig = field(default_factory=RotationConfig)
-    photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
+    flip: FlipConfig = node(FlipConfig)
+    contrast: ContrastConfig = node(ContrastConfig)
+    scale: ScaleConfig = node(ScaleConfig)
+    crop: CropConfig = node(CropConfig)
+    rotation: RotationConfig = node(RotationConfig)
+    photometric: PhotometricConfig = node(PhotometricConfig)
 
 
 @dataclass
@@ -123,7 +128,7 @@ class InferenceConfig:
     nms_thresh: float = 0.0001        # MODEL.ROI_HEADS.NMS_THRESH_TEST, the study's value
     score_thresh: float = 0.05
     detections_per_image: int = 40
-    highres: HighresConfig = field(default_factory=HighresConfig)
+    highres: HighresConfig = node(HighresConfig)
 
 
 @dataclass
@@ -169,7 +174,7 @@ class ModelConfig:
     # size are re-initialised. null: from scratch, with `scratch_norm` in backbone, FPN and heads
     # (as for a .pth that was trained from scratch: norm layers in its FPN).
     weights: Optional[str] = None
-    scratch_norm: str = "GN"
+    scratch_norm: str = "GN"          # norm from scratch, and for a .pth trained from scratch (norm in its FPN)
     corners: bool = False             # a keypoint head beside the mask head: each body's four corners
     corner_head: List[int] = field(default_factory=lambda: [256, 256, 256, 256])  # its conv channels
     d2: Dict[str, Any] = field(default_factory=dict)  # raw detectron2 keys merged last (resolved)
@@ -193,16 +198,16 @@ class TrainConfig:
     output_dir: str = "${hydra:runtime.output_dir}"
     optimized_metric: str = "segm/AP"  # what tools/train.py returns (Optuna's objective); key of the eval results
     log_period: int = 20              # iterations between progress lines (with ETA) and metrics.json records
-    input: InputConfig = field(default_factory=InputConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    solver: SolverConfig = field(default_factory=SolverConfig)
-    dataloader: DataloaderConfig = field(default_factory=DataloaderConfig)
-    test: InferenceConfig = field(default_factory=InferenceConfig)
-    launch: LaunchConfig = field(default_factory=LaunchConfig)
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    measure: MeasureConfig = field(default_factory=MeasureConfig)
+    input: InputConfig = node(InputConfig)
+    augment: AugmentConfig = node(AugmentConfig)
+    solver: SolverConfig = node(SolverConfig)
+    dataloader: DataloaderConfig = node(DataloaderConfig)
+    test: InferenceConfig = node(InferenceConfig)
+    launch: LaunchConfig = node(LaunchConfig)
+    dataset: DatasetConfig = node(DatasetConfig)
+    model: ModelConfig = node(ModelConfig)
+    schedule: ScheduleConfig = node(ScheduleConfig)
+    measure: MeasureConfig = node(MeasureConfig)
 
 
 def dataset_config(node: Any) -> DictConfig:
