@@ -22,6 +22,7 @@ setup(
         "pandas",
         "scipy",
         "statsmodels",
+        "pingouin",             # the ICC's cross-check in the tests (tests/test_evaluation_agreement.py)
         "matplotlib",
         "seaborn",
         "pingouin",

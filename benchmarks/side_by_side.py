@@ -50,6 +50,8 @@ from spine_d2.angles import ANGLE_NAMES
 from spine_d2.data.images import read_image
 from spine_d2.data.labelme import load_labelme_dataset
 from spine_d2.data.splits import dataset_splits
+from spine_d2.data.images import read_image
+from spine_d2.engine.config import from_yacs
 from spine_d2.engine.inference import InferenceError, SpinePredictor, hydra_record
 from spine_d2.evaluation.agreement import json_safe, summarize
 from spine_d2.evaluation.evaluator import ground_truth_masks
@@ -272,7 +274,7 @@ def main(argv: Sequence[str]) -> None:
     except InferenceError as e:
         raise SystemExit(f"error: {e}")
     classes = predictor.class_names
-    base = json.loads(predictor.cfg.SPINE.MEASURE or "{}")
+    base = from_yacs(predictor.cfg.SPINE.MEASURE)  # the run's measurement
     vs = variants(as_list(o["methods"]), switches(o, "frames"), switches(o, "cleanups"))
     controls = as_list(o["controls"])
     if not set(controls) <= {"masks", "polygons", "named"}:

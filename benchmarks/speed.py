@@ -109,6 +109,8 @@ def compose_cfg(*overrides: str, output_dir: str = "/tmp/spine_d2_speed"):
     """The training config (conf/config.yaml) composed with `overrides`, outside a Hydra run."""
     from hydra import compose, initialize_config_dir
 
+    import spine_d2.schema  # noqa: F401 (the config schema, registered with Hydra)
+
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         return compose("config", overrides=[f"output_dir={output_dir}", *overrides])
 

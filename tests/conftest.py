@@ -1,4 +1,5 @@
-"""Fixtures shared by test modules: one smoke-trained model for the whole session."""
+"""Shared by test modules: `run_tool` (the one way tests run a tool) and one smoke-trained model
+for the whole session."""
 from __future__ import annotations
 
 import os
@@ -8,14 +9,21 @@ from pathlib import Path
 
 import pytest
 
+import spine_d2.schema  # noqa: F401 (the config schema, registered with Hydra for compose())
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_tool(tool: str, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`python tools/<tool> args…` from the repository root, as a user runs it (`env`: extra
-    environment variables); AssertionError with the output's tail when it fails (unless check=False)."""
-    proc = subprocess.run([sys.executable, str(REPO / "tools" / tool), *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
+def run_tool(tool: str, *args: str, cwd: str | Path = REPO, check: bool = True,
+             timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python tools/<tool> args…` as a user runs it, from `cwd` (a test's tmp_path keeps whatever
+    the tool writes relative to where it stands there), with this checkout's spine_d2 first on the
+    path and `env` added to the environment; AssertionError with the output's tail when it fails
+    (unless check=False)."""
+    env = {**os.environ, **(env or {}),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, str(REPO / "tools" / tool), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{tool} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc

@@ -1,8 +1,9 @@
 """Small lateral spines with known endplates for the measurement tests (image frame, pixels).
 
-`toy_spine(...)` stacks trapezoid bodies (T4…L5, S1) from given endplate tilts and places the
-femoral heads at a given PT, so the expected angles are `sagittal_angles` of its own endplates —
-what the measurement must find back from the outlines alone.
+`toy_spine(...)` stacks trapezoid bodies (T4…L5, S1) whose endplate tilts realise the given
+angles and places the femoral heads at the given PT, so the expected angles are the arguments
+themselves (SS and PT moved by a rotation of the picture): what the measurement must find back from
+the outlines alone. (tests/test_angles.py checks that the angle definitions give them back.)
 """
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spine_d2.angles import sagittal_angles
 from spine_d2.levels import LUMBAR, THORACIC
 from spine_d2.measure.instances import Instance
 from spine_d2.polygons import rasterize
@@ -113,7 +113,9 @@ def toy_spine(tk=40.0, ll=45.0, ll_s1=60.0, ss=38.0, pt=12.0, facing=1, rotate_d
         polygons = {k: rot(v) for k, v in polygons.items()}
         endplates = {k: {s: rot(v).tolist() for s, v in d.items()} for k, d in endplates.items()}
         heads = [[*rot(h[:2]), h[2]] for h in heads]
-    expected = {k: a.value for k, a in sagittal_angles(endplates, heads).items()}
+    # a counter-clockwise turn lifts the anterior end: SS falls and PT rises by it (mirrored: the reverse)
+    turn = facing * rotate_deg
+    expected = {"TK": tk, "LL": ll, "LL_S1": ll_s1, "SS": ss - turn, "PT": pt + turn, "PI": ss + pt}
     return ToySpine(polygons, endplates, heads, (H, W), expected)
 
 

@@ -42,6 +42,19 @@ def test_cobb_angles_and_ss_have_the_defined_signs(facing):
     assert a["SS"].value == pytest.approx(38.0)
 
 
+@pytest.mark.parametrize("facing,rotate", [(1, 0.0), (-1, 0.0), (1, 7.0), (-1, -4.0)])
+def test_a_whole_toy_spine_gives_the_angles_it_was_built_with(facing, rotate):
+    """Every plate of a stacked spine (tests/measure_factory.py), mirrored and turned: the Cobb
+    angles stay, SS and PT move by the turn (counter-clockwise lifts the anterior end)."""
+    from measure_factory import toy_spine
+
+    s = toy_spine(tk=35.0, ll=50.0, ll_s1=62.0, ss=41.0, pt=14.0, facing=facing, rotate_deg=rotate)
+    got = {k: a.value for k, a in sagittal_angles(s.endplates, s.heads).items()}
+    turn = facing * rotate
+    want = {"TK": 35.0, "LL": 50.0, "LL_S1": 62.0, "SS": 41.0 - turn, "PT": 14.0 + turn, "PI": 55.0}
+    assert got == pytest.approx(want, abs=1e-9)
+
+
 def test_tilt_is_positive_when_anterior_end_is_higher():
     # y grows downward: anterior end (x=10) at y=0 is above the posterior end at y=10.
     assert endplate_tilt([[10, 0], [0, 10]], sign=1) == pytest.approx(45.0)

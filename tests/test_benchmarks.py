@@ -2,31 +2,26 @@
 import json
 import math
 import shutil
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-sys.path.insert(0, str(Path(__file__).parent))
-import _common  # noqa: E402
-import measure_geometry  # noqa: E402
-import record_accuracy  # noqa: E402
-import side_by_side as sbs  # noqa: E402
-import speed  # noqa: E402
-from measure_factory import toy_spine  # noqa: E402
+import _common
+import measure_geometry
+import record_accuracy
+import side_by_side as sbs
+import speed
+from measure_factory import toy_spine
 
-from spine_d2.angles import ANGLE_NAMES  # noqa: E402
-from spine_d2.data.labelme import load_labelme_dataset  # noqa: E402
-from spine_d2.evaluation.agreement import summarize  # noqa: E402
-from spine_d2.evaluation.per_image import image_row, per_image_table  # noqa: E402
-from spine_d2.levels import get_class_map  # noqa: E402
-from spine_d2.measure.instances import Instance  # noqa: E402
-from spine_d2.measure.pipeline import MeasureConfig  # noqa: E402
-from spine_d2.measure.rectify import given_frame  # noqa: E402
-from spine_d2.synthetic.generate import generate_dataset  # noqa: E402
+from spine_d2.angles import ANGLE_NAMES
+from spine_d2.data.labelme import load_labelme_dataset
+from spine_d2.evaluation.agreement import summarize
+from spine_d2.evaluation.per_image import image_row, per_image_table
+from spine_d2.levels import get_class_map
+from spine_d2.measure.instances import Instance
+from spine_d2.measure.pipeline import MeasureConfig
+from spine_d2.measure.rectify import given_frame
+from spine_d2.synthetic.generate import generate_dataset
 
 CLASSES = get_class_map("default").classes
 

@@ -1,13 +1,11 @@
 """tools/check_dataset.py: the summary, exit codes, and naming the bad file."""
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
+from conftest import REPO, run_tool
+from hydra import compose, initialize_config_dir
 from labelme_factory import (
     image_cache,  # noqa: F401 - fixture
     make_dataset,
@@ -20,14 +18,11 @@ from labelme_factory import (
 
 from spine_d2.data.summary import check_dataset, format_report, run_check, unmeasurable_angles
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("image_cache")
 
 
-def run_tool(cwd, *overrides):
-    env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    return subprocess.run([sys.executable, str(REPO / "tools" / "check_dataset.py"), *overrides],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+def check_tool(cwd, *overrides):
+    return run_tool("check_dataset.py", *overrides, cwd=cwd, check=False, timeout=120)
 
 
 def test_tool_good_folder_exit_0_and_no_clutter(tmp_path):
@@ -35,7 +30,7 @@ def test_tool_good_folder_exit_0_and_no_clutter(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     before = snapshot(root)
-    res = run_tool(work, f"dataset.root={root}")
+    res = check_tool(work, f"dataset.root={root}")
     assert res.returncode == 0, res.stderr
     for heading in ("Annotations per label", "Levels missing per image", "Measurement coverage",
                     "Problems per file", "OK: every file is good"):
@@ -54,16 +49,15 @@ def _bad_folder(tmp_path):
 
 def test_tool_names_the_bad_file_and_exits_1(tmp_path):
     root = _bad_folder(tmp_path)
-    res = run_tool(tmp_path, f"dataset.root={root}")
+    res = check_tool(tmp_path, f"dataset.root={root}")
     assert res.returncode == 1
     assert "img1.json" in res.stdout and "unknown label 'L9'" in res.stdout
     assert "img0.json" not in res.stdout
 
 
 def _dataset_cfg(root):
-    cfg = OmegaConf.load(REPO / "conf" / "dataset" / "labelme.yaml")
-    cfg.root = str(root)
-    return cfg
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose("check_dataset", overrides=[f"dataset.root={root}"]).dataset
 
 
 def test_exit_code_follows_strict(tmp_path):

@@ -3,8 +3,9 @@ import json
 
 import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
+from conftest import REPO
+from hydra import compose, initialize_config_dir
 from labelme_factory import image_cache, make_dataset, snapshot  # noqa: F401 - fixture
-from omegaconf import OmegaConf
 from pycocotools.coco import COCO
 
 from spine_d2.data.labelme import DatasetError
@@ -124,8 +125,10 @@ def test_each_get_returns_fresh_dicts(tmp_path, names):
 
 def test_register_from_cfg(tmp_path, names, monkeypatch):
     root = make_dataset(tmp_path / "ds", n=4)
-    cfg = OmegaConf.load("conf/dataset/labelme.yaml")
-    cfg.root, cfg.name, cfg.class_map = str(root), "fromcfg", "two_class"
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("check_dataset", overrides=[f"dataset.root={root}", "dataset.name=fromcfg",
+                                                  "dataset.class_map=two_class"]).dataset
+        synthetic = compose("check_dataset", overrides=["dataset=synthetic"]).dataset
     names.append("fromcfg")
     assert register_from_cfg(cfg) == {"train": "fromcfg_train", "test": "fromcfg_test", "all": "fromcfg_all"}
     assert MetadataCatalog.get("fromcfg_test").thing_classes == ["thoracic", "lumbar"]
@@ -133,7 +136,6 @@ def test_register_from_cfg(tmp_path, names, monkeypatch):
     cfg.root = str(tmp_path / "absent")
     with pytest.raises(DatasetError, match="dataset folder not found"):
         register_from_cfg(cfg)
-    synthetic = OmegaConf.load("conf/dataset/synthetic.yaml")
     synthetic.root = str(tmp_path / "absent")
     with pytest.raises(DatasetError, match="generate it first"):
         register_from_cfg(synthetic)

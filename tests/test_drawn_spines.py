@@ -5,22 +5,18 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-import drawn_spines  # noqa: E402
-import measure_drawn  # noqa: E402
+import drawn_spines
+import measure_drawn
 
-from labelme_factory import image_cache  # noqa: E402,F401
-from spine_d2.angles import ANGLE_NAMES  # noqa: E402
-from spine_d2.data.labelme import image_stems  # noqa: E402
-from spine_d2.data.measurements import read_measurements  # noqa: E402
-from spine_d2.measure.dataset import measure_dataset  # noqa: E402
+from labelme_factory import image_cache  # noqa: F401
+from spine_d2.angles import ANGLE_NAMES
+from spine_d2.data.labelme import image_stems
+from spine_d2.data.measurements import read_measurements
+from spine_d2.measure.dataset import measure_dataset
 
 pytestmark = pytest.mark.usefixtures("image_cache")
 

@@ -1,16 +1,15 @@
 """Config composition of every group, the Hydra -> detectron2 bridge, and the transforms."""
-import json
+import shutil
 
 import numpy as np
 import pytest
 import yaml
 from detectron2.data import detection_utils as utils
-from detectron2.data import transforms as T
 from detectron2.structures import PolygonMasks
 from hydra import compose, initialize_config_dir
 
 from spine_d2.data.transforms import build_augmentations, build_mapper, model_input
-from spine_d2.engine.config import build_d2_cfg, load_d2_cfg
+from spine_d2.engine.config import build_d2_cfg, load_d2_cfg, phases_of
 from spine_d2.engine.phases import ScheduleError
 from test_engine_support import CONF, make_tiny_images, smoke_cfg
 
@@ -40,10 +39,10 @@ def test_defaults_are_the_study_and_experiments_override_them():
     assert (c.model.name, c.schedule.name, c.input.height, c.input.width) == ("paper", "paper", 840, 360)
     assert c.measure.method and c.resume is False and c.launch.processes_per_machine == 1
     cfg = build_d2_cfg(c)
-    assert json.loads(cfg.SPINE.MEASURE)["method"] == c.measure.method
+    assert cfg.SPINE.MEASURE.METHOD == c.measure.method and cfg.SPINE.MEASURE.FRAME.ENABLED
     assert cfg.MODEL.RESNETS.DEPTH == 50 and cfg.MODEL.WEIGHTS.startswith("detectron2://")
     assert cfg.MODEL.RESNETS.NORM == "FrozenBN"
-    assert cfg.SOLVER.STEPS == (2000,) and cfg.SPINE.PHASES.LR_FACTORS == (1.0, 0.1)
+    assert cfg.SOLVER.STEPS == (2000,) and [p.lr_factor for p in phases_of(cfg)] == [1.0, 0.1]
     assert cfg.MODEL.BACKBONE.FREEZE_AT == 0  # the optimizer must hold the phase-2 body
     assert cfg.MODEL.ROI_HEADS.NMS_THRESH_TEST == pytest.approx(1e-4)  # the study's, by default
     smoke = compose_cfg("experiment=smoke")
@@ -84,7 +83,82 @@ def test_dumped_config_reloads_with_get_cfg(tmp_path):
     (tmp_path / "d2_config.yaml").write_text(cfg.dump())
     again = load_d2_cfg(tmp_path / "d2_config.yaml")
     assert yaml.safe_load(again.dump()) == yaml.safe_load(cfg.dump())
-    assert again.SPINE.PHASES.TRAINS == ("all", "all") and again.SPINE.INPUT.FIT == "keep_aspect"
+    assert [p.trains for p in phases_of(again)] == ["all", "all"] and again.SPINE.INPUT.FIT == "keep_aspect"
+
+
+@pytest.mark.parametrize("override,message", [
+    ("input.heigth=300", "Key 'heigth' not in 'InputConfig'"),          # a typo in a key
+    ("solver.base_lr=fast", "could not be converted to Float"),           # a wrong type
+    ("input.fit=stretch", "expected one of [resize, keep_aspect]"),       # a value outside the choices
+    ("augment.rotation.prob=often", "could not be converted to Float"),
+    ("measure.methd=paper", "Key 'methd' not in 'MeasureConfig'"),
+    ("measure.frame.enabled=maybe", "is not a valid bool"),
+    ("dataset.class_map=three_class", "expected one of [two_class, default, per_level]"),
+    ("schedule.phases.0.iters=many", "could not be converted to Integer"),
+    ("model.corner_head=[a,b]", "could not be converted to Integer"),
+])
+def test_a_typo_or_wrong_type_fails_at_composition_with_hydras_message(override, message):
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException) as e:
+        compose_cfg(override)
+    assert message in str(e.value.__cause__ or e.value)
+
+
+@pytest.mark.parametrize("primary,typo,message", [
+    ("config", "augment:\n  flip:\n    enable: false\n", "Key 'enable' not in 'FlipConfig'"),
+    ("config", "solver:\n  base_lr: 1e-3x\n", "could not be converted to Float"),
+    ("evaluate", "measure:\n  frame:\n    max_sidee: 5\n", "Key 'max_sidee' not in 'FrameConfig'"),
+    ("predict", "measure:\n  method: best\n", "expected one of"),
+    ("check_dataset", "dataset:\n  strict: sometimes\n", "is not a valid bool"),
+    ("measure_dataset", "dataset:\n  mesurements: m.csv\n", "Key 'mesurements' not in 'DatasetConfig'"),
+])
+def test_a_typo_in_a_config_file_fails_at_composition(tmp_path, primary, typo, message):
+    """Every tool's config: a key of ours written wrong in a YAML file stops composition."""
+    from hydra.errors import ConfigCompositionException
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    (conf / f"{primary}.yaml").write_text((conf / f"{primary}.yaml").read_text() + "\n" + typo)
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        with pytest.raises(ConfigCompositionException) as e:
+            compose(primary, overrides=["++dataset.root=x"] if "dataset" in typo else [])
+    assert message in str(e.value.__cause__ or e.value)
+
+
+def test_a_dumped_config_reloads_with_plain_get_cfg_and_add_spine_config(tmp_path):
+    from detectron2.config import get_cfg
+
+    from spine_d2.engine.config import add_spine_config, from_yacs
+
+    cfg = build_d2_cfg(compose_cfg("experiment=smoke", "measure.method=paper", "measure.frame.aspect=1.5"))
+    (tmp_path / "d2_config.yaml").write_text(cfg.dump())
+    again = add_spine_config(get_cfg())
+    again.merge_from_file(str(tmp_path / "d2_config.yaml"))
+    assert yaml.safe_load(again.dump()) == yaml.safe_load(cfg.dump())
+    m = from_yacs(again.SPINE.MEASURE)
+    assert (m["method"], m["frame"]["aspect"], m["slope_threshold"]) == ("paper", 1.5, 1.7)
+    assert [(p.name, p.iters, p.lr_factor, p.trains) for p in phases_of(again)] == \
+        [("heads", 2, 1.0, "heads"), ("all", 2, 0.1, "all")]
+
+
+def test_a_config_dumped_before_the_schema_still_loads(tmp_path):
+    """Runs trained before SPINE.MEASURE and SPINE.PHASES were nodes: MEASURE a JSON string,
+    PHASES parallel tuples."""
+    from spine_d2.engine.config import from_yacs
+    from spine_d2.measure import MeasureConfig
+
+    old = {"SPINE": {"CLASS_MAP": "two_class", "LOG_PERIOD": 5,
+                     "MEASURE": '{"method": "paper", "min_area": 12.0, "frame": {"enabled": false}}',
+                     "PHASES": {"NAMES": ["heads", "all"], "ITERS": [3, 4], "LR_FACTORS": [1.0, 0.1],
+                                "TRAINS": ["heads", "res3+"]}}}
+    (tmp_path / "d2_config.yaml").write_text(yaml.safe_dump(old))
+    cfg = load_d2_cfg(tmp_path / "d2_config.yaml")
+    assert [(p.name, p.iters, p.lr_factor, p.trains) for p in phases_of(cfg)] == \
+        [("heads", 3, 1.0, "heads"), ("all", 4, 0.1, "res3+")]
+    m = MeasureConfig.from_cfg(from_yacs(cfg.SPINE.MEASURE))
+    assert (m.method, m.min_area, m.frame.enabled, m.chain_rule) == ("paper", 12.0, False, "turn")
+    assert (cfg.SPINE.CLASS_MAP, cfg.SPINE.LOG_PERIOD) == ("two_class", 5)
 
 
 def test_search_and_launcher_configs_compose():

@@ -2,18 +2,15 @@
 missing values, never overwriting, and tools/report.py as a subprocess."""
 import json
 import math
-import os
 import re
-import subprocess
-import sys
 from html.parser import HTMLParser
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import run_tool
 from spine_d2.angles import Angle
 from spine_d2.evaluation.agreement import summarize
 from spine_d2.evaluation.per_image import (
@@ -27,7 +24,6 @@ from spine_d2.evaluation.figures import OVERLAY_MAX_SIDE, overlay_jpeg
 from spine_d2.evaluation.report import new_report_dir, write_report
 from spine_d2.evaluation.report_content import choose_examples
 
-REPO = Path(__file__).resolve().parents[1]
 
 # Reference and automatic TK/LL/SS for five images; image "e" has no automatic LL (with a reason)
 # and no reference SS. Other parameters are absent.
@@ -198,10 +194,8 @@ def test_read_per_image_names_the_problem(tmp_path):
     assert list(t.columns) == list(PER_IMAGE_COLUMNS) and t["dice"].isna().all()
 
 
-def run_tool(*overrides, cwd):
-    env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    return subprocess.run([sys.executable, str(REPO / "tools" / "report.py"), *overrides], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=180)
+def report_tool(*overrides, cwd):
+    return run_tool("report.py", *overrides, cwd=cwd, check=False, timeout=180)
 
 
 def test_tool_rerenders_from_the_csv_into_a_new_directory(tmp_path):
@@ -214,7 +208,7 @@ def test_tool_rerenders_from_the_csv_into_a_new_directory(tmp_path):
     edited = pd.read_csv(run / "per_image.csv", dtype={"image": str})
     edited.loc[edited.image == "a", "TK_true"] = 32.0
     edited.to_csv(run / "per_image.csv", index=False)
-    res = run_tool(f"per_image={run / 'per_image.csv'}", cwd=tmp_path)
+    res = report_tool(f"per_image={run / 'per_image.csv'}", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     out = tmp_path / "run" / "eval_rerender"
     assert f"report: {out / 'report.html'}" in res.stdout and "84.6" in res.stdout
@@ -223,14 +217,14 @@ def test_tool_rerenders_from_the_csv_into_a_new_directory(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]   # no clutter where it ran
     # again: a new directory, the first one untouched
     before = (out / "summary.json").read_text()
-    res = run_tool(f"per_image={run / 'per_image.csv'}", f"out={out}", cwd=tmp_path)
+    res = report_tool(f"per_image={run / 'per_image.csv'}", f"out={out}", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "run" / "eval_rerender_2" / "report.html").is_file()
     assert (out / "summary.json").read_text() == before
 
 
 def test_tool_reports_a_bad_file_clearly(tmp_path):
-    res = run_tool(f"per_image={tmp_path / 'nope.csv'}", cwd=tmp_path)
+    res = report_tool(f"per_image={tmp_path / 'nope.csv'}", cwd=tmp_path)
     assert res.returncode != 0
     assert "nope.csv: per-image table not found" in res.stderr and "Traceback" not in res.stderr
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
+import shutil
 
 import cv2
 import numpy as np
@@ -18,8 +18,9 @@ import pytest
 from conftest import run_tool
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.data.images import read_image
-
-REPO = Path(__file__).resolve().parents[1]
+from spine_d2.engine.config import build_d2_cfg, load_d2_cfg
+from spine_d2.engine.inference import SpinePredictor, config_for_checkpoint, load_model
+from test_engine_support import smoke_cfg
 
 
 def test_training_run_writes_its_artifacts_and_spine_metrics(smoke_run):
@@ -29,9 +30,28 @@ def test_training_run_writes_its_artifacts_and_spine_metrics(smoke_run):
     records = [json.loads(line) for line in (run_dir / "metrics.json").read_text().splitlines()]
     evals = [r for r in records if "spine/dice_mean" in r]
     assert evals, "the spine evaluator's results must reach the event storage (metrics.json)"
-    assert 0.0 <= evals[-1]["spine/dice_mean"] <= 1.0
+    per_image = pd.read_csv(run_dir / "eval" / "per_image.csv")
+    assert evals[-1]["spine/dice_mean"] == pytest.approx(per_image["dice"].mean(), abs=1e-9)
     report = run_dir / "eval" / "report.html"
     assert report.is_file() and "Bland" in report.read_text()
+
+
+def test_the_model_built_from_a_checkpoint_keeps_the_runs_test_settings(smoke_run, tmp_path):
+    """test.nms_thresh, score_thresh and detections_per_image reach the ROI heads of the model that
+    evaluate (config_for_checkpoint → load_model), predict and serve (SpinePredictor) build from a
+    run's checkpoint and its d2_config.yaml."""
+    _, run_dir = smoke_run
+    run = tmp_path / "run"  # the smoke run's weights, in a run dumped with other test settings
+    run.mkdir()
+    shutil.copy(run_dir / "model_final.pth", run)
+    trained = build_d2_cfg(smoke_cfg(run, "test.nms_thresh=0.37", "test.score_thresh=0.2",
+                                     "test.detections_per_image=17"), datasets={"train": "x", "test": "y"})
+    (run / "d2_config.yaml").write_text(trained.dump())
+    evaluated = load_model(config_for_checkpoint(run / "model_final.pth", "cpu"))
+    predicted = SpinePredictor.from_checkpoint(run / "model_final.pth", "cpu", highres=True).model
+    for model in (evaluated, predicted):
+        box = model.roi_heads.box_predictor
+        assert (box.test_nms_thresh, box.test_score_thresh, box.test_topk_per_image) == (0.37, 0.2, 17)
 
 
 def test_predict_measures_every_readable_photo_and_reports_the_corrupt_one(smoke_run, tmp_path):
@@ -67,9 +87,11 @@ def test_predict_measures_every_readable_photo_and_reports_the_corrupt_one(smoke
         assert overlay is not None and overlay.shape == photo.shape
         row = table.set_index("image").loc[src.stem]
         assert row["frame"] in ("image", "radiograph")
-        # every angle is a number or NaN with a reason in the notes
+        # an angle is NaN exactly when the notes name it with a reason ("TK/LL NaN: <reason>")
+        groups = [p.split(" NaN: ") for p in str(row["notes"]).split("; ") if " NaN: " in p]
+        assert all(reason for _, reason in groups), row["notes"]
         for name in ANGLE_NAMES:
-            assert math.isnan(row[name]) or -180 <= row[name] <= 180
+            assert math.isnan(row[name]) == any(name in names.split("/") for names, _ in groups), (name, row["notes"])
     assert not (out / "corrupt_overlay.jpg").exists()
 
     again = run_tool("predict.py", f"checkpoint={run_dir / 'model_final.pth'}", f"input={photos}",
@@ -111,3 +133,26 @@ def test_evaluate_writes_a_report_recomputable_from_per_image_csv(smoke_run, tmp
 def test_evaluate_needs_exactly_one_model(tmp_path):
     proc = run_tool("evaluate.py", f"hydra.run.dir={tmp_path / 'ev'}", check=False)
     assert proc.returncode != 0 and "exactly one of checkpoint" in proc.stderr
+
+
+def test_the_two_class_setting_trains_and_evaluates_end_to_end(smoke_run, tmp_path):
+    """The study's two classes (dataset.class_map=two_class: thoracic, lumbar): a smoke training with
+    its evaluation, then evaluate.py on its checkpoint (the model's classes decide). Without a sacrum
+    or femoral-head class SS, PT and PI cannot be measured, and the notes say why."""
+    root, _ = smoke_run
+    run, ev = tmp_path / "run", tmp_path / "ev"
+    run_tool("train.py", "experiment=smoke", f"dataset.root={root}", "dataset.class_map=two_class",
+             f"hydra.run.dir={run}")
+    cfg = load_d2_cfg(run / "d2_config.yaml")
+    assert (cfg.MODEL.ROI_HEADS.NUM_CLASSES, cfg.SPINE.CLASS_MAP) == (2, "two_class")
+    final = json.loads((run / "final_metrics.json").read_text())
+    assert final["iteration"] == cfg.SOLVER.MAX_ITER and "segm/AP" in final["metrics"] and "spine/dice_mean" in final["metrics"]
+    run_tool("evaluate.py", f"run_dir={run}", f"dataset.root={root}", f"hydra.run.dir={ev}")
+    test_stems = (root / "splits" / "test.txt").read_text().split()
+    for table in (pd.read_csv(run / "eval" / "per_image.csv"), pd.read_csv(ev / "eval" / "per_image.csv")):
+        assert sorted(table["image"]) == sorted(test_stems)
+        assert {c for c in table.columns if c.startswith("dice_") and not c[5:6].isupper()} == \
+            {"dice_thoracic", "dice_lumbar"}  # per class: the two classes only
+        for name in ("SS", "PT", "PI"):
+            assert table[f"{name}_pred"].isna().all() and table[f"{name}_true"].notna().all()
+            assert table[f"{name}_note"].str.contains("SS/PT/PI NaN: S1 superior: level not found").all()

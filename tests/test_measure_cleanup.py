@@ -1,17 +1,14 @@
 """Clean-up: stray fragments, tiny masks, duplicates, centres off the chain (our turn rule, the study's slope rule)."""
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from measure_factory import toy_spine  # noqa: E402
+from measure_factory import toy_spine
 
-from spine_d2.measure.cleanup import chain_outliers, clean_instances, slope_changes, turn_scores  # noqa: E402
-from spine_d2.measure.instances import Instance  # noqa: E402
-from spine_d2.measure.pipeline import measure_instances  # noqa: E402
-from spine_d2.polygons import rasterize  # noqa: E402
+from spine_d2.measure.cleanup import chain_outliers, clean_instances, slope_changes, turn_scores
+from spine_d2.measure.instances import Instance
+from spine_d2.measure.pipeline import measure_instances
+from spine_d2.polygons import rasterize
 
 
 def square(x, y, s=30.0):

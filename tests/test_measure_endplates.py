@@ -1,19 +1,17 @@
 """Endplate lines of rotated rectangles and trapezoids (polygons and masks), both methods; the old names."""
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from measure_factory import rounded  # noqa: E402
+import drawn_spines
+from measure_factory import rounded
 
-from spine_d2.angles import endplate_tilt  # noqa: E402
-from spine_d2.measure.endplates import (  # noqa: E402
+from spine_d2.angles import endplate_tilt
+from spine_d2.measure.endplates import (
     EndplateError, fit_endplates, method_name, order_anterior_posterior)
-from spine_d2.measure.instances import Instance  # noqa: E402
-from spine_d2.polygons import rasterize  # noqa: E402
+from spine_d2.measure.instances import Instance
+from spine_d2.polygons import rasterize
 
 
 def body(tilt_inf, wedge, rot=0.0, depth=120.0, height=80.0, centre=(200.0, 200.0)):
@@ -111,9 +109,6 @@ def test_degenerate_outlines_raise_endplate_error(method):
 
 
 # ---- the sacral plate on sacra of other shapes ----------------------------------------------
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import drawn_spines  # noqa: E402
 
 
 def _plate_error(fit, plate) -> float:

@@ -1,16 +1,13 @@
 """Level names from each class map, from labels, and flags for implausible sequences."""
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from measure_factory import toy_spine  # noqa: E402
+from measure_factory import toy_spine
 
-from spine_d2.levels import LEVEL_INDEX, LUMBAR  # noqa: E402
-from spine_d2.measure.instances import Instance  # noqa: E402
-from spine_d2.measure.naming import name_levels, ordinal  # noqa: E402
+from spine_d2.levels import LEVEL_INDEX, LUMBAR
+from spine_d2.measure.instances import Instance
+from spine_d2.measure.naming import name_levels, ordinal
 
 ALL = set(toy_spine().polygons)
 

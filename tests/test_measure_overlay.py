@@ -1,14 +1,11 @@
 """The overlay drawing: same size, the input untouched, masks/lines/text drawn."""
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from measure_factory import toy_spine  # noqa: E402
+from measure_factory import toy_spine
 
-from spine_d2.measure.overlay import SUPERIOR, draw_overlay  # noqa: E402
-from spine_d2.measure.pipeline import measure_instances  # noqa: E402
+from spine_d2.measure.overlay import SUPERIOR, draw_overlay
+from spine_d2.measure.pipeline import measure_instances
 
 
 def test_overlay_draws_on_a_copy_of_the_right_size():

@@ -1,19 +1,16 @@
 """measure_instances end to end on toy spines: the angles, the frame, every NaN reason, the CSV row."""
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from measure_factory import toy_spine  # noqa: E402
+from measure_factory import toy_spine
 
-from spine_d2.angles import ANGLE_NAMES  # noqa: E402
-from spine_d2.measure.instances import Instance  # noqa: E402
-from spine_d2.measure.pipeline import (  # noqa: E402
+from spine_d2.angles import ANGLE_NAMES
+from spine_d2.measure.instances import Instance
+from spine_d2.measure.pipeline import (
     CSV_COLUMNS, MeasureConfig, measure_instances, measurement_row)
-from spine_d2.measure.rectify import given_frame  # noqa: E402
+from spine_d2.measure.rectify import given_frame
 
 
 @pytest.mark.parametrize("method", ["border", "rectangle", "rectangle+border"])
@@ -145,11 +142,14 @@ def test_measurement_row_has_the_csv_columns():
 
 
 def test_config_is_checked():
-    assert MeasureConfig.from_cfg({"method": "rectangle", "frame": {"enabled": False}}).frame.enabled is False
-    with pytest.raises(ValueError, match="unknown measure option"):
+    m = MeasureConfig.from_cfg({"method": "rectangle", "frame": {"enabled": False}})
+    assert (m.method, m.frame.enabled, m.chain_rule) == ("rectangle", False, "turn")
+    with pytest.raises(KeyError, match="Key 'methd' not in 'MeasureConfig'"):
         MeasureConfig.from_cfg({"methd": "rectangle"})
-    with pytest.raises(ValueError, match="method"):
+    with pytest.raises(ValueError, match=r"Invalid value 'best', expected one of \[rectangle\+border, rectangle"):
         MeasureConfig.from_cfg({"method": "best"})
+    with pytest.raises(ValueError, match="could not be converted to Float"):
+        MeasureConfig.from_cfg({"frame": {"agree_deg": "wide"}})
 
 
 class FakePredictions:
@@ -216,7 +216,6 @@ def test_an_endplate_cut_by_the_photo_edge_is_not_measured():
 def _keystoned_drawn_spine(seed: int, yaw: float, pitch: float, roll: float):
     """An independently drawn spine (benchmarks/drawn_spines.py) on a screen photographed by a
     pinhole camera: (instances in the photo, photo shape, true film → photo homography, truth)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import drawn_spines
     from test_measure_frame import camera_homography
 
@@ -266,16 +265,13 @@ def test_the_frame_estimate_and_its_confidence_reach_the_notes():
 def test_predicted_corners_replace_fuse_or_are_ignored_by_their_score():
     """S1's superior plate from its outline is at SS; corners tilted 6° more are used (use), weighed
     with the fit by their score (fuse), or left out (ignore, or a score under min_corner_score)."""
-    from spine_d2.angles import sagittal_angles
-
     spine = toy_spine(ss=30.0)
     a, p = np.asarray(spine.endplates["S1"]["superior"])
     t = np.radians(6.0)
     rot = np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]])  # counter-clockwise on screen
     mid = (a + p) / 2
     ca, cp = (np.array([a, p]) - mid) @ rot.T + mid
-    moved = {**spine.endplates, "S1": {"superior": [ca.tolist(), cp.tolist()]}}
-    expected_use = sagittal_angles(moved, spine.heads)["SS"].value
+    expected_use = 30.0 - 6.0  # the plate turned counter-clockwise: its anterior (+x) end lifted
 
     def ss(mode: str, score: float) -> float:
         insts = spine.instances()
@@ -290,5 +286,5 @@ def test_predicted_corners_replace_fuse_or_are_ignored_by_their_score():
     assert ss("use", 0.1) == pytest.approx(fitted, abs=1e-9)  # under min_corner_score: not found
     fused = ss("fuse", 0.5)  # the corners weigh 0.5, the fit 0.5: half-way
     assert fused == pytest.approx((fitted + expected_use) / 2, abs=0.2)
-    with pytest.raises(ValueError, match="measure.corners"):
+    with pytest.raises(ValueError, match="full_key: corners"):
         MeasureConfig.from_cfg({"corners": "sometimes"})

@@ -1,20 +1,15 @@
 """tools/measure.py on a small Labelme folder written by the test: columns, values, notes, no overwrite."""
 import csv
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from labelme_factory import image_cache, shape, write_image, write_labelme  # noqa: E402,F401
-from measure_factory import toy_spine  # noqa: E402
+from conftest import REPO, run_tool
+from labelme_factory import image_cache, shape, write_image, write_labelme  # noqa: F401
+from measure_factory import toy_spine
 
-from spine_d2.measure.dataset import measure_dataset  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
+from spine_d2.measure.dataset import measure_dataset
 
 
 def make_folder(root: Path) -> dict:
@@ -46,17 +41,14 @@ def test_measure_dataset_finds_the_angles_of_the_polygons(tmp_path, image_cache)
 def test_the_tool_writes_the_csv_and_never_overwrites(tmp_path, image_cache):
     make_folder(tmp_path / "ds")
     out = tmp_path / "angles.csv"
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    cmd = [sys.executable, str(REPO / "tools" / "measure.py"), f"dataset.root={tmp_path / 'ds'}",
-           f"out={out}", "measure.method=rectangle"]
-    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr + done.stdout
+    args = [f"dataset.root={tmp_path / 'ds'}", f"out={out}", "measure.method=rectangle"]
+    run_tool("measure.py", *args, cwd=tmp_path, timeout=120)
     rows = list(csv.DictReader(out.open()))
     assert list(rows[0]) == ["image", "TK", "LL", "LL_S1", "SS", "PT", "PI", "frame", "notes"]
     assert [r["image"] for r in rows] == ["img0", "img1"]
     assert rows[1]["PT"] == "" and float(rows[0]["LL"]) > 0
     assert not any(p.name != "angles.csv" and p.name != "ds" for p in tmp_path.iterdir())  # no clutter
-    again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    again = run_tool("measure.py", *args, cwd=tmp_path, check=False, timeout=120)
     assert again.returncode == 2 and "exists" in (again.stderr + again.stdout)
 
 

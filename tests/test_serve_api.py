@@ -10,11 +10,8 @@ from __future__ import annotations
 import base64
 import io
 import json
-import math
 import os
 import struct
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -31,16 +28,16 @@ from browser import ServerThread
 from fastapi.testclient import TestClient
 from standin import AnnotationPredictor, to_d2_instances
 
+from conftest import run_tool
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.data.images import read_image
 from spine_d2.engine.inference import InferenceError, SpinePredictor
 from spine_d2.evaluation.study import REFERENCE_STUDY
-from spine_d2.measure import CSV_COLUMNS, MeasureConfig, instances_from_predictions, measure_instances
+from spine_d2.measure import CSV_COLUMNS
 from spine_d2.serve import create_app, newest_checkpoint
 from spine_d2.serve.reference import chosen_accuracy
 from spine_d2.synthetic.generate import generate_dataset
 
-REPO = Path(__file__).resolve().parents[1]
 METADATA_CHUNKS = {b"eXIf", b"tEXt", b"iTXt", b"zTXt", b"tIME"}
 
 
@@ -109,34 +106,29 @@ def jpeg_bytes(image_rgb: np.ndarray, **save_kwargs) -> bytes:
     return buf.getvalue()
 
 
-def test_the_answer_is_the_pipelines_measurement_of_the_predicted_instances(phantom, truth):
+def test_the_answer_has_the_phantoms_true_angles_for_its_true_shapes(phantom, truth):
+    """The stand-in "predicts" each photo's annotated shapes: the page must answer with the angles
+    the phantom was made with (measurements.csv, from its 3-D geometry, not from our pipeline)."""
     client = TestClient(create_app(truth))
     table = pd.read_csv(phantom / "measurements.csv").set_index("image")
-    close = 0
     for path in photos(phantom):
         r = post(client, path.read_bytes(), path.name)
         assert r.status_code == 200, r.text
         got = r.json()
         image = read_image(path)
-        expected = measure_instances(instances_from_predictions(truth(image), truth.class_names), image.shape[:2],
-                                     truth.class_names, MeasureConfig(), image=image)
-        assert got["frame"] == expected.frame and got["notes"] == expected.notes
         assert (got["width"], got["height"]) == (image.shape[1], image.shape[0])
+        assert got["frame"] in ("image", "radiograph")
+        assert (f"frame: {got['frame']}" in got["notes"]), got["notes"]
         for name in ANGLE_NAMES:
-            a, want = got["angles"][name], expected.angles[name]
-            if want.measured:
-                assert a["value"] == want.value and a["reason"] == ""
-                if not math.isnan(table.loc[path.stem, name]):
-                    # ground-truth masks still differ from the rim points a reader clicks: far from the
-                    # central ray an endplate's shadow is an oval (benchmarks/README.md)
-                    assert a["value"] == pytest.approx(table.loc[path.stem, name], abs=5.0), (path.name, name)
-                    close += 1
-            else:
-                assert a["value"] is None and a["reason"] == want.reason != ""
+            a, want = got["angles"][name], table.loc[path.stem, name]
+            # masks of the true outlines still differ from the rim points a reader clicks: far from
+            # the central ray an endplate's shadow is an oval (benchmarks/README.md)
+            assert a["value"] == pytest.approx(want, abs=5.0) and a["reason"] == "", (path.name, name, a)
+            assert got["row"][name] == pytest.approx(a["value"], abs=1e-9)
         assert list(got["row"]) == list(CSV_COLUMNS) and got["row"]["image"] == path.stem
+        assert got["row"]["frame"] == got["frame"] and got["row"]["notes"] == got["notes"]
         overlay = cv2.imdecode(np.frombuffer(png_from(got), np.uint8), cv2.IMREAD_COLOR)
         assert overlay.shape == image.shape
-    assert close >= 12  # most of the phantom's angles are measured, each within 3° of the truth
 
 
 def test_missing_angles_come_with_their_reason():
@@ -159,9 +151,10 @@ def test_a_smoke_trained_model_measures_a_phantom_photo(smoke_run):
     assert r.status_code == 200, r.text
     got = r.json()
     assert got["frame"] in ("image", "radiograph")
-    for name in ANGLE_NAMES:
+    for name in ANGLE_NAMES:  # a number, or none with its reason, which the notes also give
         a = got["angles"][name]
-        assert (a["value"] is not None and -180 <= a["value"] <= 180) or a["reason"]
+        assert (a["value"] is None) == bool(a["reason"]), (name, a)
+        assert not a["reason"] or a["reason"] in got["notes"], (name, a, got["notes"])
     image = read_image(photo)
     assert cv2.imdecode(np.frombuffer(png_from(got), np.uint8), cv2.IMREAD_COLOR).shape == image.shape
 
@@ -357,7 +350,6 @@ def test_newest_checkpoint_is_the_last_written(tmp_path):
 
 
 def test_serve_tool_without_a_model_says_to_run_make_demo(tmp_path):
-    proc = subprocess.run([sys.executable, str(REPO / "tools" / "serve.py"), f"hydra.run.dir={tmp_path / 'run'}"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = run_tool("serve.py", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, check=False, timeout=120)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "no trained model under outputs/: run `make demo` first (or give checkpoint=FILE)" in proc.stderr

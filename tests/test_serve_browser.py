@@ -19,11 +19,11 @@ import pytest
 from browser import ServerThread, browser_missing, chromium, free_port, open_page, upload_and_wait
 from standin import AnnotationPredictor
 
+from conftest import REPO
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.serve import create_app
 from spine_d2.synthetic.generate import generate_dataset
 
-REPO = Path(__file__).resolve().parents[1]
 
 if browser_missing():
     if os.environ.get("SPINE_D2_REQUIRE_BROWSER") == "1":

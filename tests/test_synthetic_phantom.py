@@ -186,16 +186,17 @@ def test_labelme_opens_every_file(dataset):
 
 
 def test_project_loader_registers_the_phantom(dataset):
-    labelme_mod = pytest.importorskip("spine_d2.data.labelme")
-    register = pytest.importorskip("spine_d2.data.register")
     from detectron2.data import DatasetCatalog, MetadataCatalog
 
-    records = labelme_mod.load_labelme_dataset(dataset)
+    from spine_d2.data.labelme import load_labelme_dataset
+    from spine_d2.data.register import register_spine_dataset
+
+    records = load_labelme_dataset(dataset)
     assert len(records) == N
     for r in records:
         assert Path(r["file_name"]).is_file() and r["spine_d2"]["homography"]
         assert {a["label"] for a in r["annotations"]} >= {"L1"} or r["spine_d2"]["capture"]["view"] == "thoracic"
-    names = register.register_spine_dataset("phantom_test", dataset)
+    names = register_spine_dataset("phantom_test", dataset)
     train, test = DatasetCatalog.get(names["train"]), DatasetCatalog.get(names["test"])
     assert (len(train), len(test)) == split_counts(N)
     meas = MetadataCatalog.get(names["test"]).measurements

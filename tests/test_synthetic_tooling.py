@@ -1,18 +1,14 @@
 """Phantom configuration: knobs and presets, the Hydra tool, and ensure_dataset."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from dataclasses import fields
-from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
+from conftest import REPO, run_tool
 from spine_d2.synthetic.knobs import PRESETS, Knobs, knobs_for
 from spine_d2.synthetic.generate import ensure_dataset
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_config_lists_every_knob():
@@ -44,12 +40,10 @@ def test_ensure_dataset(tmp_path):
 
 def test_tool_writes_a_dataset(tmp_path):
     out = tmp_path / "tool"
-    cmd = [sys.executable, str(REPO / "tools" / "make_synthetic.py"), f"out={out}", "n=2", "seed=7",
-           "difficulty=hard", "knobs.glare=1.0", "observer_sd=1.5", "workers=1", "progress=false"]
-    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
-    assert done.returncode == 0, done.stderr
+    args = [f"out={out}", "n=2", "seed=7", "difficulty=hard", "knobs.glare=1.0", "observer_sd=1.5", "workers=1",
+            "progress=false"]
+    run_tool("make_synthetic.py", *args, cwd=tmp_path, timeout=120)
     assert (out / "gallery.jpg").is_file() and (out / "measurements_observer.csv").is_file()
     assert not (tmp_path / "outputs").exists() and not (tmp_path / ".hydra").exists()
-    again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    again = run_tool("make_synthetic.py", *args, cwd=tmp_path, check=False, timeout=120)
     assert again.returncode == 2 and "never overwrites" in again.stdout + again.stderr

@@ -9,6 +9,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+import spine_d2.schema  # noqa: F401 (the config schema, registered with Hydra)
 from spine_d2.data.summary import run_check
 
 

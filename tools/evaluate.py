@@ -15,6 +15,7 @@ hide_library_warnings()
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
 
+import spine_d2.schema  # noqa: E402,F401 (the config schema, registered with Hydra)
 from spine_d2.data.labelme import DatasetError  # noqa: E402
 from spine_d2.data.register import register_from_cfg  # noqa: E402
 from spine_d2.engine.inference import InferenceError, config_for_checkpoint, evaluate_checkpoint  # noqa: E402

@@ -17,6 +17,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+import spine_d2.schema  # noqa: F401 (the config schema, registered with Hydra)
 from spine_d2.data.labelme import DatasetError
 from spine_d2.measure.dataset import measure_dataset
 from spine_d2.measure.pipeline import CSV_COLUMNS

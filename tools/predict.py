@@ -20,6 +20,7 @@ hide_library_warnings()
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+import spine_d2.schema  # noqa: E402,F401 (the config schema, registered with Hydra)
 from spine_d2.engine.inference import InferenceError, SpinePredictor, image_paths, predict_paths  # noqa: E402
 from spine_d2.serve.checkpoints import default_checkpoint  # noqa: E402
 

@@ -17,6 +17,7 @@ import hydra  # noqa: E402
 import uvicorn  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+import spine_d2.schema  # noqa: E402,F401 (the config schema, registered with Hydra)
 from spine_d2.engine.inference import InferenceError, SpinePredictor  # noqa: E402
 from spine_d2.serve import create_app  # noqa: E402
 from spine_d2.serve.checkpoints import default_checkpoint, run_schedule  # noqa: E402

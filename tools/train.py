@@ -18,6 +18,7 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+import spine_d2.schema  # noqa: E402,F401 (the config schema, registered with Hydra)
 from spine_d2.engine.run import USER_ERRORS, task_wrapper, train  # noqa: E402
 from spine_d2.synthetic.generate import ensure_dataset  # noqa: E402
 

@@ -86,21 +86,19 @@ def register_spine_dataset(name: str, root: str | Path, class_map: str = "defaul
 
 
 def register_from_cfg(dataset_cfg: Mapping[str, Any]) -> dict[str, str]:
-    """`register_spine_dataset` from the Hydra `dataset` node (conf/dataset/*.yaml)."""
-    root = Path(str(dataset_cfg["root"]))
+    """`register_spine_dataset` from the Hydra `dataset` node (conf/dataset/*.yaml), checked
+    against its schema (spine_d2.schema.DatasetConfig, whose defaults fill a partial dict)."""
+    from spine_d2.schema import dataset_config
+
+    d = dataset_config(dataset_cfg)
+    root = Path(d.root)
     if not root.is_dir():
         hint = ("; generate it first (spine_d2.synthetic.generate.ensure_dataset or "
-                "tools/make_synthetic.py)" if dataset_cfg.get("generate") else "")
+                "tools/make_synthetic.py)" if d.generate else "")
         raise DatasetError(f"{root}: dataset folder not found (dataset.root){hint}")
-    return register_spine_dataset(
-        name=str(dataset_cfg["name"]),
-        root=root,
-        class_map=dataset_cfg.get("class_map") or "default",
-        test_fraction=float(dataset_cfg.get("test_fraction", 0.3)),
-        split_seed=int(dataset_cfg.get("split_seed", 0)),
-        strict=bool(dataset_cfg.get("strict", True)),
-        measurements=dataset_cfg.get("measurements", "measurements.csv"),
-    )
+    return register_spine_dataset(name=d.name, root=root, class_map=str(d.class_map),
+                                  test_fraction=d.test_fraction, split_seed=d.split_seed,
+                                  strict=d.strict, measurements=d.measurements)
 
 
 def export_coco_json(split_name: str, path: str | Path, overwrite: bool = False) -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import pandas as pd
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf import OmegaConf
 from tabulate import tabulate
 
 from spine_d2.angles import ANGLE_NAMES, NEEDS_FEMORAL_HEADS, REQUIRED_ENDPLATES
@@ -174,17 +174,14 @@ def run_check(dataset_cfg: Mapping[str, Any], strict: bool = True, out=sys.stdou
               err=sys.stderr) -> int:
     """What tools/check_dataset.py does: print the report of the `dataset` config node's folder;
     returns the exit code (1 when strict and any file is bad, or the folder cannot be read)."""
-    d = dataset_cfg
-    try:
-        root = d["root"]
-    except MissingMandatoryValue:
-        root = None
-    if not root:
+    from spine_d2.schema import dataset_config
+
+    d = dataset_config(dataset_cfg)
+    if OmegaConf.is_missing(d, "root") or not d.root:
         print("error: say which folder to check: dataset.root=DIR", file=err)
         return 1
     try:
-        report = check_dataset(root, d.get("class_map"), d.get("measurements"),
-                               float(d.get("test_fraction", 0.3)), int(d.get("split_seed", 0)))
+        report = check_dataset(d.root, str(d.class_map), d.measurements, d.test_fraction, d.split_seed)
     except DatasetError as e:
         print(f"error: {e}", file=err)
         return 1

@@ -86,6 +86,15 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres:
     return cfg
 
 
+def load_model(cfg: CfgNode):
+    """The model `cfg` describes, with the weights of `cfg.MODEL.WEIGHTS`, in evaluation mode (the
+    one way evaluation, prediction and the page build a model)."""
+    model = build_model(cfg)
+    model.eval()
+    DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+    return model
+
+
 class SpinePredictor:
     """A checkpoint in evaluation mode: BGR image (H×W×3 uint8) → detectron2 `Instances` on the CPU,
     in that image's frame."""
@@ -93,9 +102,7 @@ class SpinePredictor:
     def __init__(self, cfg: CfgNode):
         self.cfg = cfg
         self.class_names = list(get_class_map(cfg.SPINE.CLASS_MAP).classes)
-        self.model = build_model(cfg)
-        self.model.eval()
-        DetectionCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
+        self.model = load_model(cfg)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto", highres: bool | None = None) -> "SpinePredictor":
@@ -192,9 +199,7 @@ def evaluate_checkpoint(cfg: CfgNode, dataset_name: str, out_dir: Path, measure_
     from spine_d2.engine.trainer import SpineTrainer
     from spine_d2.evaluation.evaluator import SpineEvaluator
 
-    model = build_model(cfg)
-    model.eval()
-    DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+    model = load_model(cfg)
     if cfg.SPINE.HIGHRES.ENABLED:
         model = HighResModel(model, cfg)
     evaluator = SpineEvaluator(dataset_name, measure_cfg, str(out_dir), config_text=config_text)

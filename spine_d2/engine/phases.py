@@ -24,8 +24,10 @@ class ScheduleError(ValueError):
     """A schedule in the config is not usable (the message names the phase and the problem)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Phase:
+    """One phase, as written in conf/schedule/*.yaml (the schema of `schedule.phases`)."""
+
     name: str
     iters: int
     lr_factor: float

@@ -120,7 +120,7 @@ def train(c: DictConfig, register: Callable | None = None) -> float:
     `register(dataset_cfg) -> {"train": name, "test": name}` registers the dataset in each process
     (default: spine_d2.data.register.register_from_cfg); it must be picklable for launch > 1.
     """
-    plain = OmegaConf.to_container(c, resolve=True)
+    plain = OmegaConf.to_container(c, resolve=True, enum_to_str=True)  # plain data for the workers
     out = Path(plain["output_dir"])
     check_run_dir(out, bool(plain.get("resume", False)))
     out.mkdir(parents=True, exist_ok=True)

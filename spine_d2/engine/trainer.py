@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import json
 import logging
 import os
 import weakref
@@ -29,8 +28,8 @@ from fvcore.common.param_scheduler import MultiStepParamScheduler
 
 from spine_d2.data.keypoints import add_keypoints
 from spine_d2.data.transforms import build_mapper
+from spine_d2.engine.config import from_yacs, phases_of
 from spine_d2.engine.hooks import IterationSeed, NonFiniteGuard, PhaseSchedule
-from spine_d2.engine.phases import Phase
 
 
 class NothingToResumeError(FileNotFoundError):
@@ -39,11 +38,6 @@ class NothingToResumeError(FileNotFoundError):
 
 class WeightsError(FileNotFoundError):
     """model.weights names a file that is not there or a URL that cannot be fetched."""
-
-
-def phases_of(cfg) -> tuple[Phase, ...]:
-    ph = cfg.SPINE.PHASES
-    return tuple(Phase(n, i, f, t) for n, i, f, t in zip(ph.NAMES, ph.ITERS, ph.LR_FACTORS, ph.TRAINS))
 
 
 class ResumableTrainingSampler(TrainingSampler):
@@ -60,7 +54,13 @@ class ResumableTrainingSampler(TrainingSampler):
 
 class SpineTrainer(DefaultTrainer):
     def __init__(self, cfg):
-        # DefaultTrainer.__init__ (detectron2 0.7), except the DistributedDataParallel arguments
+        # DefaultTrainer.__init__ (detectron2 0.7) line for line, except two things no classmethod
+        # reaches: it calls the module function create_ddp_model(model, broadcast_buffers=False),
+        # whose default device_ids=[local_rank] DistributedDataParallel rejects for a CPU model, and
+        # which leaves out find_unused_parameters, without which a phase that freezes the body
+        # fails in DDP's reduction; and the NaN/Inf guard must be a hook of the inner trainer (the
+        # one that calls after_backward). The rest is overridden as classmethods (model, loader
+        # with the resumable seeded sampler, lr scheduler, evaluator, hooks with the phases).
         TrainerBase.__init__(self)
         if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
             setup_logger()
@@ -153,14 +153,14 @@ class SpineTrainer(DefaultTrainer):
         from spine_d2.evaluation.evaluator import SpineEvaluator
 
         out = output_folder or os.path.join(cfg.OUTPUT_DIR, "eval")
-        return SpineEvaluator(dataset_name, json.loads(cfg.SPINE.MEASURE), out, config_text=cfg.dump())
+        return SpineEvaluator(dataset_name, from_yacs(cfg.SPINE.MEASURE), out, config_text=cfg.dump())
 
     @classmethod
     def build_lr_scheduler(cls, cfg, optimizer):
         """lr = base_lr x phase lr_factor, phases switching at SOLVER.STEPS, after a linear warm-up."""
         max_iter = cfg.SOLVER.MAX_ITER
         sched = MultiStepParamScheduler(
-            values=list(cfg.SPINE.PHASES.LR_FACTORS), milestones=list(cfg.SOLVER.STEPS), num_updates=max_iter)
+            values=[p.lr_factor for p in phases_of(cfg)], milestones=list(cfg.SOLVER.STEPS), num_updates=max_iter)
         sched = WarmupParamScheduler(
             sched, cfg.SOLVER.WARMUP_FACTOR, min(cfg.SOLVER.WARMUP_ITERS / max_iter, 1.0),
             cfg.SOLVER.WARMUP_METHOD, cfg.SOLVER.RESCALE_INTERVAL)

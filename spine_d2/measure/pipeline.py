@@ -21,64 +21,17 @@ import numpy as np
 from spine_d2.angles import ANGLE_NAMES, Angle
 from spine_d2.levels import LEVEL_INDEX, LUMBAR, THORACIC
 from spine_d2.measure.anterior import Anterior, decide_anterior, lateral_of
-from spine_d2.measure.cleanup import CHAIN_RULES, Removal, clean_instances
-from spine_d2.measure.endplates import METHOD_NAMES, method_name, order_anterior_posterior
+from spine_d2.measure.cleanup import Removal, clean_instances
+from spine_d2.measure.endplates import method_name, order_anterior_posterior
 from spine_d2.measure.femoral_heads import best_heads, plausible_heads
 from spine_d2.measure.frame_angles import HEADS_NOT_IN_VIEW, endplate_angles
 from spine_d2.measure.instances import Instance
 from spine_d2.measure.level_endplates import level_endplates, spine_cranial
 from spine_d2.measure.naming import name_levels
-from spine_d2.measure.rectify import FrameConfig, FrameEstimate, checked_options, estimate_frame
+from spine_d2.measure.config import MeasureConfig
+from spine_d2.measure.rectify import FrameEstimate, estimate_frame
 
 CSV_COLUMNS: tuple[str, ...] = ("image",) + ANGLE_NAMES + ("frame", "notes")
-
-
-@dataclass(frozen=True)
-class MeasureConfig:
-    """The `measure` config group (conf/measure/default.yaml), as plain values."""
-
-    method: str = "rectangle+border"  # endplate fit: rectangle+border (rectangle for bodies, border for S1) | rectangle | border
-    chain_rule: str = "turn"          # centres off the chain: turn (ours) | slope (the study's) | off
-    turn_limit_deg: float = 60.0      # turn: a spike turning the chain by more than this goes
-    slope_threshold: float = 1.7      # slope: the study's slope-change de-noising (tan 60°)
-    duplicate_overlap: float = 0.5    # overlap of the smaller mask that makes a duplicate
-    duplicate_overlap_heads: float = 0.95  # the two femoral heads overlap on a lateral film
-    min_area: float = 30.0            # px; smaller masks are dropped
-    min_area_fraction: float = 0.2    # of the median vertebra area
-    use_labels: bool = True           # trust level labels carried by instances (annotations)
-    gap_factor: float = 1.6           # a step this much longer than the local median hides levels
-    level_anchor: str = "s1"          # s1: count levels up from S1 when in view | regions: by classes
-    on_implausible: str = "nan"       # nan: angles needing an uncertain level are NaN | measure
-    anterior: str = "auto"            # auto | right (+x) | left (−x)
-    min_circle_radius: float = 3.0    # px; femoral heads smaller than this are ignored
-    border_px: float = 2.0            # px; an endplate ending this close to the image edge is not used
-    corners: str = "use"              # endplates from corner points: use (replace the fit) | fuse | ignore
-    min_corner_score: float = 0.2     # a predicted corner scoring less counts as not found (annotated: 1)
-    frame: FrameConfig = field(default_factory=FrameConfig)
-
-    @classmethod
-    def from_cfg(cls, cfg: Any = None) -> "MeasureConfig":
-        """From None, a MeasureConfig, a dict or an OmegaConf node; unknown keys are an error."""
-        if cfg is None:
-            return cls()
-        if isinstance(cfg, cls):
-            return cfg
-        cfg = checked_options(cls, cfg, "measure")
-        if cfg.get("method", cls.method) not in METHOD_NAMES:
-            raise ValueError(f"measure.method must be one of {', '.join(METHOD_NAMES)}, got {cfg['method']!r}")
-        if cfg.get("on_implausible", "nan") not in ("nan", "measure"):
-            raise ValueError(f"measure.on_implausible must be 'nan' or 'measure', got {cfg['on_implausible']!r}")
-        if cfg.get("level_anchor", "s1") not in ("s1", "regions"):
-            raise ValueError(f"measure.level_anchor must be 's1' or 'regions', got {cfg['level_anchor']!r}")
-        if cfg.get("chain_rule", "turn") not in CHAIN_RULES:
-            raise ValueError(f"measure.chain_rule must be one of {', '.join(CHAIN_RULES)}, got {cfg['chain_rule']!r}")
-        if cfg.get("corners", "use") not in ("use", "fuse", "ignore"):
-            raise ValueError(f"measure.corners must be use, fuse or ignore, got {cfg['corners']!r}")
-        if cfg.get("anterior", "auto") not in ("auto", "right", "left"):
-            raise ValueError(f"measure.anterior must be auto, right or left, got {cfg['anterior']!r}")
-        if "frame" in cfg:
-            cfg["frame"] = FrameConfig.from_cfg(cfg["frame"])
-        return cls(**cfg)
 
 
 @dataclass

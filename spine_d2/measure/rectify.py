@@ -36,7 +36,7 @@ equals the radiograph frame up to scale and shift, which no angle depends on.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import cv2
@@ -44,52 +44,8 @@ import numpy as np
 
 from spine_d2.frames import apply_homography, rotation_deg
 from spine_d2.measure.camera import CameraFit, Line, camera_homography, fit_camera, fit_spread
+from spine_d2.measure.config import FrameConfig
 from spine_d2.measure.photo_lines import borders, find_lines, intersect, uncluttered
-
-
-def checked_options(cls: type, cfg: Any, section: str) -> dict:
-    """`cfg` (a dict or an OmegaConf node) as a plain dict, every key a field of dataclass `cls`;
-    ValueError naming `section` and the unknown keys otherwise."""
-    if not isinstance(cfg, Mapping):
-        from omegaconf import OmegaConf  # only when given a DictConfig
-        cfg = OmegaConf.to_container(cfg, resolve=True)
-    cfg = dict(cfg)
-    names = {f.name for f in fields(cls)}
-    unknown = set(cfg) - names
-    if unknown:
-        raise ValueError(f"unknown {section} option(s) {sorted(unknown)}; known: {', '.join(sorted(names))}")
-    return cfg
-
-
-@dataclass(frozen=True)
-class FrameConfig:
-    enabled: bool = True
-    max_side: int = 800               # px: the photo is shrunk to this for the search
-    min_line_fraction: float = 0.25   # a border is at least this fraction of the image side
-    max_tilt_deg: float = 30.0        # borders deviate at most this from horizontal/vertical
-    agree_deg: float = 1.5            # borders of one estimate agree within this
-    min_area_fraction: float = 0.15   # (with `aspect`) the border quadrilateral covers this share of the photo
-    perspective: bool = True          # fit a pinhole camera (else rotation only)
-    aspect: float | None = None       # known width:height of the outer border rectangle: four-border fit instead
-    max_rotation_deg: float = 25.0    # larger corrections are not trusted
-    focal_prior: float = 0.6          # phone focal length in image diagonals (26 mm-equivalent)
-    fit_tol_deg: float = 0.4          # a line fits the camera model within this (degrees)
-    min_lines: int = 3                # fitted lines needed, both directions (3: a pose with no line to check it)
-    max_view_deg: float = 40.0        # the screen is seen at most this far off head-on
-    min_per_direction: int = 1        # fitted lines needed in each direction (one: a view ≤ max_view_deg / 2)
-    clutter: int = 2                  # lines with this many crossing neighbours are not borders (0: keep all)
-    prefer_rotation: float = 0.9      # a head-on (rotation) fit explaining this share of a pinhole fit's lines wins
-    crop: float = 0.2                 # share of each side a photo may have been cropped by (moves the principal point)
-    max_spread_deg: float = 10.0      # a perspective fit that lens and crop could move by more than this: not trusted
-    max_spread_unchecked_deg: float = 3.0  # the same for a fit with no line to spare (3 lines)
-
-    @classmethod
-    def from_cfg(cls, cfg: Any) -> "FrameConfig":
-        if cfg is None:
-            return cls()
-        if isinstance(cfg, cls):
-            return cfg
-        return cls(**checked_options(cls, cfg, "measure.frame"))
 
 
 @dataclass

@@ -1,0 +1,110 @@
+"""The `measure` config group's schema and defaults (units as each key says: px, degrees, shares).
+
+`MeasureConfig` (with `FrameConfig` for `measure.frame`) is the one definition of the group's
+keys, types and defaults: Hydra composes `conf/measure/default.yaml` from it (registered in the
+ConfigStore by `spine_d2.schema`), so a typo, a wrong type or a value outside a key's choices
+fails at composition with OmegaConf's message, and `from_cfg` checks a dict the same way.
+Fields are plain values (a choice is a `StrEnum`, which is a `str`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Optional, TypeVar
+
+from omegaconf import OmegaConf
+
+from spine_d2.measure.cleanup import CHAIN_RULES
+from spine_d2.measure.endplates import METHOD_NAMES
+
+T = TypeVar("T")
+
+
+def choices(name: str, values) -> type[StrEnum]:
+    """A StrEnum whose members are `values` (OmegaConf checks a value against them by name)."""
+    return StrEnum(name, {v: v for v in values})
+
+
+EndplateMethod = choices("EndplateMethod", METHOD_NAMES)
+ChainRule = choices("ChainRule", CHAIN_RULES)
+LevelAnchor = choices("LevelAnchor", ("s1", "regions"))
+OnImplausible = choices("OnImplausible", ("nan", "measure"))
+AnteriorSide = choices("AnteriorSide", ("auto", "right", "left"))
+CornerUse = choices("CornerUse", ("use", "fuse", "ignore"))
+
+
+def checked(cls: type[T], cfg: Any) -> T:
+    """`cfg` (None, a `cls`, a dict or an OmegaConf node) as a `cls`, checked by OmegaConf against
+    the dataclass: an unknown key, a wrong type or a value outside a key's choices raises OmegaConf's
+    error (a KeyError or ValueError) naming the key."""
+    if cfg is None:
+        return cls()
+    if isinstance(cfg, cls):
+        return cfg
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), cfg))
+
+
+@dataclass
+class FrameConfig:
+    """`measure.frame`: the photo → radiograph correction (spine_d2.measure.rectify)."""
+
+    enabled: bool = True
+    max_side: int = 800               # px: the photo is shrunk to this for the border search
+    min_line_fraction: float = 0.25   # a border spans at least this fraction of the photo side
+    max_tilt_deg: float = 30.0        # borders deviate at most this from horizontal/vertical
+    agree_deg: float = 1.5            # borders of a rotation-only estimate agree within this
+    min_area_fraction: float = 0.15   # (with `aspect`) a border quadrilateral covers this share of the photo
+    perspective: bool = True          # fit a pinhole camera to the screen's lines (else rotation only)
+    aspect: Optional[float] = None    # known width:height of the bordered screen: four-border fit instead
+    max_rotation_deg: float = 25.0    # larger corrections are not trusted
+    focal_prior: float = 0.6          # phone focal length in image diagonals (26 mm-equivalent)
+    fit_tol_deg: float = 0.4          # a line fits the camera model within this (degrees)
+    min_lines: int = 3                # fitted lines needed, both directions (3: a pose with no line to check it)
+    max_view_deg: float = 40.0        # the screen is seen at most this far off head-on
+    min_per_direction: int = 1        # fitted lines needed in each direction (one: a view ≤ max_view_deg / 2)
+    clutter: int = 2                  # lines with this many crossing neighbours are not borders (0: keep all)
+    prefer_rotation: float = 0.9      # a head-on (rotation) fit explaining this share of a pinhole fit's lines wins
+    crop: float = 0.2                 # share of each side a photo may have been cropped by (moves the principal point)
+    max_spread_deg: float = 10.0      # a perspective fit that lens and crop could move by more: image frame
+    max_spread_unchecked_deg: float = 3.0  # the same for a fit with no line to spare (3 lines)
+
+    @classmethod
+    def from_cfg(cls, cfg: Any = None) -> "FrameConfig":
+        return checked(cls, cfg)
+
+
+@dataclass
+class MeasureConfig:
+    """The `measure` config group: measurement from masks or polygons (spine_d2.measure.pipeline)."""
+
+    # endplate lines: rectangle+border (the rectangle for vertebral bodies, the border for S1) |
+    # rectangle (the study's min-area rectangle + LS) | border (normal-selected border, robust TLS);
+    # the old names mixed, paper, ours still work until the next release
+    method: EndplateMethod = EndplateMethod["rectangle+border"]
+    # centres off the spine's chain: turn (a spike turning it > turn_limit_deg) | slope (the study's) | off
+    chain_rule: ChainRule = ChainRule.turn
+    turn_limit_deg: float = 60.0      # turn: degrees the chain may turn at a centre that sticks out both ways
+    slope_threshold: float = 1.7      # slope: the study's slope-change limit between neighbouring centres (tan 60°)
+    duplicate_overlap: float = 0.5    # overlap (of the smaller mask) that makes two vertebrae duplicates
+    duplicate_overlap_heads: float = 0.95  # the two femoral heads overlap on a lateral film by design
+    min_area: float = 30.0            # px: smaller masks are dropped
+    min_area_fraction: float = 0.2    # of the median vertebra area: smaller vertebra masks are dropped
+    use_labels: bool = True           # trust level labels carried by instances (annotations, per-level model)
+    gap_factor: float = 1.6           # a step between centres this much over the local median hides a level
+    # s1: name levels by counting up from S1 when in view | regions: by the classes
+    level_anchor: LevelAnchor = LevelAnchor.s1
+    # nan: angles needing an uncertainly named level are NaN | measure
+    on_implausible: OnImplausible = OnImplausible.nan
+    anterior: AnteriorSide = AnteriorSide.auto  # auto (from sacrum, hips and curves) | right (+x) | left (−x)
+    min_circle_radius: float = 3.0    # px: smaller femoral heads are ignored
+    border_px: float = 2.0            # px: an endplate ending this close to the image edge is cut, not used
+    # endplates given by two corner points (Labelme points L3_sa…, a keypoint head): use (replace
+    # the fit) | fuse (weighted with the fit by their score) | ignore
+    corners: CornerUse = CornerUse.use
+    min_corner_score: float = 0.2     # a predicted corner scoring less (0-1) counts as not found; annotated: 1
+    frame: FrameConfig = field(default_factory=FrameConfig)
+
+    @classmethod
+    def from_cfg(cls, cfg: Any = None) -> "MeasureConfig":
+        """From None, a MeasureConfig, a dict or an OmegaConf node (see `checked`)."""
+        return checked(cls, cfg)

@@ -1,0 +1,227 @@
+"""The schema of our Hydra configs (conf/): every key of ours, its type and its default (px, iterations).
+
+One dataclass per config node, registered in Hydra's ConfigStore when this module is imported
+(the tools and the tests import it before composing): `train_schema` is the root of
+conf/config.yaml, and `dataset/schema`, `measure/schema` are the bases of those groups' options
+(conf/dataset/*.yaml, conf/measure/default.yaml). Composition checks every key against them: a
+typo, a wrong type or a value outside a key's choices fails with Hydra's message before anything
+runs. The values here are the defaults: the YAML files hold only what an option or an experiment
+changes. Raw detectron2 keys go under `model.d2` (checked by detectron2 when merged).
+`spine_d2.engine.config` turns a composed tree into a detectron2 CfgNode.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from spine_d2.engine.phases import Phase
+from spine_d2.levels import CLASS_MAPS
+from spine_d2.measure.config import MeasureConfig, choices
+
+Fit = choices("Fit", ("resize", "keep_aspect"))
+ClassMapName = choices("ClassMapName", CLASS_MAPS)
+
+
+def node(cls: type) -> Any:
+    """A nested config node: the dataclass `cls` with its defaults."""
+    return field(default_factory=cls)
+
+
+@dataclass
+class InputConfig:
+    """Preprocessing, identical in training, evaluation and prediction."""
+
+    height: int = 840                 # network input, px (the study: 840 x 360, height x width)
+    width: int = 360
+    fit: Fit = Fit.resize             # resize: exactly height x width | keep_aspect: largest size inside it
+    mean_intensity: Optional[float] = 128.0  # per-image normalisation to this mean; null = off
+
+
+@dataclass
+class FlipConfig:                     # horizontal flip
+    enabled: bool = True
+    prob: float = 0.5
+
+
+@dataclass
+class ContrastConfig:                 # blend with the image mean, factor uniform in [min, max]
+    enabled: bool = True
+    prob: float = 0.5
+    min: float = 0.7
+    max: float = 1.3
+
+
+@dataclass
+class ScaleConfig:                    # multi-scale: input size times a factor uniform in [min, max]
+    enabled: bool = True
+    min: float = 0.9
+    max: float = 1.1
+
+
+@dataclass
+class CropConfig:                     # a random window of height x width px of the resized image:
+    enabled: bool = False             # trains at a higher input size for the cost of a smaller one
+    height: int = 384
+    width: int = 384
+
+
+@dataclass
+class RotationConfig:                 # rotation by +-[min_deg, max_deg] degrees about the centre
+    enabled: bool = True
+    prob: float = 0.5
+    min_deg: float = 1.0
+    max_deg: float = 5.0
+
+
+@dataclass
+class PhotometricConfig:              # another film's look: gamma, blur or sharpening, noise, JPEG
+    enabled: bool = False             # (spine_d2/data/transforms.py Photometric); on in experiment=long
+    prob: float = 0.5
+
+
+@dataclass
+class AugmentConfig:
+    """Training only; each can be switched off with <name>.enabled=false."""
+
+    flip: FlipConfig = node(FlipConfig)
+    contrast: ContrastConfig = node(ContrastConfig)
+    scale: ScaleConfig = node(ScaleConfig)
+    crop: CropConfig = node(CropConfig)
+    rotation: RotationConfig = node(RotationConfig)
+    photometric: PhotometricConfig = node(PhotometricConfig)
+
+
+@dataclass
+class SolverConfig:
+    """SGD; the lr of each phase is base_lr * phase.lr_factor (schedule group)."""
+
+    base_lr: float = 0.001
+    ims_per_batch: int = 2            # total over all processes
+    momentum: float = 0.9
+    weight_decay: float = 0.0001
+    warmup_iters: int = 50
+    checkpoint_period: int = 500
+
+
+@dataclass
+class DataloaderConfig:
+    num_workers: int = 0              # 0: data loaded in the training process (bit-exact resume, least memory)
+
+
+@dataclass
+class HighresConfig:
+    """A second pass at ~2-3x the pixels per vertebra, on upright windows along the spine
+    (spine_d2/engine/highres.py); the tools' highres= overrides it."""
+
+    enabled: bool = False
+    windows: int = 3                  # at most this many windows
+
+
+@dataclass
+class InferenceConfig:
+    """`test`: evaluation and prediction."""
+
+    eval_period: int = 0              # 0: evaluate once, at the end
+    nms_thresh: float = 0.0001        # MODEL.ROI_HEADS.NMS_THRESH_TEST, the study's value
+    score_thresh: float = 0.05
+    detections_per_image: int = 40
+    highres: HighresConfig = node(HighresConfig)
+
+
+@dataclass
+class LaunchConfig:
+    """detectron2 launch(): processes are GPUs, or CPU processes (gloo)."""
+
+    processes_per_machine: int = 1
+    num_machines: int = 1
+    machine_rank: int = 0
+    dist_url: str = "auto"            # auto: a free local port (one machine); tcp://HOST:PORT for several
+
+
+@dataclass
+class GenerateConfig:
+    """How to make a synthetic dataset's `root` when it does not exist (tools/make_synthetic.py)."""
+
+    n: int = 428
+    seed: int = 1
+    difficulty: str = "realistic"     # easy | realistic | hard (spine_d2/synthetic/knobs.py)
+
+
+@dataclass
+class DatasetConfig:
+    """The `dataset` group: a Labelme folder (datasets/README.md) or the synthetic phantom."""
+
+    name: str = MISSING               # DatasetCatalog names: <name>_train, <name>_test
+    root: str = MISSING
+    class_map: ClassMapName = ClassMapName.default  # two_class (the study's) | default | per_level
+    test_fraction: float = 0.3        # used when root/splits/ is absent
+    split_seed: int = 0
+    strict: bool = True               # false: skip bad files with a warning instead of stopping
+    measurements: str = "measurements.csv"
+    generate: Optional[GenerateConfig] = None  # null: never generated, a missing root is an error
+
+
+@dataclass
+class ModelConfig:
+    """The `model` group: a detectron2 model-zoo config, its weights, and raw detectron2 keys."""
+
+    name: str = MISSING
+    base: str = MISSING               # model zoo config merged first
+    # .pkl (model zoo / Detectron) or .pth, a path or URL; class-dependent head layers of another
+    # size are re-initialised. null: from scratch, with `scratch_norm` in backbone, FPN and heads
+    # (as for a .pth that was trained from scratch: norm layers in its FPN).
+    weights: Optional[str] = None
+    scratch_norm: str = "GN"          # norm from scratch, and for a .pth trained from scratch (norm in its FPN)
+    corners: bool = False             # a keypoint head beside the mask head: each body's four corners
+    corner_head: List[int] = field(default_factory=lambda: [256, 256, 256, 256])  # its conv channels
+    d2: Dict[str, Any] = field(default_factory=dict)  # raw detectron2 keys merged last (resolved)
+
+
+@dataclass
+class ScheduleConfig:
+    """The `schedule` group: the training phases (spine_d2/engine/phases.py)."""
+
+    name: str = MISSING
+    phases: List[Phase] = MISSING
+
+
+@dataclass
+class TrainConfig:
+    """The root of conf/config.yaml (tools/train.py)."""
+
+    seed: int = 0                     # seeds numpy/torch/random, the train sampler and every iteration (resume)
+    device: str = "auto"              # auto (cuda when available, else cpu) | cpu | cuda
+    resume: bool = False              # true: continue from output_dir/last_checkpoint (needs the old hydra.run.dir)
+    output_dir: str = "${hydra:runtime.output_dir}"
+    optimized_metric: str = "segm/AP"  # what tools/train.py returns (Optuna's objective); key of the eval results
+    log_period: int = 20              # iterations between progress lines (with ETA) and metrics.json records
+    input: InputConfig = node(InputConfig)
+    augment: AugmentConfig = node(AugmentConfig)
+    solver: SolverConfig = node(SolverConfig)
+    dataloader: DataloaderConfig = node(DataloaderConfig)
+    test: InferenceConfig = node(InferenceConfig)
+    launch: LaunchConfig = node(LaunchConfig)
+    dataset: DatasetConfig = node(DatasetConfig)
+    model: ModelConfig = node(ModelConfig)
+    schedule: ScheduleConfig = node(ScheduleConfig)
+    measure: MeasureConfig = node(MeasureConfig)
+
+
+def dataset_config(node: Any) -> DictConfig:
+    """A `dataset` node (composed, or a plain dict whose missing keys take their defaults) checked
+    against DatasetConfig."""
+    return OmegaConf.merge(OmegaConf.structured(DatasetConfig), node)
+
+
+def register() -> None:
+    """Put the schema into Hydra's ConfigStore (idempotent)."""
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(group="dataset", name="schema", node=DatasetConfig)
+    cs.store(group="measure", name="schema", node=MeasureConfig)
+
+
+register()
