@@ -11,8 +11,8 @@ changes. Raw detectron2 keys go under `model.d2` (checked by detectron2 when mer
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from dataclasses import dataclass, field, fields, make_dataclass
+from typing import Any, Dict, List, Optional, get_type_hints
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -141,6 +141,17 @@ class LaunchConfig:
     dist_url: str = "auto"            # auto: a free local port (one machine); tcp://HOST:PORT for several
 
 
+def _knobs_config() -> type:
+    """Every phantom knob (spine_d2.synthetic.knobs.Knobs) as an optional key, None = the preset's."""
+    from spine_d2.synthetic.knobs import Knobs
+
+    hints = get_type_hints(Knobs)
+    return make_dataclass("KnobsConfig", [(f.name, Optional[hints[f.name]], None) for f in fields(Knobs)])
+
+
+KnobsConfig = _knobs_config()
+
+
 @dataclass
 class GenerateConfig:
     """How to make a synthetic dataset's `root` when it does not exist (tools/make_synthetic.py)."""
@@ -148,6 +159,9 @@ class GenerateConfig:
     n: int = 428
     seed: int = 1
     difficulty: str = "realistic"     # easy | realistic | hard (spine_d2/synthetic/knobs.py)
+    # phantom knobs over the preset (spine_d2/synthetic/knobs.py; null: the preset's), e.g. a phantom
+    # keeping a kind of variation out of training: dataset.generate.knobs.ct_fraction=0
+    knobs: KnobsConfig = field(default_factory=KnobsConfig)
 
 
 @dataclass

@@ -315,4 +315,6 @@ def ensure_dataset(dataset_cfg: Mapping) -> Path:
         raise FileNotFoundError(f"dataset folder {root} does not exist and this dataset is never generated "
                                 "(dataset.generate is null): set dataset.root to an existing Labelme folder")
     gen = dict(gen)
-    return generate_dataset(root, int(gen.pop("n")), int(gen.pop("seed")), gen.pop("difficulty", "realistic"), **gen)
+    knobs = {k: v for k, v in dict(gen.pop("knobs", None) or {}).items() if v is not None}
+    return generate_dataset(root, int(gen.pop("n")), int(gen.pop("seed")), gen.pop("difficulty", "realistic"),
+                            **gen, **knobs)
