@@ -71,7 +71,8 @@ def test_predict_measures_every_readable_photo_and_reports_the_corrupt_one(smoke
     run_tool("predict.py", f"checkpoint={run_dir / 'model_final.pth'}", f"input={photos}", f"out={out}")
 
     table = pd.read_csv(out / "predictions.csv")
-    assert list(table.columns) == ["image", *ANGLE_NAMES, "frame", "notes"]
+    assert list(table.columns) == ["image", *ANGLE_NAMES, "frame", "notes", "model"]
+    assert (table["model"] == str(run_dir / "model_final.pth")).all()  # which model measured
     assert sorted(table["image"]) == sorted(["corrupt", "twin", "twin16"] + [s.stem for s in sources])
     corrupt = table.set_index("image").loc["corrupt"]
     assert "corrupt.jpg" in corrupt["notes"] and "damaged or incomplete" in corrupt["notes"]

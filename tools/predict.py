@@ -3,7 +3,7 @@
 Without checkpoint= the newest model_final.pth under outputs/ is used, else the model shipped with
 spine_d2 (zoo:phantom-fast-long, trained on the synthetic phantom only); predictions.csv says which.
 
-Writes predictions.csv (image,TK,LL,LL_S1,SS,PT,PI,frame,notes; degrees, empty = not measurable
+Writes predictions.csv (image,TK,LL,LL_S1,SS,PT,PI,frame,notes,model; degrees, empty = not measurable
 with the reason in notes) and <stem>_overlay.jpg per photo (masks, level names, endplate lines,
 angles) in out; with labelme=true also <stem>.json beside each photo, a Labelme pre-annotation
 to correct (an existing JSON is never replaced). Unreadable images are reported and skipped; the

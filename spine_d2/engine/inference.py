@@ -150,7 +150,7 @@ def image_paths(input_path: str | Path) -> list[Path]:
 
 def predict_paths(predictor: SpinePredictor, paths: Iterable[Path], out_dir: Path,
                   measure_cfg: Any = None, labelme: bool = False) -> pd.DataFrame:
-    """predictions.csv (image,TK,LL,LL_S1,SS,PT,PI,frame,notes) and `<stem>_overlay.jpg` per photo
+    """predictions.csv (image,TK,LL,LL_S1,SS,PT,PI,frame,notes,model) and `<stem>_overlay.jpg` per photo
     in `out_dir`; an unreadable photo gets a row whose notes say why, and no overlay. With
     `labelme`, `<stem>.json` beside each photo (`spine_d2.measure.preannotation`), unless a file of
     that name is there: it is kept as it is and the photo named in a warning."""
