@@ -71,3 +71,21 @@ def test_fine_tuning_starts_from_a_zoo_model(smoke_run, zoo_dir, tmp_path):
                     env={"SPINE_D2_ZOO_DIR": str(zoo_dir)})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert str(zoo_dir / "start.pth") in (tmp_path / "ft" / "d2_config.yaml").read_text()
+
+
+def test_reports_and_the_page_say_what_the_model_learnt_from(smoke_run, zoo_dir):
+    from fastapi.testclient import TestClient
+
+    from spine_d2.engine.inference import trained_on
+    from spine_d2.serve import create_app
+
+    root, run = smoke_run
+    said = trained_on(run / "model_final.pth")
+    assert said.startswith("trained on the synthetic phantom only") and str(root) in said
+    assert trained_on(run) == said
+    assert "**The model:** trained on the synthetic phantom only" in (run / "eval" / "report.md").read_text()
+    export(run, "smoke", command="c")
+    assert "phantom n=6, seed 1" in trained_on("zoo:smoke")
+    predictor = SpinePredictor.from_checkpoint("zoo:smoke", "cpu")
+    health = TestClient(create_app(predictor, model_name="zoo:smoke", trained_on=trained_on("zoo:smoke"))).get("/api/health")
+    assert health.json()["trained_on"].startswith("trained on the synthetic phantom only")

@@ -18,7 +18,7 @@ import uvicorn  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 import spine_d2.schema  # noqa: E402,F401 (the config schema, registered with Hydra)
-from spine_d2.engine.inference import InferenceError, SpinePredictor  # noqa: E402
+from spine_d2.engine.inference import InferenceError, SpinePredictor, trained_on  # noqa: E402
 from spine_d2.serve import create_app  # noqa: E402
 from spine_d2.serve.checkpoints import default_checkpoint, run_schedule  # noqa: E402
 
@@ -36,7 +36,7 @@ def main(cfg: DictConfig) -> None:
         app = create_app(predictor, cfg.measure, max_upload_bytes=int(cfg.max_upload_mb * 1e6),
                          max_pixels=int(cfg.max_megapixels * 1e6), keep_uploads=cfg.keep_uploads,
                          accuracy_dir=cfg.accuracy_dir, model_name=str(checkpoint),
-                         model_config=run_schedule(checkpoint),
+                         model_config=run_schedule(checkpoint), trained_on=trained_on(checkpoint),
                          overlay_max_side=cfg.overlay_max_side)
     except (InferenceError, ValueError) as e:
         sys.exit(f"error: {e}")

@@ -61,6 +61,32 @@ def hydra_record(checkpoint: str | Path) -> tuple[Any, list[str]] | None:
     return (config, overrides) if isinstance(config, DictConfig) else None
 
 
+SYNTHETIC = ("trained on the synthetic phantom only (films simulated from 3-D patients, photographed "
+             "and screenshotted; no patient data): on photos of real films expect larger errors than "
+             "the phantom's benchmark")
+
+
+def trained_on(where: str | Path) -> str | None:
+    """What the model at `where` (a checkpoint, `zoo:<name>`, or a run directory) was trained on,
+    in words for a reader; None when nothing says (a checkpoint copied out of its run)."""
+    where = str(where)
+    if zoo.is_zoo(where) or zoo.is_zoo_file(where):
+        card = zoo.card(Path(where).stem if zoo.is_zoo_file(where) else where)
+        gen = (card.get("trained_on") or {}).get("generate") or {}
+        dice = card.get("real_anatomy_dice")
+        return (f"{SYNTHETIC}; phantom n={gen.get('n', '?')}, seed {gen.get('seed', '?')}"
+                + (f"; Dice on real anatomy {100 * dice:.0f} %" if dice is not None else ""))
+    path = Path(where)
+    record = hydra_record(path / "model_final.pth" if path.is_dir() else path)  # reads the folder's .hydra/
+    if record is None:
+        return None
+    ds = record[0].get("dataset") or {}
+    root = Path(str(ds.get("root", "")))
+    if ds.get("generate") is not None or (root / "phantom.json").is_file():
+        return f"{SYNTHETIC}; phantom {root}"
+    return f"trained on {root}"
+
+
 def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres: bool | None = None) -> CfgNode:
     """The detectron2 config a checkpoint was trained with (`d2_config.yaml` in its run directory,
     or `<stem>.yaml` beside it as for the zoo's `zoo:<name>`), with `MODEL.WEIGHTS` pointing at it;
@@ -202,7 +228,8 @@ def evaluate_checkpoint(cfg: CfgNode, dataset_name: str, out_dir: Path, measure_
     model = load_model(cfg)
     if cfg.SPINE.HIGHRES.ENABLED:
         model = HighResModel(model, cfg)
-    evaluator = SpineEvaluator(dataset_name, measure_cfg, str(out_dir), config_text=config_text)
+    evaluator = SpineEvaluator(dataset_name, measure_cfg, str(out_dir), config_text=config_text,
+                               trained_on=trained_on(cfg.MODEL.WEIGHTS))
     results = inference_on_dataset(model, SpineTrainer.build_test_loader(cfg, dataset_name), evaluator)
     results["report_dir"] = str(evaluator.report_dir) if evaluator.report_dir else None
     return results

@@ -150,10 +150,12 @@ class SpineTrainer(DefaultTrainer):
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
         """SpineEvaluator: COCO AP (detectron2's COCOEvaluator, use_fast_impl=False), Dice/IoU and
         the angles against the specialists, with the report in OUTPUT_DIR/eval."""
+        from spine_d2.engine.inference import trained_on
         from spine_d2.evaluation.evaluator import SpineEvaluator
 
         out = output_folder or os.path.join(cfg.OUTPUT_DIR, "eval")
-        return SpineEvaluator(dataset_name, from_yacs(cfg.SPINE.MEASURE), out, config_text=cfg.dump())
+        return SpineEvaluator(dataset_name, from_yacs(cfg.SPINE.MEASURE), out, config_text=cfg.dump(),
+                              trained_on=trained_on(cfg.OUTPUT_DIR))
 
     @classmethod
     def build_lr_scheduler(cls, cfg, optimizer):

@@ -74,7 +74,7 @@ class SpineEvaluator(DatasetEvaluator):
 
     def __init__(self, dataset_name: str, measure_cfg: Any = None, output_dir: str | None = None, *,
                  coco: bool = True, distributed: bool = True, config_text: str | None = None,
-                 title: str | None = None):
+                 title: str | None = None, trained_on: str | None = None):
         self._dataset_name = dataset_name
         meta = MetadataCatalog.get(dataset_name)
         self._class_names = list(meta.thing_classes)
@@ -83,6 +83,7 @@ class SpineEvaluator(DatasetEvaluator):
         self._output_dir = output_dir
         self._distributed = distributed
         self._config_text = config_text
+        self._trained_on = trained_on  # what the model learnt from, in words (the report says it)
         self._title = title or f"spine_d2 evaluation: {dataset_name}"
         # COCOEvaluator's results go to a scratch folder, then into the report's coco/ folder, so
         # the report directory is new and complete; the split's COCO json is made once per process.
@@ -146,7 +147,8 @@ class SpineEvaluator(DatasetEvaluator):
             examples = {k: overlays[stem] for k, stem in choose_examples(table).items() if stem in overlays}
             self.report_dir = write_report(
                 table, Path(self._output_dir), summary=summary, overlays=examples,
-                config_text=self._config_text, code_version=code_version(), title=self._title)
+                config_text=self._config_text, code_version=code_version(), title=self._title,
+                trained_on=self._trained_on)
             log.info(f"spine report: {self.report_dir / 'report.html'}")
             if self._coco_dir is not None:
                 shutil.copytree(self._coco_dir, self.report_dir / "coco", dirs_exist_ok=True)

@@ -105,7 +105,8 @@ def write_report(per_image: pd.DataFrame, out_dir: str | Path, *,
                  summary: Mapping[str, Any] | None = None,
                  overlays: Mapping[str, Any] | None = None, config_text: str | None = None,
                  code_version: str | None = None, title: str = TITLE,
-                 study: StudyResults = REFERENCE_STUDY, source: str | None = None) -> Path:
+                 study: StudyResults = REFERENCE_STUDY, source: str | None = None,
+                 trained_on: str | None = None) -> Path:
     """Write per_image.csv, summary.json, report.md, report.html and figures/ → the directory used.
 
     `per_image`: the table of `spine_d2.evaluation.per_image` (e.g. from `per_image_table`);
@@ -121,7 +122,7 @@ def write_report(per_image: pd.DataFrame, out_dir: str | Path, *,
     per_image = per_image_table(per_image.to_dict("records"))
     given = dict(summary or {})
     summary = {**given, **summarize(per_image, coco_segm_ap=given.get("coco_segm_ap"))}
-    blocks = build_blocks(per_image, summary, overlays=overlays, config_text=config_text,
+    blocks = build_blocks(per_image, summary, overlays=overlays, config_text=config_text, trained_on=trained_on,
                           code_version=code_version, title=title, study=study, source=source)
     out = new_report_dir(out_dir)
     fig_dir = out / "figures"

@@ -287,9 +287,11 @@ def _per_image_section(per_image) -> list[Block]:
 
 def build_blocks(per_image: pd.DataFrame, summary: Mapping[str, Any], *, overlays=None, config_text=None,
                  code_version=None, title="Evaluation report", study: StudyResults = REFERENCE_STUDY,
-                 source: str | None = None) -> list[Block]:
-    """The report's content, figures included (as bytes)."""
+                 source: str | None = None, trained_on: str | None = None) -> list[Block]:
+    """The report's content, figures included (as bytes); `trained_on`: what the model learnt from."""
     b = [Block("h1", title)]
+    if trained_on:
+        b.append(Block("p", f"**The model:** {trained_on}."))
     b.append(Block("p", f"{summary['n_images']} images. " + " ".join(headline(summary, study))
                    + " Angles are in degrees; the terms are explained at the end "
                      "(*What the numbers mean*)."))

@@ -156,7 +156,7 @@ async def _plain_422(request: Request, exc: RequestValidationError):
 
 
 def _info_routes(app: FastAPI, model: LockedPredictor, model_name: str, keep: Path | None, limits: dict,
-                 accuracy_dir, model_config: str | None) -> None:
+                 accuracy_dir, model_config: str | None, trained_on: str | None) -> None:
     """`GET /` (the page), `/api/health`, `/api/reference`."""
 
     @app.get("/", include_in_schema=False)
@@ -166,7 +166,7 @@ def _info_routes(app: FastAPI, model: LockedPredictor, model_name: str, keep: Pa
     @app.get("/api/health")
     def health() -> dict:
         """The server is up; which model it serves and its upload limits."""
-        return {"status": "ok", "model": model_name, "classes": list(model.class_names),
+        return {"status": "ok", "model": model_name, "trained_on": trained_on, "classes": list(model.class_names),
                 "keep_uploads": keep is not None, **limits}
 
     @app.get("/api/reference")
@@ -220,10 +220,12 @@ def _correction_routes(app: FastAPI) -> None:
 def create_app(predictor: Any, measure_cfg: Any = None, *, max_upload_bytes: int = 25_000_000,
                max_pixels: int = 50_000_000, keep_uploads: str | Path | None = None,
                accuracy_dir: str | Path | None = "benchmarks/results", model_name: str = "",
-               model_config: str | None = None, overlay_max_side: int = 1600) -> FastAPI:
+               model_config: str | None = None, overlay_max_side: int = 1600,
+               trained_on: str | None = None) -> FastAPI:
     """The FastAPI app serving `predictor` (a `SpinePredictor` or anything with `class_names` and
     `__call__(bgr) -> Instances`); see the module docstring. `model_config` (the served run's
-    schedule name) picks the benchmark shown beside each angle."""
+    schedule name) picks the benchmark shown beside each angle; `trained_on` (in words) is said on
+    the page, so that nobody takes a phantom-trained model for a clinically validated one."""
     cfg = MeasureConfig.from_cfg(measure_cfg)  # checked once, at start
     model = LockedPredictor(predictor)
     keep = Path(keep_uploads) if keep_uploads else None
@@ -235,7 +237,7 @@ def create_app(predictor: Any, measure_cfg: Any = None, *, max_upload_bytes: int
                               "photo or screenshot of a lateral X-ray. Uploads are kept in memory only.")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(RequestValidationError, _plain_422)
-    _info_routes(app, model, model_name, keep, limits, accuracy_dir, model_config)
+    _info_routes(app, model, model_name, keep, limits, accuracy_dir, model_config, trained_on)
     _measure_route(app, _Measurer(model, cfg, max_pixels, keep, overlay_max_side), max_upload_bytes)
     _correction_routes(app)
     return app

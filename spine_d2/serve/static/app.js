@@ -213,7 +213,8 @@ async function init() {
     ]);
     state.limits = health;
     state.reference = reference;
-    $("#model").textContent = health.model ? `Model: ${health.model}.` : "";
+    $("#model").textContent = (health.model ? `Model: ${health.model}` : "")
+      + (health.trained_on ? `, ${health.trained_on}.` : health.model ? "." : "");
     $("#privacy").textContent = health.keep_uploads
       ? `Uploads are kept on the server (keep_uploads). Up to ${health.max_upload_mb} MB, ${health.max_megapixels} megapixels.`
       : `Photos are measured in memory and not stored; returned images carry no EXIF. Up to ${health.max_upload_mb} MB, ${health.max_megapixels} megapixels.`;
