@@ -1,13 +1,16 @@
 """One model's predictions measured several ways, side by side, against the phantom's true angles (degrees).
 
     python benchmarks/side_by_side.py checkpoint=FILE [root=datasets/phantom428] [split=test] [n=all]
-        [methods=rectangle+border,border,rectangle] [frames=on,off] [cleanups=on,off] [controls=masks,polygons,named]
+        [methods=rectangle+border,border,rectangle] [corners=use,fuse,ignore] [frames=on,off] [cleanups=on,off]
+        [controls=masks,polygons,named] [highres=] (on|off: the high-resolution pass; empty: as trained)
         [difficulties=easy,realistic,hard] [n_difficulty=48] [seed_difficulty=1001]
         [cache=datasets/benchmark-phantoms] [device=auto] [out=benchmarks/results/side-by-side]
 
 The model runs once per image of the split; its instances (image frame, px) are then measured by
 every variant: endplate method (`rectangle+border`, the default: the study's rectangle for the
-vertebral bodies and the border fit for the sacral plate; or `rectangle` or `border` for all) × frame
+vertebral bodies and the border fit for the sacral plate; or `rectangle` or `border` for all) × the
+corners a keypoint head predicts (`use`: an endplate whose two corners score enough is taken from
+them; `fuse`: weighed with the fitted line; `ignore`: masks alone) × frame
 correction (photo → radiograph, estimated once per photo) on or off × the clean-up of centres
 off the spine's chain on (the configured `chain_rule`) or off (`chain_rule=off`; duplicates and
 specks are still removed). The measurement config the checkpoint was trained with is the base every variant
@@ -50,7 +53,6 @@ from spine_d2.angles import ANGLE_NAMES
 from spine_d2.data.images import read_image
 from spine_d2.data.labelme import load_labelme_dataset
 from spine_d2.data.splits import dataset_splits
-from spine_d2.data.images import read_image
 from spine_d2.engine.config import from_yacs
 from spine_d2.engine.inference import InferenceError, SpinePredictor, hydra_record
 from spine_d2.evaluation.agreement import json_safe, summarize
@@ -66,7 +68,8 @@ DEPENDS = ("spine_d2/measure", "spine_d2/evaluation", "spine_d2/engine/inference
            "spine_d2/synthetic", "spine_d2/angles.py", "spine_d2/frames.py", "spine_d2/levels.py", "conf/measure",
            "benchmarks/side_by_side.py", "benchmarks/_common.py")  # code the numbers rest on
 DEFAULTS = {"checkpoint": None, "root": "datasets/phantom428", "split": "test", "n": "all",
-            "methods": "rectangle+border,border,rectangle", "frames": "on,off", "cleanups": "on,off", "controls": "masks,polygons,named",
+            "methods": "rectangle+border,border,rectangle", "corners": "use", "frames": "on,off", "cleanups": "on,off",
+            "controls": "masks,polygons,named", "highres": "",
             "difficulties": "easy,realistic,hard", "n_difficulty": "48", "seed_difficulty": "1001",
             "cache": "datasets/benchmark-phantoms", "device": "auto", "out": "benchmarks/results/side-by-side"}
 MODEL = "model"
@@ -83,15 +86,18 @@ class Variant:
     method: str = MeasureConfig.method  # the default measurement's
     frame: bool = True
     cleanup: bool = True
+    corners: str = "use"
 
     @property
     def name(self) -> str:
-        return f"{self.method}, frame {'on' if self.frame else 'off'}, clean-up {'on' if self.cleanup else 'off'}"
+        return (f"{self.method}, corners {self.corners}, frame {'on' if self.frame else 'off'}, "
+                f"clean-up {'on' if self.cleanup else 'off'}")
 
     def config(self, base: Mapping[str, Any] | None = None) -> MeasureConfig:
         """`base` (a `measure` config as a dict) with this variant's three switches."""
         c = copy.deepcopy(dict(base or {}))
         c["method"] = self.method
+        c["corners"] = self.corners
         c["frame"] = {**dict(c.get("frame") or {}), "enabled": self.frame}
         if not self.cleanup:
             c["chain_rule"] = "off"  # no centre is removed for its place in the chain
@@ -99,9 +105,9 @@ class Variant:
 
 
 def variants(methods: Sequence[str] = tuple(as_list(DEFAULTS["methods"])), frames: Sequence[bool] = (True, False),
-             cleanups: Sequence[bool] = (True, False)) -> list[Variant]:
+             cleanups: Sequence[bool] = (True, False), corners: Sequence[str] = ("use",)) -> list[Variant]:
     """Every combination, method first, in the order given (the first is the default's row)."""
-    return [Variant(m, f, c) for m in methods for f in frames for c in cleanups]
+    return [Variant(m, f, c, k) for m in methods for k in corners for f in frames for c in cleanups]
 
 
 def measure_variants(instances: Sequence, image_shape: Sequence[int], class_names: Sequence[str],
@@ -188,7 +194,8 @@ def markdown(meta: Mapping, split: Mapping[str, Mapping[str, dict]], difficulty:
     study = ", ".join(f"{k} {v:g}°" for k, v in REFERENCE_STUDY.mae_deg.items())
     md = [f"# Side by side: the same predictions measured several ways ({meta['root']}, {meta['split']} split, "
           f"{meta['images']} images)", "", provenance_line(meta, seconds), "",
-          f"Checkpoint `{meta['checkpoint']}` ({meta['run_config']}).", ""]
+          f"Checkpoint `{meta['checkpoint']}` ({meta['run_config']}); high-resolution pass "
+          f"{'on' if meta.get('highres') else 'off'}.", ""]
     model = split.get(MODEL, {})
     if model:
         first = next(iter(model.values()))
@@ -200,12 +207,12 @@ def markdown(meta: Mapping, split: Mapping[str, Mapping[str, dict]], difficulty:
            f"images, no model. `{NAMED}`: the model's masks matched one-to-one to true structures (mask IoU > "
            f"{NAMED_MIN_IOU:g}) and given their true class and level, so what error is left is the masks' shape. "
            f"Reference study (its model, real photos): MAE {study}.", "",
-           "| shapes | endplates | frame | clean-up | " + angle_head,
-           "|" + "---|" * (4 + len(ANGLE_NAMES) + 2)]
+           "| shapes | endplates | corners | frame | clean-up | " + angle_head,
+           "|" + "---|" * (5 + len(ANGLE_NAMES) + 2)]
     for source, by_variant in split.items():
         for name, s in by_variant.items():
-            method, frame, cleanup = (p.split()[-1] for p in name.split(", "))
-            md.append(table_row([source, method, frame, cleanup], s))
+            method, corners, frame, cleanup = (p.split()[-1] for p in name.split(", "))
+            md.append(table_row([source, method, corners, frame, cleanup], s))
     if difficulty:
         md += ["", f"## Phantom difficulty (default measurement: {Variant().name})", "",
                "| difficulty | phantom | images | shapes | Dice | mIoU | " + angle_head,
@@ -270,12 +277,13 @@ def main(argv: Sequence[str]) -> None:
     t0 = time.perf_counter()
     checkpoint, root = Path(o["checkpoint"]), Path(o["root"])
     try:
-        predictor = SpinePredictor.from_checkpoint(checkpoint, o["device"])
+        highres = None if o["highres"] == "" else SWITCH[o["highres"]]
+        predictor = SpinePredictor.from_checkpoint(checkpoint, o["device"], highres)
     except InferenceError as e:
         raise SystemExit(f"error: {e}")
     classes = predictor.class_names
     base = from_yacs(predictor.cfg.SPINE.MEASURE)  # the run's measurement
-    vs = variants(as_list(o["methods"]), switches(o, "frames"), switches(o, "cleanups"))
+    vs = variants(as_list(o["methods"]), switches(o, "frames"), switches(o, "cleanups"), as_list(o["corners"]))
     controls = as_list(o["controls"])
     if not set(controls) <= {"masks", "polygons", "named"}:
         raise SystemExit(f"side_by_side.py: controls={o['controls']}: use any of masks, polygons, named, "
@@ -284,6 +292,7 @@ def main(argv: Sequence[str]) -> None:
                       gpu=torch.cuda.get_device_name(0) if predictor.cfg.MODEL.DEVICE.startswith("cuda") else None,
                       checkpoint=str(checkpoint), run_config=run_config_name(checkpoint), root=str(root),
                       split=o["split"], device=predictor.cfg.MODEL.DEVICE, measure_base=base,
+                      highres=bool(predictor.cfg.SPINE.HIGHRES.ENABLED),
                       variants=[v.name for v in vs], controls=controls,
                       cleanup_off="chain_rule = off")
 
