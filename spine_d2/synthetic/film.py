@@ -1,6 +1,7 @@
 """Image formation and a CR/DR system's processing: line integrals (nats) → the displayed film (uint8).
 
-Beer–Lambert with the heel effect, scatter (a blurred share of the primary), quantum noise,
+Beer–Lambert with the heel effect, scatter (single scatter from the patient: a blurred A·e^−A,
+behind an anti-scatter grid on most films), quantum noise,
 detector blur, then the log image and what CR/DR consoles do to it: large-kernel unsharp masking
 (equalisation), edge enhancement, window/level from the exposed field, a sigmoid LUT; stitched
 films get a gain step and a seam per exposure. Bone is bright. Frames: film pixels; lengths given
@@ -49,7 +50,7 @@ class Exposure:
     """How the film was taken and processed (sampled per film)."""
 
     photons: float  # quanta per pixel behind the thickest part of the spine (sets the noise)
-    scatter: float  # scatter-to-primary ratio (grid: low)
+    scatter: float  # scatter per nat of patient: scatter-to-primary ratio ≈ scatter × A (grid: low)
     heel: float  # relative intensity change from top to bottom
     blur_mm: float  # detector unsharpness, SD in mm
     equalise: float  # strength of the large-kernel unsharp mask (0: none, a plain DRR look)
@@ -68,7 +69,8 @@ class Exposure:
         plain = rng.random() < 0.1  # little processing, as a DRR or a film from an old console looks
         return Exposure(
             photons=float(np.exp(rng.uniform(np.log(300), np.log(6000)))) / max(knobs.quantum_noise / 0.02, 0.05) ** 2,
-            scatter=float(rng.uniform(0.05, 1.2) * knobs.scatter / 0.3),
+            scatter=float((rng.uniform(0.02, 0.15) if rng.random() < 0.85 else rng.uniform(0.15, 0.4))
+                          * knobs.scatter / 0.3),  # with a grid; without one
             heel=float(rng.uniform(-0.25, 0.25)),
             blur_mm=float(rng.uniform(0.15, 0.9) if rng.random() < 0.85 else rng.uniform(0.9, 2.0)),
             equalise=float(rng.uniform(0.3, 0.6) if plain else rng.uniform(0.75, 0.97)),
@@ -104,7 +106,10 @@ def develop(A: np.ndarray, exposed: np.ndarray, region: np.ndarray, px_per_mm: f
     primary = np.exp(-A) * heel
     if gains is not None:
         primary *= np.exp(gains)[:, None].astype(np.float32)
-    signal = primary + exp.scatter * lowpass(primary, 40.0 * px_per_mm)
+    # scatter arises in the patient (none from the open beam or outside the collimation): single
+    # scatter from a slab of A nats reaching the detector goes as A·e^−A, spread ~40 mm
+    source = np.where(exposed, A * np.exp(-A) * heel, 0.0).astype(np.float32)
+    signal = primary + exp.scatter * lowpass(source, 40.0 * px_per_mm)
     ref = float(np.percentile(signal[exposed], 5)) if exposed.any() else float(signal.min())
     n0 = exp.photons / max(ref, 1e-6)  # quanta per unit signal
     cv2.setRNGSeed(int(rng.integers(2**31)))

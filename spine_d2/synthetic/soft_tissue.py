@@ -101,7 +101,7 @@ def trunk_chords(anat: Anatomy, hab: Habitus, xy: np.ndarray, rng: np.random.Gen
 
 
 def organs(anat: Anatomy, hab: Habitus, rng: np.random.Generator) -> list[Solid]:
-    """Lungs (each cut by its diaphragm dome), heart, trachea and bronchi, stomach and bowel gas,
+    """Lungs (each cut by its diaphragm dome), heart and great vessels, trachea and bronchi, stomach and bowel gas,
     breasts; all on the SOFT channel."""
     ch = chest(anat, hab.girth)
     x1, y1, a1, b1 = ch["T1"]
@@ -123,10 +123,16 @@ def organs(anat: Anatomy, hab: Habitus, rng: np.random.Generator) -> list[Solid]
         out += [lung, cut]
     heart_c = np.array([x10 + 0.4 * a10, min(dome_y.values()) - 5.0, 15.0])  # resting on the diaphragm
     heart_rows = frame([0.4, -1.0, 0.2], [1.0, 0.0, 0.0])
+    heart_semi = np.array([48.0, 58.0, 50.0]) * rng.uniform(0.85, 1.1) * hab.girth
+    # the great vessels above it (aorta, pulmonary trunk, caval veins): a softer column up to the
+    # thoracic inlet, so that the heart's shadow fades upwards into the mediastinum
+    vessels_c = heart_c + [-0.35 * heart_semi[0], -1.3 * heart_semi[1], 0.0]
+    vessels_semi = [0.45 * heart_semi[0], max(0.5 * (vessels_c[1] - y1), 30.0) + 0.6 * heart_semi[1], 0.45 * heart_semi[2]]
     for lung in out[0:4:2]:
-        h = ellipsoid(heart_c, heart_rows, np.array([48.0, 58.0, 50.0]) * rng.uniform(0.85, 1.1) * hab.girth, MU_SOFT - MU_LUNG, SOFT)
-        h.quadrics.append(lung.quadrics[0])
-        out.append(h)
+        for c, rows, semi in ((heart_c, heart_rows, heart_semi), (vessels_c, np.eye(3), vessels_semi)):
+            h = ellipsoid(c, rows, semi, MU_SOFT - MU_LUNG, SOFT)
+            h.quadrics.append(lung.quadrics[0])
+            out.append(h)
     c6 = anat.bodies["C6"].corners
     trach_top = np.array([float(c6[[0, 3], 0].mean()) + 15.0, float(c6[:, 1].min()) - 20.0, 0.0])
     carina = np.array([ch["T5"][0] - 0.1 * ch["T5"][2], ch["T5"][1], 0.0])
