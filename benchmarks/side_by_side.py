@@ -3,6 +3,7 @@
     python benchmarks/side_by_side.py checkpoint=FILE [root=datasets/phantom428] [split=test] [n=all]
         [methods=rectangle+border,border,rectangle] [corners=use,fuse,ignore] [frames=on,off] [cleanups=on,off]
         [controls=masks,polygons,named] [highres=] (on|off: the high-resolution pass; empty: as trained)
+        [soft=off] (on, off or on,off: outlines from the soft masks, rows `model, soft outlines`)
         [difficulties=easy,realistic,hard] [n_difficulty=48] [seed_difficulty=1001]
         [cache=datasets/benchmark-phantoms] [device=auto] [out=benchmarks/results/side-by-side]
 
@@ -69,10 +70,11 @@ DEPENDS = ("spine_d2/measure", "spine_d2/evaluation", "spine_d2/engine/inference
            "benchmarks/side_by_side.py", "benchmarks/_common.py")  # code the numbers rest on
 DEFAULTS = {"checkpoint": None, "root": "datasets/phantom428", "split": "test", "n": "all",
             "methods": "rectangle+border,border,rectangle", "corners": "use", "frames": "on,off", "cleanups": "on,off",
-            "controls": "masks,polygons,named", "highres": "",
+            "controls": "masks,polygons,named", "highres": "", "soft": "off",
             "difficulties": "easy,realistic,hard", "n_difficulty": "48", "seed_difficulty": "1001",
             "cache": "datasets/benchmark-phantoms", "device": "auto", "out": "benchmarks/results/side-by-side"}
 MODEL = "model"
+MODEL_SOFT = "model, soft outlines"  # the same predictions, outlines from the soft masks (test.soft_masks)
 CONTROL = "ground-truth {}"  # control row names: ground-truth masks, ground-truth polygons
 NAMED = "model, named by the truth"  # the model's masks with the matched true class and level
 NAMED_MIN_IOU = 0.3
@@ -131,10 +133,12 @@ def named_by_truth(instances: Sequence[Instance], gt_masks: Sequence, gt_classes
 
 def run_images(records: Sequence[dict], class_names: Sequence[str], truth: Mapping[str, Mapping[str, float]],
                variant_list: Sequence[Variant], base: Mapping[str, Any] | None = None, predictor=None,
-               controls: Sequence[str] = (), progress: str | None = None) -> dict[tuple[str, str], list]:
+               controls: Sequence[str] = (), progress: str | None = None,
+               soft: Sequence[bool] = (False,)) -> dict[tuple[str, str], list]:
     """Per-image rows (`image_row`) keyed by (source, variant name): source `model` (one
     prediction per image, measured by every variant; Dice/IoU against the ground-truth masks as
-    SpineEvaluator computes them), `ground-truth <control>` for each of `controls` but `named`,
+    SpineEvaluator computes them) and/or `model, soft outlines` (`soft`: the same prediction's
+    outlines from its soft masks), `ground-truth <control>` for each of `controls` but `named`,
     and NAMED (`named_by_truth`) when `controls` has `named`. The photo is read as a user's would
     be (EXIF applied) and its frame estimated once."""
     rows: dict[tuple[str, str], list] = defaultdict(list)
@@ -145,13 +149,17 @@ def run_images(records: Sequence[dict], class_names: Sequence[str], truth: Mappi
         frame = estimate_frame(image, frame_cfg) if any(v.frame for v in variant_list) else None
         stem, true = r["image"], truth[r["image"]]
         if predictor is not None:
-            insts = instances_from_predictions(predictor(image), class_names)
+            pred = predictor(image)
+            insts = instances_from_predictions(pred, class_names, soft_outlines=False)
             gt_masks, gt_classes, gt_labels = ground_truth_masks(r, class_names)
             seg = image_segmentation([i.mask for i in insts], [i.class_name for i in insts], gt_masks,
                                      gt_classes, gt_labels, shape=shape)
-            for name, m in measure_variants(insts, shape, class_names, variant_list, base, frame=frame).items():
-                rows[(MODEL, name)].append(image_row(stem, true=true, pred=m.angles, frame=m.frame, notes=m.notes,
-                                                     dice=seg["dice"], iou=seg["iou"]))
+            for outlines in soft:
+                source = MODEL_SOFT if outlines else MODEL
+                own = instances_from_predictions(pred, class_names, soft_outlines=True) if outlines else insts
+                for name, m in measure_variants(own, shape, class_names, variant_list, base, frame=frame).items():
+                    rows[(source, name)].append(image_row(stem, true=true, pred=m.angles, frame=m.frame,
+                                                          notes=m.notes, dice=seg["dice"], iou=seg["iou"]))
             if "named" in controls:
                 named = named_by_truth(insts, gt_masks, gt_classes, gt_labels)
                 for name, m in measure_variants(named, shape, class_names, variant_list, base, frame=frame).items():
@@ -196,7 +204,7 @@ def markdown(meta: Mapping, split: Mapping[str, Mapping[str, dict]], difficulty:
           f"{meta['images']} images)", "", provenance_line(meta, seconds), "",
           f"Checkpoint `{meta['checkpoint']}` ({meta['run_config']}); high-resolution pass "
           f"{'on' if meta.get('highres') else 'off'}.", ""]
-    model = split.get(MODEL, {})
+    model = split.get(MODEL) or split.get(MODEL_SOFT) or {}
     if model:
         first = next(iter(model.values()))
         md += [f"Model masks vs ground truth: Dice {fmt(first['dice_mean'], 3)} ± {fmt(first['dice_sd'], 3)}, "
@@ -278,7 +286,8 @@ def main(argv: Sequence[str]) -> None:
     checkpoint, root = Path(o["checkpoint"]), Path(o["root"])
     try:
         highres = None if o["highres"] == "" else SWITCH[o["highres"]]
-        predictor = SpinePredictor.from_checkpoint(checkpoint, o["device"], highres)
+        soft = switches(o, "soft")
+        predictor = SpinePredictor.from_checkpoint(checkpoint, o["device"], highres, soft_masks=any(soft))
     except InferenceError as e:
         raise SystemExit(f"error: {e}")
     classes = predictor.class_names
@@ -292,7 +301,7 @@ def main(argv: Sequence[str]) -> None:
                       gpu=torch.cuda.get_device_name(0) if predictor.cfg.MODEL.DEVICE.startswith("cuda") else None,
                       checkpoint=str(checkpoint), run_config=run_config_name(checkpoint), root=str(root),
                       split=o["split"], device=predictor.cfg.MODEL.DEVICE, measure_base=base,
-                      highres=bool(predictor.cfg.SPINE.HIGHRES.ENABLED),
+                      highres=bool(predictor.cfg.SPINE.HIGHRES.ENABLED), soft=soft,
                       variants=[v.name for v in vs], controls=controls,
                       cleanup_off="chain_rule = off")
 
@@ -303,7 +312,8 @@ def main(argv: Sequence[str]) -> None:
     if o["n"] != "all":
         records = records[:int(o["n"])]
     truth = phantom_truth(records, root)
-    split = statistics(run_images(records, classes, truth, vs, base, predictor, controls, progress=o["split"]))
+    split = statistics(run_images(records, classes, truth, vs, base, predictor, controls, progress=o["split"],
+                                  soft=soft))
 
     difficulty = {}
     n_d, seed_d = int(o["n_difficulty"]), int(o["seed_difficulty"])
@@ -311,7 +321,7 @@ def main(argv: Sequence[str]) -> None:
         droot = ensure_phantom(Path(o["cache"]), d, n_d, seed_d)
         drecords = load_labelme_dataset(droot, predictor.cfg.SPINE.CLASS_MAP)
         rows = run_images(drecords, classes, phantom_truth(drecords, droot), [Variant()], base, predictor,
-                          ("masks",), progress=d)
+                          ("masks",), progress=d, soft=soft)
         difficulty[d] = {"root": str(droot), "images": len(drecords), "seed": seed_d,
                          "results": {src: by[Variant().name] for src, by in statistics(rows).items()}}
 

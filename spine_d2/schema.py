@@ -129,6 +129,7 @@ class InferenceConfig:
     score_thresh: float = 0.05
     detections_per_image: int = 40
     highres: HighresConfig = node(HighresConfig)
+    soft_masks: bool = False          # outlines from the mask probabilities at 1/8 px (spine_d2/engine/soft_masks.py)
 
 
 @dataclass

@@ -29,13 +29,15 @@ VERTEBRA_CLASSES = ("thoracic", "lumbar", "sacrum")
 @dataclass
 class Detection:
     """One detection in the image frame: class index, score, boolean mask, corners (K, 3) or None,
-    and how far its centre lies inside the window that found it (px; ∞ for the first pass)."""
+    how far its centre lies inside the window that found it (px; ∞ for the first pass) and its
+    sub-pixel outline (K, 2) when the model gives one (`test.soft_masks`)."""
 
     cls: int
     score: float
     mask: np.ndarray
     corners: np.ndarray | None
     depth: float
+    contour: np.ndarray | None = None
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -53,9 +55,13 @@ def detections(inst: Instances, window: Window | None, shape: tuple[int, int]) -
     corners = None
     if inst.has("pred_keypoint_heatmaps"):
         corners = heatmap_peaks(_arr(inst.pred_keypoint_heatmaps), _arr(inst.pred_boxes.tensor))
+    contours = list(inst.pred_contours) if inst.has("pred_contours") else [None] * len(classes)
     out = []
     for k in range(len(classes)):
         c = None if corners is None else corners[k].copy()
+        outline = contours[k]
+        if window is not None and outline is not None and len(outline):
+            outline = window.to_image(outline)
         if window is None:
             mask, depth = masks[k] > 0.5, np.inf
         else:
@@ -68,7 +74,7 @@ def detections(inst: Instances, window: Window | None, shape: tuple[int, int]) -
             h, w = window.size
             depth = float(min(xs.mean(), w - xs.mean(), ys.mean(), h - ys.mean()))
         if mask.any():
-            out.append(Detection(int(classes[k]), float(scores[k]), mask, c, depth))
+            out.append(Detection(int(classes[k]), float(scores[k]), mask, c, depth, outline))
     return out
 
 
@@ -109,6 +115,8 @@ def to_instances(dets: list[Detection], shape: tuple[int, int]) -> Instances:
     out.scores = torch.as_tensor([d.score for d in dets], dtype=torch.float32)
     if dets and all(d.corners is not None for d in dets):
         out.pred_keypoints = torch.as_tensor(np.stack([d.corners for d in dets]), dtype=torch.float32)
+    if any(d.contour is not None for d in dets):
+        out.pred_contours = [d.contour for d in dets]
     return out
 
 

@@ -29,6 +29,7 @@ from spine_d2.data.transforms import model_input
 from spine_d2.engine.config import load_d2_cfg, resolve_device
 from spine_d2 import zoo
 from spine_d2.engine.highres import HighResModel, high_resolution_pass
+from spine_d2.engine.soft_masks import with_soft_masks
 from spine_d2.levels import get_class_map
 from spine_d2.measure import CSV_COLUMNS, MeasureConfig, Measurement, draw_overlay, measure_instances
 from spine_d2.measure import instances_from_predictions, measurement_row
@@ -87,10 +88,12 @@ def trained_on(where: str | Path) -> str | None:
     return f"trained on {root}"
 
 
-def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres: bool | None = None) -> CfgNode:
+def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres: bool | None = None,
+                          soft_masks: bool | None = None) -> CfgNode:
     """The detectron2 config a checkpoint was trained with (`d2_config.yaml` in its run directory,
     or `<stem>.yaml` beside it as for the zoo's `zoo:<name>`), with `MODEL.WEIGHTS` pointing at it;
-    `highres` True/False switches the high-resolution second pass on or off (None: as trained)."""
+    `highres` True/False switches the high-resolution second pass on or off, `soft_masks` the
+    sub-pixel outlines from the soft masks (None: as trained)."""
     try:
         checkpoint = Path(zoo.resolve(str(checkpoint)))
     except zoo.ZooError as e:
@@ -108,6 +111,8 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres:
     cfg.MODEL.DEVICE = resolve_device(device)
     if highres is not None:
         cfg.SPINE.HIGHRES.ENABLED = bool(highres)
+    if soft_masks is not None:
+        cfg.SPINE.SOFT_MASKS = bool(soft_masks)
     cfg.freeze()
     return cfg
 
@@ -118,7 +123,7 @@ def load_model(cfg: CfgNode):
     model = build_model(cfg)
     model.eval()
     DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
-    return model
+    return with_soft_masks(model, cfg)
 
 
 class SpinePredictor:
@@ -131,8 +136,9 @@ class SpinePredictor:
         self.model = load_model(cfg)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto", highres: bool | None = None) -> "SpinePredictor":
-        return cls(config_for_checkpoint(checkpoint, device, highres))
+    def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto", highres: bool | None = None,
+                        soft_masks: bool | None = None) -> "SpinePredictor":
+        return cls(config_for_checkpoint(checkpoint, device, highres, soft_masks))
 
     @property
     def name(self) -> str:

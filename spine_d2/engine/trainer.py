@@ -139,7 +139,11 @@ class SpineTrainer(DefaultTrainer):
 
     @classmethod
     def test(cls, cfg, model, evaluators=None):
-        """detectron2's test, with the high-resolution pass when `test.highres.enabled`."""
+        """detectron2's test, with the soft-mask outlines when `test.soft_masks` and the
+        high-resolution pass when `test.highres.enabled`."""
+        from spine_d2.engine.soft_masks import with_soft_masks
+
+        model = with_soft_masks(model, cfg)
         if cfg.SPINE.HIGHRES.ENABLED:
             from spine_d2.engine.highres import HighResModel
 

@@ -213,12 +213,14 @@ def _class_name(category_id: int, class_names: Sequence[str], where: str) -> str
         raise ValueError(f"{where}: category id {category_id!r} not in classes {list(class_names)}") from None
 
 
-def instances_from_predictions(pred: Any, class_names: Sequence[str],
-                               keypoint_names: Sequence[str] = CORNERS) -> list[Instance]:
+def instances_from_predictions(pred: Any, class_names: Sequence[str], keypoint_names: Sequence[str] = CORNERS,
+                               soft_outlines: bool = True) -> list[Instance]:
     """Instances from a detectron2 `Instances` of predictions (pred_masks, pred_classes, scores,
     and the corners when a keypoint head gives them, K named by `keypoint_names`: decoded to
     sub-pixel from `pred_keypoint_heatmaps` over `pred_boxes`, score in [0, 1]
     (`spine_d2.measure.corners.heatmap_peaks`), else detectron2's `pred_keypoints` (N, K, 3)).
+    With `pred_contours` (`test.soft_masks`: sub-pixel outlines from the soft masks) and
+    `soft_outlines`, each instance's outline is its contour; its mask stays the boolean one.
 
     Works on anything with those attributes (tensors or arrays); imports nothing from detectron2.
     """
@@ -236,12 +238,14 @@ def instances_from_predictions(pred: Any, class_names: Sequence[str],
     if keypoints is not None and keypoints.shape[1:] != (len(keypoint_names), 3):
         raise ValueError(f"pred_keypoints of shape {keypoints.shape}: expected (N, {len(keypoint_names)}, 3) "
                          f"for the keypoints {', '.join(keypoint_names)}")
+    contours = list(pred.pred_contours) if soft_outlines and hasattr(pred, "pred_contours") else [None] * len(masks)
     out = []
     for k, (m, c, s) in enumerate(zip(masks, classes, scores)):
         name = _class_name(c, class_names, "prediction")
+        outline = contours[k] if contours[k] is not None and len(contours[k]) >= 3 else None
         corners = {} if keypoints is None else {
             n: (float(x), float(y), float(v)) for n, (x, y, v) in zip(keypoint_names, keypoints[k])}
-        out.append(Instance(name, mask=m > 0.5 if m.dtype != bool else m, score=float(s),
+        out.append(Instance(name, mask=m > 0.5 if m.dtype != bool else m, polygon=outline, score=float(s),
                             label=name if is_level(name) else None, corners=corners))
     return out
 
