@@ -229,18 +229,19 @@ def _second_view(lines: list[Line], family: np.ndarray, resid: np.ndarray) -> st
 
 def _judged(est: FrameEstimate, n_lines: int, cfg: FrameConfig) -> FrameEstimate:
     """A perspective estimate with its confidence, from what the lines leave open (`est.spread`:
-    the focal length, a crop's shift of the principal point). Not trusted (image frame) when that
+    the focal length, a crop's shift of the principal point). Not trusted (image frame) when either
     could move angles by more than `cfg.max_spread_deg` (`cfg.max_spread_unchecked_deg` for a fit
-    with no line to check it: 3 lines): the lines do not fix the view. The spreads are added: to
-    first order a lens and a crop together move an angle by up to the sum of what each does alone
-    (their maximum understated it: a photo 1.9° unsure by either alone was 2.5° off). High
-    confidence with lines to spare (5 or more; a pose needs 3) and a total under 1.5°, else medium.
-    (Measured on phantom and independently drawn photos: a tighter limit sends more good fits than
-    wrong ones to the image frame, whose own error is the photo's whole perspective.)"""
+    with no line to check it: 3 lines): the lines do not fix the view. (Measured on phantom and
+    independently drawn photos: a tighter limit sends more good fits than wrong ones to the image
+    frame, whose own error is the photo's whole perspective; so did judging the sum below.) What
+    it says, `uncertainty_deg`, is the two added: to first order a lens and a crop together move
+    an angle by up to the sum of what each does alone (their maximum understated it: a photo 1.9°
+    unsure by either alone was 2.5° off). High confidence with lines to spare (5 or more; a pose
+    needs 3) and a total under 1.5°, else medium."""
     unsure = float(sum(est.spread.values()))
     est.uncertainty_deg = unsure
     limit = cfg.max_spread_deg if n_lines > 3 else cfg.max_spread_unchecked_deg
-    if unsure > limit:
+    if max(est.spread.values(), default=0.0) > limit:
         est.trusted, est.confidence = False, "low"
         est.reason = (f"{est.reason}: not trusted, the lines leave the view open (another lens or crop could "
                       f"move angles by up to {unsure:.0f}°)")
