@@ -83,7 +83,7 @@ def test_dumped_config_reloads_with_get_cfg(tmp_path):
     (tmp_path / "d2_config.yaml").write_text(cfg.dump())
     again = load_d2_cfg(tmp_path / "d2_config.yaml")
     assert yaml.safe_load(again.dump()) == yaml.safe_load(cfg.dump())
-    assert [p.trains for p in phases_of(again)] == ["all", "all"] and again.SPINE.INPUT.FIT == "keep_aspect"
+    assert [p.trains for p in phases_of(again)] == ["heads", "all"] and again.SPINE.INPUT.FIT == "keep_aspect"
 
 
 @pytest.mark.parametrize("override,message", [
