@@ -50,6 +50,7 @@ PARTS = ("inference", "measure", "phantom", "train")
 GOAL_FAST_CPU_S = 0.5  # issue #8: CPU inference ≤ 0.5 s/image for `fast`
 GOAL_HIGHRES_CPU_S = 0.6  # issue #17: ≤ 0.6 s/image with the high-resolution pass
 CHECKPOINT_ROW, CHECKPOINT_OWN_ROW = "fast checkpoint", "fast checkpoint, own input"
+CHECKPOINT_SOFT_ROW = "fast checkpoint, own input, soft outlines"  # the default of experiment=long and demo
 CHECKPOINT_HIGHRES_ROW = "fast checkpoint, own input, high-res pass + soft outlines"  # the full recipe (issue 17)
 
 
@@ -118,12 +119,12 @@ def compose_cfg(*overrides: str, output_dir: str = "/tmp/spine_d2_speed"):
 
 
 def inference_cfg(model: str, height: int, width: int, device: str = "cpu", checkpoint: str | None = None,
-                  own_input: bool = False, highres: bool = False):
+                  own_input: bool = False, highres: bool = False, soft: bool = False):
     """A detectron2 config of `model` (conf/model/<model>.yaml) at input height × width (resize)
     with random weights (never loaded: timing only) that keep `TEST.DETECTIONS_PER_IMAGE`
     detections on every image (no score threshold, no NMS: the mask head's most work); or the
-    checkpoint's own config at height × width, or at its trained input with `own_input`, with
-    `highres` also with the high-resolution pass and the soft-mask outlines."""
+    checkpoint's own config at height × width, or at its trained input with `own_input`, with the
+    high-resolution pass (`highres`) and the soft-mask outlines (`soft`) switched as given."""
     from spine_d2.engine.config import build_d2_cfg
     from spine_d2.engine.inference import config_for_checkpoint
 
@@ -132,7 +133,7 @@ def inference_cfg(model: str, height: int, width: int, device: str = "cpu", chec
         cfg.defrost()
         if not own_input:
             cfg.SPINE.INPUT.HEIGHT, cfg.SPINE.INPUT.WIDTH, cfg.SPINE.INPUT.FIT = height, width, "resize"
-        cfg.SPINE.HIGHRES.ENABLED = cfg.SPINE.SOFT_MASKS = bool(highres)
+        cfg.SPINE.HIGHRES.ENABLED, cfg.SPINE.SOFT_MASKS = bool(highres), bool(soft)
     else:
         cfg = build_d2_cfg(compose_cfg(f"model={model}", f"input.height={height}", f"input.width={width}",
                                        "input.fit=resize", f"device={device}"))
@@ -178,9 +179,9 @@ def time_inference(images: Sequence[np.ndarray], o: Mapping[str, str], repeats: 
         steady_boxes(predictors[model].model)
         weights[model] = "random (not loaded), box deltas zeroed, every box kept up to the cap"
     if ckpt:
-        for name, own, hr in ((CHECKPOINT_ROW, False, False), (CHECKPOINT_OWN_ROW, True, False),
-                              (CHECKPOINT_HIGHRES_ROW, True, True)):
-            predictors[name] = SpinePredictor(inference_cfg("fast", h, w, dev, ckpt, own_input=own, highres=hr))
+        for name, own, hr, soft in ((CHECKPOINT_ROW, False, False, False), (CHECKPOINT_OWN_ROW, True, False, False),
+                                    (CHECKPOINT_SOFT_ROW, True, False, True), (CHECKPOINT_HIGHRES_ROW, True, True, True)):
+            predictors[name] = SpinePredictor(inference_cfg("fast", h, w, dev, ckpt, own, hr, soft))
             weights[name] = f"checkpoint {ckpt}"
     series, outputs = timed_repeats(predictors, images, repeats, warmup)
     rows = {k: {"s_per_image": spread(series[k]), "weights": weights[k], "input": input_text(p.cfg),
