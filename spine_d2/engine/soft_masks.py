@@ -47,11 +47,12 @@ class SoftMaskModel(torch.nn.Module):
     def forward(self, inputs):
         if self.model.training:  # the wrapped model's mode decides (the wrapper may be built in training mode)
             return self.model(inputs)
-        raw = self.model.inference(inputs, do_postprocess=False)
+        net = getattr(self.model, "module", self.model)  # a DistributedDataParallel's model (launch.*)
+        raw = net.inference(inputs, do_postprocess=False)
         for r in raw:
             if r.has("pred_masks"):
                 r.pred_mask_probs = r.pred_masks[:, 0].detach().clone()  # box-relative, survives the rescale
-        outputs = self.model._postprocess(raw, inputs, [r.image_size for r in raw])
+        outputs = net._postprocess(raw, inputs, [r.image_size for r in raw])
         for out in outputs:
             inst = out["instances"]
             if inst.has("pred_mask_probs"):
