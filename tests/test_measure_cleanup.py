@@ -1,5 +1,7 @@
 """Clean-up: stray fragments, tiny masks, duplicates, centres off the chain (our turn rule, the study's slope rule)."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -132,3 +134,11 @@ def test_masks_become_masks_of_the_image_size():
     assert inst.mask.shape == (60, 80)
     assert inst.area() == pytest.approx(900, rel=0.1)
     assert np.allclose(inst.box(), (10, 10, 40, 40), atol=1)
+
+
+def test_circle_overlap_is_the_lens_over_the_smaller_disc():
+    from spine_d2.measure.cleanup import circle_overlap
+
+    assert circle_overlap((0, 0, 1), (1, 0, 1)) == pytest.approx((2 * math.acos(0.5) - 0.5 * math.sqrt(3)) / math.pi)
+    assert circle_overlap((0, 0, 5), (1, 0, 2)) == 1.0 and circle_overlap((0, 0, 1), (3, 0, 1)) == 0.0
+

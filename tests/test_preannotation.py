@@ -89,9 +89,7 @@ def test_predict_labelme_round_trip_gives_back_predicts_angles(phantom, tmp_path
             want, got = table.loc[stem, name], measured.loc[stem, name]
             assert math.isnan(want) == math.isnan(got), (stem, name, want, got, measured.loc[stem, "notes"])
             if not math.isnan(want):
-                # PT and PI hang on the S1 plate's midpoint, which the traced outline can move by
-                # about a pixel (seen: 0.46° on one of the six photos); every other angle within 0.1°
-                assert got == pytest.approx(want, abs=0.6 if name in ("PT", "PI") else 0.1), (stem, name)
+                assert got == pytest.approx(want, abs=0.1), (stem, name)
                 compared += 1
         assert measured.loc[stem, "frame"] == table.loc[stem, "frame"]
     assert compared >= 25 and "radiograph" in set(table["frame"])  # the photos corrected, mapped back and forth

@@ -7,7 +7,7 @@ Four steps, each removal recorded with its reason:
    median vertebra area;
 3. duplicates: two instances of the same kind (vertebra/vertebra, head/head) overlapping by more
    than `duplicate_overlap` of the smaller one — the lower score goes. Femoral heads use the
-   much higher `duplicate_overlap_heads`: on a lateral film the two heads overlap by design;
+   much higher `duplicate_overlap_heads`, measured between their circles: on a lateral film the two heads overlap by design;
 4. centres off the spine's chain: with thoracic and lumbar centres (the study's chain; the
    sacrum's centre lies far back when the sacral slope is steep) ordered from top to bottom,
    `chain_rule` says which centre is noise; the worst is removed first (the one whose removal
@@ -33,7 +33,7 @@ from typing import Sequence
 
 import numpy as np
 
-from spine_d2.measure.instances import Instance, largest_component
+from spine_d2.measure.instances import Instance, circle_of, largest_component
 
 
 STEPS = ("too small", "duplicate", "chain")  # Removal.step
@@ -105,8 +105,9 @@ def _drop_duplicates(kept, removals, areas, duplicate_overlap: float, duplicate_
         for j in order[pos + 1:]:
             if j not in kept or _kind(kept[j]) != _kind(kept[i]):
                 continue
-            limit = duplicate_overlap_heads if _kind(kept[i]) == "femoral_head" else duplicate_overlap
-            overlap = mask_overlap(kept[i], kept[j])
+            heads = _kind(kept[i]) == "femoral_head"
+            limit = duplicate_overlap_heads if heads else duplicate_overlap
+            overlap = head_overlap(kept[i], kept[j]) if heads else mask_overlap(kept[i], kept[j])
             if overlap > limit:
                 _drop(kept, removals, j, f"duplicate of #{i} (overlap {overlap:.2f} > {limit:g}, "
                                          f"score {kept[j].score:.2f} ≤ {kept[i].score:.2f})", "duplicate")
@@ -207,6 +208,28 @@ def mask_overlap(a: Instance, b: Instance) -> float:
     inter = np.logical_and(ma[y0 - ay0:y1 - ay0, x0 - ax0:x1 - ax0], mb[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]).sum()
     small = min(ma.sum(), mb.sum())
     return float(inter / small) if small else 0.0
+
+
+def circle_overlap(c1, c2) -> float:
+    """Area shared by two circles (cx, cy, r; px) over the smaller one's area."""
+    (x1, y1, r1), (x2, y2, r2) = c1, c2
+    d, small = float(np.hypot(x2 - x1, y2 - y1)), min(r1, r2)
+    if d >= r1 + r2 or small <= 0:
+        return 0.0
+    if d <= abs(r1 - r2):
+        return 1.0
+    a1 = r1 * r1 * np.arccos(np.clip((d * d + r1 * r1 - r2 * r2) / (2 * d * r1), -1, 1))
+    a2 = r2 * r2 * np.arccos(np.clip((d * d + r2 * r2 - r1 * r1) / (2 * d * r2), -1, 1))
+    tri = 0.5 * np.sqrt(max((-d + r1 + r2) * (d + r1 - r2) * (d - r1 + r2) * (d + r1 + r2), 0.0))
+    return float((a1 + a2 - tri) / (np.pi * small * small))
+
+
+def head_overlap(a: Instance, b: Instance) -> float:
+    """Overlap of two femoral heads as circles (`circle_of`: given, or fitted to the mask), so
+    that a head keeps or loses its twin the same way as a mask and as the circle written for it
+    (Labelme pre-annotations); the masks' overlap when a circle cannot be had."""
+    ca, cb = circle_of(a), circle_of(b)
+    return circle_overlap(ca, cb) if ca is not None and cb is not None else mask_overlap(a, b)
 
 
 def slope_changes(centres: np.ndarray) -> np.ndarray:
