@@ -18,6 +18,7 @@ import torch
 from detectron2.structures import Boxes, Instances
 
 from spine_d2.data.transforms import model_input
+from spine_d2.engine.soft_masks import with_soft_masks
 from spine_d2.engine.windows import Window, spine_windows
 from spine_d2.levels import get_class_map, region
 from spine_d2.measure.corners import heatmap_peaks
@@ -138,6 +139,14 @@ def high_resolution_pass(model, cfg, image: np.ndarray, first: Instances, max_wi
             inst = model([model_input(crop, cfg)])[0]["instances"].to("cpu")
             windowed += detections(inst, win, shape)
     return to_instances(merge(detections(first, None, shape), windowed, vertebra), shape)
+
+
+def for_evaluation(model, cfg):
+    """`model` as evaluation runs it on dataset dicts: with the soft-mask outlines when
+    `test.soft_masks`, and the high-resolution pass when `test.highres.enabled` (the one place
+    training's final test and tools/evaluate.py decide it)."""
+    model = with_soft_masks(model, cfg)
+    return HighResModel(model, cfg) if cfg.SPINE.HIGHRES.ENABLED else model
 
 
 class HighResModel(torch.nn.Module):

@@ -24,11 +24,11 @@ from detectron2.evaluation import inference_on_dataset
 from detectron2.modeling import build_model
 from tqdm import tqdm
 
+from spine_d2 import zoo
 from spine_d2.data.images import IMAGE_SUFFIXES, ImageReadError, read_image
 from spine_d2.data.transforms import model_input
 from spine_d2.engine.config import load_d2_cfg, resolve_device
-from spine_d2 import zoo
-from spine_d2.engine.highres import HighResModel, high_resolution_pass
+from spine_d2.engine.highres import for_evaluation, high_resolution_pass
 from spine_d2.engine.soft_masks import with_soft_masks
 from spine_d2.levels import get_class_map
 from spine_d2.measure import CSV_COLUMNS, MeasureConfig, Measurement, draw_overlay, measure_instances
@@ -123,7 +123,7 @@ def load_model(cfg: CfgNode):
     model = build_model(cfg)
     model.eval()
     DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
-    return with_soft_masks(model, cfg)
+    return model
 
 
 class SpinePredictor:
@@ -133,7 +133,7 @@ class SpinePredictor:
     def __init__(self, cfg: CfgNode):
         self.cfg = cfg
         self.class_names = list(get_class_map(cfg.SPINE.CLASS_MAP).classes)
-        self.model = load_model(cfg)
+        self.model = with_soft_masks(load_model(cfg), cfg)  # the high-resolution pass: __call__
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto", highres: bool | None = None,
@@ -231,9 +231,7 @@ def evaluate_checkpoint(cfg: CfgNode, dataset_name: str, out_dir: Path, measure_
     from spine_d2.engine.trainer import SpineTrainer
     from spine_d2.evaluation.evaluator import SpineEvaluator
 
-    model = load_model(cfg)
-    if cfg.SPINE.HIGHRES.ENABLED:
-        model = HighResModel(model, cfg)
+    model = for_evaluation(load_model(cfg), cfg)
     evaluator = SpineEvaluator(dataset_name, measure_cfg, str(out_dir), config_text=config_text,
                                trained_on=trained_on(cfg.MODEL.WEIGHTS))
     results = inference_on_dataset(model, SpineTrainer.build_test_loader(cfg, dataset_name), evaluator)

@@ -141,14 +141,9 @@ class SpineTrainer(DefaultTrainer):
     def test(cls, cfg, model, evaluators=None):
         """detectron2's test, with the soft-mask outlines when `test.soft_masks` and the
         high-resolution pass when `test.highres.enabled`."""
-        from spine_d2.engine.soft_masks import with_soft_masks
+        from spine_d2.engine.highres import for_evaluation
 
-        model = with_soft_masks(model, cfg)
-        if cfg.SPINE.HIGHRES.ENABLED:
-            from spine_d2.engine.highres import HighResModel
-
-            model = HighResModel(model, cfg)
-        return super().test(cfg, model, evaluators)
+        return super().test(cfg, for_evaluation(model, cfg), evaluators)
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):

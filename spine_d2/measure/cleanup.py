@@ -7,7 +7,8 @@ Four steps, each removal recorded with its reason:
    median vertebra area;
 3. duplicates: two instances of the same kind (vertebra/vertebra, head/head) overlapping by more
    than `duplicate_overlap` of the smaller one — the lower score goes. Femoral heads use the
-   much higher `duplicate_overlap_heads`, measured between their circles: on a lateral film the two heads overlap by design;
+   much higher `duplicate_overlap_heads`, measured between their circles: on a lateral film the
+   two heads overlap by design;
 4. centres off the spine's chain: with thoracic and lumbar centres (the study's chain; the
    sacrum's centre lies far back when the sacral slope is steep) ordered from top to bottom,
    `chain_rule` says which centre is noise; the worst is removed first (the one whose removal
