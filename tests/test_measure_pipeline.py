@@ -1,4 +1,5 @@
 """measure_instances end to end on toy spines: the angles, the frame, every NaN reason, the CSV row."""
+import copy
 import math
 
 import numpy as np
@@ -288,3 +289,36 @@ def test_predicted_corners_replace_fuse_or_are_ignored_by_their_score():
     assert fused == pytest.approx((fitted + expected_use) / 2, abs=0.2)
     with pytest.raises(ValueError, match="full_key: corners"):
         MeasureConfig.from_cfg({"corners": "sometimes"})
+
+
+def test_a_body_outlined_upright_against_the_chain_is_squared_to_it():
+    """T5 of a kyphotic spine outlined as an upright box (what a model draws for a steeply tilted
+    body): its endplates are taken square to the line through T4 and T6, which gives TK back to
+    within a few degrees instead of tens; with the check off the box's edges are measured."""
+    spine = toy_spine(tk=70.0, ll=45.0)
+    insts = spine.instances(labels=True)
+    t5 = next(i for i in insts if i.label == "T5")
+    (x0, y0), (x1, y1) = t5.polygon.min(axis=0), t5.polygon.max(axis=0)
+    pad = 0.15 * (x1 - x0)
+    t5.polygon = np.array([[x0 + pad, y0 + pad], [x1 - pad, y0 + pad], [x1 - pad, y1 - pad], [x0 + pad, y1 - pad]])
+    off = measure_instances([copy.deepcopy(i) for i in insts], spine.shape, cfg={"max_off_chain_deg": 0})
+    on = measure_instances(insts, spine.shape)
+    assert abs(off.angles["TK"].value - 70.0) > 20  # the box's top edge is no endplate
+    assert on.angles["TK"].value == pytest.approx(70.0, abs=5.0)
+    assert any(f.startswith("T5 superior endplate") and "square to the chain" in f for f in on.flags)
+    # the other bodies' endplates, tilted up to ~15 degrees off square by the kyphosis, are kept as fitted
+    assert not any("square to the chain" in f for f in on.flags if not f.startswith("T5"))
+    assert on.angles["LL"].value == pytest.approx(45.0, abs=0.3)
+
+
+def test_square_to_chain_keeps_midpoint_length_and_end_order():
+    from spine_d2.measure.level_endplates import off_chain_deg, square_to_chain
+
+    seg = np.array([[10.0, 20.0], [40.0, 20.0]])  # horizontal, 30 px
+    cranial = np.array([math.sin(math.radians(30)), -math.cos(math.radians(30))])  # up, leaning 30° right
+    assert off_chain_deg(seg, cranial) == pytest.approx(30.0)
+    sq = square_to_chain(seg, cranial)
+    assert off_chain_deg(sq, cranial) == pytest.approx(0.0, abs=1e-9)
+    assert sq.mean(axis=0) == pytest.approx(seg.mean(axis=0))
+    assert np.linalg.norm(sq[1] - sq[0]) == pytest.approx(30.0)
+    assert np.dot(sq[1] - sq[0], seg[1] - seg[0]) > 0

@@ -6,7 +6,10 @@ body is the box it was on the film, not the photo's keystoned view of it — and
 in the image frame. An endplate whose two corner points the instance carries is taken as given
 (or fused with the fit, `measure.corners`); the sacrum has only its superior endplate. A fitted
 endplate that ends at the photo's edge is the crop, not the endplate, and is left out. Directions
-up the spine come from the neighbouring centres (`spine_cranial`).
+up the spine come from the neighbouring centres (`spine_cranial`). A body's endplate leaning more
+than `max_off_chain_deg` off square to that direction is a failed outline (a strongly tilted body
+the model drew upright), not anatomy: it is turned square to the chain about its midpoint, and
+flagged (`square_to_chain`).
 """
 from __future__ import annotations
 
@@ -106,16 +109,47 @@ def _one_level(inst: Instance, lv: str, cranial: np.ndarray, H, shape, c: Any,
     return fit
 
 
+def off_chain_deg(segment: np.ndarray, cranial: np.ndarray) -> float:
+    """Degrees (0–90) an endplate (two ends, px) leans off square to the unit vector `cranial`."""
+    d = np.asarray(segment, float)[1] - np.asarray(segment, float)[0]
+    cos = abs(float(np.dot(d, cranial))) / max(float(np.linalg.norm(d)), 1e-12)
+    return float(np.degrees(np.arcsin(min(cos, 1.0))))
+
+
+def square_to_chain(segment: np.ndarray, cranial: np.ndarray) -> np.ndarray:
+    """The endplate turned about its midpoint to lie square to `cranial`, its length kept (px)."""
+    seg = np.asarray(segment, float)
+    mid, half = seg.mean(axis=0), np.linalg.norm(seg[1] - seg[0]) / 2
+    across = np.array([-cranial[1], cranial[0]], float)
+    if np.dot(across, seg[1] - seg[0]) < 0:
+        across = -across  # keep the ends' order
+    return np.array([mid - half * across, mid + half * across])
+
+
+def _checked_against_chain(fit: dict[str, np.ndarray], lv: str, cranial: np.ndarray, limit: float,
+                           flags: list[str]) -> dict[str, np.ndarray]:
+    if not limit or lv == "S1":  # the sacral plate leans on its own (the sacrum is no body of the chain)
+        return fit
+    for side, seg in fit.items():
+        off = off_chain_deg(seg, cranial)
+        if off > limit:
+            fit[side] = square_to_chain(seg, cranial)
+            flags.append(f"{lv} {side} endplate {off:.0f}° off square to the spine's chain (> {limit:g}°): "
+                         f"taken square to the chain")
+    return fit
+
+
 def level_endplates(kept: Sequence[Instance], levels: Mapping[str, int], cranial: Mapping[str, np.ndarray],
                     H: np.ndarray | None, shape: Sequence[int], c: Any,
                     reasons: dict[str, str], flags: list[str]) -> dict[str, dict[str, np.ndarray]]:
     """Level → side → endplate (two ends, image frame, no order yet) for the levels of `cranial`,
     in its order; `H`: the trusted radiograph → image homography or None; `c`: the `MeasureConfig`
-    (method, corners, min_corner_score, border_px). Adds to `reasons` (level or "level side" → why
+    (method, corners, min_corner_score, border_px, max_off_chain_deg). Adds to `reasons` (level or "level side" → why
     it has no endplate) and `flags`."""
     raw = {}
     for lv in cranial:
         fit = _one_level(kept[levels[lv]], lv, cranial[lv], H, shape, c, reasons, flags)
+        fit = _checked_against_chain(fit, lv, cranial[lv], c.max_off_chain_deg, flags)
         if fit:
             raw[lv] = fit
     return raw
