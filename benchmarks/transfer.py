@@ -1,6 +1,6 @@
 """Transfer to films a model has not seen: held-out phantoms (new seeds), one per kind of variation.
 
-    python benchmarks/transfer.py checkpoint=FILE [name=long] [n=40] [sets=seen,ct,hardware,films] [highres=false]
+    python benchmarks/transfer.py checkpoint=FILE [name=long] [n=40] [sets=seen,ct,hardware,films,scoliosis] [highres=false]
 
 Each set is generated once (kept as datasets/transfer-<set>-<n>) and evaluated whole:
   seen      the default phantom (realistic preset), a seed no model was trained on
@@ -8,8 +8,9 @@ Each set is generated once (kept as datasets/transfer-<set>-<n>) and evaluated w
             field of view, the table), shown as screenshots
   hardware  every patient with findings, half of them instrumented (screws, rods, cages)
   films     screenshots of the films alone (no phone photos)
+  scoliosis every patient with a coronal curve and axial rotation (double endplate contours)
 A model trained with a kind of variation kept out of its phantom (e.g. knobs.ct_fraction=0
-knobs.hardware_fraction=0) measures how far it carries to that kind: our stand-in for anatomy and
+knobs.hardware_fraction=0 knobs.scoliosis=0) measures how far it carries to that kind: our stand-in for anatomy and
 films from elsewhere. Writes results/transfer-<name>.md and .json (Dice, mIoU, MAE and share
 measured of TK, LL, SS per set), with provenance.
 """
@@ -28,6 +29,7 @@ SETS = {
     "ct": {"ct_fraction": 1.0, "photo_fraction": 0.0},
     "hardware": {"pathology_fraction": 1.0, "hardware_fraction": 0.5},
     "films": {"photo_fraction": 0.0},
+    "scoliosis": {"scoliosis": 1.0},
 }
 SEED = 900  # + the set's index: never the training phantom's
 ANGLES = ("TK", "LL", "SS")

@@ -9,7 +9,8 @@ endplate that ends at the photo's edge is the crop, not the endplate, and is lef
 up the spine come from the neighbouring centres (`spine_cranial`). A body's endplate leaning more
 than `max_off_chain_deg` off square to that direction is a failed outline (a strongly tilted body
 the model drew upright), not anatomy: it is turned square to the chain about its midpoint, and
-flagged (`square_to_chain`).
+flagged (`square_to_chain`). Only where the chain itself is sure (`chain_sure`): the body and its
+neighbours found with a score of at least `SURE_SCORE`, no level hidden between them.
 """
 from __future__ import annotations
 
@@ -126,6 +127,23 @@ def square_to_chain(segment: np.ndarray, cranial: np.ndarray) -> np.ndarray:
     return np.array([mid - half * across, mid + half * across])
 
 
+#: A body scoring less (0–1) may be a stray (a scapula, a rib head): no chain direction leans on it.
+SURE_SCORE = 0.5
+
+
+def chain_sure(kept: Sequence[Instance], levels: Mapping[str, int], chain: Sequence[str], k: int,
+               gap_factor: float) -> bool:
+    """Whether the chain's direction at `chain[k]` (from its neighbours' centres) can judge its
+    endplates: it and its neighbours score at least `SURE_SCORE`, and the two steps to them differ
+    by less than `gap_factor` (no level hidden on one side)."""
+    near = [kept[levels[lv]] for lv in chain[max(k - 1, 0):k + 2]]
+    if len(near) < 2 or any(inst.score < SURE_SCORE for inst in near):
+        return False
+    centres = np.array([inst.centre() for inst in near], float)
+    steps = np.linalg.norm(np.diff(centres, axis=0), axis=1)
+    return bool(steps.min() > 0 and steps.max() < gap_factor * steps.min())
+
+
 def _checked_against_chain(fit: dict[str, np.ndarray], lv: str, cranial: np.ndarray, limit: float,
                            flags: list[str]) -> dict[str, np.ndarray]:
     if not limit or lv == "S1":  # the sacral plate leans on its own (the sacrum is no body of the chain)
@@ -144,12 +162,13 @@ def level_endplates(kept: Sequence[Instance], levels: Mapping[str, int], cranial
                     reasons: dict[str, str], flags: list[str]) -> dict[str, dict[str, np.ndarray]]:
     """Level → side → endplate (two ends, image frame, no order yet) for the levels of `cranial`,
     in its order; `H`: the trusted radiograph → image homography or None; `c`: the `MeasureConfig`
-    (method, corners, min_corner_score, border_px, max_off_chain_deg). Adds to `reasons` (level or "level side" → why
-    it has no endplate) and `flags`."""
-    raw = {}
-    for lv in cranial:
+    (method, corners, min_corner_score, border_px, max_off_chain_deg, gap_factor). Adds to
+    `reasons` (level or "level side" → why it has no endplate) and `flags`."""
+    raw, chain = {}, list(cranial)
+    for k, lv in enumerate(chain):
         fit = _one_level(kept[levels[lv]], lv, cranial[lv], H, shape, c, reasons, flags)
-        fit = _checked_against_chain(fit, lv, cranial[lv], c.max_off_chain_deg, flags)
+        if chain_sure(kept, levels, chain, k, c.gap_factor):
+            fit = _checked_against_chain(fit, lv, cranial[lv], c.max_off_chain_deg, flags)
         if fit:
             raw[lv] = fit
     return raw
