@@ -323,9 +323,35 @@ def test_square_to_chain_keeps_midpoint_length_and_end_order():
 
     seg = np.array([[10.0, 20.0], [40.0, 20.0]])  # horizontal, 30 px
     cranial = np.array([math.sin(math.radians(30)), -math.cos(math.radians(30))])  # up, leaning 30° right
-    assert off_chain_deg(seg, cranial) == pytest.approx(30.0)
+    assert off_chain_deg(seg, cranial) == pytest.approx(-30.0)  # square would be turned clockwise by 30°
     sq = square_to_chain(seg, cranial)
     assert off_chain_deg(sq, cranial) == pytest.approx(0.0, abs=1e-9)
     assert sq.mean(axis=0) == pytest.approx(seg.mean(axis=0))
     assert np.linalg.norm(sq[1] - sq[0]) == pytest.approx(30.0)
     assert np.dot(sq[1] - sq[0], seg[1] - seg[0]) > 0
+
+
+def test_a_wedge_whose_plates_lean_opposite_ways_is_kept():
+    """A fractured T5 drawn as a wedge, its plates turned 25° opposite ways off square to the chain:
+    anatomy, not an upright outline, so the plates are measured as drawn."""
+    from spine_d2.measure.level_endplates import off_chain_deg
+
+    spine = toy_spine(tk=40.0)
+    insts = spine.instances(labels=True)
+    t5 = next(i for i in insts if i.label == "T5")
+    a_s, p_s, p_i, a_i = t5.polygon
+
+    def turned(a, b, deg):
+        t, mid = math.radians(deg), (a + b) / 2
+        R = np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
+        return mid + (a - mid) @ R.T, mid + (b - mid) @ R.T
+
+    a_s, p_s = turned(a_s, p_s, 25.0)
+    p_i, a_i = turned(p_i, a_i, -25.0)
+    t5.polygon = np.array([a_s, p_s, p_i, a_i])
+    m = measure_instances(insts, spine.shape, cfg={"method": "border"})
+    assert not any("square to the chain" in f for f in m.flags)
+    up = m.instances[m.levels["T4"]].centre() - m.instances[m.levels["T6"]].centre()
+    up = up / np.linalg.norm(up)
+    offs = [off_chain_deg(m.endplates["T5"][side], up) for side in ("superior", "inferior")]
+    assert min(abs(o) for o in offs) > 20 and offs[0] * offs[1] < 0

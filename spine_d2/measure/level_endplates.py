@@ -7,10 +7,11 @@ in the image frame. An endplate whose two corner points the instance carries is 
 (or fused with the fit, `measure.corners`); the sacrum has only its superior endplate. A fitted
 endplate that ends at the photo's edge is the crop, not the endplate, and is left out. Directions
 up the spine come from the neighbouring centres (`spine_cranial`). A body's endplate leaning more
-than `max_off_chain_deg` off square to that direction is a failed outline (a strongly tilted body
-the model drew upright), not anatomy: it is turned square to the chain about its midpoint, and
-flagged (`square_to_chain`). Only where the chain itself is sure (`chain_sure`): the body and its
-neighbours found with a score of at least `SURE_SCORE`, no level hidden between them.
+than `max_off_chain_deg` off square to that direction, its other endplate leaning the same way, is
+a failed outline (a strongly tilted body the model drew upright), not anatomy: it is turned square
+to the chain about its midpoint, and flagged (`square_to_chain`). Plates leaning opposite ways are
+a wedge (a fracture) and are kept. Only where the chain itself is sure (`chain_sure`): the body
+and its neighbours found with a score of at least `SURE_SCORE`, no level hidden between them.
 """
 from __future__ import annotations
 
@@ -111,10 +112,13 @@ def _one_level(inst: Instance, lv: str, cranial: np.ndarray, H, shape, c: Any,
 
 
 def off_chain_deg(segment: np.ndarray, cranial: np.ndarray) -> float:
-    """Degrees (0–90) an endplate (two ends, px) leans off square to the unit vector `cranial`."""
+    """Signed degrees (−90…90) an endplate (two ends, px) leans off square to the unit vector
+    `cranial`: positive when turned clockwise from square in the image (x right, y down)."""
     d = np.asarray(segment, float)[1] - np.asarray(segment, float)[0]
-    cos = abs(float(np.dot(d, cranial))) / max(float(np.linalg.norm(d)), 1e-12)
-    return float(np.degrees(np.arcsin(min(cos, 1.0))))
+    across = np.array([-cranial[1], cranial[0]], float)
+    if np.dot(d, across) < 0:
+        d = -d
+    return float(np.degrees(np.arctan2(across[0] * d[1] - across[1] * d[0], np.dot(across, d))))
 
 
 def square_to_chain(segment: np.ndarray, cranial: np.ndarray) -> np.ndarray:
@@ -148,8 +152,11 @@ def _checked_against_chain(fit: dict[str, np.ndarray], lv: str, cranial: np.ndar
                            flags: list[str]) -> dict[str, np.ndarray]:
     if not limit or lv == "S1":  # the sacral plate leans on its own (the sacrum is no body of the chain)
         return fit
+    offs = {side: off_chain_deg(seg, cranial) for side, seg in fit.items()}
+    if len(offs) == 2 and np.prod(list(offs.values())) <= 0:
+        return fit  # the two plates lean opposite ways: a wedge (a fracture), not a body turned
     for side, seg in fit.items():
-        off = off_chain_deg(seg, cranial)
+        off = abs(offs[side])
         if off > limit:
             fit[side] = square_to_chain(seg, cranial)
             flags.append(f"{lv} {side} endplate {off:.0f}° off square to the spine's chain (> {limit:g}°): "
