@@ -21,6 +21,7 @@ import numpy as np
 
 from spine_d2.frames import apply_homography
 from spine_d2.levels import CORNER_SIDES
+from spine_d2.measure.anterior import lateral_of
 from spine_d2.measure.corners import fuse
 from spine_d2.measure.endplates import SIDES, EndplateError, fit_endplates
 from spine_d2.measure.instances import Instance
@@ -115,7 +116,7 @@ def off_chain_deg(segment: np.ndarray, cranial: np.ndarray) -> float:
     """Signed degrees (−90…90) an endplate (two ends, px) leans off square to the unit vector
     `cranial`: positive when turned clockwise from square in the image (x right, y down)."""
     d = np.asarray(segment, float)[1] - np.asarray(segment, float)[0]
-    across = np.array([-cranial[1], cranial[0]], float)
+    across = lateral_of(cranial)
     if np.dot(d, across) < 0:
         d = -d
     return float(np.degrees(np.arctan2(across[0] * d[1] - across[1] * d[0], np.dot(across, d))))
@@ -125,7 +126,7 @@ def square_to_chain(segment: np.ndarray, cranial: np.ndarray) -> np.ndarray:
     """The endplate turned about its midpoint to lie square to `cranial`, its length kept (px)."""
     seg = np.asarray(segment, float)
     mid, half = seg.mean(axis=0), np.linalg.norm(seg[1] - seg[0]) / 2
-    across = np.array([-cranial[1], cranial[0]], float)
+    across = lateral_of(cranial)
     if np.dot(across, seg[1] - seg[0]) < 0:
         across = -across  # keep the ends' order
     return np.array([mid - half * across, mid + half * across])
@@ -135,16 +136,15 @@ def square_to_chain(segment: np.ndarray, cranial: np.ndarray) -> np.ndarray:
 SURE_SCORE = 0.5
 
 
-def chain_sure(kept: Sequence[Instance], levels: Mapping[str, int], chain: Sequence[str], k: int,
-               gap_factor: float) -> bool:
-    """Whether the chain's direction at `chain[k]` (from its neighbours' centres) can judge its
-    endplates: it and its neighbours score at least `SURE_SCORE`, and the two steps to them differ
-    by less than `gap_factor` (no level hidden on one side)."""
-    near = [kept[levels[lv]] for lv in chain[max(k - 1, 0):k + 2]]
-    if len(near) < 2 or any(inst.score < SURE_SCORE for inst in near):
+def chain_sure(centres: Sequence[np.ndarray], scores: Sequence[float], k: int, gap_factor: float) -> bool:
+    """Whether the chain's direction at its `k`-th body (centres px and scores 0–1 of the named
+    bodies, top to bottom) can judge that body's endplates: it and its neighbours score at least
+    `SURE_SCORE`, and the two steps to them differ by less than `gap_factor` (no level hidden on
+    one side)."""
+    near = slice(max(k - 1, 0), k + 2)
+    if len(scores[near]) < 2 or min(scores[near]) < SURE_SCORE:
         return False
-    centres = np.array([inst.centre() for inst in near], float)
-    steps = np.linalg.norm(np.diff(centres, axis=0), axis=1)
+    steps = np.linalg.norm(np.diff(np.asarray(centres[near], float), axis=0), axis=1)
     return bool(steps.min() > 0 and steps.max() < gap_factor * steps.min())
 
 
@@ -164,17 +164,20 @@ def _checked_against_chain(fit: dict[str, np.ndarray], lv: str, cranial: np.ndar
     return fit
 
 
-def level_endplates(kept: Sequence[Instance], levels: Mapping[str, int], cranial: Mapping[str, np.ndarray],
-                    H: np.ndarray | None, shape: Sequence[int], c: Any,
+def level_endplates(kept: Sequence[Instance], levels: Mapping[str, int], centres: Mapping[str, np.ndarray],
+                    cranial: Mapping[str, np.ndarray], H: np.ndarray | None, shape: Sequence[int], c: Any,
                     reasons: dict[str, str], flags: list[str]) -> dict[str, dict[str, np.ndarray]]:
     """Level → side → endplate (two ends, image frame, no order yet) for the levels of `cranial`,
-    in its order; `H`: the trusted radiograph → image homography or None; `c`: the `MeasureConfig`
+    in its order (`centres`: theirs, px, as `spine_cranial` was given them); `H`: the trusted
+    radiograph → image homography or None; `c`: the `MeasureConfig`
     (method, corners, min_corner_score, border_px, max_off_chain_deg, gap_factor). Adds to
     `reasons` (level or "level side" → why it has no endplate) and `flags`."""
     raw, chain = {}, list(cranial)
+    points = [centres[lv] for lv in chain]
+    scores = [kept[levels[lv]].score for lv in chain]
     for k, lv in enumerate(chain):
         fit = _one_level(kept[levels[lv]], lv, cranial[lv], H, shape, c, reasons, flags)
-        if chain_sure(kept, levels, chain, k, c.gap_factor):
+        if chain_sure(points, scores, k, c.gap_factor):
             fit = _checked_against_chain(fit, lv, cranial[lv], c.max_off_chain_deg, flags)
         if fit:
             raw[lv] = fit

@@ -160,7 +160,7 @@ def measure_instances(
     centre_of = {lv: kept[naming.levels[lv]].centre() for lv in chain}
     centres = np.array(list(centre_of.values())).reshape(-1, 2)
     cranial = spine_cranial(centre_of)
-    raw = level_endplates(kept, naming.levels, cranial, H, shape, c, level_reason, flags)
+    raw = level_endplates(kept, naming.levels, centre_of, cranial, H, shape, c, level_reason, flags)
     up = _spine_up(centres)
     heads = best_heads(kept, naming.femoral_heads, idx, c.min_circle_radius, flags)
     heads, axis, heads_reason = plausible_heads(heads, raw.get("S1", {}).get("superior"), up, flags)

@@ -24,11 +24,12 @@ Every estimate says how sure it is (`confidence`, in `describe()`'s plain words,
 notes of every output): a perspective fit is refitted at the other ends of what its lines leave
 open — a phone's other lenses when the lines do not fix f, the principal point where a crop of up
 to `crop` of each side would have put it — and `uncertainty_deg` is the most any direction's angle
-moves under the two together (the sum of each's). Over `max_spread_deg` (`max_spread_unchecked_deg` for a fit to 3 lines, which no fourth
-line checks) the view is not fixed and the photo is measured in the image frame;
-so too when long lines left out of the fit run to vanishing points of their own, two in each
-direction (a photo of a photo: a print's edges around the film's — no single pinhole view makes
-that keystone). Otherwise `high` (5 or more lines, uncertainty ≤ 1.5°) or `medium`.
+moves under the two together (the sum of each's). When either alone moves it by more than
+`max_spread_deg` (`max_spread_unchecked_deg` for a fit to 3 lines, which no fourth line checks)
+the view is not fixed and the photo is measured in the image frame; so too when long lines left
+out of the fit run to vanishing points of their own, two in each direction (a photo of a photo: a
+print's edges around the film's — no single pinhole view makes that keystone). Otherwise `high`
+(5 or more lines, uncertainty ≤ 1.5°) or `medium`.
 
 `H` maps the rectified frame → image frame, the same direction as the phantom's stored
 homography (`spine_d2.frames`, whose `frame_error` compares an estimate with a known one); it
