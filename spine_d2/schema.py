@@ -113,11 +113,14 @@ class DataloaderConfig:
 
 @dataclass
 class HighresConfig:
-    """A second pass at ~2-3x the pixels per vertebra, on upright windows along the spine
-    (spine_d2/engine/highres.py); the tools' highres= overrides it."""
+    """A second pass on upright windows along the spine where the vertebrae are larger
+    (spine_d2/engine/highres.py); the tools' highres= overrides `enabled`."""
 
     enabled: bool = False
-    windows: int = 3                  # at most this many windows
+    windows: int = 6                  # at most this many windows
+    target_px: float = 22.0           # median vertebra box height in a window, input px
+    min_gain: float = 1.25            # no second pass when the windows would enlarge the vertebrae less
+    min_score: float = 0.5            # a window's bodies scoring less are not used
 
 
 @dataclass

@@ -15,10 +15,11 @@ def _spine_boxes(n=17, tilt_deg=12.0, step=30.0, size=24.0, start=(300.0, 80.0))
     return np.hstack([centres - size / 2, centres + size / 2]), centres
 
 
-@pytest.mark.parametrize("n,max_windows", [(17, 3), (5, 3), (17, 1)])
-def test_windows_cover_the_spine_upright(n, max_windows):
-    boxes, centres = _spine_boxes(n)
-    wins = spine_windows(boxes, (544, 544), max_windows=max_windows)
+@pytest.mark.parametrize("n,max_windows", [(17, 6), (5, 6), (17, 1)])
+def test_windows_cover_the_spine_upright_at_the_target_size(n, max_windows):
+    boxes, centres = _spine_boxes(n)  # box height 24 px in the image
+    target, first_scale = 30.0, 0.5    # the first pass saw the bodies 12 px high
+    wins = spine_windows(boxes, (544, 544), target, first_scale, min_gain=1.25, max_windows=max_windows)
     assert 1 <= len(wins) <= max_windows
     corners = np.concatenate([boxes[:, [0, 1]], boxes[:, [2, 3]]])
     for p in corners:  # every vertebra lies wholly inside at least one window
@@ -27,14 +28,23 @@ def test_windows_cover_the_spine_upright(n, max_windows):
     for w in wins:
         x = (centres @ w.A[:, :2].T + w.A[:, 2])[:, 0]
         assert np.ptp(x) < 1.0  # the axis is vertical in the window
-        assert w.zoom >= 1.0
-    if n == 17 and max_windows == 3:
-        assert len(wins) > 1 and all(w.zoom > 2.0 for w in wins)  # a long spine gets a closer look
+    if max_windows > 1:
+        assert all(w.zoom == pytest.approx(target / 24.0) for w in wins)  # bodies 30 px high in the window
+        assert len(wins) == (2 if n == 17 else 1)
+    else:  # one window must hold the whole spine: zoomed out, but still 1.25x the first pass
+        assert wins[0].zoom < target / 24.0 and wins[0].zoom >= 1.25 * first_scale
+
+
+def test_no_windows_where_they_would_not_enlarge_the_vertebrae():
+    boxes, _ = _spine_boxes(17)
+    assert spine_windows(boxes, (544, 544), 28.0, first_scale=1.0) == []  # 24 → 28 px: not worth a pass
+    assert spine_windows(boxes, (544, 544), 28.0, first_scale=1.0, min_gain=1.1) != []
+    assert spine_windows(boxes[:1], (544, 544), 30.0, first_scale=0.5) == []  # one box: no axis
 
 
 def test_points_and_masks_map_back_to_the_image():
     boxes, _ = _spine_boxes(6)
-    (w, *_) = spine_windows(boxes, (256, 192))
+    (w, *_) = spine_windows(boxes, (256, 192), 30.0, first_scale=0.5)
     pts = np.array([[310.0, 120.0], [330.5, 200.25]])
     inwin = pts @ w.A[:, :2].T + w.A[:, 2]
     assert np.allclose(w.to_image(inwin), pts)
@@ -45,7 +55,7 @@ def test_points_and_masks_map_back_to_the_image():
     assert (back & truth).sum() / (back | truth).sum() > 0.9
 
 
-def test_merge_keeps_the_windows_vertebrae_and_the_rest_of_the_first_pass():
+def test_merge_takes_the_windows_bodies_and_keeps_the_rest_of_the_first_pass():
     from spine_d2.engine.highres import Detection, merge, to_instances
 
     def det(cls, x0, y0, size=20, score=0.9, depth=np.inf):
@@ -53,24 +63,31 @@ def test_merge_keeps_the_windows_vertebrae_and_the_rest_of_the_first_pass():
         m[y0:y0 + size, x0:x0 + size] = True
         return Detection(cls, score, m, None, depth)
 
-    first = [det(1, 50, 50), det(1, 50, 80), det(3, 120, 150)]  # two lumbar bodies, a femoral head
+    first = [det(1, 50, 50), det(1, 50, 80), det(2, 50, 140), det(3, 120, 150)]  # two lumbar, sacrum, head
     windowed = [det(1, 51, 51, depth=5.0), det(1, 52, 50, depth=40.0),  # one body seen by two windows
-                det(1, 50, 110, depth=30.0)]  # a body the first pass missed
-    kept = merge(first, windowed, vertebra={0, 1, 2})
-    assert len(kept) == 4
+                det(1, 50, 110, depth=30.0),  # a body the first pass missed
+                det(1, 50, 80, score=0.3, depth=50.0),  # a weak one: the first pass's stays
+                det(2, 51, 141, depth=60.0)]  # a window's sacrum: not used
+    kept = merge(first, windowed, bodies={0, 1}, min_score=0.5)
+    assert len(kept) == 5
     assert kept[0].depth == 40.0  # the window where the body lies deeper wins
     assert any(d.cls == 3 for d in kept) and any(d.mask[115, 55] for d in kept)
-    assert not any(d.depth == 5.0 for d in kept)
+    assert not any(d.depth in (5.0, 50.0, 60.0) for d in kept)
+    assert [d.depth for d in kept if d.cls == 2] == [np.inf] and any(d.mask[85, 55] and d.depth == np.inf for d in kept)
     inst = to_instances(kept, (200, 200))
-    assert len(inst) == 4 and inst.pred_boxes.tensor.shape == (4, 4) and not inst.has("pred_keypoints")
+    assert len(inst) == 5 and inst.pred_boxes.tensor.shape == (5, 4) and not inst.has("pred_keypoints")
 
 
 class _BrightBlobs(torch.nn.Module):
     """A stand-in detector: every bright connected blob of the (preprocessed) input is a lumbar
     body, returned in the frame of the input's `height` × `width` as a detectron2 model does."""
 
+    calls = 0
+
     def forward(self, inputs):
         import cv2
+
+        self.calls += 1
         from detectron2.structures import Boxes, Instances
 
         out = []
@@ -105,14 +122,28 @@ def test_the_high_resolution_pass_finds_each_body_once_where_it_is(tmp_path):
     inp = SimpleNamespace(HEIGHT=256, WIDTH=256, FIT="keep_aspect", MEAN_INTENSITY=None)
     aug = SimpleNamespace(**{k: SimpleNamespace(ENABLED=False) for k in
                              ("SCALE", "CROP", "FLIP", "ROTATION", "CONTRAST", "PHOTOMETRIC")})
-    cfg = SimpleNamespace(SPINE=SimpleNamespace(INPUT=inp, AUG=aug, CLASS_MAP="default"), INPUT=SimpleNamespace(FORMAT="BGR"))
+    hr = SimpleNamespace(WINDOWS=6, TARGET_PX=22.0, MIN_GAIN=1.25, MIN_SCORE=0.5)
+    cfg = SimpleNamespace(SPINE=SimpleNamespace(INPUT=inp, AUG=aug, CLASS_MAP="default", HIGHRES=hr),
+                          INPUT=SimpleNamespace(FORMAT="BGR"))
     model = _BrightBlobs()
     from spine_d2.data.transforms import model_input
 
     first = model([model_input(image, cfg)])[0]["instances"]
-    out = high_resolution_pass(model, cfg, image, first, max_windows=3)
-    assert len(out) == len(boxes)
+    out = high_resolution_pass(model, cfg, image, first)  # bodies 8.5 px in the first pass: windows
+    assert model.calls > 2 and len(out) == len(boxes)
     masks = out.pred_masks.numpy()
     for t in truth:
         iou = max((m & t).sum() / (m | t).sum() for m in masks)
         assert iou > 0.85
+
+
+def test_input_scale_follows_the_evaluation_resize():
+    from types import SimpleNamespace
+
+    from spine_d2.data.transforms import input_scale
+
+    cfg = SimpleNamespace(SPINE=SimpleNamespace(INPUT=SimpleNamespace(HEIGHT=544, WIDTH=544, FIT="keep_aspect")))
+    assert input_scale((1088, 600), cfg) == pytest.approx(0.5)
+    assert input_scale((500, 2176), cfg) == pytest.approx(0.25, abs=1e-3)  # the width limits
+    cfg.SPINE.INPUT = SimpleNamespace(HEIGHT=840, WIDTH=360, FIT="resize")
+    assert input_scale((420, 1000), cfg) == pytest.approx(2.0)

@@ -194,6 +194,13 @@ def build_mapper(cfg, is_train: bool) -> DatasetMapper:
     )
 
 
+def input_scale(shape: tuple[int, int], cfg) -> float:
+    """Input px per image px, vertically, of an image of `shape` (H, W) preprocessed for evaluation."""
+    h, w = int(shape[0]), int(shape[1])
+    inp = cfg.SPINE.INPUT
+    return ResizeToInput(inp.HEIGHT, inp.WIDTH, inp.FIT).get_transform(np.empty((h, w), np.uint8)).new_h / h
+
+
 def model_input(image: np.ndarray, cfg) -> dict:
     """One image (H x W x C in cfg.INPUT.FORMAT, as read by detectron2) as the model's input dict,
     preprocessed exactly as in evaluation; outputs come back in this image's frame."""

@@ -1,12 +1,15 @@
-"""A second, high-resolution pass along the spine: the model run again on upright windows at ~2–3×
-the pixels per vertebra, its detections mapped back and merged; image frame, pixels.
+"""A second, high-resolution pass along the spine: the model run again on upright windows where the
+vertebrae are larger, its detections mapped back and merged; image frame, pixels.
 
 The first pass (the whole photo at the model's input size) finds the spine; `spine_windows` cuts
-it into overlapping upright windows of the input's size; each window's vertebrae replace the
-first pass's where they overlap (the overlap covers `OVERLAP` of the smaller mask: a body a window
-cut in half is the same body), and a vertebra seen by two windows is kept from the window where
-it lies farther from the edge. Femoral heads and anything the windows miss
-stay as the first pass found them. Corners come back as points (`pred_keypoints`, sub-pixel,
+it into overlapping upright windows of the input's size, zoomed so that the median vertebra is
+`test.highres.target_px` high (none when that enlarges it less than `min_gain` times: a large
+spine is left as the first pass saw it). The windows' thoracic and lumbar bodies scoring at least
+`min_score` replace the first pass's detections where they overlap (the overlap covers `OVERLAP`
+of the smaller mask: a body a window cut in half is the same body), and a body seen by two
+windows is kept from the window where it lies farther from the edge. The sacrum, the femoral
+heads and anything the windows miss stay as the first pass found them: a window's sacrum, seen
+without the pelvis around it, measured SS worse (benchmarks/README.md). Corners come back as points (`pred_keypoints`, sub-pixel,
 score in [0, 1]) because a window's keypoint heatmaps are not aligned with the image.
 """
 from __future__ import annotations
@@ -17,14 +20,15 @@ import numpy as np
 import torch
 from detectron2.structures import Boxes, Instances
 
-from spine_d2.data.transforms import model_input
+from spine_d2.data.transforms import input_scale, model_input
 from spine_d2.engine.soft_masks import with_soft_masks
 from spine_d2.engine.windows import Window, spine_windows
 from spine_d2.levels import get_class_map, region
 from spine_d2.measure.corners import heatmap_peaks
 
 OVERLAP = 0.5
-VERTEBRA_CLASSES = ("thoracic", "lumbar", "sacrum")
+VERTEBRA_CLASSES = ("thoracic", "lumbar", "sacrum")  # where the windows go
+WINDOW_CLASSES = ("thoracic", "lumbar")               # what they give back
 
 
 @dataclass
@@ -89,11 +93,12 @@ def _overlap(a: Detection, b: Detection) -> float:
     return float(np.logical_and(ma, mb).sum() / max(min(ma.sum(), mb.sum()), 1))
 
 
-def merge(first: list[Detection], windowed: list[Detection], vertebra: set[int]) -> list[Detection]:
-    """The windows' vertebrae (deduplicated: the deeper inside its window wins), plus the first
-    pass's detections that no kept window detection overlaps."""
+def merge(first: list[Detection], windowed: list[Detection], bodies: set[int],
+          min_score: float = 0.5) -> list[Detection]:
+    """The windows' detections of the classes `bodies` scoring ≥ `min_score` (deduplicated: the
+    deeper inside its window wins), plus the first pass's detections that none of them overlaps."""
     kept: list[Detection] = []
-    for d in sorted((d for d in windowed if d.cls in vertebra), key=lambda d: -d.depth):
+    for d in sorted((d for d in windowed if d.cls in bodies and d.score >= min_score), key=lambda d: -d.depth):
         if all(_overlap(d, k) < OVERLAP for k in kept):
             kept.append(d)
     for d in first:
@@ -121,24 +126,27 @@ def to_instances(dets: list[Detection], shape: tuple[int, int]) -> Instances:
     return out
 
 
-def high_resolution_pass(model, cfg, image: np.ndarray, first: Instances, max_windows: int = 3) -> Instances:
-    """`first` (the model's predictions on `image`, its frame) refined by windows along the spine.
-    `image` is in the model's input format (H×W×3 uint8); `model` a detectron2 model in eval mode."""
+def high_resolution_pass(model, cfg, image: np.ndarray, first: Instances) -> Instances:
+    """`first` (the model's predictions on `image`, its frame) refined by windows along the spine
+    (`cfg.SPINE.HIGHRES`). `image` is in the model's input format (H×W×3 uint8); `model` a
+    detectron2 model in eval mode."""
     shape = image.shape[:2]
-    vertebra = vertebra_ids(cfg.SPINE.CLASS_MAP)
+    hr = cfg.SPINE.HIGHRES
     pred_classes = _arr(first.pred_classes)
-    is_vert = np.isin(pred_classes, list(vertebra))
-    if is_vert.sum() < 2:
-        return first
-    boxes = _arr(first.pred_boxes.tensor)[is_vert]
+    is_vert = np.isin(pred_classes, list(class_ids(cfg.SPINE.CLASS_MAP, VERTEBRA_CLASSES)))
     size = (int(cfg.SPINE.INPUT.HEIGHT), int(cfg.SPINE.INPUT.WIDTH))
+    wins = spine_windows(_arr(first.pred_boxes.tensor)[is_vert], size, float(hr.TARGET_PX),
+                         input_scale(shape, cfg), float(hr.MIN_GAIN), int(hr.WINDOWS))
+    if not wins:
+        return first
     windowed = []
     with torch.no_grad():
-        for win in spine_windows(boxes, size, max_windows=max_windows):
+        for win in wins:
             crop = np.ascontiguousarray(win.crop(image))
             inst = model([model_input(crop, cfg)])[0]["instances"].to("cpu")
             windowed += detections(inst, win, shape)
-    return to_instances(merge(detections(first, None, shape), windowed, vertebra), shape)
+    bodies = class_ids(cfg.SPINE.CLASS_MAP, WINDOW_CLASSES)
+    return to_instances(merge(detections(first, None, shape), windowed, bodies, float(hr.MIN_SCORE)), shape)
 
 
 def for_evaluation(model, cfg):
@@ -163,17 +171,16 @@ class HighResModel(torch.nn.Module):
         outputs = self.model(inputs)
         for inp, out in zip(inputs, outputs):
             image = read_image(inp["file_name"], self.cfg.INPUT.FORMAT)
-            out["instances"] = high_resolution_pass(self.model, self.cfg, image, out["instances"].to("cpu"),
-                                                    self.cfg.SPINE.HIGHRES.WINDOWS)
+            out["instances"] = high_resolution_pass(self.model, self.cfg, image, out["instances"].to("cpu"))
         return outputs
 
 
-def vertebra_ids(class_map: str) -> set[int]:
-    """Indices of the classes of `class_map` that are vertebral bodies (regions or levels)."""
+def class_ids(class_map: str, regions: tuple[str, ...]) -> set[int]:
+    """Indices of the classes of `class_map` in `regions` (region classes, or levels in them)."""
     out = set()
     for i, n in enumerate(get_class_map(class_map).classes):
         try:
-            if n in VERTEBRA_CLASSES or region(n) in VERTEBRA_CLASSES:
+            if n in regions or region(n) in regions:
                 out.add(i)
         except KeyError:
             pass

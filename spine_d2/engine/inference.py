@@ -152,7 +152,7 @@ class SpinePredictor:
             first = self.model([model_input(image, self.cfg)])[0]["instances"].to("cpu")
         if not self.cfg.SPINE.HIGHRES.ENABLED:
             return first
-        return high_resolution_pass(self.model, self.cfg, image, first, self.cfg.SPINE.HIGHRES.WINDOWS)
+        return high_resolution_pass(self.model, self.cfg, image, first)
 
 
 def measure_image(predictor: SpinePredictor, image_bgr: np.ndarray, measure_cfg: Any = None) -> Measurement:

@@ -3,8 +3,11 @@
 Image frame: pixels of the photo, x right, y down. From the first pass's vertebra boxes, the
 spine's axis is fitted (principal direction of the box centres); windows are rectangles aligned
 with that axis, so that in a window the spine stands upright, each covering a stretch of the
-spine with overlap and mapped onto `size` pixels. A `Window` holds the affine map image → window;
-`to_image` takes points back, `mask_to_image` a (soft) mask.
+spine with overlap and mapped onto `size` pixels. The zoom brings the median vertebra to a set
+height (`test.highres.target_px`), one the model saw often in training: windows that the spine
+fills across show bodies larger than any training photo, and the model fails on them
+(benchmarks/README.md). A `Window` holds the affine map image → window; `to_image` takes points
+back, `mask_to_image` a (soft) mask.
 """
 from __future__ import annotations
 
@@ -52,38 +55,42 @@ def spine_axis(centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return axis / np.linalg.norm(axis), mid
 
 
-def spine_windows(boxes: np.ndarray, size: tuple[int, int], max_windows: int = 3, overlap: float = 0.25,
-                  margin: float = 0.6, min_zoom: float = 1.0) -> list[Window]:
-    """Windows of `size` (h, w) px covering the spine of the vertebra `boxes` (N, 4: x0 y0 x1 y1).
+def spine_windows(boxes: np.ndarray, size: tuple[int, int], target_px: float, first_scale: float,
+                  min_gain: float = 1.25, max_windows: int = 6, overlap: float = 0.25,
+                  margin: float = 1.0) -> list[Window]:
+    """Windows of `size` (h, w) px along the spine of the vertebra `boxes` (N, 4: x0 y0 x1 y1, image
+    px), zoomed so that the median box height becomes `target_px` window px.
 
-    Along the axis the spine's extent grows by `margin` vertebra heights at each end; across it,
-    the widest box grows by `margin` of its width on each side. The stretch is split into as few
-    windows as give every window the same zoom as the window's aspect allows, at most
-    `max_windows`, overlapping by `overlap`; no window is zoomed out below `min_zoom`."""
+    `first_scale`: input px per image px of the first pass. No windows (an empty list) when the
+    zoom would enlarge the vertebrae less than `min_gain` times, or when fewer than two boxes give
+    no axis. Along the axis the spine's extent grows by `margin` box heights at each end and is cut
+    into as few windows as cover it, overlapping by `overlap`; past `max_windows` the zoom is
+    lowered until that many cover it."""
     b = np.asarray(boxes, dtype=float).reshape(-1, 4)
-    if len(b) == 0:
+    if len(b) < 2:
         return []
     centres = np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], axis=1)
     axis, mid = spine_axis(centres)
     across = np.array([axis[1], -axis[0]])
     corners = np.concatenate([b[:, [0, 1]], b[:, [2, 1]], b[:, [2, 3]], b[:, [0, 3]]])
     along_c, across_c = (corners - mid) @ axis, (corners - mid) @ across
-    step = np.median(b[:, 3] - b[:, 1])
+    step = float(np.median(b[:, 3] - b[:, 1]))
     s0, s1 = along_c.min() - margin * step, along_c.max() + margin * step
-    half_w = (across_c.max() - across_c.min()) / 2 * (1 + 2 * margin)
     off = (across_c.max() + across_c.min()) / 2
     h, w = size
-    zoom = w / (2 * half_w)  # across the spine the window is full
-    n = 1
-    while n < max_windows and (s1 - s0) / (n - (n - 1) * overlap) * zoom > h:
-        n += 1
-    length = (s1 - s0) / (n - (n - 1) * overlap)
-    zoom = max(min(zoom, h / length), min_zoom)
+    zoom = target_px / step
+    n = max(1, int(np.ceil(((s1 - s0) * zoom / h - overlap) / (1 - overlap))))
+    if n > max_windows:
+        n = max_windows
+        zoom = h * (n - (n - 1) * overlap) / (s1 - s0)
+    if zoom < min_gain * first_scale:
+        return []
+    length = h / zoom  # image px along the axis per window
+    start0 = (s0 + s1) / 2 - length * (n - (n - 1) * overlap) / 2
+    R = np.stack([across, axis])  # image → (across, along) coordinates
     out = []
     for i in range(n):
-        start = s0 + i * length * (1 - overlap)
-        centre = mid + axis * (start + length / 2) + across * off
-        R = np.stack([across, axis])  # image → (across, along) coordinates
+        centre = mid + axis * (start0 + i * length * (1 - overlap) + length / 2) + across * off
         A = np.zeros((2, 3))
         A[:, :2] = zoom * R
         A[:, 2] = np.array([w / 2, h / 2]) - zoom * R @ centre
