@@ -1,6 +1,7 @@
 """Clean-up: stray fragments, tiny masks, duplicates, centres off the chain (our turn rule, the study's slope rule)."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -114,6 +115,23 @@ def test_duplicates_keep_the_higher_score():
     assert "duplicate of" in removals[0].reason
     # overlapping femoral heads are both kept: they superimpose on a lateral film
     assert sum(i.region == "femoral_head" for i in kept) == 2
+
+
+def test_a_head_and_a_vertebra_on_one_object_keep_the_higher_score():
+    spine = toy_spine()
+    insts = spine.instances()
+    s1 = spine.polygons["S1"]
+    centre, r = s1.mean(axis=0), 0.4 * float(np.ptp(s1[:, 1]))
+    ghost_head = Instance("femoral_head", circle=(float(centre[0]), float(centre[1]), r), score=0.2)
+    ghost_sacrum = Instance("sacrum", polygon=spine.polygons["S1"] + 1.0, score=0.1)
+    idx, kept, removals = clean_instances(insts + [ghost_head, ghost_sacrum], spine.shape)
+    assert sorted(r.index for r in removals) == [len(insts), len(insts) + 1]
+    assert any("duplicate of" in r.reason and r.class_name == "femoral_head" for r in removals)
+    # the true heads, clear of S1, stay, as does S1 itself
+    assert sum(i.region == "femoral_head" for i in kept) == 2 and any(i.region == "sacrum" for i in kept)
+    weak_s1 = [replace(i, score=0.1) if i.region == "sacrum" else i for i in insts]
+    _, kept, removals = clean_instances(weak_s1 + [ghost_head], spine.shape)
+    assert [r.class_name for r in removals] == ["sacrum"]  # here the head scores higher
 
 
 def test_cleanup_restores_the_angles():

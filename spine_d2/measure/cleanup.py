@@ -8,7 +8,9 @@ Four steps, each removal recorded with its reason:
 3. duplicates: two instances of the same kind (vertebra/vertebra, head/head) overlapping by more
    than `duplicate_overlap` of the smaller one — the lower score goes. Femoral heads use the
    much higher `duplicate_overlap_heads`, measured between their circles: on a lateral film the
-   two heads overlap by design;
+   two heads overlap by design. A vertebra and a femoral head overlapping by more than
+   `duplicate_overlap` are one object called both (a model takes the sacrum for a head, or a head
+   for the sacrum; a true head lies clear of S1): the lower score goes too;
 4. centres off the spine's chain: with thoracic and lumbar centres (the study's chain; the
    sacrum's centre lies far back when the sacral slope is steep) ordered from top to bottom,
    `chain_rule` says which centre is noise; the worst is removed first (the one whose removal
@@ -97,16 +99,19 @@ def _drop_too_small(kept, removals, areas, min_area: float, min_area_fraction: f
 
 
 def _drop_duplicates(kept, removals, areas, duplicate_overlap: float, duplicate_overlap_heads: float) -> None:
-    """3. Of two instances of one kind overlapping by more than the limit, the lower score goes
-    (highest score, then largest area first)."""
+    """3. Of two instances of one kind, or a vertebra and a femoral head, overlapping by more than
+    the limit, the lower score goes (highest score, then largest area first)."""
     order = sorted(kept, key=lambda i: (-kept[i].score, -areas[i], i))
     for pos, i in enumerate(order):
         if i not in kept:
             continue
         for j in order[pos + 1:]:
-            if j not in kept or _kind(kept[j]) != _kind(kept[i]):
+            if j not in kept:
                 continue
-            heads = _kind(kept[i]) == "femoral_head"
+            kinds = {_kind(kept[i]), _kind(kept[j])}
+            if len(kinds) > 1 and kinds != {"vertebra", "femoral_head"}:
+                continue
+            heads = kinds == {"femoral_head"}
             limit = duplicate_overlap_heads if heads else duplicate_overlap
             overlap = head_overlap(kept[i], kept[j]) if heads else mask_overlap(kept[i], kept[j])
             if overlap > limit:
