@@ -291,6 +291,25 @@ def test_predicted_corners_replace_fuse_or_are_ignored_by_their_score():
         MeasureConfig.from_cfg({"corners": "sometimes"})
 
 
+def test_two_corners_on_one_point_give_way_to_the_outline():
+    """A keypoint head's two S1 corners peaking on one point (0.2 px apart) are no endplate: SS
+    comes from the outline, and the notes say why; corners a plate's length apart are used."""
+    spine = toy_spine(ss=30.0)
+    a, p = np.asarray(spine.endplates["S1"]["superior"])
+
+    def measured(ca, cp, **cfg):
+        insts = spine.instances()
+        next(i for i in insts if i.class_name == "sacrum").corners = {"sa": (*ca, 0.5), "sp": (*cp, 0.5)}
+        return measure_instances(insts, spine.shape, cfg=cfg)
+
+    m = measured(a, a + [0.2, 0.0])
+    assert m.angles["SS"].value == pytest.approx(spine.expected["SS"], abs=0.1)
+    assert "S1 superior corners 0 px apart" in m.notes
+    assert abs(measured(a, a + [0.2, 0.0], min_corner_length=0.0).angles["SS"].value - 30.0) > 5.0
+    lifted = p + [0.0, -0.1 * np.linalg.norm(p - a)]  # a plate's length apart, tilted ~6°: used
+    assert abs(measured(a, lifted).angles["SS"].value - 30.0) > 3.0
+
+
 def test_a_body_outlined_upright_against_the_chain_is_squared_to_it():
     """T5 of a kyphotic spine outlined as an upright box (what a model draws for a steeply tilted
     body): its endplates are taken square to the line through T4 and T6, which gives TK back to

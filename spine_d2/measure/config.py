@@ -102,6 +102,9 @@ class MeasureConfig:
     # the fit) | fuse (weighted with the fit by their score) | ignore
     corners: CornerUse = CornerUse.use
     min_corner_score: float = 0.2     # a predicted corner scoring less (0-1) counts as not found; annotated: 1
+    # two corners closer together than this fraction of the outline's fitted endplate are no
+    # endplate (two heatmap peaks on one point): the fit is used; 0: corners always used
+    min_corner_length: float = 0.5
     # degrees an endplate of T1-L5 may lean off square to the spine's chain (the line through the
     # neighbouring centres) before it is taken square to the chain instead; 0: never (benchmarks/README.md)
     max_off_chain_deg: float = 20.0

@@ -4,7 +4,9 @@
 (`spine_d2.measure.endplates`) in the radiograph frame when the photo's frame is trusted — there a
 body is the box it was on the film, not the photo's keystoned view of it — and the lines come back
 in the image frame. An endplate whose two corner points the instance carries is taken as given
-(or fused with the fit, `measure.corners`); the sacrum has only its superior endplate. A fitted
+(or fused with the fit, `measure.corners`), unless its corners lie closer together than
+`min_corner_length` of the fitted endplate's length (two heatmap peaks on one point); the sacrum
+has only its superior endplate. A fitted
 endplate that ends at the photo's edge is the crop, not the endplate, and is left out. Directions
 up the spine come from the neighbouring centres (`spine_cranial`). A body's endplate leaning more
 than `max_off_chain_deg` off square to that direction, its other endplate leaning the same way, is
@@ -65,6 +67,17 @@ def corner_endplates(inst: Instance, level: str, min_score: float = 0.0) -> dict
     return out
 
 
+def corners_too_close(given: np.ndarray, fitted: np.ndarray | None, min_fraction: float) -> str:
+    """Why two corners (image frame, px) are no endplate: closer together than `min_fraction` of
+    the outline's fitted endplate `fitted` (two heatmap peaks on one point); "" if they may be, or
+    with no fit to check against."""
+    if fitted is None:
+        return ""
+    lg = float(np.linalg.norm(np.subtract(*np.asarray(given, float))))
+    lf = float(np.linalg.norm(np.subtract(*np.asarray(fitted, float))))
+    return f"{lg:.0f} px apart (the outline's endplate: {lf:.0f} px)" if lg < min_fraction * lf else ""
+
+
 def fit_in_frame(contour: np.ndarray, cranial: np.ndarray, centre: np.ndarray, method: str, level: str,
                  which=SIDES, H: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """`fit_endplates` of an outline (image frame, px), fitted in the radiograph frame when `H`
@@ -100,6 +113,11 @@ def _one_level(inst: Instance, lv: str, cranial: np.ndarray, H, shape, c: Any,
             reasons[lv] = f"endplate fit failed ({e})"
             return {}
         fit = {}
+    for side, (seg, _) in list(given.items()):
+        why = corners_too_close(seg, fit.get(side), c.min_corner_length)
+        if why:
+            del given[side]
+            flags.append(f"{lv} {side} corners {why}: the outline's endplate used")
     for side, seg in list(fit.items()):
         if side not in given and touches_border(seg, shape, c.border_px):
             del fit[side]
@@ -170,7 +188,7 @@ def level_endplates(kept: Sequence[Instance], levels: Mapping[str, int], centres
     """Level → side → endplate (two ends, image frame, no order yet) for the levels of `cranial`,
     in its order (`centres`: theirs, px, as `spine_cranial` was given them); `H`: the trusted
     radiograph → image homography or None; `c`: the `MeasureConfig`
-    (method, corners, min_corner_score, border_px, max_off_chain_deg, gap_factor). Adds to
+    (method, corners, min_corner_score, min_corner_length, border_px, max_off_chain_deg, gap_factor). Adds to
     `reasons` (level or "level side" → why it has no endplate) and `flags`."""
     raw, chain = {}, list(cranial)
     points = [centres[lv] for lv in chain]
