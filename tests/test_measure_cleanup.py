@@ -134,6 +134,17 @@ def test_a_head_and_a_vertebra_on_one_object_keep_the_higher_score():
     assert [r.class_name for r in removals] == ["sacrum"]  # here the head scores higher
 
 
+def test_a_duplicate_of_another_class_is_remembered_on_the_one_kept():
+    spine = toy_spine()
+    insts = spine.instances()
+    s1 = next(i for i in insts if i.region == "sacrum")
+    as_lumbar = Instance("lumbar", polygon=s1.polygon + 1.0, score=0.4)
+    _, kept, removals = clean_instances(insts + [as_lumbar], spine.shape)
+    assert [r.class_name for r in removals] == ["lumbar"]
+    assert next(i for i in kept if i.region == "sacrum").also == {"lumbar": 0.4}
+    assert s1.also == {}  # the input is left as it was
+
+
 def test_cleanup_restores_the_angles():
     spine = toy_spine()
     l3 = spine.polygons["L3"].mean(axis=0)

@@ -97,6 +97,23 @@ def test_counting_up_from_s1_overrules_wrong_region_classes():
     assert any("T11, T12, L3 disagrees with the count up from S1" in f for f in naming.flags), naming.flags
 
 
+def test_an_l5_taken_for_the_sacrum_and_also_found_lumbar_is_l5_when_s1_lies_below_it():
+    spine = toy_spine()
+    insts = relabel(spine.instances(), spine, {"L5": "sacrum"})  # a steep L5 classed sacrum
+    l5 = next(i for i in insts if np.allclose(i.centre(), spine.polygons["L5"].mean(0), atol=3))
+    naming = name_levels(insts)  # the top sacrum instance is S1: every level named one too low
+    got, _ = named(naming, insts)
+    assert got["S1"] == "L5" and got["L1"] == "T12"
+    l5.also = {"lumbar": 0.4}  # the model also found it as a lumbar body (a duplicate removed)
+    naming = name_levels(insts)
+    got, _ = named(naming, insts)
+    assert set(got) == ALL and all(k == v for k, v in got.items())
+    assert any("also found as lumbar" in f for f in naming.flags), naming.flags
+    without_s1 = [i for i in insts if not np.allclose(i.centre(), spine.polygons["S1"].mean(0), atol=3)]
+    got, _ = named(name_levels(without_s1), without_s1)  # no sacrum below it: it stays S1
+    assert got["S1"] == "L5"
+
+
 def test_six_lumbar_by_class_is_flagged_and_uncertain_when_classes_are_trusted():
     spine = toy_spine()
     insts = relabel(spine.instances(), spine, {"T12": "lumbar"})

@@ -115,8 +115,13 @@ def _drop_duplicates(kept, removals, areas, duplicate_overlap: float, duplicate_
             limit = duplicate_overlap_heads if heads else duplicate_overlap
             overlap = head_overlap(kept[i], kept[j]) if heads else mask_overlap(kept[i], kept[j])
             if overlap > limit:
+                other = kept[j]
                 _drop(kept, removals, j, f"duplicate of #{i} (overlap {overlap:.2f} > {limit:g}, "
-                                         f"score {kept[j].score:.2f} ≤ {kept[i].score:.2f})", "duplicate")
+                                         f"score {other.score:.2f} ≤ {kept[i].score:.2f})", "duplicate")
+                if other.class_name != kept[i].class_name:  # one object, two classes: kept in `also`
+                    also = dict(kept[i].also)
+                    also[other.class_name] = max(also.get(other.class_name, 0.0), other.score)
+                    kept[i] = replace(kept[i], also=also)
 
 
 def clean_instances(
@@ -132,7 +137,8 @@ def clean_instances(
 ) -> tuple[list[int], list[Instance], list[Removal]]:
     """Clean `instances`; returns (kept input indices, kept instances, removals).
 
-    Kept instances may differ from the input only in having lost mask fragments (noted on them).
+    Kept instances may differ from the input only in having lost mask fragments (noted on them)
+    and in `also`: the classes of the duplicates of another class removed in their favour.
     """
     removals: list[Removal] = []
     kept = _without_fragments(instances, removals)

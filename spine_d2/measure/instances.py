@@ -33,7 +33,9 @@ class Instance:
     (annotations, per-level model), else None. `level` is filled in by the naming step.
     `corners`: corner points given for the body (annotation points or a keypoint model), name
     (`spine_d2.levels.CORNERS`: 'sa', 'sp', 'ia', 'ip') → (x, y, score); `uncertain`: why the
-    source doubts its level (e.g. an annotation flagged `level_uncertain`), "" when it does not.
+    source doubts its level (e.g. an annotation flagged `level_uncertain`), "" when it does not;
+    `also`: the other classes the model gave this same object (class → best score), from the
+    duplicates the clean-up removed.
     """
 
     class_name: str
@@ -46,6 +48,7 @@ class Instance:
     notes: list[str] = field(default_factory=list)
     corners: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     uncertain: str = ""
+    also: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.mask is None and self.polygon is None and self.circle is None:

@@ -5,7 +5,9 @@ Three sources, tried in this order:
 - **levels given**: every vertebra carries a level (annotation label or a per-level model's class).
   A level given twice keeps the higher score; levels out of cranio-caudal order are flagged.
 - **S1 and counting** (the default, `anchor="s1"`, as a radiologist counts on a lateral film):
-  with the sacrum in view, the top sacrum instance is S1 and the bodies above it are L5, L4, …
+  with the sacrum in view, the top sacrum instance is S1 — unless the model also found it as a
+  lumbar body (`Instance.also`) and the next instance below it is another sacrum: then it is L5,
+  a steep L5 taken for the sacrum, and the one below is S1 — and the bodies above it are L5, L4, …
   T1 in order, counting the levels hidden in gaps (a step longer than `gap_factor` × the local
   median step between centres hides round(step / median) − 1 levels); bodies above T1 are
   cervical and stay unnamed. Region classes are only checked: a disagreement is flagged, the count
@@ -116,6 +118,11 @@ def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anch
     slot = np.concatenate([[0], np.cumsum(1 + np.asarray(gaps, dtype=int))]).astype(int)  # level slots
     pattern = "-".join(x[0].upper() for x in regions)
     sa = [k for k, x in enumerate(regions) if x == "sacrum"]
+    if len(sa) > 1 and sa[1] == sa[0] + 1 and _also_lumbar(instances[chain[sa[0]]]):
+        regions[sa[0]] = "lumbar"
+        naming.flags.append(f"the top sacrum instance was also found as lumbar, another lies below it: "
+                            f"taken as L5 ({pattern})")
+        sa = sa[1:]
     body = [k for k, x in enumerate(regions) if x != "sacrum"]
     if sa and body and body[-1] > sa[0]:
         msg = f"a sacrum instance lies above a vertebra ({pattern})"
@@ -135,6 +142,11 @@ def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anch
         _name_by_boundary(body, sa[0] if sa else None, slot, regions, names, naming)
     for k, level in names.items():
         naming.levels[level] = chain[k]
+
+
+def _also_lumbar(inst: Instance) -> bool:
+    """Whether the model also gave `inst` a lumbar class (region or level)."""
+    return any(n == "lumbar" or (is_level(n) and region(n) == "lumbar") for n in inst.also)
 
 
 def _count_up_from_s1(body, s1, slot, regions, names, naming: Naming) -> None:
