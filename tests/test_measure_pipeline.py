@@ -310,6 +310,17 @@ def test_two_corners_on_one_point_give_way_to_the_outline():
     assert abs(measured(a, lifted).angles["SS"].value - 30.0) > 3.0
 
 
+def test_a_sacrum_class_body_gives_only_its_superior_corners_whatever_its_name():
+    from spine_d2.measure.level_endplates import corner_endplates
+
+    box = np.array([[0, 0], [40, 0], [40, 30], [0, 30]], float)
+    corners = {"sa": (40, 0, 0.9), "sp": (0, 0, 0.9), "ia": (40, 30, 0.9), "ip": (0, 30, 0.9)}
+    as_sacrum = Instance("sacrum", polygon=box, corners=corners)
+    assert set(corner_endplates(as_sacrum, "L5")) == {"superior"}  # an L5 the model took for S1
+    assert set(corner_endplates(as_sacrum, "S1")) == {"superior"}
+    assert set(corner_endplates(Instance("lumbar", polygon=box, corners=corners), "L5")) == {"superior", "inferior"}
+
+
 def test_a_body_outlined_upright_against_the_chain_is_squared_to_it():
     """T5 of a kyphotic spine outlined as an upright box (what a model draws for a steeply tilted
     body): its endplates are taken square to the line through T4 and T6, which gives TK back to

@@ -57,10 +57,12 @@ def spine_cranial(centres: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 def corner_endplates(inst: Instance, level: str, min_score: float = 0.0) -> dict[str, tuple[np.ndarray, float]]:
     """The endplates an instance's corner points give (both ends present and scoring at least
     `min_score`): side → ([end, end] (image frame, px), the lower of the two scores); S1 has only
-    its superior endplate."""
+    its superior endplate, and so has a body of the sacrum class named otherwise (an L5 the model
+    took for the sacrum: its inferior corners were never trained)."""
     out = {}
+    only_superior = level == "S1" or inst.region == "sacrum"
     for side, (a, p) in CORNER_SIDES.items():
-        if a in inst.corners and p in inst.corners and (level != "S1" or side == "superior"):
+        if a in inst.corners and p in inst.corners and (side == "superior" or not only_superior):
             score = float(min(inst.corners[a][2], inst.corners[p][2]))
             if score >= min_score:
                 out[side] = (np.array([inst.corners[a][:2], inst.corners[p][:2]], dtype=float), score)
