@@ -73,7 +73,8 @@ def test_merge_takes_the_windows_bodies_and_keeps_the_rest_of_the_first_pass():
     assert kept[0].depth == 40.0  # the window where the body lies deeper wins
     assert any(d.cls == 3 for d in kept) and any(d.mask[115, 55] for d in kept)
     assert not any(d.depth in (5.0, 50.0, 60.0) for d in kept)
-    assert [d.depth for d in kept if d.cls == 2] == [np.inf] and any(d.mask[85, 55] and d.depth == np.inf for d in kept)
+    assert [d.depth for d in kept if d.cls == 2] == [np.inf]  # the first pass's sacrum
+    assert any(d.mask[85, 55] and d.depth == np.inf for d in kept)  # the first pass's body, not the weak one
     inst = to_instances(kept, (200, 200))
     assert len(inst) == 5 and inst.pred_boxes.tensor.shape == (5, 4) and not inst.has("pred_keypoints")
 
@@ -142,7 +143,8 @@ def test_input_scale_follows_the_evaluation_resize():
 
     from spine_d2.data.transforms import input_scale
 
-    cfg = SimpleNamespace(SPINE=SimpleNamespace(INPUT=SimpleNamespace(HEIGHT=544, WIDTH=544, FIT="keep_aspect")))
+    inp = SimpleNamespace(HEIGHT=544, WIDTH=544, FIT="keep_aspect")
+    cfg = SimpleNamespace(SPINE=SimpleNamespace(INPUT=inp))
     assert input_scale((1088, 600), cfg) == pytest.approx(0.5)
     assert input_scale((500, 2176), cfg) == pytest.approx(0.25, abs=1e-3)  # the width limits
     cfg.SPINE.INPUT = SimpleNamespace(HEIGHT=840, WIDTH=360, FIT="resize")

@@ -318,7 +318,8 @@ def test_a_sacrum_class_body_gives_only_its_superior_corners_whatever_its_name()
     as_sacrum = Instance("sacrum", polygon=box, corners=corners)
     assert set(corner_endplates(as_sacrum, "L5")) == {"superior"}  # an L5 the model took for S1
     assert set(corner_endplates(as_sacrum, "S1")) == {"superior"}
-    assert set(corner_endplates(Instance("lumbar", polygon=box, corners=corners), "L5")) == {"superior", "inferior"}
+    as_lumbar = Instance("lumbar", polygon=box, corners=corners)
+    assert set(corner_endplates(as_lumbar, "L5")) == {"superior", "inferior"}
 
 
 def test_a_body_outlined_upright_against_the_chain_is_squared_to_it():

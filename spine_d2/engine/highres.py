@@ -9,8 +9,9 @@ spine is left as the first pass saw it). The windows' thoracic and lumbar bodies
 of the smaller mask: a body a window cut in half is the same body), and a body seen by two
 windows is kept from the window where it lies farther from the edge. The sacrum, the femoral
 heads and anything the windows miss stay as the first pass found them: a window's sacrum, seen
-without the pelvis around it, measured SS worse (benchmarks/README.md). Corners come back as points (`pred_keypoints`, sub-pixel,
-score in [0, 1]) because a window's keypoint heatmaps are not aligned with the image.
+without the pelvis around it, measured SS worse (benchmarks/README.md). Corners come back as
+points (`pred_keypoints`, sub-pixel, score in [0, 1]) because a window's keypoint heatmaps are not
+aligned with the image.
 """
 from __future__ import annotations
 
@@ -98,7 +99,8 @@ def merge(first: list[Detection], windowed: list[Detection], bodies: set[int],
     """The windows' detections of the classes `bodies` scoring ≥ `min_score` (deduplicated: the
     deeper inside its window wins), plus the first pass's detections that none of them overlaps."""
     kept: list[Detection] = []
-    for d in sorted((d for d in windowed if d.cls in bodies and d.score >= min_score), key=lambda d: -d.depth):
+    chosen = (d for d in windowed if d.cls in bodies and d.score >= min_score)
+    for d in sorted(chosen, key=lambda d: -d.depth):
         if all(_overlap(d, k) < OVERLAP for k in kept):
             kept.append(d)
     for d in first:

@@ -6,8 +6,8 @@ body is the box it was on the film, not the photo's keystoned view of it — and
 in the image frame. An endplate whose two corner points the instance carries is taken as given
 (or fused with the fit, `measure.corners`), unless its corners lie closer together than
 `min_corner_length` of the fitted endplate's length (two heatmap peaks on one point); the sacrum
-has only its superior endplate. A fitted
-endplate that ends at the photo's edge is the crop, not the endplate, and is left out. Directions
+has only its superior endplate. A fitted endplate that ends at the photo's edge is the crop, not
+the endplate, and is left out. Directions
 up the spine come from the neighbouring centres (`spine_cranial`). A body's endplate leaning more
 than `max_off_chain_deg` off square to that direction, its other endplate leaning the same way, is
 a failed outline (a strongly tilted body the model drew upright), not anatomy: it is turned square
@@ -190,8 +190,8 @@ def level_endplates(kept: Sequence[Instance], levels: Mapping[str, int], centres
     """Level → side → endplate (two ends, image frame, no order yet) for the levels of `cranial`,
     in its order (`centres`: theirs, px, as `spine_cranial` was given them); `H`: the trusted
     radiograph → image homography or None; `c`: the `MeasureConfig`
-    (method, corners, min_corner_score, min_corner_length, border_px, max_off_chain_deg, gap_factor). Adds to
-    `reasons` (level or "level side" → why it has no endplate) and `flags`."""
+    (method, corners, min_corner_score, min_corner_length, border_px, max_off_chain_deg,
+    gap_factor). Adds to `reasons` (level or "level side" → why it has no endplate) and `flags`."""
     raw, chain = {}, list(cranial)
     points = [centres[lv] for lv in chain]
     scores = [kept[levels[lv]].score for lv in chain]
