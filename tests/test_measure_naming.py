@@ -147,6 +147,34 @@ def test_a_sacrum_above_a_vertebra_leaves_every_level_uncertain():
     assert "L1" in naming.uncertain and "T5" in naming.uncertain
 
 
+@pytest.mark.parametrize("score,named_right", [(0.1, True), (0.9, False)])
+def test_a_weak_body_below_s1_is_left_unnamed_a_sure_one_leaves_the_levels_uncertain(score, named_right):
+    spine = toy_spine()
+    insts = spine.instances()
+    s1 = next(i for i in insts if i.region == "sacrum")
+    below = Instance("lumbar", polygon=spine.polygons["S1"] + [0.0, 60.0], score=score)  # a sacral segment
+    insts.append(below)
+    naming = name_levels(insts)
+    got, _ = named(naming, insts)
+    if named_right:
+        assert set(got) == ALL and all(k == v for k, v in got.items()) and not naming.uncertain
+        assert any("scoring 0.10 below a sure sacrum: not named" in f for f in naming.flags), naming.flags
+        assert naming.name_of(len(insts) - 1) is None and naming.levels["S1"] == insts.index(s1)
+    else:
+        assert naming.uncertain and any("a sacrum instance lies above a vertebra" in f for f in naming.flags)
+
+
+def test_a_weak_sacrum_among_the_vertebrae_is_not_taken_for_s1():
+    spine = toy_spine()
+    insts = spine.instances()
+    t8 = spine.polygons["T8"]
+    insts.append(Instance("sacrum", polygon=t8 + [80.0, 0.0], score=0.2))  # a stray beside T8
+    naming = name_levels(insts)
+    got, _ = named(naming, insts)
+    assert set(got) == ALL and all(k == v for k, v in got.items()) and not naming.uncertain
+    assert any("sacrum instance scoring 0.20 above a sure vertebra" in f for f in naming.flags)
+
+
 def test_duplicated_and_misordered_given_levels_are_flagged():
     spine = toy_spine()
     insts = spine.instances(classes="per_level")

@@ -17,6 +17,9 @@ Three sources, tried in this order:
   than one in five makes every level uncertain). Thoracic bodies are counted upward from T12 (those
   above T1 are cervical, unnamed), lumbar ones downward from L1 — or, with no thoracic in view,
   upward from L5 (the one above the sacrum).
+- Before either, an instance scoring under `SURE_SCORE` on the wrong side of a sure one — a body
+  below a sure sacrum instance (a sacral segment or a stray), a sacrum instance above a sure
+  body — is left unnamed and flagged, instead of making the whole sequence implausible.
 - An instance whose source doubts its level (`Instance.uncertain`, e.g. a pre-annotation's
   `level_uncertain` flag not yet cleared by a reader) keeps its name, marked uncertain.
 - Anything implausible — more than 5 lumbar slots, more than 12 thoracic ones
@@ -34,6 +37,8 @@ import numpy as np
 
 from spine_d2.levels import LEVEL_INDEX, LEVELS, LUMBAR, THORACIC, is_level, region
 from spine_d2.measure.instances import Instance
+
+SURE_SCORE = 0.5  # a score the naming trusts over a weaker instance out of place
 
 
 @dataclass
@@ -107,7 +112,7 @@ def _name_from_given(instances, verts, given, naming: Naming) -> None:
 
 
 def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anchor: str) -> None:
-    chain = sorted(verts, key=lambda i: instances[i].centre()[1])
+    chain = _without_weak_misplaced(instances, sorted(verts, key=lambda i: instances[i].centre()[1]), naming)
     centres = np.array([instances[i].centre() for i in chain])
     regions = [instances[i].region for i in chain]
     gaps = _gaps(centres, gap_factor)
@@ -142,6 +147,27 @@ def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anch
         _name_by_boundary(body, sa[0] if sa else None, slot, regions, names, naming)
     for k, level in names.items():
         naming.levels[level] = chain[k]
+
+
+def _without_weak_misplaced(instances, chain: list[int], naming: Naming) -> list[int]:
+    """`chain` (top to bottom) without the weak instances on the wrong side of a sure one: a body
+    scoring under `SURE_SCORE` below a sure sacrum instance (a sacral segment or a stray, never a
+    vertebra above S1), a sacrum instance scoring under it above a sure body; each flagged."""
+    sure = [instances[i].score >= SURE_SCORE for i in chain]
+    is_sa = [instances[i].region == "sacrum" for i in chain]
+    sure_sa = [k for k in range(len(chain)) if is_sa[k] and sure[k]]
+    sure_body = [k for k in range(len(chain)) if not is_sa[k] and sure[k]]
+    out = []
+    for k, i in enumerate(chain):
+        below_s1 = not is_sa[k] and not sure[k] and sure_sa and k > sure_sa[0]
+        above_body = is_sa[k] and not sure[k] and sure_body and k < sure_body[-1]
+        if below_s1 or above_body:
+            where = "below a sure sacrum" if below_s1 else "above a sure vertebra"
+            naming.flags.append(f"a {instances[i].class_name} instance scoring {instances[i].score:.2f} "
+                                f"{where}: not named")
+            continue
+        out.append(i)
+    return out
 
 
 def _also_lumbar(inst: Instance) -> bool:
