@@ -87,9 +87,9 @@ class _BrightBlobs(torch.nn.Module):
 
     def forward(self, inputs):
         import cv2
+        from detectron2.structures import Boxes, Instances
 
         self.calls += 1
-        from detectron2.structures import Boxes, Instances
 
         out = []
         for inp in inputs:
