@@ -22,6 +22,9 @@ FLAGGED = "flagged level_uncertain in the annotation"
 
 #: Class names that mean a femoral head (default map: 'femoral_head'; per-level map: 'FH').
 FEMORAL_HEAD_CLASSES = ("femoral_head", FEMORAL_HEAD)
+#: A detection scoring less (0–1) may be a stray (a scapula, a rib head, a sacral segment): the
+#: measurement never lets it overrule a surer one (the chain check, the naming).
+SURE_SCORE = 0.5
 
 
 @dataclass

@@ -7,13 +7,13 @@ in the image frame. An endplate whose two corner points the instance carries is 
 (or fused with the fit, `measure.corners`), unless its corners lie closer together than
 `min_corner_length` of the fitted endplate's length (two heatmap peaks on one point); the sacrum
 has only its superior endplate. A fitted endplate that ends at the photo's edge is the crop, not
-the endplate, and is left out. Directions
-up the spine come from the neighbouring centres (`spine_cranial`). A body's endplate leaning more
-than `max_off_chain_deg` off square to that direction, its other endplate leaning the same way, is
-a failed outline (a strongly tilted body the model drew upright), not anatomy: it is turned square
-to the chain about its midpoint, and flagged (`square_to_chain`). Plates leaning opposite ways are
-a wedge (a fracture) and are kept. Only where the chain itself is sure (`chain_sure`): the body
-and its neighbours found with a score of at least `SURE_SCORE`, no level hidden between them.
+the endplate, and is left out. Directions up the spine come from the neighbouring centres
+(`spine_cranial`). A body's endplate leaning more than `max_off_chain_deg` off square to that
+direction, its other endplate leaning the same way, is a failed outline (a strongly tilted body
+the model drew upright), not anatomy: it is turned square to the chain about its midpoint, and
+flagged (`square_to_chain`). Plates leaning opposite ways are a wedge (a fracture) and are kept.
+Only where the chain itself is sure (`chain_sure`): the body and its neighbours found with a score
+of at least `SURE_SCORE`, no level hidden between them.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from spine_d2.levels import CORNER_SIDES
 from spine_d2.measure.anterior import lateral_of
 from spine_d2.measure.corners import fuse
 from spine_d2.measure.endplates import SIDES, EndplateError, fit_endplates
-from spine_d2.measure.instances import Instance
+from spine_d2.measure.instances import SURE_SCORE, Instance
 
 
 def cranial_directions(centres: np.ndarray) -> list[np.ndarray]:
@@ -150,10 +150,6 @@ def square_to_chain(segment: np.ndarray, cranial: np.ndarray) -> np.ndarray:
     if np.dot(across, seg[1] - seg[0]) < 0:
         across = -across  # keep the ends' order
     return np.array([mid - half * across, mid + half * across])
-
-
-#: A body scoring less (0–1) may be a stray (a scapula, a rib head): no chain direction leans on it.
-SURE_SCORE = 0.5
 
 
 def chain_sure(centres: Sequence[np.ndarray], scores: Sequence[float], k: int, gap_factor: float) -> bool:

@@ -36,9 +36,7 @@ from typing import Sequence
 import numpy as np
 
 from spine_d2.levels import LEVEL_INDEX, LEVELS, LUMBAR, THORACIC, is_level, region
-from spine_d2.measure.instances import Instance
-
-SURE_SCORE = 0.5  # a score the naming trusts over a weaker instance out of place
+from spine_d2.measure.instances import SURE_SCORE, Instance
 
 
 @dataclass
@@ -172,7 +170,7 @@ def _without_weak_misplaced(instances, chain: list[int], naming: Naming) -> list
 
 def _also_lumbar(inst: Instance) -> bool:
     """Whether the model also gave `inst` a lumbar class (region or level)."""
-    return any(n == "lumbar" or (is_level(n) and region(n) == "lumbar") for n in inst.also)
+    return any(n == "lumbar" or n in LUMBAR for n in inst.also)
 
 
 def _count_up_from_s1(body, s1, slot, regions, names, naming: Naming) -> None:
