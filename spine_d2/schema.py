@@ -22,6 +22,7 @@ from spine_d2.levels import CLASS_MAPS
 from spine_d2.measure.config import MeasureConfig, choices
 
 Fit = choices("Fit", ("resize", "keep_aspect"))
+MaskHead = choices("MaskHead", ("standard", "pointrend"))
 ClassMapName = choices("ClassMapName", CLASS_MAPS)
 
 
@@ -195,6 +196,9 @@ class ModelConfig:
     scratch_norm: str = "GN"          # norm from scratch, and for a .pth trained from scratch (norm in its FPN)
     corners: bool = False             # a keypoint head beside the mask head: each body's four corners
     corner_head: List[int] = field(default_factory=lambda: [256, 256, 256, 256])  # its conv channels
+    # standard: Mask R-CNN's 28x28 masks; pointrend: PointRend's point head refines each outline to
+    # 224x224 on the stride-4 features (detectron2.projects.point_rend; sizes: ROI_MASK_HEAD.FC_DIM, POINT_HEAD.FC_DIM)
+    mask_head: MaskHead = MaskHead.standard
     d2: Dict[str, Any] = field(default_factory=dict)  # raw detectron2 keys merged last (resolved)
 
 

@@ -25,6 +25,7 @@ from typing import Any, Mapping
 import torch
 from detectron2 import model_zoo
 from detectron2.config import CfgNode, get_cfg
+from detectron2.projects.point_rend import add_pointrend_config  # also registers PointRendMaskHead
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from spine_d2 import zoo
@@ -34,6 +35,15 @@ from spine_d2.schema import TrainConfig
 
 # torchvision-style pixel spread, for from-scratch models (the model zoo's MSRA weights use 1.0)
 SCRATCH_PIXEL_STD = [57.375, 57.120, 58.395]
+
+#: PointRend's mask head (`model.mask_head=pointrend`) as its own Base-PointRend-RCNN-FPN sets it:
+#: a coarse 7x7 head on p2 points, then the point head on p2; its training labels are sampled
+#: from bitmasks
+POINTREND_KEYS = {
+    "MODEL.ROI_MASK_HEAD.NAME": "PointRendMaskHead", "MODEL.ROI_MASK_HEAD.POOLER_TYPE": "",
+    "MODEL.ROI_MASK_HEAD.IN_FEATURES": ("p2",), "MODEL.ROI_MASK_HEAD.POINT_HEAD_ON": True,
+    "MODEL.POINT_HEAD.IN_FEATURES": ("p2",), "INPUT.MASK_FORMAT": "bitmask",
+}
 
 #: our keys that are detectron2 keys under another name, copied as they are (types: the schema's)
 D2_KEYS = {
@@ -84,7 +94,9 @@ def spine_node(c: DictConfig) -> CfgNode:
 
 
 def add_spine_config(cfg: CfgNode) -> CfgNode:
-    """Add spine_d2's own keys to a detectron2 config, in place; defaults: spine_d2.schema."""
+    """Add spine_d2's own keys (defaults: spine_d2.schema) and PointRend's to a detectron2 config,
+    in place."""
+    add_pointrend_config(cfg)
     cfg.SPINE = spine_node(OmegaConf.structured(TrainConfig))
     return cfg
 
@@ -205,7 +217,8 @@ def schedule_keys(phases: tuple[Phase, ...]) -> dict:
 
 def model_keys(m: DictConfig) -> dict:
     """The detectron2 keys of the `model` group's own keys: weights (and the norm and pixel spread
-    of a model built from scratch), the mask head, and the corners' keypoint head."""
+    of a model built from scratch), the mask head (Mask R-CNN's or PointRend's), and the corners'
+    keypoint head."""
     weights = zoo.resolve(m.weights)  # zoo:<name>: a model shipped with spine_d2
     keys = {"MODEL.WEIGHTS": str(weights) if weights else "", "MODEL.MASK_ON": True}
     scratch_built = not weights or trained_from_scratch(str(weights))
@@ -216,6 +229,8 @@ def model_keys(m: DictConfig) -> dict:
         for head in ("RESNETS", "FPN", "ROI_BOX_HEAD", "ROI_MASK_HEAD"):
             keys[f"MODEL.{head}.NORM"] = m.scratch_norm
         keys["MODEL.PIXEL_STD"] = list(SCRATCH_PIXEL_STD)
+    if m.mask_head == "pointrend":
+        keys.update(POINTREND_KEYS)
     if m.corners:  # a keypoint head beside the mask head: the four corners of a body
         keys.update({"MODEL.KEYPOINT_ON": True, "MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS": len(CORNERS),
                      # femoral heads and S1's lower corners have none
@@ -230,7 +245,8 @@ def data_keys(c: DictConfig, datasets: Mapping | None) -> dict:
     that reads them; our mapper uses SPINE.INPUT)."""
     names = dict(datasets) if datasets else dataset_names(c.dataset)
     short, long = sorted((c.input.height, c.input.width))
-    return {"MODEL.ROI_HEADS.NUM_CLASSES": len(get_class_map(c.dataset.class_map).classes),
+    classes = len(get_class_map(c.dataset.class_map).classes)
+    return {"MODEL.ROI_HEADS.NUM_CLASSES": classes, "MODEL.POINT_HEAD.NUM_CLASSES": classes,
             "DATASETS.TRAIN": (names["train"],), "DATASETS.TEST": (names["test"],),
             "INPUT.MIN_SIZE_TRAIN": (short,), "INPUT.MIN_SIZE_TEST": short,
             "INPUT.MAX_SIZE_TRAIN": long, "INPUT.MAX_SIZE_TEST": long}
