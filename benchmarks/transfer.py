@@ -1,6 +1,6 @@
 """Transfer to films a model has not seen: held-out phantoms (new seeds), one per kind of variation.
 
-    python benchmarks/transfer.py checkpoint=FILE [name=long] [n=40] [sets=seen,ct,hardware,films,scoliosis] [highres=false]
+    python benchmarks/transfer.py checkpoint=FILE [name=long] [n=40] [sets=seen,ct,hardware,films,scoliosis] [highres=false] [flip=true]
 
 Each set is generated once (kept as datasets/transfer-<set>-<n>) and evaluated whole:
   seen      the default phantom (realistic preset), a seed no model was trained on
@@ -45,12 +45,12 @@ def held_out(name: str, n: int) -> Path:
     return root
 
 
-def evaluate(checkpoint: str, root: Path, highres: bool | None) -> dict:
-    """summary.json of the checkpoint on every image of `root`."""
+def evaluate(checkpoint: str, root: Path, highres: bool | None, flip: bool | None = None) -> dict:
+    """summary.json of the checkpoint on every image of `root` (`highres`, `flip`: None as trained)."""
     from spine_d2.data.register import register_spine_dataset
     from spine_d2.engine.inference import config_for_checkpoint, evaluate_checkpoint
 
-    cfg = config_for_checkpoint(checkpoint, "auto", highres)
+    cfg = config_for_checkpoint(checkpoint, "auto", highres, flip=flip)
     names = register_spine_dataset(f"transfer_{root.name}", root, cfg.SPINE.CLASS_MAP)
     with tempfile.TemporaryDirectory() as tmp:
         res = evaluate_checkpoint(cfg, names["all"], Path(tmp) / "eval")
@@ -69,16 +69,16 @@ def _row(name: str, s: dict) -> str:
 
 def main(argv) -> None:
     opts = options(argv, {"checkpoint": None, "name": "long", "n": "40", "sets": ",".join(SETS),
-                          "highres": "", "out": str(REPO / "benchmarks" / "results")}, "transfer.py")
+                          "highres": "", "flip": "", "out": str(REPO / "benchmarks" / "results")}, "transfer.py")
     if not opts["checkpoint"]:
         raise SystemExit("transfer.py: checkpoint=FILE is required")
-    highres = None if opts["highres"] == "" else opts["highres"].lower() in ("1", "true", "yes")
+    highres, flip = (None if opts[k] == "" else opts[k].lower() in ("1", "true", "yes") for k in ("highres", "flip"))
     meta = provenance("benchmarks/transfer.py", argv, ["spine_d2"])
     results = {}
     for name in as_list(opts["sets"]):
         if name not in SETS:
             raise SystemExit(f"transfer.py: unknown set {name!r}; known: {', '.join(SETS)}")
-        results[name] = evaluate(opts["checkpoint"], held_out(name, int(opts["n"])), highres)
+        results[name] = evaluate(opts["checkpoint"], held_out(name, int(opts["n"])), highres, flip)
     out = Path(opts["out"])
     (out / f"transfer-{opts['name']}.json").write_text(json.dumps({"meta": meta, "sets": SETS, "results": results},
                                                                    indent=2, default=str) + "\n")

@@ -134,6 +134,7 @@ class InferenceConfig:
     detections_per_image: int = 40
     highres: HighresConfig = node(HighresConfig)
     soft_masks: bool = False          # outlines from the mask probabilities at 1/8 px (spine_d2/engine/soft_masks.py)
+    flip: bool = False                # the model also on the photo mirrored, corners averaged (spine_d2/engine/flip.py)
 
 
 @dataclass

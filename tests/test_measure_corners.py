@@ -1,12 +1,12 @@
-"""Corners of vertebral bodies: sub-pixel peaks, endplates from corners and back, fusion."""
+"""Corners of vertebral bodies: sub-pixel peaks, endplates from corners and back, fusion, two runs averaged."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from spine_d2.angles import endplate_tilt
-from spine_d2.measure.corners import (corners_from_endplates, endplates_from_corners, fuse,
-                                      heatmap_peaks)
+from spine_d2.measure.corners import (average_agreeing, corners_from_endplates, endplates_from_corners,
+                                      fuse, heatmap_peaks)
 
 
 def _gaussian_logits(m: int, cx: float, cy: float, sd: float = 1.5) -> np.ndarray:
@@ -68,3 +68,17 @@ def test_predictions_with_heatmaps_carry_sub_pixel_corners():
     for name, (x, y) in zip(CORNERS, peaks):
         cx, cy, score = inst.corners[name]
         assert (cx, cy) == (pytest.approx(50 + x, abs=0.1), pytest.approx(100 + y, abs=0.1)) and score > 0.5
+
+
+def test_two_estimates_of_an_endplate_are_averaged_only_where_they_agree():
+    # sa, sp, ia, ip of a body 40 px wide; the second run 2 px lower on the superior endplate
+    first = np.array([[140, 100, 0.3], [100, 100, 0.6], [140, 130, 0.5], [100, 130, 0.5]], float)
+    second = first.copy()
+    second[:2, 1] += 2.0
+    second[0, 2] = 0.8
+    second[2:, :2] = [[100, 130], [140, 130]]  # the inferior corners swapped: anterior taken posterior
+    out = average_agreeing(first, second, agree=0.3)
+    assert np.allclose(out[:2, :2], [[140, 101], [100, 101]])  # the mean
+    assert out[0, 2] == 0.8 and out[1, 2] == 0.6               # the higher score of the two
+    assert np.array_equal(out[2:], first[2:])                  # 40 px apart > 0.3 x 40: the first run's
+    assert np.array_equal(average_agreeing(first, second, agree=0.04)[:2], first[:2])  # 2 px > 0.04 x 40

@@ -31,7 +31,7 @@ def main(cfg: DictConfig) -> None:
         if (cfg.checkpoint is None) == (cfg.run_dir is None):
             raise InferenceError("give exactly one of checkpoint=FILE or run_dir=DIR")
         checkpoint = cfg.checkpoint or str(Path(cfg.run_dir) / "model_final.pth")
-        d2 = config_for_checkpoint(checkpoint, cfg.device, cfg.highres, cfg.soft_masks)
+        d2 = config_for_checkpoint(checkpoint, cfg.device, cfg.highres, cfg.soft_masks, cfg.flip)
         with open_dict(cfg):
             cfg.dataset.class_map = d2.SPINE.CLASS_MAP  # the model's classes decide
         ensure_dataset(cfg.dataset)

@@ -58,7 +58,8 @@ D2_KEYS = {
 #: the SPINE node: our keys that detectron2 has none for, each copied whole (keys upper-cased)
 SPINE_KEYS = {
     "INPUT": "input", "AUG": "augment", "PHASES": "schedule.phases", "CLASS_MAP": "dataset.class_map",
-    "HIGHRES": "test.highres", "SOFT_MASKS": "test.soft_masks", "LOG_PERIOD": "log_period", "MEASURE": "measure",
+    "HIGHRES": "test.highres", "SOFT_MASKS": "test.soft_masks", "FLIP": "test.flip", "LOG_PERIOD": "log_period",
+    "MEASURE": "measure",
 }
 
 logger = logging.getLogger(__name__)

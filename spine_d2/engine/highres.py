@@ -22,7 +22,6 @@ import torch
 from detectron2.structures import Boxes, Instances
 
 from spine_d2.data.transforms import input_scale, model_input
-from spine_d2.engine.soft_masks import with_soft_masks
 from spine_d2.engine.windows import Window, spine_windows
 from spine_d2.levels import get_class_map, region
 from spine_d2.measure.corners import heatmap_peaks
@@ -61,6 +60,8 @@ def detections(inst: Instances, window: Window | None, shape: tuple[int, int]) -
     corners = None
     if inst.has("pred_keypoint_heatmaps"):
         corners = heatmap_peaks(_arr(inst.pred_keypoint_heatmaps), _arr(inst.pred_boxes.tensor))
+    elif inst.has("pred_keypoints"):  # already decoded to sub-pixel: a second pass's output
+        corners = _arr(inst.pred_keypoints).astype(float)
     contours = list(inst.pred_contours) if inst.has("pred_contours") else [None] * len(classes)
     out = []
     for k in range(len(classes)):
@@ -151,32 +152,6 @@ def high_resolution_pass(model, cfg, image: np.ndarray, first: Instances) -> Ins
     return to_instances(merge(detections(first, None, shape), windowed, bodies, float(hr.MIN_SCORE)), shape)
 
 
-def for_evaluation(model, cfg):
-    """`model` as evaluation runs it on dataset dicts: with the soft-mask outlines when
-    `test.soft_masks`, and the high-resolution pass when `test.highres.enabled` (the one place
-    training's final test and tools/evaluate.py decide it)."""
-    model = with_soft_masks(model, cfg)
-    return HighResModel(model, cfg) if cfg.SPINE.HIGHRES.ENABLED else model
-
-
-class HighResModel(torch.nn.Module):
-    """A detectron2 model whose predictions get the high-resolution pass: for evaluation, where
-    the inputs are dataset dicts (the original image is read again from `file_name`)."""
-
-    def __init__(self, model, cfg):
-        super().__init__()
-        self.model, self.cfg = model, cfg
-
-    def forward(self, inputs):
-        from spine_d2.data.images import read_image
-
-        outputs = self.model(inputs)
-        for inp, out in zip(inputs, outputs):
-            image = read_image(inp["file_name"], self.cfg.INPUT.FORMAT)
-            out["instances"] = high_resolution_pass(self.model, self.cfg, image, out["instances"].to("cpu"))
-        return outputs
-
-
 def class_ids(class_map: str, regions: tuple[str, ...]) -> set[int]:
     """Indices of the classes of `class_map` in `regions` (region classes, or levels in them)."""
     out = set()
@@ -187,3 +162,4 @@ def class_ids(class_map: str, regions: tuple[str, ...]) -> set[int]:
         except KeyError:
             pass
     return out
+

@@ -17,7 +17,6 @@ from typing import Any, Iterable
 import cv2
 import numpy as np
 import pandas as pd
-import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode
 from detectron2.evaluation import inference_on_dataset
@@ -26,9 +25,8 @@ from tqdm import tqdm
 
 from spine_d2 import zoo
 from spine_d2.data.images import IMAGE_SUFFIXES, ImageReadError, read_image
-from spine_d2.data.transforms import model_input
 from spine_d2.engine.config import load_d2_cfg, resolve_device
-from spine_d2.engine.highres import for_evaluation, high_resolution_pass
+from spine_d2.engine.test_time import for_evaluation, one_pass, refine
 from spine_d2.engine.soft_masks import with_soft_masks
 from spine_d2.levels import get_class_map
 from spine_d2.measure import CSV_COLUMNS, MeasureConfig, Measurement, draw_overlay, measure_instances
@@ -89,11 +87,11 @@ def trained_on(where: str | Path) -> str | None:
 
 
 def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres: bool | None = None,
-                          soft_masks: bool | None = None) -> CfgNode:
+                          soft_masks: bool | None = None, flip: bool | None = None) -> CfgNode:
     """The detectron2 config a checkpoint was trained with (`d2_config.yaml` in its run directory,
     or `<stem>.yaml` beside it as for the zoo's `zoo:<name>`), with `MODEL.WEIGHTS` pointing at it;
     `highres` True/False switches the high-resolution second pass on or off, `soft_masks` the
-    sub-pixel outlines from the soft masks (None: as trained)."""
+    sub-pixel outlines from the soft masks, `flip` the mirrored run (None: as trained)."""
     try:
         checkpoint = Path(zoo.resolve(str(checkpoint)))
     except zoo.ZooError as e:
@@ -113,6 +111,8 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres:
         cfg.SPINE.HIGHRES.ENABLED = bool(highres)
     if soft_masks is not None:
         cfg.SPINE.SOFT_MASKS = bool(soft_masks)
+    if flip is not None:
+        cfg.SPINE.FLIP = bool(flip)
     cfg.freeze()
     return cfg
 
@@ -133,12 +133,12 @@ class SpinePredictor:
     def __init__(self, cfg: CfgNode):
         self.cfg = cfg
         self.class_names = list(get_class_map(cfg.SPINE.CLASS_MAP).classes)
-        self.model = with_soft_masks(load_model(cfg), cfg)  # the high-resolution pass: __call__
+        self.model = with_soft_masks(load_model(cfg), cfg)  # the test-time passes: __call__
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto", highres: bool | None = None,
-                        soft_masks: bool | None = None) -> "SpinePredictor":
-        return cls(config_for_checkpoint(checkpoint, device, highres, soft_masks))
+                        soft_masks: bool | None = None, flip: bool | None = None) -> "SpinePredictor":
+        return cls(config_for_checkpoint(checkpoint, device, highres, soft_masks, flip))
 
     @property
     def name(self) -> str:
@@ -148,11 +148,7 @@ class SpinePredictor:
 
     def __call__(self, image_bgr: np.ndarray):
         image = np.ascontiguousarray(image_bgr if self.cfg.INPUT.FORMAT == "BGR" else image_bgr[:, :, ::-1])
-        with torch.no_grad():
-            first = self.model([model_input(image, self.cfg)])[0]["instances"].to("cpu")
-        if not self.cfg.SPINE.HIGHRES.ENABLED:
-            return first
-        return high_resolution_pass(self.model, self.cfg, image, first)
+        return refine(self.model, self.cfg, image, one_pass(self.model, self.cfg, image))
 
 
 def measure_image(predictor: SpinePredictor, image_bgr: np.ndarray, measure_cfg: Any = None) -> Measurement:

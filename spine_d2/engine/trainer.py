@@ -139,9 +139,9 @@ class SpineTrainer(DefaultTrainer):
 
     @classmethod
     def test(cls, cfg, model, evaluators=None):
-        """detectron2's test, with the soft-mask outlines when `test.soft_masks` and the
-        high-resolution pass when `test.highres.enabled`."""
-        from spine_d2.engine.highres import for_evaluation
+        """detectron2's test, with the test-time passes the config asks for (the soft-mask
+        outlines, the high-resolution pass, the mirrored run: `spine_d2.engine.test_time`)."""
+        from spine_d2.engine.test_time import for_evaluation
 
         return super().test(cfg, for_evaluation(model, cfg), evaluators)
 

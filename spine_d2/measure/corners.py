@@ -63,6 +63,23 @@ def endplates_from_corners(corners: np.ndarray, min_score: float = 0.05) -> dict
     return out
 
 
+def average_agreeing(first: np.ndarray, second: np.ndarray, agree: float = 0.3) -> np.ndarray:
+    """(K, 3) corners of one body from two predictions of it (e.g. the photo and its mirror image,
+    mapped back): for each endplate whose two corners lie within `agree` × the endplate's length
+    (the longer of the two estimates) of their other estimate, their mean, scored by the higher of
+    the two scores (two runs agreeing is evidence); elsewhere `first`'s corners as they are."""
+    a_, b_ = np.asarray(first, dtype=float).reshape(-1, 3), np.asarray(second, dtype=float).reshape(-1, 3)
+    out = a_.copy()
+    for a, p in SIDES.values():
+        if max(a, p) >= min(len(a_), len(b_)):
+            continue
+        length = max(np.linalg.norm(a_[a, :2] - a_[p, :2]), np.linalg.norm(b_[a, :2] - b_[p, :2]), 1.0)
+        if max(np.linalg.norm(a_[k, :2] - b_[k, :2]) for k in (a, p)) <= agree * length:
+            for k in (a, p):
+                out[k] = (*((a_[k, :2] + b_[k, :2]) / 2), max(a_[k, 2], b_[k, 2]))
+    return out
+
+
 def corners_from_endplates(endplates: Mapping[str, np.ndarray]) -> np.ndarray:
     """(4, 3) corners (score 1 where known, 0 where not) from {side: [anterior, posterior]}: the
     rule that turns exact endplates (the phantom's) or fitted ones (a user's outline) into corners."""

@@ -1,0 +1,64 @@
+"""What a photo gets at test time beyond the model's one pass: the high-resolution windows
+(`test.highres`, spine_d2/engine/highres.py) and the mirrored run (`test.flip`,
+spine_d2/engine/flip.py); image frame, pixels. One place for `SpinePredictor` (prediction, the
+page), training's final test and tools/evaluate.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from detectron2.structures import Instances
+
+from spine_d2.data.transforms import model_input
+from spine_d2.engine.flip import merge_mirrored, mirrored
+from spine_d2.engine.highres import detections, high_resolution_pass, to_instances
+from spine_d2.engine.soft_masks import with_soft_masks
+
+
+def one_pass(model, cfg, image: np.ndarray) -> Instances:
+    """The model's predictions on `image` (the model's input format, H×W×3 uint8) at its input size."""
+    with torch.no_grad():
+        return model([model_input(image, cfg)])[0]["instances"].to("cpu")
+
+
+def refine(model, cfg, image: np.ndarray, first: Instances) -> Instances:
+    """`first` (the model's one pass over `image`) with the test-time passes `cfg.SPINE` asks for:
+    the windows along the spine, then, with `FLIP`, the same again on the mirrored photo, its
+    corners averaged in (`spine_d2.engine.flip`)."""
+    hr = cfg.SPINE.HIGHRES.ENABLED
+    out = high_resolution_pass(model, cfg, image, first) if hr else first
+    if not cfg.SPINE.get("FLIP", False):
+        return out
+    shape = image.shape[:2]
+    mirror = np.ascontiguousarray(image[:, ::-1])
+    second = one_pass(model, cfg, mirror)
+    if hr:
+        second = high_resolution_pass(model, cfg, mirror, second)
+    merged = merge_mirrored(detections(out, None, shape), mirrored(detections(second, None, shape), shape[1]))
+    return to_instances(merged, shape)
+
+
+def for_evaluation(model, cfg):
+    """`model` as evaluation runs it on dataset dicts: with the soft-mask outlines when
+    `test.soft_masks`, and the high-resolution pass and the mirrored run when `test.highres.enabled`
+    and `test.flip` (the one place training's final test and tools/evaluate.py decide it)."""
+    model = with_soft_masks(model, cfg)
+    return TestTimeModel(model, cfg) if cfg.SPINE.HIGHRES.ENABLED or cfg.SPINE.get("FLIP", False) else model
+
+
+class TestTimeModel(torch.nn.Module):
+    """A detectron2 model whose predictions get `refine`: for evaluation, where the inputs are
+    dataset dicts (the original image is read again from `file_name`)."""
+
+    def __init__(self, model, cfg):
+        super().__init__()
+        self.model, self.cfg = model, cfg
+
+    def forward(self, inputs):
+        from spine_d2.data.images import read_image
+
+        outputs = self.model(inputs)
+        for inp, out in zip(inputs, outputs):
+            image = read_image(inp["file_name"], self.cfg.INPUT.FORMAT)
+            out["instances"] = refine(self.model, self.cfg, image, out["instances"].to("cpu"))
+        return outputs

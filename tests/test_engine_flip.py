@@ -1,0 +1,117 @@
+"""The mirrored run at test time (`test.flip`): predictions on the mirrored photo mapped back, the
+corners of each body averaged with the first run's."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from spine_d2.engine.flip import merge_mirrored, mirrored
+from spine_d2.engine.highres import Detection
+
+BIAS_PX = 2.0  # the stand-in's corners lie this far right of the body's edges, in every run
+
+
+def _det(cls, x0, y0, size=20, corners=True, score=0.9):
+    m = np.zeros((120, 160), bool)
+    m[y0:y0 + size, x0:x0 + size] = True
+    c = None
+    if corners:  # anterior on the right
+        c = np.array([[x0 + size, y0, 0.6], [x0, y0, 0.6], [x0 + size, y0 + size, 0.6], [x0, y0 + size, 0.6]], float)
+    return Detection(cls, score, m, c, np.inf, np.array([[x0, y0], [x0 + size - 1, y0 + size - 1.0]]))
+
+
+def test_mirroring_twice_gives_the_detections_back():
+    dets = [_det(1, 30, 40), _det(2, 90, 70, corners=False)]
+    back = mirrored(mirrored(dets, 160), 160)
+    for d, b in zip(dets, back):
+        assert np.array_equal(d.mask, b.mask) and np.allclose(d.contour, b.contour)
+        assert (d.corners is None and b.corners is None) or np.allclose(d.corners, b.corners)
+    once = mirrored(dets, 160)[0]
+    assert once.mask[40, 160 - 31] and not once.mask[40, 30]  # pixel 30 ↔ pixel 129
+    assert once.corners[0, 0] == 160 - 50 and once.contour[0, 0] == 129  # continuous x ↔ pixel centres
+
+
+def test_merge_averages_the_corners_of_the_same_body_only():
+    first = [_det(1, 30, 40), _det(1, 30, 70), _det(3, 100, 20, corners=False)]
+    shifted = _det(1, 31, 41)  # the same body a pixel off
+    other_class = _det(2, 30, 70)  # a sacrum where the first run saw a lumbar body: no match
+    only_second = _det(1, 100, 90)
+    out = merge_mirrored(first, [only_second, other_class, shifted])
+    assert len(out) == 3  # what only the second run found is not added
+    assert np.allclose(out[0].corners[:, :2], first[0].corners[:, :2] + 0.5)
+    assert np.array_equal(out[1].corners, first[1].corners) and out[2].corners is None
+    assert np.array_equal(out[0].mask, first[0].mask)  # masks stay the first run's
+
+
+class _Bodies(torch.nn.Module):
+    """A stand-in detector with a corner head: every bright blob is a lumbar body whose brighter
+    half is anterior (as a real model reads anatomy, whichever way the photo faces); its corners
+    come out `BIAS_PX` to the right of the blob's edges, in the frame of the input's height × width."""
+
+    calls = 0
+
+    def forward(self, inputs):
+        import cv2
+        from detectron2.structures import Boxes, Instances
+
+        self.calls += 1
+        out = []
+        for inp in inputs:
+            h, w = inp["height"], inp["width"]
+            img = cv2.resize(inp["image"].float().mean(0).numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
+            n, lab = cv2.connectedComponents((img > 60).astype(np.uint8))
+            masks, boxes, kps = [], [], []
+            for k in range(1, n):
+                m = lab == k
+                ys, xs = np.nonzero(m)
+                x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1.0, ys.max() + 1.0
+                right_brighter = img[m & (np.arange(w) >= (x0 + x1) / 2)].mean() > img[m & (np.arange(w) < (x0 + x1) / 2)].mean()
+                ant, post = (x1, x0) if right_brighter else (x0, x1)
+                kps.append([[ant + BIAS_PX, y0, 0.6], [post + BIAS_PX, y0, 0.6],
+                            [ant + BIAS_PX, y1, 0.6], [post + BIAS_PX, y1, 0.6]])
+                masks.append(m)
+                boxes.append([x0, y0, x1, y1])
+            inst = Instances((h, w))
+            inst.pred_masks = torch.as_tensor(np.array(masks, bool).reshape(-1, h, w))
+            inst.pred_boxes = Boxes(torch.as_tensor(np.array(boxes, np.float32).reshape(-1, 4)))
+            inst.pred_classes = torch.ones(len(masks), dtype=torch.int64)
+            inst.scores = torch.full((len(masks),), 0.9)
+            inst.pred_keypoints = torch.as_tensor(np.array(kps, np.float32).reshape(-1, 4, 3))
+            out.append({"instances": inst})
+        return out
+
+
+def test_the_mirrored_run_cancels_a_sideways_bias_of_the_corners():
+    from spine_d2.engine.test_time import one_pass, refine
+
+    image = np.zeros((300, 200, 3), np.uint8)
+    for y0 in (40, 120, 200):  # three bodies facing right: their right halves brighter
+        image[y0:y0 + 50, 60:100] = 150
+        image[y0:y0 + 50, 100:140] = 230
+    inp = SimpleNamespace(HEIGHT=300, WIDTH=200, FIT="keep_aspect", MEAN_INTENSITY=None)
+    aug = SimpleNamespace(**{k: SimpleNamespace(ENABLED=False) for k in
+                             ("SCALE", "CROP", "FLIP", "ROTATION", "CONTRAST", "PHOTOMETRIC")})
+    hr = SimpleNamespace(ENABLED=False)
+    spine = dict(INPUT=inp, AUG=aug, CLASS_MAP="default", HIGHRES=hr)
+    model = _Bodies()
+    first = one_pass(model, SimpleNamespace(SPINE=SimpleNamespace(**spine), INPUT=SimpleNamespace(FORMAT="BGR")), image)
+    plain = first.pred_keypoints.numpy()
+    cfg = SimpleNamespace(SPINE=_Node(**spine, FLIP=True), INPUT=SimpleNamespace(FORMAT="BGR"))
+    out = refine(model, cfg, image, first)
+    assert model.calls == 2 and len(out) == 3
+    corners = out.pred_keypoints.numpy()
+    order = np.argsort(out.pred_boxes.tensor.numpy()[:, 1])
+    corners, plain = corners[order], plain[np.argsort(first.pred_boxes.tensor.numpy()[:, 1])]
+    assert np.allclose(plain[:, [0, 2], 0], 140 + BIAS_PX)     # one run: anterior (right) edge, biased
+    assert np.allclose(corners[:, [0, 2], 0], 140, atol=1e-4)  # both: the bias cancels
+    assert np.allclose(corners[:, [1, 3], 0], 60, atol=1e-4)
+    assert np.allclose(corners[..., 2], 0.6)
+
+
+class _Node(SimpleNamespace):
+    """A config node with detectron2's `get`."""
+
+    def get(self, key, default=None):
+        return getattr(self, key, default)
