@@ -37,22 +37,22 @@ def mirrored(dets: list[Detection], width: int) -> list[Detection]:
             contour = np.asarray(d.contour, dtype=float).copy()
             if len(contour):
                 contour[:, 0] = width - 1 - contour[:, 0]
-        out.append(replace(d, mask=np.ascontiguousarray(d.mask[:, ::-1]), corners=corners, contour=contour))
+        m = replace(d, mask=d.mask[:, ::-1], corners=corners, contour=contour)  # the mask: a view
+        x0, y0, x1, y1 = d.box
+        m.__dict__["box"] = (width - x1, y0, width - x0, y1)  # the cached box, mirrored
+        out.append(m)
     return out
 
 
-def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
-
-
-def _iou(a: np.ndarray, box_a, b: np.ndarray, box_b) -> float:
-    x0, y0 = max(box_a[0], box_b[0]), max(box_a[1], box_b[1])
-    x1, y1 = min(box_a[2], box_b[2]), min(box_a[3], box_b[3])
+def _iou(a: Detection, b: Detection) -> float:
+    (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = a.box, b.box
+    x0, y0, x1, y1 = max(ax0, bx0), max(ay0, by0), min(ax1, bx1), min(ay1, by1)
     if x1 <= x0 or y1 <= y0:
         return 0.0
-    inter = np.logical_and(a[y0:y1, x0:x1], b[y0:y1, x0:x1]).sum()
-    return float(inter / max(a.sum() + b.sum() - inter, 1))
+    inter = np.count_nonzero(a.mask[y0:y1, x0:x1] & b.mask[y0:y1, x0:x1])
+    area_a = np.count_nonzero(a.mask[ay0:ay1, ax0:ax1])
+    area_b = np.count_nonzero(b.mask[by0:by1, bx0:bx1])
+    return float(inter / max(area_a + area_b - inter, 1))
 
 
 def merge_mirrored(first: list[Detection], second: list[Detection], match_iou: float = MATCH_IOU,
@@ -60,15 +60,13 @@ def merge_mirrored(first: list[Detection], second: list[Detection], match_iou: f
     """`first` with each body's corners averaged with its match in `second` (both in the photo's
     frame; `mirrored` maps a mirrored run's back). Matches are one-to-one: the best IoU of the
     same class, `first` in its order."""
-    boxes_b = [_box(d.mask) for d in second]
     taken: set[int] = set()
     out = []
     for d in first:
         if d.corners is None:
             out.append(d)
             continue
-        box_a = _box(d.mask)
-        ious = [(_iou(d.mask, box_a, e.mask, boxes_b[j]), j) for j, e in enumerate(second)
+        ious = [(_iou(d, e), j) for j, e in enumerate(second)
                 if j not in taken and e.cls == d.cls and e.corners is not None]
         best, j = max(ious, default=(0.0, -1))
         if best < match_iou:

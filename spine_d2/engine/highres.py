@@ -16,6 +16,7 @@ aligned with the image.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -44,9 +45,11 @@ class Detection:
     depth: float
     contour: np.ndarray | None = None
 
-    @property
+    @cached_property
     def box(self) -> tuple[int, int, int, int]:
-        ys, xs = np.nonzero(self.mask.any(axis=1))[0], np.nonzero(self.mask.any(axis=0))[0]
+        """x0, y0, x1, y1 of the mask's pixels (x1, y1 exclusive); computed once (a new mask makes
+        a new Detection: `dataclasses.replace`)."""
+        ys, xs = np.flatnonzero(self.mask.any(axis=1)), np.flatnonzero(self.mask.any(axis=0))
         return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
 
 
@@ -115,11 +118,7 @@ def to_instances(dets: list[Detection], shape: tuple[int, int]) -> Instances:
     out = Instances(shape)
     masks = np.stack([d.mask for d in dets]) if dets else np.zeros((0, *shape), bool)
     out.pred_masks = torch.as_tensor(masks)
-    boxes = []
-    for m in masks:
-        ys, xs = np.nonzero(m)
-        boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
-    out.pred_boxes = Boxes(torch.as_tensor(np.array(boxes, dtype=np.float32).reshape(-1, 4)))
+    out.pred_boxes = Boxes(torch.as_tensor(np.array([d.box for d in dets], dtype=np.float32).reshape(-1, 4)))
     out.pred_classes = torch.as_tensor([d.cls for d in dets], dtype=torch.int64)
     out.scores = torch.as_tensor([d.score for d in dets], dtype=torch.float32)
     if dets and all(d.corners is not None for d in dets):

@@ -38,10 +38,25 @@ class Window:
         return p @ inv[:, :2].T + inv[:, 2]
 
     def mask_to_image(self, mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-        """A window's (soft or boolean) mask as a float32 mask of the image's `shape` (H, W)."""
+        """A window's (soft or boolean) mask as a float32 mask of the image's `shape` (H, W); only
+        the image rectangle its non-zero pixels map into is warped (the rest is 0 either way)."""
         h, w = shape
-        return cv2.warpAffine(mask.astype(np.float32), self.A, (w, h),
-                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
+        m = mask.astype(np.float32)
+        out = np.zeros((h, w), np.float32)
+        rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+        if not len(rows):
+            return out
+        ends = self.to_image(np.array([[cols[0], rows[0]], [cols[-1] + 1, rows[0]],
+                                       [cols[-1] + 1, rows[-1] + 1], [cols[0], rows[-1] + 1]], float))
+        x0, y0 = (max(int(np.floor(v)) - 2, 0) for v in ends.min(axis=0))
+        x1, y1 = min(int(np.ceil(ends[:, 0].max())) + 2, w), min(int(np.ceil(ends[:, 1].max())) + 2, h)
+        if x1 <= x0 or y1 <= y0:
+            return out
+        A = self.A.copy()
+        A[:, 2] += A[:, :2] @ np.array([x0, y0], float)  # the sub-rectangle's origin
+        out[y0:y1, x0:x1] = cv2.warpAffine(m, A, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                           borderMode=cv2.BORDER_CONSTANT)
+        return out
 
 
 def spine_axis(centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
