@@ -9,7 +9,7 @@ import torch
 import spine_d2.zoo as zoo
 from spine_d2.engine.inference import InferenceError, SpinePredictor, config_for_checkpoint
 from spine_d2.serve.checkpoints import default_checkpoint
-from spine_d2.zoo.export import beats, export
+from spine_d2.zoo.export import beats, export, main, record_served
 
 
 @pytest.fixture
@@ -89,3 +89,22 @@ def test_reports_and_the_page_say_what_the_model_learnt_from(smoke_run, zoo_dir)
     predictor = SpinePredictor.from_checkpoint("zoo:smoke", "cpu")
     health = TestClient(create_app(predictor, model_name="zoo:smoke", trained_on=trained_on("zoo:smoke"))).get("/api/health")
     assert health.json()["trained_on"].startswith("trained on the synthetic phantom only")
+
+
+def test_an_evaluation_as_served_goes_on_the_card_and_into_the_table(smoke_run, zoo_dir, tmp_path, capsys):
+    root, run = smoke_run
+    export(run, "m", command="python tools/train.py experiment=smoke")
+    own = json.loads((run / "eval" / "summary.json").read_text())
+    served = dict(own, dice_mean=0.987, TK={"mae": 1.25, "n": 3, "missing": 0}, LL={"mae": 2.5}, SS={"mae": 0.75})
+    (tmp_path / "summary.json").write_text(json.dumps(served))
+    main(["served", "m", str(tmp_path / "summary.json"), "--command", "python tools/evaluate.py checkpoint=zoo:m flip=true"])
+    card = zoo.card("m")
+    assert card["served"]["benchmark"]["dice_mean"] == 0.987 and card["served"]["command"].endswith("flip=true")
+    assert card["benchmark"]["dice_mean"] == own["dice_mean"]  # the run's own evaluation is kept
+    table = (zoo_dir / "MODEL_ZOO.md").read_text()
+    assert "| 98.7 % | 1.2° / 2.5° / 0.8° |" in table and "checkpoint=zoo:m flip=true" in table
+    assert f"Dice {100 * own['dice_mean']:.1f} %" in table
+    with pytest.raises(zoo.ZooError, match="zoo:other: no such model"):
+        record_served("other", tmp_path / "summary.json", "c")
+    with pytest.raises(SystemExit, match="missing.json: not a readable summary.json"):
+        main(["served", "m", str(tmp_path / "missing.json"), "--command", "c"])

@@ -4,12 +4,17 @@ Writes `<name>.pth` (the run's model_final.pth, weights as float16), `<name>.yam
 d2_config.yaml) and `<name>.json` (the card: command, commit, phantom, training time and the run's
 own evaluation, `eval/summary.json`), then MODEL_ZOO.md from every card. An entry is replaced only
 by a model that beats it: a higher Dice and a mean TK/LL/SS error no larger (`--force` overrides).
+
+When test-time settings of an entry change after it was trained (its `<name>.yaml`), its
+evaluation as served now goes on the card beside the run's own:
+    python -m spine_d2.zoo.export served NAME SUMMARY_JSON --command "python tools/evaluate.py ..."
 """
 from __future__ import annotations
 
 import argparse
 import json
 import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -55,6 +60,33 @@ def _phantom(run_dir: Path) -> dict:
     return {"name": ds.get("name"), "root": ds.get("root"), "generate": ds.get("generate")}
 
 
+def benchmark(summary: dict) -> dict:
+    """A card's benchmark from an evaluation's summary.json: Dice, mIoU and per angle MAE, SD, R²,
+    n and missing."""
+    bench = {k: summary[k] for k in ("n_images", "dice_mean", "dice_sd", "miou_mean", "miou_sd") if k in summary}
+    bench.update({a: {k: summary[a][k] for k in ("mae", "sd", "r2", "n", "missing") if k in summary[a]}
+                  for a in ("TK", "LL", "LL_S1", "SS", "PT", "PI") if isinstance(summary.get(a), dict)})
+    return bench
+
+
+def record_served(name: str, summary_path: str | Path, command: str) -> Path:
+    """Put `summary_path` (an evaluation of zoo:`name` with the settings it is served with) on its
+    card as `served`, with the command and commit; rewrites MODEL_ZOO.md. Returns the card."""
+    if name not in zoo.names():
+        raise ZooError(f"zoo:{name}: no such model (have: {', '.join(zoo.names()) or 'none'})")
+    try:
+        summary = json.loads(Path(summary_path).read_text())
+    except (OSError, ValueError) as e:
+        raise ZooError(f"{summary_path}: not a readable summary.json ({e})") from None
+    path = zoo.ZOO_DIR / f"{name}.json"
+    card = json.loads(path.read_text())
+    card["served"] = {"command": command, "commit": _commit(),
+                      "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "benchmark": benchmark(summary)}
+    path.write_text(json.dumps(card, indent=2) + "\n")
+    write_model_zoo_md()
+    return path
+
+
 def export(run_dir: str | Path, name: str, command: str, training_minutes: float | None = None,
            force: bool = False) -> Path:
     """Add run `run_dir` to the zoo as `name`; returns the weights file written."""
@@ -63,10 +95,7 @@ def export(run_dir: str | Path, name: str, command: str, training_minutes: float
     summary_file = run_dir / "eval" / "summary.json"
     if not (run_dir / "model_final.pth").is_file() or not summary_file.is_file():
         raise ZooError(f"{run_dir}: needs model_final.pth and eval/summary.json (a finished, evaluated run)")
-    summary = json.loads(summary_file.read_text())
-    bench = {k: summary[k] for k in ("n_images", "dice_mean", "dice_sd", "miou_mean", "miou_sd") if k in summary}
-    bench.update({a: {k: summary[a][k] for k in ("mae", "sd", "r2", "n", "missing") if k in summary[a]}
-                  for a in ("TK", "LL", "LL_S1", "SS", "PT", "PI") if isinstance(summary.get(a), dict)})
+    bench = benchmark(json.loads(summary_file.read_text()))
     if name in zoo.names() and not force and not beats(bench, zoo.card(name)["benchmark"]):
         raise ZooError(f"zoo:{name}: the new model does not beat the one shipped (Dice "
                        f"{bench.get('dice_mean')} vs {zoo.card(name)['benchmark'].get('dice_mean')}); --force replaces it")
@@ -92,23 +121,51 @@ def write_model_zoo_md(dest: Path | None = None) -> Path:
     details = []
     for p in sorted(dest.glob("*.json")):
         c = json.loads(p.read_text())
-        b = c["benchmark"]
-        maes = " / ".join(f"{b[a]['mae']:.1f}°" if _num((b.get(a) or {}).get("mae"), -1) >= 0 else "–" for a in ANGLES)
+        served = c.get("served")
+        b = (served or c)["benchmark"]
         ph = c.get("trained_on") or {}
         gen = ph.get("generate") or {}
         mb = p.with_suffix(".pth").stat().st_size / 2**20 if p.with_suffix(".pth").is_file() else 0
         rows.append(f"| `zoo:{c['name']}` | {ph.get('name', '?')} (n={gen.get('n', '?')}, seed {gen.get('seed', '?')}) | "
-                    f"{c.get('training_minutes') or '?'} min | {100 * _num(b.get('dice_mean'), 0.0):.1f} % | {maes} | "
+                    f"{c.get('training_minutes') or '?'} min | {_dice(b)} | {_maes(b)} | "
                     f"`{c['commit']}` | {mb:.0f} MB |")
+        own = c["benchmark"]
         details += ["", f"## {c['name']}", "", "```bash", c["command"], "```",
-                    f"Benchmark: the phantom's test split ({b.get('n_images', '?')} images), the run's own "
-                    f"evaluation; {c['date']}."]
+                    f"Benchmark: the phantom's test split ({own.get('n_images', '?')} images). The run's own "
+                    f"evaluation ({c['date']}): Dice {_dice(own)}, MAE TK / LL / SS {_maes(own)}."]
+        if served:
+            details += [f"As served now (its `{c['name']}.yaml`: the test-time settings added since), the "
+                        f"numbers in the table: `{served['command']}` ({served['date']}, commit `{served['commit']}`)."]
     out = dest / "MODEL_ZOO.md"
     out.write_text("\n".join(rows + details) + "\n")
     return out
 
 
+def _dice(b: dict) -> str:
+    return f"{100 * _num(b.get('dice_mean'), 0.0):.1f} %"
+
+
+def _maes(b: dict) -> str:
+    return " / ".join(f"{b[a]['mae']:.1f}°" if _num((b.get(a) or {}).get("mae"), -1) >= 0 else "–" for a in ANGLES)
+
+
+def main_served(argv) -> None:
+    ap = argparse.ArgumentParser(prog="python -m spine_d2.zoo.export served",
+                                 description="put an evaluation of a zoo model as served on its card")
+    ap.add_argument("name")
+    ap.add_argument("summary", help="summary.json of tools/evaluate.py checkpoint=zoo:NAME")
+    ap.add_argument("--command", required=True, help="the command that produced it")
+    a = ap.parse_args(argv)
+    try:
+        print(f"wrote {record_served(a.name, a.summary, a.command)}")
+    except ZooError as e:
+        raise SystemExit(f"error: {e}")
+
+
 def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["served"]:
+        return main_served(argv[1:])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir")
     ap.add_argument("name")
