@@ -51,6 +51,7 @@ class _Bodies(torch.nn.Module):
     come out `BIAS_PX` to the right of the blob's edges, in the frame of the input's height × width."""
 
     calls = 0
+    corners = True
 
     def forward(self, inputs):
         import cv2
@@ -78,7 +79,8 @@ class _Bodies(torch.nn.Module):
             inst.pred_boxes = Boxes(torch.as_tensor(np.array(boxes, np.float32).reshape(-1, 4)))
             inst.pred_classes = torch.ones(len(masks), dtype=torch.int64)
             inst.scores = torch.full((len(masks),), 0.9)
-            inst.pred_keypoints = torch.as_tensor(np.array(kps, np.float32).reshape(-1, 4, 3))
+            if self.corners:
+                inst.pred_keypoints = torch.as_tensor(np.array(kps, np.float32).reshape(-1, 4, 3))
             out.append({"instances": inst})
         return out
 
@@ -108,6 +110,9 @@ def test_the_mirrored_run_cancels_a_sideways_bias_of_the_corners():
     assert np.allclose(corners[:, [0, 2], 0], 140, atol=1e-4)  # both: the bias cancels
     assert np.allclose(corners[:, [1, 3], 0], 60, atol=1e-4)
     assert np.allclose(corners[..., 2], 0.6)
+    model.corners, model.calls = False, 0  # no corner head: nothing to average, no second run
+    first = one_pass(model, cfg, image)
+    assert len(refine(model, cfg, image, first)) == 3 and model.calls == 1
 
 
 class _Node(SimpleNamespace):

@@ -27,8 +27,8 @@ def refine(model, cfg, image: np.ndarray, first: Instances) -> Instances:
     corners averaged in (`spine_d2.engine.flip`)."""
     hr = cfg.SPINE.HIGHRES.ENABLED
     out = high_resolution_pass(model, cfg, image, first) if hr else first
-    if not cfg.SPINE.get("FLIP", False):
-        return out
+    if not cfg.SPINE.get("FLIP", False) or not (first.has("pred_keypoint_heatmaps") or first.has("pred_keypoints")):
+        return out  # the mirrored run averages corners: nothing to do for a model without a corner head
     shape = image.shape[:2]
     mirror = np.ascontiguousarray(image[:, ::-1])
     second = one_pass(model, cfg, mirror)
