@@ -161,4 +161,3 @@ def class_ids(class_map: str, regions: tuple[str, ...]) -> set[int]:
         except KeyError:
             pass
     return out
-
