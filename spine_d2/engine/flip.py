@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from spine_d2.engine.highres import Detection
+from spine_d2.engine.highres import Detection, intersection
 from spine_d2.measure.corners import average_agreeing
 
 MATCH_IOU = 0.5  # a mirrored-run body is the same body when the masks overlap this much (IoU)
@@ -39,20 +39,14 @@ def mirrored(dets: list[Detection], width: int) -> list[Detection]:
                 contour[:, 0] = width - 1 - contour[:, 0]
         m = replace(d, mask=d.mask[:, ::-1], corners=corners, contour=contour)  # the mask: a view
         x0, y0, x1, y1 = d.box
-        m.__dict__["box"] = (width - x1, y0, width - x0, y1)  # the cached box, mirrored
+        m.__dict__.update(box=(width - x1, y0, width - x0, y1), area=d.area)  # the cached box, mirrored
         out.append(m)
     return out
 
 
 def _iou(a: Detection, b: Detection) -> float:
-    (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = a.box, b.box
-    x0, y0, x1, y1 = max(ax0, bx0), max(ay0, by0), min(ax1, bx1), min(ay1, by1)
-    if x1 <= x0 or y1 <= y0:
-        return 0.0
-    inter = np.count_nonzero(a.mask[y0:y1, x0:x1] & b.mask[y0:y1, x0:x1])
-    area_a = np.count_nonzero(a.mask[ay0:ay1, ax0:ax1])
-    area_b = np.count_nonzero(b.mask[by0:by1, bx0:bx1])
-    return float(inter / max(area_a + area_b - inter, 1))
+    inter = intersection(a, b)
+    return inter / max(a.area + b.area - inter, 1)
 
 
 def merge_mirrored(first: list[Detection], second: list[Detection], match_iou: float = MATCH_IOU,

@@ -52,6 +52,12 @@ class Detection:
         ys, xs = np.flatnonzero(self.mask.any(axis=1)), np.flatnonzero(self.mask.any(axis=0))
         return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
 
+    @cached_property
+    def area(self) -> int:
+        """The mask's pixels; computed once, as `box`."""
+        x0, y0, x1, y1 = self.box
+        return int(np.count_nonzero(self.mask[y0:y1, x0:x1]))
+
 
 def _arr(x) -> np.ndarray:
     return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
@@ -88,14 +94,18 @@ def detections(inst: Instances, window: Window | None, shape: tuple[int, int]) -
     return out
 
 
+def intersection(a: Detection, b: Detection) -> int:
+    """Pixels the two masks share (counted inside the overlap of their boxes)."""
+    (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = a.box, b.box
+    x0, y0, x1, y1 = max(ax0, bx0), max(ay0, by0), min(ax1, bx1), min(ay1, by1)
+    if x1 <= x0 or y1 <= y0:
+        return 0
+    return int(np.count_nonzero(a.mask[y0:y1, x0:x1] & b.mask[y0:y1, x0:x1]))
+
+
 def _overlap(a: Detection, b: Detection) -> float:
     """Intersection over the smaller of the two masks."""
-    (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = a.box, b.box
-    if ax1 <= bx0 or bx1 <= ax0 or ay1 <= by0 or by1 <= ay0:
-        return 0.0
-    x0, y0, x1, y1 = min(ax0, bx0), min(ay0, by0), max(ax1, bx1), max(ay1, by1)
-    ma, mb = a.mask[y0:y1, x0:x1], b.mask[y0:y1, x0:x1]
-    return float(np.logical_and(ma, mb).sum() / max(min(ma.sum(), mb.sum()), 1))
+    return intersection(a, b) / max(min(a.area, b.area), 1)
 
 
 def merge(first: list[Detection], windowed: list[Detection], bodies: set[int],
@@ -132,6 +142,13 @@ def high_resolution_pass(model, cfg, image: np.ndarray, first: Instances) -> Ins
     """`first` (the model's predictions on `image`, its frame) refined by windows along the spine
     (`cfg.SPINE.HIGHRES`). `image` is in the model's input format (H×W×3 uint8); `model` a
     detectron2 model in eval mode."""
+    dets = high_resolution_detections(model, cfg, image, first)
+    return first if dets is None else to_instances(dets, image.shape[:2])
+
+
+def high_resolution_detections(model, cfg, image: np.ndarray, first: Instances) -> list[Detection] | None:
+    """`high_resolution_pass` as detections in the image frame; None where no windows are made
+    (the first pass stands as it is)."""
     shape = image.shape[:2]
     hr = cfg.SPINE.HIGHRES
     pred_classes = _arr(first.pred_classes)
@@ -140,7 +157,7 @@ def high_resolution_pass(model, cfg, image: np.ndarray, first: Instances) -> Ins
     wins = spine_windows(_arr(first.pred_boxes.tensor)[is_vert], size, float(hr.TARGET_PX),
                          input_scale(shape, cfg), float(hr.MIN_GAIN), int(hr.WINDOWS))
     if not wins:
-        return first
+        return None
     windowed = []
     with torch.no_grad():
         for win in wins:
@@ -148,7 +165,7 @@ def high_resolution_pass(model, cfg, image: np.ndarray, first: Instances) -> Ins
             inst = model([model_input(crop, cfg)])[0]["instances"].to("cpu")
             windowed += detections(inst, win, shape)
     bodies = class_ids(cfg.SPINE.CLASS_MAP, WINDOW_CLASSES)
-    return to_instances(merge(detections(first, None, shape), windowed, bodies, float(hr.MIN_SCORE)), shape)
+    return merge(detections(first, None, shape), windowed, bodies, float(hr.MIN_SCORE))
 
 
 def class_ids(class_map: str, regions: tuple[str, ...]) -> set[int]:

@@ -11,7 +11,8 @@ from detectron2.structures import Instances
 
 from spine_d2.data.transforms import model_input
 from spine_d2.engine.flip import merge_mirrored, mirrored
-from spine_d2.engine.highres import detections, high_resolution_pass, to_instances
+from spine_d2.engine.highres import (Detection, detections, high_resolution_detections, high_resolution_pass,
+                                     to_instances)
 from spine_d2.engine.soft_masks import with_soft_masks
 
 
@@ -26,16 +27,18 @@ def refine(model, cfg, image: np.ndarray, first: Instances) -> Instances:
     the windows along the spine, then, with `FLIP`, the same again on the mirrored photo, its
     corners averaged in (`spine_d2.engine.flip`)."""
     hr = cfg.SPINE.HIGHRES.ENABLED
-    out = high_resolution_pass(model, cfg, image, first) if hr else first
     if not cfg.SPINE.get("FLIP", False) or not (first.has("pred_keypoint_heatmaps") or first.has("pred_keypoints")):
-        return out  # the mirrored run averages corners: nothing to do for a model without a corner head
+        # the mirrored run averages corners: nothing to do for a model without a corner head
+        return high_resolution_pass(model, cfg, image, first) if hr else first
     shape = image.shape[:2]
+
+    def passes(photo: np.ndarray, one: Instances) -> list[Detection]:
+        dets = high_resolution_detections(model, cfg, photo, one) if hr else None
+        return detections(one, None, shape) if dets is None else dets
+
     mirror = np.ascontiguousarray(image[:, ::-1])
-    second = one_pass(model, cfg, mirror)
-    if hr:
-        second = high_resolution_pass(model, cfg, mirror, second)
-    merged = merge_mirrored(detections(out, None, shape), mirrored(detections(second, None, shape), shape[1]))
-    return to_instances(merged, shape)
+    second = mirrored(passes(mirror, one_pass(model, cfg, mirror)), shape[1])
+    return to_instances(merge_mirrored(passes(image, first), second), shape)
 
 
 def for_evaluation(model, cfg):

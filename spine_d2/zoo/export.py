@@ -51,6 +51,10 @@ def _commit() -> str:
         return "unknown"
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _phantom(run_dir: Path) -> dict:
     """The dataset the run trained on, from its Hydra record."""
     record = run_dir / ".hydra" / "config.yaml"
@@ -81,7 +85,7 @@ def record_served(name: str, summary_path: str | Path, command: str) -> Path:
     path = zoo.ZOO_DIR / f"{name}.json"
     card = json.loads(path.read_text())
     card["served"] = {"command": command, "commit": _commit(),
-                      "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "benchmark": benchmark(summary)}
+                      "date": _now(), "benchmark": benchmark(summary)}
     path.write_text(json.dumps(card, indent=2) + "\n")
     write_model_zoo_md()
     return path
@@ -105,7 +109,7 @@ def export(run_dir: str | Path, name: str, command: str, training_minutes: float
     (dest / f"{name}.yaml").write_text((run_dir / "d2_config.yaml").read_text())
     info = {"name": name, "command": command, "commit": _commit(), "trained_on": _phantom(run_dir),
             "training_minutes": training_minutes, "benchmark": bench, "real_anatomy_dice": None,
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "weights": "float16"}
+            "date": _now(), "weights": "float16"}
     (dest / f"{name}.json").write_text(json.dumps(info, indent=2) + "\n")
     write_model_zoo_md(dest)
     return dest / f"{name}.pth"
