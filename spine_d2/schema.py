@@ -105,6 +105,7 @@ class SolverConfig:
     weight_decay: float = 0.0001
     warmup_iters: int = 50
     checkpoint_period: int = 500
+    keep_start: float = 0.0           # final weights: keep_start x model.weights + the rest x trained (WiSE-FT); 0: as trained
 
 
 @dataclass

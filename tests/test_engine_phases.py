@@ -8,7 +8,7 @@ from detectron2.engine import HookBase
 from detectron2.modeling import build_model
 
 from spine_d2.engine.config import SCRATCH_PIXEL_STD, build_d2_cfg
-from spine_d2.engine.hooks import NonFiniteLossError
+from spine_d2.engine.hooks import NonFiniteLossError, mixed_state
 from spine_d2.engine.phases import freeze_level, is_frozen, parse_phases, ScheduleError
 from spine_d2.engine.trainer import SpineTrainer, WeightsError
 from test_engine_support import register_tiny, smoke_cfg
@@ -156,3 +156,44 @@ def test_missing_or_unfetchable_weights_are_one_clear_error(tmp_path):
         trainer = SpineTrainer(cfg)
         with pytest.raises(WeightsError, match=match):
             trainer.resume_or_load(resume=False)
+
+
+def test_mixed_state_mixes_what_the_start_holds_and_keeps_the_rest():
+    start = {"a": torch.ones(3), "b": torch.ones(2), "h": torch.ones(1, dtype=torch.float16)}
+    trained = {"a": torch.full((3,), 3.0), "b": torch.zeros(4), "c": torch.zeros(2),
+               "n": torch.arange(3), "h": torch.full((1,), 5.0)}
+    mixed, kept = mixed_state(start, trained, 0.25)
+    assert torch.allclose(mixed["a"], torch.full((3,), 2.5))  # 0.25 x 1 + 0.75 x 3
+    assert torch.allclose(mixed["h"], torch.full((1,), 4.0)) and mixed["h"].dtype == torch.float32
+    assert sorted(kept) == ["b", "c", "n"] and all(mixed[k] is trained[k] for k in kept)
+
+
+def test_keep_start_mixes_the_final_weights_with_the_start(tmp_path):
+    names = register_tiny(tmp_path / "data")
+    # the start: a model of another class count, so that its heads do not fit and stay as trained
+    coco_cfg = build_d2_cfg(smoke_cfg(tmp_path, "++model.d2.MODEL.ROI_HEADS.NUM_CLASSES=80",
+                                      "model.weights=unused.pth"), datasets=names)
+    start = {k: v.detach().clone() for k, v in build_model(coco_cfg).state_dict().items()}
+    torch.save({"model": start}, tmp_path / "start.pth")
+    final = {}
+    for keep in (0.0, 0.5):
+        out = tmp_path / f"keep{keep}"
+        cfg = build_d2_cfg(smoke_cfg(out, f"model.weights={tmp_path / 'start.pth'}",
+                                     f"solver.keep_start={keep}"), datasets=names)
+        trainer = SpineTrainer(cfg)
+        trainer.resume_or_load(resume=False)
+        trainer.train()
+        final[keep] = torch.load(out / "model_final.pth", map_location="cpu", weights_only=True)["model"]
+        assert torch.equal(final[keep]["backbone.fpn_lateral2.weight"],
+                           trainer.model.state_dict()["backbone.fpn_lateral2.weight"])
+    trained, mixed = final[0.0], final[0.5]
+    body = "backbone.bottom_up.res4.0.conv1.weight"
+    assert not torch.equal(trained[body], start[body])  # the tiny run trained it
+    for k in (body, "backbone.fpn_output3.weight", "roi_heads.box_head.fc1.weight"):
+        assert torch.allclose(mixed[k], 0.5 * start[k] + 0.5 * trained[k], atol=1e-6), k
+    cls = "roi_heads.box_predictor.cls_score.weight"  # 81 classes in the start, 5 here
+    assert start[cls].shape != mixed[cls].shape and torch.equal(mixed[cls], trained[cls])
+    with pytest.raises(ValueError, match="keep_start=0.5 .* needs model.weights"):
+        build_d2_cfg(smoke_cfg(tmp_path / "x", "solver.keep_start=0.5"), datasets=names)
+    with pytest.raises(ValueError, match=r"keep_start=1.0: must be in \[0, 1\)"):
+        build_d2_cfg(smoke_cfg(tmp_path / "y", "model.weights=a.pth", "solver.keep_start=1.0"), datasets=names)

@@ -59,6 +59,7 @@ D2_KEYS = {
 SPINE_KEYS = {
     "INPUT": "input", "AUG": "augment", "PHASES": "schedule.phases", "CLASS_MAP": "dataset.class_map",
     "HIGHRES": "test.highres", "SOFT_MASKS": "test.soft_masks", "FLIP": "test.flip", "LOG_PERIOD": "log_period",
+    "KEEP_START": "solver.keep_start",
     "MEASURE": "measure",
 }
 
@@ -161,6 +162,11 @@ def checked_train_config(c: Any) -> DictConfig:
     c = OmegaConf.merge(OmegaConf.structured(TrainConfig), c)
     if not c.solver.base_lr > 0:
         raise ValueError(f"solver.base_lr={c.solver.base_lr}: must be > 0")
+    if not 0 <= c.solver.keep_start < 1:
+        raise ValueError(f"solver.keep_start={c.solver.keep_start}: must be in [0, 1)")
+    if c.solver.keep_start > 0 and not c.model.weights:
+        raise ValueError(f"solver.keep_start={c.solver.keep_start} mixes the final weights with the "
+                         f"starting ones: it needs model.weights")
     if c.augment.crop.enabled and min(c.augment.crop.height, c.augment.crop.width) < 32:
         raise ValueError("augment.crop: height and width must be at least 32 px")
     if not 0 <= c.augment.rotation.min_deg <= c.augment.rotation.max_deg:

@@ -1,15 +1,20 @@
-"""Training hooks: the phase schedule (which parameters train), per-iteration seeding, NaN/Inf guard.
+"""Training hooks: the phase schedule (which parameters train), per-iteration seeding, NaN/Inf guard,
+and the final weights' share of the starting ones (`solver.keep_start`).
 
-All three derive their state from `trainer.iter`, so they need nothing in a checkpoint and are right
-after `resume`: resuming inside phase 2 restores phase 2's trainable set (the optimizer, built over
-every parameter, and the lr scheduler are restored by detectron2's checkpointer).
+All of them derive their state from `trainer.iter` or `MODEL.WEIGHTS`, so they need nothing in a
+checkpoint and are right after `resume`: resuming inside phase 2 restores phase 2's trainable set
+(the optimizer, built over every parameter, and the lr scheduler are restored by detectron2's
+checkpointer).
 """
 from __future__ import annotations
 
 import logging
+from typing import Mapping
 
 import torch
+from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import HookBase
+from detectron2.modeling import build_model
 from detectron2.utils import comm
 from detectron2.utils.env import seed_all_rng
 from torch.nn.parallel import DistributedDataParallel
@@ -141,3 +146,68 @@ class NonFiniteGuard(HookBase):
             f"weights were updated. Last good checkpoint: {ckpt} (in {out}). Train again with a "
             f"lower solver.base_lr or more solver.warmup_iters (model.weights=<that checkpoint> "
             f"starts from its weights).")
+
+
+def mixed_state(start: Mapping[str, torch.Tensor], trained: Mapping[str, torch.Tensor],
+                keep: float) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """`keep` × start + (1 − keep) × trained for every floating-point tensor of `trained` that
+    `start` holds with the same shape; the others stay as trained and are returned by name."""
+    out, kept = {}, []
+    for name, value in trained.items():
+        s = start.get(name)
+        if s is None or s.shape != value.shape or not value.is_floating_point():
+            out[name] = value
+            kept.append(name)
+        else:
+            out[name] = (keep * s.to(value) + (1.0 - keep) * value).to(value.dtype)
+    return out, kept
+
+
+class _StartCheckpointer(DetectionCheckpointer):
+    """detectron2's checkpointer that also records which parameters the file could not fill."""
+
+    def _log_incompatible_keys(self, incompatible) -> None:
+        self.unfilled = set(incompatible.missing_keys) | {k for k, *_ in incompatible.incorrect_shapes}
+        super()._log_incompatible_keys(incompatible)
+
+
+class KeepStart(HookBase):
+    """Weight-space ensembling of the fine-tuned model with its start (WiSE-FT, Wortsman et al.,
+    CVPR 2022): after the last step, before the final checkpoint and test, each parameter becomes
+    `keep` × its value in `weights` + (1 − `keep`) × its trained value (SPINE.KEEP_START,
+    MODEL.WEIGHTS). Parameters the starting checkpoint does not fill (heads of another class
+    count) stay as trained.
+
+    Fine-tuning a converged model for a few hundred steps at batch 1 moves it to a noisier point
+    nearby; the mean of the two keeps what the fine-tuning learned with less of its noise
+    (benchmarks/README.md). The start is read again from `weights` (a path or URL, as detectron2
+    loads it), so a resumed run mixes with the same start. Register it before detectron2's
+    PeriodicCheckpointer and EvalHook, whose `after_step` must see the mixed weights.
+    """
+
+    def __init__(self, cfg):
+        self.keep, self.weights, self.cfg = float(cfg.SPINE.KEEP_START), str(cfg.MODEL.WEIGHTS), cfg
+        if not 0.0 < self.keep < 1.0:
+            raise ValueError(f"SPINE.KEEP_START={self.keep}: must be in (0, 1)")
+        self._start = None
+
+    def before_train(self):
+        replica = build_model(self.cfg)  # the same architecture, filled from the start
+        loader = _StartCheckpointer(replica)
+        loader.unfilled = set()
+        loader.load(self.weights)
+        self._start = {n: p.detach().clone() for n, p in replica.named_parameters() if n not in loader.unfilled}
+
+    def after_step(self):
+        if self.trainer.iter + 1 < self.trainer.max_iter:
+            return
+        model = unwrap(self.trainer.model)
+        trained = {n: p.detach() for n, p in model.named_parameters()}
+        mixed, kept = mixed_state(self._start, trained, self.keep)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(mixed[name])
+        logger.info(f"final weights: {self.keep:g} x the starting weights ({self.weights}) + "
+                    f"{1 - self.keep:g} x the trained ones (solver.keep_start); {len(trained) - len(kept)} "
+                    f"parameter tensors mixed, {len(kept)} not in the start kept as trained")
+        self._start = None
