@@ -105,7 +105,9 @@ class SolverConfig:
     weight_decay: float = 0.0001
     warmup_iters: int = 50
     checkpoint_period: int = 500
-    keep_start: float = 0.0           # final weights: keep_start x model.weights + the rest x trained (WiSE-FT); 0: as trained
+    average_iters: int = 0            # final weights: the mean over the last average_iters steps (SWA); 0: the last step's
+    average_period: int = 100         # ... of a snapshot every average_period steps, the last step included
+    keep_start: float = 0.0           # then keep_start x model.weights + the rest x those (WiSE-FT); 0: as trained
 
 
 @dataclass

@@ -45,18 +45,18 @@ OPTS = ("schedule.phases.0.iters=3", "solver.checkpoint_period=1", "solver.ims_p
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    """(dataset names, the final checkpoint) of the run never stopped."""
+    """(dataset names, the final checkpoint, the run directory) of the run never stopped."""
     root = tmp_path_factory.mktemp("resume")
     names = register_tiny(root / "data")
     trainer = SpineTrainer(build_d2_cfg(smoke_cfg(root / "run", *OPTS), datasets=names))
     trainer.resume_or_load(resume=False)
     trainer.train()
-    return names, final_state(root / "run")
+    return names, final_state(root / "run"), root / "run"
 
 
 @pytest.mark.parametrize("killed_after", [1, 3])  # inside phase 1 (heads only), inside phase 2 (all)
 def test_killed_and_resumed_run_matches_uninterrupted(tmp_path, uninterrupted, killed_after):
-    names, sa = uninterrupted
+    names, sa, _ = uninterrupted
     b = tmp_path / "killed"
     cfg_b = build_d2_cfg(smoke_cfg(b, *OPTS), datasets=names)
     trainer = SpineTrainer(cfg_b)
@@ -94,3 +94,36 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
     trainer = SpineTrainer(build_d2_cfg(smoke_cfg(tmp_path / "new"), datasets=names))
     with pytest.raises(NothingToResumeError, match="no last_checkpoint.*hydra.run.dir"):
         trainer.resume_or_load(resume=True)
+
+
+def test_weight_average_is_the_mean_of_the_last_steps_and_survives_a_resume(tmp_path, uninterrupted):
+    # the uninterrupted run (5 steps, a checkpoint after each) gives the weights after steps 3, 4, 5
+    names, plain, plain_dir = uninterrupted
+    steps = [torch.load(plain_dir / f"model_{i:07d}.pth", map_location="cpu", weights_only=True)["model"]
+             for i in (2, 3)] + [plain["model"]]
+    avg = ("solver.average_iters=3", "solver.average_period=1")
+    run = tmp_path / "avg"
+    trainer = SpineTrainer(build_d2_cfg(smoke_cfg(run, *OPTS, *avg), datasets=names))
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    got = final_state(run)["model"]
+    last = torch.load(run / "model_last_step.pth", map_location="cpu", weights_only=False)["model"]
+    assert all(torch.equal(last[k], plain["model"][k]) for k in got)
+    for k in ("backbone.bottom_up.res4.0.conv1.weight", "roi_heads.box_head.fc1.weight"):
+        assert not torch.equal(steps[0][k], steps[2][k])
+        assert torch.allclose(got[k], sum(s[k] for s in steps) / 3, atol=1e-6), k
+
+    killed = tmp_path / "killed"  # stopped after iteration 3: two snapshots summed, one to come
+    cfg = build_d2_cfg(smoke_cfg(killed, *OPTS, *avg), datasets=names)
+    trainer = SpineTrainer(cfg)
+    trainer.register_hooks([KillAfter(3)])
+    trainer.resume_or_load(resume=False)
+    with pytest.raises(Killed):
+        trainer.train()
+    trainer = SpineTrainer(cfg)
+    trainer.resume_or_load(resume=True)
+    trainer.train()
+    resumed = final_state(killed)["model"]
+    assert all(torch.equal(resumed[k], got[k]) for k in got)
+    with pytest.raises(ValueError, match="average_iters=9.*schedule's 5 steps"):
+        build_d2_cfg(smoke_cfg(tmp_path / "x", *OPTS, "solver.average_iters=9"), datasets=names)

@@ -59,6 +59,7 @@ D2_KEYS = {
 SPINE_KEYS = {
     "INPUT": "input", "AUG": "augment", "PHASES": "schedule.phases", "CLASS_MAP": "dataset.class_map",
     "HIGHRES": "test.highres", "SOFT_MASKS": "test.soft_masks", "FLIP": "test.flip", "LOG_PERIOD": "log_period",
+    "AVERAGE_ITERS": "solver.average_iters", "AVERAGE_PERIOD": "solver.average_period",
     "KEEP_START": "solver.keep_start",
     "MEASURE": "measure",
 }
@@ -184,6 +185,11 @@ def build_d2_cfg(c: Any, datasets: Mapping | None = None, output_dir: str | None
     cfg = add_spine_config(get_cfg())
     cfg.merge_from_file(model_zoo.get_config_file(c.model.base))
     phases = parse_phases(OmegaConf.to_container(c.schedule.phases, resolve=True))
+    total = sum(p.iters for p in phases)
+    if not (0 <= c.solver.average_iters <= total and c.solver.average_period >= 1):
+        raise ValueError(f"solver.average_iters={c.solver.average_iters}, solver.average_period="
+                         f"{c.solver.average_period}: need 0 <= average_iters <= the schedule's {total} "
+                         f"steps and average_period >= 1")
     keys = {d2: OmegaConf.select(c, ours) for ours, d2 in D2_KEYS.items()}
     keys.update(schedule_keys(phases))
     keys.update(model_keys(c.model))

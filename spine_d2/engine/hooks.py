@@ -1,14 +1,17 @@
 """Training hooks: the phase schedule (which parameters train), per-iteration seeding, NaN/Inf guard,
-and the final weights' share of the starting ones (`solver.keep_start`).
+and the final weights: a mean over the last steps (`solver.average_iters`) and a share of the
+starting ones (`solver.keep_start`).
 
-All of them derive their state from `trainer.iter` or `MODEL.WEIGHTS`, so they need nothing in a
-checkpoint and are right after `resume`: resuming inside phase 2 restores phase 2's trainable set
-(the optimizer, built over every parameter, and the lr scheduler are restored by detectron2's
-checkpointer).
+All are right after `resume`. Most derive their state from `trainer.iter` or `MODEL.WEIGHTS`:
+resuming inside phase 2 restores phase 2's trainable set (the optimizer, built over every
+parameter, and the lr scheduler are restored by detectron2's checkpointer). The weight average's
+running sum is saved with the trainer's state in each checkpoint (detectron2 keeps hooks'
+`state_dict`).
 """
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Mapping
 
 import torch
@@ -161,6 +164,52 @@ def mixed_state(start: Mapping[str, torch.Tensor], trained: Mapping[str, torch.T
         else:
             out[name] = (keep * s.to(value) + (1.0 - keep) * value).to(value.dtype)
     return out, kept
+
+
+class AverageWeights(HookBase):
+    """Stochastic weight averaging over the run's last steps (Izmailov et al., UAI 2018; for Mask
+    R-CNN, Zhang et al., "SWA Object Detection", 2020): the final weights are the mean of the
+    weights after every `period`-th of the last `iters` steps, the last step included
+    (SPINE.AVERAGE_ITERS, SPINE.AVERAGE_PERIOD); the last step's own weights are saved as
+    `model_last_step.pth` first. Our models normalise with GN or FrozenBN, so no batch
+    statistics need recomputing. Register it before detectron2's PeriodicCheckpointer and
+    EvalHook, whose `after_step` must see the averaged weights.
+    """
+
+    def __init__(self, cfg):
+        self.iters, self.period = int(cfg.SPINE.AVERAGE_ITERS), int(cfg.SPINE.AVERAGE_PERIOD)
+        if not (0 < self.iters <= cfg.SOLVER.MAX_ITER and self.period >= 1):
+            raise ValueError(f"SPINE.AVERAGE_ITERS={self.iters}, AVERAGE_PERIOD={self.period}: need "
+                             f"0 < iters <= SOLVER.MAX_ITER ({cfg.SOLVER.MAX_ITER}) and period >= 1")
+        self._sum, self._count = None, 0
+
+    def after_step(self):
+        left = self.trainer.max_iter - (self.trainer.iter + 1)  # steps still to run
+        if left >= self.iters or left % self.period:
+            return
+        params = dict(unwrap(self.trainer.model).named_parameters())
+        if self._sum is None:
+            self._sum = {n: p.detach().float().clone() for n, p in params.items()}
+        else:
+            for n, p in params.items():
+                self._sum[n] += p.detach().float()
+        self._count += 1
+        if left == 0:
+            if comm.is_main_process():  # the last step's own weights (a checkpoint of the model alone)
+                torch.save({"model": unwrap(self.trainer.model).state_dict(), "iteration": self.trainer.iter},
+                           Path(self.trainer.cfg.OUTPUT_DIR) / "model_last_step.pth")
+            with torch.no_grad():
+                for n, p in params.items():
+                    p.copy_(self._sum[n] / self._count)
+            logger.info(f"final weights: the mean of {self._count} snapshots, every {self.period} "
+                        f"steps over the last {self.iters} (solver.average_iters)")
+            self._sum, self._count = None, 0
+
+    def state_dict(self):
+        return {"sum": self._sum, "count": self._count} if self._sum is not None else {}
+
+    def load_state_dict(self, state):
+        self._sum, self._count = state.get("sum"), int(state.get("count", 0))
 
 
 class _StartCheckpointer(DetectionCheckpointer):

@@ -29,7 +29,7 @@ from fvcore.common.param_scheduler import MultiStepParamScheduler
 from spine_d2.data.keypoints import add_keypoints
 from spine_d2.data.transforms import build_mapper
 from spine_d2.engine.config import from_yacs, phases_of
-from spine_d2.engine.hooks import IterationSeed, KeepStart, NonFiniteGuard, PhaseSchedule
+from spine_d2.engine.hooks import AverageWeights, IterationSeed, KeepStart, NonFiniteGuard, PhaseSchedule
 
 
 class NothingToResumeError(FileNotFoundError):
@@ -170,7 +170,9 @@ class SpineTrainer(DefaultTrainer):
     def build_hooks(self):
         phases = phases_of(self.cfg)
         ret = [PhaseSchedule(phases, tuple(self.cfg.SOLVER.STEPS)), IterationSeed(self.cfg.SEED)]
-        if self.cfg.SPINE.KEEP_START > 0:  # before the checkpointer and the final test
+        if self.cfg.SPINE.AVERAGE_ITERS > 0:  # these two before the checkpointer and the final test
+            ret.append(AverageWeights(self.cfg))
+        if self.cfg.SPINE.KEEP_START > 0:
             ret.append(KeepStart(self.cfg))
         for h in super().build_hooks():
             if isinstance(h, hooks.PeriodicWriter):  # progress line with ETA + metrics.json records
