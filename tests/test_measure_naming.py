@@ -204,3 +204,25 @@ def test_bodies_above_t1_are_cervical_and_unnamed_not_a_reason_to_give_up():
         assert {"T1", "T2", "T3"} <= set(naming.levels) and len(naming.levels) == vertebrae + 3
         assert any("2 vertebra(e) above T1 (cervical)" in f for f in naming.flags), naming.flags
         assert not naming.uncertain, naming.uncertain
+
+
+def test_a_sacrum_far_below_the_lumbar_spine_is_not_s1():
+    """A sacrum instance found three vertebrae's steps below L5 (a blob among the femoral heads)
+    would make every count from it wrong: it is not taken as S1, the bodies are named by their
+    classes, and the notes say why; one level hidden above a sacrum (L5 not found) is still a gap."""
+    spine = toy_spine()
+    insts = spine.instances()
+    step = np.linalg.norm(spine.polygons["L4"].mean(0) - spine.polygons["L5"].mean(0))
+    s1 = next(i for i in insts if i.class_name == "sacrum")
+    s1.polygon = s1.polygon + np.array([0.0, 3.0 * step])
+    naming = name_levels(insts)
+    got, _ = named(naming, insts)
+    assert "S1" not in naming.levels
+    assert set(got) == ALL - {"S1"} and all(k == v for k, v in got.items())
+    assert any("levels' steps below the lowest vertebra" in f and "not taken as S1" in f for f in naming.flags)
+
+    no_l5 = [i for i in spine.instances() if not np.allclose(i.centre(), spine.polygons["L5"].mean(0), atol=3)]
+    naming = name_levels(no_l5)
+    got, _ = named(naming, no_l5)
+    assert naming.source == "counted up from S1" and "L5" not in got
+    assert got["S1"] == "S1" and all(k == v for k, v in got.items())

@@ -386,3 +386,36 @@ def test_a_wedge_whose_plates_lean_opposite_ways_is_kept():
     up = up / np.linalg.norm(up)
     offs = [off_chain_deg(m.endplates["T5"][side], up) for side in ("superior", "inferior")]
     assert min(abs(o) for o in offs) > 20 and offs[0] * offs[1] < 0
+
+
+def test_a_sacrum_cut_by_the_photo_edge_gives_no_endplate_from_its_outline():
+    """A photo cropped through S1's body: the cut outline's centre and sides are not the sacrum's, so
+    SS (and what needs S1) is not measured from it, and says why; S1's two corners, when given, are."""
+    spine = toy_spine(ss=30.0)
+    s1 = spine.polygons["S1"]
+    cut = float(s1[:, 1].min() + 0.6 * np.ptp(s1[:, 1]))  # the photo ends 60 % down the sacrum
+    shape = (int(cut) + 1, spine.shape[1])
+
+    def cropped(corners: bool):
+        out = []
+        for inst in spine.instances():
+            if inst.polygon is None:
+                continue  # the femoral heads lie below the crop
+            if inst.polygon[:, 1].min() >= cut:
+                continue
+            poly = inst.polygon.copy()
+            poly[:, 1] = np.minimum(poly[:, 1], cut)
+            out.append(Instance(inst.class_name, polygon=poly))
+            if corners and inst.class_name == "sacrum":
+                a, p = spine.endplates["S1"]["superior"]
+                out[-1].corners = {"sa": (*a, 0.9), "sp": (*p, 0.9)}
+        return out
+
+    m = measure_instances(cropped(corners=False), shape)
+    assert not m.angles["SS"].measured and not m.angles["LL_S1"].measured
+    assert "the sacrum is cut by the image border" in m.angles["SS"].reason
+    assert m.angles["LL"].measured and m.angles["TK"].measured  # the rest is still measured
+    whole = measure_instances(cropped(corners=False), (shape[0] + 40, shape[1]))  # the same outline, not at the edge
+    assert whole.angles["SS"].measured
+    given = measure_instances(cropped(corners=True), shape)
+    assert given.angles["SS"].value == pytest.approx(30.0, abs=0.1)

@@ -7,7 +7,8 @@ in the image frame. An endplate whose two corner points the instance carries is 
 (or fused with the fit, `measure.corners`), unless its corners lie closer together than
 `min_corner_length` of the fitted endplate's length (two heatmap peaks on one point); the sacrum
 has only its superior endplate. A fitted endplate that ends at the photo's edge is the crop, not
-the endplate, and is left out. Directions up the spine come from the neighbouring centres
+the endplate, and is left out; so is the outline of a sacrum the photo's edge cuts (its centre and
+sides are the crop's: `cut_by_border`), whose corners, when given, still count. Directions up the spine come from the neighbouring centres
 (`spine_cranial`). A body's endplate leaning more than `max_off_chain_deg` off square to that
 direction, its other endplate leaning the same way, is a failed outline (a strongly tilted body
 the model drew upright), not anatomy: it is turned square to the chain about its midpoint, and
@@ -101,12 +102,24 @@ def touches_border(segment: np.ndarray, image_shape: Sequence[int], border_px: f
                        (pts[:, 1] <= border_px) | (pts[:, 1] >= h - 1 - border_px)))
 
 
+def cut_by_border(inst: Instance, image_shape: Sequence[int], border_px: float) -> bool:
+    """True when an instance's mask reaches within `border_px` of the image's edge (image frame, px):
+    the photo's crop cuts it, so its outline, its centre and the cranial direction from them are
+    not the body's. Used for S1, whose outline alone gives its endplate's side (the sacrum has no
+    rectangle); a body's cut endplate is caught by `touches_border`."""
+    h, w = int(image_shape[0]), int(image_shape[1])
+    x0, y0, x1, y1 = inst.box()
+    return min(x0, y0, w - x1, h - y1) <= border_px
+
+
 def _one_level(inst: Instance, lv: str, cranial: np.ndarray, H, shape, c: Any,
                reasons: dict[str, str], flags: list[str]) -> dict[str, np.ndarray]:
     """One level's endplates (side → [end, end]); why one is missing goes into `reasons`, what
     was left out into `flags`."""
     given = corner_endplates(inst, lv, c.min_corner_score) if c.corners != "ignore" else {}
     try:
+        if lv == "S1" and cut_by_border(inst, shape, c.border_px):
+            raise EndplateError("the sacrum is cut by the image border: its outline is not its shape")
         # the sacrum: only its top edge is an endplate (it may taper to a tip below)
         fit = fit_in_frame(inst.contour(), cranial, inst.centre(), c.method, lv,
                            ("superior",) if lv == "S1" else SIDES, H)

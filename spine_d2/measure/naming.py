@@ -11,7 +11,8 @@ Three sources, tried in this order:
   T1 in order, counting the levels hidden in gaps (a step longer than `gap_factor` × the local
   median step between centres hides round(step / median) − 1 levels); bodies above T1 are
   cervical and stay unnamed. Region classes are only checked: a disagreement is flagged, the count
-  wins.
+  wins. A sacrum instance with two or more levels hidden above it is a blob in the pelvis, not
+  S1 (flagged): the bodies are then named by their classes, as with no sacrum in view.
 - **region classes** (no sacrum in view, or `anchor="regions"`): the chain is split into thoracic
   above and lumbar below where the classes agree best (a stray class is overruled and flagged; more
   than one in five makes every level uncertain). Thoracic bodies are counted upward from T12 (those
@@ -132,6 +133,8 @@ def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anch
         naming.flags.append(msg)
         naming.uncertain.update({level: msg for level in LEVELS})
         sa = []  # S1 unknown; the vertebrae are still named by their classes, for the overlay
+    if sa and not _s1_next_to_body(body, sa[0], slot, pattern, naming):
+        sa = []  # S1 unknown; the vertebrae are named by their classes
     names: dict[int, str] = {}
     if sa:
         names[sa[0]] = "S1"
@@ -145,6 +148,20 @@ def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anch
         _name_by_boundary(body, sa[0] if sa else None, slot, regions, names, naming)
     for k, level in names.items():
         naming.levels[level] = chain[k]
+
+
+def _s1_next_to_body(body, s1, slot, pattern: str, naming: Naming, max_hidden: int = 1) -> bool:
+    """Whether the sacrum instance at chain position `s1` may be S1: at most `max_hidden` levels
+    hidden between it and the lowest body above it. A sacrum found two or more vertebrae's steps
+    below the lumbar spine is a blob in the pelvis (the femoral heads, a sacral segment), not S1;
+    counting up from it would name every level wrong. Flagged when not."""
+    above = [k for k in body if k < s1]
+    hidden = int(slot[s1] - slot[above[-1]]) - 1 if above else 0
+    if hidden <= max_hidden:
+        return True
+    naming.flags.append(f"the sacrum instance lies ~{hidden} levels' steps below the lowest vertebra "
+                        f"({pattern}): not taken as S1")
+    return False
 
 
 def _without_weak_misplaced(instances, chain: list[int], naming: Naming) -> list[int]:
