@@ -279,3 +279,20 @@ def test_record_accuracy_adds_provenance_to_the_summary(tmp_path, monkeypatch):
     rec = json.loads((tmp_path / "accuracy-demo.json").read_text())
     assert (rec["config"], rec["command"], rec["note"], rec["dice_mean"]) == ("demo", "make demo", "a note", 0.9)
     assert rec["date"] and rec["commit"] and "core" in rec["machine"] and "load" not in rec["machine"]
+
+
+# ------------------------------------------------------------------------------------------------
+# junction: an angle's error against the phantom's T12–L1 disc angle
+
+def test_the_t12_l1_disc_angle_and_errors_binned_by_it():
+    import junction
+
+    flat = [[0.0, 0.0], [30.0, 0.0]]
+    turned = [[0.0, 0.0], [30.0 * math.cos(math.radians(160)), 30.0 * math.sin(math.radians(160))]]  # 20° the other way
+    assert junction.disc_angle({"T12": {"inferior": flat}, "L1": {"superior": turned}}) == pytest.approx(20.0)
+    assert junction.disc_angle({"T12": {"inferior": turned[::-1]}, "L1": {"superior": flat}}) == pytest.approx(20.0)
+    assert junction.disc_angle({"T12": {"superior": flat}, "L1": {"superior": flat}}) is None
+    bins = junction.error_by_bins([(2.0, 1.0), (8.0, 3.0), (12.0, 5.0), (25.0, math.nan), (math.nan, 9.0)],
+                                  edges=(0, 10, 20, 90))
+    assert [(b["n"], b["mae"]) for b in bins[:2]] == [(2, 2.0), (1, 5.0)]
+    assert bins[2]["n"] == 0 and math.isnan(bins[2]["mae"])
