@@ -3,18 +3,18 @@
 `level_endplates` runs over the named levels top to bottom. A level's outline is fitted
 (`spine_d2.measure.endplates`) in the radiograph frame when the photo's frame is trusted — there a
 body is the box it was on the film, not the photo's keystoned view of it — and the lines come back
-in the image frame. An endplate whose two corner points the instance carries is taken as given
-(or fused with the fit, `measure.corners`), unless its corners lie closer together than
+in the image frame. An endplate whose two corner points the instance carries is taken as given (or
+fused with the fit, `measure.corners`), unless its corners lie closer together than
 `min_corner_length` of the fitted endplate's length (two heatmap peaks on one point); the sacrum
 has only its superior endplate. A fitted endplate that ends at the photo's edge is the crop, not
 the endplate, and is left out; so is the outline of a sacrum the photo's edge cuts (its centre and
-sides are the crop's: `cut_by_border`), whose corners, when given, still count. Directions up the spine come from the neighbouring centres
-(`spine_cranial`). A body's endplate leaning more than `max_off_chain_deg` off square to that
-direction, its other endplate leaning the same way, is a failed outline (a strongly tilted body
-the model drew upright), not anatomy: it is turned square to the chain about its midpoint, and
-flagged (`square_to_chain`). Plates leaning opposite ways are a wedge (a fracture) and are kept.
-Only where the chain itself is sure (`chain_sure`): the body and its neighbours found with a score
-of at least `SURE_SCORE`, no level hidden between them.
+sides are the crop's: `cut_by_border`), whose corners, when given, still count. Directions up the
+spine come from the neighbouring centres (`spine_cranial`). A body's endplate leaning more than
+`max_off_chain_deg` off square to that direction, its other endplate leaning the same way, is a
+failed outline (a strongly tilted body the model drew upright), not anatomy: it is turned square to
+the chain about its midpoint, and flagged (`square_to_chain`). Plates leaning opposite ways are a
+wedge (a fracture) and are kept. Only where the chain itself is sure (`chain_sure`): the body and
+its neighbours found with a score of at least `SURE_SCORE`, no level hidden between them.
 """
 from __future__ import annotations
 
