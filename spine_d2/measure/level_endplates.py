@@ -103,13 +103,13 @@ def touches_border(segment: np.ndarray, image_shape: Sequence[int], border_px: f
 
 
 def cut_by_border(inst: Instance, image_shape: Sequence[int], border_px: float) -> bool:
-    """True when an instance's mask reaches within `border_px` of the image's edge (image frame, px):
-    the photo's crop cuts it, so its outline, its centre and the cranial direction from them are
-    not the body's. Used for S1, whose outline alone gives its endplate's side (the sacrum has no
-    rectangle); a body's cut endplate is caught by `touches_border`."""
-    h, w = int(image_shape[0]), int(image_shape[1])
-    x0, y0, x1, y1 = inst.box()
-    return min(x0, y0, w - x1, h - y1) <= border_px
+    """True when an instance's mask reaches within `border_px` of the image's edge (image frame,
+    px; `touches_border` on the mask's box): the photo's crop cuts it, so its outline, its centre
+    and the cranial direction from them are not the body's. Used for S1, whose outline alone gives
+    its endplate's side (the sacrum has no rectangle); a body's cut endplate is caught by
+    `touches_border` on the endplate itself."""
+    x0, y0, x1, y1 = inst.box()  # x1, y1 exclusive: the last pixel is x1 − 1, y1 − 1
+    return touches_border(np.array([[x0, y0], [x1 - 1, y1 - 1]], float), image_shape, border_px)
 
 
 def _one_level(inst: Instance, lv: str, cranial: np.ndarray, H, shape, c: Any,
