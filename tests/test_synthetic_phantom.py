@@ -12,6 +12,7 @@ import pytest
 from spine_d2.angles import ANGLE_NAMES, REQUIRED_ENDPLATES, NEEDS_FEMORAL_HEADS, angle_values, sagittal_angles
 from spine_d2.frames import apply_homography
 from spine_d2.synthetic.anatomy import build_anatomy, sample_patient
+from spine_d2.synthetic.balance import balance_trunk
 from spine_d2.synthetic.generate import generate_dataset, split_counts
 
 N = 6
@@ -47,7 +48,54 @@ def test_patient_geometry_gives_the_intended_angles():
         eps = {lv: {"superior": b.superior, "inferior": b.inferior} for lv, b in a.bodies.items()}
         got = angle_values(sagittal_angles(eps, a.heads))
         for name in ANGLE_NAMES:
-            assert got[name] == pytest.approx(getattr(p, name), abs=1e-6), (i, name)
+            assert got[name] == pytest.approx(getattr(a.plan, name), abs=1e-6), (i, name)
+            if name != "TK":  # the trunk's balance may move TK, nothing else
+                assert getattr(a.plan, name) == getattr(p, name)
+
+
+def _plate_deg(plate: np.ndarray) -> float:
+    (ax, ay), (px, py) = plate
+    return math.degrees(math.atan2(py - ay, ax - px))
+
+
+@pytest.mark.parametrize("offset, tk_moves, balanced", [
+    (6.0, "down", True),     # leaning 6° forward at TK 60: less kyphosis, the junction the rest
+    (-10.0, "up", True),     # leaning 10° back: more kyphosis
+    (-3.0, "no", True),      # nearly balanced: the junction alone
+    (60.0, "down", False),   # TK moves at most 15°, the junction 4°: the rest is imbalance
+])
+def test_balance_trunk_moves_tk_first_then_the_junction(offset, tk_moves, balanced):
+    """On a plain plan whose lean grows by 0.6° per degree of TK (the chain's is about 0.5)."""
+    per_degree = {"T8": -0.5, "disc T8": -0.5}
+    wedge, disc = {"T8": -30.0}, {"T8": -30.0, "T12": 0.0}
+
+    def lean():  # kyphosis of T5-T12 is -(wedge + disc) of T8 here
+        return offset + 0.6 * (-(wedge["T8"] + disc["T8"]) - 60.0)
+
+    tk = balance_trunk(lean, wedge, disc, per_degree, 60.0)
+    assert -(wedge["T8"] + disc["T8"]) == pytest.approx(tk, abs=1e-9)  # the plan has that TK
+    assert {"down": tk < 59.0, "up": tk > 61.0, "no": tk == 60.0}[tk_moves]
+    assert 45.0 - 1e-9 <= tk <= 75.0 and abs(disc["T12"]) <= 4.0
+    assert (lean() - disc["T12"] == pytest.approx(0.0, abs=1e-9)) == balanced
+    if not balanced:
+        assert tk == pytest.approx(45.0) and disc["T12"] == pytest.approx(4.0)
+
+
+def test_the_trunk_balances_through_tk_not_a_kinked_thoracolumbar_junction():
+    """Adults' T12-L1 disc turns a few degrees, and TK follows the lordosis below it (r ≈ 0.4–0.6);
+    the trunk's balance over the sacrum once turned the T12-L1 disc by up to 25°."""
+    junction, kinds, drawn, built, lls1 = [], [], [], [], []
+    for i in range(150):
+        rng = np.random.default_rng([5, i])
+        p = sample_patient(rng)
+        a = build_anatomy(p, rng)
+        junction.append(_plate_deg(a.bodies["L1"].superior) - _plate_deg(a.bodies["T12"].inferior))
+        kinds.append(p.kind), drawn.append(p.TK), built.append(a.plan.TK), lls1.append(p.LL_S1)
+    junction, drawn, built, lls1 = map(np.array, (junction, drawn, built, lls1))
+    assert np.median(np.abs(junction)) < 5.0 and np.abs(junction).max() < 12.0
+    assert np.abs(built - drawn).max() <= 15.0 + 1e-9 and np.abs(built - drawn).max() > 5.0
+    adult = np.array(kinds) == "adult"
+    assert np.corrcoef(built[adult], lls1[adult])[0, 1] > 0.3
 
 
 def test_patients_cover_the_study_ranges():

@@ -7,8 +7,9 @@ matrix into another frame (the radiograph frame: pixels of the film, possibly mi
 A patient is drawn as *intended* spino-pelvic parameters (PI, PT, SS, LL_S1, LL, TK) with the
 couplings of shared/PHANTOM.md; the spine is then built bottom-up from the S1 plate by chaining
 vertebral bodies (level-dependent depth, height, wedging) and wedged discs, so the intended angles
-hold by construction. The ground truth is never these intentions: it is what
-`spine_d2.angles.sagittal_angles` measures on the stored endplates (see `generate`).
+hold by construction (balancing the trunk over the sacrum may move TK: `Anatomy.plan`). The ground
+truth is never these intentions: it is what `spine_d2.angles.sagittal_angles` measures on the
+stored endplates (see `generate`).
 
 An endplate is ``[anterior, posterior]``: the two ends of the flat part of the plate, where the
 rounded rim of the body starts. Both are vertices of the level's polygon.
@@ -16,11 +17,12 @@ rounded rim of the body starts. Both are vertices of the level's polygon.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from spine_d2.levels import LUMBAR, THORACIC
+from spine_d2.synthetic.balance import add_kyphosis, balance_trunk, trunk_lean
 
 # level: (endplate depth, mean body height, intended kyphotic wedge) in mm / degrees
 # (Egwu 2019, Bang 2019, Palm 2025, Cook & Baker 2021, PMC2899959; see shared/PHANTOM.md)
@@ -121,6 +123,7 @@ class Anatomy:
     sacrum: np.ndarray  # outline of S2…coccyx (unlabelled)
     sacral: np.ndarray | None = None  # (6, 2, 2) [anterior, posterior] points down the sacrum
     pelvis: dict | None = None  # axis (hip axis, mm), e1 (S1 midpoint → hip axis), e2 (anterior), dist (mm)
+    plan: Patient | None = None  # the patient as built: TK as the trunk's balance left it
 
 
 def _dirs(tilt_deg: float) -> tuple[np.ndarray, np.ndarray]:
@@ -214,11 +217,12 @@ def build_anatomy(patient: Patient, rng: np.random.Generator, pathology=None) ->
     tk_levels = THORACIC[4:]  # T5…T12 bodies; discs T5-6 … T11-12
     rho = rng.uniform(0.7, 0.9)  # share of TK from wedging (Finoco 2025)
     ww = rng.uniform(0.7, 1.3, len(tk_levels))
-    for lv, share in zip(tk_levels, ww / ww.sum()):
-        wedge[lv] = -patient.TK * rho * share
-    for lv in tk_levels[:-1]:
-        disc[lv] = -patient.TK * (1 - rho) / (len(tk_levels) - 1)
-    disc["T12"] = rng.normal(0.0, 3.0)
+    tk_per_degree = {lv: -rho * share for lv, share in zip(tk_levels, ww / ww.sum())}
+    tk_per_degree.update({f"disc {lv}": -(1 - rho) / (len(tk_levels) - 1) for lv in tk_levels[:-1]})
+    wedge.update({lv: 0.0 for lv in tk_levels})
+    disc.update({lv: 0.0 for lv in tk_levels[:-1]})
+    add_kyphosis(wedge, disc, tk_per_degree, patient.TK)
+    disc["T12"] = rng.normal(0.0, 2.0)
     for lv in THORACIC[:4]:
         wedge[lv] = -abs(rng.normal(3.0, 1.5))
     disc["C7"] = rng.normal(4.0, 2.0)
@@ -226,20 +230,22 @@ def build_anatomy(patient: Patient, rng: np.random.Generator, pathology=None) ->
     heights = dict(DISC_HEIGHT)
     apply_to_plan(pathology, wedge, disc, heights, tk_levels)
 
-    # --- chain the bodies upward; the T12-L1 junction (outside every angle) rebalances the trunk
+    # --- chain the bodies upward, balancing the trunk over the sacrum --------------------------
     chain_seed = int(rng.integers(2**31))
-    bodies, a_b, p_b, d1 = _chain(patient, wedge, disc, np.random.default_rng(chain_seed), heights, pathology.slips)
-    l1 = bodies["L1"].superior.mean(axis=0)
-    t1 = bodies["T1"].superior.mean(axis=0)
+
+    def chain():
+        return _chain(patient, wedge, disc, np.random.default_rng(chain_seed), heights, pathology.slips)
+
+    bodies = chain()[0]
     target_x = bodies["S1"].superior[1][0] + rng.normal(10.0, 20.0) * s + (
         rng.uniform(20.0, 70.0) * s if patient.kind == "deformity" else 0.0)
-    lean = math.degrees(math.atan2(t1[0] - l1[0], l1[1] - t1[1]))
-    length = float(np.linalg.norm(t1 - l1))
-    want = math.degrees(math.asin(float(np.clip((target_x - l1[0]) / length, -0.9, 0.9))))
-    disc["T12"] += float(np.clip(lean - want, -25.0, 25.0))
-    bodies, a_b, p_b, d1 = _chain(patient, wedge, disc, np.random.default_rng(chain_seed), heights, pathology.slips)
+    tk = balance_trunk(lambda: trunk_lean(chain()[0], target_x), wedge, disc, tk_per_degree, patient.TK)
+    patient = replace(patient, TK=tk)
+    bodies, a_b, p_b, d1 = chain()
     t_s1 = -patient.SS
-    return _surroundings(patient, bodies, a_b, p_b, d1, t_s1, rng, pathology.transitional == "lumbarised S1")
+    anat = _surroundings(patient, bodies, a_b, p_b, d1, t_s1, rng, pathology.transitional == "lumbarised S1")
+    anat.plan = patient
+    return anat
 
 
 def _chain(patient: Patient, wedge: dict, disc: dict, rng: np.random.Generator, heights: dict, slips: dict):

@@ -124,6 +124,7 @@ def make_image(index: int, seed: int, n: int, knobs: Knobs, out: Path) -> dict:
     patient = sample_patient(rng, knobs.deformity_fraction, knobs.cover_fraction)
     pathology = Pathology.sample(rng, knobs.pathology_fraction, knobs.hardware_fraction)
     anat_mm = build_anatomy(patient, rng, pathology)
+    patient = anat_mm.plan  # TK as the trunk's balance left it
     mirror = bool(rng.random() < knobs.mirror_fraction)
     film = render_radiograph(patient, anat_mm, rng, knobs, mirror, pathology)
     anat = _rounded(film.labels)
