@@ -226,3 +226,23 @@ def test_a_sacrum_far_below_the_lumbar_spine_is_not_s1():
     got, _ = named(naming, no_l5)
     assert naming.source == "counted up from S1" and "L5" not in got
     assert got["S1"] == "S1" and all(k == v for k, v in got.items())
+
+
+def test_a_sacrum_beside_the_lowest_vertebra_is_not_s1():
+    """A sacrum instance level with L5, a step to its side (a blob behind a faint lumbosacral
+    junction), is not S1: its outline would give the sacral slope and the anterior side."""
+    spine = toy_spine()
+    insts = spine.instances()
+    l4, l5 = spine.polygons["L4"].mean(0), spine.polygons["L5"].mean(0)
+    down = (l5 - l4) / np.linalg.norm(l5 - l4)
+    side = np.array([down[1], -down[0]])
+    s1 = next(i for i in insts if i.class_name == "sacrum")
+    for along, taken in ((0.1, False), (0.6, True)):  # drop along the spine, in level steps
+        target = l5 + np.linalg.norm(l5 - l4) * (along * down + 1.1 * side)
+        moved = [i for i in insts if i is not s1]
+        moved.append(Instance(s1.class_name, polygon=s1.polygon - s1.centre() + target, score=s1.score))
+        naming = name_levels(moved)
+        got, _ = named(naming, moved)
+        assert ("S1" in naming.levels) == taken, along
+        assert set(got) - {"S1"} == ALL - {"S1"} and all(k == v for k, v in got.items() if k != "S1")
+        assert any("beside the lowest vertebra" in f for f in naming.flags) != taken

@@ -11,8 +11,9 @@ Three sources, tried in this order:
   T1 in order, counting the levels hidden in gaps (a step longer than `gap_factor` × the local
   median step between centres hides round(step / median) − 1 levels); bodies above T1 are
   cervical and stay unnamed. Region classes are only checked: a disagreement is flagged, the count
-  wins. A sacrum instance with two or more levels hidden above it is a blob in the pelvis, not
-  S1 (flagged): the bodies are then named by their classes, as with no sacrum in view.
+  wins. A sacrum instance with two or more levels hidden above it, or level with the lowest body
+  instead of below it, is a blob in the pelvis, not S1 (flagged): the bodies are then named by
+  their classes, as with no sacrum in view.
 - **region classes** (no sacrum in view, or `anchor="regions"`): the chain is split into thoracic
   above and lumbar below where the classes agree best (a stray class is overruled and flagged; more
   than one in five makes every level uncertain). Thoracic bodies are counted upward from T12 (those
@@ -133,7 +134,7 @@ def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anch
         naming.flags.append(msg)
         naming.uncertain.update({level: msg for level in LEVELS})
         sa = []  # S1 unknown; the vertebrae are still named by their classes, for the overlay
-    if sa and not _s1_next_to_body(body, sa[0], slot, pattern, naming):
+    if sa and not _s1_next_to_body(body, sa[0], slot, centres, pattern, naming):
         sa = []  # S1 unknown; the vertebrae are named by their classes
     names: dict[int, str] = {}
     if sa:
@@ -150,18 +151,30 @@ def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anch
         naming.levels[level] = chain[k]
 
 
-def _s1_next_to_body(body, s1, slot, pattern: str, naming: Naming, max_hidden: int = 1) -> bool:
+def _s1_next_to_body(body, s1, slot, centres, pattern: str, naming: Naming, max_hidden: int = 1,
+                     min_drop: float = 0.25) -> bool:
     """Whether the sacrum instance at chain position `s1` may be S1: at most `max_hidden` levels
-    hidden between it and the lowest body above it. A sacrum found two or more vertebrae's steps
-    below the lumbar spine is a blob in the pelvis (the femoral heads, a sacral segment), not S1;
-    counting up from it would name every level wrong. Flagged when not."""
+    hidden between it and the lowest body above it, and below that body rather than beside it
+    (its step from the body goes down the spine, along the direction of the step to that body, by
+    at least `min_drop` of one level's step; a true S1 goes ≥ 0.5 on every phantom film). A sacrum
+    two or more steps below the lumbar spine, or level with its lowest body, is a blob in the
+    pelvis (the femoral heads, a sacral segment, soft tissue), not S1; counting up from it would
+    name every level wrong, and its outline would give the sacral slope. Flagged when not."""
     above = [k for k in body if k < s1]
     hidden = int(slot[s1] - slot[above[-1]]) - 1 if above else 0
-    if hidden <= max_hidden:
-        return True
-    naming.flags.append(f"the sacrum instance lies ~{hidden} levels' steps below the lowest vertebra "
-                        f"({pattern}): not taken as S1")
-    return False
+    if hidden > max_hidden:
+        naming.flags.append(f"the sacrum instance lies ~{hidden} levels' steps below the lowest vertebra "
+                            f"({pattern}): not taken as S1")
+        return False
+    if len(above) >= 2:
+        last = centres[above[-1]] - centres[above[-2]]
+        level_step = np.linalg.norm(last) / max(1, int(slot[above[-1]] - slot[above[-2]]))
+        drop = float(np.dot(centres[s1] - centres[above[-1]], last / np.linalg.norm(last))) / level_step
+        if drop < min_drop:
+            naming.flags.append(f"the sacrum instance lies beside the lowest vertebra, {drop:.2f} of a level's "
+                                f"step below it ({pattern}): not taken as S1")
+            return False
+    return True
 
 
 def _without_weak_misplaced(instances, chain: list[int], naming: Naming) -> list[int]:
