@@ -1,12 +1,17 @@
-"""An angle's error against the phantom's T12–L1 disc angle (radiograph frame, degrees).
+"""An angle's error against a property of the phantom's true spine (radiograph frame, degrees).
 
     python benchmarks/junction.py per_image=<eval dir>/per_image.csv root=datasets/phantom428 \
-        [angle=TK] [name=demo]
+        [by=disc] [angle=TK] [name=demo] [edges=0,10,20,90]
 
-Reads an evaluation's per_image.csv and the dataset's stored endplates (annotations/<image>.json,
-`spine_d2.endplates`, radiograph frame); writes results/junction-<name>.{md,json}: the disc's
-angle over the whole dataset (median, 95th percentile, share over 15°; real thoracolumbar
-junctions are nearly straight) and the angle's mean absolute error in bins of it.
+`by`: `disc`, the T12–L1 disc angle (real thoracolumbar junctions are nearly straight), or
+`lean`, the trunk's lean: the angle between the film's vertical and the line from the S1 superior
+plate's midpoint to T5's (0° when T5 stands above the sacrum). Several evaluations pool:
+`per_image=a.csv,b.csv root=A,B`, one root per evaluation.
+
+Reads each per_image.csv and the dataset's stored endplates (annotations/<image>.json,
+`spine_d2.endplates`, radiograph frame); writes results/junction-<name>.{md,json}: the property
+over the whole of each dataset (median, 95th percentile, share over 15°) and the angle's mean
+absolute error in bins of it.
 """
 from __future__ import annotations
 
@@ -14,16 +19,17 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from _common import options, provenance, provenance_line
+from _common import as_list, options, provenance, provenance_line
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DEFAULTS = {"per_image": None, "root": "datasets/phantom428", "angle": "TK", "name": "demo"}
 EDGES = (0.0, 10.0, 20.0, 90.0)
+DEFAULTS = {"per_image": None, "root": "datasets/phantom428", "by": "disc", "angle": "TK", "name": "demo",
+            "edges": ",".join(f"{e:g}" for e in EDGES)}
 
 
 def line_deg(segment: Sequence[Sequence[float]]) -> float:
@@ -41,8 +47,22 @@ def disc_angle(endplates: Mapping[str, Mapping[str, Sequence]]) -> float | None:
     return abs((line_deg(a) - line_deg(b) + 90.0) % 180.0 - 90.0)
 
 
+def trunk_lean(endplates: Mapping[str, Mapping[str, Sequence]]) -> float | None:
+    """|angle| between the film's vertical and the line from S1's superior plate midpoint up to
+    T5's (radiograph frame, degrees), None when one is missing."""
+    try:
+        s1, t5 = np.mean(endplates["S1"]["superior"], axis=0), np.mean(endplates["T5"]["superior"], axis=0)
+    except KeyError:
+        return None
+    return abs(math.degrees(math.atan2(t5[0] - s1[0], s1[1] - t5[1])))
+
+
+PROPERTIES: dict[str, tuple[str, Callable]] = {"disc": ("T12–L1 disc angle", disc_angle),
+                                               "lean": ("trunk's lean (S1 to T5)", trunk_lean)}
+
+
 def error_by_bins(pairs: Iterable[tuple[float, float]], edges: Sequence[float] = EDGES) -> list[dict]:
-    """(disc angle, absolute error) pairs → per bin [lo, hi): n, MAE and median error (degrees)."""
+    """(property, absolute error) pairs → per bin [lo, hi): n, MAE and median error (degrees)."""
     pairs = [(d, e) for d, e in pairs if not (math.isnan(d) or math.isnan(e))]
     out = []
     for lo, hi in zip(edges, edges[1:]):
@@ -53,38 +73,48 @@ def error_by_bins(pairs: Iterable[tuple[float, float]], edges: Sequence[float] =
     return out
 
 
-def dataset_discs(root: Path) -> dict[str, float]:
-    """image stem → its T12–L1 disc angle, for every annotation that stores both endplates."""
+def dataset_values(root: Path, prop: Callable) -> dict[str, float]:
+    """image stem → `prop` of its stored endplates, for every annotation where it is defined."""
     out = {}
     for path in sorted((root / "annotations").glob("*.json")):
-        d = disc_angle(json.loads(path.read_text()).get("spine_d2", {}).get("endplates", {}))
+        d = prop(json.loads(path.read_text()).get("spine_d2", {}).get("endplates", {}))
         if d is not None:
             out[path.stem] = d
     return out
 
 
+def _deg(v: float) -> str:
+    return "–" if math.isnan(v) else f"{v:.2f}°"
+
+
 def main(argv: Sequence[str]) -> None:
     opts = options(argv, DEFAULTS, "junction.py")
-    if not opts["per_image"]:
-        raise SystemExit("junction.py: give per_image=<an evaluation's per_image.csv>")
-    angle, root = opts["angle"], Path(opts["root"])
-    discs = dataset_discs(root)
-    if not discs:
-        raise SystemExit(f"junction.py: no T12 and L1 endplates stored under {root / 'annotations'}")
-    table = pd.read_csv(opts["per_image"])
-    err = (table[f"{angle}_pred"] - table[f"{angle}_true"]).abs()
-    bins = error_by_bins((discs.get(img, math.nan), e) for img, e in zip(table["image"], err))
-    values = np.array(list(discs.values()))
+    tables, roots = as_list(opts["per_image"] or ""), [Path(r) for r in as_list(opts["root"])]
+    if not tables or len(tables) != len(roots) or opts["by"] not in PROPERTIES:
+        raise SystemExit("junction.py: give per_image=<per_image.csv>[,…] with as many root=<dataset>[,…], "
+                         f"and by= one of {', '.join(PROPERTIES)}")
+    angle, (what, prop) = opts["angle"], PROPERTIES[opts["by"]]
+    pairs, values = [], []
+    for table_path, root in zip(tables, roots):
+        found = dataset_values(root, prop)
+        if not found:
+            raise SystemExit(f"junction.py: no endplates for the {what} stored under {root / 'annotations'}")
+        table = pd.read_csv(table_path)
+        err = (table[f"{angle}_pred"] - table[f"{angle}_true"]).abs()
+        pairs += [(found.get(img, math.nan), e) for img, e in zip(table["image"], err)]
+        values += list(found.values())
+    bins = error_by_bins(pairs, [float(e) for e in as_list(opts["edges"])])
+    values = np.array(values)
     overall = {"n": len(values), "median": float(np.median(values)), "p95": float(np.percentile(values, 95)),
                "over_15": float((values > 15.0).mean())}
     meta = provenance("benchmarks/junction.py", argv)
     (RESULTS / f"junction-{opts['name']}.json").write_text(
-        json.dumps({**meta, "angle": angle, "discs": overall, "bins": bins}, indent=2) + "\n")
-    lines = [f"# {angle} error against the T12–L1 disc angle: {opts['name']}", "", provenance_line(meta), "",
-             f"T12–L1 disc angle over {overall['n']} films of {root}: median {overall['median']:.1f}°, "
+        json.dumps({**meta, "by": opts["by"], "angle": angle, "values": overall, "bins": bins}, indent=2) + "\n")
+    lines = [f"# {angle} error against the {what}: {opts['name']}", "", provenance_line(meta), "",
+             f"The {what} over {overall['n']} films of {', '.join(map(str, roots))}: median {overall['median']:.1f}°, "
              f"95th percentile {overall['p95']:.1f}°, {100 * overall['over_15']:.0f} % over 15°.", "",
-             f"| disc angle | images | MAE {angle} | median error |", "|---|---|---|---|"]
-    lines += [f"| {b['from']:g}–{b['to']:g}° | {b['n']} | {b['mae']:.2f}° | {b['median']:.2f}° |" for b in bins]
+             f"| {what} | images | MAE {angle} | median error |", "|---|---|---|---|"]
+    lines += [f"| {b['from']:g}–{b['to']:g}° | {b['n']} | {_deg(b['mae'])} | {_deg(b['median'])} |" for b in bins]
     (RESULTS / f"junction-{opts['name']}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -282,9 +282,9 @@ def test_record_accuracy_adds_provenance_to_the_summary(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------------
-# junction: an angle's error against the phantom's T12–L1 disc angle
+# junction: an angle's error against the T12–L1 disc angle or the trunk's lean of the phantom
 
-def test_the_t12_l1_disc_angle_and_errors_binned_by_it():
+def test_the_t12_l1_disc_angle_the_trunks_lean_and_errors_binned_by_them():
     import junction
 
     flat = [[0.0, 0.0], [30.0, 0.0]]
@@ -296,3 +296,8 @@ def test_the_t12_l1_disc_angle_and_errors_binned_by_it():
                                   edges=(0, 10, 20, 90))
     assert [(b["n"], b["mae"]) for b in bins[:2]] == [(2, 2.0), (1, 5.0)]
     assert bins[2]["n"] == 0 and math.isnan(bins[2]["mae"])
+    up = {"S1": {"superior": [[10.0, 100.0], [-10.0, 100.0]]}, "T5": {"superior": [[10.0, 0.0], [-10.0, 0.0]]}}
+    assert junction.trunk_lean(up) == pytest.approx(0.0)
+    ahead = {**up, "T5": {"superior": [[110.0, 0.0], [90.0, 0.0]]}}  # T5 100 px ahead, 100 px up
+    assert junction.trunk_lean(ahead) == pytest.approx(45.0)
+    assert junction.trunk_lean({"T5": up["T5"]}) is None

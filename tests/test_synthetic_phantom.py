@@ -98,6 +98,18 @@ def test_the_trunk_balances_through_tk_not_a_kinked_thoracolumbar_junction():
     assert np.corrcoef(built[adult], lls1[adult])[0, 1] > 0.3
 
 
+def test_s1_lies_at_least_half_a_level_down_the_spine_from_l5():
+    """What naming's S1 check (`measure.naming`: a sacrum instance less than a quarter of a level's
+    step down from the lowest body is not S1) leaves room for, over patients of every kind."""
+    drops = []
+    for i in range(300):
+        rng = np.random.default_rng([6, i])
+        a = build_anatomy(sample_patient(rng), rng)
+        l4, l5, s1 = (a.bodies[lv].polygon.mean(axis=0) for lv in ("L4", "L5", "S1"))
+        drops.append(np.dot(s1 - l5, l5 - l4) / np.dot(l5 - l4, l5 - l4))
+    assert min(drops) > 0.5
+
+
 def test_patients_cover_the_study_ranges():
     ps = [sample_patient(np.random.default_rng([9, i])) for i in range(3000)]
     tk, ll, ss = (np.array([getattr(p, k) for p in ps]) for k in ("TK", "LL", "SS"))

@@ -97,12 +97,14 @@ def test_an_evaluation_as_served_goes_on_the_card_and_into_the_table(smoke_run, 
     own = json.loads((run / "eval" / "summary.json").read_text())
     served = dict(own, dice_mean=0.987, TK={"mae": 1.25, "n": 3, "missing": 0}, LL={"mae": 2.5}, SS={"mae": 0.75})
     (tmp_path / "summary.json").write_text(json.dumps(served))
-    main(["served", "m", str(tmp_path / "summary.json"), "--command", "python tools/evaluate.py checkpoint=zoo:m flip=true"])
+    main(["served", "m", str(tmp_path / "summary.json"), "--command", "python tools/evaluate.py checkpoint=zoo:m flip=true",
+          "--note", "Trained on an older phantom."])
     card = zoo.card("m")
     assert card["served"]["benchmark"]["dice_mean"] == 0.987 and card["served"]["command"].endswith("flip=true")
     assert card["benchmark"]["dice_mean"] == own["dice_mean"]  # the run's own evaluation is kept
     table = (zoo_dir / "MODEL_ZOO.md").read_text()
     assert "| 98.7 % | 1.2° / 2.5° / 0.8° |" in table and "checkpoint=zoo:m flip=true" in table
+    assert card["served"]["note"] == "Trained on an older phantom." and "). Trained on an older phantom." in table
     assert f"Dice {100 * own['dice_mean']:.1f} %" in table
     with pytest.raises(zoo.ZooError, match="zoo:other: no such model"):
         record_served("other", tmp_path / "summary.json", "c")

@@ -7,7 +7,7 @@ by a model that beats it: a higher Dice and a mean TK/LL/SS error no larger (`--
 
 When test-time settings of an entry change after it was trained (its `<name>.yaml`), its
 evaluation as served now goes on the card beside the run's own:
-    python -m spine_d2.zoo.export served NAME SUMMARY_JSON --command "python tools/evaluate.py ..."
+    python -m spine_d2.zoo.export served NAME SUMMARY_JSON --command "python tools/evaluate.py ..." [--note "..."]
 """
 from __future__ import annotations
 
@@ -73,9 +73,10 @@ def benchmark(summary: dict) -> dict:
     return bench
 
 
-def record_served(name: str, summary_path: str | Path, command: str) -> Path:
+def record_served(name: str, summary_path: str | Path, command: str, note: str | None = None) -> Path:
     """Put `summary_path` (an evaluation of zoo:`name` with the settings it is served with) on its
-    card as `served`, with the command and commit; rewrites MODEL_ZOO.md. Returns the card."""
+    card as `served`, with the command, commit and `note` (e.g. that the phantom changed since the
+    model was trained); rewrites MODEL_ZOO.md. Returns the card."""
     if name not in zoo.names():
         raise ZooError(f"zoo:{name}: no such model (have: {', '.join(zoo.names()) or 'none'})")
     try:
@@ -86,6 +87,8 @@ def record_served(name: str, summary_path: str | Path, command: str) -> Path:
     card = json.loads(path.read_text())
     card["served"] = {"command": command, "commit": _commit(),
                       "date": _now(), "benchmark": benchmark(summary)}
+    if note:
+        card["served"]["note"] = note
     path.write_text(json.dumps(card, indent=2) + "\n")
     write_model_zoo_md()
     return path
@@ -139,7 +142,8 @@ def write_model_zoo_md(dest: Path | None = None) -> Path:
                     f"evaluation ({c['date']}): Dice {_dice(own)}, MAE TK / LL / SS {_maes(own)}."]
         if served:
             details += [f"As served now (its `{c['name']}.yaml`: the test-time settings added since), the "
-                        f"numbers in the table: `{served['command']}` ({served['date']}, commit `{served['commit']}`)."]
+                        f"numbers in the table: `{served['command']}` ({served['date']}, commit `{served['commit']}`)."
+                        + (f" {served['note']}" if served.get("note") else "")]
     out = dest / "MODEL_ZOO.md"
     out.write_text("\n".join(rows + details) + "\n")
     return out
@@ -159,9 +163,10 @@ def main_served(argv) -> None:
     ap.add_argument("name")
     ap.add_argument("summary", help="summary.json of tools/evaluate.py checkpoint=zoo:NAME")
     ap.add_argument("--command", required=True, help="the command that produced it")
+    ap.add_argument("--note", help="what a reader of the card should know about this evaluation")
     a = ap.parse_args(argv)
     try:
-        print(f"wrote {record_served(a.name, a.summary, a.command)}")
+        print(f"wrote {record_served(a.name, a.summary, a.command, a.note)}")
     except ZooError as e:
         raise SystemExit(f"error: {e}")
 
