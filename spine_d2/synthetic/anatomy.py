@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from spine_d2.levels import LUMBAR, THORACIC
-from spine_d2.synthetic.balance import add_kyphosis, balance_trunk, trunk_lean
+from spine_d2.synthetic.balance import add_kyphosis, balance_trunk, lean_off_target
 
 # level: (endplate depth, mean body height, intended kyphotic wedge) in mm / degrees
 # (Egwu 2019, Bang 2019, Palm 2025, Cook & Baker 2021, PMC2899959; see shared/PHANTOM.md)
@@ -239,7 +239,7 @@ def build_anatomy(patient: Patient, rng: np.random.Generator, pathology=None) ->
     bodies = chain()[0]
     target_x = bodies["S1"].superior[1][0] + rng.normal(10.0, 20.0) * s + (
         rng.uniform(20.0, 70.0) * s if patient.kind == "deformity" else 0.0)
-    tk = balance_trunk(lambda: trunk_lean(chain()[0], target_x), wedge, disc, tk_per_degree, patient.TK)
+    tk = balance_trunk(lambda: lean_off_target(chain()[0], target_x), wedge, disc, tk_per_degree, patient.TK)
     patient = replace(patient, TK=tk)
     bodies, a_b, p_b, d1 = chain()
     t_s1 = -patient.SS

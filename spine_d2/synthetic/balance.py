@@ -27,7 +27,7 @@ def add_kyphosis(wedge: dict, disc: dict, per_degree: dict, degrees: float) -> N
             wedge[key] += k * degrees
 
 
-def trunk_lean(bodies: dict, target_x: float) -> float:
+def lean_off_target(bodies: dict, target_x: float) -> float:
     """Degrees the trunk (the chord from the L1 to the T1 superior plate) leans anterior of the
     direction that would put T1 over `target_x` (patient frame, mm)."""
     l1, t1 = bodies["L1"].superior.mean(axis=0), bodies["T1"].superior.mean(axis=0)
