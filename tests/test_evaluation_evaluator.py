@@ -1,6 +1,10 @@
 """SpineEvaluator fed the ground truth as predictions: Dice and IoU 1, COCO AP 100, the phantom's true angles."""
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -60,3 +64,21 @@ def test_ground_truth_predictions_give_dice_1_and_the_true_angles(tmp_path):
             # masks of the true outlines differ from the rim points a reader clicks by up to a few
             # degrees: far from the central ray an endplate's shadow is an oval (benchmarks/README.md)
             assert table.loc[stem, f"{name}_pred"] == pytest.approx(truth.loc[stem, name], abs=5.0, nan_ok=True), (stem, name)
+
+
+def test_the_split_coco_json_folder_goes_when_the_process_ends(tmp_path):
+    """Every evaluating process writes its splits' COCO json to a scratch folder; sweeps and test
+    runs start hundreds of them, so the folder must not outlive its process."""
+    root = generate_dataset(tmp_path / "phantom", 2, seed=3, difficulty="easy", workers=1, progress=False)
+    script = (
+        "from spine_d2.data.register import register_spine_dataset\n"
+        "from spine_d2.evaluation.evaluator import coco_json_file\n"
+        "import os, sys\n"
+        f"names = register_spine_dataset('coco_json_scratch', {str(root)!r}, test_fraction=0.5)\n"
+        "path = coco_json_file(names['test'])\n"
+        "assert os.path.getsize(path) > 0\n"
+        "print(os.path.dirname(path))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    folder = Path(done.stdout.strip().splitlines()[-1])
+    assert folder.name.startswith("spine_d2_coco_json_")
+    assert not folder.exists()

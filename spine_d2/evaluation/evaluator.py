@@ -11,6 +11,7 @@ detectron2's EvalHook puts into the event storage (TensorBoard, metrics.json).
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import math
@@ -55,7 +56,10 @@ def ground_truth_masks(record: dict, class_names) -> tuple[list[np.ndarray], lis
 
 @functools.lru_cache(maxsize=1)
 def _coco_cache() -> Path:
-    return Path(tempfile.mkdtemp(prefix="spine_d2_coco_json_"))
+    """This process's scratch folder for split COCO jsons; removed when the process exits."""
+    path = Path(tempfile.mkdtemp(prefix="spine_d2_coco_json_"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def coco_json_file(dataset_name: str) -> str:
