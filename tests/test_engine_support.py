@@ -1,6 +1,7 @@
 """Helpers for the engine tests: a tiny registered dataset (rectangles as polygons) and configs."""
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import cv2
@@ -39,9 +40,12 @@ def make_tiny_images(root: Path, n: int = 4, h: int = 128, w: int = 64, seed: in
 
 
 def register_tiny(root, n: int = 4) -> dict:
-    """Register <TINY>_train (all n) and <TINY>_test (all n) like spine_d2.data.register does."""
+    """Register <TINY>_<tag>_train (all n) and <TINY>_<tag>_test (all n) like
+    spine_d2.data.register does; the tag names `root`, so a test's registration never points a
+    split another test still uses at its own folder (which goes when that test passes)."""
     dicts = make_tiny_images(Path(root), n)
-    names = {"train": f"{TINY}_train", "test": f"{TINY}_test"}
+    tag = zlib.crc32(str(Path(root).resolve()).encode())
+    names = {"train": f"{TINY}_{tag:08x}_train", "test": f"{TINY}_{tag:08x}_test"}
     for name in names.values():
         if name in DatasetCatalog.list():
             DatasetCatalog.remove(name)
