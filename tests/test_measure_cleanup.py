@@ -8,7 +8,7 @@ import pytest
 
 from measure_factory import toy_spine
 
-from spine_d2.measure.cleanup import chain_outliers, clean_instances, slope_changes, turn_scores
+from spine_d2.measure.cleanup import chain_outliers, clean_instances, detours, slope_changes, turn_scores
 from spine_d2.measure.instances import Instance
 from spine_d2.measure.pipeline import measure_instances
 from spine_d2.polygons import rasterize
@@ -39,6 +39,57 @@ def test_turn_scores_tell_a_spike_from_a_bend():
     assert slope_changes(bend).max() > 1.7  # the study's rule would remove a true centre here
     end = np.array([[200, 0], [100, 40], [102, 80], [104, 120], [106, 160]], float)  # the top end off
     assert turn_scores(end).argmax() == 0 and turn_scores(end)[0] > 60
+
+
+@pytest.mark.parametrize("missed", [("T6", "T7"), ("T5", "T6", "T7")])
+def test_a_detour_of_bodies_beside_the_spine_is_removed(missed):
+    """The model misses two or three upper thoracic bodies and finds as many blobs in the soft
+    tissue beside them: no blob is a spike, so the spike rule alone keeps them (it may take a
+    true body as the spike instead); as a detour they go, each with its reason, and TK is right."""
+    spine = toy_spine(tk=45.0)
+    insts = [i for lv, i in zip(spine.polygons, spine.instances(heads=False)) if lv not in missed]
+    insts += spine.instances()[len(spine.polygons):]  # the femoral heads
+    step = np.linalg.norm(spine.polygons["T8"].mean(0) - spine.polygons["T9"].mean(0))
+    blobs = [Instance("thoracic", polygon=spine.polygons[lv] + [-2.0 * step, 0.0], score=0.9) for lv in missed]
+    _, kept, removals = clean_instances(insts + blobs, spine.shape)
+    assert sorted(r.index for r in removals) == list(range(len(insts), len(insts) + len(missed)))
+    assert all(f"a detour of {len(missed)} centres" in r.reason for r in removals)
+    _, kept, removals = clean_instances(insts + blobs, spine.shape, max_detour=1)
+    assert not {r.index for r in removals} & set(range(len(insts), len(insts) + len(missed)))  # spikes alone
+    m = measure_instances(insts + blobs, spine.shape)
+    if "T5" not in missed:
+        assert m.angles["TK"].value == pytest.approx(spine.expected["TK"], abs=0.5)
+
+
+def test_doubted_detections_zigzagging_with_sure_bodies_go_first():
+    """Weak blobs beside the upper thoracic spine, each level with a sure body: sorted top to
+    bottom the chain zigzags, and every centre, sure or not, is a spike; the doubted ones go."""
+    spine = toy_spine(tk=45.0)
+    insts = spine.instances()
+    step = np.linalg.norm(spine.polygons["T8"].mean(0) - spine.polygons["T9"].mean(0))
+    pairs = [("T8", "T7"), ("T7", "T6"), ("T6", "T5")]
+    blobs = [Instance("thoracic", score=0.15, polygon=(spine.polygons[a] + spine.polygons[b]) / 2
+                      + [1.2 * step, 0.0]) for a, b in pairs]
+    _, kept, removals = clean_instances(insts + blobs, spine.shape)
+    assert sorted(r.index for r in removals) == list(range(len(insts), len(insts) + len(blobs)))
+    m = measure_instances(insts + blobs, spine.shape)
+    assert m.angles["TK"].value == pytest.approx(spine.expected["TK"], abs=0.5)
+
+
+def test_a_true_chain_bending_hard_is_no_detour():
+    """Arcs turning 20° a level (80° over four levels, beyond any kyphosis) and a bend of 45° at
+    one level: no run of centres is a detour; a run of two set beside a straight chain is."""
+    for per_level in (5.0, 10.0, 20.0):
+        t = np.radians(np.arange(12) * per_level)
+        arc = np.cumsum(np.stack([30 * np.sin(t), 30 * np.cos(t)], axis=1), axis=0)
+        assert detours(arc) == [] and detours(arc[::-1]) == []
+    t = np.radians(np.r_[np.zeros(6), np.full(6, 45.0)])
+    assert detours(np.cumsum(np.stack([30 * np.sin(t), 30 * np.cos(t)], axis=1), axis=0)) == []
+    line = np.stack([np.full(10, 100.0), np.arange(10) * 30.0], axis=1)
+    line[4:6, 0] += 45.0
+    (first, stop, leave, rejoin), = detours(line)
+    assert (first, stop) == (4, 6) and leave > 30 and rejoin > 30
+    assert detours(line, max_run=1) == []
 
 
 def test_stray_detection_beside_the_spine_is_removed_with_its_reason():

@@ -84,6 +84,7 @@ class MeasureConfig:
     # centres off the spine's chain: turn (a spike turning it > turn_limit_deg) | slope (the study's) | off
     chain_rule: ChainRule = ChainRule.turn
     turn_limit_deg: float = 60.0      # turn: degrees the chain may turn at a centre that sticks out both ways
+    max_detour: int = 3               # turn: centres a detour off the chain may hold (2-3 bodies beside it); <2: none
     slope_threshold: float = 1.7      # slope: the study's slope-change limit between neighbouring centres (tan 60°)
     duplicate_overlap: float = 0.5    # overlap (of the smaller mask) that makes two vertebrae duplicates
     duplicate_overlap_heads: float = 0.95  # the two femoral heads overlap on a lateral film by design
