@@ -77,12 +77,14 @@ def test_doubted_detections_zigzagging_with_sure_bodies_go_first():
 
 
 def test_a_true_chain_bending_hard_is_no_detour():
-    """Arcs turning 20° a level (80° over four levels, beyond any kyphosis) and a bend of 45° at
-    one level: no run of centres is a detour; a run of two set beside a straight chain is."""
-    for per_level in (5.0, 10.0, 20.0):
+    """Arcs turning up to 30° a level (120° over four levels, beyond any lordosis), short
+    thoracic steps above long lumbar ones, and a bend of 45° at one level: no run of centres is a
+    detour; a run of two set beside a straight chain is."""
+    for per_level in (5.0, 10.0, 20.0, 30.0):
         t = np.radians(np.arange(12) * per_level)
-        arc = np.cumsum(np.stack([30 * np.sin(t), 30 * np.cos(t)], axis=1), axis=0)
-        assert detours(arc) == [] and detours(arc[::-1]) == []
+        for steps in (np.full(12, 30.0), np.r_[np.full(7, 18.0), np.full(5, 36.0)]):
+            arc = np.cumsum(np.stack([steps * np.sin(t), steps * np.cos(t)], axis=1), axis=0)
+            assert detours(arc) == [] and detours(arc[::-1]) == []
     t = np.radians(np.r_[np.zeros(6), np.full(6, 45.0)])
     assert detours(np.cumsum(np.stack([30 * np.sin(t), 30 * np.cos(t)], axis=1), axis=0)) == []
     line = np.stack([np.full(10, 100.0), np.arange(10) * 30.0], axis=1)

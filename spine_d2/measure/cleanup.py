@@ -32,10 +32,10 @@ Four steps, each removal recorded with its reason:
 
    With ``turn``, a detour is noise too: a run of 2 to `max_detour` (3) centres lying all to one
    side of the line between the sure centres either side of it, each further from it than half the
-   chain's median step, that the chain leaves and rejoins by more than `turn_limit_deg` / 2 to
-   that line (a spike several centres wide: bodies found in the soft tissue beside the upper
-   thoracic spine). A true chain bending 20° a level for four levels stays within 0.4 of a step
-   of that line. Of the spikes and detours, those the model doubts (every centre scoring under
+   line's step per level, that the chain leaves and rejoins by more than `turn_limit_deg` / 2 to
+   that line, turning the other way at the centres either side than through the run (a spike
+   several centres wide: bodies found in the soft tissue beside the upper thoracic spine; a bend,
+   however strong, turns one way throughout). Of the spikes and detours, those the model doubts (every centre scoring under
    `SURE_SCORE`) go before sure ones, then the one whose removal leaves the straightest chain,
    the one removing fewest centres, the lowest scores.
 """
@@ -210,14 +210,17 @@ def detours(centres: np.ndarray, turn_limit_deg: float = 60.0, max_run: int = MA
     detours through, as (first, stop, leave°, rejoin°) for the run centres[first:stop]: all on
     one side of the line from the centre before the run to the one after it (both `sure`, when
     given: a line through a doubted centre is no guide), each further from it than half the
-    chain's median step, the step into the run leaving that line by more than `turn_limit_deg` / 2
-    and the step out of it rejoining it by more than that."""
+    step the line makes per level (its length over the run's length + 1; lumbar steps are twice
+    the upper thoracic ones), the step into the run leaving that line by more than
+    `turn_limit_deg` / 2 and the step out of it rejoining it by more than that, and the chain
+    turning at the centres either side (those that have a turn) the other way than from the step
+    in to the step out."""
     c = np.asarray(centres, float)
     n, out = len(c), []
     if n < 4 or max_run < 2:
         return out
     sure = np.ones(n, bool) if sure is None else np.asarray(sure, bool)
-    off = 0.5 * float(np.median(np.linalg.norm(np.diff(c, axis=0), axis=1)))
+    turns = np.r_[0.0, signed_turns(c), 0.0]  # turns[j]: the turn at centre j; none at the ends
 
     def degrees_off(v, u):
         return float(np.degrees(np.arccos(np.clip(v @ u / max(np.linalg.norm(v), 1e-9), -1.0, 1.0))))
@@ -230,12 +233,17 @@ def detours(centres: np.ndarray, turn_limit_deg: float = 60.0, max_run: int = MA
             length = float(np.linalg.norm(b - a))
             if length == 0.0:
                 continue
-            u = (b - a) / length
+            u, off = (b - a) / length, 0.5 * length / (k + 1)  # half the levels' step along the line
             side = (c[first:first + k] - a) @ np.array([-u[1], u[0]])
             if not (np.all(side > off) or np.all(side < -off)):
                 continue
             leave, rejoin = degrees_off(c[first] - a, u), degrees_off(b - c[first + k - 1], u)
-            if min(leave, rejoin) > turn_limit_deg / 2:
+            # a detour turns the chain back: the other way at its two ends than through the run
+            # (a bend turns one way throughout)
+            through = signed_turns(np.array([a, c[first], c[first + k - 1], b]))
+            ends = [turns[j] for j in (first - 1, first + k) if 1 <= j <= n - 2]
+            back = bool(ends) and all(t * through.sum() < 0 for t in ends)
+            if back and min(leave, rejoin) > turn_limit_deg / 2:
                 out.append((first, first + k, leave, rejoin))
     return out
 
