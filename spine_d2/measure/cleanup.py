@@ -31,13 +31,13 @@ Four steps, each removal recorded with its reason:
    - ``off``: no centre is removed for its place in the chain.
 
    With ``turn``, a detour is noise too: a run of 2 to `max_detour` (3) centres lying all to one
-   side of the line between the sure centres either side of it, each further from it than half the
-   line's step per level, that the chain leaves and rejoins by more than `turn_limit_deg` / 2 to
-   that line, turning the other way at the centres either side than through the run (a spike
-   several centres wide: bodies found in the soft tissue beside the upper thoracic spine; a bend,
-   however strong, turns one way throughout). Of the spikes and detours, those the model doubts (every centre scoring under
-   `SURE_SCORE`) go before sure ones, then the one whose removal leaves the straightest chain,
-   the one removing fewest centres, the lowest scores.
+   side of the line between the sure centres either side of it, each further from it than half
+   the line's step per level, that the chain leaves and rejoins by more than `turn_limit_deg` / 2
+   to that line, turning the other way at the centres either side than through the run (a spike
+   several centres wide: bodies found in the soft tissue beside the upper thoracic spine; a
+   bend, however strong, turns one way throughout). Of the spikes and detours, those the model
+   doubts (every centre scoring under `SURE_SCORE`) go before sure ones, then the one whose
+   removal leaves the straightest chain, the one removing fewest centres, the lowest scores.
 """
 from __future__ import annotations
 
