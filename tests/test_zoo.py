@@ -62,6 +62,27 @@ def test_an_entry_is_replaced_only_by_a_better_model(smoke_run, zoo_dir):
     assert json.loads((zoo_dir / "m.json").read_text())["command"] == "second"
 
 
+def test_a_new_model_must_beat_the_entry_as_it_is_served_now(smoke_run, zoo_dir, tmp_path):
+    """An entry evaluated again since (new phantom, new test-time settings) is judged by that
+    evaluation: a new run better than the entry's first benchmark but not than its served one is
+    refused, and the message gives both sets of numbers; the card keeps a note."""
+    root, run = smoke_run
+    export(run, "m", command="first", note="Trained on an older phantom.")
+    own = json.loads((run / "eval" / "summary.json").read_text())
+    worse_then = {"dice_mean": own["dice_mean"] - 0.1}  # angles missing: the worst
+    (zoo_dir / "m.json").write_text(json.dumps(dict(zoo.card("m"), benchmark=worse_then)))
+    better_now = dict(own, dice_mean=own["dice_mean"] + 0.1, TK={"mae": 0.5}, LL={"mae": 0.5}, SS={"mae": 0.5})
+    (tmp_path / "served.json").write_text(json.dumps(better_now))
+    record_served("m", tmp_path / "served.json", "python tools/evaluate.py checkpoint=zoo:m")
+    with pytest.raises(zoo.ZooError, match=r"does not beat .*MAE TK / LL / SS .* vs 0\.5° / 0\.5° / 0\.5°"):
+        export(run, "m", command="second")
+    assert zoo.card("m")["command"] == "first" and zoo.card("m")["note"] == "Trained on an older phantom."
+    assert "Trained on an older phantom." in (zoo_dir / "MODEL_ZOO.md").read_text()
+    (zoo_dir / "m.json").write_text(json.dumps({k: v for k, v in zoo.card("m").items() if k != "served"}))
+    export(run, "m", command="second")  # judged by its own (worse) benchmark, it is beaten
+    assert zoo.card("m")["command"] == "second" and "note" not in zoo.card("m")
+
+
 def test_fine_tuning_starts_from_a_zoo_model(smoke_run, zoo_dir, tmp_path):
     from conftest import run_tool
 

@@ -3,7 +3,8 @@
 Writes `<name>.pth` (the run's model_final.pth, weights as float16), `<name>.yaml` (its
 d2_config.yaml) and `<name>.json` (the card: command, commit, phantom, training time and the run's
 own evaluation, `eval/summary.json`), then MODEL_ZOO.md from every card. An entry is replaced only
-by a model that beats it: a higher Dice and a mean TK/LL/SS error no larger (`--force` overrides).
+by a model that beats it: a higher Dice and a mean TK/LL/SS error no larger than the entry's
+evaluation as served now, or its own where none is recorded (`--force` overrides).
 
 When test-time settings of an entry change after it was trained (its `<name>.yaml`), its
 evaluation as served now goes on the card beside the run's own:
@@ -41,6 +42,12 @@ def beats(new: dict, old: dict) -> bool:
     (a missing value counts as the worst)."""
     return (_num(new.get("dice_mean"), 0.0) > _num(old.get("dice_mean"), 0.0)
             and _angle_error(new) <= _angle_error(old))
+
+
+def to_beat(card: dict) -> dict:
+    """The benchmark a new model must beat to replace entry `card`: its evaluation as served now
+    when one is recorded (today's test-time settings, measurement and phantom), else its run's own."""
+    return (card.get("served") or card)["benchmark"]
 
 
 def _commit() -> str:
@@ -95,17 +102,18 @@ def record_served(name: str, summary_path: str | Path, command: str, note: str |
 
 
 def export(run_dir: str | Path, name: str, command: str, training_minutes: float | None = None,
-           force: bool = False) -> Path:
-    """Add run `run_dir` to the zoo as `name`; returns the weights file written."""
+           force: bool = False, note: str | None = None) -> Path:
+    """Add run `run_dir` to the zoo as `name`, replacing an entry of that name only when it beats
+    it (`to_beat`) or with `force`; `note` goes on the card. Returns the weights file written."""
     dest = zoo.ZOO_DIR
     run_dir = Path(run_dir)
     summary_file = run_dir / "eval" / "summary.json"
     if not (run_dir / "model_final.pth").is_file() or not summary_file.is_file():
         raise ZooError(f"{run_dir}: needs model_final.pth and eval/summary.json (a finished, evaluated run)")
     bench = benchmark(json.loads(summary_file.read_text()))
-    if name in zoo.names() and not force and not beats(bench, zoo.card(name)["benchmark"]):
-        raise ZooError(f"zoo:{name}: the new model does not beat the one shipped (Dice "
-                       f"{bench.get('dice_mean')} vs {zoo.card(name)['benchmark'].get('dice_mean')}); --force replaces it")
+    if name in zoo.names() and not force and not beats(bench, old := to_beat(zoo.card(name))):
+        raise ZooError(f"zoo:{name}: the new model does not beat the one shipped (Dice {_dice(bench)} vs "
+                       f"{_dice(old)}, MAE TK / LL / SS {_maes(bench)} vs {_maes(old)}); --force replaces it")
     state = torch.load(run_dir / "model_final.pth", map_location="cpu", weights_only=True)
     model = {k: (v.half() if v.is_floating_point() else v) for k, v in state["model"].items()}
     torch.save({"model": model}, dest / f"{name}.pth")
@@ -113,6 +121,8 @@ def export(run_dir: str | Path, name: str, command: str, training_minutes: float
     info = {"name": name, "command": command, "commit": _commit(), "trained_on": _phantom(run_dir),
             "training_minutes": training_minutes, "benchmark": bench, "real_anatomy_dice": None,
             "date": _now(), "weights": "float16"}
+    if note:
+        info["note"] = note
     (dest / f"{name}.json").write_text(json.dumps(info, indent=2) + "\n")
     write_model_zoo_md(dest)
     return dest / f"{name}.pth"
@@ -139,7 +149,8 @@ def write_model_zoo_md(dest: Path | None = None) -> Path:
         own = c["benchmark"]
         details += ["", f"## {c['name']}", "", "```bash", c["command"], "```",
                     f"Benchmark: the phantom's test split ({own.get('n_images', '?')} images). The run's own "
-                    f"evaluation ({c['date']}): Dice {_dice(own)}, MAE TK / LL / SS {_maes(own)}."]
+                    f"evaluation ({c['date']}): Dice {_dice(own)}, MAE TK / LL / SS {_maes(own)}."
+                    + (f" {c['note']}" if c.get("note") else "")]
         if served:
             details += [f"As served now (its `{c['name']}.yaml`: the test-time settings added since), the "
                         f"numbers in the table: `{served['command']}` ({served['date']}, commit `{served['commit']}`)."
@@ -180,10 +191,11 @@ def main(argv=None) -> None:
     ap.add_argument("name")
     ap.add_argument("--command", required=True, help="the command that trained the run")
     ap.add_argument("--minutes", type=float, default=None, help="training time, minutes")
-    ap.add_argument("--force", action="store_true")
+    ap.add_argument("--force", action="store_true", help="replace an entry the new model does not beat")
+    ap.add_argument("--note", help="what a reader of the card should know about the model")
     a = ap.parse_args(argv)
     try:
-        print(f"wrote {export(a.run_dir, a.name, a.command, a.minutes, a.force)}")
+        print(f"wrote {export(a.run_dir, a.name, a.command, a.minutes, a.force, a.note)}")
     except ZooError as e:
         raise SystemExit(f"error: {e}")
 
