@@ -139,7 +139,7 @@ def write_model_zoo_md(dest: Path | None = None) -> Path:
     for p in sorted(dest.glob("*.json")):
         c = json.loads(p.read_text())
         served = c.get("served")
-        b = (served or c)["benchmark"]
+        b = to_beat(c)  # the numbers in the table: as served now where recorded
         ph = c.get("trained_on") or {}
         gen = ph.get("generate") or {}
         mb = p.with_suffix(".pth").stat().st_size / 2**20 if p.with_suffix(".pth").is_file() else 0
