@@ -29,6 +29,7 @@ from detectron2.projects.point_rend import add_pointrend_config  # also register
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from spine_d2 import zoo
+from spine_d2.engine import corner_head  # registers CornerHead
 from spine_d2.engine.phases import Phase, ScheduleError, boundaries, parse_phases
 from spine_d2.levels import CORNERS, get_class_map
 from spine_d2.schema import TrainConfig
@@ -109,6 +110,9 @@ def load_d2_cfg(path: str) -> CfgNode:
     cfg = add_spine_config(get_cfg())
     dumped = cfg.load_yaml_with_base(str(path))
     _upgrade_spine(dumped.get("SPINE") or {})
+    kp = (dumped.get("MODEL") or {}).get("ROI_KEYPOINT_HEAD") or {}
+    if kp.get("NAME") == corner_head.PARENT:  # dumped before CornerHead: the same weights, decoded faster
+        kp["NAME"] = "CornerHead"
     cfg.merge_from_other_cfg(CfgNode(dumped))
     return cfg
 
@@ -245,7 +249,8 @@ def model_keys(m: DictConfig) -> dict:
     if m.mask_head == "pointrend":
         keys.update(POINTREND_KEYS)
     if m.corners:  # a keypoint head beside the mask head: the four corners of a body
-        keys.update({"MODEL.KEYPOINT_ON": True, "MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS": len(CORNERS),
+        keys.update({"MODEL.KEYPOINT_ON": True, "MODEL.ROI_KEYPOINT_HEAD.NAME": "CornerHead",
+                     "MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS": len(CORNERS),
                      # femoral heads and S1's lower corners have none
                      "MODEL.ROI_KEYPOINT_HEAD.MIN_KEYPOINTS_PER_IMAGE": 0,
                      "MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS": tuple(m.corner_head),

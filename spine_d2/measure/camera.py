@@ -10,6 +10,7 @@ crop), the basis of the frame estimate's confidence (`spine_d2.measure.rectify`)
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,20 +62,28 @@ def _residuals(R: np.ndarray, f: float, lines: list[Line], family: np.ndarray, s
     return np.degrees(np.arcsin(np.clip(cross, -1, 1)))
 
 
+def _cross(a, b) -> np.ndarray:
+    """a × b for 3-vectors (np.cross's set-up costs more than the product; this runs in loops)."""
+    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
+
+
+def _unit(v: np.ndarray) -> np.ndarray | None:
+    n = math.sqrt(float(v @ v))
+    return None if n < 1e-9 else v / n
+
+
 def _hypothesis(m: np.ndarray, pair: tuple[int, int], other: int, fam: int) -> np.ndarray | None:
     """The screen's axes from two lines of one family and one of the other (focal length known)."""
-    ra = np.cross(m[pair[0]], m[pair[1]])
-    if np.linalg.norm(ra) < 1e-9:
+    ra = _unit(_cross(m[pair[0]], m[pair[1]]))
+    if ra is None:
         return None
-    ra /= np.linalg.norm(ra)
     ra = ra if ra[fam] > 0 else -ra  # r1 points right, r2 down
-    rb = np.cross(ra, m[other])
-    if np.linalg.norm(rb) < 1e-9:
+    rb = _unit(_cross(ra, m[other]))
+    if rb is None:
         return None
-    rb /= np.linalg.norm(rb)
     rb = rb if rb[1 - fam] > 0 else -rb
     r1, r2 = (ra, rb) if fam == 0 else (rb, ra)
-    r3 = np.cross(r1, r2)
+    r3 = _cross(r1, r2)
     return np.column_stack([r1, r2, r3]) if r3[2] > 0 else None
 
 

@@ -25,28 +25,38 @@ def heatmap_peaks(heatmaps: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     (detectron2's own decoding takes an integer argmax); the score is the spatial softmax mass of
     the 3×3 cells around the peak."""
     maps = np.asarray(heatmaps, dtype=np.float64)
-    boxes = np.asarray(boxes, dtype=np.float64)
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     r, k, m, _ = maps.shape
-    out = np.zeros((r, k, 3))
-    for i in range(r):
-        x0, y0, x1, y1 = boxes[i]
-        w, h = max(x1 - x0, 1e-6), max(y1 - y0, 1e-6)
-        for j in range(k):
-            z = maps[i, j]
-            row, col = np.unravel_index(int(np.argmax(z)), z.shape)
-            dx = _vertex(z[row, col - 1], z[row, col], z[row, col + 1]) if 0 < col < m - 1 else 0.0
-            dy = _vertex(z[row - 1, col], z[row, col], z[row + 1, col]) if 0 < row < m - 1 else 0.0
-            p = np.exp(z - z.max())
-            p /= p.sum()
-            mass = p[max(row - 1, 0):row + 2, max(col - 1, 0):col + 2].sum()
-            out[i, j] = (x0 + (col + 0.5 + dx) / m * w, y0 + (row + 0.5 + dy) / m * h, mass)
-    return out
+    if r == 0 or k == 0:
+        return np.zeros((r, k, 3))
+    flat = maps.reshape(r, k, m * m)
+    peak = np.argmax(flat, axis=-1)  # (R, K), the first maximum as np.argmax
+    row, col = np.divmod(peak, m)
+    ii, jj = np.ogrid[:r, :k]
+
+    def at(dr: int, dc: int) -> np.ndarray:
+        return maps[ii, jj, np.clip(row + dr, 0, m - 1), np.clip(col + dc, 0, m - 1)]
+
+    centre = at(0, 0)
+    dx = np.where((col > 0) & (col < m - 1), _vertex(at(0, -1), centre, at(0, 1)), 0.0)
+    dy = np.where((row > 0) & (row < m - 1), _vertex(at(-1, 0), centre, at(1, 0)), 0.0)
+    e = np.exp(maps - centre[..., None, None])  # the spatial softmax, unnormalised
+    near = np.zeros((r, k))
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            inside = (row + dr >= 0) & (row + dr < m) & (col + dc >= 0) & (col + dc < m)
+            near += np.where(inside, e[ii, jj, np.clip(row + dr, 0, m - 1), np.clip(col + dc, 0, m - 1)], 0.0)
+    mass = near / e.sum(axis=(2, 3))
+    w = np.maximum(boxes[:, 2] - boxes[:, 0], 1e-6)[:, None]
+    h = np.maximum(boxes[:, 3] - boxes[:, 1], 1e-6)[:, None]
+    return np.stack([boxes[:, :1] + (col + 0.5 + dx) / m * w, boxes[:, 1:2] + (row + 0.5 + dy) / m * h, mass], axis=-1)
 
 
-def _vertex(a: float, b: float, c: float) -> float:
-    """Offset (−0.5..0.5) of the vertex of the parabola through (−1, a), (0, b), (1, c)."""
+def _vertex(a, b, c):
+    """Offset (−0.5..0.5) of the vertex of the parabola through (−1, a), (0, b), (1, c); arrays."""
     den = a - 2.0 * b + c
-    return 0.0 if den >= 0 else float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den < 0, np.clip(0.5 * (a - c) / np.where(den < 0, den, -1.0), -0.5, 0.5), 0.0)
 
 
 def endplates_from_corners(corners: np.ndarray, min_score: float = 0.05) -> dict[str, tuple[np.ndarray, float]]:

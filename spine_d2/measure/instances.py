@@ -162,13 +162,14 @@ def resample_closed(poly: np.ndarray, step: float = 1.0) -> np.ndarray:
     very points and measures as its mask does.
     """
     p = np.asarray(poly, dtype=float).reshape(-1, 2)
-    out = []
-    for a, b in zip(p, np.roll(p, -1, axis=0)):
-        length = float(np.linalg.norm(b - a))
-        n = 1 if length <= np.sqrt(2.0) * step + 1e-9 else int(np.ceil(length / step))
-        t = np.arange(n)[:, None] / n
-        out.append(a + t * (b - a))
-    return np.concatenate(out) if out else p
+    if len(p) == 0:
+        return p
+    side = np.roll(p, -1, axis=0) - p
+    length = np.sqrt((side * side).sum(axis=1))
+    n = np.where(length <= np.sqrt(2.0) * step + 1e-9, 1, np.ceil(length / step)).astype(int)
+    k = np.repeat(np.arange(len(p)), n)  # the side each point lies on
+    t = (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)) / n[k]
+    return p[k] + t[:, None] * side[k]
 
 
 def largest_component(mask: np.ndarray) -> tuple[np.ndarray, int, int]:
