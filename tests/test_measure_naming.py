@@ -114,6 +114,28 @@ def test_an_l5_taken_for_the_sacrum_and_also_found_lumbar_is_l5_when_s1_lies_bel
     assert got["S1"] == "L5"
 
 
+def test_a_sacrum_split_in_two_stays_s1_when_the_model_is_sure_of_it_or_l5_lies_above():
+    """The model's sacrum in two instances, the top one (S1) also read faintly as lumbar: naming it
+    L5 would name every level one too high."""
+    spine = toy_spine()
+    insts = spine.instances()
+    s1 = next(i for i in insts if np.allclose(i.centre(), spine.polygons["S1"].mean(0), atol=3))
+    l5 = next(i for i in insts if np.allclose(i.centre(), spine.polygons["L5"].mean(0), atol=3))
+    step = s1.centre() - l5.centre()
+    lower = Instance(class_name="sacrum", score=0.3, polygon=spine.polygons["S1"] + step)  # the rest of the sacrum
+    split = insts + [lower]
+    s1.score, s1.also = 1.0, {"lumbar": 0.1}  # sure of the sacrum: a faint lumbar reading
+    got, _ = named(name_levels(split), split)
+    assert got["S1"] == "S1" and all(k == v for k, v in got.items()), got
+    s1.score, s1.also = 0.5, {"lumbar": 0.3}  # unsure of both, but L1-L5 lie above it as lumbar bodies
+    naming = name_levels(split)
+    got, _ = named(naming, split)
+    assert got["S1"] == "S1" and all(k == v for k, v in got.items()), got
+    assert not any("also found as lumbar" in f for f in naming.flags), naming.flags
+    relabel(insts, spine, {"L1": "thoracic"})  # four lumbar by class above it: then it may be L5
+    assert any("also found as lumbar" in f for f in name_levels(split).flags)
+
+
 def test_six_lumbar_by_class_is_flagged_and_uncertain_when_classes_are_trusted():
     spine = toy_spine()
     insts = relabel(spine.instances(), spine, {"T12": "lumbar"})
