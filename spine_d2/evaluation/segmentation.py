@@ -91,15 +91,29 @@ def image_overlap(pred_masks, gt_masks, shape: Sequence[int] | None = None) -> d
     return overlap(union(p, hw), union(g, hw))
 
 
+def _boxes(masks: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Each bool mask's bounding box (y0, y1, x0, x1), end-exclusive; (0, 0, 0, 0) when empty."""
+    out = []
+    for m in masks:
+        rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+        out.append((rows[0], rows[-1] + 1, cols[0], cols[-1] + 1) if len(rows) else (0, 0, 0, 0))
+    return out
+
+
 def pairwise_iou(pred_masks, gt_masks, shape: Sequence[int] | None = None) -> np.ndarray:
     """IoU of every predicted mask with every ground-truth mask → (n_pred, n_gt) float array."""
     p, g, _ = _pair(pred_masks, gt_masks, shape)
     if len(p) == 0 or len(g) == 0:
         return np.zeros((len(p), len(g)))
-    pf = p.reshape(len(p), -1).astype(np.float32)
-    gf = g.reshape(len(g), -1).astype(np.float32)
-    inter = pf @ gf.T
-    area_p, area_g = pf.sum(1), gf.sum(1)
+    bp, bg = _boxes(p), _boxes(g)
+    inter = np.zeros((len(p), len(g)), np.float32)
+    for i, (py0, py1, px0, px1) in enumerate(bp):  # pixels counted only where both boxes overlap
+        for j, (gy0, gy1, gx0, gx1) in enumerate(bg):
+            y0, y1, x0, x1 = max(py0, gy0), min(py1, gy1), max(px0, gx0), min(px1, gx1)
+            if y0 < y1 and x0 < x1:
+                inter[i, j] = np.count_nonzero(p[i, y0:y1, x0:x1] & g[j, y0:y1, x0:x1])
+    area_p = np.array([np.count_nonzero(m) for m in p], np.float32)
+    area_g = np.array([np.count_nonzero(m) for m in g], np.float32)
     uni = area_p[:, None] + area_g[None, :] - inter
     with np.errstate(invalid="ignore", divide="ignore"):
         iou = np.where(uni > 0, inter / uni, 0.0)
