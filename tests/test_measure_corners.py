@@ -27,6 +27,23 @@ def test_peaks_are_found_to_a_fraction_of_a_heatmap_cell(cx, cy):
     assert flat[2] < 0.01  # no peak: no confidence
 
 
+def test_peaks_of_many_boxes_at_once_and_on_the_heatmaps_edge():
+    m = 56
+    spots = [(0.5, 20.5), (55.5, 55.5), (30.2, 0.5), (12.7, 33.3)]  # the first three on an edge cell
+    maps = np.stack([np.stack([_gaussian_logits(m, cx, cy, sd=0.8) for cx, cy in spots])] * 3)
+    boxes = np.array([[0.0, 0.0, 56.0, 56.0], [10.0, 20.0, 122.0, 48.0], [5.0, 5.0, 5.0, 5.0]])  # last: empty
+    got = heatmap_peaks(maps, boxes)
+    assert got.shape == (3, 4, 3)
+    for r, (x0, y0, x1, y1) in enumerate(boxes):
+        sx, sy = max(x1 - x0, 1e-6) / m, max(y1 - y0, 1e-6) / m
+        for k, (cx, cy) in enumerate(spots):
+            assert got[r, k, 0] == pytest.approx(x0 + cx * sx, abs=0.1 * sx + 1e-6)
+            assert got[r, k, 1] == pytest.approx(y0 + cy * sy, abs=0.1 * sy + 1e-6)
+    edge = got[0, :3, 2]  # an edge peak has fewer neighbours, all counted once
+    assert (edge > 0.5).all() and (edge <= 1.0).all()
+    assert heatmap_peaks(np.zeros((0, 4, m, m)), np.zeros((0, 4))).shape == (0, 4, 3)
+
+
 def test_endplates_from_corners_need_both_ends():
     # order of spine_d2.levels.CORNERS: sa, sp, ia, ip
     c = np.array([[50, 10, 0.9], [10, 12, 0.8], [49, 41, 0.7], [11, 40, 0.02]])
