@@ -39,7 +39,8 @@ def test_the_corner_head_gives_sub_pixel_corners_where_detectron2_gives_whole_pi
     assert np.allclose(got, heatmap_peaks(logits.numpy(), boxes.numpy()), atol=1e-4)
     scale = ((boxes[:, 2:] - boxes[:, :2]) / m).numpy()  # px per heatmap cell, x and y
     for r in range(3):
-        truth = np.array([[boxes[r, 0] + (cx + 3 * r) * scale[r, 0], boxes[r, 1] + cy * scale[r, 1]] for cx, cy in peaks])
+        truth = np.array([[boxes[r, 0] + (cx + 3 * r) * scale[r, 0], boxes[r, 1] + cy * scale[r, 1]]
+                          for cx, cy in peaks])
         assert np.abs(got[r, :, :2] - truth).max() < 0.1 * scale[r].max() + 1e-3  # a tenth of a cell
         # detectron2's integer argmax at box resolution: the same points, to a pixel
         assert np.abs(theirs.pred_keypoints[r, :, :2].numpy() - truth).max() <= 1.0 + 1e-3
