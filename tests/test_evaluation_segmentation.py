@@ -89,6 +89,26 @@ def test_matching_is_the_optimum_on_random_masks():
     assert sum(v for _, _, v in match_instances(pred, gt)) == pytest.approx(best)
 
 
+def test_pairwise_iou_counts_every_shared_pixel_of_irregular_empty_and_disjoint_masks():
+    rng = np.random.default_rng(5)
+    shape = (40, 50)
+    masks = []
+    for _ in range(6):  # ragged blobs whose boxes overlap in part
+        m = np.zeros(shape, bool)
+        y, x = rng.integers(0, 30), rng.integers(0, 40)
+        m[y:y + rng.integers(3, 15), x:x + rng.integers(3, 15)] = True
+        masks.append(m & (rng.random(shape) > 0.3))
+    masks.append(np.zeros(shape, bool))  # empty
+    pred, gt = masks[:4], masks[3:]
+    iou = pairwise_iou(pred, gt)
+    for i, p in enumerate(pred):
+        for j, g in enumerate(gt):
+            union = np.count_nonzero(p | g)
+            want = np.count_nonzero(p & g) / union if union else 0.0
+            assert iou[i, j] == pytest.approx(want, rel=1e-6)
+    assert iou[3, 0] == pytest.approx(1.0) and (iou[:, -1] == 0).all()
+
+
 def test_per_class_and_per_level():
     shape = (1, 30)
     gt = [box(shape, 0, 10), box(shape, 10, 20), box(shape, 20, 30)]

@@ -26,6 +26,7 @@ from spine_d2.data.transforms import input_scale, model_input
 from spine_d2.engine.windows import Window, spine_windows
 from spine_d2.levels import get_class_map, region
 from spine_d2.measure.corners import heatmap_peaks
+from spine_d2.polygons import mask_box, shared_pixels
 
 OVERLAP = 0.5
 VERTEBRA_CLASSES = ("thoracic", "lumbar", "sacrum")  # where the windows go
@@ -49,8 +50,7 @@ class Detection:
     def box(self) -> tuple[int, int, int, int]:
         """x0, y0, x1, y1 of the mask's pixels (x1, y1 exclusive); computed once (a new mask makes
         a new Detection: `dataclasses.replace`)."""
-        ys, xs = np.flatnonzero(self.mask.any(axis=1)), np.flatnonzero(self.mask.any(axis=0))
-        return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
+        return mask_box(self.mask)  # never None: a detection has pixels (`detections`)
 
     @cached_property
     def area(self) -> int:
@@ -96,11 +96,7 @@ def detections(inst: Instances, window: Window | None, shape: tuple[int, int]) -
 
 def intersection(a: Detection, b: Detection) -> int:
     """Pixels the two masks share (counted inside the overlap of their boxes)."""
-    (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = a.box, b.box
-    x0, y0, x1, y1 = max(ax0, bx0), max(ay0, by0), min(ax1, bx1), min(ay1, by1)
-    if x1 <= x0 or y1 <= y0:
-        return 0
-    return int(np.count_nonzero(a.mask[y0:y1, x0:x1] & b.mask[y0:y1, x0:x1]))
+    return shared_pixels(a.mask, a.box, b.mask, b.box)
 
 
 def _overlap(a: Detection, b: Detection) -> float:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from spine_d2.polygons import mask_box
+
 
 @dataclass(frozen=True)
 class Window:
@@ -43,11 +45,11 @@ class Window:
         h, w = shape
         m = mask.astype(np.float32)
         out = np.zeros((h, w), np.float32)
-        rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
-        if not len(rows):
+        box = mask_box(m)
+        if box is None:
             return out
-        ends = self.to_image(np.array([[cols[0], rows[0]], [cols[-1] + 1, rows[0]],
-                                       [cols[-1] + 1, rows[-1] + 1], [cols[0], rows[-1] + 1]], float))
+        bx0, by0, bx1, by1 = box
+        ends = self.to_image(np.array([[bx0, by0], [bx1, by0], [bx1, by1], [bx0, by1]], float))
         x0, y0 = (max(int(np.floor(v)) - 2, 0) for v in ends.min(axis=0))
         x1, y1 = min(int(np.ceil(ends[:, 0].max())) + 2, w), min(int(np.ceil(ends[:, 1].max())) + 2, h)
         if x1 <= x0 or y1 <= y0:

@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from spine_d2.polygons import rasterize
+from spine_d2.polygons import mask_box, rasterize, shared_pixels
 
 #: Classes that are not vertebrae: left out of the whole-image Dice/IoU (they still get their own
 #: per-class score).
@@ -91,27 +91,14 @@ def image_overlap(pred_masks, gt_masks, shape: Sequence[int] | None = None) -> d
     return overlap(union(p, hw), union(g, hw))
 
 
-def _boxes(masks: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Each bool mask's bounding box (y0, y1, x0, x1), end-exclusive; (0, 0, 0, 0) when empty."""
-    out = []
-    for m in masks:
-        rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
-        out.append((rows[0], rows[-1] + 1, cols[0], cols[-1] + 1) if len(rows) else (0, 0, 0, 0))
-    return out
-
-
 def pairwise_iou(pred_masks, gt_masks, shape: Sequence[int] | None = None) -> np.ndarray:
     """IoU of every predicted mask with every ground-truth mask → (n_pred, n_gt) float array."""
     p, g, _ = _pair(pred_masks, gt_masks, shape)
     if len(p) == 0 or len(g) == 0:
         return np.zeros((len(p), len(g)))
-    bp, bg = _boxes(p), _boxes(g)
-    inter = np.zeros((len(p), len(g)), np.float32)
-    for i, (py0, py1, px0, px1) in enumerate(bp):  # pixels counted only where both boxes overlap
-        for j, (gy0, gy1, gx0, gx1) in enumerate(bg):
-            y0, y1, x0, x1 = max(py0, gy0), min(py1, gy1), max(px0, gx0), min(px1, gx1)
-            if y0 < y1 and x0 < x1:
-                inter[i, j] = np.count_nonzero(p[i, y0:y1, x0:x1] & g[j, y0:y1, x0:x1])
+    bp, bg = [mask_box(m) for m in p], [mask_box(m) for m in g]
+    inter = np.array([[shared_pixels(pm, pb, gm, gb) for gm, gb in zip(g, bg)] for pm, pb in zip(p, bp)],
+                     np.float32)
     area_p = np.array([np.count_nonzero(m) for m in p], np.float32)
     area_g = np.array([np.count_nonzero(m) for m in g], np.float32)
     uni = area_p[:, None] + area_g[None, :] - inter

@@ -15,7 +15,7 @@ import numpy as np
 
 from spine_d2.levels import CORNERS, FEMORAL_HEAD, is_level, region
 from spine_d2.measure.corners import heatmap_peaks
-from spine_d2.polygons import polygon_area, rasterize
+from spine_d2.polygons import mask_box, polygon_area, rasterize
 
 #: Why a level is uncertain when its annotation says so (Labelme shape flag `level_uncertain`).
 FLAGGED = "flagged level_uncertain in the annotation"
@@ -68,12 +68,12 @@ class Instance:
         """(boolean mask cropped to the instance's box, x0, y0): cheap to work on for big photos."""
         if self._local is None:
             if self.mask is not None:
-                rows, cols = np.flatnonzero(self.mask.any(axis=1)), np.flatnonzero(self.mask.any(axis=0))
-                if len(rows) == 0:
+                box = mask_box(self.mask)
+                if box is None:
                     self._local = (np.zeros((0, 0), bool), 0, 0)
                 else:
-                    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-                    self._local = (self.mask[y0:y1, x0:x1], int(x0), int(y0))
+                    x0, y0, x1, y1 = box
+                    self._local = (self.mask[y0:y1, x0:x1], x0, y0)
             else:
                 pts = self.polygon if self.polygon is not None else self.contour()
                 x0, y0 = np.floor(pts.min(axis=0)).astype(int) - 1
