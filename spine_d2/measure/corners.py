@@ -34,18 +34,19 @@ def heatmap_peaks(heatmaps: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     row, col = np.divmod(peak, m)
     ii, jj = np.ogrid[:r, :k]
 
-    def at(dr: int, dc: int) -> np.ndarray:
-        return maps[ii, jj, np.clip(row + dr, 0, m - 1), np.clip(col + dc, 0, m - 1)]
+    def at(a: np.ndarray, dr: int, dc: int) -> np.ndarray:
+        """(R, K): `a` at each peak's neighbour (dr, dc), clipped to the map."""
+        return a[ii, jj, np.clip(row + dr, 0, m - 1), np.clip(col + dc, 0, m - 1)]
 
-    centre = at(0, 0)
-    dx = np.where((col > 0) & (col < m - 1), _vertex(at(0, -1), centre, at(0, 1)), 0.0)
-    dy = np.where((row > 0) & (row < m - 1), _vertex(at(-1, 0), centre, at(1, 0)), 0.0)
+    centre = at(maps, 0, 0)
+    dx = np.where((col > 0) & (col < m - 1), _vertex(at(maps, 0, -1), centre, at(maps, 0, 1)), 0.0)
+    dy = np.where((row > 0) & (row < m - 1), _vertex(at(maps, -1, 0), centre, at(maps, 1, 0)), 0.0)
     e = np.exp(maps - centre[..., None, None])  # the spatial softmax, unnormalised
     near = np.zeros((r, k))
     for dr in (-1, 0, 1):
         for dc in (-1, 0, 1):
             inside = (row + dr >= 0) & (row + dr < m) & (col + dc >= 0) & (col + dc < m)
-            near += np.where(inside, e[ii, jj, np.clip(row + dr, 0, m - 1), np.clip(col + dc, 0, m - 1)], 0.0)
+            near += np.where(inside, at(e, dr, dc), 0.0)
     mass = near / e.sum(axis=(2, 3))
     w = np.maximum(boxes[:, 2] - boxes[:, 0], 1e-6)[:, None]
     h = np.maximum(boxes[:, 3] - boxes[:, 1], 1e-6)[:, None]
