@@ -9,6 +9,7 @@ from measure_factory import toy_spine
 
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.measure.instances import Instance
+from spine_d2.measure.lumbosacral import lumbosacral_angle
 from spine_d2.measure.pipeline import (
     CSV_COLUMNS, MeasureConfig, measure_instances, measurement_row)
 from spine_d2.measure.rectify import given_frame
@@ -291,6 +292,50 @@ def test_predicted_corners_replace_fuse_or_are_ignored_by_their_score():
         MeasureConfig.from_cfg({"corners": "sometimes"})
 
 
+@pytest.mark.parametrize("facing, rotate_deg", [(1, 0.0), (-1, 0.0), (1, 25.0), (-1, -15.0)])
+def test_the_lumbosacral_angle_is_l5_s1s_lordosis_in_any_view(facing, rotate_deg):
+    """Between L5's inferior and S1's superior plate: LL_S1 − LL of the toy spine, mirrored or turned."""
+    spine = toy_spine(ll=45.0, ll_s1=62.0, facing=facing, rotate_deg=rotate_deg)
+    t = np.radians(rotate_deg)
+    up = np.array([-np.sin(t), -np.cos(t)])  # the picture's up, turned with it (x right, y down)
+    anterior = facing * np.array([-up[1], up[0]])
+    l5, s1 = spine.endplates["L5"]["inferior"], spine.endplates["S1"]["superior"]
+    assert lumbosacral_angle(l5, s1, anterior, up) == pytest.approx(17.0, abs=1e-6)
+    assert lumbosacral_angle(l5, s1[::-1], anterior, up) == pytest.approx(17.0, abs=1e-6)  # ends in any order
+    assert lumbosacral_angle(l5, s1, -anterior, up) == pytest.approx(-17.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("facing", [1, -1])
+@pytest.mark.parametrize("turn_deg", [80.0, -40.0])  # the sacrum's anterior face; a kyphotic L5-S1
+def test_s1_corners_that_make_l5_s1_implausible_give_way_to_the_outline(facing, turn_deg):
+    """S1 corners turned `turn_deg` off the plate make L5-S1 15° + turn (outside −10…40°): SS comes
+    from the outline, noted; with the check off (`lumbosacral_deg=[]`) the corners are used. Corners
+    turned 10° (L5-S1 25°) are kept."""
+    spine = toy_spine(ll=45.0, ll_s1=60.0, ss=30.0, facing=facing)
+    a, p = np.asarray(spine.endplates["S1"]["superior"])
+    mid = (a + p) / 2
+
+    def measured(turn: float, **cfg):
+        t = np.radians(turn * facing)  # counter-clockwise on screen lifts the anterior end when facing +x
+        rot = np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]])
+        ca, cp = (np.array([a, p]) - mid) @ rot.T + mid
+        insts = spine.instances()
+        next(i for i in insts if i.class_name == "sacrum").corners = {"sa": (*ca, 0.9), "sp": (*cp, 0.9)}
+        return measure_instances(insts, spine.shape, cfg=cfg)
+
+    m = measured(turn_deg)
+    assert m.angles["SS"].value == pytest.approx(spine.expected["SS"], abs=0.5)
+    assert m.angles["LL_S1"].value == pytest.approx(60.0, abs=0.5)
+    assert "S1 superior corners make L5-S1" in m.notes and "the outline's endplate used" in m.notes
+    off = measured(turn_deg, lumbosacral_deg=[])
+    assert abs(off.angles["SS"].value - spine.expected["SS"]) > 20.0
+    kept = measured(10.0)
+    assert kept.angles["SS"].value == pytest.approx(spine.expected["SS"] - 10.0, abs=1e-6)
+    assert "L5-S1" not in kept.notes
+    with pytest.raises(ValueError, match="lumbosacral_deg"):
+        MeasureConfig.from_cfg({"lumbosacral_deg": [40.0, -10.0]})
+
+
 def test_two_corners_on_one_point_give_way_to_the_outline():
     """A keypoint head's two S1 corners peaking on one point (0.2 px apart) are no endplate: SS
     comes from the outline, and the notes say why; corners a plate's length apart are used."""
@@ -305,7 +350,8 @@ def test_two_corners_on_one_point_give_way_to_the_outline():
     m = measured(a, a + [0.2, 0.0])
     assert m.angles["SS"].value == pytest.approx(spine.expected["SS"], abs=0.1)
     assert "S1 superior corners 0 px apart" in m.notes
-    assert abs(measured(a, a + [0.2, 0.0], min_corner_length=0.0).angles["SS"].value - 30.0) > 5.0
+    flat = measured(a, a + [0.2, 0.0], min_corner_length=0.0, lumbosacral_deg=[])  # L5-S1 45°: kept
+    assert abs(flat.angles["SS"].value - 30.0) > 5.0
     lifted = p + [0.0, -0.1 * np.linalg.norm(p - a)]  # a plate's length apart, tilted ~6°: used
     assert abs(measured(a, lifted).angles["SS"].value - 30.0) > 3.0
 

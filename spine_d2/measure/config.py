@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from spine_d2.measure.cleanup import CHAIN_RULES
 from spine_d2.measure.endplates import METHOD_NAMES
+from spine_d2.measure.lumbosacral import LUMBOSACRAL_DEG
 
 T = TypeVar("T")
 
@@ -109,7 +110,15 @@ class MeasureConfig:
     # degrees an endplate of T1-L5 may lean off square to the spine's chain (the line through the
     # neighbouring centres) before it is taken square to the chain instead; 0: never (benchmarks/README.md)
     max_off_chain_deg: float = 20.0
+    # the L5-S1 segment's plausible lordosis (degrees, kyphosis negative): an S1 plate from corner
+    # points outside it gives way to the outline's when that one lies inside (measure.lumbosacral); []: off
+    lumbosacral_deg: list[float] = field(default_factory=lambda: list(LUMBOSACRAL_DEG))
     frame: FrameConfig = field(default_factory=FrameConfig)
+
+    def __post_init__(self) -> None:
+        w = list(self.lumbosacral_deg)
+        if w and (len(w) != 2 or w[0] > w[1]):
+            raise ValueError(f"measure.lumbosacral_deg must be [min, max] degrees (or [] for off), got {w}")
 
     @classmethod
     def from_cfg(cls, cfg: Any = None) -> "MeasureConfig":

@@ -113,9 +113,11 @@ def cut_by_border(inst: Instance, image_shape: Sequence[int], border_px: float) 
 
 
 def _one_level(inst: Instance, lv: str, cranial: np.ndarray, H, shape, c: Any,
-               reasons: dict[str, str], flags: list[str]) -> dict[str, np.ndarray]:
+               reasons: dict[str, str], flags: list[str],
+               outlines: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """One level's endplates (side → [end, end]); why one is missing goes into `reasons`, what
-    was left out into `flags`."""
+    was left out into `flags`, the outline's fit of a side whose corners replace it into
+    `outlines`."""
     given = corner_endplates(inst, lv, c.min_corner_score) if c.corners != "ignore" else {}
     try:
         if lv == "S1" and cut_by_border(inst, shape, c.border_px):
@@ -141,6 +143,9 @@ def _one_level(inst: Instance, lv: str, cranial: np.ndarray, H, shape, c: Any,
     if c.corners == "fuse":  # the fit and the corners, weighted by the corners' confidence
         fit.update({side: fuse(fit.get(side), seg, conf) for side, (seg, conf) in given.items()})
     else:
+        if outlines is not None:
+            outlines.update({side: fit[side] for side in given
+                             if side in fit and not touches_border(fit[side], shape, c.border_px)})
         fit.update({side: seg for side, (seg, conf) in given.items()})
     return fit
 
@@ -195,17 +200,20 @@ def _checked_against_chain(fit: dict[str, np.ndarray], lv: str, cranial: np.ndar
 
 def level_endplates(kept: Sequence[Instance], levels: Mapping[str, int], centres: Mapping[str, np.ndarray],
                     cranial: Mapping[str, np.ndarray], H: np.ndarray | None, shape: Sequence[int], c: Any,
-                    reasons: dict[str, str], flags: list[str]) -> dict[str, dict[str, np.ndarray]]:
+                    reasons: dict[str, str], flags: list[str],
+                    outlines: dict[str, dict[str, np.ndarray]] | None = None) -> dict[str, dict[str, np.ndarray]]:
     """Level → side → endplate (two ends, image frame, no order yet) for the levels of `cranial`,
     in its order (`centres`: theirs, px, as `spine_cranial` was given them); `H`: the trusted
     radiograph → image homography or None; `c`: the `MeasureConfig`
     (method, corners, min_corner_score, min_corner_length, border_px, max_off_chain_deg,
-    gap_factor). Adds to `reasons` (level or "level side" → why it has no endplate) and `flags`."""
+    gap_factor). Adds to `reasons` (level or "level side" → why it has no endplate) and `flags`,
+    and to `outlines` (level → side → endplate) the outline's fit where corner points replaced it."""
     raw, chain = {}, list(cranial)
     points = [centres[lv] for lv in chain]
     scores = [kept[levels[lv]].score for lv in chain]
     for k, lv in enumerate(chain):
-        fit = _one_level(kept[levels[lv]], lv, cranial[lv], H, shape, c, reasons, flags)
+        outline = outlines.setdefault(lv, {}) if outlines is not None else None
+        fit = _one_level(kept[levels[lv]], lv, cranial[lv], H, shape, c, reasons, flags, outline)
         if chain_sure(points, scores, k, c.gap_factor):
             fit = _checked_against_chain(fit, lv, cranial[lv], c.max_off_chain_deg, flags)
         if fit:

@@ -3,7 +3,8 @@
 `measure_instances` runs the road: clean-up → level names → endplate lines
 (`level_endplates`: fitted in the radiograph frame when the photo's frame is trusted, kept in the
 image frame; an endplate whose two corner points an instance carries is taken as given) → femoral
-heads (`femoral_heads`) → anterior side → frame correction
+heads (`femoral_heads`) → anterior side → the S1 plate checked against L5's (`lumbosacral`; when
+it changes, the heads and the side again) → frame correction
 (radiograph frame when trusted) → `spine_d2.angles.sagittal_angles`, the project's one angle
 definition (through `frame_angles.endplate_angles`, which the page's corrections share).
 It never raises on bad geometry: whatever cannot be measured is NaN with its reason, and
@@ -27,6 +28,7 @@ from spine_d2.measure.femoral_heads import best_heads, plausible_heads
 from spine_d2.measure.frame_angles import HEADS_NOT_IN_VIEW, endplate_angles
 from spine_d2.measure.instances import Instance
 from spine_d2.measure.level_endplates import level_endplates, spine_cranial
+from spine_d2.measure.lumbosacral import plausible_s1
 from spine_d2.measure.naming import name_levels
 from spine_d2.measure.config import MeasureConfig
 from spine_d2.measure.rectify import FrameEstimate, estimate_frame
@@ -117,6 +119,16 @@ def _anterior(c: MeasureConfig, kept, naming, chain: list[str], centres: np.ndar
     return ant
 
 
+def _pelvis_and_side(c: MeasureConfig, kept, naming, chain: list[str], centres: np.ndarray, up: np.ndarray,
+                     raw, heads: list) -> tuple[list, np.ndarray | None, str, Anterior, list[str]]:
+    """(heads, hip axis or None, why no heads are used, anterior side, flags): the femoral heads
+    checked against the S1 plate of `raw`, then the anterior side voted on."""
+    flags: list[str] = []
+    heads, axis, heads_reason = plausible_heads(heads, raw.get("S1", {}).get("superior"), up, flags)
+    ant = _anterior(c, kept, naming, chain, centres, up, raw, axis, flags)
+    return heads, axis, heads_reason, ant, flags
+
+
 def _spine_up(centres: np.ndarray) -> np.ndarray:
     """Cranial direction of the whole spine in the image: top centre minus bottom centre (else up)."""
     up = np.array([0.0, -1.0])
@@ -160,11 +172,17 @@ def measure_instances(
     centre_of = {lv: kept[naming.levels[lv]].centre() for lv in chain}
     centres = np.array(list(centre_of.values())).reshape(-1, 2)
     cranial = spine_cranial(centre_of)
-    raw = level_endplates(kept, naming.levels, centre_of, cranial, H, shape, c, level_reason, flags)
+    outlines: dict[str, dict[str, np.ndarray]] = {}
+    raw = level_endplates(kept, naming.levels, centre_of, cranial, H, shape, c, level_reason, flags, outlines)
     up = _spine_up(centres)
-    heads = best_heads(kept, naming.femoral_heads, idx, c.min_circle_radius, flags)
-    heads, axis, heads_reason = plausible_heads(heads, raw.get("S1", {}).get("superior"), up, flags)
-    ant = _anterior(c, kept, naming, chain, centres, up, raw, axis, flags)
+    found = best_heads(kept, naming.femoral_heads, idx, c.min_circle_radius, flags)
+    heads, axis, heads_reason, ant, pelvis_flags = _pelvis_and_side(c, kept, naming, chain, centres, up, raw, found)
+    if plausible_s1(raw, outlines.get("S1", {}).get("superior"), ant.sign * lateral_of(up), up,
+                    c.lumbosacral_deg, flags):
+        # a new sacral plate: the hip-axis check and the side's vote, which used it, run again
+        heads, axis, heads_reason, ant, pelvis_flags = _pelvis_and_side(c, kept, naming, chain, centres, up,
+                                                                        raw, found)
+    flags += pelvis_flags
     endplates = {lv: {side: order_anterior_posterior(seg, ant.sign * lateral_of(cranial[lv]))
                       for side, seg in sides.items()} for lv, sides in raw.items()}
     sign = 1 if (ant.sign * lateral_of(up))[0] >= 0 else -1

@@ -1,0 +1,55 @@
+"""The sacral plate checked against L5's: the lumbosacral angle (degrees, image frame, px).
+
+L5–S1 is the spine's most lordotic segment, about 20° in adults (PHANTOM.md: 22° of the
+segmental share) and rarely outside 0–35°: its two endplates almost face each other. An S1
+superior endplate that makes this angle kyphotic by more than 10° or lordotic by more than 40°
+(`LUMBOSACRAL_DEG`) is not the sacrum's top edge: on a steep or partly hidden sacrum the corner
+points can land on its anterior face or on a fragment. When the S1 plate came from the corner
+points and the outline's fit gives another one, the one inside the window is taken; with no
+other plate, or both outside it (then L5's own plate is the likelier fault), the plate stays.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+LUMBOSACRAL_DEG = (-10.0, 40.0)  # the L5–S1 segment's plausible lordosis (kyphosis negative)
+
+
+def plate_tilt(segment, anterior, up) -> float:
+    """Degrees an endplate (two ends, px, any order) rises toward the unit vector `anterior`,
+    measured against the axis square to the unit vector `up` (positive: anterior end higher)."""
+    d = np.asarray(segment, float)[1] - np.asarray(segment, float)[0]
+    a, u = np.asarray(anterior, float), np.asarray(up, float)
+    if d @ a < 0:
+        d = -d
+    return math.degrees(math.atan2(float(d @ u), float(d @ a)))
+
+
+def lumbosacral_angle(l5_inferior, s1_superior, anterior, up) -> float:
+    """The L5–S1 segment's lordosis (degrees, positive lordotic) between L5's inferior and S1's
+    superior endplate (two ends each, px, one frame); `anterior`, `up`: unit vectors in it."""
+    return plate_tilt(l5_inferior, anterior, up) - plate_tilt(s1_superior, anterior, up)
+
+
+def plausible_s1(raw: dict, outline_s1, anterior, up, window=LUMBOSACRAL_DEG,
+                 flags: list[str] | None = None) -> bool:
+    """Replace `raw["S1"]["superior"]` (corner points) by `outline_s1` (the outline's fit) when
+    only the latter makes a lumbosacral angle inside `window` with `raw["L5"]["inferior"]`;
+    `raw`: level → side → endplate (image frame). Returns whether it was replaced (noted in
+    `flags`)."""
+    l5 = raw.get("L5", {}).get("inferior")
+    s1 = raw.get("S1", {}).get("superior")
+    if l5 is None or s1 is None or outline_s1 is None or not window:
+        return False
+    lo, hi = window
+    given = lumbosacral_angle(l5, s1, anterior, up)
+    other = lumbosacral_angle(l5, outline_s1, anterior, up)
+    if lo <= given <= hi or not lo <= other <= hi:
+        return False
+    raw["S1"]["superior"] = np.asarray(outline_s1, float)
+    if flags is not None:
+        flags.append(f"S1 superior corners make L5-S1 {given:.0f}° (outside {lo:g}° to {hi:g}°): "
+                     f"the outline's endplate used ({other:.0f}°)")
+    return True
