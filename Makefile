@@ -50,7 +50,19 @@ browser:
 test: setup browser
 	$(PY) -m pytest -q tests
 
-demo: setup
+# The default phantom needs only these of the pins: `make demo` generates it while the set-up
+# installs torch and detectron2 (minutes each on 2 cores); tools/train.py then finds it there.
+PHANTOM_NEEDS := numpy opencv-python-headless scipy numba llvmlite tqdm hydra-core omegaconf
+
+demo:
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -c "import numba, cv2, scipy, hydra, tqdm" 2>/dev/null || \
+	  $(PY) -m pip install -q -c requirements.txt $(PHANTOM_NEEDS)
+	@echo "phantom: made in the background while the set-up runs (log: $(VENV)/phantom.log)"
+	@$(PY) -m spine_d2.synthetic experiment=demo > $(VENV)/phantom.log 2>&1 & gen=$$!; \
+	  $(MAKE) --no-print-directory setup || { kill $$gen 2>/dev/null; exit 1; }; \
+	  wait $$gen || { tail -n 20 $(VENV)/phantom.log >&2; exit 1; }; \
+	  grep -h "^phantom:" $(VENV)/phantom.log
 	$(PY) tools/train.py experiment=demo
 
 clean-venv:

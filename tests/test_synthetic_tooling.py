@@ -1,6 +1,9 @@
 """Phantom configuration: knobs and presets, the Hydra tool, and ensure_dataset."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import fields
 
 import pytest
@@ -47,3 +50,31 @@ def test_tool_writes_a_dataset(tmp_path):
     assert not (tmp_path / "outputs").exists() and not (tmp_path / ".hydra").exists()
     again = run_tool("make_synthetic.py", *args, cwd=tmp_path, check=False, timeout=120)
     assert again.returncode == 2 and "never overwrites" in again.stdout + again.stderr
+
+
+def test_the_training_configs_phantom_is_made_without_torch(tmp_path):
+    """`python -m spine_d2.synthetic [train.py overrides]` (what `make demo` runs while torch installs)
+    writes the dataset tools/train.py would generate, byte for byte, with torch and detectron2
+    unimportable; a folder that is there is left alone; a bad override is one clear line."""
+    gen = ["dataset.generate.n=2", "dataset.generate.seed=3", "dataset.generate.difficulty=easy"]
+    blocked = ("import runpy, sys; sys.modules['torch'] = sys.modules['detectron2'] = None; "
+               "sys.argv[0] = 'spine_d2.synthetic'; runpy.run_module('spine_d2.synthetic', run_name='__main__')")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+
+    def run(*overrides):
+        return subprocess.run([sys.executable, "-c", blocked, *overrides], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    made = run("experiment=demo", f"dataset.root={tmp_path / 'ph'}", *gen)
+    assert made.returncode == 0, made.stderr[-2000:]
+    direct = ensure_dataset({"root": str(tmp_path / "direct"), "generate": {"n": 2, "seed": 3, "difficulty": "easy"}})
+    files = sorted(p.relative_to(direct) for p in direct.rglob("*") if p.is_file())
+    assert len(files) >= 6
+    for rel in files:
+        assert (tmp_path / "ph" / rel).read_bytes() == (direct / rel).read_bytes(), rel
+    stamp = (tmp_path / "ph" / "measurements.csv").stat().st_mtime_ns
+    again = run("experiment=demo", f"dataset.root={tmp_path / 'ph'}", *gen)
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+    assert (tmp_path / "ph" / "measurements.csv").stat().st_mtime_ns == stamp
+    bad = run("experiment=nope")
+    assert bad.returncode == 2 and "cannot compose the config" in bad.stderr and "Traceback" not in bad.stderr
