@@ -19,7 +19,9 @@ LUMBOSACRAL_DEG = (-10.0, 40.0)  # the L5–S1 segment's plausible lordosis (kyp
 
 def plate_tilt(segment, anterior, up) -> float:
     """Degrees an endplate (two ends, px, any order) rises toward the unit vector `anterior`,
-    measured against the axis square to the unit vector `up` (positive: anterior end higher)."""
+    measured against the axis square to the unit vector `up` (positive: anterior end higher). In
+    the spine's own axes, unlike `spine_d2.angles.endplate_tilt` (the film's horizontal), so two
+    steep plates of a turned photo still subtract to their angle."""
     d = np.asarray(segment, float)[1] - np.asarray(segment, float)[0]
     a, u = np.asarray(anterior, float), np.asarray(up, float)
     if d @ a < 0:
