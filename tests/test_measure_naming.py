@@ -114,6 +114,25 @@ def test_an_l5_taken_for_the_sacrum_and_also_found_lumbar_is_l5_when_s1_lies_bel
     assert got["S1"] == "L5"
 
 
+def test_a_weak_body_below_a_steep_l5_that_the_model_also_read_as_sacrum_is_s1():
+    """A steep L5 classed sacrum (also read lumbar), and S1 below it found only as a weak lumbar body
+    with a sacrum reading (a duplicate removed): S1 is that body, the levels above are right. Without
+    the sacrum reading the weak body is a stray below the sacrum, unnamed, as before."""
+    spine = toy_spine()
+    insts = relabel(spine.instances(), spine, {"L5": "sacrum", "S1": "lumbar"})
+    l5 = next(i for i in insts if np.allclose(i.centre(), spine.polygons["L5"].mean(0), atol=3))
+    s1 = next(i for i in insts if np.allclose(i.centre(), spine.polygons["S1"].mean(0), atol=3))
+    l5.score, l5.also = 0.8, {"lumbar": 0.66}
+    s1.score, s1.also = 0.26, {}
+    got, _ = named(name_levels(insts), insts)  # the weak body dropped: L5 is taken for S1
+    assert got["S1"] == "L5" and got["L1"] == "T12"
+    s1.also = {"sacrum": 0.19}
+    naming = name_levels(insts)
+    got, _ = named(naming, insts)
+    assert set(got) == ALL and all(k == v for k, v in got.items()), got
+    assert any("also found as sacrum" in f for f in naming.flags) and any("also found as lumbar" in f for f in naming.flags)
+
+
 def test_a_sacrum_split_in_two_stays_s1_when_the_model_is_sure_of_it_or_l5_lies_above():
     """The model's sacrum in two instances, the top one (S1) also read faintly as lumbar: naming it
     L5 would name every level one too high."""

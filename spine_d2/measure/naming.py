@@ -22,7 +22,9 @@ Three sources, tried in this order:
   upward from L5 (the one above the sacrum).
 - Before either, an instance scoring under `SURE_SCORE` on the wrong side of a sure one — a body
   below a sure sacrum instance (a sacral segment or a stray), a sacrum instance above a sure
-  body — is left unnamed and flagged, instead of making the whole sequence implausible.
+  body — is left unnamed and flagged, instead of making the whole sequence implausible; but a
+  weak body right below the top sure sacrum instance that the model also read as sacrum is a
+  sacrum instance (the S1 below a steep L5 taken for the sacrum, found as a faint body).
 - An instance whose source doubts its level (`Instance.uncertain`, e.g. a pre-annotation's
   `level_uncertain` flag not yet cleared by a reader) keeps its name, marked uncertain.
 - Anything implausible — more than 5 lumbar slots, more than 12 thoracic ones
@@ -119,9 +121,11 @@ def _name_from_given(instances, verts, given, naming: Naming) -> None:
 
 
 def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anchor: str) -> None:
-    chain = _without_weak_misplaced(instances, sorted(verts, key=lambda i: instances[i].centre()[1]), naming)
+    read_as_sacrum: set[int] = set()
+    chain = _without_weak_misplaced(instances, sorted(verts, key=lambda i: instances[i].centre()[1]), naming,
+                                    read_as_sacrum)
     centres = np.array([instances[i].centre() for i in chain])
-    regions = [instances[i].region for i in chain]
+    regions = ["sacrum" if i in read_as_sacrum else instances[i].region for i in chain]
     gaps = _gaps(centres, gap_factor)
     for k, g in enumerate(gaps):
         if g:
@@ -184,10 +188,14 @@ def _s1_next_to_body(body, s1, slot, centres, pattern: str, naming: Naming, max_
     return True
 
 
-def _without_weak_misplaced(instances, chain: list[int], naming: Naming) -> list[int]:
+def _without_weak_misplaced(instances, chain: list[int], naming: Naming,
+                            read_as_sacrum: set[int] | None = None) -> list[int]:
     """`chain` (top to bottom) without the weak instances on the wrong side of a sure one: a body
     scoring under `SURE_SCORE` below a sure sacrum instance (a sacral segment or a stray, never a
-    vertebra above S1), a sacrum instance scoring under it above a sure body; each flagged."""
+    vertebra above S1), a sacrum instance scoring under it above a sure body; each flagged. A weak
+    body right below the top sure sacrum instance that the model also read as sacrum
+    (`Instance.also`) is a sacrum instance: kept, its index added to `read_as_sacrum`, so that a
+    steep L5 taken for the sacrum above it is seen (`_steep_l5`)."""
     sure = [instances[i].score >= SURE_SCORE for i in chain]
     is_sa = [instances[i].region == "sacrum" for i in chain]
     sure_sa = [k for k in range(len(chain)) if is_sa[k] and sure[k]]
@@ -195,6 +203,13 @@ def _without_weak_misplaced(instances, chain: list[int], naming: Naming) -> list
     out = []
     for k, i in enumerate(chain):
         below_s1 = not is_sa[k] and not sure[k] and sure_sa and k > sure_sa[0]
+        if (below_s1 and read_as_sacrum is not None and k == sure_sa[0] + 1
+                and instances[i].also.get("sacrum", 0.0) > 0):
+            read_as_sacrum.add(i)
+            naming.flags.append(f"a {instances[i].class_name} instance scoring {instances[i].score:.2f} right below "
+                                f"a sure sacrum, also found as sacrum: taken as a sacrum instance")
+            out.append(i)
+            continue
         above_body = is_sa[k] and not sure[k] and sure_body and k < sure_body[-1]
         if below_s1 or above_body:
             where = "below a sure sacrum" if below_s1 else "above a sure vertebra"
