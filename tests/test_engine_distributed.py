@@ -1,5 +1,6 @@
 """Two CPU processes (gloo, DistributedDataParallel): training, one set of checkpoints, and an
-evaluation over every rank's predictions equal to a one-process evaluation of the same model."""
+evaluation over every rank's predictions equal to a one-process evaluation of the same model; and
+a one-process run whose final test runs in two (`test.processes`)."""
 import json
 import math
 
@@ -31,14 +32,44 @@ def test_two_process_run_equals_one_process_evaluation(tmp_path):
     final = json.loads((out / FINAL_METRICS).read_text())["metrics"]
     assert value == final["segm/AP"] or (math.isnan(value) and math.isnan(final["segm/AP"]))
 
-    names = register_tiny(tmp_path / "data")  # one process: the same model on the same images
+    results, one = one_process_test(c, tmp_path, out)
+    assert_same_evaluation(out / "eval", one)
+    for key in ("bbox/AP", "segm/AP", "segm/AP50"):
+        task, metric = key.split("/")
+        assert results[task][metric] == pytest.approx(final[key], nan_ok=True)
+
+
+def test_a_one_process_run_tests_in_test_processes_with_the_same_numbers(tmp_path):
+    out = tmp_path / "run"
+    c = smoke_cfg(out, "test.processes=2", "test.score_thresh=0.0")
+    value = train(c, register=TinyRegister(tmp_path / "data"))
+    # trained in this process (no rank-1 training log), tested in two that log beside the report
+    assert (out / "model_final.pth").exists() and (out / "log.txt.rank1").exists()
+    assert "Start inference on 2 batches" in (out / "log.txt").read_text()  # each rank: half the images
+    final = json.loads((out / FINAL_METRICS).read_text())["metrics"]
+    assert "total_loss" in final and value == pytest.approx(final["segm/AP"], nan_ok=True)
+    assert (out / "eval" / "report.html").is_file()
+
+    results, one = one_process_test(c, tmp_path, out)
+    assert_same_evaluation(out / "eval", one)
+    for key in ("bbox/AP", "segm/AP", "spine/dice_mean"):
+        task, metric = key.split("/")
+        assert results[task][metric] == pytest.approx(final[key], nan_ok=True)
+
+
+def one_process_test(c, tmp_path, out):
+    """The run's model_final.pth tested in this process: (results, report folder)."""
+    names = register_tiny(tmp_path / "data")
     cfg = build_d2_cfg(c, datasets=names)
     model = SpineTrainer.build_model(cfg)
     DetectionCheckpointer(model).load(str(out / "model_final.pth"))
     one = tmp_path / "one"
     results = SpineTrainer.test(cfg, model, [SpineTrainer.build_evaluator(cfg, names["test"], str(one))])
+    return results, one
 
-    two, single = predictions(out / "eval" / "coco" / "coco_instances_results.json"), \
+
+def assert_same_evaluation(two_dir, one):
+    two, single = predictions(two_dir / "coco" / "coco_instances_results.json"), \
         predictions(one / "coco" / "coco_instances_results.json")
     assert len(single) > 0 and {r["image_id"] for r in two} == {0, 1, 2, 3}  # both ranks' images
     assert len(two) == len(single)
@@ -47,10 +78,7 @@ def test_two_process_run_equals_one_process_evaluation(tmp_path):
         assert a["score"] == pytest.approx(b["score"], abs=1e-5)
         assert torch.allclose(torch.tensor(a["bbox"]), torch.tensor(b["bbox"]), atol=1e-3)
     # the spine evaluator gathers every rank's images too: the same per-image table
-    two_rows = pd.read_csv(out / "eval" / "per_image.csv")
+    two_rows = pd.read_csv(two_dir / "per_image.csv")
     one_rows = pd.read_csv(one / "per_image.csv")
     assert sorted(two_rows["image"]) == sorted(one_rows["image"]) == [f"img{i}" for i in range(4)]
     np.testing.assert_allclose(two_rows["dice"], one_rows["dice"], atol=1e-6)
-    for key in ("bbox/AP", "segm/AP", "segm/AP50"):
-        task, metric = key.split("/")
-        assert results[task][metric] == pytest.approx(final[key], nan_ok=True)

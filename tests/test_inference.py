@@ -148,9 +148,13 @@ def test_the_two_class_setting_trains_and_evaluates_end_to_end(smoke_run, tmp_pa
     assert (cfg.MODEL.ROI_HEADS.NUM_CLASSES, cfg.SPINE.CLASS_MAP) == (2, "two_class")
     final = json.loads((run / "final_metrics.json").read_text())
     assert final["iteration"] == cfg.SOLVER.MAX_ITER and "segm/AP" in final["metrics"] and "spine/dice_mean" in final["metrics"]
-    run_tool("evaluate.py", f"run_dir={run}", f"dataset.root={root}", f"hydra.run.dir={ev}")
+    # evaluate.py in two processes (each registers the split with the model's classes): the same table
+    run_tool("evaluate.py", f"run_dir={run}", f"dataset.root={root}", "processes=2", f"hydra.run.dir={ev}")
+    assert (ev / "log.txt.rank1").is_file()
+    tables = [pd.read_csv(d / "eval" / "per_image.csv").sort_values("image") for d in (run, ev)]
+    np.testing.assert_allclose(tables[0]["dice"], tables[1]["dice"], atol=1e-6)
     test_stems = (root / "splits" / "test.txt").read_text().split()
-    for table in (pd.read_csv(run / "eval" / "per_image.csv"), pd.read_csv(ev / "eval" / "per_image.csv")):
+    for table in tables:
         assert sorted(table["image"]) == sorted(test_stems)
         assert {c for c in table.columns if c.startswith("dice_") and not c[5:6].isupper()} == \
             {"dice_thoracic", "dice_lumbar"}  # per class: the two classes only

@@ -41,7 +41,8 @@ def main(cfg: DictConfig) -> None:
     except (InferenceError, DatasetError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     results = evaluate_checkpoint(d2, names[cfg.split], Path(cfg.output_dir) / "eval", cfg.measure,
-                                  config_text=OmegaConf.to_yaml(cfg))
+                                  config_text=OmegaConf.to_yaml(cfg), processes=cfg.processes,
+                                  dataset_cfg=cfg.dataset)
     print_headline(results["report_dir"])
 
 

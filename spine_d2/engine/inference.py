@@ -10,9 +10,11 @@ page (tools/serve.py) uses the same `SpinePredictor` and `measure_image`.
 """
 from __future__ import annotations
 
+import json
 import logging
+import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import cv2
 import numpy as np
@@ -21,11 +23,13 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode
 from detectron2.evaluation import inference_on_dataset
 from detectron2.modeling import build_model
+from detectron2.utils import comm
 from tqdm import tqdm
 
 from spine_d2 import zoo
 from spine_d2.data.images import IMAGE_SUFFIXES, ImageReadError, read_image
 from spine_d2.engine.config import load_d2_cfg, resolve_device
+from spine_d2.engine.processes import share_cores, worker_logging
 from spine_d2.engine.test_time import for_evaluation, one_pass, refine
 from spine_d2.engine.soft_masks import with_soft_masks
 from spine_d2.levels import get_class_map
@@ -221,9 +225,32 @@ def write_preannotation(photo: Path, m: Measurement, model: str = "") -> bool:
 
 
 def evaluate_checkpoint(cfg: CfgNode, dataset_name: str, out_dir: Path, measure_cfg: Any = None,
-                        config_text: str | None = None) -> dict:
+                        config_text: str | None = None, *, processes: int = 1, dataset_cfg: Any = None,
+                        register: Callable | None = None) -> dict:
     """COCO AP, Dice/IoU and angle agreement of `cfg.MODEL.WEIGHTS` on a registered split; the
-    report goes to `out_dir` (see SpineEvaluator)."""
+    report goes to `out_dir` (see SpineEvaluator).
+
+    `processes` > 1: that many processes (detectron2's launch; on a CPU each with its share of the
+    cores, `spine_d2.engine.processes`) evaluate a share of the images each, with the same
+    numbers. They register the split again, from `dataset_cfg` with `register` (default
+    `register_from_cfg`), and log to `out_dir`'s folder (log.txt)."""
+    if processes <= 1:
+        return _evaluate(cfg, dataset_name, Path(out_dir), measure_cfg, config_text)
+    from detectron2.engine import launch
+    from omegaconf import DictConfig, OmegaConf
+
+    def plain(x):
+        return OmegaConf.to_container(x, resolve=True, enum_to_str=True) if isinstance(x, DictConfig) else x
+
+    with tempfile.TemporaryDirectory(prefix="spine_d2_eval_") as tmp:
+        result_file = Path(tmp) / "results.json"
+        launch(_evaluate_worker, int(processes), dist_url="auto",
+               args=(cfg, dataset_name, str(out_dir), plain(measure_cfg), config_text, plain(dataset_cfg),
+                     register, str(result_file)))
+        return json.loads(result_file.read_text())
+
+
+def _evaluate(cfg: CfgNode, dataset_name: str, out_dir: Path, measure_cfg: Any, config_text: str | None) -> dict:
     from spine_d2.engine.trainer import SpineTrainer
     from spine_d2.evaluation.evaluator import SpineEvaluator
 
@@ -233,3 +260,19 @@ def evaluate_checkpoint(cfg: CfgNode, dataset_name: str, out_dir: Path, measure_
     results = inference_on_dataset(model, SpineTrainer.build_test_loader(cfg, dataset_name), evaluator)
     results["report_dir"] = str(evaluator.report_dir) if evaluator.report_dir else None
     return results
+
+
+def _evaluate_worker(cfg: CfgNode, dataset_name: str, out_dir: str, measure_cfg: Any, config_text: str | None,
+                     dataset_cfg: dict | None, register: Callable | None, result_file: str) -> None:
+    """One of `evaluate_checkpoint`'s processes; rank 0 writes the results to `result_file`."""
+    from omegaconf import OmegaConf
+
+    worker_logging(str(Path(out_dir).parent))
+    if dataset_cfg is not None:
+        if register is None:
+            from spine_d2.data.register import register_from_cfg as register
+        register(OmegaConf.create(dataset_cfg))
+    share_cores(cfg.MODEL.DEVICE)
+    results = _evaluate(cfg, dataset_name, Path(out_dir), measure_cfg, config_text)
+    if comm.is_main_process():
+        Path(result_file).write_text(json.dumps(results))

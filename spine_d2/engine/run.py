@@ -2,7 +2,9 @@
 
 `train(c)` runs in the Hydra job's process: it resolves the config (workers have no Hydra), calls
 detectron2's `launch()` with the `launch.*` keys (one CPU process by default; gloo without a GPU),
-and returns `optimized_metric` read from `<output_dir>/final_metrics.json`, written by rank 0.
+tests a one-process run's model_final.pth in `test.processes` processes when that asks for more
+(`final_test`; otherwise the trainer's last hook tests it in the training's processes), and
+returns `optimized_metric` read from `<output_dir>/final_metrics.json`, written by rank 0.
 `task_wrapper` logs a failure with its trace and re-raises, so Hydra records the job as failed and
 a multirun goes on with the next job.
 
@@ -17,22 +19,19 @@ import functools
 import json
 import logging
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
-
-import torch
 
 from detectron2.engine import launch
 from detectron2.evaluation.testing import flatten_results_dict
 from detectron2.utils import comm
 from detectron2.utils.env import seed_all_rng
-from detectron2.utils.logger import setup_logger
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from spine_d2.engine.config import build_d2_cfg
+from spine_d2.engine.processes import share_cores, tests_apart, worker_logging
 
 log = logging.getLogger(__name__)
 
@@ -126,10 +125,13 @@ def train(c: DictConfig, register: Callable | None = None) -> float:
     out.mkdir(parents=True, exist_ok=True)
     (out / FINAL_METRICS).unlink(missing_ok=True)
     L = plain["launch"]
+    world = int(L["processes_per_machine"]) * int(L["num_machines"])
     launch(train_worker, int(L["processes_per_machine"]), num_machines=int(L["num_machines"]),
            machine_rank=int(L["machine_rank"]), dist_url=str(L["dist_url"]), args=(plain, register))
     if not (out / FINAL_METRICS).exists():
         raise RuntimeError(f"training ended without {out / FINAL_METRICS}: see the log in {out}")
+    if tests_apart(plain["test"]["processes"], world):
+        final_test(out, plain, register)
     metrics = json.loads((out / FINAL_METRICS).read_text())["metrics"]
     value = metrics.get(plain["optimized_metric"], math.nan)
     log.info(f"{plain['optimized_metric']} = {value}")
@@ -142,15 +144,12 @@ def train_worker(plain: dict, register: Callable | None = None) -> None:
 
     c = OmegaConf.create(plain)
     rank = comm.get_rank()
-    if comm.get_world_size() > 1:  # spawned processes have no Hydra logging
-        setup_logger(plain["output_dir"], distributed_rank=rank, name="detectron2")
-        setup_logger(plain["output_dir"], distributed_rank=rank, name="spine_d2", abbrev_name="spine")
+    worker_logging(plain["output_dir"])
     if register is None:
         from spine_d2.data.register import register_from_cfg as register
     datasets = register(c.dataset)
     cfg = build_d2_cfg(c, datasets=datasets)
-    if cfg.MODEL.DEVICE == "cpu" and comm.get_local_size() > 1:  # share the cores, don't fight
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // comm.get_local_size()))
+    share_cores(cfg.MODEL.DEVICE)
     if comm.is_main_process():
         Path(cfg.OUTPUT_DIR, "d2_config.yaml").write_text(cfg.dump())
     seed_all_rng(None if cfg.SEED < 0 else cfg.SEED + rank)
@@ -163,6 +162,25 @@ def train_worker(plain: dict, register: Callable | None = None) -> None:
     if comm.is_main_process():
         write_final_metrics(cfg.OUTPUT_DIR, trainer, results)
     comm.synchronize()
+
+
+def final_test(out: Path, plain: dict, register: Callable | None = None) -> dict:
+    """The final test of a run trained in one process, in `test.processes` processes: its
+    model_final.pth on the test split, the report in `out`/eval as the in-process test writes it;
+    the numbers join final_metrics.json (not metrics.json or TensorBoard's events)."""
+    from spine_d2.engine.inference import RUN_CONFIG, config_for_checkpoint, evaluate_checkpoint
+    from spine_d2.engine.config import from_yacs
+
+    cfg = config_for_checkpoint(out / "model_final.pth", str(plain["device"]))
+    results = evaluate_checkpoint(cfg, cfg.DATASETS.TEST[0], out / "eval", from_yacs(cfg.SPINE.MEASURE),
+                                  config_text=(out / RUN_CONFIG).read_text(),
+                                  processes=int(plain["test"]["processes"]), dataset_cfg=plain["dataset"],
+                                  register=register)
+    results.pop("report_dir", None)
+    record = json.loads((out / FINAL_METRICS).read_text())
+    record["metrics"].update({k: float(v) for k, v in flatten_results_dict(results).items()})
+    (out / FINAL_METRICS).write_text(json.dumps(record, indent=1))
+    return results
 
 
 def write_final_metrics(output_dir: str, trainer, results: dict) -> Path:

@@ -30,6 +30,7 @@ from spine_d2.data.keypoints import add_keypoints
 from spine_d2.data.transforms import build_mapper
 from spine_d2.engine.config import from_yacs, phases_of
 from spine_d2.engine.hooks import AverageWeights, IterationSeed, KeepStart, NonFiniteGuard, PhaseSchedule
+from spine_d2.engine.processes import tests_apart
 
 
 class NothingToResumeError(FileNotFoundError):
@@ -177,5 +178,12 @@ class SpineTrainer(DefaultTrainer):
         for h in super().build_hooks():
             if isinstance(h, hooks.PeriodicWriter):  # progress line with ETA + metrics.json records
                 h = hooks.PeriodicWriter(self.build_writers(), period=self.cfg.SPINE.LOG_PERIOD)
+            if isinstance(h, hooks.EvalHook) and tests_apart(self.cfg.SPINE.TEST_PROCESSES, comm.get_world_size()):
+                h = hooks.EvalHook(self.cfg.TEST.EVAL_PERIOD, self._test_and_keep, eval_after_train=False)
             ret.append(h)
         return ret
+
+    def _test_and_keep(self):
+        self._last_eval_results = self.test(self.cfg, self.model)
+        return self._last_eval_results
+
