@@ -53,6 +53,7 @@ test: setup browser
 # The default phantom needs only these of the pins: `make demo` generates it while the set-up
 # installs torch and detectron2 (minutes each on 2 cores); tools/train.py then finds it there.
 PHANTOM_NEEDS := numpy opencv-python-headless scipy numba llvmlite tqdm hydra-core omegaconf
+DEMO_START := $(shell date +%s)
 
 demo:
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,6 +65,7 @@ demo:
 	  wait $$gen || { tail -n 20 $(VENV)/phantom.log >&2; exit 1; }; \
 	  grep -h "^phantom:" $(VENV)/phantom.log
 	$(PY) tools/train.py experiment=demo
+	@t=$$(( $$(date +%s) - $(DEMO_START) )); echo "make demo: done in $$((t / 60)) min $$((t % 60)) s"
 
 clean-venv:
 	rm -rf $(VENV)
