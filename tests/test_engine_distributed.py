@@ -82,3 +82,14 @@ def assert_same_evaluation(two_dir, one):
     one_rows = pd.read_csv(one / "per_image.csv")
     assert sorted(two_rows["image"]) == sorted(one_rows["image"]) == [f"img{i}" for i in range(4)]
     np.testing.assert_allclose(two_rows["dice"], one_rows["dice"], atol=1e-6)
+
+
+def test_usable_processes_follow_the_machine(monkeypatch):
+    from spine_d2.engine.processes import usable_processes
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert [usable_processes(n, "cpu") for n in (0, 1, 2, 3)] == [1, 1, 2, 3]  # CPU processes, gloo
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert [usable_processes(n, "cuda") for n in (1, 2, 4)] == [1, 2, 2]  # one per GPU
+    assert usable_processes(2, "cpu") == 1  # launch would join CPU processes with NCCL

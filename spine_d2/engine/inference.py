@@ -29,7 +29,7 @@ from tqdm import tqdm
 from spine_d2 import zoo
 from spine_d2.data.images import IMAGE_SUFFIXES, ImageReadError, read_image
 from spine_d2.engine.config import load_d2_cfg, resolve_device
-from spine_d2.engine.processes import share_cores, worker_logging
+from spine_d2.engine.processes import share_cores, usable_processes, worker_logging
 from spine_d2.engine.test_time import for_evaluation, one_pass, refine
 from spine_d2.engine.soft_masks import with_soft_masks
 from spine_d2.levels import get_class_map
@@ -231,10 +231,14 @@ def evaluate_checkpoint(cfg: CfgNode, dataset_name: str, out_dir: Path, measure_
     report goes to `out_dir` (see SpineEvaluator).
 
     `processes` > 1: that many processes (detectron2's launch; on a CPU each with its share of the
-    cores, `spine_d2.engine.processes`) evaluate a share of the images each, with the same
-    numbers. They register the split again, from `dataset_cfg` with `register` (default
+    cores; on GPUs one per GPU: `spine_d2.engine.processes.usable_processes`) evaluate a share of
+    the images each, with the same numbers. They register the split again, from `dataset_cfg` with `register` (default
     `register_from_cfg`), and log to `out_dir`'s folder (log.txt)."""
-    if processes <= 1:
+    usable = usable_processes(int(processes), cfg.MODEL.DEVICE)
+    if usable < processes:
+        log.info(f"evaluating in {usable} process(es), not {processes}: one per GPU, or one for a CPU "
+                 f"model on a machine with GPUs")
+    if usable <= 1:
         return _evaluate(cfg, dataset_name, Path(out_dir), measure_cfg, config_text)
     from detectron2.engine import launch
     from omegaconf import DictConfig, OmegaConf
@@ -244,7 +248,7 @@ def evaluate_checkpoint(cfg: CfgNode, dataset_name: str, out_dir: Path, measure_
 
     with tempfile.TemporaryDirectory(prefix="spine_d2_eval_") as tmp:
         result_file = Path(tmp) / "results.json"
-        launch(_evaluate_worker, int(processes), dist_url="auto",
+        launch(_evaluate_worker, usable, dist_url="auto",
                args=(cfg, dataset_name, str(out_dir), plain(measure_cfg), config_text, plain(dataset_cfg),
                      register, str(result_file)))
         return json.loads(result_file.read_text())

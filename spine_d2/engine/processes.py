@@ -35,3 +35,14 @@ def tests_apart(test_processes: int, world_size: int) -> bool:
     its own (`test.processes`; spine_d2.engine.run.final_test): when they are more than the
     training's one. A run trained in several processes tests in those."""
     return world_size == 1 and int(test_processes) > 1
+
+
+def usable_processes(asked: int, device: str) -> int:
+    """How many of `asked` processes detectron2's `launch` can run here: any number of CPU
+    processes (gloo) where torch sees no GPU; on a GPU machine at most one per GPU, and one for a
+    CPU model (launch then joins them with NCCL, which does not carry CPU tensors)."""
+    if asked <= 1:
+        return 1
+    if not torch.cuda.is_available():
+        return asked
+    return 1 if device == "cpu" else min(asked, torch.cuda.device_count())

@@ -184,6 +184,6 @@ class SpineTrainer(DefaultTrainer):
         return ret
 
     def _test_and_keep(self):
+        """DefaultTrainer's test_and_save_results, for the EvalHook that leaves out the final test."""
         self._last_eval_results = self.test(self.cfg, self.model)
         return self._last_eval_results
-
