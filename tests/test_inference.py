@@ -134,6 +134,8 @@ def test_evaluate_writes_a_report_recomputable_from_per_image_csv(smoke_run, tmp
 def test_evaluate_needs_exactly_one_model(tmp_path):
     proc = run_tool("evaluate.py", f"hydra.run.dir={tmp_path / 'ev'}", check=False)
     assert proc.returncode != 0 and "exactly one of checkpoint" in proc.stderr
+    proc = run_tool("evaluate.py", "checkpoint=none.pth", "processes=0", f"hydra.run.dir={tmp_path / 'ev2'}", check=False)
+    assert proc.returncode != 0 and "processes=0: a whole number" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_the_two_class_setting_trains_and_evaluates_end_to_end(smoke_run, tmp_path):

@@ -30,6 +30,8 @@ def main(cfg: DictConfig) -> None:
     try:
         if (cfg.checkpoint is None) == (cfg.run_dir is None):
             raise InferenceError("give exactly one of checkpoint=FILE or run_dir=DIR")
+        if not isinstance(cfg.processes, int) or isinstance(cfg.processes, bool) or cfg.processes < 1:
+            raise InferenceError(f"processes={cfg.processes}: a whole number, 1 or more")
         checkpoint = cfg.checkpoint or str(Path(cfg.run_dir) / "model_final.pth")
         d2 = config_for_checkpoint(checkpoint, cfg.device, cfg.highres, cfg.soft_masks, cfg.flip)
         with open_dict(cfg):

@@ -232,14 +232,18 @@ def evaluate_checkpoint(cfg: CfgNode, dataset_name: str, out_dir: Path, measure_
 
     `processes` > 1: that many processes (detectron2's launch; on a CPU each with its share of the
     cores; on GPUs one per GPU: `spine_d2.engine.processes.usable_processes`) evaluate a share of
-    the images each, with the same numbers. They register the split again, from `dataset_cfg` with `register` (default
-    `register_from_cfg`), and log to `out_dir`'s folder (log.txt)."""
+    the images each, with the same numbers. They register the split again, from `dataset_cfg`
+    (required then) with `register` (default `register_from_cfg`), and log to `out_dir`'s folder
+    (log.txt)."""
     usable = usable_processes(int(processes), cfg.MODEL.DEVICE)
     if usable < processes:
         log.info(f"evaluating in {usable} process(es), not {processes}: one per GPU, or one for a CPU "
                  f"model on a machine with GPUs")
     if usable <= 1:
         return _evaluate(cfg, dataset_name, Path(out_dir), measure_cfg, config_text)
+    if dataset_cfg is None:  # the new processes would not know the split
+        raise InferenceError(f"evaluating {dataset_name} in {usable} processes needs the dataset's config "
+                             f"(dataset_cfg) to register it there")
     from detectron2.engine import launch
     from omegaconf import DictConfig, OmegaConf
 
@@ -267,15 +271,14 @@ def _evaluate(cfg: CfgNode, dataset_name: str, out_dir: Path, measure_cfg: Any, 
 
 
 def _evaluate_worker(cfg: CfgNode, dataset_name: str, out_dir: str, measure_cfg: Any, config_text: str | None,
-                     dataset_cfg: dict | None, register: Callable | None, result_file: str) -> None:
+                     dataset_cfg: dict, register: Callable | None, result_file: str) -> None:
     """One of `evaluate_checkpoint`'s processes; rank 0 writes the results to `result_file`."""
     from omegaconf import OmegaConf
 
     worker_logging(str(Path(out_dir).parent))
-    if dataset_cfg is not None:
-        if register is None:
-            from spine_d2.data.register import register_from_cfg as register
-        register(OmegaConf.create(dataset_cfg))
+    if register is None:
+        from spine_d2.data.register import register_from_cfg as register
+    register(OmegaConf.create(dataset_cfg))
     share_cores(cfg.MODEL.DEVICE)
     results = _evaluate(cfg, dataset_name, Path(out_dir), measure_cfg, config_text)
     if comm.is_main_process():
