@@ -7,6 +7,10 @@ WHEELS := .cache/wheels
 D2_VERSION := 0.7.2
 # free disk a new .venv needs, GB: it takes 6.7, torch's CUDA build 5.5 of them
 SETUP_GB ?= 7
+# pip without compiling: compiling every .py it unpacks took ~85 s of CPU on 2 cores, mostly for
+# modules nothing imports. `setup` ends by importing what the tools load (spine_d2.install_check)
+# with bytecode writing on, which compiles just those, once, even under PYTHONDONTWRITEBYTECODE.
+PIP    := $(PY) -m pip install -q --no-compile
 
 .PHONY: setup test demo clean-venv browser
 
@@ -22,7 +26,7 @@ $(STAMP): requirements.txt setup.py Makefile
 	    echo "make setup: $(VENV) needs about $(SETUP_GB) GB free (torch's CUDA build alone is 5.5 GB);" \
 	         "its disk has $$free GB free. Free some space, or give VENV=<a folder on a larger disk>." >&2; \
 	    exit 1; fi; }
-	$(PY) -m pip install -q -r requirements.txt
+	$(PIP) -r requirements.txt
 	@# detectron2: keep one that already imports (e.g. built from source); otherwise upstream's
 	@# Python code from the sal-detectron2 wheel, tagged cp310 but pure Python for our use.
 	@$(PY) -c "import detectron2" 2>/dev/null && echo "detectron2 present: kept" || { \
@@ -31,9 +35,9 @@ $(STAMP): requirements.txt setup.py Makefile
 	    sal-detectron2==$(D2_VERSION) -d $(WHEELS) && \
 	  cp $(WHEELS)/sal_detectron2-$(D2_VERSION)-cp310-none-any.whl \
 	     $(WHEELS)/sal_detectron2-$(D2_VERSION)-py3-none-any.whl && \
-	  $(PY) -m pip install -q --no-deps $(WHEELS)/sal_detectron2-$(D2_VERSION)-py3-none-any.whl; }
-	$(PY) -m pip install -q --no-deps -e .
-	$(PY) -c "import detectron2, torch, spine_d2; print('spine_d2 ready: torch', torch.__version__, 'detectron2', detectron2.__version__)"
+	  $(PIP) --no-deps $(WHEELS)/sal_detectron2-$(D2_VERSION)-py3-none-any.whl; }
+	$(PIP) --no-deps -e .
+	PYTHONDONTWRITEBYTECODE= $(PY) -m spine_d2.install_check
 	@touch $(STAMP)
 
 # Headless Chromium for the page's browser test (tests/test_serve_browser.py): Debian's chromium and
@@ -58,7 +62,7 @@ DEMO_START := $(shell date +%s)
 demo:
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -c "import numba, cv2, scipy, hydra, tqdm" 2>/dev/null || \
-	  $(PY) -m pip install -q -c requirements.txt $(PHANTOM_NEEDS)
+	  $(PIP) -c requirements.txt $(PHANTOM_NEEDS)
 	@echo "phantom: made in the background while the set-up runs (log: $(VENV)/phantom.log)"
 	@$(PY) -m spine_d2.synthetic experiment=demo > $(VENV)/phantom.log 2>&1 & gen=$$!; \
 	  $(MAKE) --no-print-directory setup || { kill $$gen 2>/dev/null; exit 1; }; \
