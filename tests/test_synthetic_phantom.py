@@ -4,6 +4,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import multiprocessing as mp
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ from spine_d2.angles import ANGLE_NAMES, REQUIRED_ENDPLATES, NEEDS_FEMORAL_HEADS
 from spine_d2.frames import apply_homography
 from spine_d2.synthetic.anatomy import build_anatomy, sample_patient
 from spine_d2.synthetic.balance import balance_trunk
-from spine_d2.synthetic.generate import generate_dataset, split_counts
+from spine_d2.synthetic.generate import ONE_BLAS_THREAD, _environ, generate_dataset, split_counts
 
 N = 6
 
@@ -206,6 +208,17 @@ def test_same_seed_gives_identical_bytes(tmp_path):
     for f in files:
         assert (a / f).read_bytes() == (b / f).read_bytes(), f
     assert (a / "measurements.csv").read_bytes() != (c / "measurements.csv").read_bytes()
+
+
+def test_workers_start_with_one_blas_thread_and_the_parent_keeps_its_environment(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    with _environ(ONE_BLAS_THREAD):
+        pool = mp.get_context("spawn").Pool(1)
+    with pool:
+        seen = pool.starmap(os.getenv, [("OPENBLAS_NUM_THREADS",), ("OMP_NUM_THREADS",)])
+    assert seen == ["1", "1"]
+    assert os.environ["OMP_NUM_THREADS"] == "7" and "OPENBLAS_NUM_THREADS" not in os.environ
 
 
 def test_never_overwrites(dataset):

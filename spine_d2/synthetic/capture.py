@@ -45,20 +45,20 @@ def clip_polygon(subject: np.ndarray, clip: np.ndarray) -> np.ndarray:
     out = [np.asarray(p, float) for p in subject]
     for i in range(len(clip)):
         a, b = clip[i], clip[(i + 1) % len(clip)]
-        side = lambda p: orient * ((b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0]))  # noqa: E731
         inp, out = out, []
         if not inp:
             break
-        prev = inp[-1]
-        for cur in inp:
-            sc, sp = side(cur), side(prev)
+        pts = np.array(inp)  # each vertex's side of the edge a→b, all at once (the same arithmetic)
+        sides = orient * ((b[0] - a[0]) * (pts[:, 1] - a[1]) - (b[1] - a[1]) * (pts[:, 0] - a[0]))
+        prev, sp = inp[-1], sides[-1]
+        for cur, sc in zip(inp, sides):
             if sc >= 0:
                 if sp < 0:
                     out.append(prev + (cur - prev) * (sp / (sp - sc)))
                 out.append(cur)
             elif sp >= 0:
                 out.append(prev + (cur - prev) * (sp / (sp - sc)))
-            prev = cur
+            prev, sp = cur, sc
     return np.array(out).reshape(-1, 2)
 
 

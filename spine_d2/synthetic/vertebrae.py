@@ -17,7 +17,7 @@ import numpy as np
 from spine_d2.synthetic.anatomy import Body
 from spine_d2.synthetic.projection import interval
 from spine_d2.synthetic.solids import (BONE, TRABECULAR, Quadric, Solid, cross, cylinder, ellipsoid,
-                                       half_space, shelled)
+                                       half_space, norm, shelled)
 
 EW = np.array([0.0, 0.0, 1.0])
 AP_FRACTION = 0.58  # the cross-section's AP semi-axis as a share of the endplate depth
@@ -48,18 +48,18 @@ class Pose:
         return np.asarray(p, float) @ self.R.T + self.t
 
     def solid(self, s: Solid) -> Solid:
-        quads = [Quadric(self.point(q.centre), q.axes @ self.R.T, q.k) for q in s.quadrics]
+        RT = self.R.T
+        quads = [Quadric(self.point(q.centre), q.axes @ RT, q.k) for q in s.quadrics]
         planes = []
         for n, d in s.planes:  # n·X + d ≤ 0 with X = R⁻¹(Y − t)
             n2 = self.R @ n
             planes.append((n2, d - float(n2 @ self.t)))
-        return replace(s, quadrics=quads, planes=planes, box_centre=self.point(s.box_centre),
-                       box_axes=s.box_axes @ self.R.T)
+        return Solid(quads, planes, s.mu, s.channel, self.point(s.box_centre), s.box_axes @ RT, s.box_half, s.tag)
 
 
 def rotation(axis, degrees: float) -> np.ndarray:
     """Rotation matrix about `axis` by `degrees` (right hand)."""
-    k = np.asarray(axis, float) / np.linalg.norm(axis)
+    k = np.asarray(axis, float) / norm(axis)
     a = np.radians(degrees)
     K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
     return np.eye(3) + np.sin(a) * K + (1 - np.cos(a)) * K @ K
@@ -81,7 +81,7 @@ def _xyz(p2) -> np.ndarray:
 
 
 def _unit(v) -> np.ndarray:
-    return v / np.linalg.norm(v)
+    return v / norm(v)
 
 
 def _outward(n, inside, point) -> np.ndarray:
@@ -112,15 +112,15 @@ def body_solid(body: Body, width: float, shrink: float = 0.0, plate_in: float = 
     e_u = np.array([-e_v[1], e_v[0], 0.0])
     e_u = e_u if e_u @ (a_s + a_i - p_s - p_i) > 0 else -e_u
     centre = (a_s + p_s + p_i + a_i) / 4
-    d = 0.5 * float(np.linalg.norm(a_s - p_s) + np.linalg.norm(a_i - p_i))
-    h = float(np.linalg.norm(m_s - m_i))
+    d = 0.5 * (norm(a_s - p_s) + norm(a_i - p_i))
+    h = norm(m_s - m_i)
     x_ant = float(((a_s + a_i) / 2 - centre) @ e_u)  # the anterior plane, at mid-height
     a_w = AP_FRACTION * d
     u_c = x_ant - body.waist - a_w
     b_w = width / 2 - body.waist
     k_end = (x_ant + 1.5 + 0.05 * d - u_c) / a_w  # the quadric clears the wall's plane at the plates
     ch = (h / 2 + 2.0) / np.sqrt(k_end ** 2 - 1.0)
-    axes = np.stack([e_u, e_v, EW])
+    axes = np.array([e_u, e_v, EW])
     quad = Quadric(centre + e_u * u_c, axes, np.array([1 / (a_w - shrink) ** 2, -1 / ch ** 2, 1 / (b_w - shrink) ** 2]))
     planes = []
     for p0, p1, inset in ((a_s, p_s, plate_in), (p_i, a_i, plate_in), (a_i, a_s, shrink), (p_s, p_i, shrink)):
@@ -131,7 +131,7 @@ def body_solid(body: Body, width: float, shrink: float = 0.0, plate_in: float = 
         q1, q2 = c + _unit(along - c) * r, c + _unit(down - c) * 1.3 * r
         n = _unit(_outward(cross(q2 - q1, EW), centre, c))
         planes.append(half_space(n, q1 - n * shrink))
-    tall = max(np.linalg.norm(a_s - a_i), np.linalg.norm(p_s - p_i))
+    tall = max(norm(a_s - a_i), norm(p_s - p_i))
     half = np.array([d / 2 + 3.0, tall / 2 + 3.0, width / 2 * k_end + 2.0])
     return Solid([quad], planes, 0.0, BONE, centre, axes, half, **kw)
 
