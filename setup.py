@@ -25,7 +25,6 @@ setup(
         "pingouin",             # the ICC's cross-check in the tests (tests/test_evaluation_agreement.py)
         "matplotlib",
         "seaborn",
-        "pingouin",
         "jinja2",
         "tabulate",
         "pycocotools",
