@@ -336,6 +336,33 @@ def test_s1_corners_that_make_l5_s1_implausible_give_way_to_the_outline(facing, 
         MeasureConfig.from_cfg({"lumbosacral_deg": [40.0, -10.0]})
 
 
+@pytest.mark.parametrize("facing", [1, -1])
+def test_an_s1_plate_read_facing_backwards_gives_no_ss_ll_s1_or_pi(facing):
+    """S1 corners turned 100° past the plate read SS 110°: a plate facing backwards, which no spine
+    has. SS, LL_S1 and PI are then not measured, with the reason; PT (the plate's midpoint), TK and
+    LL stay. Corners turned −50° (SS 80°) are still measured: the rule is for the impossible only."""
+    spine = toy_spine(ll=45.0, ll_s1=60.0, ss=30.0, facing=facing)
+    a, p = np.asarray(spine.endplates["S1"]["superior"])
+    mid = (a + p) / 2
+
+    def measured(turn: float):
+        t = np.radians(turn * facing)
+        rot = np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]])
+        ca, cp = (np.array([a, p]) - mid) @ rot.T + mid
+        insts = spine.instances()
+        next(i for i in insts if i.class_name == "sacrum").corners = {"sa": (*ca, 0.9), "sp": (*cp, 0.9)}
+        return measure_instances(insts, spine.shape, cfg={"lumbosacral_deg": []})  # the L5-S1 check would catch it first
+
+    m = measured(100.0)
+    for name in ("SS", "LL_S1", "PI"):
+        assert math.isnan(m.angles[name].value) and "S1 plate read facing backwards (SS 110°" in m.angles[name].reason
+    for name in ("TK", "LL", "PT"):
+        assert m.angles[name].value == pytest.approx(spine.expected[name], abs=0.5), name
+    assert "facing backwards" in m.notes
+    steep = measured(-50.0)
+    assert steep.angles["SS"].value == pytest.approx(80.0, abs=0.5) and "facing backwards" not in steep.notes
+
+
 def test_two_corners_on_one_point_give_way_to_the_outline():
     """A keypoint head's two S1 corners peaking on one point (0.2 px apart) are no endplate: SS
     comes from the outline, and the notes say why; corners a plate's length apart are used."""

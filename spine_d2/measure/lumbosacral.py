@@ -7,6 +7,11 @@ superior endplate that makes this angle kyphotic by more than 10° or lordotic b
 points can land on its anterior face or on a fragment. When the S1 plate came from the corner
 points and the outline's fit gives another one, the one inside the window is taken; with no
 other plate, or both outside it (then L5's own plate is the likelier fault), the plate stays.
+
+A sacral slope at or beyond ±90° (`MAX_SS_DEG`) would have the S1 plate face backwards, which no
+spine does (adults' SS lies within about 0–80°): the plate was read the wrong way round, steep
+sacrum and side vote against each other. SS and the angles that take the plate's direction from it
+(LL_S1, PI) are then not measured (`backward_s1`) rather than reported 70° or more off.
 """
 from __future__ import annotations
 
@@ -14,7 +19,11 @@ import math
 
 import numpy as np
 
+from spine_d2.angles import Angle
+
 LUMBOSACRAL_DEG = (-10.0, 40.0)  # the L5–S1 segment's plausible lordosis (kyphosis negative)
+MAX_SS_DEG = 90.0  # |SS| from here on: an S1 plate facing backwards, read the wrong way round
+S1_PLATE_ANGLES = ("SS", "LL_S1", "PI")  # the angles that take the S1 plate's direction
 
 
 def plate_tilt(segment, anterior, up) -> float:
@@ -55,3 +64,15 @@ def plausible_s1(raw: dict, outline_s1, anterior, up, window=LUMBOSACRAL_DEG,
         flags.append(f"S1 superior corners make L5-S1 {given:.0f}° (outside {lo:g}° to {hi:g}°): "
                      f"the outline's endplate used ({other:.0f}°)")
     return True
+
+
+def backward_s1(angles: dict[str, Angle], flags: list[str] | None = None) -> dict[str, Angle]:
+    """`angles` (degrees) with SS, LL_S1 and PI not measured when |SS| ≥ `MAX_SS_DEG`: the S1
+    plate was read facing backwards (noted in `flags`). PT, which takes only its midpoint, stays."""
+    ss = angles.get("SS")
+    if ss is None or not ss.measured or abs(ss.value) < MAX_SS_DEG:
+        return angles
+    why = f"S1 plate read facing backwards (SS {ss.value:.0f}°, beyond ±{MAX_SS_DEG:g}°): SS, LL_S1 and PI not measured"
+    if flags is not None:
+        flags.append(why)
+    return {k: Angle.missing(why) if k in S1_PLATE_ANGLES and a.measured else a for k, a in angles.items()}

@@ -28,7 +28,7 @@ from spine_d2.measure.femoral_heads import best_heads, plausible_heads
 from spine_d2.measure.frame_angles import HEADS_NOT_IN_VIEW, endplate_angles
 from spine_d2.measure.instances import Instance
 from spine_d2.measure.level_endplates import level_endplates, spine_cranial
-from spine_d2.measure.lumbosacral import plausible_s1
+from spine_d2.measure.lumbosacral import backward_s1, plausible_s1
 from spine_d2.measure.naming import name_levels
 from spine_d2.measure.config import MeasureConfig
 from spine_d2.measure.rectify import FrameEstimate, estimate_frame
@@ -193,6 +193,7 @@ def measure_instances(
         for lv, why in naming.uncertain.items():
             excluded.setdefault(lv, f"level name uncertain ({why})")
     final, use_frame = endplate_angles(endplates, [list(h) for h in heads], H, sign, excluded, heads_reason)
+    final = backward_s1(final, flags)
     general = _general_reason(insts, kept)
     if general:
         final = {name: a if a.measured else Angle.missing(general) for name, a in final.items()}
