@@ -66,13 +66,11 @@ def plausible_s1(raw: dict, outline_s1, anterior, up, window=LUMBOSACRAL_DEG,
     return True
 
 
-def backward_s1(angles: dict[str, Angle], flags: list[str] | None = None) -> dict[str, Angle]:
-    """`angles` (degrees) with SS, LL_S1 and PI not measured when |SS| ≥ `MAX_SS_DEG`: the S1
-    plate was read facing backwards (noted in `flags`). PT, which takes only its midpoint, stays."""
+def backward_s1(angles: dict[str, Angle]) -> dict[str, Angle]:
+    """`angles` (degrees) with SS, LL_S1 and PI not measured when |SS| ≥ `MAX_SS_DEG`, the reason
+    saying so: the S1 plate was read facing backwards. PT, which takes only its midpoint, stays."""
     ss = angles.get("SS")
     if ss is None or not ss.measured or abs(ss.value) < MAX_SS_DEG:
         return angles
-    why = f"S1 plate read facing backwards (SS {ss.value:.0f}°, beyond ±{MAX_SS_DEG:g}°): SS, LL_S1 and PI not measured"
-    if flags is not None:
-        flags.append(why)
+    why = f"S1 plate read facing backwards (SS {ss.value:.0f}°, beyond ±{MAX_SS_DEG:g}°)"
     return {k: Angle.missing(why) if k in S1_PLATE_ANGLES and a.measured else a for k, a in angles.items()}

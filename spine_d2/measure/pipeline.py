@@ -193,7 +193,7 @@ def measure_instances(
         for lv, why in naming.uncertain.items():
             excluded.setdefault(lv, f"level name uncertain ({why})")
     final, use_frame = endplate_angles(endplates, [list(h) for h in heads], H, sign, excluded, heads_reason)
-    final = backward_s1(final, flags)
+    final = backward_s1(final)
     general = _general_reason(insts, kept)
     if general:
         final = {name: a if a.measured else Angle.missing(general) for name, a in final.items()}
