@@ -15,11 +15,9 @@ import pkgutil
 import sys
 import warnings
 
-#: imported inside functions, by Hydra's plugins or by the tests: importing spine_d2 misses them
+#: imported inside functions, by Hydra's plugins or by the tests: importing spine_d2's modules misses them
 LAZY = (
-    "pingouin", "statsmodels.api", "pillow_heif", "labelme.utils", "scipy.optimize", "scipy.spatial.transform",
-    "pycocotools.cocoeval", "detectron2.data.datasets.coco", "detectron2.engine", "detectron2.projects.point_rend",
-    "torch.distributed", "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper",
+    "pingouin", "statsmodels.api", "labelme.utils", "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper",
     "hydra_plugins.hydra_joblib_launcher.joblib_launcher", "hydra_plugins.hydra_submitit_launcher.submitit_launcher",
     "uvicorn", "fastapi.testclient", "pytest", "selenium.webdriver",
 )
