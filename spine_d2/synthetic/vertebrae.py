@@ -54,7 +54,8 @@ class Pose:
         for n, d in s.planes:  # n·X + d ≤ 0 with X = R⁻¹(Y − t)
             n2 = self.R @ n
             planes.append((n2, d - float(n2 @ self.t)))
-        return Solid(quads, planes, s.mu, s.channel, self.point(s.box_centre), s.box_axes @ RT, s.box_half, s.tag)
+        return replace(s, quadrics=quads, planes=planes, box_centre=self.point(s.box_centre),
+                       box_axes=s.box_axes @ RT)
 
 
 def rotation(axis, degrees: float) -> np.ndarray:
