@@ -177,3 +177,13 @@ def test_mean_sd():
     m, s = mean_sd([0.5])
     assert m == 0.5 and math.isnan(s)
     assert all(math.isnan(v) for v in mean_sd([]))
+
+
+def test_summarize_adds_the_named_vertebrae_overlap_when_the_table_has_it():
+    rows = [image_row(name, dice=d, iou=d - 0.1, extra={"named_dice": n, "named_iou": n - 0.1})
+            for name, d, n in (("a", 0.8, 0.9), ("b", 0.7, 0.95), ("c", 0.9, float("nan")))]
+    s = summarize(per_image_table(rows))
+    assert s["dice_mean"] == pytest.approx(0.8)
+    assert s["named_dice_mean"] == pytest.approx(0.925) and s["named_dice_sd"] == pytest.approx(0.05 / 2 ** 0.5)
+    assert s["named_miou_mean"] == pytest.approx(0.825)
+    assert json.loads(json.dumps(s, allow_nan=False)) == s

@@ -54,6 +54,7 @@ def test_ground_truth_predictions_give_dice_1_and_the_true_angles(tmp_path):
     spine = results["spine"]
     assert spine["n_images"] == len(records) >= 2
     assert spine["dice_mean"] == pytest.approx(1.0) and spine["miou_mean"] == pytest.approx(1.0)
+    assert spine["named_dice_mean"] == pytest.approx(1.0)     # every true vertebra found is named
     assert results["segm"]["AP50"] == pytest.approx(100.0) and results["bbox"]["AP50"] == pytest.approx(100.0)
     table = pd.read_csv(ev.report_dir / "per_image.csv").set_index("image")
     truth = pd.read_csv(root / "measurements.csv").set_index("image")

@@ -239,3 +239,29 @@ def test_overlays_are_shrunk_once_and_jpeg_bytes_kept_as_given(tmp_path):
     table = per_image_table(_rows())
     out = write_report(table, tmp_path / "eval", overlays={"best": jpeg})
     assert (out / "figures" / "overlay_best.jpg").read_bytes() == jpeg
+
+
+def test_the_named_vertebrae_overlap_gets_its_rows_and_headline_but_no_structure_row(tmp_path):
+    rows = [image_row(r["image"], true={}, pred={}, dice=r["dice"], iou=r["iou"],
+                      extra={"dice_L3": r["dice_L3"], "named_dice": r["dice"] + 0.05, "named_iou": r["iou"] + 0.05})
+            for r in _rows()]
+    table = per_image_table(rows)
+    out = write_report(table, tmp_path / "eval", summary=summarize(table))
+    md = (out / "report.md").read_text()
+    named = [d + 0.05 for d in DICE.values()]
+    value = f"{100 * np.mean(named):.1f} ± {100 * np.std(named, ddof=1):.1f}"
+    assert re.search(rf"\| Dice \(%\) of the vertebrae named \| {re.escape(value)} \|", md), md[:3000]
+    assert "| IoU (%) of the vertebrae named |" in md
+    assert f"Labelme pre-annotation writes): Dice {value} %" in md
+    assert not re.search(r"^\| named \|", md, re.M)        # not mistaken for a class or level
+    assert "| L3 |" in md
+
+
+def test_a_note_every_parameter_shares_is_written_once_per_image(tmp_path):
+    rows = [image_row("f", true={"TK": 30.0, "LL": 40.0}, pred={"TK": 31.0, "LL": Angle.missing("L5 not found")},
+                      dice=0.9, iou=0.8, notes="removed #3 lumbar: duplicate of #2")]
+    out = write_report(per_image_table(rows), tmp_path / "eval")
+    md = (out / "report.md").read_text()
+    assert md.count("removed #3 lumbar: duplicate of #2") == 2, md      # the shared note, LL's own
+    assert "TK/LL_S1/SS/PT/PI: removed #3 lumbar: duplicate of #2; LL: removed #3 lumbar: duplicate of #2; " \
+           "L5 not found" in md

@@ -133,3 +133,19 @@ def test_image_segmentation_row_leaves_femoral_heads_out_of_the_whole_image_scor
     assert row["dice"] == 1.0 and row["iou"] == 1.0
     assert row["dice_femoral_head"] == 0.0 and row["dice_lumbar"] == 1.0
     assert row["dice_L3"] == 1.0 and "dice_None" not in row
+
+
+def test_the_named_vertebrae_score_without_the_strays_against_the_same_ground_truth():
+    shape = (1, 40)
+    gt = [box(shape, 0, 10), box(shape, 10, 20), box(shape, 30, 40)]
+    gt_classes = ["lumbar", "lumbar", "femoral_head"]
+    # two vertebrae found (one exact, one half), a stray in the pelvis, a femoral head
+    pred = [box(shape, 0, 10), box(shape, 10, 15), box(shape, 24, 30), box(shape, 30, 40)]
+    classes = ["lumbar", "lumbar", "sacrum", "femoral_head"]
+    row = image_segmentation(pred, classes, gt, gt_classes, named_masks=pred[:2])
+    assert row["dice"] == pytest.approx(2 * 15 / (21 + 20))     # the stray counts against all masks
+    assert row["named_dice"] == pytest.approx(2 * 15 / (15 + 20))
+    assert row["named_iou"] == pytest.approx(15 / 20)
+    nothing = image_segmentation(pred, classes, gt, gt_classes, named_masks=[], shape=shape)
+    assert nothing["named_dice"] == 0.0 and nothing["dice"] == row["dice"]
+    assert "named_dice" not in image_segmentation(pred, classes, gt, gt_classes)

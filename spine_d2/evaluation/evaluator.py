@@ -28,7 +28,7 @@ from detectron2.utils import comm
 
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.data.images import read_image
-from spine_d2.evaluation.agreement import summarize
+from spine_d2.evaluation.agreement import NAMED_KEYS, summarize
 from spine_d2.evaluation.figures import overlay_jpeg
 from spine_d2.evaluation.per_image import image_row, per_image_table
 from spine_d2.evaluation.report import write_report
@@ -122,7 +122,8 @@ class SpineEvaluator(DatasetEvaluator):
             m = measure_instances(insts, image.shape[:2], self._class_names, self._measure_cfg, image=image)
             gt_masks, gt_classes, gt_labels = ground_truth_masks(record, self._class_names)
             seg = image_segmentation([i.mask for i in insts], [i.class_name for i in insts],
-                                     gt_masks, gt_classes, gt_labels)
+                                     gt_masks, gt_classes, gt_labels, shape=image.shape[:2],
+                                     named_masks=[m.instances[k].mask for k in m.levels.values()])
             true = self._measurements.get(stem, {})
             self._rows.append(image_row(
                 stem, true=true, pred=m.angles, frame=m.frame, notes=m.notes,
@@ -169,7 +170,7 @@ def flat_summary(summary: dict) -> dict[str, float]:
     """summary.json's numbers as one flat dict of floats (`dice_mean`, `TK_mae`, …) for the event
     storage; undefined values become NaN."""
     flat: dict[str, float] = {}
-    for key in ("n_images", "dice_mean", "dice_sd", "miou_mean", "miou_sd"):
+    for key in ("n_images", "dice_mean", "dice_sd", "miou_mean", "miou_sd", *NAMED_KEYS):
         flat[key] = _num(summary.get(key))
     for name in ANGLE_NAMES:
         for key, value in (summary.get(name) or {}).items():

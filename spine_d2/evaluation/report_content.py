@@ -83,6 +83,10 @@ def headline(summary: Mapping[str, Any], study: StudyResults = REFERENCE_STUDY) 
            f"({study.name}: {plus_minus(*study.dice_pct, unit=' %')}); "
            f"mIoU {plus_minus(summary.get('miou_mean'), summary.get('miou_sd'), scale=100, unit=' %')} "
            f"({study.name}: {plus_minus(*study.miou_pct, unit=' %')})."]
+    if summary.get("named_dice_mean") is not None:
+        out.append("The vertebrae named with a level (what the Labelme pre-annotation writes): Dice "
+                   f"{plus_minus(summary.get('named_dice_mean'), summary.get('named_dice_sd'), scale=100, unit=' %')}, "
+                   f"mIoU {plus_minus(summary.get('named_miou_mean'), summary.get('named_miou_sd'), scale=100, unit=' %')}.")
     maes = []
     for n in ANGLE_NAMES:
         s = summary.get(n) or {}
@@ -103,6 +107,11 @@ def _overlap_rows(summary, study) -> list[list[str]]:
             ["IoU (%) (mIoU: mean over images)",
              plus_minus(summary.get("miou_mean"), summary.get("miou_sd"), scale=100), plus_minus(*study.miou_pct)],
             ["COCO mask AP (0–100)", fmt(None if ap is None else 100 * ap), DASH]]
+    if "named_dice_mean" in summary:
+        rows[2:2] = [["Dice (%) of the vertebrae named",
+                      plus_minus(summary.get("named_dice_mean"), summary.get("named_dice_sd"), scale=100), DASH],
+                     ["IoU (%) of the vertebrae named",
+                      plus_minus(summary.get("named_miou_mean"), summary.get("named_miou_sd"), scale=100), DASH]]
     if "coco_bbox_ap" in summary:
         rows.append(["COCO box AP (0–100)", fmt(None if box_ap is None else 100 * box_ap), DASH])
     return rows
@@ -126,7 +135,10 @@ def _segmentation_section(per_image, summary, study) -> list[Block]:
     b = [Block("h2", "Segmentation: how well the vertebrae were outlined")]
     b.append(Block("p", "Dice and IoU compare, per image, the area the method outlined as vertebrae "
                         "with the area outlined by hand (all vertebrae together). 100 % means the "
-                        "outlines coincide exactly; 0 % means they do not overlap at all."))
+                        "outlines coincide exactly; 0 % means they do not overlap at all. The first "
+                        "rows score every mask the model found; the rows 'of the vertebrae named' "
+                        "score only those the measurement named with a level (what the Labelme "
+                        "pre-annotation writes), without the strays it removed or left unnamed."))
     b += _table(f"Segmentation overlap, mean ± SD over {summary['n_images']} images",
                 ["measure", "this run", study.name], _overlap_rows(summary, study))
     if per_image["dice"].notna().any():
@@ -267,7 +279,11 @@ def _image_row(r, frame: str) -> list[str]:
             errs.append(f"{n} {p - t:+.1f}")
         elif math.isfinite(t):
             errs.append(f"{n} not measured")
-    notes = "; ".join(f"{n}: {r[f'{n}_note']}" for n in ANGLE_NAMES if r[f"{n}_note"])
+    by_note: dict[str, list[str]] = {}  # parameters with the same note share one entry (often all six)
+    for n in ANGLE_NAMES:
+        if r[f"{n}_note"]:
+            by_note.setdefault(r[f"{n}_note"], []).append(n)
+    notes = "; ".join(f"{'/'.join(names)}: {note}" for note, names in by_note.items())
     return [r["image"], fmt(r["dice"] * 100), fmt(r["iou"] * 100), frame or DASH, ", ".join(errs) or DASH,
             notes or DASH]
 

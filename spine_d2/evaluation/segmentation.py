@@ -5,6 +5,9 @@
 - Per class: the union of each class's masks (`per_class_overlap`).
 - Per level: predicted instances matched one-to-one to ground-truth levels by Hungarian matching
   on mask IoU (`match_instances`); a level with no matched prediction scores 0 (`per_level_overlap`).
+- Of the named vertebrae (`image_segmentation(named_masks=...)`, 'named_dice'): the union of the
+  masks the measurement named with a level, against the same ground truth: what the Labelme
+  pre-annotation writes, without the strays the clean-up removed or left unnamed.
 
 Dice = 2|A∩B| / (|A| + |B|), IoU = |A∩B| / |A∪B|, both in [0, 1]; NaN when both masks are empty
 (nothing to find and nothing found: undefined). Ground-truth polygons become masks with
@@ -167,19 +170,26 @@ def per_level_overlap(pred_masks, gt_masks, gt_levels: Sequence[str], *,
 def image_segmentation(pred_masks, pred_classes: Sequence[str], gt_masks, gt_classes: Sequence[str],
                        gt_levels: Sequence[str | None] | None = None, *,
                        shape: Sequence[int] | None = None,
-                       exclude: Sequence[str] = NON_VERTEBRA_CLASSES) -> dict[str, float]:
+                       exclude: Sequence[str] = NON_VERTEBRA_CLASSES,
+                       named_masks: Iterable[np.ndarray] | None = None) -> dict[str, float]:
     """All segmentation scores of one image as one flat row for the per-image table.
 
     'dice', 'iou': union of vertebra masks (classes not in `exclude`); 'dice_<class>',
     'iou_<class>' per class; 'dice_<level>', 'iou_<level>' per ground-truth level when `gt_levels`
-    is given (entries None are left out of the level matching).
+    is given (entries None are left out of the level matching); 'named_dice', 'named_iou' when
+    `named_masks` (the masks of the vertebrae the measurement named) is given: their union against
+    the same ground-truth union.
     """
     p, g, hw = _pair(pred_masks, gt_masks, shape)
     if len(p) != len(pred_classes) or len(g) != len(gt_classes):
         raise ValueError("one class name per mask is needed")
     keep_p = [i for i, c in enumerate(pred_classes) if c not in exclude]
     keep_g = [i for i, c in enumerate(gt_classes) if c not in exclude]
-    row = overlap(union(p[keep_p], hw), union(g[keep_g], hw))
+    gt_union = union(g[keep_g], hw)
+    row = overlap(union(p[keep_p], hw), gt_union)
+    if named_masks is not None:
+        named = overlap(union(_stack(named_masks, hw), hw), gt_union)
+        row["named_dice"], row["named_iou"] = named["dice"], named["iou"]
     for name, s in per_class_overlap(p, pred_classes, g, gt_classes, hw).items():
         row[f"dice_{name}"], row[f"iou_{name}"] = s["dice"], s["iou"]
     if gt_levels is not None:
