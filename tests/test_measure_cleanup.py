@@ -1,4 +1,5 @@
-"""Clean-up: stray fragments, tiny masks, duplicates, centres off the chain (our turn rule, the study's slope rule)."""
+"""Clean-up: stray fragments, tiny masks, duplicates, centres off the chain (our turn rule, the study's slope rule),
+doubted centres crowded inside one level's step."""
 
 import math
 from dataclasses import replace
@@ -8,7 +9,8 @@ import pytest
 
 from measure_factory import toy_spine
 
-from spine_d2.measure.cleanup import chain_outliers, clean_instances, detours, slope_changes, turn_scores
+from spine_d2.measure.cleanup import (chain_outliers, clean_instances, crowded_centres, detours, slope_changes,
+                                     turn_scores)
 from spine_d2.measure.instances import Instance
 from spine_d2.measure.pipeline import measure_instances
 from spine_d2.polygons import rasterize
@@ -224,3 +226,54 @@ def test_circle_overlap_is_the_lens_over_the_smaller_disc():
     assert circle_overlap((0, 0, 1), (1, 0, 1)) == pytest.approx((2 * math.acos(0.5) - 0.5 * math.sqrt(3)) / math.pi)
     assert circle_overlap((0, 0, 5), (1, 0, 2)) == 1.0 and circle_overlap((0, 0, 1), (3, 0, 1)) == 0.0
 
+
+
+def _column(n=10, step=20.0):
+    """Centres of a straight spine, top to bottom, `step` px apart (keys 0…n−1), all sure."""
+    return {k: np.array([100.0 + 0.3 * k, 50.0 + step * k]) for k in range(n)}, {k: 0.99 for k in range(n)}
+
+
+@pytest.mark.parametrize("offset,where", [(8.0, 4), (12.0, 4), (5.0, 8)])
+def test_a_doubted_centre_inside_one_levels_step_is_crowded_out(offset, where):
+    centres, scores = _column()
+    centres[99], scores[99] = centres[where] + np.array([1.0, offset]), 0.3   # a second, partial find
+    out = crowded_centres(centres, scores)
+    assert [k for k, _ in out] == [99]
+    assert "crowded: its neighbours lie" in out[0][1] and "score 0.30" in out[0][1]
+    scores[99] = 0.6                                                        # one the model is sure of stays
+    assert crowded_centres(centres, scores) == []
+    scores[99] = 0.3
+    assert crowded_centres(centres, scores, crowd_steps=0) == []
+
+
+def test_doubted_true_vertebrae_and_ends_one_step_away_are_kept():
+    centres, scores = _column()
+    for k in (0, 3, 9):
+        scores[k] = 0.1                         # weak, but a level's step from each neighbour
+    assert crowded_centres(centres, scores) == []
+    scores[9] = 0.99
+    centres[10], scores[10] = centres[9] + np.array([0.5, 7.0]), 0.2   # past the chain's end, 0.35 of a step
+    centres[11], scores[11] = centres[0] - np.array([0.0, 14.0]), 0.2  # before its top, 0.7 of a step
+    out = crowded_centres(centres, scores)
+    assert [k for k, _ in out] == [10] and "at the chain's end" in out[0][1]
+
+
+def test_two_doubted_finds_crowding_one_step_both_go_the_most_crowded_first():
+    centres, scores = _column()
+    centres[20], scores[20] = centres[5] + np.array([0.0, 9.0]), 0.2
+    centres[21], scores[21] = centres[5] + np.array([0.0, 4.0]), 0.1
+    assert sorted(k for k, _ in crowded_centres(centres, scores)) == [20, 21]
+
+
+def test_a_second_weak_find_of_a_thoracic_body_no_longer_renames_the_levels_above_it():
+    spine = toy_spine()
+    t8, t9 = spine.polygons["T8"], spine.polygons["T9"]
+    # a weak find over the T8-T9 disc: half a level's step below T8, overlapping each under half
+    extra = Instance("thoracic", polygon=t8 + 0.5 * (t9.mean(axis=0) - t8.mean(axis=0)), score=0.3)
+    insts = spine.instances() + [extra]
+    before = measure_instances(spine.instances() + [extra], spine.shape, cfg={"crowd_steps": 0})
+    m = measure_instances(insts, spine.shape)
+    assert [r.step for r in m.removals] == ["crowded"]
+    assert before.levels["T5"] != m.levels["T5"]                    # counted as a level, it renamed T4-T8
+    for name, value in spine.expected.items():
+        assert m.angles[name].value == pytest.approx(value, abs=0.2), name

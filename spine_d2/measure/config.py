@@ -14,7 +14,7 @@ from typing import Any, Optional, TypeVar
 
 from omegaconf import OmegaConf
 
-from spine_d2.measure.cleanup import CHAIN_RULES
+from spine_d2.measure.cleanup import CHAIN_RULES, CROWD_STEPS
 from spine_d2.measure.endplates import METHOD_NAMES
 from spine_d2.measure.lumbosacral import LUMBOSACRAL_DEG
 
@@ -93,6 +93,9 @@ class MeasureConfig:
     min_area_fraction: float = 0.2    # of the median vertebra area: smaller vertebra masks are dropped
     use_labels: bool = True           # trust level labels carried by instances (annotations, per-level model)
     gap_factor: float = 1.6           # a step between centres this much over the local median hides a level
+    # a doubted centre (score < 0.5) whose neighbours lie closer than this many local steps apart
+    # is a second find inside one level's step, removed (measure.cleanup, step 5); 0: off
+    crowd_steps: float = CROWD_STEPS
     # s1: name levels by counting up from S1 when in view | regions: by the classes
     level_anchor: LevelAnchor = LevelAnchor.s1
     # nan: angles needing an uncertainly named level are NaN | measure

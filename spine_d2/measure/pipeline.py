@@ -162,7 +162,8 @@ def measure_instances(
 
     idx, kept, removals = clean_instances(insts, shape, c.slope_threshold, c.duplicate_overlap,
                                           c.min_area, c.min_area_fraction, c.duplicate_overlap_heads,
-                                          c.chain_rule, c.turn_limit_deg, c.max_detour)
+                                          c.chain_rule, c.turn_limit_deg, c.max_detour,
+                                          c.crowd_steps)
     naming = name_levels(kept, use_labels=c.use_labels, gap_factor=c.gap_factor, anchor=c.level_anchor)
     flags = naming.flags + [f"{inst.level or inst.class_name}: {n}" for inst in kept for n in inst.notes]
     # why a level is absent, when we know (a labelled instance removed by the clean-up)
