@@ -1,6 +1,6 @@
 """Removal of stray and duplicate instances before naming; image frame, pixels.
 
-Four steps, each removal recorded with its reason:
+Five steps, each removal recorded with its reason:
 
 1. fragments: a mask in several pieces keeps its largest piece;
 2. too small: a vertebra whose area is below `min_area` pixels or `min_area_fraction` of the
