@@ -188,7 +188,7 @@ def image_segmentation(pred_masks, pred_classes: Sequence[str], gt_masks, gt_cla
     gt_union = union(g[keep_g], hw)
     row = overlap(union(p[keep_p], hw), gt_union)
     if named_masks is not None:
-        named = overlap(union(_stack(named_masks, hw), hw), gt_union)
+        named = overlap(union(named_masks, hw), gt_union)
         row["named_dice"], row["named_iou"] = named["dice"], named["iou"]
     for name, s in per_class_overlap(p, pred_classes, g, gt_classes, hw).items():
         row[f"dice_{name}"], row[f"iou_{name}"] = s["dice"], s["iou"]
