@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from spine_d2.measure.cleanup import CHAIN_RULES, CROWD_STEPS
 from spine_d2.measure.endplates import METHOD_NAMES
 from spine_d2.measure.lumbosacral import LUMBOSACRAL_DEG
+from spine_d2.measure.wedges import LUMBAR_WEDGE_DEG, THORACIC_WEDGE_DEG
 
 T = TypeVar("T")
 
@@ -116,12 +117,18 @@ class MeasureConfig:
     # the L5-S1 segment's plausible lordosis (degrees, kyphosis negative): an S1 plate from corner
     # points outside it gives way to the outline's when that one lies inside (measure.lumbosacral); []: off
     lumbosacral_deg: list[float] = field(default_factory=lambda: list(LUMBOSACRAL_DEG))
+    # a thoracic / lumbar body's plausible wedge (degrees, lordosis positive): outside it, a corner
+    # plate that its outline's fit turns more than 10° and brings inside gives way to it
+    # (measure.wedges); L5 outside it is not judged against S1; []: off
+    thoracic_wedge_deg: list[float] = field(default_factory=lambda: list(THORACIC_WEDGE_DEG))
+    lumbar_wedge_deg: list[float] = field(default_factory=lambda: list(LUMBAR_WEDGE_DEG))
     frame: FrameConfig = field(default_factory=FrameConfig)
 
     def __post_init__(self) -> None:
-        w = list(self.lumbosacral_deg)
-        if w and (len(w) != 2 or w[0] > w[1]):
-            raise ValueError(f"measure.lumbosacral_deg must be [min, max] degrees (or [] for off), got {w}")
+        for key in ("lumbosacral_deg", "thoracic_wedge_deg", "lumbar_wedge_deg"):
+            w = list(getattr(self, key))
+            if w and (len(w) != 2 or w[0] > w[1]):
+                raise ValueError(f"measure.{key} must be [min, max] degrees (or [] for off), got {w}")
 
     @classmethod
     def from_cfg(cls, cfg: Any = None) -> "MeasureConfig":

@@ -3,8 +3,9 @@
 `measure_instances` runs the road: clean-up → level names → endplate lines
 (`level_endplates`: fitted in the radiograph frame when the photo's frame is trusted, kept in the
 image frame; an endplate whose two corner points an instance carries is taken as given) → femoral
-heads (`femoral_heads`) → anterior side → the S1 plate checked against L5's (`lumbosacral`; when
-it changes, the heads and the side again) → frame correction
+heads (`femoral_heads`) → anterior side → each body's two plates checked against each other
+(`wedges`) → the S1 plate checked against L5's (`lumbosacral`; when it changes, the heads and the
+side again) → frame correction
 (radiograph frame when trusted) → `spine_d2.angles.sagittal_angles`, the project's one angle
 definition (through `frame_angles.endplate_angles`, which the page's corrections share).
 It never raises on bad geometry: whatever cannot be measured is NaN with its reason, and
@@ -29,6 +30,7 @@ from spine_d2.measure.frame_angles import HEADS_NOT_IN_VIEW, endplate_angles
 from spine_d2.measure.instances import Instance
 from spine_d2.measure.level_endplates import level_endplates, spine_cranial
 from spine_d2.measure.lumbosacral import backward_s1, plausible_s1
+from spine_d2.measure.wedges import plausible_wedges, wedge_misread
 from spine_d2.measure.naming import name_levels
 from spine_d2.measure.config import MeasureConfig
 from spine_d2.measure.rectify import FrameEstimate, estimate_frame
@@ -178,8 +180,11 @@ def measure_instances(
     up = _spine_up(centres)
     found = best_heads(kept, naming.femoral_heads, idx, c.min_circle_radius, flags)
     heads, axis, heads_reason, ant, pelvis_flags = _pelvis_and_side(c, kept, naming, chain, centres, up, raw, found)
-    if plausible_s1(raw, outlines.get("S1", {}).get("superior"), ant.sign * lateral_of(up), up,
-                    c.lumbosacral_deg, flags):
+    anterior, windows = ant.sign * lateral_of(up), {"thoracic": c.thoracic_wedge_deg, "lumbar": c.lumbar_wedge_deg}
+    plausible_wedges(raw, outlines, anterior, up, windows, flags)
+    # S1's plate is judged against L5's only where L5's own two plates agree
+    if wedge_misread(raw.get("L5", {}), "L5", anterior, up, windows) is None and \
+            plausible_s1(raw, outlines.get("S1", {}).get("superior"), anterior, up, c.lumbosacral_deg, flags):
         # a new sacral plate: the hip-axis check and the side's vote, which used it, run again
         heads, axis, heads_reason, ant, pelvis_flags = _pelvis_and_side(c, kept, naming, chain, centres, up,
                                                                         raw, found)

@@ -1,0 +1,90 @@
+"""A body's two endplates checked against each other: its wedge angle (degrees, image frame, px).
+
+A vertebral body's superior and inferior endplates are nearly parallel. Thoracic bodies wedge a
+few degrees kyphotic (up to ~11° where they carry a steep kyphosis), lumbar ones from ~3°
+kyphotic (L1) to ~6° lordotic (L5) (PHANTOM.md), and a compression fracture adds kyphosis. A
+wedge outside its region's window (`THORACIC_WEDGE_DEG`, `LUMBAR_WEDGE_DEG`) is then either a
+fracture or a misread plate: the keypoint head put a plate's two corners on a disc, a neighbour
+or an osteophyte. The outline tells them apart. Where a plate came from corner points and the
+outline's fit of that side turns more than `MIN_TURN_DEG` from it and brings the wedge inside the
+window, the corners misread it and the outline's plate is used (when both sides would, the one
+turning more). A fracture's outline wedges as its corners do (within a few degrees), so its
+plates stay; so do the plates of a body with no such outline.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from spine_d2.angles import REQUIRED_ENDPLATES
+from spine_d2.levels import region
+from spine_d2.measure.lumbosacral import plate_tilt
+
+THORACIC_WEDGE_DEG = (-25.0, 15.0)  # a thoracic body's plausible wedge, lordosis positive
+LUMBAR_WEDGE_DEG = (-15.0, 25.0)    # a lumbar body's
+MIN_TURN_DEG = 10.0  # a corner plate closer than this to its outline's is no misreading
+#: the bodies whose plates an angle takes: a wedge kept outside its window is noted for these only
+ANGLE_LEVELS = frozenset(lv for plates in REQUIRED_ENDPLATES.values() for lv, _ in plates) - {"S1"}
+
+
+def body_wedge(sides: dict, anterior, up) -> float:
+    """A body's wedge (degrees, lordotic positive, kyphotic negative) between its superior and
+    inferior endplate (`sides`: side → two ends, px, one frame); `anterior`, `up`: unit vectors."""
+    return plate_tilt(sides["superior"], anterior, up) - plate_tilt(sides["inferior"], anterior, up)
+
+
+def plate_turn(a, b) -> float:
+    """Degrees (0–90) between two endplates (two ends each, px, ends in any order)."""
+    da, db = np.subtract(*np.asarray(a, float)), np.subtract(*np.asarray(b, float))
+    c = abs(float(da @ db)) / (np.linalg.norm(da) * np.linalg.norm(db))
+    return math.degrees(math.acos(min(1.0, c)))
+
+
+def wedge_window(level: str, windows: dict) -> tuple[float, float] | None:
+    """The window (degrees) for `level`'s region in `windows` (region → [lo, hi], [] for none)."""
+    w = windows.get(region(level)) if level != "S1" else None
+    return (float(w[0]), float(w[1])) if w else None
+
+
+def wedge_misread(sides: dict, level: str, anterior, up, windows: dict) -> float | None:
+    """The body's wedge (degrees) when it lies outside its window, else None (inside, no window,
+    or not both plates)."""
+    window = wedge_window(level, windows)
+    if window is None or "superior" not in sides or "inferior" not in sides:
+        return None
+    w = body_wedge(sides, anterior, up)
+    return None if window[0] <= w <= window[1] else w
+
+
+def plausible_wedges(raw: dict, outlines: dict, anterior, up, windows: dict,
+                     flags: list[str] | None = None) -> list[str]:
+    """In each body of `raw` (level → side → endplate, image frame) whose wedge lies outside its
+    window (`windows`: region → [lo, hi] degrees, [] or absent for none), replace the corner plate
+    whose outline fit (`outlines`: level → side → endplate, where corners replaced the fit) turns
+    more than `MIN_TURN_DEG` from it and brings the wedge inside; returns the levels changed,
+    each noted in `flags`."""
+    changed = []
+    for lv, sides in raw.items():
+        given = wedge_misread(sides, lv, anterior, up, windows)
+        if given is None:
+            continue
+        lo, hi = wedge_window(lv, windows)
+        options = []
+        for side, fit in outlines.get(lv, {}).items():
+            turn = plate_turn(sides[side], fit) if side in sides else 0.0
+            trial = body_wedge({**sides, side: fit}, anterior, up)
+            if turn > MIN_TURN_DEG and lo <= trial <= hi:
+                options.append((turn, side, fit, trial))
+        if not options:
+            if flags is not None and lv in ANGLE_LEVELS:
+                flags.append(f"{lv} body wedges {given:.0f}° (outside {lo:g}° to {hi:g}°; a fracture, or plates "
+                             f"misread alike by corners and outline): kept")
+            continue
+        _, side, fit, trial = max(options, key=lambda o: o[0])
+        sides[side] = np.asarray(fit, float)
+        changed.append(lv)
+        if flags is not None:
+            flags.append(f"{lv} corners make its body wedge {given:.0f}° (outside {lo:g}° to {hi:g}°): "
+                         f"the outline's {side} endplate used ({trial:.0f}°)")
+    return changed

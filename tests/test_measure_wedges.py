@@ -1,0 +1,125 @@
+"""A body's two endplates checked against each other (spine_d2.measure.wedges), alone and in the
+pipeline: a misread corner plate gives way to the outline's, a fracture is kept, and L5's doubted
+plates are not used to judge S1's."""
+import math
+
+import numpy as np
+import pytest
+
+from measure_factory import toy_spine
+
+from spine_d2.measure.pipeline import MeasureConfig, measure_instances
+from spine_d2.measure.wedges import body_wedge, plate_turn, plausible_wedges, wedge_misread
+
+CORNER_KEYS = {"superior": ("sa", "sp"), "inferior": ("ia", "ip")}
+
+
+def turned(segment, deg: float) -> np.ndarray:
+    """An endplate (two ends, px) turned `deg` counter-clockwise on screen about its midpoint."""
+    seg = np.asarray(segment, float)
+    mid, t = seg.mean(axis=0), math.radians(deg)
+    rot = np.array([[math.cos(t), math.sin(t)], [-math.sin(t), math.cos(t)]])
+    return (seg - mid) @ rot.T + mid
+
+
+def with_corners(spine, plates: dict | None = None):
+    """The toy spine's instances, every body carrying its true corner points, except the plates
+    given in `plates` ((level, side) → two ends, px)."""
+    plates = plates or {}
+    insts = spine.instances()
+    bodies = [i for i in insts if i.class_name != "femoral_head"]
+    for inst, (lv, poly) in zip(bodies, spine.polygons.items()):
+        for side, seg in spine.endplates[lv].items():
+            a, p = plates.get((lv, side), seg)
+            ka, kp = CORNER_KEYS[side]
+            inst.corners.update({ka: (*a, 0.9), kp: (*p, 0.9)})
+    return insts
+
+
+def test_a_body_wedge_is_its_two_plates_lordosis():
+    """L5 of a toy spine whose lumbar tilts interpolate 45° of LL over L1–L5: its wedge is the
+    difference of its plates' tilts; turning the superior plate 20° counter-clockwise on screen
+    (its anterior end up, facing +x) adds 20° of lordosis, wherever the picture is turned."""
+    spine = toy_spine(ll=45.0, facing=1)
+    sides = {k: np.asarray(v, float) for k, v in spine.endplates["L5"].items()}
+    anterior, up = np.array([1.0, 0.0]), np.array([0.0, -1.0])
+    w = body_wedge(sides, anterior, up)
+    assert -10.0 < w < 15.0
+    assert body_wedge({**sides, "superior": turned(sides["superior"], 20.0)}, anterior, up) == pytest.approx(w + 20.0)
+    assert plate_turn(sides["superior"], turned(sides["superior"], 20.0)) == pytest.approx(20.0)
+    assert plate_turn(sides["superior"], sides["superior"][::-1]) == pytest.approx(0.0, abs=1e-6)
+    windows = {"lumbar": [-15.0, 25.0]}
+    assert wedge_misread(sides, "L5", anterior, up, windows) is None
+    assert wedge_misread({**sides, "inferior": turned(sides["inferior"], 40.0)}, "L5", anterior, up,
+                         windows) == pytest.approx(w - 40.0)
+    assert wedge_misread(sides, "L5", anterior, up, {"lumbar": []}) is None  # off
+    assert wedge_misread({"superior": sides["superior"]}, "L5", anterior, up, windows) is None  # one plate
+
+
+def test_the_corner_plate_its_outline_turns_back_inside_is_replaced():
+    anterior, up = np.array([1.0, 0.0]), np.array([0.0, -1.0])
+    sup, inf = np.array([[40.0, 0.0], [0.0, 0.0]]), np.array([[40.0, 30.0], [0.0, 30.0]])
+    misread = turned(inf, 35.0)
+    raw = {"L3": {"superior": sup, "inferior": misread}}
+    flags = []
+    assert plausible_wedges(raw, {"L3": {"inferior": inf}}, anterior, up, {"lumbar": [-15.0, 25.0]}, flags) == ["L3"]
+    assert np.allclose(raw["L3"]["inferior"], inf)
+    assert flags == ["L3 corners make its body wedge -35° (outside -15° to 25°): the outline's inferior endplate "
+                     "used (0°)"]
+    # an outline within 10° of the corners is no second opinion: the plates stay
+    raw = {"L3": {"superior": sup, "inferior": misread}}
+    near = turned(misread, -8.0)
+    assert plausible_wedges(raw, {"L3": {"inferior": near}}, anterior, up, {"lumbar": [-30.0, 25.0]}) == []
+    assert raw["L3"]["inferior"] is misread
+
+
+@pytest.mark.parametrize("facing", [1, -1])
+def test_a_misread_l5_plate_gives_way_to_its_outline(facing):
+    """L5's inferior corners turned 40° (on a disc or an osteophyte): LL is 40° off without the
+    check; with it the outline's plate is used, LL is found back and `notes` says why. S1's correct
+    corners are then not handed to the outline by the L5–S1 check (phantom seed 905, film 8).
+    The chain check, which would square this plate first in a spine found this surely, is off."""
+    spine = toy_spine(ll=45.0, ll_s1=60.0, ss=35.0, facing=facing)
+    bad = turned(spine.endplates["L5"]["inferior"], 40.0 * facing)
+    insts = lambda: with_corners(spine, {("L5", "inferior"): bad})  # noqa: E731
+    m = measure_instances(insts(), spine.shape, cfg={"max_off_chain_deg": 0})
+    for name in ("LL", "LL_S1", "SS", "TK"):
+        assert m.angles[name].value == pytest.approx(spine.expected[name], abs=0.5), name
+    assert "L5 corners make its body wedge" in m.notes and "inferior endplate used" in m.notes
+    assert "S1 superior corners make L5-S1" not in m.notes
+    off = measure_instances(insts(), spine.shape, cfg={"max_off_chain_deg": 0, "lumbar_wedge_deg": []})
+    assert abs(off.angles["LL"].value - spine.expected["LL"]) > 30.0
+    assert "wedge" not in off.notes
+    # L5's outline misread alike, and S1's outline turned as L5's plate (its corners right): L5's
+    # plates stay, noted, and L5 does not judge S1's plate, which the check off hands to the outline
+    spine.polygons["L5"] = np.array([*spine.polygons["L5"][:2], *bad[::-1]])
+    spine.polygons["S1"] = np.array([*turned(spine.polygons["S1"][:2], 40.0 * facing), *spine.polygons["S1"][2:]])
+    both = measure_instances(insts(), spine.shape, cfg={"max_off_chain_deg": 0})
+    assert "L5 body wedges" in both.notes and "kept" in both.notes
+    assert "S1 superior corners make L5-S1" not in both.notes
+    assert both.angles["SS"].value == pytest.approx(spine.expected["SS"], abs=0.5)
+    judged = measure_instances(insts(), spine.shape, cfg={"max_off_chain_deg": 0, "lumbar_wedge_deg": []})
+    assert "S1 superior corners make L5-S1" in judged.notes
+    assert abs(judged.angles["SS"].value - spine.expected["SS"]) > 20.0
+
+
+def test_a_fractured_body_whose_outline_wedges_alike_is_kept():
+    """L1 wedged 22° kyphotic by a fracture, corners and outline alike: nothing is replaced, the
+    angles are those with the check off, and `notes` names the wedge kept."""
+    spine = toy_spine(ll=45.0, ll_s1=60.0)
+    sup = turned(spine.endplates["L1"]["superior"], -22.0)
+    spine.polygons["L1"] = np.array([*sup, *spine.polygons["L1"][2:]])
+    on = measure_instances(with_corners(spine, {("L1", "superior"): sup}), spine.shape)
+    off = measure_instances(with_corners(spine, {("L1", "superior"): sup}), spine.shape,
+                            cfg={"lumbar_wedge_deg": []})
+    assert "L1 body wedges" in on.notes and "kept" in on.notes
+    for name, a in on.angles.items():
+        assert a.value == pytest.approx(off.angles[name].value, abs=1e-9, nan_ok=True), name
+
+
+def test_wedge_windows_are_checked():
+    with pytest.raises(ValueError, match="lumbar_wedge_deg"):
+        MeasureConfig.from_cfg({"lumbar_wedge_deg": [25.0, -15.0]})
+    with pytest.raises(ValueError, match="thoracic_wedge_deg"):
+        MeasureConfig.from_cfg({"thoracic_wedge_deg": [1.0]})
+    assert MeasureConfig.from_cfg({"thoracic_wedge_deg": []}).thoracic_wedge_deg == []
