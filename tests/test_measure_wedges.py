@@ -123,3 +123,32 @@ def test_wedge_windows_are_checked():
     with pytest.raises(ValueError, match="thoracic_wedge_deg"):
         MeasureConfig.from_cfg({"thoracic_wedge_deg": [1.0]})
     assert MeasureConfig.from_cfg({"thoracic_wedge_deg": []}).thoracic_wedge_deg == []
+
+
+@pytest.mark.parametrize("facing", [1, -1])
+def test_t5_wedged_lordotic_takes_its_superior_plate_parallel_to_its_inferior(facing):
+    """T5's superior plate misread 25° lordotic by its corners and its outline alike (a weak upper
+    thoracic body): no thoracic body wedges so, and no outline mends it, so TK takes T5's superior
+    plate parallel to its inferior one, off by T5's own wedge (a few degrees) instead of 25°. A
+    kyphotic wedge as large (a fracture) is kept. The chain check, which would square a plate this
+    far off a surely found chain first, is off."""
+    spine = toy_spine(tk=40.0, facing=facing)
+    sup = np.asarray(spine.endplates["T5"]["superior"], float)
+
+    def measured(turn: float, **cfg):
+        bad = turned(sup, turn * facing)
+        spine.polygons["T5"] = np.array([*bad, *spine.polygons["T5"][2:]])
+        return measure_instances(with_corners(spine, {("T5", "superior"): bad}), spine.shape,
+                                 cfg={"max_off_chain_deg": 0, **cfg})
+
+    m = measured(25.0)
+    assert "T5 body wedges" in m.notes and "superior endplate taken parallel to its inferior one" in m.notes
+    assert m.angles["TK"].value == pytest.approx(spine.expected["TK"], abs=4.0)
+    off = measured(25.0, thoracic_wedge_deg=[])
+    assert off.angles["TK"].value == pytest.approx(spine.expected["TK"] - 25.0, abs=1.0)
+    fracture = measured(-30.0)
+    assert "taken parallel" not in fracture.notes and "kept" in fracture.notes
+    assert fracture.angles["TK"].value == pytest.approx(spine.expected["TK"] + 30.0, abs=1.0)
+    tilts = [m.endplates["T5"][s] for s in ("superior", "inferior")]
+    assert plate_turn(*tilts) == pytest.approx(0.0, abs=1e-6)
+    assert np.allclose(m.endplates["T5"]["superior"].mean(axis=0), sup.mean(axis=0), atol=1.0)  # where it was

@@ -3,7 +3,9 @@
 Modules: `instances` (what is measured, converters from predictions and dataset dicts),
 `cleanup` (strays, duplicates, centres off the chain: our turn rule or the study's slope rule),
 `naming` (levels),
-`endplates` (by the body's rectangle or its border), `level_endplates` (each level's lines), `femoral_heads`, `anterior` (which side is anterior), `rectify`
+`endplates` (by the body's rectangle or its border), `level_endplates` (each level's lines),
+`wedges` (a body's two plates against each other), `lumbosacral` (S1's plate against L5's),
+`femoral_heads`, `anterior` (which side is anterior), `rectify`
 (photo → radiograph correction, from the photo's straight lines `photo_lines` and a pinhole
 `camera`), `frame_angles` (image-frame endplates → measuring frame →
 angles: the pipeline's last step, shared with the page's corrections), `pipeline`

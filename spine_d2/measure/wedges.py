@@ -9,7 +9,11 @@ or an osteophyte. The outline tells them apart. Where a plate came from corner p
 outline's fit of that side turns more than `MIN_TURN_DEG` from it and brings the wedge inside the
 window, the corners misread it and the outline's plate is used (when both sides would, the one
 turning more). A fracture's outline wedges as its corners do (within a few degrees), so its
-plates stay; so do the plates of a body with no such outline.
+plates stay; so do the plates of a body with no such outline, but one: a thoracic body wedged
+lordotic beyond its window, which no thoracic body is (a fracture wedges kyphotic), whose plate
+an angle takes (T5's superior for TK, T12's inferior). That plate, misread by corners and outline
+alike on a weak upper thoracic body, is taken parallel to the body's other one: the angle is then
+off by the body's own few degrees of wedge instead of tens.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import math
 import numpy as np
 
 from spine_d2.angles import REQUIRED_ENDPLATES
-from spine_d2.levels import region
+from spine_d2.levels import THORACIC, region
 from spine_d2.measure.lumbosacral import plate_tilt
 
 THORACIC_WEDGE_DEG = (-25.0, 15.0)  # a thoracic body's plausible wedge, lordosis positive
@@ -26,6 +30,9 @@ LUMBAR_WEDGE_DEG = (-15.0, 25.0)    # a lumbar body's
 MIN_TURN_DEG = 10.0  # a corner plate closer than this to its outline's is no misreading
 #: the bodies whose plates an angle takes: a wedge kept outside its window is noted for these only
 ANGLE_LEVELS = frozenset(lv for plates in REQUIRED_ENDPLATES.values() for lv, _ in plates) - {"S1"}
+#: thoracic level → the plate an angle takes (T5 superior, T12 inferior): where the body wedges
+#: lordotic beyond its window with no outline to mend it, that plate is taken parallel to the other
+STAND_IN = {lv: side for plates in REQUIRED_ENDPLATES.values() for lv, side in plates if lv in THORACIC}
 
 
 def body_wedge(sides: dict, anterior, up) -> float:
@@ -62,8 +69,9 @@ def plausible_wedges(raw: dict, outlines: dict, anterior, up, windows: dict,
     """In each body of `raw` (level → side → endplate, image frame) whose wedge lies outside its
     window (`windows`: region → [lo, hi] degrees, [] or absent for none), replace the corner plate
     whose outline fit (`outlines`: level → side → endplate, where corners replaced the fit) turns
-    more than `MIN_TURN_DEG` from it and brings the wedge inside; returns the levels changed,
-    each noted in `flags`."""
+    more than `MIN_TURN_DEG` from it and brings the wedge inside, or, with none, a `STAND_IN`
+    plate of a body wedged lordotic beyond its window by the body's other plate (moved to where
+    the plate was); returns the levels changed, each noted in `flags`, as are the wedges kept."""
     changed = []
     for lv, sides in raw.items():
         given = wedge_misread(sides, lv, anterior, up, windows)
@@ -76,6 +84,15 @@ def plausible_wedges(raw: dict, outlines: dict, anterior, up, windows: dict,
             trial = body_wedge({**sides, side: fit}, anterior, up)
             if turn > MIN_TURN_DEG and lo <= trial <= hi:
                 options.append((turn, side, fit, trial))
+        if not options and given > hi and lv in STAND_IN:
+            side, other = STAND_IN[lv], "inferior" if STAND_IN[lv] == "superior" else "superior"
+            plate = np.asarray(sides[other], float)
+            sides[side] = plate - plate.mean(axis=0) + np.asarray(sides[side], float).mean(axis=0)
+            changed.append(lv)
+            if flags is not None:
+                flags.append(f"{lv} body wedges {given:.0f}° lordotic (over {hi:g}°), as no thoracic body does: "
+                             f"its {side} endplate taken parallel to its {other} one")
+            continue
         if not options:
             if flags is not None and lv in ANGLE_LEVELS:
                 flags.append(f"{lv} body wedges {given:.0f}° (outside {lo:g}° to {hi:g}°; a fracture, or plates "
