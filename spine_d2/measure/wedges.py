@@ -84,24 +84,23 @@ def plausible_wedges(raw: dict, outlines: dict, anterior, up, windows: dict,
             trial = body_wedge({**sides, side: fit}, anterior, up)
             if turn > MIN_TURN_DEG and lo <= trial <= hi:
                 options.append((turn, side, fit, trial))
-        if not options and given > hi and lv in STAND_IN:
+        if options:
+            _, side, fit, trial = max(options, key=lambda o: o[0])
+            sides[side] = np.asarray(fit, float)
+            note = (f"{lv} corners make its body wedge {given:.0f}° (outside {lo:g}° to {hi:g}°): "
+                    f"the outline's {side} endplate used ({trial:.0f}°)")
+        elif given > hi and lv in STAND_IN:
             side, other = STAND_IN[lv], "inferior" if STAND_IN[lv] == "superior" else "superior"
             plate = np.asarray(sides[other], float)
             sides[side] = plate - plate.mean(axis=0) + np.asarray(sides[side], float).mean(axis=0)
-            changed.append(lv)
-            if flags is not None:
-                flags.append(f"{lv} body wedges {given:.0f}° lordotic (over {hi:g}°), as no thoracic body does: "
-                             f"its {side} endplate taken parallel to its {other} one")
-            continue
-        if not options:
+            note = (f"{lv} body wedges {given:.0f}° lordotic (over {hi:g}°), as no thoracic body does: "
+                    f"its {side} endplate taken parallel to its {other} one")
+        else:
             if flags is not None and lv in ANGLE_LEVELS:
                 flags.append(f"{lv} body wedges {given:.0f}° (outside {lo:g}° to {hi:g}°; a fracture, or plates "
                              f"misread alike by corners and outline): kept")
             continue
-        _, side, fit, trial = max(options, key=lambda o: o[0])
-        sides[side] = np.asarray(fit, float)
         changed.append(lv)
         if flags is not None:
-            flags.append(f"{lv} corners make its body wedge {given:.0f}° (outside {lo:g}° to {hi:g}°): "
-                         f"the outline's {side} endplate used ({trial:.0f}°)")
+            flags.append(note)
     return changed
