@@ -194,6 +194,30 @@ def test_femoral_heads_above_or_far_from_s1_are_not_used_for_pt_pi():
         assert m.angles["SS"].value == pytest.approx(good.angles["SS"].value, abs=1e-6)
 
 
+def test_a_stray_head_in_the_abdomen_does_not_cost_the_true_ones():
+    """A third, weaker circle found far above S1 (a stray in the abdomen) is left out and the two
+    true heads measure PT and PI as before; the true heads' pair outscored by it, or alone with it,
+    still measure, whereas the pair's midpoint with the stray would lie above S1 (seed 908's
+    phantom_0039 and 0065, the test split's phantom_0189: PT not measured before)."""
+    spine = toy_spine()
+    s1_mid = np.mean(spine.endplates["S1"]["superior"], axis=0)
+    good = measure_instances(spine.instances(), spine.shape)
+    stray = Instance("femoral_head", circle=(s1_mid[0] + 150, s1_mid[1] - 250, 25.0))
+    heads = [i for i in spine.instances() if i.class_name == "femoral_head"]
+    bodies = spine.instances(heads=False)
+    heads[0].score, heads[1].score = 0.95, 0.5
+    for score in (0.99, 0.6):  # the stray scoring above both true heads, or between them
+        stray.score = score
+        m = measure_instances(bodies + heads + [stray], spine.shape)
+        assert "femoral head(s) where no hip of this S1 can be: ignored" in m.notes
+        for name in ("PT", "PI"):
+            assert m.angles[name].value == pytest.approx(good.angles[name].value, abs=1e-6), name
+    one = measure_instances(bodies + heads[:1] + [stray], spine.shape)  # the stray and one head
+    assert one.angles["PT"].value == pytest.approx(good.angles["PT"].value, abs=2.0)
+    alone = measure_instances(bodies + [stray], spine.shape)  # only the stray: as before, not used
+    assert not alone.angles["PT"].measured and "not caudal" in alone.angles["PT"].reason
+
+
 def test_an_endplate_cut_by_the_photo_edge_is_not_measured():
     """A photo cropped through T5's body: the crop line would pose as T5's superior endplate."""
     spine = toy_spine()

@@ -1,9 +1,10 @@
-"""The femoral heads a measurement uses: the two best scored circles, kept only where the hip axis can be this S1's; image frame, px.
+"""The femoral heads a measurement uses: the two best scored circles that can be this S1's hips; image frame, px.
 
 On a lateral film the two heads are seen apart (the X-ray's magnification differs); PT and PI use
 the hip axis, the midpoint of their centres. It lies caudal of the S1 endplate's midpoint, about
-3.3 endplate lengths away (Legaye 2013; shared/PHANTOM.md): heads that cannot be this S1's are
-left out with the reason.
+3.3 endplate lengths away (Legaye 2013; shared/PHANTOM.md): a circle that cannot be one of this
+S1's hips on its own (a stray find in the abdomen) is left out while another can; a pair whose
+axis cannot be is left out with the reason.
 """
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from spine_d2.measure.frame_angles import HEADS_NOT_IN_VIEW
 from spine_d2.measure.instances import Instance, circle_of
 
 
-def best_heads(kept: Sequence[Instance], head_indices: Sequence[int], input_index: Sequence[int],
-               min_radius: float, flags: list[str]) -> list[tuple[float, float, float]]:
-    """The circles (cx, cy, r) of the two best scored usable heads among `kept[head_indices]`;
+def usable_heads(kept: Sequence[Instance], head_indices: Sequence[int], input_index: Sequence[int],
+                 min_radius: float, flags: list[str]) -> list[tuple[float, float, float]]:
+    """The circles (cx, cy, r) of the usable heads among `kept[head_indices]`, best scored first;
     `input_index`: each kept instance's index in the input (for the flags)."""
     heads = []
     for i in head_indices:
@@ -27,9 +28,7 @@ def best_heads(kept: Sequence[Instance], head_indices: Sequence[int], input_inde
             flags.append(f"femoral head #{input_index[i]} unusable outline: ignored")
             continue
         heads.append((kept[i].score, circ))
-    if len(heads) > 2:
-        flags.append(f"{len(heads)} femoral heads: kept the two best scored")
-    return [h for _, h in sorted(heads, key=lambda t: -t[0])[:2]]
+    return [h for _, h in sorted(heads, key=lambda t: -t[0])]
 
 
 def implausible_hip_axis(s1_superior: np.ndarray, axis: np.ndarray, up: np.ndarray,
@@ -49,8 +48,19 @@ def implausible_hip_axis(s1_superior: np.ndarray, axis: np.ndarray, up: np.ndarr
 
 def plausible_heads(heads: list, s1_superior: np.ndarray | None, up: np.ndarray,
                     flags: list[str]) -> tuple[list, np.ndarray | None, str]:
-    """(heads, hip axis or None, why none are used) after the hip-axis check against the S1
-    endplate (when there is one)."""
+    """(the two best scored heads, hip axis or None, why none are used) from `heads` (circles,
+    best scored first): a head that cannot be this S1's on its own (`implausible_hip_axis` of its
+    centre: a stray circle in the abdomen or the chest) is left out while one that can is left,
+    then the pair's hip axis is checked against the S1 endplate (when there is one)."""
+    if s1_superior is not None:
+        s1 = np.asarray(s1_superior, float)
+        near = [h for h in heads if not implausible_hip_axis(s1, np.asarray(h[:2], float), up)]
+        if near and len(near) < len(heads):
+            flags.append(f"{len(heads) - len(near)} femoral head(s) where no hip of this S1 can be: ignored")
+            heads = near
+    if len(heads) > 2:
+        flags.append(f"{len(heads)} femoral heads: kept the two best scored")
+    heads = list(heads[:2])
     axis = np.mean([h[:2] for h in heads], axis=0) if heads else None
     if axis is not None and s1_superior is not None:
         why = implausible_hip_axis(np.asarray(s1_superior, float), axis, up)
