@@ -133,6 +133,31 @@ def test_a_weak_body_below_a_steep_l5_that_the_model_also_read_as_sacrum_is_s1()
     assert any("also found as sacrum" in f for f in naming.flags) and any("also found as lumbar" in f for f in naming.flags)
 
 
+def test_a_doubted_sacrum_is_l5_when_the_sure_classes_above_it_say_so():
+    """A steep L5 classed sacrum, doubted (score < 0.5), no lumbar reading: counted up from it as S1,
+    T12 would be L1 and its thoracic class would disagree; as L5, every sure class agrees. It is L5,
+    with S1 below it or without. A sure sacrum, a disagreeing class the model doubts, or the rule
+    turned off leave it S1, as before."""
+    spine = toy_spine()
+    insts = relabel(spine.instances(), spine, {"L5": "sacrum"})
+    l5 = next(i for i in insts if np.allclose(i.centre(), spine.polygons["L5"].mean(0), atol=3))
+    without_s1 = [i for i in insts if not np.allclose(i.centre(), spine.polygons["S1"].mean(0), atol=3)]
+    l5.score = 0.4
+    for found in (insts, without_s1):
+        naming = name_levels(found)
+        got, _ = named(naming, found)
+        assert set(got) == ALL - ({"S1"} if found is without_s1 else set()), got
+        assert all(k == v for k, v in got.items()), got
+        assert any("agree better with its being L5" in f for f in naming.flags), naming.flags
+    assert named(name_levels(insts, l5_by_classes=False), insts)[0]["S1"] == "L5"
+    l5.score = 0.9  # sure of the sacrum: the count from it wins over the classes
+    assert named(name_levels(insts), insts)[0]["S1"] == "L5"
+    l5.score = 0.4
+    t12 = next(i for i in insts if np.allclose(i.centre(), spine.polygons["T12"].mean(0), atol=3))
+    t12.score = 0.3  # the one class against the count is doubted: no evidence either way
+    assert named(name_levels(insts), insts)[0]["S1"] == "L5"
+
+
 def test_a_sacrum_split_in_two_stays_s1_when_the_model_is_sure_of_it_or_l5_lies_above():
     """The model's sacrum in two instances, the top one (S1) also read faintly as lumbar: naming it
     L5 would name every level one too high."""

@@ -99,6 +99,9 @@ class MeasureConfig:
     crowd_steps: float = CROWD_STEPS
     # s1: name levels by counting up from S1 when in view | regions: by the classes
     level_anchor: LevelAnchor = LevelAnchor.s1
+    # a doubted top sacrum instance (score < 0.5) is L5 when the classes of the sure bodies above
+    # it agree better with that than with its being S1 (measure.naming); false: off
+    l5_by_classes: bool = True
     # nan: angles needing an uncertainly named level are NaN | measure
     on_implausible: OnImplausible = OnImplausible.nan
     anterior: AnteriorSide = AnteriorSide.auto  # auto (from sacrum, hips and curves) | right (+x) | left (−x)

@@ -8,13 +8,16 @@ Three sources, tried in this order:
   with the sacrum in view, the top sacrum instance is S1 — unless the model also found it as a
   lumbar body (`Instance.also`, at least `L5_READING` of its sacrum score), fewer than five lumbar
   bodies lie above it and the next instance below it is another sacrum: then it is L5, a steep L5
-  taken for the sacrum, and the one below is S1 — and the bodies above it are L5, L4, …
-  T1 in order, counting the levels hidden in gaps (a step longer than `gap_factor` × the local
-  median step between centres hides round(step / median) − 1 levels); bodies above T1 are
-  cervical and stay unnamed. Region classes are only checked: a disagreement is flagged, the count
-  wins. A sacrum instance with two or more levels hidden above it, or level with the lowest body
-  instead of below it, is a blob in the pelvis, not S1 (flagged): the bodies are then named by
-  their classes, as with no sacrum in view.
+  taken for the sacrum, and the one below is S1. A top sacrum instance the model doubts
+  (score under `SURE_SCORE`) right below a body is also L5 when the region classes of the sure
+  bodies above agree better with that than with its being S1 (an L1 read as thoracic happens; a
+  thoracolumbar boundary one level off does not); `l5_by_classes=False` turns this off. Then the
+  bodies above S1 are L5, L4, … T1 in order, counting the levels hidden in gaps (a step longer
+  than `gap_factor` × the local median step between centres hides round(step / median) − 1
+  levels); bodies above T1 are cervical and stay unnamed. Region classes are only checked: a
+  disagreement is flagged, the count wins. A sacrum instance with two or more levels hidden above
+  it, or level with the lowest body instead of below it, is a blob in the pelvis, not S1
+  (flagged): the bodies are then named by their classes, as with no sacrum in view.
 - **region classes** (no sacrum in view, or `anchor="regions"`): the chain is split into thoracic
   above and lumbar below where the classes agree best (a stray class is overruled and flagged; more
   than one in five makes every level uncertain). Thoracic bodies are counted upward from T12 (those
@@ -81,8 +84,9 @@ def given_level(inst: Instance, use_labels: bool = True) -> str | None:
 
 
 def name_levels(instances: Sequence[Instance], use_labels: bool = True,
-                gap_factor: float = 1.6, anchor: str = "s1") -> Naming:
-    """Name the vertebrae among `instances` (see the module docstring)."""
+                gap_factor: float = 1.6, anchor: str = "s1", l5_by_classes: bool = True) -> Naming:
+    """Name the vertebrae among `instances` (see the module docstring); `l5_by_classes`: a doubted
+    top sacrum instance may be L5 by the classes above it."""
     naming = Naming(femoral_heads=[i for i, inst in enumerate(instances) if inst.region == "femoral_head"])
     verts = [i for i, inst in enumerate(instances) if inst.is_vertebra]
     if not verts:
@@ -93,7 +97,7 @@ def name_levels(instances: Sequence[Instance], use_labels: bool = True,
     else:
         if any(given.values()):
             naming.flags.append("some vertebrae carry a level and some only a region: named by region")
-        _name_from_regions(instances, verts, naming, gap_factor, anchor)
+        _name_from_regions(instances, verts, naming, gap_factor, anchor, l5_by_classes)
     for level, i in naming.levels.items():
         instances[i].level = level
         if instances[i].uncertain:  # the source's own doubt (an annotation's level_uncertain flag)
@@ -120,7 +124,8 @@ def _name_from_given(instances, verts, given, naming: Naming) -> None:
             naming.uncertain.setdefault(b, msg)
 
 
-def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anchor: str) -> None:
+def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anchor: str,
+                       l5_by_classes: bool = True) -> None:
     read_as_sacrum: set[int] = set()
     chain = _without_weak_misplaced(instances, sorted(verts, key=lambda i: instances[i].centre()[1]), naming,
                                     read_as_sacrum)
@@ -133,11 +138,20 @@ def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anch
                                 f"vertebra from the top")
     slot = np.concatenate([[0], np.cumsum(1 + np.asarray(gaps, dtype=int))]).astype(int)  # level slots
     pattern = "-".join(x[0].upper() for x in regions)
+    sure = [instances[i].score >= SURE_SCORE for i in chain]
     sa = [k for k, x in enumerate(regions) if x == "sacrum"]
     if len(sa) > 1 and sa[1] == sa[0] + 1 and _steep_l5(instances[chain[sa[0]]], regions[:sa[0]]):
         regions[sa[0]] = "lumbar"
         naming.flags.append(f"the top sacrum instance was also found as lumbar, another lies below it: "
                             f"taken as L5 ({pattern})")
+        sa = sa[1:]
+    elif (l5_by_classes and sa and instances[chain[sa[0]]].score < SURE_SCORE
+          and _classes_name_it_l5(sa[0], slot, regions, sure)
+          and _s1_next_to_body([k for k, x in enumerate(regions) if x != "sacrum"], sa[0], slot, centres,
+                               pattern, Naming())):
+        regions[sa[0]] = "lumbar"
+        naming.flags.append(f"the top sacrum instance scores {instances[chain[sa[0]]].score:.2f} and the classes "
+                            f"above it agree better with its being L5: taken as L5 ({pattern})")
         sa = sa[1:]
     body = [k for k, x in enumerate(regions) if x != "sacrum"]
     if sa and body and body[-1] > sa[0]:
@@ -233,6 +247,29 @@ def _steep_l5(inst: Instance, regions_above: Sequence[str]) -> bool:
             break
         run += 1
     return lumbar >= L5_READING * inst.score and run < len(LUMBAR)
+
+
+def _class_misses(s1: int, level: str, slot, regions: Sequence[str], sure: Sequence[bool]) -> int:
+    """How many sure bodies (`sure`, by chain position) above chain position `s1` have a region
+    class other than their level's when `s1` is `level` and the levels above it are counted up
+    (hidden levels included); bodies counted above T1 are not counted."""
+    misses = 0
+    for k in range(s1):
+        idx = LEVEL_INDEX[level] - int(slot[s1] - slot[k])
+        if sure[k] and regions[k] != "sacrum" and idx >= 0 and region(LEVELS[idx]) != regions[k]:
+            misses += 1
+    return misses
+
+
+def _classes_name_it_l5(s1: int, slot, regions: Sequence[str], sure: Sequence[bool]) -> bool:
+    """Whether the top sacrum instance at chain position `s1`, right below a body (no level hidden
+    between; the caller checks that it lies below the body, not beside it), is L5 by the region
+    classes above it: counted up from it as L5 they disagree with fewer sure bodies than counted
+    up from it as S1. For a doubted sacrum only: a steep L5 the model took for the sacrum, with a
+    faint S1 or none found below it."""
+    if s1 == 0 or int(slot[s1] - slot[s1 - 1]) != 1:
+        return False
+    return _class_misses(s1, "L5", slot, regions, sure) < _class_misses(s1, "S1", slot, regions, sure)
 
 
 def _count_up_from_s1(body, s1, slot, regions, names, naming: Naming) -> None:
