@@ -188,6 +188,32 @@ def test_six_lumbar_by_class_is_flagged_and_uncertain_when_classes_are_trusted()
     assert "L1" in naming.uncertain and "implausible" in naming.uncertain["L5"]
 
 
+def test_six_lumbar_bodies_and_no_sacrum_hold_an_s1_or_a_t12_at_the_end_scoring_lower():
+    """No sacrum instance, six lumbar bodies right below the thoracic ones: the model read S1 (at
+    the bottom) or T12 (at the top) as lumbar, and doubts the one it misread more. Off, or named
+    by the classes alone, the sequence is implausible and its levels uncertain, as before."""
+    spine = toy_spine()
+
+    def at(insts, lv):
+        return next(i for i in insts if np.allclose(i.centre(), spine.polygons[lv].mean(0), atol=3))
+
+    insts = relabel(spine.instances(), spine, {"S1": "lumbar"})
+    at(insts, "S1").score = 0.6
+    naming = name_levels(insts)
+    got, _ = named(naming, insts)
+    assert set(got) == ALL and all(k == v for k, v in got.items()), got
+    assert not naming.uncertain and any("the lowest taken as S1" in f for f in naming.flags), naming.flags
+    off = name_levels(insts, lumbar_s1=False)
+    assert "S1" not in off.levels and "implausible" in off.uncertain["L5"]
+    no_s1 = [i for i in relabel(spine.instances(), spine, {"T12": "lumbar"})
+             if not np.allclose(i.centre(), spine.polygons["S1"].mean(0), atol=3)]
+    at(no_s1, "T12").score = 0.7  # T12 read as lumbar, S1 not found: the top one is the doubted end
+    naming = name_levels(no_s1)
+    got, _ = named(naming, no_s1)
+    assert set(got) == ALL - {"S1"} and all(k == v for k, v in got.items()), got
+    assert any("the top one taken as T12" in f for f in naming.flags), naming.flags
+
+
 def test_without_sacrum_a_stray_class_is_overruled_and_many_make_levels_uncertain():
     spine = toy_spine()
     no_sacrum = [i for i in spine.instances() if i.region != "sacrum"]

@@ -102,6 +102,10 @@ class MeasureConfig:
     # a doubted top sacrum instance (score < 0.5) is L5 when the classes of the sure bodies above
     # it agree better with that than with its being S1 (measure.naming); false: off
     l5_by_classes: bool = True
+    # with no sacrum instance found, six lumbar bodies right below the thoracic ones hold one misread
+    # body, at the end scoring lower: an S1 below or a T12 above (measure.naming); false: off (the
+    # levels are then uncertain)
+    lumbar_s1: bool = True
     # nan: angles needing an uncertainly named level are NaN | measure
     on_implausible: OnImplausible = OnImplausible.nan
     anterior: AnteriorSide = AnteriorSide.auto  # auto (from sacrum, hips and curves) | right (+x) | left (−x)

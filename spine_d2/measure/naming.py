@@ -22,7 +22,9 @@ Three sources, tried in this order:
   above and lumbar below where the classes agree best (a stray class is overruled and flagged; more
   than one in five makes every level uncertain). Thoracic bodies are counted upward from T12 (those
   above T1 are cervical, unnamed), lumbar ones downward from L1 — or, with no thoracic in view,
-  upward from L5 (the one above the sacrum).
+  upward from L5 (the one above the sacrum). With no sacrum instance, six lumbar bodies right
+  below the thoracic ones hold one body the model misread, at the end it scores lower: an S1 whose
+  sacrum it did not see (the lowest) or a T12 (the top); `lumbar_s1=False` turns this off.
 - Before either, an instance scoring under `SURE_SCORE` on the wrong side of a sure one — a body
   below a sure sacrum instance (a sacral segment or a stray), a sacrum instance above a sure
   body — is left unnamed and flagged, instead of making the whole sequence implausible; but a
@@ -84,9 +86,11 @@ def given_level(inst: Instance, use_labels: bool = True) -> str | None:
 
 
 def name_levels(instances: Sequence[Instance], use_labels: bool = True,
-                gap_factor: float = 1.6, anchor: str = "s1", l5_by_classes: bool = True) -> Naming:
+                gap_factor: float = 1.6, anchor: str = "s1", l5_by_classes: bool = True,
+                lumbar_s1: bool = True) -> Naming:
     """Name the vertebrae among `instances` (see the module docstring); `l5_by_classes`: a doubted
-    top sacrum instance may be L5 by the classes above it."""
+    top sacrum instance may be L5 by the classes above it; `lumbar_s1`: with no sacrum found, six
+    lumbar bodies below the thoracic ones hold an S1 or a T12 the model read as lumbar."""
     naming = Naming(femoral_heads=[i for i, inst in enumerate(instances) if inst.region == "femoral_head"])
     verts = [i for i, inst in enumerate(instances) if inst.is_vertebra]
     if not verts:
@@ -97,7 +101,7 @@ def name_levels(instances: Sequence[Instance], use_labels: bool = True,
     else:
         if any(given.values()):
             naming.flags.append("some vertebrae carry a level and some only a region: named by region")
-        _name_from_regions(instances, verts, naming, gap_factor, anchor, l5_by_classes)
+        _name_from_regions(instances, verts, naming, gap_factor, anchor, l5_by_classes, lumbar_s1)
     for level, i in naming.levels.items():
         instances[i].level = level
         if instances[i].uncertain:  # the source's own doubt (an annotation's level_uncertain flag)
@@ -125,7 +129,7 @@ def _name_from_given(instances, verts, given, naming: Naming) -> None:
 
 
 def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anchor: str,
-                       l5_by_classes: bool = True) -> None:
+                       l5_by_classes: bool = True, lumbar_s1: bool = True) -> None:
     read_as_sacrum: set[int] = set()
     chain = _without_weak_misplaced(instances, sorted(verts, key=lambda i: instances[i].centre()[1]), naming,
                                     read_as_sacrum)
@@ -171,7 +175,8 @@ def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anch
         _count_up_from_s1(body, sa[0], slot, regions, names, naming)
     else:
         naming.source = "region classes"
-        _name_by_boundary(body, sa[0] if sa else None, slot, regions, names, naming)
+        _name_by_boundary(body, sa[0] if sa else None, slot, regions, names, naming,
+                          [instances[i].score for i in chain], lumbar_s1)
     for k, level in names.items():
         naming.levels[level] = chain[k]
 
@@ -291,8 +296,12 @@ def _count_up_from_s1(body, s1, slot, regions, names, naming: Naming) -> None:
                             f"named by the count")
 
 
-def _name_by_boundary(body, s1, slot, regions, names, naming: Naming) -> None:
-    """Thoracic bodies upward from T12, lumbar downward from L1, split where the classes agree best."""
+def _name_by_boundary(body, s1, slot, regions, names, naming: Naming, scores: Sequence[float] = (),
+                      lumbar_s1: bool = True) -> None:
+    """Thoracic bodies upward from T12, lumbar downward from L1, split where the classes agree best.
+    With no sacrum instance as S1 (`s1` None), six lumbar bodies right below the thoracic ones, no
+    level hidden among them (`lumbar_s1`), hold one misread body at the end scoring lower
+    (`scores`, by chain position): an S1 read as lumbar at the bottom, or a T12 at the top."""
     if not body:
         return
     is_lumbar = np.array([regions[k] == "lumbar" for k in body])
@@ -307,6 +316,16 @@ def _name_by_boundary(body, s1, slot, regions, names, naming: Naming) -> None:
             for level in LEVELS:
                 naming.uncertain.setdefault(level, "region classes inconsistent: " + msg)
     th, lu = body[:b], body[b:]
+    if (lumbar_s1 and len(scores) and s1 is None and th and len(lu) == len(LUMBAR) + 1
+            and int(slot[lu[-1]] - slot[th[-1]]) == len(lu)):
+        # six lumbar bodies right below the thoracic ones and no sacrum: the end the model doubts
+        # more is misread, an S1 below (its sacrum unseen) or a T12 above
+        if scores[lu[-1]] < scores[lu[0]]:
+            names[lu[-1]], lu, which = "S1", lu[:-1], "the lowest taken as S1"
+        else:
+            th, lu, which = th + lu[:1], lu[1:], "the top one taken as T12"
+        naming.flags.append(f"{len(LUMBAR) + 1} lumbar bodies below the thoracic ones and no sacrum found: "
+                            f"{which}, the end scoring lower")
     if lu:
         span = int(slot[lu[-1]] - slot[lu[0]]) + 1
         if th:
