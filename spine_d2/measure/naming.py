@@ -142,19 +142,17 @@ def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anch
                                 f"vertebra from the top")
     slot = np.concatenate([[0], np.cumsum(1 + np.asarray(gaps, dtype=int))]).astype(int)  # level slots
     pattern = "-".join(x[0].upper() for x in regions)
-    sure = [instances[i].score >= SURE_SCORE for i in chain]
+    scores = [instances[i].score for i in chain]
     sa = [k for k, x in enumerate(regions) if x == "sacrum"]
     if len(sa) > 1 and sa[1] == sa[0] + 1 and _steep_l5(instances[chain[sa[0]]], regions[:sa[0]]):
         regions[sa[0]] = "lumbar"
         naming.flags.append(f"the top sacrum instance was also found as lumbar, another lies below it: "
                             f"taken as L5 ({pattern})")
         sa = sa[1:]
-    elif (l5_by_classes and sa and instances[chain[sa[0]]].score < SURE_SCORE
-          and _classes_name_it_l5(sa[0], slot, regions, sure)
-          and _s1_next_to_body([k for k, x in enumerate(regions) if x != "sacrum"], sa[0], slot, centres,
-                               pattern, Naming())):
+    elif (l5_by_classes and sa and scores[sa[0]] < SURE_SCORE and _classes_name_it_l5(sa[0], slot, regions, scores)
+          and _not_s1(regions, sa[0], slot, centres, pattern) is None):
         regions[sa[0]] = "lumbar"
-        naming.flags.append(f"the top sacrum instance scores {instances[chain[sa[0]]].score:.2f} and the classes "
+        naming.flags.append(f"the top sacrum instance scores {scores[sa[0]]:.2f} and the classes "
                             f"above it agree better with its being L5: taken as L5 ({pattern})")
         sa = sa[1:]
     body = [k for k, x in enumerate(regions) if x != "sacrum"]
@@ -163,7 +161,9 @@ def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anch
         naming.flags.append(msg)
         naming.uncertain.update({level: msg for level in LEVELS})
         sa = []  # S1 unknown; the vertebrae are still named by their classes, for the overlay
-    if sa and not _s1_next_to_body(body, sa[0], slot, centres, pattern, naming):
+    why = _not_s1(regions, sa[0], slot, centres, pattern) if sa else None
+    if why:
+        naming.flags.append(why)
         sa = []  # S1 unknown; the vertebrae are named by their classes
     names: dict[int, str] = {}
     if sa:
@@ -175,36 +175,34 @@ def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anch
         _count_up_from_s1(body, sa[0], slot, regions, names, naming)
     else:
         naming.source = "region classes"
-        _name_by_boundary(body, sa[0] if sa else None, slot, regions, names, naming,
-                          [instances[i].score for i in chain], lumbar_s1)
+        _name_by_boundary(body, sa[0] if sa else None, slot, regions, scores, names, naming, lumbar_s1)
     for k, level in names.items():
         naming.levels[level] = chain[k]
 
 
-def _s1_next_to_body(body, s1, slot, centres, pattern: str, naming: Naming, max_hidden: int = 1,
-                     min_drop: float = 0.25) -> bool:
-    """Whether the sacrum instance at chain position `s1` may be S1: at most `max_hidden` levels
-    hidden between it and the lowest body above it, and below that body rather than beside it
-    (its step from the body goes down the spine, along the direction of the step to that body, by
-    at least `min_drop` of one level's step; a true S1 goes ≥ 0.5 on every phantom film). A sacrum
-    two or more steps below the lumbar spine, or level with its lowest body, is a blob in the
-    pelvis (the femoral heads, a sacral segment, soft tissue), not S1; counting up from it would
-    name every level wrong, and its outline would give the sacral slope. Flagged when not."""
-    above = [k for k in body if k < s1]
+def _not_s1(regions: Sequence[str], s1: int, slot, centres, pattern: str, max_hidden: int = 1,
+            min_drop: float = 0.25) -> str | None:
+    """Why the sacrum instance at chain position `s1` cannot be S1, None when it may: at most
+    `max_hidden` levels hidden between it and the lowest body above it, and below that body rather
+    than beside it (its step from the body goes down the spine, along the direction of the step to
+    that body, by at least `min_drop` of one level's step; a true S1 goes ≥ 0.5 on every phantom
+    film). A sacrum two or more steps below the lumbar spine, or level with its lowest body, is a
+    blob in the pelvis (the femoral heads, a sacral segment, soft tissue), not S1; counting up from
+    it would name every level wrong, and its outline would give the sacral slope. `regions`: the
+    chain's classes (its bodies are those not 'sacrum')."""
+    above = [k for k in range(s1) if regions[k] != "sacrum"]
     hidden = int(slot[s1] - slot[above[-1]]) - 1 if above else 0
     if hidden > max_hidden:
-        naming.flags.append(f"the sacrum instance lies ~{hidden} levels' steps below the lowest vertebra "
-                            f"({pattern}): not taken as S1")
-        return False
+        return (f"the sacrum instance lies ~{hidden} levels' steps below the lowest vertebra "
+                f"({pattern}): not taken as S1")
     if len(above) >= 2:
         last = centres[above[-1]] - centres[above[-2]]
         level_step = np.linalg.norm(last) / max(1, int(slot[above[-1]] - slot[above[-2]]))
         drop = float(np.dot(centres[s1] - centres[above[-1]], last / np.linalg.norm(last))) / level_step
         if drop < min_drop:
-            naming.flags.append(f"the sacrum instance lies beside the lowest vertebra, {drop:.2f} of a level's "
-                                f"step below it ({pattern}): not taken as S1")
-            return False
-    return True
+            return (f"the sacrum instance lies beside the lowest vertebra, {drop:.2f} of a level's "
+                    f"step below it ({pattern}): not taken as S1")
+    return None
 
 
 def _without_weak_misplaced(instances, chain: list[int], naming: Naming,
@@ -254,19 +252,25 @@ def _steep_l5(inst: Instance, regions_above: Sequence[str]) -> bool:
     return lumbar >= L5_READING * inst.score and run < len(LUMBAR)
 
 
-def _class_misses(s1: int, level: str, slot, regions: Sequence[str], sure: Sequence[bool]) -> int:
-    """How many sure bodies (`sure`, by chain position) above chain position `s1` have a region
-    class other than their level's when `s1` is `level` and the levels above it are counted up
-    (hidden levels included); bodies counted above T1 are not counted."""
+def _counted_up(k: int, s1: int, level: str, slot) -> int:
+    """The index in `LEVELS` of chain position `k` when chain position `s1` is `level` and the
+    levels above it are counted up, hidden levels included (negative: above T1)."""
+    return LEVEL_INDEX[level] - int(slot[s1] - slot[k])
+
+
+def _class_misses(s1: int, level: str, slot, regions: Sequence[str], scores: Sequence[float]) -> int:
+    """How many sure bodies (score ≥ `SURE_SCORE`, `scores` by chain position) above chain
+    position `s1` have a region class other than their level's when `s1` is `level` and the levels
+    above it are counted up (`_counted_up`); bodies counted above T1 are not counted."""
     misses = 0
     for k in range(s1):
-        idx = LEVEL_INDEX[level] - int(slot[s1] - slot[k])
-        if sure[k] and regions[k] != "sacrum" and idx >= 0 and region(LEVELS[idx]) != regions[k]:
+        idx = _counted_up(k, s1, level, slot)
+        if scores[k] >= SURE_SCORE and regions[k] != "sacrum" and idx >= 0 and region(LEVELS[idx]) != regions[k]:
             misses += 1
     return misses
 
 
-def _classes_name_it_l5(s1: int, slot, regions: Sequence[str], sure: Sequence[bool]) -> bool:
+def _classes_name_it_l5(s1: int, slot, regions: Sequence[str], scores: Sequence[float]) -> bool:
     """Whether the top sacrum instance at chain position `s1`, right below a body (no level hidden
     between; the caller checks that it lies below the body, not beside it), is L5 by the region
     classes above it: counted up from it as L5 they disagree with fewer sure bodies than counted
@@ -274,15 +278,14 @@ def _classes_name_it_l5(s1: int, slot, regions: Sequence[str], sure: Sequence[bo
     faint S1 or none found below it."""
     if s1 == 0 or int(slot[s1] - slot[s1 - 1]) != 1:
         return False
-    return _class_misses(s1, "L5", slot, regions, sure) < _class_misses(s1, "S1", slot, regions, sure)
+    return _class_misses(s1, "L5", slot, regions, scores) < _class_misses(s1, "S1", slot, regions, scores)
 
 
 def _count_up_from_s1(body, s1, slot, regions, names, naming: Naming) -> None:
     """L5, L4, … T1 upwards from S1, hidden levels counted; classes only checked, not trusted."""
-    s1_index = LEVEL_INDEX["S1"]
     disagree, above_t1 = [], 0
     for k in body:
-        idx = s1_index - int(slot[s1] - slot[k])
+        idx = _counted_up(k, s1, "S1", slot)
         if idx < 0:
             above_t1 += 1
             continue
@@ -296,7 +299,7 @@ def _count_up_from_s1(body, s1, slot, regions, names, naming: Naming) -> None:
                             f"named by the count")
 
 
-def _name_by_boundary(body, s1, slot, regions, names, naming: Naming, scores: Sequence[float] = (),
+def _name_by_boundary(body, s1, slot, regions, scores: Sequence[float], names, naming: Naming,
                       lumbar_s1: bool = True) -> None:
     """Thoracic bodies upward from T12, lumbar downward from L1, split where the classes agree best.
     With no sacrum instance as S1 (`s1` None), six lumbar bodies right below the thoracic ones, no
@@ -316,7 +319,7 @@ def _name_by_boundary(body, s1, slot, regions, names, naming: Naming, scores: Se
             for level in LEVELS:
                 naming.uncertain.setdefault(level, "region classes inconsistent: " + msg)
     th, lu = body[:b], body[b:]
-    if (lumbar_s1 and len(scores) and s1 is None and th and len(lu) == len(LUMBAR) + 1
+    if (lumbar_s1 and s1 is None and th and len(lu) == len(LUMBAR) + 1
             and int(slot[lu[-1]] - slot[th[-1]]) == len(lu)):
         # six lumbar bodies right below the thoracic ones and no sacrum: the end the model doubts
         # more is misread, an S1 below (its sacrum unseen) or a T12 above
