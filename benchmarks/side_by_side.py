@@ -63,6 +63,7 @@ from spine_d2.evaluation.per_image import image_row, per_image_table
 from spine_d2.evaluation.segmentation import image_segmentation, match_instances
 from spine_d2.evaluation.study import REFERENCE_STUDY
 from spine_d2.measure import Instance, MeasureConfig, Measurement, instances_from_predictions, measure_instances
+from spine_d2.measure.instances import SURE_SCORE
 from spine_d2.measure.rectify import FrameEstimate, estimate_frame
 
 DEPENDS = ("spine_d2/measure", "spine_d2/evaluation", "spine_d2/engine/inference.py", "spine_d2/data",
@@ -153,7 +154,8 @@ def run_images(records: Sequence[dict], class_names: Sequence[str], truth: Mappi
             insts = instances_from_predictions(pred, class_names, soft_outlines=False)
             gt_masks, gt_classes, gt_labels = ground_truth_masks(r, class_names)
             seg = image_segmentation([i.mask for i in insts], [i.class_name for i in insts], gt_masks,
-                                     gt_classes, gt_labels, shape=shape)
+                                     gt_classes, gt_labels, shape=shape,
+                                     pred_scores=[i.score for i in insts], min_score=SURE_SCORE)
             for outlines in soft:
                 source = MODEL_SOFT if outlines else MODEL
                 own = instances_from_predictions(pred, class_names, soft_outlines=True) if outlines else insts

@@ -179,11 +179,14 @@ def test_mean_sd():
     assert all(math.isnan(v) for v in mean_sd([]))
 
 
-def test_summarize_adds_the_named_vertebrae_overlap_when_the_table_has_it():
-    rows = [image_row(name, dice=d, iou=d - 0.1, extra={"named_dice": n, "named_iou": n - 0.1})
+def test_summarize_adds_the_named_and_every_mask_overlaps_when_the_table_has_them():
+    rows = [image_row(name, dice=d, iou=d - 0.1, extra={"named_dice": n, "named_iou": n - 0.1,
+                                                         "all_dice": d - 0.2, "all_iou": d - 0.3})
             for name, d, n in (("a", 0.8, 0.9), ("b", 0.7, 0.95), ("c", 0.9, float("nan")))]
     s = summarize(per_image_table(rows))
     assert s["dice_mean"] == pytest.approx(0.8)
     assert s["named_dice_mean"] == pytest.approx(0.925) and s["named_dice_sd"] == pytest.approx(0.05 / 2 ** 0.5)
     assert s["named_miou_mean"] == pytest.approx(0.825)
+    assert s["all_dice_mean"] == pytest.approx(0.6) and s["all_miou_mean"] == pytest.approx(0.5)
+    assert "all_dice_mean" not in summarize(per_image_table(rows[:1]).drop(columns=["all_dice", "all_iou"]))
     assert json.loads(json.dumps(s, allow_nan=False)) == s

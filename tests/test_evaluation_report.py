@@ -255,6 +255,20 @@ def test_the_named_vertebrae_overlap_gets_its_rows_and_headline_but_no_structure
     assert f"Labelme pre-annotation writes): Dice {value} %" in md
     assert not re.search(r"^\| named \|", md, re.M)        # not mistaken for a class or level
     assert "| L3 |" in md
+    assert "of every mask detected" not in md and "sure of" not in md  # a table without scores
+
+
+def test_every_mask_detected_gets_its_rows_beside_the_sure_masks(tmp_path):
+    rows = [image_row(r["image"], true={}, pred={}, dice=r["dice"], iou=r["iou"],
+                      extra={"all_dice": r["dice"] - 0.1, "all_iou": r["iou"] - 0.1}) for r in _rows()]
+    table = per_image_table(rows)
+    md = (write_report(table, tmp_path / "eval", summary=summarize(table)) / "report.md").read_text()
+    every = [d - 0.1 for d in DICE.values()]
+    value = f"{100 * np.mean(every):.1f} ± {100 * np.std(every, ddof=1):.1f}"
+    assert re.search(rf"\| Dice \(%\) of every mask detected \| {re.escape(value)} \|", md), md[:3000]
+    assert f"Every mask detected, whatever its score: Dice {value} %" in md
+    assert "of the masks the model is sure of (score ≥ 0.5)" in md
+    assert not re.search(r"^\| all \|", md, re.M)
 
 
 def test_a_note_every_parameter_shares_is_written_once_per_image(tmp_path):

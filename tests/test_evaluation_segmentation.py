@@ -149,3 +149,23 @@ def test_the_named_vertebrae_score_without_the_strays_against_the_same_ground_tr
     nothing = image_segmentation(pred, classes, gt, gt_classes, named_masks=[], shape=shape)
     assert nothing["named_dice"] == 0.0 and nothing["dice"] == row["dice"]
     assert "named_dice" not in image_segmentation(pred, classes, gt, gt_classes)
+
+
+def test_with_scores_the_masks_the_model_is_unsure_of_are_scored_apart():
+    shape = (1, 40)
+    gt = [box(shape, 0, 10), box(shape, 10, 20), box(shape, 30, 40)]
+    gt_classes = ["lumbar", "lumbar", "femoral_head"]
+    # two sure vertebrae (one exact, one half), a doubted stray in the pelvis, a doubted femoral head
+    pred = [box(shape, 0, 10), box(shape, 10, 15), box(shape, 24, 30), box(shape, 30, 40)]
+    classes = ["lumbar", "lumbar", "sacrum", "femoral_head"]
+    row = image_segmentation(pred, classes, gt, gt_classes, ["L3", "L4", None],
+                             pred_scores=[0.99, 0.6, 0.2, 0.3], min_score=0.5)
+    assert row["dice"] == pytest.approx(2 * 15 / (15 + 20))     # the stray scores under 0.5
+    assert row["all_dice"] == pytest.approx(2 * 15 / (21 + 20))  # every mask, as without scores
+    assert row["all_iou"] == pytest.approx(15 / 26)
+    assert row["dice_femoral_head"] == 0.0                      # left out of the classes too
+    assert row["dice_L4"] == pytest.approx(2 * 5 / 15) and "dice_sacrum" not in row
+    plain = image_segmentation(pred, classes, gt, gt_classes)
+    assert plain["dice"] == row["all_dice"] and "all_dice" not in plain
+    with pytest.raises(ValueError, match="one score per predicted mask"):
+        image_segmentation(pred, classes, gt, gt_classes, pred_scores=[0.9], min_score=0.5)

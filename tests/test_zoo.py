@@ -62,6 +62,15 @@ def test_an_entry_is_replaced_only_by_a_better_model(smoke_run, zoo_dir):
     assert json.loads((zoo_dir / "m.json").read_text())["command"] == "second"
 
 
+def test_dice_is_compared_alike_with_a_benchmark_from_before_the_sure_masks():
+    angles = {"TK": {"mae": 2.0}, "LL": {"mae": 2.0}, "SS": {"mae": 2.0}}
+    old = {"dice_mean": 0.91, **angles}                      # every mask: no all_dice_mean then
+    new = {"dice_mean": 0.925, "all_dice_mean": 0.905, **angles}
+    assert not beats(new, old)                               # 0.905 vs 0.91 of every mask
+    assert beats(dict(new, all_dice_mean=0.915), old)
+    assert beats(new, {"dice_mean": 0.92, "all_dice_mean": 0.95, **angles})  # both new: the sure masks'
+
+
 def test_a_new_model_must_beat_the_entry_as_it_is_served_now(smoke_run, zoo_dir, tmp_path):
     """An entry evaluated again since (new phantom, new test-time settings) is judged by that
     evaluation: a new run better than the entry's first benchmark but not than its served one is

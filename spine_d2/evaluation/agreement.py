@@ -134,14 +134,19 @@ def agreement(true, pred) -> dict[str, float]:
     return {k: res[k] for k in AGREEMENT_KEYS}
 
 
-#: summary.json's keys for the overlap of the named vertebrae (fractions 0–1, mean ± SD over images).
-NAMED_KEYS: tuple[str, ...] = ("named_dice_mean", "named_dice_sd", "named_miou_mean", "named_miou_sd")
+#: Overlaps beside the headline Dice, each from the per-image columns <prefix>_dice, <prefix>_iou
+#: (segmentation.image_segmentation): 'all', every predicted vertebra mask whatever its score;
+#: 'named', the vertebrae the measurement named.
+OTHER_OVERLAPS: tuple[str, ...] = ("all", "named")
+#: summary.json's keys for them (fractions 0–1, mean ± SD over images).
+OVERLAP_KEYS: tuple[str, ...] = tuple(f"{o}_{k}" for o in OTHER_OVERLAPS
+                                      for k in ("dice_mean", "dice_sd", "miou_mean", "miou_sd"))
 
 
 def summarize(per_image: pd.DataFrame, coco_segm_ap: float | None = None) -> dict[str, Any]:
     """The run's summary (summary.json), JSON-safe: n_images, dice_mean, dice_sd, miou_mean,
-    miou_sd (Dice and IoU as fractions 0–1, mean ± SD over images; with a `named_dice` column also
-    `NAMED_KEYS`, the same of the vertebrae the measurement named), coco_segm_ap (COCO mask AP
+    miou_sd (Dice and IoU as fractions 0–1, mean ± SD over images; for each of OTHER_OVERLAPS
+    whose columns the table has, the same as `OVERLAP_KEYS`), coco_segm_ap (COCO mask AP
     as a fraction 0–1 like them: detectron2's 0–100 AP / 100; or null), and per parameter of
     ANGLE_NAMES an object with AGREEMENT_KEYS (degrees; r2, slope, icc unitless)."""
     dice_m, dice_s = mean_sd(per_image["dice"]) if "dice" in per_image else (NAN, NAN)
@@ -150,9 +155,10 @@ def summarize(per_image: pd.DataFrame, coco_segm_ap: float | None = None) -> dic
         "n_images": int(len(per_image)), "dice_mean": dice_m, "dice_sd": dice_s,
         "miou_mean": iou_m, "miou_sd": iou_s,
         "coco_segm_ap": None if coco_segm_ap is None else float(coco_segm_ap)}
-    if "named_dice" in per_image:  # the vertebrae the measurement named (segmentation.image_segmentation)
-        out["named_dice_mean"], out["named_dice_sd"] = mean_sd(per_image["named_dice"])
-        out["named_miou_mean"], out["named_miou_sd"] = mean_sd(per_image.get("named_iou", []))
+    for o in OTHER_OVERLAPS:
+        if f"{o}_dice" in per_image:
+            out[f"{o}_dice_mean"], out[f"{o}_dice_sd"] = mean_sd(per_image[f"{o}_dice"])
+            out[f"{o}_miou_mean"], out[f"{o}_miou_sd"] = mean_sd(per_image.get(f"{o}_iou", []))
     for name in ANGLE_NAMES:
         out[name] = agreement(*pairs(per_image, name))
     return json_safe(out)

@@ -2,12 +2,14 @@
 
 For each test image (image frame, pixels): the predicted instances go through the measurement
 pipeline (`spine_d2.measure`), ground truth is looked up by `image_id` in the `DatasetCatalog`
-(the test mapper drops annotations), Dice/IoU compare all vertebra masks together, and the angles
-(degrees) are paired with the dataset's `measurements` metadata. COCO AP (segm, bbox) comes from
-detectron2's own COCOEvaluator, run alongside, so the report carries it too. `evaluate()` gathers
-every rank's rows, writes `per_image.csv`, `summary.json`, `report.md/html` into `output_dir` (a
-new directory when it is already used) and returns ``{"segm": …, "bbox": …, "spine": {…}}``, which
-detectron2's EvalHook puts into the event storage (TensorBoard, metrics.json).
+(the test mapper drops annotations), Dice/IoU compare the vertebra masks the model is sure of
+(score ≥ `SURE_SCORE`, 0.5, as detectron2's demo draws them; every mask as well: 'all_dice')
+together, and the angles (degrees) are paired with the dataset's `measurements` metadata. COCO
+AP (segm, bbox) comes from detectron2's own COCOEvaluator, run alongside, so the report carries it
+too. `evaluate()` gathers every rank's rows, writes `per_image.csv`, `summary.json`,
+`report.md/html` into `output_dir` (a new directory when it is already used) and returns
+``{"segm": …, "bbox": …, "spine": {…}}``, which detectron2's EvalHook puts into the event
+storage (TensorBoard, metrics.json).
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from detectron2.utils import comm
 
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.data.images import read_image
-from spine_d2.evaluation.agreement import NAMED_KEYS, summarize
+from spine_d2.evaluation.agreement import OVERLAP_KEYS, summarize
 from spine_d2.evaluation.figures import overlay_jpeg
 from spine_d2.evaluation.per_image import image_row, per_image_table
 from spine_d2.evaluation.report import write_report
@@ -36,6 +38,7 @@ from spine_d2.evaluation.report_content import choose_examples
 from spine_d2.evaluation.segmentation import polygons_to_mask, image_segmentation
 from spine_d2.levels import is_level
 from spine_d2.measure import MeasureConfig, draw_overlay, instances_from_predictions, measure_instances
+from spine_d2.measure.instances import SURE_SCORE
 from spine_d2.provenance import code_version
 
 log = logging.getLogger(__name__)
@@ -123,7 +126,8 @@ class SpineEvaluator(DatasetEvaluator):
             gt_masks, gt_classes, gt_labels = ground_truth_masks(record, self._class_names)
             seg = image_segmentation([i.mask for i in insts], [i.class_name for i in insts],
                                      gt_masks, gt_classes, gt_labels, shape=image.shape[:2],
-                                     named_masks=[m.instances[k].mask for k in m.levels.values()])
+                                     named_masks=[m.instances[k].mask for k in m.levels.values()],
+                                     pred_scores=[i.score for i in insts], min_score=SURE_SCORE)
             true = self._measurements.get(stem, {})
             self._rows.append(image_row(
                 stem, true=true, pred=m.angles, frame=m.frame, notes=m.notes,
@@ -170,7 +174,7 @@ def flat_summary(summary: dict) -> dict[str, float]:
     """summary.json's numbers as one flat dict of floats (`dice_mean`, `TK_mae`, …) for the event
     storage; undefined values become NaN."""
     flat: dict[str, float] = {}
-    for key in ("n_images", "dice_mean", "dice_sd", "miou_mean", "miou_sd", *NAMED_KEYS):
+    for key in ("n_images", "dice_mean", "dice_sd", "miou_mean", "miou_sd", *OVERLAP_KEYS):
         flat[key] = _num(summary.get(key))
     for name in ANGLE_NAMES:
         for key, value in (summary.get(name) or {}).items():

@@ -77,16 +77,27 @@ def choose_examples(per_image: pd.DataFrame, by: str = "dice") -> dict[str, str]
             "worst": str(ok["image"].iloc[0])}
 
 
+#: The overlaps beside the headline Dice (agreement.OTHER_OVERLAPS): (the table's words, the
+#: headline's words).
+OVERLAP_WORDS: dict[str, tuple[str, str]] = {
+    "all": ("every mask detected", "Every mask detected, whatever its score"),
+    "named": ("the vertebrae named",
+              "The vertebrae named with a level (what the Labelme pre-annotation writes)")}
+
+
 def headline(summary: Mapping[str, Any], study: StudyResults = REFERENCE_STUDY) -> list[str]:
     """Short sentences with the headline numbers beside the study's (for the report and consoles)."""
     out = [f"Dice {plus_minus(summary.get('dice_mean'), summary.get('dice_sd'), scale=100, unit=' %')} "
            f"({study.name}: {plus_minus(*study.dice_pct, unit=' %')}); "
            f"mIoU {plus_minus(summary.get('miou_mean'), summary.get('miou_sd'), scale=100, unit=' %')} "
            f"({study.name}: {plus_minus(*study.miou_pct, unit=' %')})."]
-    if summary.get("named_dice_mean") is not None:
-        out.append("The vertebrae named with a level (what the Labelme pre-annotation writes): Dice "
-                   f"{plus_minus(summary.get('named_dice_mean'), summary.get('named_dice_sd'), scale=100, unit=' %')}, "
-                   f"mIoU {plus_minus(summary.get('named_miou_mean'), summary.get('named_miou_sd'), scale=100, unit=' %')}.")
+    if summary.get("all_dice_mean") is not None:
+        out[0] = out[0][:-1] + ", of the masks the model is sure of (score ≥ 0.5)."
+    for o, (_, words) in OVERLAP_WORDS.items():
+        if summary.get(f"{o}_dice_mean") is not None:
+            out.append(f"{words}: Dice "
+                       f"{plus_minus(summary.get(f'{o}_dice_mean'), summary.get(f'{o}_dice_sd'), scale=100, unit=' %')}, "
+                       f"mIoU {plus_minus(summary.get(f'{o}_miou_mean'), summary.get(f'{o}_miou_sd'), scale=100, unit=' %')}.")
     maes = []
     for n in ANGLE_NAMES:
         s = summary.get(n) or {}
@@ -107,11 +118,12 @@ def _overlap_rows(summary, study) -> list[list[str]]:
             ["IoU (%) (mIoU: mean over images)",
              plus_minus(summary.get("miou_mean"), summary.get("miou_sd"), scale=100), plus_minus(*study.miou_pct)],
             ["COCO mask AP (0–100)", fmt(None if ap is None else 100 * ap), DASH]]
-    if "named_dice_mean" in summary:
-        rows[2:2] = [["Dice (%) of the vertebrae named",
-                      plus_minus(summary.get("named_dice_mean"), summary.get("named_dice_sd"), scale=100), DASH],
-                     ["IoU (%) of the vertebrae named",
-                      plus_minus(summary.get("named_miou_mean"), summary.get("named_miou_sd"), scale=100), DASH]]
+    for o, (words, _) in reversed(OVERLAP_WORDS.items()):
+        if f"{o}_dice_mean" in summary:
+            rows[2:2] = [[f"Dice (%) of {words}",
+                          plus_minus(summary.get(f"{o}_dice_mean"), summary.get(f"{o}_dice_sd"), scale=100), DASH],
+                         [f"IoU (%) of {words}",
+                          plus_minus(summary.get(f"{o}_miou_mean"), summary.get(f"{o}_miou_sd"), scale=100), DASH]]
     if "coco_bbox_ap" in summary:
         rows.append(["COCO box AP (0–100)", fmt(None if box_ap is None else 100 * box_ap), DASH])
     return rows
@@ -133,10 +145,13 @@ def _per_structure_rows(per_image) -> list[list[str]]:
 
 def _segmentation_section(per_image, summary, study) -> list[Block]:
     b = [Block("h2", "Segmentation: how well the vertebrae were outlined")]
+    which = ("The first rows score the masks the model is sure of (score ≥ 0.5, as detectron2 draws "
+             "them), the rows 'of every mask detected' every one it kept (down to `test.score_thresh`, "
+             "0.05 by default, for COCO's AP)" if "all_dice_mean" in summary else "The first rows score every mask the model found")
     b.append(Block("p", "Dice and IoU compare, per image, the area the method outlined as vertebrae "
                         "with the area outlined by hand (all vertebrae together). 100 % means the "
-                        "outlines coincide exactly; 0 % means they do not overlap at all. The first "
-                        "rows score every mask the model found; the rows 'of the vertebrae named' "
+                        "outlines coincide exactly; 0 % means they do not overlap at all. "
+                        f"{which}; the rows 'of the vertebrae named' "
                         "score only those the measurement named with a level (what the Labelme "
                         "pre-annotation writes), without the strays it removed or left unnamed."))
     b += _table(f"Segmentation overlap, mean ± SD over {summary['n_images']} images",

@@ -5,6 +5,10 @@
 - Per class: the union of each class's masks (`per_class_overlap`).
 - Per level: predicted instances matched one-to-one to ground-truth levels by Hungarian matching
   on mask IoU (`match_instances`); a level with no matched prediction scores 0 (`per_level_overlap`).
+- The segmentation a Mask R-CNN hands on is its detections above a confidence score (detectron2's
+  demo draws those scoring ≥ 0.5, the study's Mask R-CNN kept ≥ 0.7); detectron2 keeps far weaker
+  ones (≥ 0.05) for COCO's precision-recall curves. With `pred_scores` given, every score above
+  is of the masks scoring ≥ `min_score`, and 'all_dice', 'all_iou' of the union of every mask.
 - Of the named vertebrae (`image_segmentation(named_masks=...)`, 'named_dice'): the union of the
   masks the measurement named with a level, against the same ground truth: what the Labelme
   pre-annotation writes, without the strays the clean-up removed or left unnamed.
@@ -171,22 +175,34 @@ def image_segmentation(pred_masks, pred_classes: Sequence[str], gt_masks, gt_cla
                        gt_levels: Sequence[str | None] | None = None, *,
                        shape: Sequence[int] | None = None,
                        exclude: Sequence[str] = NON_VERTEBRA_CLASSES,
-                       named_masks: Iterable[np.ndarray] | None = None) -> dict[str, float]:
+                       named_masks: Iterable[np.ndarray] | None = None,
+                       pred_scores: Sequence[float] | None = None,
+                       min_score: float = 0.0) -> dict[str, float]:
     """All segmentation scores of one image as one flat row for the per-image table.
 
     'dice', 'iou': union of vertebra masks (classes not in `exclude`); 'dice_<class>',
     'iou_<class>' per class; 'dice_<level>', 'iou_<level>' per ground-truth level when `gt_levels`
     is given (entries None are left out of the level matching); 'named_dice', 'named_iou' when
     `named_masks` (the masks of the vertebrae the measurement named) is given: their union against
-    the same ground-truth union.
+    the same ground-truth union. With `pred_scores` (one per predicted mask), the predictions
+    scoring under `min_score` are left out of all of these, and 'all_dice', 'all_iou' score the
+    union of every vertebra mask, whatever its score.
     """
     p, g, hw = _pair(pred_masks, gt_masks, shape)
     if len(p) != len(pred_classes) or len(g) != len(gt_classes):
         raise ValueError("one class name per mask is needed")
-    keep_p = [i for i, c in enumerate(pred_classes) if c not in exclude]
     keep_g = [i for i, c in enumerate(gt_classes) if c not in exclude]
     gt_union = union(g[keep_g], hw)
-    row = overlap(union(p[keep_p], hw), gt_union)
+    row: dict[str, float] = {}
+    if pred_scores is not None:
+        if len(pred_scores) != len(p):
+            raise ValueError("one score per predicted mask is needed")
+        every = overlap(union(p[[i for i, c in enumerate(pred_classes) if c not in exclude]], hw), gt_union)
+        row["all_dice"], row["all_iou"] = every["dice"], every["iou"]
+        sure = [i for i, s in enumerate(pred_scores) if s >= min_score]
+        p, pred_classes = p[sure], [pred_classes[i] for i in sure]
+    keep_p = [i for i, c in enumerate(pred_classes) if c not in exclude]
+    row = {**overlap(union(p[keep_p], hw), gt_union), **row}
     if named_masks is not None:
         named = overlap(union(named_masks, hw), gt_union)
         row["named_dice"], row["named_iou"] = named["dice"], named["iou"]

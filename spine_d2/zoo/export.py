@@ -37,11 +37,19 @@ def _angle_error(summary: dict) -> float:
     return sum(vals) / len(vals)
 
 
+def _like_dice(new: dict, old: dict) -> tuple[float, float]:
+    """The two benchmarks' Dice measured alike: of the sure masks (`dice_mean`) where both
+    recorded every mask's apart (`all_dice_mean`), else of every mask (before the evaluator kept
+    them apart, `dice_mean` scored every mask)."""
+    key = "dice_mean" if "all_dice_mean" in new and "all_dice_mean" in old else "all_dice_mean"
+    return tuple(_num(b.get(key, b.get("dice_mean")), 0.0) for b in (new, old))
+
+
 def beats(new: dict, old: dict) -> bool:
-    """Whether benchmark `new` beats `old`: higher Dice, and a mean TK/LL/SS MAE no larger
-    (a missing value counts as the worst)."""
-    return (_num(new.get("dice_mean"), 0.0) > _num(old.get("dice_mean"), 0.0)
-            and _angle_error(new) <= _angle_error(old))
+    """Whether benchmark `new` beats `old`: higher Dice (`_like_dice`), and a mean TK/LL/SS MAE
+    no larger (a missing value counts as the worst)."""
+    dice_new, dice_old = _like_dice(new, old)
+    return dice_new > dice_old and _angle_error(new) <= _angle_error(old)
 
 
 def to_beat(card: dict) -> dict:
@@ -72,9 +80,10 @@ def _phantom(run_dir: Path) -> dict:
 
 
 def benchmark(summary: dict) -> dict:
-    """A card's benchmark from an evaluation's summary.json: Dice, mIoU and per angle MAE, SD, R²,
-    n and missing."""
-    bench = {k: summary[k] for k in ("n_images", "dice_mean", "dice_sd", "miou_mean", "miou_sd") if k in summary}
+    """A card's benchmark from an evaluation's summary.json: Dice (of the sure masks and, where
+    recorded, of every mask), mIoU and per angle MAE, SD, R², n and missing."""
+    bench = {k: summary[k] for k in ("n_images", "dice_mean", "dice_sd", "miou_mean", "miou_sd",
+                                     "all_dice_mean", "all_dice_sd") if k in summary}
     bench.update({a: {k: summary[a][k] for k in ("mae", "sd", "r2", "n", "missing") if k in summary[a]}
                   for a in ("TK", "LL", "LL_S1", "SS", "PT", "PI") if isinstance(summary.get(a), dict)})
     return bench
