@@ -6,9 +6,10 @@
 - Per level: predicted instances matched one-to-one to ground-truth levels by Hungarian matching
   on mask IoU (`match_instances`); a level with no matched prediction scores 0 (`per_level_overlap`).
 - The segmentation a Mask R-CNN hands on is its detections above a confidence score (detectron2's
-  demo draws those scoring ≥ 0.5, the study's Mask R-CNN kept ≥ 0.7); detectron2 keeps far weaker
-  ones (≥ 0.05) for COCO's precision-recall curves. With `pred_scores` given, every score above
-  is of the masks scoring ≥ `min_score`, and 'all_dice', 'all_iou' of the union of every mask.
+  demo draws those scoring ≥ 0.5; Matterport's Mask R-CNN, whose heads-then-all-layers schedule
+  the study follows, keeps ≥ 0.7 by default); detectron2 keeps far weaker ones (≥ 0.05) for
+  COCO's precision-recall curves. With `pred_scores` given, every score above is of the masks
+  scoring ≥ `min_score`, and 'all_dice', 'all_iou' of the union of every mask.
 - Of the named vertebrae (`image_segmentation(named_masks=...)`, 'named_dice'): the union of the
   masks the measurement named with a level, against the same ground truth: what the Labelme
   pre-annotation writes, without the strays the clean-up removed or left unnamed.
