@@ -31,6 +31,7 @@ def test_a_run_goes_into_the_zoo_in_half_precision_and_is_found_by_name(smoke_ru
     assert card["command"].endswith("experiment=smoke") and "dice_mean" in card["benchmark"]
     assert card["trained_on"]["generate"]["n"] == 6
     assert "`zoo:smoke`" in (zoo_dir / "MODEL_ZOO.md").read_text()
+    assert f"(every mask {100 * card['benchmark']['all_dice_mean']:.1f} %)" in (zoo_dir / "MODEL_ZOO.md").read_text()
     cfg = config_for_checkpoint("zoo:smoke", "cpu")
     assert cfg.MODEL.WEIGHTS == str(path) and cfg.SPINE.CLASS_MAP == "default"
     predictor = SpinePredictor(cfg)
