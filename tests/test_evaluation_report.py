@@ -267,7 +267,7 @@ def test_every_mask_detected_gets_its_rows_beside_the_sure_masks(tmp_path):
     value = f"{100 * np.mean(every):.1f} ± {100 * np.std(every, ddof=1):.1f}"
     assert re.search(rf"\| Dice \(%\) of every mask detected \| {re.escape(value)} \|", md), md[:3000]
     assert f"Every mask detected, whatever its score: Dice {value} %" in md
-    assert "of the masks the model is sure of (score ≥ 0.5)" in md
+    assert "Of the masks the model is sure of (score ≥ 0.5): Dice " in md
     assert not re.search(r"^\| all \|", md, re.M)
 
 

@@ -92,7 +92,7 @@ def headline(summary: Mapping[str, Any], study: StudyResults = REFERENCE_STUDY) 
            f"mIoU {plus_minus(summary.get('miou_mean'), summary.get('miou_sd'), scale=100, unit=' %')} "
            f"({study.name}: {plus_minus(*study.miou_pct, unit=' %')})."]
     if summary.get("all_dice_mean") is not None:
-        out[0] = out[0][:-1] + ", of the masks the model is sure of (score ≥ 0.5)."
+        out[0] = "Of the masks the model is sure of (score ≥ 0.5): " + out[0]
     for o, (_, words) in OVERLAP_WORDS.items():
         if summary.get(f"{o}_dice_mean") is not None:
             out.append(f"{words}: Dice "
