@@ -125,6 +125,7 @@ class HighresConfig:
     target_px: float = 22.0           # median vertebra box height in a window, input px
     min_gain: float = 1.25            # no second pass when the windows would enlarge the vertebrae less
     min_score: float = 0.5            # a window's bodies scoring less are not used
+    sacrum_corners: bool = True       # the sacrum's corners (S1) averaged with a window's where they agree
 
 
 @dataclass

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from spine_d2.engine.flip import merge_mirrored, mirrored
-from spine_d2.engine.highres import Detection
+from spine_d2.engine.flip import mirrored
+from spine_d2.engine.highres import Detection, average_corners
 
 BIAS_PX = 2.0  # the stand-in's corners lie this far right of the body's edges, in every run
 
@@ -38,7 +38,7 @@ def test_merge_averages_the_corners_of_the_same_body_only():
     shifted = _det(1, 31, 41)  # the same body a pixel off
     other_class = _det(2, 30, 70)  # a sacrum where the first run saw a lumbar body: no match
     only_second = _det(1, 100, 90)
-    out = merge_mirrored(first, [only_second, other_class, shifted])
+    out = average_corners(first, [only_second, other_class, shifted])
     assert len(out) == 3  # what only the second run found is not added
     assert np.allclose(out[0].corners[:, :2], first[0].corners[:, :2] + 0.5)
     assert np.array_equal(out[1].corners, first[1].corners) and out[2].corners is None

@@ -79,6 +79,28 @@ def test_merge_takes_the_windows_bodies_and_keeps_the_rest_of_the_first_pass():
     assert len(inst) == 5 and inst.pred_boxes.tensor.shape == (5, 4) and not inst.has("pred_keypoints")
 
 
+def test_merge_averages_the_sacrums_corners_with_a_windows_where_they_agree():
+    from spine_d2.engine.highres import Detection, merge
+
+    def det(cls, x0, y0, size=20, score=0.9, depth=np.inf, shift=0.0):
+        m = np.zeros((200, 200), bool)
+        m[y0:y0 + size, x0:x0 + size] = True
+        c = np.array([[x0 + size + shift, y0, 0.5], [x0 + shift, y0, 0.5],
+                      [x0 + size + shift, y0 + size, 0.5], [x0 + shift, y0 + size, 0.5]], float)
+        return Detection(cls, score, m, c, depth)
+
+    first = [det(1, 50, 50), det(2, 50, 140)]                     # a lumbar body, the sacrum
+    windowed = [det(2, 50, 140, depth=30.0, shift=1.0),           # the sacrum a pixel to the right
+                det(2, 50, 140, score=0.3, depth=60.0, shift=9.0)]  # a weak reading: not used
+    sacrum = merge(first, windowed, bodies={0, 1}, min_score=0.5, corners_of={2})[1]
+    assert sacrum.depth == np.inf and np.array_equal(sacrum.mask, first[1].mask)  # the first pass's
+    assert np.allclose(sacrum.corners[:, 0], first[1].corners[:, 0] + 0.5)       # its corners averaged
+    assert np.array_equal(merge(first, windowed, bodies={0, 1}, min_score=0.5)[1].corners, first[1].corners)
+    far = [det(2, 50, 140, depth=30.0, shift=12.0)]               # disagrees by 0.6 of the plate: kept as it was
+    assert np.array_equal(merge(first, far, bodies={0, 1}, min_score=0.5, corners_of={2})[1].corners,
+                          first[1].corners)
+
+
 class _BrightBlobs(torch.nn.Module):
     """A stand-in detector: every bright connected blob of the (preprocessed) input is a lumbar
     body, returned in the frame of the input's `height` × `width` as a detectron2 model does."""

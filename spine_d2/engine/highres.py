@@ -9,13 +9,15 @@ spine is left as the first pass saw it). The windows' thoracic and lumbar bodies
 of the smaller mask: a body a window cut in half is the same body), and a body seen by two
 windows is kept from the window where it lies farther from the edge. The sacrum, the femoral
 heads and anything the windows miss stay as the first pass found them: a window's sacrum, seen
-without the pelvis around it, measured SS worse (benchmarks/README.md). Corners come back as
-points (`pred_keypoints`, sub-pixel, score in [0, 1]) because a window's keypoint heatmaps are not
-aligned with the image.
+without the pelvis around it, measured SS worse (benchmarks/README.md). With
+`test.highres.sacrum_corners` the sacrum's corners (S1's endplate) are averaged with a window's
+where the two agree (`average_corners`, as the mirrored run's): the first pass sees S1's endplate
+at its input's coarse scale. Corners come back as points (`pred_keypoints`, sub-pixel, score in
+[0, 1]) because a window's keypoint heatmaps are not aligned with the image.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -25,12 +27,16 @@ from detectron2.structures import Boxes, Instances
 from spine_d2.data.transforms import input_scale, model_input
 from spine_d2.engine.windows import Window, spine_windows
 from spine_d2.levels import get_class_map, region
-from spine_d2.measure.corners import heatmap_peaks
+from spine_d2.measure.corners import average_agreeing, heatmap_peaks
 from spine_d2.polygons import mask_box, shared_pixels
+
 
 OVERLAP = 0.5
 VERTEBRA_CLASSES = ("thoracic", "lumbar", "sacrum")  # where the windows go
 WINDOW_CLASSES = ("thoracic", "lumbar")               # what they give back
+CORNER_CLASSES = ("sacrum",)                          # whose corners they average in (`sacrum_corners`)
+MATCH_IOU = 0.5  # two runs' detections are the same body when the masks overlap this much (IoU)
+AGREE = 0.3      # two estimates of an endplate's corners agree within this share of its length
 
 
 @dataclass
@@ -105,9 +111,11 @@ def _overlap(a: Detection, b: Detection) -> float:
 
 
 def merge(first: list[Detection], windowed: list[Detection], bodies: set[int],
-          min_score: float = 0.5) -> list[Detection]:
+          min_score: float = 0.5, corners_of: set[int] = frozenset()) -> list[Detection]:
     """The windows' detections of the classes `bodies` scoring ≥ `min_score` (deduplicated: the
-    deeper inside its window wins), plus the first pass's detections that none of them overlaps."""
+    deeper inside its window wins), plus the first pass's detections that none of them overlaps;
+    those of the classes `corners_of` with their corners averaged with a window's
+    (`average_corners`: where the two agree, the window's scoring ≥ `min_score`)."""
     kept: list[Detection] = []
     chosen = (d for d in windowed if d.cls in bodies and d.score >= min_score)
     for d in sorted(chosen, key=lambda d: -d.depth):
@@ -116,7 +124,39 @@ def merge(first: list[Detection], windowed: list[Detection], bodies: set[int],
     for d in first:
         if all(_overlap(d, k) < OVERLAP for k in kept):
             kept.append(d)
+    if corners_of:
+        kept = average_corners(kept, [d for d in windowed if d.cls in corners_of and d.score >= min_score])
     return kept
+
+
+def _iou(a: Detection, b: Detection) -> float:
+    inter = intersection(a, b)
+    return inter / max(a.area + b.area - inter, 1)
+
+
+def average_corners(first: list[Detection], second: list[Detection], match_iou: float = MATCH_IOU,
+                    agree: float = AGREE) -> list[Detection]:
+    """`first` with each body's corners averaged with its match in `second`, another run's
+    estimate of them in the same frame (the mirrored run's mapped back, a window's):
+    `spine_d2.measure.corners.average_agreeing`, per endplate the mean of the two where they agree
+    within `agree` of its length, scored by the higher score. Matches are one-to-one: the best
+    mask IoU of the same class, at least `match_iou`, `first` in its order. Masks, outlines,
+    scores and what only `second` found are left out of it."""
+    taken: set[int] = set()
+    out = []
+    for d in first:
+        if d.corners is None:
+            out.append(d)
+            continue
+        ious = [(_iou(d, e), j) for j, e in enumerate(second)
+                if j not in taken and e.cls == d.cls and e.corners is not None]
+        best, j = max(ious, default=(0.0, -1))
+        if best < match_iou:
+            out.append(d)
+            continue
+        taken.add(j)
+        out.append(replace(d, corners=average_agreeing(d.corners, second[j].corners, agree)))
+    return out
 
 
 def to_instances(dets: list[Detection], shape: tuple[int, int]) -> Instances:
@@ -161,7 +201,8 @@ def high_resolution_detections(model, cfg, image: np.ndarray, first: Instances) 
             inst = model([model_input(crop, cfg)])[0]["instances"].to("cpu")
             windowed += detections(inst, win, shape)
     bodies = class_ids(cfg.SPINE.CLASS_MAP, WINDOW_CLASSES)
-    return merge(detections(first, None, shape), windowed, bodies, float(hr.MIN_SCORE))
+    corners_of = class_ids(cfg.SPINE.CLASS_MAP, CORNER_CLASSES) if getattr(hr, "SACRUM_CORNERS", True) else set()
+    return merge(detections(first, None, shape), windowed, bodies, float(hr.MIN_SCORE), corners_of)
 
 
 def class_ids(class_map: str, regions: tuple[str, ...]) -> set[int]:

@@ -10,9 +10,9 @@ import torch
 from detectron2.structures import Instances
 
 from spine_d2.data.transforms import model_input
-from spine_d2.engine.flip import merge_mirrored, mirrored
-from spine_d2.engine.highres import (Detection, detections, high_resolution_detections, high_resolution_pass,
-                                     to_instances)
+from spine_d2.engine.flip import mirrored
+from spine_d2.engine.highres import (Detection, average_corners, detections, high_resolution_detections,
+                                     high_resolution_pass, to_instances)
 from spine_d2.engine.soft_masks import with_soft_masks
 
 
@@ -38,7 +38,7 @@ def refine(model, cfg, image: np.ndarray, first: Instances) -> Instances:
 
     mirror = np.ascontiguousarray(image[:, ::-1])
     second = mirrored(passes(mirror, one_pass(model, cfg, mirror)), shape[1])
-    return to_instances(merge_mirrored(passes(image, first), second), shape)
+    return to_instances(average_corners(passes(image, first), second), shape)
 
 
 def for_evaluation(model, cfg):
