@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -19,6 +20,7 @@ from conftest import run_tool
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.data.images import read_image
 from spine_d2.engine.config import build_d2_cfg, load_d2_cfg
+import spine_d2.zoo as zoo
 from spine_d2.engine.inference import SpinePredictor, config_for_checkpoint, load_model
 from test_engine_support import smoke_cfg
 
@@ -52,6 +54,15 @@ def test_the_model_built_from_a_checkpoint_keeps_the_runs_test_settings(smoke_ru
     for model in (evaluated, predicted):
         box = model.roi_heads.box_predictor
         assert (box.test_nms_thresh, box.test_score_thresh, box.test_topk_per_image) == (0.37, 0.2, 17)
+
+
+def test_s1s_corners_from_the_windows_are_on_unless_switched_off(smoke_run):
+    ck = smoke_run[1] / "model_final.pth"
+    assert config_for_checkpoint(ck, "cpu").SPINE.HIGHRES.SACRUM_CORNERS is True
+    assert config_for_checkpoint(ck, "cpu", sacrum_corners=False).SPINE.HIGHRES.SACRUM_CORNERS is False
+    # a model dumped before the key (the shipped one) gets the default
+    assert "SACRUM_CORNERS" not in (Path(zoo.resolve("zoo:phantom-fast-long")).with_suffix(".yaml")).read_text()
+    assert config_for_checkpoint("zoo:phantom-fast-long", "cpu").SPINE.HIGHRES.SACRUM_CORNERS is True
 
 
 def test_predict_measures_every_readable_photo_and_reports_the_corrupt_one(smoke_run, tmp_path):

@@ -33,7 +33,8 @@ def main(cfg: DictConfig) -> None:
         if not isinstance(cfg.processes, int) or isinstance(cfg.processes, bool) or cfg.processes < 1:
             raise InferenceError(f"processes={cfg.processes}: a whole number, 1 or more")
         checkpoint = cfg.checkpoint or str(Path(cfg.run_dir) / "model_final.pth")
-        d2 = config_for_checkpoint(checkpoint, cfg.device, cfg.highres, cfg.soft_masks, cfg.flip)
+        d2 = config_for_checkpoint(checkpoint, cfg.device, cfg.highres, cfg.soft_masks, cfg.flip,
+                                   cfg.sacrum_corners)
         with open_dict(cfg):
             cfg.dataset.class_map = d2.SPINE.CLASS_MAP  # the model's classes decide
         ensure_dataset(cfg.dataset)
