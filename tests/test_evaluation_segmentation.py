@@ -135,13 +135,17 @@ def test_image_segmentation_row_leaves_femoral_heads_out_of_the_whole_image_scor
     assert row["dice_L3"] == 1.0 and "dice_None" not in row
 
 
-def test_the_named_vertebrae_score_without_the_strays_against_the_same_ground_truth():
+def _strays_scene():
+    """Two lumbar bodies and a femoral head drawn; found: the two vertebrae (one exact, one half),
+    a stray in the pelvis, the femoral head. → shape, gt, gt_classes, pred, classes."""
     shape = (1, 40)
     gt = [box(shape, 0, 10), box(shape, 10, 20), box(shape, 30, 40)]
-    gt_classes = ["lumbar", "lumbar", "femoral_head"]
-    # two vertebrae found (one exact, one half), a stray in the pelvis, a femoral head
     pred = [box(shape, 0, 10), box(shape, 10, 15), box(shape, 24, 30), box(shape, 30, 40)]
-    classes = ["lumbar", "lumbar", "sacrum", "femoral_head"]
+    return shape, gt, ["lumbar", "lumbar", "femoral_head"], pred, ["lumbar", "lumbar", "sacrum", "femoral_head"]
+
+
+def test_the_named_vertebrae_score_without_the_strays_against_the_same_ground_truth():
+    shape, gt, gt_classes, pred, classes = _strays_scene()
     row = image_segmentation(pred, classes, gt, gt_classes, named_masks=pred[:2])
     assert row["dice"] == pytest.approx(2 * 15 / (21 + 20))     # the stray counts against all masks
     assert row["named_dice"] == pytest.approx(2 * 15 / (15 + 20))
@@ -152,12 +156,8 @@ def test_the_named_vertebrae_score_without_the_strays_against_the_same_ground_tr
 
 
 def test_with_scores_the_masks_the_model_is_unsure_of_are_scored_apart():
-    shape = (1, 40)
-    gt = [box(shape, 0, 10), box(shape, 10, 20), box(shape, 30, 40)]
-    gt_classes = ["lumbar", "lumbar", "femoral_head"]
-    # two sure vertebrae (one exact, one half), a doubted stray in the pelvis, a doubted femoral head
-    pred = [box(shape, 0, 10), box(shape, 10, 15), box(shape, 24, 30), box(shape, 30, 40)]
-    classes = ["lumbar", "lumbar", "sacrum", "femoral_head"]
+    _, gt, gt_classes, pred, classes = _strays_scene()
+    # the two vertebrae sure, the stray and the femoral head doubted
     row = image_segmentation(pred, classes, gt, gt_classes, ["L3", "L4", None],
                              pred_scores=[0.99, 0.6, 0.2, 0.3], min_score=0.5)
     assert row["dice"] == pytest.approx(2 * 15 / (15 + 20))     # the stray scores under 0.5
