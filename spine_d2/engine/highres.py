@@ -30,7 +30,6 @@ from spine_d2.levels import get_class_map, region
 from spine_d2.measure.corners import average_agreeing, heatmap_peaks
 from spine_d2.polygons import mask_box, shared_pixels
 
-
 OVERLAP = 0.5
 VERTEBRA_CLASSES = ("thoracic", "lumbar", "sacrum")  # where the windows go
 WINDOW_CLASSES = ("thoracic", "lumbar")               # what they give back
@@ -201,7 +200,8 @@ def high_resolution_detections(model, cfg, image: np.ndarray, first: Instances) 
             inst = model([model_input(crop, cfg)])[0]["instances"].to("cpu")
             windowed += detections(inst, win, shape)
     bodies = class_ids(cfg.SPINE.CLASS_MAP, WINDOW_CLASSES)
-    corners_of = class_ids(cfg.SPINE.CLASS_MAP, CORNER_CLASSES) if getattr(hr, "SACRUM_CORNERS", True) else set()
+    sacrum = getattr(hr, "SACRUM_CORNERS", True)  # a namespace built by hand may lack the key
+    corners_of = class_ids(cfg.SPINE.CLASS_MAP, CORNER_CLASSES) if sacrum else set()
     return merge(detections(first, None, shape), windowed, bodies, float(hr.MIN_SCORE), corners_of)
 
 
