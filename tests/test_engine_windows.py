@@ -145,7 +145,7 @@ def test_the_high_resolution_pass_finds_each_body_once_where_it_is(tmp_path):
     inp = SimpleNamespace(HEIGHT=256, WIDTH=256, FIT="keep_aspect", MEAN_INTENSITY=None)
     aug = SimpleNamespace(**{k: SimpleNamespace(ENABLED=False) for k in
                              ("SCALE", "CROP", "FLIP", "ROTATION", "CONTRAST", "PHOTOMETRIC")})
-    hr = SimpleNamespace(WINDOWS=6, TARGET_PX=22.0, MIN_GAIN=1.25, MIN_SCORE=0.5)
+    hr = SimpleNamespace(WINDOWS=6, TARGET_PX=22.0, MIN_GAIN=1.25, MIN_SCORE=0.5, SACRUM_CORNERS=True)
     cfg = SimpleNamespace(SPINE=SimpleNamespace(INPUT=inp, AUG=aug, CLASS_MAP="default", HIGHRES=hr),
                           INPUT=SimpleNamespace(FORMAT="BGR"))
     model = _BrightBlobs()

@@ -200,8 +200,7 @@ def high_resolution_detections(model, cfg, image: np.ndarray, first: Instances) 
             inst = model([model_input(crop, cfg)])[0]["instances"].to("cpu")
             windowed += detections(inst, win, shape)
     bodies = class_ids(cfg.SPINE.CLASS_MAP, WINDOW_CLASSES)
-    sacrum = getattr(hr, "SACRUM_CORNERS", True)  # a namespace built by hand may lack the key
-    corners_of = class_ids(cfg.SPINE.CLASS_MAP, CORNER_CLASSES) if sacrum else set()
+    corners_of = class_ids(cfg.SPINE.CLASS_MAP, CORNER_CLASSES) if hr.SACRUM_CORNERS else set()
     return merge(detections(first, None, shape), windowed, bodies, float(hr.MIN_SCORE), corners_of)
 
 

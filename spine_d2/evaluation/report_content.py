@@ -21,6 +21,7 @@ from spine_d2.evaluation.formatting import DASH, fmt, p_value, plus_minus
 from spine_d2.evaluation.per_image import frames_used, pairs
 from spine_d2.evaluation.study import REFERENCE_STUDY, StudyResults
 from spine_d2.levels import LEVEL_INDEX
+from spine_d2.measure.instances import SURE_SCORE
 
 #: Plain-words names of the parameters, for captions and tables.
 PARAMETER_NAMES: dict[str, str] = {
@@ -92,7 +93,7 @@ def headline(summary: Mapping[str, Any], study: StudyResults = REFERENCE_STUDY) 
            f"mIoU {plus_minus(summary.get('miou_mean'), summary.get('miou_sd'), scale=100, unit=' %')} "
            f"({study.name}: {plus_minus(*study.miou_pct, unit=' %')})."]
     if summary.get("all_dice_mean") is not None:
-        out[0] = "Of the masks the model is sure of (score ≥ 0.5): " + out[0]
+        out[0] = f"Of the masks the model is sure of (score ≥ {SURE_SCORE:g}): " + out[0]
     for o, (_, words) in OVERLAP_WORDS.items():
         if summary.get(f"{o}_dice_mean") is not None:
             out.append(f"{words}: Dice "
@@ -145,9 +146,10 @@ def _per_structure_rows(per_image) -> list[list[str]]:
 
 def _segmentation_section(per_image, summary, study) -> list[Block]:
     b = [Block("h2", "Segmentation: how well the vertebrae were outlined")]
-    which = ("The first rows score the masks the model is sure of (score ≥ 0.5, as detectron2 draws "
-             "them), the rows 'of every mask detected' every one it kept (down to `test.score_thresh`, "
-             "0.05 by default, for COCO's AP)" if "all_dice_mean" in summary else "The first rows score every mask the model found")
+    which = (f"The first rows score the masks the model is sure of (score ≥ {SURE_SCORE:g}, as "
+             "detectron2 draws them), the rows 'of every mask detected' every one it kept (down to "
+             "`test.score_thresh`, 0.05 by default, for COCO's AP)" if "all_dice_mean" in summary
+             else "The first rows score every mask the model found")
     b.append(Block("p", "Dice and IoU compare, per image, the area the method outlined as vertebrae "
                         "with the area outlined by hand (all vertebrae together). 100 % means the "
                         "outlines coincide exactly; 0 % means they do not overlap at all. "
