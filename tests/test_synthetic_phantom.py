@@ -13,9 +13,10 @@ import pytest
 
 from spine_d2.angles import ANGLE_NAMES, REQUIRED_ENDPLATES, NEEDS_FEMORAL_HEADS, angle_values, sagittal_angles
 from spine_d2.frames import apply_homography
-from spine_d2.synthetic.anatomy import build_anatomy, sample_patient
+from spine_d2.synthetic.anatomy import Anatomy, Body, build_anatomy, sample_patient
+from spine_d2.synthetic.capture import Capture
 from spine_d2.synthetic.balance import balance_trunk
-from spine_d2.synthetic.generate import ONE_BLAS_THREAD, _environ, generate_dataset, split_counts
+from spine_d2.synthetic.generate import ONE_BLAS_THREAD, _environ, annotate, generate_dataset, split_counts
 
 N = 6
 
@@ -175,6 +176,24 @@ def test_endplates_lie_on_the_outlines_of_their_bodies_inside_the_image(dataset)
         assert gt["capture"]["mirrored"] == (stem in mirrored)
     assert mirrored and len(mirrored) < N
     assert np.median(dists) < 0.5
+
+
+def test_a_body_the_film_cuts_is_a_level_only_if_half_of_it_is_in_view():
+    """The film's edge cuts a body's outline before the photo does (the outline is its shadow on the
+    film): the share in view is of the whole body, its two endplates' quadrilateral, not of what the
+    film left. A sliver at the film's edge (seen: 0.2 px², which no loader takes) is no level."""
+    plates = {"superior": np.array([[60.0, 100.0], [20.0, 100.0]]),
+              "inferior": np.array([[60.0, 130.0], [20.0, 130.0]])}
+
+    def body(y0):  # the shadow of a 40 × 30 px body the film's top edge, at y0, cuts
+        return Body(np.array([[20.0, y0], [60.0, y0], [60.0, 130.0], [20.0, 130.0]]), **plates)
+
+    anat = Anatomy({"T8": body(129.8), "T9": body(112.0), "T10": body(100.0)}, np.zeros((0, 3)), np.zeros((0, 2)))
+    cap = Capture(np.zeros((200, 100, 3), np.uint8), np.eye(3), np.array([[0.0, 0.0], [100.0, 0.0], [100.0, 200.0], [0.0, 200.0]]),
+                  {}, ".png", [])
+    labels = annotate(anat, cap)
+    assert [s["label"] for s in labels["shapes"]] == ["T9", "T10"]  # 60 % and all of the body in view
+    assert labels["dropped"]["T8"] == "1% of the polygon in view"
 
 
 def test_partial_views_leave_unmeasurable_angles_empty(partial):

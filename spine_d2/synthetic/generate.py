@@ -13,7 +13,9 @@ point mapped through it is a vertex of its level's polygon.
 
 Out-of-frame rule (the image ∩ the viewer's viewport ∩ the film is the *visible region*):
 - a level is labelled only if ≥ 50 % of its polygon's area (image frame) is visible; its polygon is
-  then clipped to the visible region; a level under 50 % is dropped with its endplates;
+  then clipped to the visible region; a level under 50 % is dropped with its endplates (a body the
+  film's edge cuts counts against the quadrilateral of its two endplates, which the film leaves
+  whole: a sliver of a body at the film's edge is not a level);
 - an endplate of a labelled level is stored only if both its points lie ≥ 1 px inside the visible
   region (otherwise the angles that need it are null, with the reason);
 - a femoral head is labelled and used only if its centre lies ≥ 0.75 r inside the visible region.
@@ -79,7 +81,10 @@ def annotate(anat: Anatomy, cap: Capture) -> dict:
             continue
         body = anat.bodies[level]
         poly = apply_homography(H, body.polygon)
-        area = polygon_area(poly)
+        # the film's own edge already cut the outline of a body it half covers: measure what is
+        # in view against the body, whose plates' quadrilateral the film does not cut
+        plates = apply_homography(H, np.vstack([body.superior, body.inferior[::-1]]))
+        area = max(polygon_area(poly), polygon_area(plates))
         kept = clip_polygon(poly, cap.visible)
         frac = polygon_area(kept) / area if area > 0 else 0.0
         if frac < MIN_VISIBLE_FRACTION or len(kept) < 3:
