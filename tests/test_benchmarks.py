@@ -271,6 +271,25 @@ def test_measure_geometry_still_measures_and_records(phantom, tmp_path):
     assert "commit" in (tmp_path / "geometry.md").read_text()
 
 
+def test_frame_summary_names_the_corrections_that_turn_the_photo_wrong():
+    """The median hides a screenshot corrected by a 20° turn it never had: listed by name."""
+    def record(image, kind):
+        return {"image": image, "height": 400, "width": 300, "spine_d2": {"capture": {"kind": kind}, "homography": np.eye(3).tolist()}}
+
+    records = [record("a", "screenshot"), record("b", "screenshot"), record("c", "photo")]
+    frames = {"a": given_frame(np.eye(3)), "b": given_frame(_rotation(20.0)), "c": given_frame(_rotation(2.0))}
+    out = measure_geometry.frame_summary(records, frames)
+    assert list(out["screenshot"]["wrong"]) == ["b"]
+    assert out["screenshot"]["wrong"]["b"]["max_angle_error_deg"] == pytest.approx(20.0, abs=0.1)
+    assert out["screenshot"]["wrong"]["b"]["uncorrected_deg"] == pytest.approx(0.0, abs=1e-9)
+    assert out["photo"]["wrong"] == {}  # 2° is not listed
+
+
+def _rotation(deg: float) -> np.ndarray:
+    c, s = math.cos(math.radians(deg)), math.sin(math.radians(deg))
+    return np.array([[c, -s, 150.0 - 150.0 * c + 200.0 * s], [s, c, 200.0 - 150.0 * s - 200.0 * c], [0.0, 0.0, 1.0]])
+
+
 def test_record_accuracy_adds_provenance_to_the_summary(tmp_path, monkeypatch):
     summary = tmp_path / "summary.json"
     summary.write_text(json.dumps({"dice_mean": 0.9, "TK": {"mae": 1.0}}))
