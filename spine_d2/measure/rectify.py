@@ -15,6 +15,10 @@ are dropped) and explains them with a camera:
   line in one direction is trusted only for views within `max_view_deg` / 2 of head-on;
 - **rotation**: when a head-on view explains nearly as many lines (`prefer_rotation`), the simpler
   model wins (screenshots, square-on photos): a rotation about the image centre;
+- **the image's axes** (`_square`): either model's correction is dropped for a head-on view when
+  two or more lines lie on the image's axes and the correction's lines off them are a single line
+  or one object's edges: a screenshot's viewer panels against a bone's edge or a
+  humerus's two cortices, which a camera or a rotation otherwise explains as a screen's borders;
 - with `aspect` given, the older four-border quadrilateral of that width:height; fewer borders that
   agree → a rotation;
 - nothing, or lines no camera explains → no correction (`trusted=False`): angles stay in the image
@@ -139,8 +143,7 @@ def _fit_roll(lines: list[Line], family: np.ndarray, cfg: FrameConfig) -> tuple[
     """The simpler model: the screen seen head-on, only turned in-plane. The roll (degrees, y-down
     image angle of the screen's horizontals) that the longest set of lines agrees with (within
     `cfg.fit_tol_deg`), its inlier mask and their summed length."""
-    dev = np.array([ln.angle if fam == 0 else (ln.angle - 90 if ln.angle > 0 else ln.angle + 90)
-                    for ln, fam in zip(lines, family)])
+    dev = _deviation(lines, family)
     length = np.array([ln.length for ln in lines])
     scores = [length[np.abs(dev - d) <= cfg.fit_tol_deg].sum() for d in dev]
     k = int(np.argmax(scores))
@@ -171,12 +174,47 @@ def _from_camera(lines: list[Line], shape, cfg: FrameConfig) -> FrameEstimate:
     roll, rin, rscore = _fit_roll(keep, family, cfg)
     if rscore >= cfg.prefer_rotation * cam.score and rin.sum() >= 2:
         # as well explained without perspective (screenshots, head-on photos): the simpler model
+        est = _square(keep, family, rin, shape, cfg)
+        if est is not None:
+            return est
         if abs(roll) > cfg.max_rotation_deg:
             return FrameEstimate(reason=f"rotation {-roll:.1f}° too large to trust")
         return FrameEstimate(_rotation_about(np.array([shape[1] / 2, shape[0] / 2]), -roll), True, "rotation",
                              -roll, f"{int(rin.sum())} lines agree on a head-on view",
                              confidence="high" if rin.sum() >= 3 else "medium")
-    return _camera_doubt(cam, keep, family, cfg) or _perspective(cam, keep, family, shape, cfg)
+    est = _camera_doubt(cam, keep, family, cfg) or _perspective(cam, keep, family, shape, cfg)
+    return (_square(keep, family, cam.inliers, shape, cfg) or est) if est.trusted else est
+
+
+def _deviation(lines: list[Line], family: np.ndarray) -> np.ndarray:
+    """Each line's angle from its image axis (degrees; family 0 horizontal, 1 vertical)."""
+    return np.array([ln.angle if fam == 0 else (ln.angle - 90 if ln.angle > 0 else ln.angle + 90)
+                     for ln, fam in zip(lines, family)])
+
+
+def _square(lines: list[Line], family: np.ndarray, inliers: np.ndarray, shape, cfg: FrameConfig) -> FrameEstimate | None:
+    """The image's own axes, as a head-on view, when they explain what a correction rests on: two
+    or more of the lines lie on them (within `cfg.fit_tol_deg`), and of the correction's lines
+    those off them are a single line or one object's edges (one direction, midpoints
+    within a tenth of the image diagonal). A screenshot's viewer panels lie exactly on the axes;
+    a bone's edge, or a humerus's two cortices, are not a screen's borders, which lie apart. None
+    when the correction stands (or is itself on the axes)."""
+    dev = _deviation(lines, family)
+    on = np.abs(dev) <= cfg.fit_tol_deg
+    off = np.asarray(inliers, bool) & ~on
+    if on.sum() < 2 or not off.any():
+        return None
+    pts = np.array([ln.point for ln, k in zip(lines, off) if k])
+    one_object = (len(set(family[off].tolist())) == 1
+                  and np.linalg.norm(pts[:, None] - pts[None], axis=2).max() <= 0.1 * float(np.hypot(*shape[:2])))
+    if off.sum() > 1 and not one_object:
+        return None
+    length = np.array([ln.length for ln in lines])
+    r = -float(np.average(dev[on], weights=length[on]))
+    what = "a single line" if off.sum() == 1 else f"{int(off.sum())} edges of one object"
+    return FrameEstimate(_rotation_about(np.array([shape[1] / 2, shape[0] / 2]), r), True, "rotation", r,
+                         f"{int(on.sum())} lines lie on the image's axes; a correction off them would rest on {what}",
+                         confidence="high" if on.sum() >= 3 else "medium")
 
 
 def _view_deg(R: np.ndarray) -> float:
