@@ -179,9 +179,7 @@ def _from_camera(lines: list[Line], shape, cfg: FrameConfig) -> FrameEstimate:
             return est
         if abs(roll) > cfg.max_rotation_deg:
             return FrameEstimate(reason=f"rotation {-roll:.1f}° too large to trust")
-        return FrameEstimate(_rotation_about(np.array([shape[1] / 2, shape[0] / 2]), -roll), True, "rotation",
-                             -roll, f"{int(rin.sum())} lines agree on a head-on view",
-                             confidence="high" if rin.sum() >= 3 else "medium")
+        return _head_on(-roll, int(rin.sum()), shape, f"{int(rin.sum())} lines agree on a head-on view")
     est = _camera_doubt(cam, keep, family, cfg) or _perspective(cam, keep, family, shape, cfg)
     return (_square(keep, family, cam.inliers, shape, cfg) or est) if est.trusted else est
 
@@ -212,9 +210,15 @@ def _square(lines: list[Line], family: np.ndarray, inliers: np.ndarray, shape, c
     length = np.array([ln.length for ln in lines])
     r = -float(np.average(dev[on], weights=length[on]))
     what = "a single line" if off.sum() == 1 else f"{int(off.sum())} edges of one object"
-    return FrameEstimate(_rotation_about(np.array([shape[1] / 2, shape[0] / 2]), r), True, "rotation", r,
-                         f"{int(on.sum())} lines lie on the image's axes; a correction off them would rest on {what}",
-                         confidence="high" if on.sum() >= 3 else "medium")
+    return _head_on(r, int(on.sum()), shape,
+                    f"{int(on.sum())} lines lie on the image's axes; a correction off them would rest on {what}")
+
+
+def _head_on(deg: float, n_lines: int, shape, reason: str) -> FrameEstimate:
+    """A head-on view turned by `deg` (CCW on screen) about the image centre, resting on `n_lines`
+    lines: high confidence from 3, else medium."""
+    return FrameEstimate(_rotation_about(np.array([shape[1] / 2, shape[0] / 2]), deg), True, "rotation", deg,
+                         reason, confidence="high" if n_lines >= 3 else "medium")
 
 
 def _view_deg(R: np.ndarray) -> float:
