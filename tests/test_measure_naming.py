@@ -158,6 +158,29 @@ def test_a_doubted_sacrum_is_l5_when_the_sure_classes_above_it_say_so():
     assert named(name_levels(insts), insts)[0]["S1"] == "L5"
 
 
+def test_the_top_of_two_sacrum_instances_is_l5_by_the_classes_under_a_higher_score():
+    """Two sacrum instances, the top one a steep L5 scoring 0.65 (sure, but not very): alone it
+    would be S1 (only a doubted one, under 0.5, is named by the classes); with another sacrum
+    instance right below it, the classes above decide under 0.8 (`PAIRED_SACRUM`). A top one
+    scoring 0.9 stays S1, and so does a top one the classes agree with as S1."""
+    spine = toy_spine()
+    insts = relabel(spine.instances(), spine, {"L5": "sacrum"})
+    l5 = next(i for i in insts if np.allclose(i.centre(), spine.polygons["L5"].mean(0), atol=3))
+    s1 = next(i for i in insts if np.allclose(i.centre(), spine.polygons["S1"].mean(0), atol=3))
+    l5.score, s1.score = 0.65, 0.3
+    naming = name_levels(insts)
+    got, _ = named(naming, insts)
+    assert set(got) == ALL and all(k == v for k, v in got.items()), got
+    assert any("scores 0.65 and the classes above it agree better with its being L5" in f for f in naming.flags)
+    alone = [i for i in insts if i is not s1]
+    assert named(name_levels(alone), alone)[0]["S1"] == "L5"  # no second sacrum: counted from it
+    l5.score = 0.9
+    assert named(name_levels(insts), insts)[0]["S1"] == "L5"
+    l5.score = 0.65
+    relabel(insts, spine, {"T12": "lumbar", "L5": "sacrum"})  # five lumbar above it: S1 by the classes too
+    assert named(name_levels(insts), insts)[0]["S1"] == "L5"
+
+
 def test_a_sacrum_split_in_two_stays_s1_when_the_model_is_sure_of_it_or_l5_lies_above():
     """The model's sacrum in two instances, the top one (S1) also read faintly as lumbar: naming it
     L5 would name every level one too high."""
@@ -214,6 +237,46 @@ def test_six_lumbar_bodies_and_no_sacrum_hold_an_s1_or_a_t12_at_the_end_scoring_
     assert any("the top one taken as T12" in f for f in naming.flags), naming.flags
 
 
+def test_six_lumbar_bodies_above_a_doubted_sacrum_hold_an_s1_read_lumbar_when_the_lowest_scores_lower():
+    """S1 read as lumbar (doubted), a doubted sacrum instance below it (a lower sacral segment):
+    counted up from that instance every level would be one too low. The lowest of the six, sure,
+    scoring lower than the top one names it S1; the top one scoring lower names it T12 (the count,
+    as before), and so do a faint lowest one, a sacrum instance the image's edge cuts (S1 seen in
+    part) and a sure one."""
+    spine = toy_spine()
+
+    def at(insts, lv):
+        return next(i for i in insts if np.allclose(i.centre(), spine.polygons[lv].mean(0), atol=3))
+
+    insts = relabel(spine.instances(), spine, {"S1": "lumbar"})
+    s1 = at(insts, "S1")
+    step = s1.centre() - at(insts, "L5").centre()
+    lower = Instance(class_name="sacrum", score=0.2, polygon=spine.polygons["S1"] + 0.8 * step)
+    s1.score = 0.7
+    insts = insts + [lower]
+    naming = name_levels(insts, image_shape=spine.shape)
+    got, _ = named(naming, insts)
+    assert set(got) == ALL and all(k == v for k, v in got.items()), got
+    assert naming.levels["S1"] == insts.index(s1) and lower.level is None
+    assert any("the lowest, scoring lower than the top one, taken as S1" in f for f in naming.flags), naming.flags
+    shifted = named(name_levels(insts, lumbar_s1=False), insts)[0]  # off: counted up from the segment
+    assert shifted["L5"] == "S1" and shifted["L1"] == "L2", shifted
+    s1.score = 0.3  # a faint find at the bottom: as likely a faint L5, counted up from the segment
+    assert named(name_levels(insts), insts)[0]["L1"] == "L2"
+    s1.score = 0.7
+    edge = (int(np.ceil(lower.polygon[:, 1].max())) + 1, spine.shape[1])  # the image ends at its bottom
+    assert named(name_levels(insts, image_shape=edge), insts)[0]["L1"] == "L2"
+    lower.score = 0.9  # a sure sacrum instance: counted up from it
+    assert named(name_levels(insts), insts)[0]["L1"] == "L2"
+
+    t12 = relabel(spine.instances(), spine, {"T12": "lumbar"})  # T12 read lumbar, S1 doubted
+    at(t12, "T12").score, at(t12, "S1").score = 0.7, 0.3
+    naming = name_levels(t12)
+    got, _ = named(naming, t12)
+    assert set(got) == ALL and all(k == v for k, v in got.items()), got
+    assert not any("taken as S1" in f for f in naming.flags), naming.flags
+
+
 def test_without_sacrum_a_stray_class_is_overruled_and_many_make_levels_uncertain():
     spine = toy_spine()
     no_sacrum = [i for i in spine.instances() if i.region != "sacrum"]
@@ -239,10 +302,16 @@ def test_a_sacrum_above_a_vertebra_leaves_every_level_uncertain():
     assert "L1" in naming.uncertain and "T5" in naming.uncertain
 
 
-@pytest.mark.parametrize("score,named_right", [(0.1, True), (0.9, False)])
-def test_a_weak_body_below_s1_is_left_unnamed_a_sure_one_leaves_the_levels_uncertain(score, named_right):
+@pytest.mark.parametrize("score,complete,named_right", [(0.1, True, True), (0.9, True, True), (0.9, False, False)])
+def test_a_body_below_s1_is_left_unnamed_when_weak_or_below_l1_to_l5(score, complete, named_right):
+    """A body below the sacrum instance (a sacral segment read as a body): weak, it is a stray
+    below a sure S1; sure, it is one too when L1–L5 lie complete above the sacrum instance (five
+    lumbar bodies below the thoracic ones), else the sequence is implausible and every level
+    uncertain, as before."""
     spine = toy_spine()
     insts = spine.instances()
+    if not complete:
+        relabel(insts, spine, {"L1": "thoracic"})
     s1 = next(i for i in insts if i.region == "sacrum")
     below = Instance("lumbar", polygon=spine.polygons["S1"] + [0.0, 60.0], score=score)  # a sacral segment
     insts.append(below)
@@ -250,7 +319,8 @@ def test_a_weak_body_below_s1_is_left_unnamed_a_sure_one_leaves_the_levels_uncer
     got, _ = named(naming, insts)
     if named_right:
         assert set(got) == ALL and all(k == v for k, v in got.items()) and not naming.uncertain
-        assert any("scoring 0.10 below a sure sacrum: not named" in f for f in naming.flags), naming.flags
+        why = "scoring 0.10 below a sure sacrum: not named" if score < 0.5 else "L1–L5 complete above it: not named"
+        assert any(why in f for f in naming.flags), naming.flags
         assert naming.name_of(len(insts) - 1) is None and naming.levels["S1"] == insts.index(s1)
     else:
         assert naming.uncertain and any("a sacrum instance lies above a vertebra" in f for f in naming.flags)

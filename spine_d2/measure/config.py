@@ -99,12 +99,14 @@ class MeasureConfig:
     crowd_steps: float = CROWD_STEPS
     # s1: name levels by counting up from S1 when in view | regions: by the classes
     level_anchor: LevelAnchor = LevelAnchor.s1
-    # a doubted top sacrum instance (score < 0.5) is L5 when the classes of the sure bodies above
-    # it agree better with that than with its being S1 (measure.naming); false: off
+    # a doubted top sacrum instance (score < 0.5, or < 0.8 with another sacrum instance right below
+    # it) is L5 when the classes of the sure bodies above it agree better with that than with its
+    # being S1 (measure.naming); false: off
     l5_by_classes: bool = True
     # with no sacrum instance found, six lumbar bodies right below the thoracic ones hold one misread
     # body, at the end scoring lower: an S1 below or a T12 above (measure.naming); false: off (the
-    # levels are then uncertain)
+    # levels are then uncertain). Above a doubted sacrum instance, the lowest of six scoring lower
+    # is S1 and the instance a lower sacral segment (false: counted up from the instance)
     lumbar_s1: bool = True
     # nan: angles needing an uncertainly named level are NaN | measure
     on_implausible: OnImplausible = OnImplausible.nan

@@ -145,6 +145,25 @@ class Instance:
         return rasterize(self.contour() if self.polygon is None else self.polygon, shape)
 
 
+def touches_border(segment: np.ndarray, image_shape: Sequence[int], border_px: float) -> bool:
+    """True when an end of a fitted endplate (image frame, px) lies within `border_px` of the
+    image's edge: a vertebra cut by the photo's crop."""
+    h, w = image_shape[:2]
+    pts = np.asarray(segment, float).reshape(-1, 2)
+    return bool(np.any((pts[:, 0] <= border_px) | (pts[:, 0] >= w - 1 - border_px) |
+                       (pts[:, 1] <= border_px) | (pts[:, 1] >= h - 1 - border_px)))
+
+
+def cut_by_border(inst: Instance, image_shape: Sequence[int], border_px: float) -> bool:
+    """True when an instance's mask reaches within `border_px` of the image's edge (image frame,
+    px; `touches_border` on the mask's box): the photo's crop cuts it, so its outline, its centre
+    and the cranial direction from them are not the body's. Used for S1, whose outline alone gives
+    its endplate's side (the sacrum has no rectangle); a body's cut endplate is caught by
+    `touches_border` on the endplate itself."""
+    x0, y0, x1, y1 = inst.box()  # x1, y1 exclusive: the last pixel is x1 − 1, y1 − 1
+    return touches_border(np.array([[x0, y0], [x1 - 1, y1 - 1]], float), image_shape, border_px)
+
+
 def polygon_centroid(poly: np.ndarray) -> np.ndarray:
     x, y = np.asarray(poly, dtype=float).T
     cross = x * np.roll(y, -1) - np.roll(x, -1) * y

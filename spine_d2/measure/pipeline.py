@@ -167,7 +167,8 @@ def measure_instances(
                                           c.chain_rule, c.turn_limit_deg, c.max_detour,
                                           c.crowd_steps)
     naming = name_levels(kept, use_labels=c.use_labels, gap_factor=c.gap_factor, anchor=c.level_anchor,
-                         l5_by_classes=c.l5_by_classes, lumbar_s1=c.lumbar_s1)
+                         l5_by_classes=c.l5_by_classes, lumbar_s1=c.lumbar_s1, image_shape=shape,
+                         border_px=c.border_px)
     flags = naming.flags + [f"{inst.level or inst.class_name}: {n}" for inst in kept for n in inst.notes]
     # why a level is absent, when we know (a labelled instance removed by the clean-up)
     level_reason = {r.label: r.reason for r in removals if r.label and r.label not in naming.levels}
