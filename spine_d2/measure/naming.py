@@ -37,10 +37,9 @@ Three sources, tried in this order:
   `level_uncertain` flag not yet cleared by a reader) keeps its name, marked uncertain.
 - Anything implausible — more than 5 lumbar slots, more than 12 thoracic ones with no lumbar below
   to count from, lumbar bodies between thoracic and sacrum that do not make exactly L1…L5, a sacrum
-  above a vertebra (unless L1–L5 lie complete above it by class: what lies below it is then a sacral
-  segment read as a body or a stray, left unnamed and flagged), a level given twice — is flagged;
-  the levels it concerns are returned as `uncertain` with the reason (the pipeline makes the angles
-  that need them NaN), never silently renamed.
+  above a vertebra, a level given twice — is flagged; the levels it concerns are returned as
+  `uncertain` with the reason (the pipeline makes the angles that need them NaN), never silently
+  renamed.
 """
 from __future__ import annotations
 
@@ -182,11 +181,6 @@ def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anch
                                 f"one, taken as S1 ({pattern})")
             sa = [low] + sa
     body = [k for k, x in enumerate(regions) if x != "sacrum"]
-    if sa and body and body[-1] > sa[0] and _lumbar_complete_above(sa[0], slot, regions):
-        below = [k for k in body if k > sa[0]]
-        naming.flags.append(f"{len(below)} instance(s) below the sacrum instance, L1–L5 complete above it: "
-                            f"not named ({pattern})")
-        body = [k for k in body if k < sa[0]]
     if sa and body and body[-1] > sa[0]:
         msg = f"a sacrum instance lies above a vertebra ({pattern})"
         naming.flags.append(msg)
@@ -281,16 +275,6 @@ def _steep_l5(inst: Instance, regions_above: Sequence[str]) -> bool:
             break
         run += 1
     return lumbar >= L5_READING * inst.score and run < len(LUMBAR)
-
-
-def _lumbar_complete_above(s1: int, slot, regions: Sequence[str]) -> bool:
-    """Whether the five bodies right above chain position `s1` are lumbar by class, no level hidden
-    among them, below a thoracic one or the top of the chain: L1–L5 are complete, so `s1` is S1 and
-    what lies below it (a sacral segment read as a body, a stray in the pelvis) is no level above it."""
-    top = s1 - len(LUMBAR)
-    if top < 0 or any(regions[k] != "lumbar" for k in range(top, s1)) or int(slot[s1] - slot[top]) != len(LUMBAR):
-        return False
-    return top == 0 or (regions[top - 1] == "thoracic" and int(slot[top] - slot[top - 1]) == 1)
 
 
 def _doubt_limit(sa: Sequence[int], scores: Sequence[float]) -> float:
