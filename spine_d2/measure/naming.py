@@ -159,12 +159,13 @@ def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anch
     pattern = "-".join(x[0].upper() for x in regions)
     scores = [instances[i].score for i in chain]
     sa = [k for k, x in enumerate(regions) if x == "sacrum"]
-    if len(sa) > 1 and sa[1] == sa[0] + 1 and _steep_l5(instances[chain[sa[0]]], regions[:sa[0]]):
+    paired = len(sa) > 1 and sa[1] == sa[0] + 1  # another sacrum instance right below the top one
+    if paired and _steep_l5(instances[chain[sa[0]]], regions[:sa[0]]):
         regions[sa[0]] = "lumbar"
         naming.flags.append(f"the top sacrum instance was also found as lumbar, another lies below it: "
                             f"taken as L5 ({pattern})")
         sa = sa[1:]
-    elif (l5_by_classes and sa and scores[sa[0]] < _doubt_limit(sa, scores)
+    elif (l5_by_classes and sa and scores[sa[0]] < (PAIRED_SACRUM if paired else SURE_SCORE)
           and _classes_name_it_l5(sa[0], slot, regions, scores)
           and _not_s1(regions, sa[0], slot, centres, pattern) is None):
         regions[sa[0]] = "lumbar"
@@ -275,13 +276,6 @@ def _steep_l5(inst: Instance, regions_above: Sequence[str]) -> bool:
             break
         run += 1
     return lumbar >= L5_READING * inst.score and run < len(LUMBAR)
-
-
-def _doubt_limit(sa: Sequence[int], scores: Sequence[float]) -> float:
-    """The score under which the top sacrum instance (chain position `sa[0]`) is doubted enough for
-    the classes above it to name it L5: `PAIRED_SACRUM` when another sacrum instance lies right
-    below it (the model found two: the top one may be a steep L5 over S1), else `SURE_SCORE`."""
-    return PAIRED_SACRUM if len(sa) > 1 and sa[1] == sa[0] + 1 else SURE_SCORE
 
 
 def _s1_read_lumbar(s1: int, slot, regions: Sequence[str], scores: Sequence[float]) -> int | None:
