@@ -126,6 +126,9 @@ class HighresConfig:
     min_gain: float = 1.25            # no second pass when the windows would enlarge the vertebrae less
     min_score: float = 0.5            # a window's bodies scoring less are not used
     sacrum_corners: bool = True       # the sacrum's corners (S1) averaged with a window's where they agree
+    # degrees: the windows run again turned by each of these about their centres, the bodies'
+    # corners averaged over the runs where they agree (engine/highres.py); []: upright only
+    turns: List[float] = field(default_factory=lambda: [-5.0, 5.0])
 
 
 @dataclass

@@ -120,3 +120,13 @@ class _Node(SimpleNamespace):
 
     def get(self, key, default=None):
         return getattr(self, key, default)
+
+
+def test_corners_are_averaged_over_several_runs_for_the_classes_asked_only():
+    first = [_det(1, 30, 40), _det(2, 30, 70)]  # a lumbar body and a sacrum
+    run_a, run_b = [_det(1, 31, 40), _det(2, 31, 70)], [_det(1, 33, 40)]  # each a few px right
+    out = average_corners(first, run_a, run_b, classes={1})
+    assert np.allclose(out[0].corners[:, 0], first[0].corners[:, 0] + (1 + 3) / 3)  # the mean of three runs
+    assert np.array_equal(out[1].corners, first[1].corners)  # the sacrum is not among the classes
+    both = average_corners(first, run_a, run_b)
+    assert np.allclose(both[1].corners[:, 0], first[1].corners[:, 0] + 0.5)  # run_b has no sacrum

@@ -79,8 +79,8 @@ def test_merge_takes_the_windows_bodies_and_keeps_the_rest_of_the_first_pass():
     assert len(inst) == 5 and inst.pred_boxes.tensor.shape == (5, 4) and not inst.has("pred_keypoints")
 
 
-def test_merge_averages_the_sacrums_corners_with_a_windows_where_they_agree():
-    from spine_d2.engine.highres import Detection, merge
+def test_the_sacrums_corners_are_averaged_with_the_windows_where_they_agree():
+    from spine_d2.engine.highres import Detection, merge, window_corners
 
     def det(cls, x0, y0, size=20, score=0.9, depth=np.inf, shift=0.0):
         m = np.zeros((200, 200), bool)
@@ -92,13 +92,17 @@ def test_merge_averages_the_sacrums_corners_with_a_windows_where_they_agree():
     first = [det(1, 50, 50), det(2, 50, 140)]                     # a lumbar body, the sacrum
     windowed = [det(2, 50, 140, depth=30.0, shift=1.0),           # the sacrum a pixel to the right
                 det(2, 50, 140, score=0.3, depth=60.0, shift=9.0)]  # a weak reading: not used
-    sacrum = merge(first, windowed, bodies={0, 1}, min_score=0.5, corners_of={2})[1]
+    kept = merge(first, windowed, bodies={0, 1}, min_score=0.5)
+    assert np.array_equal(kept[1].corners, first[1].corners)  # merging leaves corners alone
+    sacrum = window_corners(kept, [windowed], {2}, min_score=0.5)[1]
     assert sacrum.depth == np.inf and np.array_equal(sacrum.mask, first[1].mask)  # the first pass's
     assert np.allclose(sacrum.corners[:, 0], first[1].corners[:, 0] + 0.5)       # its corners averaged
-    assert np.array_equal(merge(first, windowed, bodies={0, 1}, min_score=0.5)[1].corners, first[1].corners)
+    turned = [det(2, 50, 140, depth=30.0, shift=2.0)]             # a turned window's: 2 px to the right
+    assert np.allclose(window_corners(kept, [windowed, turned], {2})[1].corners[:, 0],
+                       first[1].corners[:, 0] + 1.0)              # the mean of three
     far = [det(2, 50, 140, depth=30.0, shift=12.0)]               # disagrees by 0.6 of the plate: kept as it was
-    assert np.array_equal(merge(first, far, bodies={0, 1}, min_score=0.5, corners_of={2})[1].corners,
-                          first[1].corners)
+    assert np.array_equal(window_corners(kept, [far], {2})[1].corners, first[1].corners)
+    assert np.array_equal(window_corners(kept, [windowed], set())[1].corners, first[1].corners)  # off
 
 
 class _BrightBlobs(torch.nn.Module):
@@ -131,7 +135,8 @@ class _BrightBlobs(torch.nn.Module):
         return out
 
 
-def test_the_high_resolution_pass_finds_each_body_once_where_it_is(tmp_path):
+@pytest.mark.parametrize("turns", [(), (-5.0, 5.0)])
+def test_the_high_resolution_pass_finds_each_body_once_where_it_is(turns):
     from types import SimpleNamespace
 
     from spine_d2.engine.highres import high_resolution_pass
@@ -145,7 +150,7 @@ def test_the_high_resolution_pass_finds_each_body_once_where_it_is(tmp_path):
     inp = SimpleNamespace(HEIGHT=256, WIDTH=256, FIT="keep_aspect", MEAN_INTENSITY=None)
     aug = SimpleNamespace(**{k: SimpleNamespace(ENABLED=False) for k in
                              ("SCALE", "CROP", "FLIP", "ROTATION", "CONTRAST", "PHOTOMETRIC")})
-    hr = SimpleNamespace(WINDOWS=6, TARGET_PX=22.0, MIN_GAIN=1.25, MIN_SCORE=0.5, SACRUM_CORNERS=True)
+    hr = SimpleNamespace(WINDOWS=6, TARGET_PX=22.0, MIN_GAIN=1.25, MIN_SCORE=0.5, SACRUM_CORNERS=True, TURNS=turns)
     cfg = SimpleNamespace(SPINE=SimpleNamespace(INPUT=inp, AUG=aug, CLASS_MAP="default", HIGHRES=hr),
                           INPUT=SimpleNamespace(FORMAT="BGR"))
     model = _BrightBlobs()
@@ -153,7 +158,9 @@ def test_the_high_resolution_pass_finds_each_body_once_where_it_is(tmp_path):
 
     first = model([model_input(image, cfg)])[0]["instances"]
     out = high_resolution_pass(model, cfg, image, first)  # bodies 8.5 px in the first pass: windows
-    assert model.calls > 2 and len(out) == len(boxes)
+    windows = (model.calls - 1) // (1 + len(turns))
+    assert windows >= 2 and model.calls == 1 + windows * (1 + len(turns))  # each window once per turn
+    assert len(out) == len(boxes)
     masks = out.pred_masks.numpy()
     for t in truth:
         iou = max((m & t).sum() / (m | t).sum() for m in masks)
@@ -171,3 +178,16 @@ def test_input_scale_follows_the_evaluation_resize():
     assert input_scale((500, 2176), cfg) == pytest.approx(0.25, abs=1e-3)  # the width limits
     cfg.SPINE.INPUT = SimpleNamespace(HEIGHT=840, WIDTH=360, FIT="resize")
     assert input_scale((420, 1000), cfg) == pytest.approx(2.0)
+
+
+def test_a_turned_window_looks_at_the_same_place_from_another_angle():
+    boxes, centres = _spine_boxes(6)
+    (w, *_) = spine_windows(boxes, (256, 192), 30.0, first_scale=0.5)
+    t = w.turned(5.0)
+    mid = w.to_image(np.array([[96.0, 128.0]]))  # the window's centre, in the image
+    assert np.allclose(t.to_image(np.array([[96.0, 128.0]])), mid)  # turned about it
+    assert t.zoom == pytest.approx(w.zoom) and t.size == w.size
+    up, up_t = (np.diff(x.to_image(np.array([[96.0, 128.0], [96.0, 0.0]])), axis=0)[0] for x in (w, t))
+    turn = np.degrees(np.arctan2(up[0] * up_t[1] - up[1] * up_t[0], up @ up_t))
+    assert abs(turn) == pytest.approx(5.0, abs=1e-6)  # the window's vertical turned by 5 deg in the image
+    assert np.allclose(w.turned(0.0).A, w.A) and np.allclose(t.turned(-5.0).A, w.A)

@@ -65,6 +65,13 @@ def test_s1s_corners_from_the_windows_are_on_unless_switched_off(smoke_run):
     assert config_for_checkpoint("zoo:phantom-fast-long", "cpu").SPINE.HIGHRES.SACRUM_CORNERS is True
 
 
+def test_the_turned_windows_are_on_unless_switched_off(smoke_run):
+    ck = smoke_run[1] / "model_final.pth"
+    assert config_for_checkpoint(ck, "cpu").SPINE.HIGHRES.TURNS == (-5.0, 5.0)
+    assert config_for_checkpoint(ck, "cpu", turns=[]).SPINE.HIGHRES.TURNS == ()
+    assert config_for_checkpoint("zoo:phantom-fast-long", "cpu", turns=[3]).SPINE.HIGHRES.TURNS == (3.0,)
+
+
 def test_predict_measures_every_readable_photo_and_reports_the_corrupt_one(smoke_run, tmp_path):
     root, run_dir = smoke_run
     photos = tmp_path / "photos"

@@ -99,3 +99,17 @@ def test_two_estimates_of_an_endplate_are_averaged_only_where_they_agree():
     assert out[0, 2] == 0.8 and out[1, 2] == 0.6               # the higher score of the two
     assert np.array_equal(out[2:], first[2:])                  # 40 px apart > 0.3 x 40: the first run's
     assert np.array_equal(average_agreeing(first, second, agree=0.04)[:2], first[:2])  # 2 px > 0.04 x 40
+
+
+def test_average_agreeing_takes_the_mean_of_every_estimate_that_agrees():
+    first = np.array([[140, 100, 0.6], [100, 100, 0.6], [140, 130, 0.6], [100, 130, 0.6]], float)
+    turned_left, turned_right, astray = first.copy(), first.copy(), first.copy()
+    turned_left[:2, 1] += 3.0   # the superior endplate 3 px lower
+    turned_right[:2, 1] -= 1.5  # and 1.5 px higher
+    turned_right[0, 2] = 0.9
+    astray[:2, 1] += 30.0       # 30 px > 0.3 x 40: another endplate
+    out = average_agreeing(first, turned_left, turned_right, astray, agree=0.3)
+    assert np.allclose(out[:2, 1], 100 + (3.0 - 1.5) / 3)  # the mean of the three that agree
+    assert out[0, 2] == 0.9 and out[1, 2] == 0.6            # the highest score among them
+    assert np.array_equal(out[2:], first[2:])               # all four agree on the inferior: unchanged
+    assert np.array_equal(average_agreeing(first), first)   # no other estimate: as it was

@@ -12,8 +12,13 @@ heads and anything the windows miss stay as the first pass found them: a window'
 without the pelvis around it, measured SS worse (benchmarks/README.md). With
 `test.highres.sacrum_corners` the sacrum's corners (S1's endplate) are averaged with a window's
 where the two agree (`average_corners`, as the mirrored run's): the first pass sees S1's endplate
-at its input's coarse scale. Corners come back as points (`pred_keypoints`, sub-pixel, score in
-[0, 1]) because a window's keypoint heatmaps are not aligned with the image.
+at its input's coarse scale. With `test.highres.turns` the windows run again turned a few degrees
+about their centres, and each body's corners (and the sacrum's, with `sacrum_corners`) are
+averaged over the upright and turned runs where they agree (`window_corners`): a corner is the
+noisiest part of a prediction, and a turned look at the same pixels gives another estimate of it
+(benchmarks/README.md: ±5°).
+Corners come back as points (`pred_keypoints`, sub-pixel, score in [0, 1]) because a window's
+keypoint heatmaps are not aligned with the image.
 """
 from __future__ import annotations
 
@@ -110,11 +115,9 @@ def _overlap(a: Detection, b: Detection) -> float:
 
 
 def merge(first: list[Detection], windowed: list[Detection], bodies: set[int],
-          min_score: float = 0.5, corners_of: set[int] = frozenset()) -> list[Detection]:
+          min_score: float = 0.5) -> list[Detection]:
     """The windows' detections of the classes `bodies` scoring ≥ `min_score` (deduplicated: the
-    deeper inside its window wins), plus the first pass's detections that none of them overlaps;
-    those of the classes `corners_of` with their corners averaged with a window's
-    (`average_corners`: where the two agree, the window's scoring ≥ `min_score`)."""
+    deeper inside its window wins), plus the first pass's detections that none of them overlaps."""
     kept: list[Detection] = []
     chosen = (d for d in windowed if d.cls in bodies and d.score >= min_score)
     for d in sorted(chosen, key=lambda d: -d.depth):
@@ -123,9 +126,15 @@ def merge(first: list[Detection], windowed: list[Detection], bodies: set[int],
     for d in first:
         if all(_overlap(d, k) < OVERLAP for k in kept):
             kept.append(d)
-    if corners_of:
-        kept = average_corners(kept, [d for d in windowed if d.cls in corners_of and d.score >= min_score])
     return kept
+
+
+def window_corners(kept: list[Detection], runs: list[list[Detection]], classes: set[int],
+                   min_score: float = 0.5) -> list[Detection]:
+    """`kept` with the corners of its detections of `classes` averaged with those the window runs
+    `runs` found of them scoring ≥ `min_score` (`average_corners`: where they agree)."""
+    sure = [[d for d in run if d.cls in classes and d.score >= min_score] for run in runs]
+    return average_corners(kept, *sure, classes=classes) if classes and runs else kept
 
 
 def _iou(a: Detection, b: Detection) -> float:
@@ -133,28 +142,30 @@ def _iou(a: Detection, b: Detection) -> float:
     return inter / max(a.area + b.area - inter, 1)
 
 
-def average_corners(first: list[Detection], second: list[Detection], match_iou: float = MATCH_IOU,
-                    agree: float = AGREE) -> list[Detection]:
-    """`first` with each body's corners averaged with its match in `second`, another run's
-    estimate of them in the same frame (the mirrored run's mapped back, a window's):
-    `spine_d2.measure.corners.average_agreeing`, per endplate the mean of the two where they agree
-    within `agree` of its length, scored by the higher score. Matches are one-to-one: the best
-    mask IoU of the same class, at least `match_iou`, `first` in its order. Masks, outlines,
-    scores and what only `second` found are left out of it."""
-    taken: set[int] = set()
+def average_corners(first: list[Detection], *runs: list[Detection], match_iou: float = MATCH_IOU,
+                    agree: float = AGREE, classes: set[int] | None = None) -> list[Detection]:
+    """`first` with each body's corners averaged with its match in each of `runs`, other runs'
+    estimates of them in the same frame (the mirrored run's mapped back, a window's, turned
+    windows'): `spine_d2.measure.corners.average_agreeing`, per endplate the mean of the estimates
+    that agree with `first`'s within `agree` of its length, scored by the highest score. Matches
+    are one-to-one within a run: the best mask IoU of the same class, at least `match_iou`,
+    `first` in its order. Only bodies of `classes` (None: all); masks, outlines, scores and what
+    only a run found are left out of it."""
+    taken: list[set[int]] = [set() for _ in runs]
     out = []
     for d in first:
-        if d.corners is None:
+        if d.corners is None or (classes is not None and d.cls not in classes):
             out.append(d)
             continue
-        ious = [(_iou(d, e), j) for j, e in enumerate(second)
-                if j not in taken and e.cls == d.cls and e.corners is not None]
-        best, j = max(ious, default=(0.0, -1))
-        if best < match_iou:
-            out.append(d)
-            continue
-        taken.add(j)
-        out.append(replace(d, corners=average_agreeing(d.corners, second[j].corners, agree)))
+        matches = []
+        for run, used in zip(runs, taken):
+            ious = [(_iou(d, e), j) for j, e in enumerate(run)
+                    if j not in used and e.cls == d.cls and e.corners is not None]
+            best, j = max(ious, default=(0.0, -1))
+            if best >= match_iou:
+                used.add(j)
+                matches.append(run[j].corners)
+        out.append(replace(d, corners=average_agreeing(d.corners, *matches, agree=agree)) if matches else d)
     return out
 
 
@@ -193,15 +204,24 @@ def high_resolution_detections(model, cfg, image: np.ndarray, first: Instances) 
                          input_scale(shape, cfg), float(hr.MIN_GAIN), int(hr.WINDOWS))
     if not wins:
         return None
-    windowed = []
+    bodies = class_ids(cfg.SPINE.CLASS_MAP, WINDOW_CLASSES)
+    windowed = _run(model, cfg, image, wins)
+    turned = [_run(model, cfg, image, [w.turned(t) for w in wins]) for t in getattr(hr, "TURNS", ())]
+    kept = merge(detections(first, None, shape), windowed, bodies, float(hr.MIN_SCORE))
+    kept = window_corners(kept, turned, bodies, float(hr.MIN_SCORE))  # the upright run's are kept's own
+    corners_of = class_ids(cfg.SPINE.CLASS_MAP, CORNER_CLASSES) if hr.SACRUM_CORNERS else set()
+    return window_corners(kept, [windowed, *turned], corners_of, float(hr.MIN_SCORE))
+
+
+def _run(model, cfg, image: np.ndarray, wins: list[Window]) -> list[Detection]:
+    """The model's detections in each of the windows `wins` of `image`, mapped back to the image."""
+    out = []
     with torch.no_grad():
         for win in wins:
             crop = np.ascontiguousarray(win.crop(image))
             inst = model([model_input(crop, cfg)])[0]["instances"].to("cpu")
-            windowed += detections(inst, win, shape)
-    bodies = class_ids(cfg.SPINE.CLASS_MAP, WINDOW_CLASSES)
-    corners_of = class_ids(cfg.SPINE.CLASS_MAP, CORNER_CLASSES) if hr.SACRUM_CORNERS else set()
-    return merge(detections(first, None, shape), windowed, bodies, float(hr.MIN_SCORE), corners_of)
+            out += detections(inst, win, image.shape[:2])
+    return out
 
 
 def class_ids(class_map: str, regions: tuple[str, ...]) -> set[int]:

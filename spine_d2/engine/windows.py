@@ -29,6 +29,14 @@ class Window:
         """Window pixels per image pixel."""
         return float(np.sqrt(abs(np.linalg.det(self.A[:, :2]))))
 
+    def turned(self, deg: float) -> "Window":
+        """The same window turned by `deg` degrees about its centre (counter-clockwise as the
+        window shows it): the model's look at the same bodies from another angle."""
+        h, w = self.size
+        M = cv2.getRotationMatrix2D((w / 2, h / 2), deg, 1.0)
+        A = np.concatenate([M[:, :2] @ self.A[:, :2], (M[:, :2] @ self.A[:, 2] + M[:, 2])[:, None]], axis=1)
+        return Window(A, self.size)
+
     def crop(self, image: np.ndarray) -> np.ndarray:
         h, w = self.size
         return cv2.warpAffine(image, self.A, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)

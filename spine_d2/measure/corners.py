@@ -74,20 +74,29 @@ def endplates_from_corners(corners: np.ndarray, min_score: float = 0.05) -> dict
     return out
 
 
-def average_agreeing(first: np.ndarray, second: np.ndarray, agree: float = 0.3) -> np.ndarray:
-    """(K, 3) corners of one body from two predictions of it (e.g. the photo and its mirror image,
-    mapped back): for each endplate whose two corners lie within `agree` × the endplate's length
-    (the longer of the two estimates) of their other estimate, their mean, scored by the higher of
-    the two scores (two runs agreeing is evidence); elsewhere `first`'s corners as they are."""
-    a_, b_ = np.asarray(first, dtype=float).reshape(-1, 3), np.asarray(second, dtype=float).reshape(-1, 3)
+def average_agreeing(first: np.ndarray, *others: np.ndarray, agree: float = 0.3) -> np.ndarray:
+    """(K, 3) corners of one body from several predictions of it (e.g. the photo and its mirror
+    image, mapped back; windows turned a few degrees): for each endplate, the mean of `first`'s two
+    corners and those of every other estimate whose two corners lie within `agree` × the
+    endplate's length (the longer of the two estimates) of `first`'s, scored by the highest score
+    among them (runs agreeing is evidence); where none agrees, `first`'s corners as they are."""
+    a_ = np.asarray(first, dtype=float).reshape(-1, 3)
+    bs = [np.asarray(b, dtype=float).reshape(-1, 3) for b in others]
     out = a_.copy()
     for a, p in SIDES.values():
-        if max(a, p) >= min(len(a_), len(b_)):
+        if max(a, p) >= len(a_):
             continue
-        length = max(np.linalg.norm(a_[a, :2] - a_[p, :2]), np.linalg.norm(b_[a, :2] - b_[p, :2]), 1.0)
-        if max(np.linalg.norm(a_[k, :2] - b_[k, :2]) for k in (a, p)) <= agree * length:
+        near = []
+        for b_ in bs:
+            if max(a, p) >= len(b_):
+                continue
+            length = max(np.linalg.norm(a_[a, :2] - a_[p, :2]), np.linalg.norm(b_[a, :2] - b_[p, :2]), 1.0)
+            if max(np.linalg.norm(a_[k, :2] - b_[k, :2]) for k in (a, p)) <= agree * length:
+                near.append(b_)
+        if near:
             for k in (a, p):
-                out[k] = (*((a_[k, :2] + b_[k, :2]) / 2), max(a_[k, 2], b_[k, 2]))
+                out[k] = (*np.mean([a_[k, :2]] + [b_[k, :2] for b_ in near], axis=0),
+                          max([a_[k, 2]] + [b_[k, 2] for b_ in near]))
     return out
 
 
