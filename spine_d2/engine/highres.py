@@ -206,7 +206,7 @@ def high_resolution_detections(model, cfg, image: np.ndarray, first: Instances) 
         return None
     bodies = class_ids(cfg.SPINE.CLASS_MAP, WINDOW_CLASSES)
     windowed = _run(model, cfg, image, wins)
-    turned = [_run(model, cfg, image, [w.turned(t) for w in wins]) for t in getattr(hr, "TURNS", ())]
+    turned = [_run(model, cfg, image, [w.turned(t) for w in wins]) for t in hr.TURNS]
     kept = merge(detections(first, None, shape), windowed, bodies, float(hr.MIN_SCORE))
     kept = window_corners(kept, turned, bodies, float(hr.MIN_SCORE))  # the upright run's are kept's own
     corners_of = class_ids(cfg.SPINE.CLASS_MAP, CORNER_CLASSES) if hr.SACRUM_CORNERS else set()
