@@ -129,6 +129,7 @@ class HighresConfig:
     # degrees: the windows run again turned by each of these about their centres, the bodies'
     # corners averaged over the runs where they agree (engine/highres.py); []: upright only
     turns: List[float] = field(default_factory=lambda: [-5.0, 5.0])
+    turn_whole: bool = True           # where no windows are made, the whole photo runs turned by `turns` instead
 
 
 @dataclass

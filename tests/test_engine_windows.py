@@ -191,3 +191,82 @@ def test_a_turned_window_looks_at_the_same_place_from_another_angle():
     turn = np.degrees(np.arctan2(up[0] * up_t[1] - up[1] * up_t[0], up @ up_t))
     assert abs(turn) == pytest.approx(5.0, abs=1e-6)  # the window's vertical turned by 5 deg in the image
     assert np.allclose(w.turned(0.0).A, w.A) and np.allclose(t.turned(-5.0).A, w.A)
+
+
+BIAS_PX = 6.0  # the stand-in's corners lie this far along its input's x from the body's
+
+
+class _Rectangles(torch.nn.Module):
+    """A stand-in detector with a corner head: every bright blob is a lumbar body, a rectangle
+    whose corners it reads from the blob's moments (its long axis up the spine, anterior to the
+    input's right), all `BIAS_PX` along the input's x, in the frame of the input's height × width."""
+
+    calls = 0
+
+    def forward(self, inputs):
+        import cv2
+        from detectron2.structures import Boxes, Instances
+
+        self.calls += 1
+        out = []
+        for inp in inputs:
+            h, w = inp["height"], inp["width"]
+            img = cv2.resize(inp["image"].float().mean(0).numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
+            n, lab = cv2.connectedComponents((img > 100).astype(np.uint8))
+            masks, boxes, kps = [], [], []
+            for k in range(1, n):
+                m = lab == k
+                ys, xs = np.nonzero(m)
+                pts = np.stack([xs, ys], 1) + 0.5
+                c = pts.mean(0)
+                val, vec = np.linalg.eigh(np.cov((pts - c).T))
+                up = vec[:, 1] * (-1 if vec[1, 1] > 0 else 1)       # the long axis, pointing up
+                ant = np.array([-up[1], up[0]]) * (1 if -up[1] > 0 else -1)  # across it, to the right
+                a, b = np.sqrt(3 * val[1]) * up, np.sqrt(3 * val[0]) * ant
+                kps.append([[*(c + a + b), 0.6], [*(c + a - b), 0.6], [*(c - a + b), 0.6], [*(c - a - b), 0.6]])
+                masks.append(m)
+                boxes.append([xs.min(), ys.min(), xs.max() + 1.0, ys.max() + 1.0])
+            kp = np.array(kps, np.float32).reshape(-1, 4, 3)
+            kp[..., 0] += BIAS_PX
+            inst = Instances((h, w))
+            inst.pred_masks = torch.as_tensor(np.array(masks, bool).reshape(-1, h, w))
+            inst.pred_boxes = Boxes(torch.as_tensor(np.array(boxes, np.float32).reshape(-1, 4)))
+            inst.pred_classes = torch.ones(len(masks), dtype=torch.int64)
+            inst.scores = torch.full((len(masks),), 0.9)
+            inst.pred_keypoints = torch.as_tensor(kp)
+            out.append({"instances": inst})
+        return out
+
+
+@pytest.mark.parametrize("turn_whole", [True, False])
+def test_a_spine_the_first_pass_sees_large_gets_its_turned_looks_from_the_whole_photo(turn_whole):
+    from types import SimpleNamespace
+
+    from spine_d2.data.transforms import model_input
+    from spine_d2.engine.highres import high_resolution_pass
+
+    image = np.zeros((600, 400, 3), np.uint8)
+    tops = (60, 230, 400)
+    for y0 in tops:  # three lumbar bodies 100 px high: no window would enlarge them
+        image[y0:y0 + 100, 150:200] = 220
+    inp = SimpleNamespace(HEIGHT=600, WIDTH=400, FIT="keep_aspect", MEAN_INTENSITY=None)
+    aug = SimpleNamespace(**{k: SimpleNamespace(ENABLED=False) for k in
+                             ("SCALE", "CROP", "FLIP", "ROTATION", "CONTRAST", "PHOTOMETRIC")})
+    hr = SimpleNamespace(WINDOWS=6, TARGET_PX=22.0, MIN_GAIN=1.25, MIN_SCORE=0.5, SACRUM_CORNERS=True,
+                         TURNS=(-40.0, 40.0), TURN_WHOLE=turn_whole)
+    cfg = SimpleNamespace(SPINE=SimpleNamespace(INPUT=inp, AUG=aug, CLASS_MAP="default", HIGHRES=hr),
+                          INPUT=SimpleNamespace(FORMAT="BGR"))
+    model = _Rectangles()
+    first = model([model_input(image, cfg)])[0]["instances"]
+    out = high_resolution_pass(model, cfg, image, first)
+    order = np.argsort(out.pred_boxes.tensor.numpy()[:, 1])
+    shift = out.pred_keypoints.numpy()[order, :, :2] - np.array(
+        [[[200, y0], [150, y0], [200, y0 + 100], [150, y0 + 100]] for y0 in tops], float)
+    if not turn_whole:  # the first pass stands as it is
+        assert model.calls == 1 and out is first
+        assert np.allclose(shift, [BIAS_PX, 0.0], atol=0.3)
+        return
+    assert model.calls == 3 and len(out) == 3  # the whole photo once per turn
+    assert np.array_equal(out.pred_masks.numpy()[order], first.pred_masks.numpy()[np.argsort(first.pred_boxes.tensor.numpy()[:, 1])])
+    # each turned look's bias points 40 deg off the image's x, one each way: the mean of the three
+    assert np.allclose(shift, [BIAS_PX * (1 + 2 * np.cos(np.radians(40.0))) / 3, 0.0], atol=0.3)

@@ -16,7 +16,9 @@ at its input's coarse scale. With `test.highres.turns` the windows run again tur
 about their centres, and each body's corners (and the sacrum's, with `sacrum_corners`) are
 averaged over the upright and turned runs where they agree (`window_corners`): a corner is the
 noisiest part of a prediction, and a turned look at the same pixels gives another estimate of it
-(benchmarks/README.md: ±5°).
+(benchmarks/README.md: ±5°). Where no windows are made, with `test.highres.turn_whole` the whole
+photo runs turned by the same degrees instead, and the first pass's corners are averaged with those
+runs' alike: a spine already large in the first pass gets its other looks too.
 Corners come back as points (`pred_keypoints`, sub-pixel, score in [0, 1]) because a window's
 keypoint heatmaps are not aligned with the image.
 """
@@ -202,14 +204,18 @@ def high_resolution_detections(model, cfg, image: np.ndarray, first: Instances) 
     size = (int(cfg.SPINE.INPUT.HEIGHT), int(cfg.SPINE.INPUT.WIDTH))
     wins = spine_windows(_arr(first.pred_boxes.tensor)[is_vert], size, float(hr.TARGET_PX),
                          input_scale(shape, cfg), float(hr.MIN_GAIN), int(hr.WINDOWS))
-    if not wins:
-        return None
     bodies = class_ids(cfg.SPINE.CLASS_MAP, WINDOW_CLASSES)
+    corners_of = class_ids(cfg.SPINE.CLASS_MAP, CORNER_CLASSES) if hr.SACRUM_CORNERS else set()
+    if not wins:
+        if not (hr.TURN_WHOLE and hr.TURNS and is_vert.sum() >= 2):
+            return None
+        whole = Window.whole(shape)  # the photo as the first pass saw it, turned
+        turned = [_run(model, cfg, image, [whole.turned(t)]) for t in hr.TURNS]
+        return window_corners(detections(first, None, shape), turned, bodies | corners_of, float(hr.MIN_SCORE))
     windowed = _run(model, cfg, image, wins)
     turned = [_run(model, cfg, image, [w.turned(t) for w in wins]) for t in hr.TURNS]
     kept = merge(detections(first, None, shape), windowed, bodies, float(hr.MIN_SCORE))
     kept = window_corners(kept, turned, bodies, float(hr.MIN_SCORE))  # the upright run's are kept's own
-    corners_of = class_ids(cfg.SPINE.CLASS_MAP, CORNER_CLASSES) if hr.SACRUM_CORNERS else set()
     return window_corners(kept, [windowed, *turned], corners_of, float(hr.MIN_SCORE))
 
 

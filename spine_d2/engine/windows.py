@@ -24,6 +24,11 @@ class Window:
     A: np.ndarray  # 2×3 affine, image px → window px
     size: tuple[int, int]  # window (height, width) px
 
+    @classmethod
+    def whole(cls, shape: tuple[int, int]) -> "Window":
+        """The whole image of `shape` (h, w) as it is: no zoom, no turn."""
+        return cls(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), (int(shape[0]), int(shape[1])))
+
     @property
     def zoom(self) -> float:
         """Window pixels per image pixel."""
