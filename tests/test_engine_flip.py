@@ -5,8 +5,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
-import torch
 
+from blob_models import BlobModel
 from spine_d2.engine.flip import mirrored
 from spine_d2.engine.highres import Detection, average_corners
 
@@ -45,44 +45,22 @@ def test_merge_averages_the_corners_of_the_same_body_only():
     assert np.array_equal(out[0].mask, first[0].mask)  # masks stay the first run's
 
 
-class _Bodies(torch.nn.Module):
-    """A stand-in detector with a corner head: every bright blob is a lumbar body whose brighter
-    half is anterior (as a real model reads anatomy, whichever way the photo faces); its corners
-    come out `BIAS_PX` to the right of the blob's edges, in the frame of the input's height × width."""
+class _Bodies(BlobModel):
+    """Every bright blob a lumbar body whose brighter half is anterior (as a real model reads
+    anatomy, whichever way the photo faces); its corners come out `BIAS_PX` to the right of the
+    blob's edges; `corners_on` False: no corner head."""
 
-    calls = 0
-    corners = True
+    threshold = 60.0
+    corners_on = True
 
-    def forward(self, inputs):
-        import cv2
-        from detectron2.structures import Boxes, Instances
-
-        self.calls += 1
-        out = []
-        for inp in inputs:
-            h, w = inp["height"], inp["width"]
-            img = cv2.resize(inp["image"].float().mean(0).numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
-            n, lab = cv2.connectedComponents((img > 60).astype(np.uint8))
-            masks, boxes, kps = [], [], []
-            for k in range(1, n):
-                m = lab == k
-                ys, xs = np.nonzero(m)
-                x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1.0, ys.max() + 1.0
-                right_brighter = img[m & (np.arange(w) >= (x0 + x1) / 2)].mean() > img[m & (np.arange(w) < (x0 + x1) / 2)].mean()
-                ant, post = (x1, x0) if right_brighter else (x0, x1)
-                kps.append([[ant + BIAS_PX, y0, 0.6], [post + BIAS_PX, y0, 0.6],
-                            [ant + BIAS_PX, y1, 0.6], [post + BIAS_PX, y1, 0.6]])
-                masks.append(m)
-                boxes.append([x0, y0, x1, y1])
-            inst = Instances((h, w))
-            inst.pred_masks = torch.as_tensor(np.array(masks, bool).reshape(-1, h, w))
-            inst.pred_boxes = Boxes(torch.as_tensor(np.array(boxes, np.float32).reshape(-1, 4)))
-            inst.pred_classes = torch.ones(len(masks), dtype=torch.int64)
-            inst.scores = torch.full((len(masks),), 0.9)
-            if self.corners:
-                inst.pred_keypoints = torch.as_tensor(np.array(kps, np.float32).reshape(-1, 4, 3))
-            out.append({"instances": inst})
-        return out
+    def corners(self, m, img):
+        if not self.corners_on:
+            return None
+        ys, xs = np.nonzero(m)
+        x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1.0, ys.max() + 1.0
+        half = np.arange(img.shape[1]) >= (x0 + x1) / 2
+        ant, post = (x1, x0) if img[m & half].mean() > img[m & ~half].mean() else (x0, x1)
+        return [[ant + BIAS_PX, y0, 0.6], [post + BIAS_PX, y0, 0.6], [ant + BIAS_PX, y1, 0.6], [post + BIAS_PX, y1, 0.6]]
 
 
 def test_the_mirrored_run_cancels_a_sideways_bias_of_the_corners():
@@ -110,7 +88,7 @@ def test_the_mirrored_run_cancels_a_sideways_bias_of_the_corners():
     assert np.allclose(corners[:, [0, 2], 0], 140, atol=1e-4)  # both: the bias cancels
     assert np.allclose(corners[:, [1, 3], 0], 60, atol=1e-4)
     assert np.allclose(corners[..., 2], 0.6)
-    model.corners, model.calls = False, 0  # no corner head: nothing to average, no second run
+    model.corners_on, model.calls = False, 0  # no corner head: nothing to average, no second run
     first = one_pass(model, cfg, image)
     assert len(refine(model, cfg, image, first)) == 3 and model.calls == 1
 

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 import pytest
 
+from blob_models import BlobModel
 from spine_d2.engine.windows import spine_windows
 
 
@@ -105,36 +105,6 @@ def test_the_sacrums_corners_are_averaged_with_the_windows_where_they_agree():
     assert np.array_equal(window_corners(kept, [windowed], set())[1].corners, first[1].corners)  # off
 
 
-class _BrightBlobs(torch.nn.Module):
-    """A stand-in detector: every bright connected blob of the (preprocessed) input is a lumbar
-    body, returned in the frame of the input's `height` × `width` as a detectron2 model does."""
-
-    calls = 0
-
-    def forward(self, inputs):
-        import cv2
-        from detectron2.structures import Boxes, Instances
-
-        self.calls += 1
-
-        out = []
-        for inp in inputs:
-            img = inp["image"].float().mean(0).numpy()
-            h, w = inp["height"], inp["width"]
-            big = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
-            n, lab = cv2.connectedComponents((big > big.mean() + big.std()).astype(np.uint8))
-            masks = np.stack([lab == k for k in range(1, n)]) if n > 1 else np.zeros((0, h, w), bool)
-            inst = Instances((h, w))
-            inst.pred_masks = torch.as_tensor(masks)
-            boxes = [[np.nonzero(m.any(0))[0][0], np.nonzero(m.any(1))[0][0], np.nonzero(m.any(0))[0][-1] + 1,
-                      np.nonzero(m.any(1))[0][-1] + 1] for m in masks]
-            inst.pred_boxes = Boxes(torch.as_tensor(np.array(boxes, np.float32).reshape(-1, 4)))
-            inst.pred_classes = torch.ones(len(masks), dtype=torch.int64)
-            inst.scores = torch.full((len(masks),), 0.9)
-            out.append({"instances": inst})
-        return out
-
-
 @pytest.mark.parametrize("turns", [(), (-5.0, 5.0)])
 def test_the_high_resolution_pass_finds_each_body_once_where_it_is(turns):
     from types import SimpleNamespace
@@ -153,7 +123,7 @@ def test_the_high_resolution_pass_finds_each_body_once_where_it_is(turns):
     hr = SimpleNamespace(WINDOWS=6, TARGET_PX=22.0, MIN_GAIN=1.25, MIN_SCORE=0.5, SACRUM_CORNERS=True, TURNS=turns)
     cfg = SimpleNamespace(SPINE=SimpleNamespace(INPUT=inp, AUG=aug, CLASS_MAP="default", HIGHRES=hr),
                           INPUT=SimpleNamespace(FORMAT="BGR"))
-    model = _BrightBlobs()
+    model = BlobModel()
     from spine_d2.data.transforms import model_input
 
     first = model([model_input(image, cfg)])[0]["instances"]
@@ -196,46 +166,23 @@ def test_a_turned_window_looks_at_the_same_place_from_another_angle():
 BIAS_PX = 6.0  # the stand-in's corners lie this far along its input's x from the body's
 
 
-class _Rectangles(torch.nn.Module):
-    """A stand-in detector with a corner head: every bright blob is a lumbar body, a rectangle
-    whose corners it reads from the blob's moments (its long axis up the spine, anterior to the
-    input's right), all `BIAS_PX` along the input's x, in the frame of the input's height × width."""
+class _Rectangles(BlobModel):
+    """Every bright blob a rectangle whose corners the model reads from the blob's moments (its long
+    axis up the spine, anterior to the input's right), all `BIAS_PX` along the input's x."""
 
-    calls = 0
+    threshold = 100.0
 
-    def forward(self, inputs):
-        import cv2
-        from detectron2.structures import Boxes, Instances
-
-        self.calls += 1
-        out = []
-        for inp in inputs:
-            h, w = inp["height"], inp["width"]
-            img = cv2.resize(inp["image"].float().mean(0).numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
-            n, lab = cv2.connectedComponents((img > 100).astype(np.uint8))
-            masks, boxes, kps = [], [], []
-            for k in range(1, n):
-                m = lab == k
-                ys, xs = np.nonzero(m)
-                pts = np.stack([xs, ys], 1) + 0.5
-                c = pts.mean(0)
-                val, vec = np.linalg.eigh(np.cov((pts - c).T))
-                up = vec[:, 1] * (-1 if vec[1, 1] > 0 else 1)       # the long axis, pointing up
-                ant = np.array([-up[1], up[0]]) * (1 if -up[1] > 0 else -1)  # across it, to the right
-                a, b = np.sqrt(3 * val[1]) * up, np.sqrt(3 * val[0]) * ant
-                kps.append([[*(c + a + b), 0.6], [*(c + a - b), 0.6], [*(c - a + b), 0.6], [*(c - a - b), 0.6]])
-                masks.append(m)
-                boxes.append([xs.min(), ys.min(), xs.max() + 1.0, ys.max() + 1.0])
-            kp = np.array(kps, np.float32).reshape(-1, 4, 3)
-            kp[..., 0] += BIAS_PX
-            inst = Instances((h, w))
-            inst.pred_masks = torch.as_tensor(np.array(masks, bool).reshape(-1, h, w))
-            inst.pred_boxes = Boxes(torch.as_tensor(np.array(boxes, np.float32).reshape(-1, 4)))
-            inst.pred_classes = torch.ones(len(masks), dtype=torch.int64)
-            inst.scores = torch.full((len(masks),), 0.9)
-            inst.pred_keypoints = torch.as_tensor(kp)
-            out.append({"instances": inst})
-        return out
+    def corners(self, m, img):
+        ys, xs = np.nonzero(m)
+        pts = np.stack([xs, ys], 1) + 0.5
+        c = pts.mean(0)
+        val, vec = np.linalg.eigh(np.cov((pts - c).T))
+        up = vec[:, 1] * (-1 if vec[1, 1] > 0 else 1)                 # the long axis, pointing up
+        ant = np.array([-up[1], up[0]]) * (1 if -up[1] > 0 else -1)  # across it, to the right
+        a, b = np.sqrt(3 * val[1]) * up, np.sqrt(3 * val[0]) * ant
+        bias = np.array([BIAS_PX, 0.0])
+        return [[*(c + a + b + bias), 0.6], [*(c + a - b + bias), 0.6],
+                [*(c - a + b + bias), 0.6], [*(c - a - b + bias), 0.6]]
 
 
 @pytest.mark.parametrize("turn_whole", [True, False])
