@@ -129,7 +129,9 @@ class HighresConfig:
     # degrees: the windows run again turned by each of these about their centres, the bodies'
     # corners averaged over the runs where they agree (engine/highres.py); []: upright only
     turns: List[float] = field(default_factory=lambda: [-5.0, 5.0])
-    turn_whole: bool = True           # where no windows are made, the whole photo runs turned by `turns` instead
+    # where no windows are made, the photo cut to the spine's columns runs turned by `turns` instead,
+    # the bodies' corners averaged alike (engine/highres.py)
+    turn_strip: bool = True
 
 
 @dataclass

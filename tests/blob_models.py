@@ -1,7 +1,8 @@
 """Stand-in detectors for the test-time passes (high-resolution windows, turned looks, the mirrored
-run): every bright blob of the preprocessed input is a lumbar body scoring 0.9, returned in the frame
-of the input's `height` × `width` as a detectron2 model returns it. A subclass says where a body's
-corners lie (`corners`: (4, 3) rows x, y, score in that frame); the base class has no corner head.
+run): every bright blob of the preprocessed input is a body scoring 0.9 (`cls`: lumbar), returned in
+the frame of the input's `height` × `width` as a detectron2 model returns it. A subclass says where a
+body's corners lie (`corners`: (4, 3) rows x, y, score in that frame); the base class has no corner
+head.
 `calls` counts the model's runs."""
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ class BlobModel(torch.nn.Module):
 
     def corners(self, mask: np.ndarray, img: np.ndarray) -> list | None:
         return None
+
+    def cls(self, mask: np.ndarray) -> int:
+        return 1  # lumbar
 
     def forward(self, inputs):
         self.calls += 1
@@ -34,7 +38,7 @@ class BlobModel(torch.nn.Module):
             inst = Instances((h, w))
             inst.pred_masks = torch.as_tensor(np.array(masks, bool).reshape(-1, h, w))
             inst.pred_boxes = Boxes(torch.as_tensor(np.array(boxes, np.float32).reshape(-1, 4)))
-            inst.pred_classes = torch.ones(len(masks), dtype=torch.int64)
+            inst.pred_classes = torch.as_tensor([self.cls(m) for m in masks], dtype=torch.int64)
             inst.scores = torch.full((len(masks),), 0.9)
             kps = [self.corners(m, img) for m in masks]
             if kps and all(k is not None for k in kps):

@@ -171,6 +171,10 @@ class _Rectangles(BlobModel):
     axis up the spine, anterior to the input's right), all `BIAS_PX` along the input's x."""
 
     threshold = 100.0
+    sacrum_below = 0.7  # a blob whose centre lies lower in the input (a share of its height) is the sacrum
+
+    def cls(self, m):
+        return 2 if np.nonzero(m)[0].mean() > self.sacrum_below * m.shape[0] else 1
 
     def corners(self, m, img):
         ys, xs = np.nonzero(m)
@@ -185,22 +189,22 @@ class _Rectangles(BlobModel):
                 [*(c - a + b + bias), 0.6], [*(c - a - b + bias), 0.6]]
 
 
-@pytest.mark.parametrize("turn_whole", [True, False])
-def test_a_spine_the_first_pass_sees_large_gets_its_turned_looks_from_the_whole_photo(turn_whole):
+@pytest.mark.parametrize("turn_strip", [True, False])
+def test_a_spine_the_first_pass_sees_large_gets_its_turned_looks_from_its_strip_of_the_photo(turn_strip):
     from types import SimpleNamespace
 
     from spine_d2.data.transforms import model_input
     from spine_d2.engine.highres import high_resolution_pass
 
     image = np.zeros((600, 400, 3), np.uint8)
-    tops = (60, 230, 400)
-    for y0 in tops:  # three lumbar bodies 100 px high: no window would enlarge them
+    tops = (60, 230, 450)
+    for y0 in tops:  # two lumbar bodies and the sacrum, 100 px high: no window would enlarge them
         image[y0:y0 + 100, 150:200] = 220
     inp = SimpleNamespace(HEIGHT=600, WIDTH=400, FIT="keep_aspect", MEAN_INTENSITY=None)
     aug = SimpleNamespace(**{k: SimpleNamespace(ENABLED=False) for k in
                              ("SCALE", "CROP", "FLIP", "ROTATION", "CONTRAST", "PHOTOMETRIC")})
     hr = SimpleNamespace(WINDOWS=6, TARGET_PX=22.0, MIN_GAIN=1.25, MIN_SCORE=0.5, SACRUM_CORNERS=True,
-                         TURNS=(-40.0, 40.0), TURN_WHOLE=turn_whole)
+                         TURNS=(-40.0, 40.0), TURN_STRIP=turn_strip)
     cfg = SimpleNamespace(SPINE=SimpleNamespace(INPUT=inp, AUG=aug, CLASS_MAP="default", HIGHRES=hr),
                           INPUT=SimpleNamespace(FORMAT="BGR"))
     model = _Rectangles()
@@ -209,11 +213,42 @@ def test_a_spine_the_first_pass_sees_large_gets_its_turned_looks_from_the_whole_
     order = np.argsort(out.pred_boxes.tensor.numpy()[:, 1])
     shift = out.pred_keypoints.numpy()[order, :, :2] - np.array(
         [[[200, y0], [150, y0], [200, y0 + 100], [150, y0 + 100]] for y0 in tops], float)
-    if not turn_whole:  # the first pass stands as it is
+    if not turn_strip:  # the first pass stands as it is
         assert model.calls == 1 and out is first
         assert np.allclose(shift, [BIAS_PX, 0.0], atol=0.3)
         return
-    assert model.calls == 3 and len(out) == 3  # the whole photo once per turn
-    assert np.array_equal(out.pred_masks.numpy()[order], first.pred_masks.numpy()[np.argsort(first.pred_boxes.tensor.numpy()[:, 1])])
-    # each turned look's bias points 40 deg off the image's x, one each way: the mean of the three
-    assert np.allclose(shift, [BIAS_PX * (1 + 2 * np.cos(np.radians(40.0))) / 3, 0.0], atol=0.3)
+    assert model.calls == 3 and len(out) == 3  # the strip once per turn
+    first_order = np.argsort(first.pred_boxes.tensor.numpy()[:, 1])
+    assert np.array_equal(out.pred_masks.numpy()[order], first.pred_masks.numpy()[first_order])  # the first pass's
+    assert out.pred_classes.numpy()[order].tolist() == [1, 1, 2]
+    # each turned look's bias points 40 deg off the image's x, one each way: the bodies' corners are
+    # the mean of the three; the sacrum's the first pass's (the strip cuts off the pelvis around it)
+    assert np.allclose(shift[:2], [BIAS_PX * (1 + 2 * np.cos(np.radians(40.0))) / 3, 0.0], atol=0.3)
+    assert np.allclose(shift[2], [BIAS_PX, 0.0], atol=0.3)
+
+
+@pytest.mark.parametrize("shape", [(1000, 700), (700, 1000)])
+def test_the_spines_strip_shows_it_at_the_first_passs_scale_with_fewer_pixels(shape):
+    from types import SimpleNamespace
+
+    from spine_d2.data.transforms import input_scale, model_input
+    from spine_d2.engine.windows import spine_strip
+
+    boxes, _ = _spine_boxes(n=12, tilt_deg=8.0, step=50.0, size=40.0, start=(300.0, 60.0))
+    strip = spine_strip(boxes, shape, turn_deg=5.0)
+    cfg = SimpleNamespace(SPINE=SimpleNamespace(
+        INPUT=SimpleNamespace(HEIGHT=544, WIDTH=544, FIT="keep_aspect", MEAN_INTENSITY=None),
+        AUG=SimpleNamespace(**{k: SimpleNamespace(ENABLED=False) for k in
+                               ("SCALE", "CROP", "FLIP", "ROTATION", "CONTRAST", "PHOTOMETRIC")})),
+        INPUT=SimpleNamespace(FORMAT="BGR"))
+    image = np.zeros((*shape, 3), np.uint8)
+    assert strip.zoom == 1.0 and strip.size[0] == max(shape) and strip.size[1] < shape[1]
+    inp = model_input(strip.crop(image), cfg)["image"]
+    assert inp.shape[1] / strip.size[0] == pytest.approx(input_scale(shape, cfg), abs=1e-3)  # the same scale
+    assert inp.shape[1] * inp.shape[2] < 0.8 * 544 * 544 * min(shape) / max(shape)  # fewer pixels
+    corners = np.concatenate([boxes[:, [0, 1]], boxes[:, [2, 1]], boxes[:, [2, 3]], boxes[:, [0, 3]]])
+    for t in (-5.0, 5.0):  # every box inside the strip, turned too
+        A = strip.turned(t).A
+        p = corners @ A[:, :2].T + A[:, 2]
+        assert (p[:, 0] > 40).all() and (p[:, 0] < strip.size[1] - 40).all()
+        assert (p[:, 1] > 0).all() and (p[:, 1] < strip.size[0]).all()

@@ -70,8 +70,8 @@ def test_the_turned_windows_are_on_unless_switched_off(smoke_run):
     assert config_for_checkpoint(ck, "cpu").SPINE.HIGHRES.TURNS == (-5.0, 5.0)
     assert config_for_checkpoint(ck, "cpu", turns=[]).SPINE.HIGHRES.TURNS == ()
     assert config_for_checkpoint("zoo:phantom-fast-long", "cpu", turns=[3]).SPINE.HIGHRES.TURNS == (3.0,)
-    assert config_for_checkpoint(ck, "cpu").SPINE.HIGHRES.TURN_WHOLE is True
-    assert config_for_checkpoint(ck, "cpu", turn_whole=False).SPINE.HIGHRES.TURN_WHOLE is False
+    assert config_for_checkpoint(ck, "cpu").SPINE.HIGHRES.TURN_STRIP is True
+    assert config_for_checkpoint(ck, "cpu", turn_strip=False).SPINE.HIGHRES.TURN_STRIP is False
 
 
 def test_predict_measures_every_readable_photo_and_reports_the_corrupt_one(smoke_run, tmp_path):

@@ -16,9 +16,12 @@ at its input's coarse scale. With `test.highres.turns` the windows run again tur
 about their centres, and each body's corners (and the sacrum's, with `sacrum_corners`) are
 averaged over the upright and turned runs where they agree (`window_corners`): a corner is the
 noisiest part of a prediction, and a turned look at the same pixels gives another estimate of it
-(benchmarks/README.md: ±5°). Where no windows are made, with `test.highres.turn_whole` the whole
-photo runs turned by the same degrees instead, and the first pass's corners are averaged with those
-runs' alike: a spine already large in the first pass gets its other looks too.
+(benchmarks/README.md: ±5°). Where no windows are made, with `test.highres.turn_strip` the photo
+runs turned by the same degrees instead, cut to the spine's columns at the first pass's scale
+(`spine_strip`: the same look with fewer pixels), and the first pass's thoracic and lumbar bodies'
+corners are averaged with those runs' alike: a spine already large in the first pass gets its
+other looks too. The sacrum's stay the first pass's there: the strip cuts off the pelvis around it
+(with them SS was worse on two of three seeds; benchmarks/README.md).
 Corners come back as points (`pred_keypoints`, sub-pixel, score in [0, 1]) because a window's
 keypoint heatmaps are not aligned with the image.
 """
@@ -32,7 +35,7 @@ import torch
 from detectron2.structures import Boxes, Instances
 
 from spine_d2.data.transforms import input_scale, model_input
-from spine_d2.engine.windows import Window, spine_windows
+from spine_d2.engine.windows import Window, spine_strip, spine_windows
 from spine_d2.levels import get_class_map, region
 from spine_d2.measure.corners import average_agreeing, heatmap_peaks
 from spine_d2.polygons import mask_box, shared_pixels
@@ -195,27 +198,31 @@ def high_resolution_pass(model, cfg, image: np.ndarray, first: Instances) -> Ins
 
 
 def high_resolution_detections(model, cfg, image: np.ndarray, first: Instances) -> list[Detection] | None:
-    """`high_resolution_pass` as detections in the image frame; None where no windows are made
-    (the first pass stands as it is)."""
+    """`high_resolution_pass` as detections in the image frame; None where neither windows nor the
+    turned strip are made (the first pass stands as it is)."""
     shape = image.shape[:2]
     hr = cfg.SPINE.HIGHRES
     pred_classes = _arr(first.pred_classes)
     is_vert = np.isin(pred_classes, list(class_ids(cfg.SPINE.CLASS_MAP, VERTEBRA_CLASSES)))
+    boxes = _arr(first.pred_boxes.tensor)[is_vert]
     size = (int(cfg.SPINE.INPUT.HEIGHT), int(cfg.SPINE.INPUT.WIDTH))
-    wins = spine_windows(_arr(first.pred_boxes.tensor)[is_vert], size, float(hr.TARGET_PX),
-                         input_scale(shape, cfg), float(hr.MIN_GAIN), int(hr.WINDOWS))
+    wins = spine_windows(boxes, size, float(hr.TARGET_PX), input_scale(shape, cfg), float(hr.MIN_GAIN),
+                         int(hr.WINDOWS))
     bodies = class_ids(cfg.SPINE.CLASS_MAP, WINDOW_CLASSES)
-    corners_of = class_ids(cfg.SPINE.CLASS_MAP, CORNER_CLASSES) if hr.SACRUM_CORNERS else set()
     if not wins:
-        if not (hr.TURN_WHOLE and hr.TURNS and is_vert.sum() >= 2):
+        if not (hr.TURN_STRIP and hr.TURNS and len(boxes) >= 2):
             return None
-        whole = Window.whole(shape)  # the photo as the first pass saw it, turned
-        turned = [_run(model, cfg, image, [whole.turned(t)]) for t in hr.TURNS]
-        return window_corners(detections(first, None, shape), turned, bodies | corners_of, float(hr.MIN_SCORE))
+        if cfg.SPINE.INPUT.FIT == "keep_aspect":  # the spine's columns, at the first pass's scale
+            strip = spine_strip(boxes, shape, max(abs(t) for t in hr.TURNS))
+        else:  # a strip would be stretched otherwise than the photo was: all of it
+            strip = Window(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), shape)
+        turned = [_run(model, cfg, image, [strip.turned(t)]) for t in hr.TURNS]
+        return window_corners(detections(first, None, shape), turned, bodies, float(hr.MIN_SCORE))
     windowed = _run(model, cfg, image, wins)
     turned = [_run(model, cfg, image, [w.turned(t) for w in wins]) for t in hr.TURNS]
     kept = merge(detections(first, None, shape), windowed, bodies, float(hr.MIN_SCORE))
     kept = window_corners(kept, turned, bodies, float(hr.MIN_SCORE))  # the upright run's are kept's own
+    corners_of = class_ids(cfg.SPINE.CLASS_MAP, CORNER_CLASSES) if hr.SACRUM_CORNERS else set()
     return window_corners(kept, [windowed, *turned], corners_of, float(hr.MIN_SCORE))
 
 

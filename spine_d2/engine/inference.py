@@ -93,13 +93,13 @@ def trained_on(where: str | Path) -> str | None:
 def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres: bool | None = None,
                           soft_masks: bool | None = None, flip: bool | None = None,
                           sacrum_corners: bool | None = None, turns: list[float] | None = None,
-                          turn_whole: bool | None = None) -> CfgNode:
+                          turn_strip: bool | None = None) -> CfgNode:
     """The detectron2 config a checkpoint was trained with (`d2_config.yaml` in its run directory,
     or `<stem>.yaml` beside it as for the zoo's `zoo:<name>`), with `MODEL.WEIGHTS` pointing at it;
     `highres` True/False switches the high-resolution second pass on or off, `soft_masks` the
     sub-pixel outlines from the soft masks, `flip` the mirrored run, `sacrum_corners` S1's corners
     from the pass's windows, `turns` the degrees the windows run again turned by ([]: upright only),
-    `turn_whole` the whole photo turned so where no windows are made (None: as trained, or the
+    `turn_strip` the spine's strip of the photo turned so where no windows are made (None: as trained, or the
     default where the run predates the key)."""
     try:
         checkpoint = Path(zoo.resolve(str(checkpoint)))
@@ -126,8 +126,8 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres:
         cfg.SPINE.HIGHRES.SACRUM_CORNERS = bool(sacrum_corners)
     if turns is not None:
         cfg.SPINE.HIGHRES.TURNS = tuple(float(t) for t in turns)
-    if turn_whole is not None:
-        cfg.SPINE.HIGHRES.TURN_WHOLE = bool(turn_whole)
+    if turn_strip is not None:
+        cfg.SPINE.HIGHRES.TURN_STRIP = bool(turn_strip)
     cfg.freeze()
     return cfg
 

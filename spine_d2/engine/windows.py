@@ -24,11 +24,6 @@ class Window:
     A: np.ndarray  # 2×3 affine, image px → window px
     size: tuple[int, int]  # window (height, width) px
 
-    @classmethod
-    def whole(cls, shape: tuple[int, int]) -> "Window":
-        """The whole image of `shape` (h, w) as it is: no zoom, no turn."""
-        return cls(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), (int(shape[0]), int(shape[1])))
-
     @property
     def zoom(self) -> float:
         """Window pixels per image pixel."""
@@ -126,3 +121,21 @@ def spine_windows(boxes: np.ndarray, size: tuple[int, int], target_px: float, fi
         A[:, 2] = np.array([w / 2, h / 2]) - zoom * R @ centre
         out.append(Window(A, (h, w)))
     return out
+
+
+def spine_strip(boxes: np.ndarray, shape: tuple[int, int], turn_deg: float = 0.0, margin: float = 2.0) -> Window:
+    """The columns of an image of `shape` (h, w) that the vertebra `boxes` (N, 4: x0 y0 x1 y1, image
+    px) span, `margin` median box heights wider each side and by what a turn of `turn_deg` degrees
+    about the strip's centre sweeps in; image px (no zoom), as tall as the image's longer side and
+    centred on the image vertically (above and below a landscape image: black). Fitted into the
+    model's square input with the aspect kept, it is shown at the scale the whole image is, with
+    fewer pixels."""
+    b = np.asarray(boxes, dtype=float).reshape(-1, 4)
+    h, w = int(shape[0]), int(shape[1])
+    side = max(h, w)
+    step = float(np.median(b[:, 3] - b[:, 1]))
+    reach = np.abs(b[:, [1, 3]] - h / 2).max() * np.tan(np.radians(abs(turn_deg)))
+    x0, x1 = b[:, 0].min() - margin * step - reach, b[:, 2].max() + margin * step + reach
+    width = int(min(np.ceil(x1 - x0), side))
+    A = np.array([[1.0, 0.0, width / 2 - (x0 + x1) / 2], [0.0, 1.0, side / 2 - h / 2]])
+    return Window(A, (side, width))
