@@ -51,6 +51,7 @@ def test_points_and_masks_map_back_to_the_image():
     image = np.zeros((600, 500), np.uint8)
     image[100:118, 297:315] = 255  # the second body, inside the first window
     back = w.mask_to_image(w.crop(image) > 127, image.shape) > 0.5
+    assert np.array_equal(w.mask_to_image(w.crop(image) > 127, image.shape, above=0.5), back)  # the same, at once
     truth = image > 0
     assert (back & truth).sum() / (back | truth).sum() > 0.9
 

@@ -96,12 +96,15 @@ def detections(inst: Instances, window: Window | None, shape: tuple[int, int]) -
         if window is None:
             mask, depth = masks[k] > 0.5, np.inf
         else:
-            mask = window.mask_to_image(masks[k], shape) > 0.5
+            mask = window.mask_to_image(masks[k], shape, above=0.5)
             if c is not None:
                 c[:, :2] = window.to_image(c[:, :2])
-            ys, xs = np.nonzero(masks[k] > 0.5)
-            if len(xs) == 0:
+            fg = masks[k] > 0.5
+            box = mask_box(fg)
+            if box is None:
                 continue
+            ys, xs = np.nonzero(fg[box[1]:box[3], box[0]:box[2]])  # inside its box: cheaper
+            xs, ys = xs + box[0], ys + box[1]
             h, w = window.size
             depth = float(min(xs.mean(), w - xs.mean(), ys.mean(), h - ys.mean()))
         if mask.any():

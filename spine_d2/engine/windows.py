@@ -47,12 +47,13 @@ class Window:
         p = np.asarray(points, dtype=float).reshape(-1, 2)
         return p @ inv[:, :2].T + inv[:, 2]
 
-    def mask_to_image(self, mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-        """A window's (soft or boolean) mask as a float32 mask of the image's `shape` (H, W); only
-        the image rectangle its non-zero pixels map into is warped (the rest is 0 either way)."""
+    def mask_to_image(self, mask: np.ndarray, shape: tuple[int, int], above: float | None = None) -> np.ndarray:
+        """A window's (soft or boolean) mask as a float32 mask of the image's `shape` (H, W), or with
+        `above` a boolean one of where it exceeds that; only the image rectangle its non-zero pixels
+        map into is warped (the rest is 0 either way)."""
         h, w = shape
         m = mask.astype(np.float32)
-        out = np.zeros((h, w), np.float32)
+        out = np.zeros((h, w), np.float32 if above is None else bool)
         box = mask_box(m)
         if box is None:
             return out
@@ -64,8 +65,9 @@ class Window:
             return out
         A = self.A.copy()
         A[:, 2] += A[:, :2] @ np.array([x0, y0], float)  # the sub-rectangle's origin
-        out[y0:y1, x0:x1] = cv2.warpAffine(m, A, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                           borderMode=cv2.BORDER_CONSTANT)
+        part = cv2.warpAffine(m, A, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_CONSTANT)
+        out[y0:y1, x0:x1] = part if above is None else part > above
         return out
 
 
