@@ -78,8 +78,10 @@ def _arr(x) -> np.ndarray:
     return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
 
 
-def detections(inst: Instances, window: Window | None, shape: tuple[int, int]) -> list[Detection]:
-    """A pass's predictions as detections in the image frame (`window` None: the first pass)."""
+def detections(inst: Instances, window: Window | None, shape: tuple[int, int],
+               keep: tuple[set[int], float] | None = None) -> list[Detection]:
+    """A pass's predictions as detections in the image frame (`window` None: the first pass); with
+    `keep` (classes, min score) only those of the classes scoring at least that."""
     masks, classes, scores = _arr(inst.pred_masks), _arr(inst.pred_classes), _arr(inst.scores)
     corners = None
     if inst.has("pred_keypoint_heatmaps"):
@@ -89,6 +91,8 @@ def detections(inst: Instances, window: Window | None, shape: tuple[int, int]) -
     contours = list(inst.pred_contours) if inst.has("pred_contours") else [None] * len(classes)
     out = []
     for k in range(len(classes)):
+        if keep is not None and (int(classes[k]) not in keep[0] or scores[k] < keep[1]):
+            continue
         c = None if corners is None else corners[k].copy()
         outline = contours[k]
         if window is not None and outline is not None and len(outline):
@@ -212,6 +216,8 @@ def high_resolution_detections(model, cfg, image: np.ndarray, first: Instances) 
     wins = spine_windows(boxes, size, float(hr.TARGET_PX), input_scale(shape, cfg), float(hr.MIN_GAIN),
                          int(hr.WINDOWS))
     bodies = class_ids(cfg.SPINE.CLASS_MAP, WINDOW_CLASSES)
+    corners_of = class_ids(cfg.SPINE.CLASS_MAP, CORNER_CLASSES) if hr.SACRUM_CORNERS else set()
+    used = (bodies | corners_of, float(hr.MIN_SCORE))  # all that the windows' detections are used for
     if not wins:
         if not (hr.TURN_STRIP and hr.TURNS and len(boxes) >= 2):
             return None
@@ -219,25 +225,30 @@ def high_resolution_detections(model, cfg, image: np.ndarray, first: Instances) 
             strip = spine_strip(boxes, shape, max(abs(t) for t in hr.TURNS))
         else:  # a strip would be stretched otherwise than the photo was: all of it
             strip = Window(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), shape)
-        turned = [_run(model, cfg, image, [strip.turned(t)]) for t in hr.TURNS]
+        turned = _looks(model, cfg, image, [strip.turned(t) for t in hr.TURNS], (bodies, used[1]))
         return window_corners(detections(first, None, shape), turned, bodies, float(hr.MIN_SCORE))
-    windowed = _run(model, cfg, image, wins)
-    turned = [_run(model, cfg, image, [w.turned(t) for w in wins]) for t in hr.TURNS]
+    windowed = _run(model, cfg, image, wins, used)
+    turned = [_run(model, cfg, image, [w.turned(t) for w in wins], used) for t in hr.TURNS]
     kept = merge(detections(first, None, shape), windowed, bodies, float(hr.MIN_SCORE))
     kept = window_corners(kept, turned, bodies, float(hr.MIN_SCORE))  # the upright run's are kept's own
-    corners_of = class_ids(cfg.SPINE.CLASS_MAP, CORNER_CLASSES) if hr.SACRUM_CORNERS else set()
     return window_corners(kept, [windowed, *turned], corners_of, float(hr.MIN_SCORE))
 
 
-def _run(model, cfg, image: np.ndarray, wins: list[Window]) -> list[Detection]:
-    """The model's detections in each of the windows `wins` of `image`, mapped back to the image."""
-    out = []
+def _looks(model, cfg, image: np.ndarray, wins: list[Window],
+           keep: tuple[set[int], float] | None = None) -> list[list[Detection]]:
+    """The model's detections in each of the windows `wins` of `image` (one batch), mapped back to
+    the image, a list per window; `keep` as `detections`."""
+    if not wins:
+        return []
     with torch.no_grad():
-        for win in wins:
-            crop = np.ascontiguousarray(win.crop(image))
-            inst = model([model_input(crop, cfg)])[0]["instances"].to("cpu")
-            out += detections(inst, win, image.shape[:2])
-    return out
+        outs = model([model_input(np.ascontiguousarray(win.crop(image)), cfg) for win in wins])
+    return [detections(o["instances"].to("cpu"), win, image.shape[:2], keep) for win, o in zip(wins, outs)]
+
+
+def _run(model, cfg, image: np.ndarray, wins: list[Window],
+         keep: tuple[set[int], float] | None = None) -> list[Detection]:
+    """`_looks`, all windows' detections together."""
+    return [d for look in _looks(model, cfg, image, wins, keep) for d in look]
 
 
 def class_ids(class_map: str, regions: tuple[str, ...]) -> set[int]:
