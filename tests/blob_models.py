@@ -3,7 +3,7 @@ run): every bright blob of the preprocessed input is a body scoring 0.9 (`cls`: 
 the frame of the input's `height` × `width` as a detectron2 model returns it. A subclass says where a
 body's corners lie (`corners`: (4, 3) rows x, y, score in that frame); the base class has no corner
 head.
-`calls` counts the model's runs."""
+`calls` counts the model's runs, `images` the images it was given."""
 from __future__ import annotations
 
 import cv2
@@ -14,6 +14,7 @@ from detectron2.structures import Boxes, Instances
 
 class BlobModel(torch.nn.Module):
     calls = 0
+    images = 0
     threshold: float | None = None  # grey level a blob is brighter than; None: the input's mean + std
 
     def corners(self, mask: np.ndarray, img: np.ndarray) -> list | None:
@@ -24,6 +25,7 @@ class BlobModel(torch.nn.Module):
 
     def forward(self, inputs):
         self.calls += 1
+        self.images += len(inputs)
         out = []
         for inp in inputs:
             h, w = inp["height"], inp["width"]

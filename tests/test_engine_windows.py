@@ -129,8 +129,9 @@ def test_the_high_resolution_pass_finds_each_body_once_where_it_is(turns):
 
     first = model([model_input(image, cfg)])[0]["instances"]
     out = high_resolution_pass(model, cfg, image, first)  # bodies 8.5 px in the first pass: windows
-    windows = (model.calls - 1) // (1 + len(turns))
-    assert windows >= 2 and model.calls == 1 + windows * (1 + len(turns))  # each window once per turn
+    windows = (model.images - 1) // (1 + len(turns))
+    assert windows >= 2 and model.images == 1 + windows * (1 + len(turns))  # each window once per turn
+    assert model.calls == 2 + len(turns)  # a run's windows in one batch
     assert len(out) == len(boxes)
     masks = out.pred_masks.numpy()
     for t in truth:
@@ -218,7 +219,7 @@ def test_a_spine_the_first_pass_sees_large_gets_its_turned_looks_from_its_strip_
         assert model.calls == 1 and out is first
         assert np.allclose(shift, [BIAS_PX, 0.0], atol=0.3)
         return
-    assert model.calls == 3 and len(out) == 3  # the strip once per turn
+    assert model.images == 3 and model.calls == 2 and len(out) == 3  # the strip once per turn, in one batch
     first_order = np.argsort(first.pred_boxes.tensor.numpy()[:, 1])
     assert np.array_equal(out.pred_masks.numpy()[order], first.pred_masks.numpy()[first_order])  # the first pass's
     assert out.pred_classes.numpy()[order].tolist() == [1, 1, 2]

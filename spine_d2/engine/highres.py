@@ -35,6 +35,7 @@ import torch
 from detectron2.structures import Boxes, Instances
 
 from spine_d2.data.transforms import input_scale, model_input
+from spine_d2.engine.soft_masks import SoftMaskModel
 from spine_d2.engine.windows import Window, spine_strip, spine_windows
 from spine_d2.levels import get_class_map, region
 from spine_d2.measure.corners import average_agreeing, heatmap_peaks
@@ -225,13 +226,19 @@ def high_resolution_detections(model, cfg, image: np.ndarray, first: Instances) 
             strip = spine_strip(boxes, shape, max(abs(t) for t in hr.TURNS))
         else:  # a strip would be stretched otherwise than the photo was: all of it
             strip = Window(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), shape)
-        turned = _looks(model, cfg, image, [strip.turned(t) for t in hr.TURNS], (bodies, used[1]))
+        turned = _looks(corners_only(model), cfg, image, [strip.turned(t) for t in hr.TURNS], (bodies, used[1]))
         return window_corners(detections(first, None, shape), turned, bodies, float(hr.MIN_SCORE))
     windowed = _run(model, cfg, image, wins, used)
-    turned = [_run(model, cfg, image, [w.turned(t) for w in wins], used) for t in hr.TURNS]
+    turned = [_run(corners_only(model), cfg, image, [w.turned(t) for w in wins], used) for t in hr.TURNS]
     kept = merge(detections(first, None, shape), windowed, bodies, float(hr.MIN_SCORE))
     kept = window_corners(kept, turned, bodies, float(hr.MIN_SCORE))  # the upright run's are kept's own
     return window_corners(kept, [windowed, *turned], corners_of, float(hr.MIN_SCORE))
+
+
+def corners_only(model):
+    """`model` for runs whose corners alone are used (the turned looks): without the sub-pixel
+    outlines `SoftMaskModel` adds (the same masks, scores and corners)."""
+    return model.model if isinstance(model, SoftMaskModel) else model
 
 
 def _looks(model, cfg, image: np.ndarray, wins: list[Window],
