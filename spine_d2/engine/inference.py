@@ -99,8 +99,8 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres:
     `highres` True/False switches the high-resolution second pass on or off, `soft_masks` the
     sub-pixel outlines from the soft masks, `flip` the mirrored run, `sacrum_corners` S1's corners
     from the pass's windows, `turns` the degrees the windows run again turned by ([]: upright only),
-    `turn_strip` the spine's strip of the photo turned so where no windows are made (None: as trained, or the
-    default where the run predates the key)."""
+    `turn_strip` the spine's strip of the photo turned so where no windows are made (None: as
+    trained, or the default where the run predates the key)."""
     try:
         checkpoint = Path(zoo.resolve(str(checkpoint)))
     except zoo.ZooError as e:
