@@ -254,3 +254,11 @@ def test_the_spines_strip_shows_it_at_the_first_passs_scale_with_fewer_pixels(sh
         p = corners @ A[:, :2].T + A[:, 2]
         assert (p[:, 0] > 40).all() and (p[:, 0] < strip.size[1] - 40).all()
         assert (p[:, 1] > 0).all() and (p[:, 1] < strip.size[0]).all()
+
+
+def test_the_turned_looks_run_the_model_without_its_sub_pixel_outlines():
+    from spine_d2.engine.highres import corners_only
+    from spine_d2.engine.soft_masks import SoftMaskModel
+
+    model = BlobModel()
+    assert corners_only(SoftMaskModel(model)) is model and corners_only(model) is model
