@@ -101,13 +101,13 @@ def detections(inst: Instances, window: Window | None, shape: tuple[int, int],
         if window is None:
             mask, depth = masks[k] > 0.5, np.inf
         else:
-            mask = window.mask_to_image(masks[k], shape, above=0.5)
-            if c is not None:
-                c[:, :2] = window.to_image(c[:, :2])
             fg = masks[k] > 0.5
             box = mask_box(fg)
             if box is None:
                 continue
+            mask = window.mask_to_image(masks[k], shape, above=0.5)
+            if c is not None:
+                c[:, :2] = window.to_image(c[:, :2])
             ys, xs = np.nonzero(fg[box[1]:box[3], box[0]:box[2]])  # inside its box: cheaper
             xs, ys = xs + box[0], ys + box[1]
             h, w = window.size
@@ -218,7 +218,8 @@ def high_resolution_detections(model, cfg, image: np.ndarray, first: Instances) 
                          int(hr.WINDOWS))
     bodies = class_ids(cfg.SPINE.CLASS_MAP, WINDOW_CLASSES)
     corners_of = class_ids(cfg.SPINE.CLASS_MAP, CORNER_CLASSES) if hr.SACRUM_CORNERS else set()
-    used = (bodies | corners_of, float(hr.MIN_SCORE))  # all that the windows' detections are used for
+    min_score = float(hr.MIN_SCORE)
+    used = (bodies | corners_of, min_score)  # all that the windows' detections are used for
     if not wins:
         if not (hr.TURN_STRIP and hr.TURNS and len(boxes) >= 2):
             return None
@@ -226,13 +227,13 @@ def high_resolution_detections(model, cfg, image: np.ndarray, first: Instances) 
             strip = spine_strip(boxes, shape, max(abs(t) for t in hr.TURNS))
         else:  # a strip would be stretched otherwise than the photo was: all of it
             strip = Window(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), shape)
-        turned = _looks(corners_only(model), cfg, image, [strip.turned(t) for t in hr.TURNS], (bodies, used[1]))
-        return window_corners(detections(first, None, shape), turned, bodies, float(hr.MIN_SCORE))
+        turned = _looks(corners_only(model), cfg, image, [strip.turned(t) for t in hr.TURNS], (bodies, min_score))
+        return window_corners(detections(first, None, shape), turned, bodies, min_score)
     windowed = _run(model, cfg, image, wins, used)
     turned = [_run(corners_only(model), cfg, image, [w.turned(t) for w in wins], used) for t in hr.TURNS]
-    kept = merge(detections(first, None, shape), windowed, bodies, float(hr.MIN_SCORE))
-    kept = window_corners(kept, turned, bodies, float(hr.MIN_SCORE))  # the upright run's are kept's own
-    return window_corners(kept, [windowed, *turned], corners_of, float(hr.MIN_SCORE))
+    kept = merge(detections(first, None, shape), windowed, bodies, min_score)
+    kept = window_corners(kept, turned, bodies, min_score)  # the upright run's are kept's own
+    return window_corners(kept, [windowed, *turned], corners_of, min_score)
 
 
 def corners_only(model):
