@@ -8,6 +8,7 @@ import pytest
 from measure_factory import toy_spine
 
 from spine_d2.angles import ANGLE_NAMES
+from spine_d2.measure.femoral_heads import paired_heads
 from spine_d2.measure.instances import Instance
 from spine_d2.measure.lumbosacral import lumbosacral_angle
 from spine_d2.measure.pipeline import (
@@ -216,6 +217,36 @@ def test_a_stray_head_in_the_abdomen_does_not_cost_the_true_ones():
     assert one.angles["PT"].value == pytest.approx(good.angles["PT"].value, abs=2.0)
     alone = measure_instances(bodies + [stray], spine.shape)  # only the stray: as before, not used
     assert not alone.angles["PT"].measured and "not caudal" in alone.angles["PT"].reason
+
+
+def test_a_stray_head_far_from_the_pair_gives_way_to_the_weaker_true_head():
+    """A stray circle in the pelvis, caudal of S1 and scoring second, lies ~5 radii from the best
+    head: the weaker head beside the best one makes the pair (seed 934's phantom_0074: PT 38.6° →
+    0.6° off); with `head_pair_radii=0` the two best scored are taken, as before."""
+    spine = toy_spine()
+    good = measure_instances(spine.instances(), spine.shape)
+    heads = [i for i in spine.instances() if i.class_name == "femoral_head"]
+    heads[0].score, heads[1].score = 0.98, 0.25
+    cx, cy, r = heads[0].circle
+    stray = Instance("femoral_head", circle=(cx + 5 * r, cy - 2 * r, 25.0), score=0.75)
+    insts = spine.instances(heads=False) + heads + [stray]
+    m = measure_instances(insts, spine.shape)
+    assert "kept the best scored pair that lies closer" in m.notes
+    for name in ("PT", "PI"):
+        assert m.angles[name].value == pytest.approx(good.angles[name].value, abs=1e-6), name
+    old = measure_instances(insts, spine.shape, cfg={"head_pair_radii": 0})
+    assert abs(old.angles["PT"].value - good.angles["PT"].value) > 10
+
+
+def test_a_partner_found_off_its_place_still_pairs_when_no_two_lie_closer():
+    """Two heads alone, farther apart than `head_pair_radii` (a head found off its place) stay the
+    pair; three heads, of which two lie close, pair those two, the best scored first."""
+    far = [(100.0, 100.0, 20.0), (200.0, 100.0, 20.0)]
+    assert paired_heads(far, 4.0) == far
+    three = [(100.0, 100.0, 20.0), (300.0, 100.0, 20.0), (110.0, 105.0, 22.0)]
+    assert paired_heads(three, 4.0) == [three[0], three[2], three[1]]
+    assert paired_heads(three, 0.0) == three
+    assert paired_heads([], 4.0) == [] and paired_heads(far[:1], 4.0) == far[:1]
 
 
 def test_an_endplate_cut_by_the_photo_edge_is_not_measured():

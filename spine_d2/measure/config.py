@@ -112,6 +112,9 @@ class MeasureConfig:
     on_implausible: OnImplausible = OnImplausible.nan
     anterior: AnteriorSide = AnteriorSide.auto  # auto (from sacrum, hips and curves) | right (+x) | left (−x)
     min_circle_radius: float = 3.0    # px: smaller femoral heads are ignored
+    # two femoral heads whose centres lie more than this many mean radii apart are no pair (one
+    # film's two lie within 2.3): the best scored pair within it is used; 0: the two best scored
+    head_pair_radii: float = 4.0
     border_px: float = 2.0            # px: an endplate ending this close to the image edge is cut, not used
     # endplates given by two corner points (Labelme points L3_sa…, a keypoint head): use (replace
     # the fit) | fuse (weighted with the fit by their score) | ignore

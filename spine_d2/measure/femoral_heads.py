@@ -4,7 +4,9 @@ On a lateral film the two heads are seen apart (the X-ray's magnification differ
 the hip axis, the midpoint of their centres. It lies caudal of the S1 endplate's midpoint, about
 3.3 endplate lengths away (Legaye 2013; shared/PHANTOM.md): a circle that cannot be one of this
 S1's hips on its own (a stray find in the abdomen) is left out while another can; a pair whose
-axis cannot be is left out with the reason.
+axis cannot be is left out with the reason. The two heads of one film lie close (on the phantom's
+films their centres are at most 2.3 radii apart): a pair is taken from heads near enough to be one
+(`paired_heads`) before two best scored ones far apart.
 """
 from __future__ import annotations
 
@@ -46,21 +48,38 @@ def implausible_hip_axis(s1_superior: np.ndarray, axis: np.ndarray, up: np.ndarr
     return ""
 
 
+def paired_heads(heads: list, max_apart: float) -> list:
+    """`heads` (circles (cx, cy, r), best scored first) with the best scored pair whose centres lie
+    within `max_apart` mean radii of each other moved to the front (the best head with its best
+    partner; else the next best head's), the rest after them in order; unchanged where no two lie
+    that close (a head found off its place: the two best scored stay the pair). 0: unchanged."""
+    for i, h in enumerate(heads if max_apart > 0 else []):
+        for g in heads[i + 1:]:
+            if math.hypot(g[0] - h[0], g[1] - h[1]) <= max_apart * (g[2] + h[2]) / 2:
+                return [h, g] + [x for x in heads if x is not h and x is not g]
+    return list(heads)
+
+
 def plausible_heads(heads: list, s1_superior: np.ndarray | None, up: np.ndarray,
-                    flags: list[str]) -> tuple[list, np.ndarray | None, str]:
-    """(the two best scored heads, hip axis or None, why none are used) from `heads` (circles,
-    best scored first): a head that cannot be this S1's on its own (`implausible_hip_axis` of its
-    centre: a stray circle in the abdomen or the chest) is left out while one that can is left,
-    then the pair's hip axis is checked against the S1 endplate (when there is one)."""
+                    flags: list[str], max_apart: float = 0.0) -> tuple[list, np.ndarray | None, str]:
+    """(the two heads used, hip axis or None, why none are used) from `heads` (circles, best
+    scored first): a head that cannot be this S1's on its own (`implausible_hip_axis` of its
+    centre: a stray circle in the abdomen or the chest) is left out while one that can is left;
+    the best scored pair within `max_apart` mean radii is used (`paired_heads`), else the two best
+    scored; then the pair's hip axis is checked against the S1 endplate (when there is one)."""
     if s1_superior is not None:
         s1 = np.asarray(s1_superior, float)
         near = [h for h in heads if not implausible_hip_axis(s1, np.asarray(h[:2], float), up)]
         if near and len(near) < len(heads):
             flags.append(f"{len(heads) - len(near)} femoral head(s) where no hip of this S1 can be: ignored")
             heads = near
-    if len(heads) > 2:
+    paired = paired_heads(heads, max_apart)
+    if paired[:2] != heads[:2]:
+        flags.append(f"{len(heads)} femoral heads: the two best scored lie more than {max_apart:g} radii "
+                     f"apart: kept the best scored pair that lies closer")
+    elif len(heads) > 2:
         flags.append(f"{len(heads)} femoral heads: kept the two best scored")
-    heads = list(heads[:2])
+    heads = paired[:2]
     axis = np.mean([h[:2] for h in heads], axis=0) if heads else None
     if axis is not None and s1_superior is not None:
         why = implausible_hip_axis(np.asarray(s1_superior, float), axis, up)

@@ -126,7 +126,8 @@ def _pelvis_and_side(c: MeasureConfig, kept, naming, chain: list[str], centres: 
     """(heads, hip axis or None, why no heads are used, anterior side, flags): the femoral heads
     checked against the S1 plate of `raw`, then the anterior side voted on."""
     flags: list[str] = []
-    heads, axis, heads_reason = plausible_heads(heads, raw.get("S1", {}).get("superior"), up, flags)
+    heads, axis, heads_reason = plausible_heads(heads, raw.get("S1", {}).get("superior"), up, flags,
+                                                c.head_pair_radii)
     ant = _anterior(c, kept, naming, chain, centres, up, raw, axis, flags)
     return heads, axis, heads_reason, ant, flags
 
