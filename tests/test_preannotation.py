@@ -182,6 +182,28 @@ def test_corner_points_of_a_keypoint_model_become_labelme_points_and_are_measure
     assert row["SS"] == pytest.approx(25.0, abs=0.01) and row["TK"] == pytest.approx(m.angles["TK"].value, abs=0.01)
 
 
+def test_the_heads_written_are_those_measured_so_the_file_measures_the_same_pt(tmp_path):
+    """A stray circle scoring second lies far from the best head: PT uses the best head and the
+    weaker one beside it, and the file holds those two, so measuring it gives the same PT and PI."""
+    spine = toy_spine()
+    heads = [i for i in spine.instances() if i.class_name == "femoral_head"]
+    heads[0].score, heads[1].score = 0.98, 0.25
+    cx, cy, r = heads[0].circle
+    stray = Instance("femoral_head", circle=(cx + 5 * r, cy - 2 * r, 25.0), score=0.75)
+    m = measure_instances(spine.instances(heads=False) + heads + [stray], spine.shape)
+    doc = labelme_document(m, "spine.png")
+    written = [s for s in doc["shapes"] if s["label"] == "FH"]
+    assert [w["points"][0] for w in written] == [pytest.approx(list(h.circle[:2]), abs=1e-3) for h in heads]
+    assert all("not used" not in w["description"] for w in written)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    blank_photo(folder / "spine.png", spine.shape)
+    write_new_json(folder / "spine.json", doc)
+    (row,) = measure_dataset(folder)
+    for name in ("PT", "PI"):
+        assert row[name] == pytest.approx(m.angles[name].value, abs=0.01), name
+
+
 def test_a_doubted_level_is_flagged_and_left_out_until_a_reader_clears_the_flag(tmp_path):
     spine = toy_spine()
     insts = spine.instances(labels=True)

@@ -6,7 +6,8 @@ pinned labelme's; `imageData` null, the photo found by `imagePath`):
 - one `polygon` per named vertebral body, labelled with its level (`T1` … `L5`, `S1`): the outline
   of the model's mask, pixel by pixel (`mask_contour`), so measuring the file gives the angles
   measured on the masks; vertebrae left unnamed (above T1) are not written;
-- the femoral heads (`FH`, the two best scored) as `circle`s (centre, then a point on the rim);
+- the femoral heads (`FH`) as `circle`s (centre, then a point on the rim): those PT and PI used, so
+  that measuring the file pairs the same ones; where none was used, the two best scored;
 - corner points (`point`) where instances carry them (a keypoint model), labelled
   `<level>_<corner>`: `sa`/`sp` the anterior/posterior end of the superior endplate, `ia`/`ip` of
   the inferior one (`spine_d2.levels.CORNERS`), e.g. `L3_sa`;
@@ -100,9 +101,12 @@ def _head_shapes(m: Measurement) -> list[dict]:
         if circ is not None and 0 <= circ[0] <= w and 0 <= circ[1] <= h:
             heads.append((inst.score, circ))
     used = {tuple(np.round(c, 6)) for c in m.femoral_heads}
+    ranked = sorted(heads, key=lambda t: -t[0])
+    if used:  # the pair (or the one head) PT and PI used, which need not be the two best scored
+        ranked = [t for t in ranked if tuple(np.round(t[1], 6)) in used]
     out = []
-    for score, (cx, cy, r) in sorted(heads, key=lambda t: -t[0])[:2]:
-        note = "" if tuple(np.round((cx, cy, r), 6)) in used else f"; not used: {m.heads_reason}"
+    for score, (cx, cy, r) in ranked[:2]:
+        note = "" if used else f"; not used: {m.heads_reason}"
         out.append(shape(FEMORAL_HEAD, [(cx, cy), _rim_point(cx, cy, r, w, h)], "circle", f"score {score:.3f}{note}"))
     return out
 
