@@ -111,8 +111,19 @@ class SolverConfig:
 
 
 @dataclass
+class RareConfig:
+    """Films whose `angle` (measurements.csv) is rare among the training films drawn more often:
+    up to `max_repeat` times per epoch (spine_d2/data/rare.py); angle null: every film once."""
+
+    angle: Optional[str] = None       # TK | LL | LL_S1 | SS | PT | PI
+    bandwidth_deg: float = 5.0        # the smoothing kernel's sigma, degrees
+    max_repeat: float = 3.0
+
+
+@dataclass
 class DataloaderConfig:
     num_workers: int = 0              # 0: data loaded in the training process (bit-exact resume, least memory)
+    rare: RareConfig = node(RareConfig)
 
 
 @dataclass

@@ -62,7 +62,7 @@ SPINE_KEYS = {
     "HIGHRES": "test.highres", "SOFT_MASKS": "test.soft_masks", "FLIP": "test.flip", "LOG_PERIOD": "log_period",
     "AVERAGE_ITERS": "solver.average_iters", "AVERAGE_PERIOD": "solver.average_period",
     "KEEP_START": "solver.keep_start", "TEST_PROCESSES": "test.processes",
-    "MEASURE": "measure",
+    "MEASURE": "measure", "RARE": "dataloader.rare",
 }
 
 logger = logging.getLogger(__name__)

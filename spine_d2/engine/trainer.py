@@ -14,10 +14,13 @@ import logging
 import os
 import weakref
 
+import numpy as np
+import torch
+
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import (MetadataCatalog, build_detection_test_loader, build_detection_train_loader,
                              get_detection_dataset_dicts)
-from detectron2.data.samplers import TrainingSampler
+from detectron2.data.samplers import RepeatFactorTrainingSampler, TrainingSampler
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase, hooks
 from detectron2.engine.defaults import create_ddp_model
 from detectron2.solver import LRMultiplier, WarmupParamScheduler
@@ -26,7 +29,9 @@ from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 from fvcore.common.param_scheduler import MultiStepParamScheduler
 
+from spine_d2.angles import ANGLE_NAMES
 from spine_d2.data.keypoints import add_keypoints
+from spine_d2.data.rare import rarity_repeats
 from spine_d2.data.transforms import build_mapper
 from spine_d2.engine.config import from_yacs, phases_of
 from spine_d2.engine.hooks import AverageWeights, IterationSeed, KeepStart, NonFiniteGuard, PhaseSchedule
@@ -51,6 +56,37 @@ class ResumableTrainingSampler(TrainingSampler):
 
     def __iter__(self):
         yield from itertools.islice(super().__iter__(), self._skip, None)
+
+
+class ResumableRepeatSampler(RepeatFactorTrainingSampler):
+    """detectron2's seeded infinite RepeatFactorTrainingSampler (film i drawn `repeat_factors[i]`
+    times per epoch, stochastically rounded) that skips the first `start` indices, as above."""
+
+    def __init__(self, repeat_factors, seed: int, start: int = 0):
+        super().__init__(torch.as_tensor(repeat_factors, dtype=torch.float32), shuffle=True, seed=seed)
+        self._skip = int(start)
+
+    def __iter__(self):
+        yield from itertools.islice(super().__iter__(), self._skip, None)
+
+
+def rare_repeats(cfg, dataset: list[dict]):
+    """Per-film repeat factors from `dataloader.rare` (None when off): the angle's values from the
+    training split's measurements.csv (`spine_d2.data.rare.rarity_repeats`)."""
+    rare = cfg.SPINE.get("RARE")
+    if rare is None or not rare.ANGLE:
+        return None
+    if rare.ANGLE not in ANGLE_NAMES:
+        raise ValueError(f"dataloader.rare.angle={rare.ANGLE}: not an angle (one of {', '.join(ANGLE_NAMES)})")
+    table = MetadataCatalog.get(cfg.DATASETS.TRAIN[0]).get("measurements", None) or {}
+    values = [table.get(r.get("image") or os.path.splitext(os.path.basename(r["file_name"]))[0], {})
+              .get(rare.ANGLE, float("nan")) for r in dataset]
+    factors = rarity_repeats(values, rare.BANDWIDTH_DEG, rare.MAX_REPEAT)
+    logging.getLogger(__name__).info(
+        "dataloader.rare: %d of %d training films have %s; %d drawn more than once per epoch "
+        "(up to %.2fx, %.0f draws per epoch)", int(np.isfinite(values).sum()), len(values), rare.ANGLE,
+        int((factors > 1.0).sum()), factors.max(initial=1.0), factors.sum())
+    return factors
 
 
 class SpineTrainer(DefaultTrainer):
@@ -131,7 +167,9 @@ class SpineTrainer(DefaultTrainer):
             dataset = [add_keypoints(copy.deepcopy(r), classes) for r in dataset]
         per_rank = cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size()
         seed = cfg.SEED if cfg.SEED >= 0 else comm.shared_random_seed()
-        sampler = ResumableTrainingSampler(len(dataset), seed=seed, start=start_iter * per_rank)
+        factors = rare_repeats(cfg, dataset)
+        sampler = (ResumableTrainingSampler(len(dataset), seed=seed, start=start_iter * per_rank) if factors is None
+                   else ResumableRepeatSampler(factors, seed=seed, start=start_iter * per_rank))
         return build_detection_train_loader(cfg, dataset=dataset, mapper=build_mapper(cfg, True), sampler=sampler)
 
     @classmethod
