@@ -41,8 +41,8 @@ def _user_errors() -> tuple:
     from spine_d2.data.labelme import DatasetError
     from spine_d2.engine.hooks import NonFiniteLossError
     from spine_d2.engine.phases import ScheduleError
-    from spine_d2.engine.trainer import NothingToResumeError, WeightsError
-    return (NothingToResumeError, NonFiniteLossError, ScheduleError, DatasetError, WeightsError)
+    from spine_d2.engine.trainer import NothingToResumeError, RareAngleError, WeightsError
+    return (NothingToResumeError, NonFiniteLossError, ScheduleError, DatasetError, WeightsError, RareAngleError)
 
 
 class RunDirError(FileExistsError):

@@ -46,6 +46,10 @@ class WeightsError(FileNotFoundError):
     """model.weights names a file that is not there or a URL that cannot be fetched."""
 
 
+class RareAngleError(ValueError):
+    """dataloader.rare.angle names no angle."""
+
+
 class ResumableTrainingSampler(TrainingSampler):
     """detectron2's seeded infinite TrainingSampler that skips the first `start` indices of this
     rank's stream (what the checkpointed iterations consumed)."""
@@ -77,7 +81,7 @@ def rare_repeats(cfg, dataset: list[dict]):
     if rare is None or not rare.ANGLE:
         return None
     if rare.ANGLE not in ANGLE_NAMES:
-        raise ValueError(f"dataloader.rare.angle={rare.ANGLE}: not an angle (one of {', '.join(ANGLE_NAMES)})")
+        raise RareAngleError(f"dataloader.rare.angle={rare.ANGLE}: not an angle (one of {', '.join(ANGLE_NAMES)})")
     table = MetadataCatalog.get(cfg.DATASETS.TRAIN[0]).get("measurements", None) or {}
     values = [table.get(r.get("image") or os.path.splitext(os.path.basename(r["file_name"]))[0], {})
               .get(rare.ANGLE, float("nan")) for r in dataset]
