@@ -7,7 +7,8 @@ import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from spine_d2.data.rare import rarity_repeats
-from spine_d2.engine.config import build_d2_cfg
+from spine_d2.engine.config import RareConfigError, build_d2_cfg
+from spine_d2.engine.run import USER_ERRORS
 from spine_d2.engine.trainer import ResumableRepeatSampler, rare_repeats
 from test_engine_support import register_tiny, smoke_cfg
 
@@ -64,6 +65,9 @@ def test_the_trainer_draws_the_rare_film_more_often_and_resumes_its_stream(tmp_p
 
 def test_an_unknown_angle_is_a_clear_error(tmp_path, tiny):
     names, _ = tiny
-    cfg = build_d2_cfg(smoke_cfg(tmp_path / "run", "dataloader.rare.angle=SSS"), datasets=names)
-    with pytest.raises(ValueError, match="dataloader.rare.angle=SSS: not an angle"):
-        rare_repeats(cfg, DatasetCatalog.get(names["train"]))
+    with pytest.raises(RareConfigError, match="dataloader.rare.angle=SSS: not an angle"):
+        build_d2_cfg(smoke_cfg(tmp_path / "run", "dataloader.rare.angle=SSS"), datasets=names)
+    with pytest.raises(RareConfigError, match="bandwidth_deg > 0"):
+        build_d2_cfg(smoke_cfg(tmp_path / "run", "dataloader.rare.angle=SS", "dataloader.rare.bandwidth_deg=0"),
+                     datasets=names)
+    assert RareConfigError in USER_ERRORS                  # one line for the user, not a trace

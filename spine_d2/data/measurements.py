@@ -35,6 +35,11 @@ def _number(text: str) -> float:
     return value
 
 
+def record_stem(record: dict) -> str:
+    """The image stem a dataset record's measurements are keyed by (`measurements_by_image`)."""
+    return record.get("image") or Path(record["file_name"]).stem
+
+
 def image_matches(name: str, stems: Iterable[str]) -> list[str]:
     """The image stems a measurements.csv name can mean: the stem itself when it is one; else
     every stem whose full or last part equals the name, or the name without its image extension

@@ -29,6 +29,7 @@ from detectron2.projects.point_rend import add_pointrend_config  # also register
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from spine_d2 import zoo
+from spine_d2.angles import ANGLE_NAMES
 from spine_d2.engine import corner_head  # registers CornerHead
 from spine_d2.engine.phases import Phase, ScheduleError, boundaries, parse_phases
 from spine_d2.levels import CORNERS, get_class_map
@@ -161,6 +162,10 @@ def dataset_names(dataset_cfg: Mapping) -> dict:
     return {"train": f"{dataset_cfg['name']}_train", "test": f"{dataset_cfg['name']}_test"}
 
 
+class RareConfigError(ValueError):
+    """dataloader.rare names no angle, or its kernel or cap is out of range."""
+
+
 def checked_train_config(c: Any) -> DictConfig:
     """`c` (a composed training config, or its plain dict) checked against the schema and the
     value ranges OmegaConf cannot express; ValueError naming the key."""
@@ -176,6 +181,12 @@ def checked_train_config(c: Any) -> DictConfig:
         raise ValueError("augment.crop: height and width must be at least 32 px")
     if not 0 <= c.augment.rotation.min_deg <= c.augment.rotation.max_deg:
         raise ValueError("augment.rotation: need 0 <= min_deg <= max_deg")
+    rare = c.dataloader.rare
+    if rare.angle is not None and rare.angle not in ANGLE_NAMES:
+        raise RareConfigError(f"dataloader.rare.angle={rare.angle}: not an angle (one of {', '.join(ANGLE_NAMES)})")
+    if rare.angle is not None and not (rare.bandwidth_deg > 0 and rare.max_repeat >= 1):
+        raise RareConfigError(f"dataloader.rare: need bandwidth_deg > 0 and max_repeat >= 1, got "
+                              f"{rare.bandwidth_deg} and {rare.max_repeat}")
     return c
 
 

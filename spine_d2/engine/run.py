@@ -41,8 +41,9 @@ def _user_errors() -> tuple:
     from spine_d2.data.labelme import DatasetError
     from spine_d2.engine.hooks import NonFiniteLossError
     from spine_d2.engine.phases import ScheduleError
-    from spine_d2.engine.trainer import NothingToResumeError, RareAngleError, WeightsError
-    return (NothingToResumeError, NonFiniteLossError, ScheduleError, DatasetError, WeightsError, RareAngleError)
+    from spine_d2.engine.config import RareConfigError
+    from spine_d2.engine.trainer import NothingToResumeError, WeightsError
+    return (NothingToResumeError, NonFiniteLossError, ScheduleError, DatasetError, WeightsError, RareConfigError)
 
 
 class RunDirError(FileExistsError):

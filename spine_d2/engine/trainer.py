@@ -29,8 +29,8 @@ from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 from fvcore.common.param_scheduler import MultiStepParamScheduler
 
-from spine_d2.angles import ANGLE_NAMES
 from spine_d2.data.keypoints import add_keypoints
+from spine_d2.data.measurements import record_stem
 from spine_d2.data.rare import rarity_repeats
 from spine_d2.data.transforms import build_mapper
 from spine_d2.engine.config import from_yacs, phases_of
@@ -44,10 +44,6 @@ class NothingToResumeError(FileNotFoundError):
 
 class WeightsError(FileNotFoundError):
     """model.weights names a file that is not there or a URL that cannot be fetched."""
-
-
-class RareAngleError(ValueError):
-    """dataloader.rare.angle names no angle."""
 
 
 class ResumableTrainingSampler(TrainingSampler):
@@ -75,16 +71,14 @@ class ResumableRepeatSampler(RepeatFactorTrainingSampler):
 
 
 def rare_repeats(cfg, dataset: list[dict]):
-    """Per-film repeat factors from `dataloader.rare` (None when off): the angle's values from the
-    training split's measurements.csv (`spine_d2.data.rare.rarity_repeats`)."""
+    """Per-film repeat factors from `dataloader.rare` (None when off; checked by
+    `checked_train_config`): the angle's values from the training split's measurements.csv
+    (`spine_d2.data.rare.rarity_repeats`)."""
     rare = cfg.SPINE.get("RARE")
     if rare is None or not rare.ANGLE:
         return None
-    if rare.ANGLE not in ANGLE_NAMES:
-        raise RareAngleError(f"dataloader.rare.angle={rare.ANGLE}: not an angle (one of {', '.join(ANGLE_NAMES)})")
     table = MetadataCatalog.get(cfg.DATASETS.TRAIN[0]).get("measurements", None) or {}
-    values = [table.get(r.get("image") or os.path.splitext(os.path.basename(r["file_name"]))[0], {})
-              .get(rare.ANGLE, float("nan")) for r in dataset]
+    values = [table.get(record_stem(r), {}).get(rare.ANGLE, float("nan")) for r in dataset]
     factors = rarity_repeats(values, rare.BANDWIDTH_DEG, rare.MAX_REPEAT)
     logging.getLogger(__name__).info(
         "dataloader.rare: %d of %d training films have %s; %d drawn more than once per epoch "

@@ -30,6 +30,7 @@ from detectron2.utils import comm
 
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.data.images import read_image
+from spine_d2.data.measurements import record_stem
 from spine_d2.evaluation.agreement import OVERLAP_KEYS, summarize
 from spine_d2.evaluation.figures import overlay_jpeg
 from spine_d2.evaluation.per_image import image_row, per_image_table
@@ -118,7 +119,7 @@ class SpineEvaluator(DatasetEvaluator):
             self._coco.process(inputs, outputs)
         for inp, out in zip(inputs, outputs):
             record = self._record(inp["image_id"])
-            stem = record.get("image") or Path(record["file_name"]).stem
+            stem = record_stem(record)
             image = read_image(record["file_name"])
             pred = out["instances"].to("cpu")
             insts = instances_from_predictions(pred, self._class_names)
