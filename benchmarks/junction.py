@@ -1,17 +1,20 @@
-"""An angle's error against a property of the phantom's true spine (radiograph frame, degrees).
+"""An angle's error against a property of the phantom's film: its true spine or how it was taken.
 
     python benchmarks/junction.py per_image=<eval dir>/per_image.csv root=datasets/phantom428 \
         [by=disc] [angle=TK] [name=demo] [edges=0,10,20,90]
 
-`by`: `disc`, the T12–L1 disc angle (real thoracolumbar junctions are nearly straight), or
-`lean`, the trunk's lean: the angle between the film's vertical and the line from the S1 superior
-plate's midpoint to T5's (0° when T5 stands above the sacrum). Several evaluations pool:
-`per_image=a.csv,b.csv root=A,B`, one root per evaluation.
+`by`, a number binned by `edges` (radiograph frame, degrees): `disc`, the T12–L1 disc angle (real
+thoracolumbar junctions are nearly straight), or `lean`, the trunk's lean: the angle between the
+film's vertical and the line from the S1 superior plate's midpoint to T5's (0° when T5 stands
+above the sacrum). Or a kind, one row per value (the phantom's `spine_d2.capture`): `exposure`
+(single, stitched, slot-scanned, CT), `view` (full, thoracic, thoracolumbar, lumbopelvic),
+`capture` (photo or screenshot), `arms`. Several evaluations pool: `per_image=a.csv,b.csv
+root=A,B`, one root per evaluation.
 
-Reads each per_image.csv and the dataset's stored endplates (annotations/<image>.json,
-`spine_d2.endplates`, radiograph frame); writes results/junction-<name>.{md,json}: the property
-over the whole of each dataset (median, 95th percentile, share over 15°) and the angle's mean
-absolute error in bins of it.
+Reads each per_image.csv and the dataset's stored annotations (annotations/<image>.json,
+`spine_d2`); writes results/junction-<name>.{md,json}: the property over the whole of each dataset
+(a number's median, 95th percentile and share over 15°; a kind's count of each value) and the
+angle's mean absolute error in bins or kinds of it.
 """
 from __future__ import annotations
 
@@ -57,8 +60,22 @@ def trunk_lean(endplates: Mapping[str, Mapping[str, Sequence]]) -> float | None:
     return abs(math.degrees(math.atan2(t5[0] - s1[0], s1[1] - t5[1])))
 
 
-PROPERTIES: dict[str, tuple[str, Callable]] = {"disc": ("T12–L1 disc angle", disc_angle),
-                                               "lean": ("trunk's lean (S1 to T5)", trunk_lean)}
+def _endplates(prop: Callable) -> Callable:
+    return lambda block: prop(block.get("endplates", {}))
+
+
+def _capture(key: str) -> Callable:
+    return lambda block: block.get("capture", {}).get(key)
+
+
+#: by → (what it is, its value from an annotation's `spine_d2` block, None where undefined)
+PROPERTIES: dict[str, tuple[str, Callable]] = {"disc": ("T12–L1 disc angle", _endplates(disc_angle)),
+                                               "lean": ("trunk's lean (S1 to T5)", _endplates(trunk_lean))}
+#: the kinds: one row per value
+KINDS: dict[str, tuple[str, Callable]] = {"exposure": ("film's exposure", _capture("exposure")),
+                                          "view": ("film's view", _capture("view")),
+                                          "capture": ("capture", _capture("kind")),
+                                          "arms": ("arms' position", _capture("arms"))}
 
 
 def error_by_bins(pairs: Iterable[tuple[float, float]], edges: Sequence[float] = EDGES) -> list[dict]:
@@ -73,11 +90,21 @@ def error_by_bins(pairs: Iterable[tuple[float, float]], edges: Sequence[float] =
     return out
 
 
-def dataset_values(root: Path, prop: Callable) -> dict[str, float]:
-    """image stem → `prop` of its stored endplates, for every annotation where it is defined."""
+def error_by_kind(pairs: Iterable[tuple[str | None, float]]) -> list[dict]:
+    """(kind, absolute error) pairs → per kind (sorted): n, MAE and median error (degrees)."""
+    groups: dict[str, list[float]] = {}
+    for kind, e in pairs:
+        if kind is not None and not math.isnan(e):
+            groups.setdefault(str(kind), []).append(e)
+    return [{"kind": k, "n": len(v), "mae": float(np.mean(v)), "median": float(np.median(v))}
+            for k, v in sorted(groups.items())]
+
+
+def dataset_values(root: Path, prop: Callable) -> dict[str, float | str]:
+    """image stem → `prop` of its annotation's `spine_d2` block, for every one where it is defined."""
     out = {}
     for path in sorted((root / "annotations").glob("*.json")):
-        d = prop(json.loads(path.read_text()).get("spine_d2", {}).get("endplates", {}))
+        d = prop(json.loads(path.read_text()).get("spine_d2", {}))
         if d is not None:
             out[path.stem] = d
     return out
@@ -90,31 +117,43 @@ def _deg(v: float) -> str:
 def main(argv: Sequence[str]) -> None:
     opts = options(argv, DEFAULTS, "junction.py")
     tables, roots = as_list(opts["per_image"] or ""), [Path(r) for r in as_list(opts["root"])]
-    if not tables or len(tables) != len(roots) or opts["by"] not in PROPERTIES:
+    by = opts["by"]
+    if not tables or len(tables) != len(roots) or by not in {**PROPERTIES, **KINDS}:
         raise SystemExit("junction.py: give per_image=<per_image.csv>[,…] with as many root=<dataset>[,…], "
-                         f"and by= one of {', '.join(PROPERTIES)}")
-    angle, (what, prop) = opts["angle"], PROPERTIES[opts["by"]]
+                         f"and by= one of {', '.join([*PROPERTIES, *KINDS])}")
+    angle, (what, prop) = opts["angle"], {**PROPERTIES, **KINDS}[by]
+    missing = math.nan if by in PROPERTIES else None
     pairs, values = [], []
     for table_path, root in zip(tables, roots):
         found = dataset_values(root, prop)
         if not found:
-            raise SystemExit(f"junction.py: no endplates for the {what} stored under {root / 'annotations'}")
+            raise SystemExit(f"junction.py: no {what} stored under {root / 'annotations'}")
         table = pd.read_csv(table_path)
+        if f"{angle}_pred" not in table or f"{angle}_true" not in table:
+            raise SystemExit(f"junction.py: {table_path} has no {angle}_pred and {angle}_true columns")
         err = (table[f"{angle}_pred"] - table[f"{angle}_true"]).abs()
-        pairs += [(found.get(img, math.nan), e) for img, e in zip(table["image"], err)]
+        pairs += [(found.get(img, missing), e) for img, e in zip(table["image"], err)]
         values += list(found.values())
-    bins = error_by_bins(pairs, [float(e) for e in as_list(opts["edges"])])
-    values = np.array(values)
-    overall = {"n": len(values), "median": float(np.median(values)), "p95": float(np.percentile(values, 95)),
-               "over_15": float((values > 15.0).mean())}
     meta = provenance("benchmarks/junction.py", argv)
+    where = f"over {len(values)} films of {', '.join(map(str, roots))}"
+    if by in KINDS:
+        bins = error_by_kind(pairs)
+        counts = {k: values.count(k) for k in sorted(set(map(str, values)))}
+        overall = {"n": len(values), "counts": counts}
+        head = f"The {what} {where}: " + ", ".join(f"{k} {n}" for k, n in counts.items()) + "."
+        rows = [f"| {b['kind']} | {b['n']} | {_deg(b['mae'])} | {_deg(b['median'])} |" for b in bins]
+    else:
+        bins = error_by_bins(pairs, [float(e) for e in as_list(opts["edges"])])
+        v = np.array(values)
+        overall = {"n": len(v), "median": float(np.median(v)), "p95": float(np.percentile(v, 95)),
+                   "over_15": float((v > 15.0).mean())}
+        head = (f"The {what} {where}: median {overall['median']:.1f}°, 95th percentile {overall['p95']:.1f}°, "
+                f"{100 * overall['over_15']:.0f} % over 15°.")
+        rows = [f"| {b['from']:g}–{b['to']:g}° | {b['n']} | {_deg(b['mae'])} | {_deg(b['median'])} |" for b in bins]
     (RESULTS / f"junction-{opts['name']}.json").write_text(
-        json.dumps({**meta, "by": opts["by"], "angle": angle, "values": overall, "bins": bins}, indent=2) + "\n")
-    lines = [f"# {angle} error against the {what}: {opts['name']}", "", provenance_line(meta), "",
-             f"The {what} over {overall['n']} films of {', '.join(map(str, roots))}: median {overall['median']:.1f}°, "
-             f"95th percentile {overall['p95']:.1f}°, {100 * overall['over_15']:.0f} % over 15°.", "",
-             f"| {what} | images | MAE {angle} | median error |", "|---|---|---|---|"]
-    lines += [f"| {b['from']:g}–{b['to']:g}° | {b['n']} | {_deg(b['mae'])} | {_deg(b['median'])} |" for b in bins]
+        json.dumps({**meta, "by": by, "angle": angle, "values": overall, "bins": bins}, indent=2) + "\n")
+    lines = [f"# {angle} error against the {what}: {opts['name']}", "", provenance_line(meta), "", head, "",
+             f"| {what} | images | MAE {angle} | median error |", "|---|---|---|---|", *rows]
     (RESULTS / f"junction-{opts['name']}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -320,3 +320,30 @@ def test_the_t12_l1_disc_angle_the_trunks_lean_and_errors_binned_by_them():
     ahead = {**up, "T5": {"superior": [[110.0, 0.0], [90.0, 0.0]]}}  # T5 100 px ahead, 100 px up
     assert junction.trunk_lean(ahead) == pytest.approx(45.0)
     assert junction.trunk_lean({"T5": up["T5"]}) is None
+
+
+def test_errors_by_how_the_film_was_taken_one_row_per_kind(phantom, tmp_path, monkeypatch):
+    import junction
+
+    root, _ = phantom
+    stems = sorted(p.stem for p in (root / "annotations").glob("*.json"))
+    kinds = {s: json.loads((root / "annotations" / f"{s}.json").read_text())["spine_d2"]["capture"]["kind"]
+             for s in stems}
+    assert sorted(kinds.values()) == ["photo", "photo", "screenshot"]
+    errors = dict(zip(stems, (1.0, 4.0, 2.5)))
+    table = tmp_path / "per_image.csv"
+    table.write_text("image,TK_true,TK_pred\n" + "".join(f"{s},30.0,{30.0 + e}\n" for s, e in errors.items()))
+    monkeypatch.setattr(junction, "RESULTS", tmp_path)
+    junction.main([f"per_image={table}", f"root={root}", "by=capture", "angle=TK", "name=t"])
+    rec = json.loads((tmp_path / "junction-t.json").read_text())
+    photos = [e for s, e in errors.items() if kinds[s] == "photo"]
+    shot = [e for s, e in errors.items() if kinds[s] == "screenshot"]
+    assert rec["values"]["counts"] == {"photo": 2, "screenshot": 1}
+    assert [(b["kind"], b["n"]) for b in rec["bins"]] == [("photo", 2), ("screenshot", 1)]
+    assert rec["bins"][0]["mae"] == pytest.approx(np.mean(photos)) and rec["bins"][1]["mae"] == pytest.approx(shot[0])
+    assert "| screenshot | 1 |" in (tmp_path / "junction-t.md").read_text()
+    assert junction.error_by_kind([("a", 1.0), (None, 5.0), ("a", math.nan), ("b", 2.0)]) == [
+        {"kind": "a", "n": 1, "mae": 1.0, "median": 1.0}, {"kind": "b", "n": 1, "mae": 2.0, "median": 2.0}]
+    with pytest.raises(SystemExit, match="no LL_pred"):
+        junction.main([f"per_image={table}", f"root={root}", "by=capture", "angle=LL", "name=t"])
+
