@@ -347,3 +347,27 @@ def test_errors_by_how_the_film_was_taken_one_row_per_kind(phantom, tmp_path, mo
     with pytest.raises(SystemExit, match="no LL_pred"):
         junction.main([f"per_image={table}", f"root={root}", "by=capture", "angle=LL", "name=t"])
 
+
+# ------------------------------------------------------------------------------------------------
+# average_checkpoints: a run's checkpoints averaged into one loadable model
+
+def test_checkpoints_averaged_parameter_by_parameter_beside_their_config(tmp_path):
+    import torch
+
+    import average_checkpoints
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "d2_config.yaml").write_text("MODEL:\n  META_ARCHITECTURE: GeneralizedRCNN\n")
+    for i, scale in enumerate((1.0, 3.0)):
+        torch.save({"model": {"w": torch.full((2, 2), scale), "n": torch.tensor([2 * i], dtype=torch.int64)},
+                    "trainer": {"iteration": i}}, run / f"model_{i}.pth")
+    out = tmp_path / "avg"
+    average_checkpoints.main([f"out={out}", f"checkpoints={run / 'model_0.pth'},{run / 'model_1.pth'}"])
+    state = torch.load(out / "model_final.pth", weights_only=False)
+    assert torch.equal(state["model"]["w"], torch.full((2, 2), 2.0)) and state["model"]["n"].dtype == torch.int64
+    assert int(state["model"]["n"]) == 1 and set(state) == {"model"}
+    assert (out / "d2_config.yaml").read_text() == (run / "d2_config.yaml").read_text()
+    torch.save({"model": {"v": torch.zeros(1)}}, run / "other.pth")
+    with pytest.raises(SystemExit, match="other parameters"):
+        average_checkpoints.main([f"out={out}", f"checkpoints={run / 'model_0.pth'},{run / 'other.pth'}"])
