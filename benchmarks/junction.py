@@ -6,10 +6,10 @@
 `by`, a number binned by `edges` (radiograph frame, degrees): `disc`, the T12–L1 disc angle (real
 thoracolumbar junctions are nearly straight), or `lean`, the trunk's lean: the angle between the
 film's vertical and the line from the S1 superior plate's midpoint to T5's (0° when T5 stands
-above the sacrum). Or a kind, one row per value (the phantom's `spine_d2.capture`): `exposure`
-(single, stitched, slot-scanned, CT), `view` (full, thoracic, thoracolumbar, lumbopelvic),
-`capture` (photo or screenshot), `arms`. Several evaluations pool: `per_image=a.csv,b.csv
-root=A,B`, one root per evaluation.
+above the sacrum), or an angle's true value (`SS`, `TK`, …: `spine_d2.angles`). Or a kind, one
+row per value (the phantom's `spine_d2.capture`): `exposure` (single, stitched, slot-scanned, CT),
+`view` (full, thoracic, thoracolumbar, lumbopelvic), `capture` (photo or screenshot), `arms`.
+Several evaluations pool: `per_image=a.csv,b.csv root=A,B`, one root per evaluation.
 
 Reads each per_image.csv and the dataset's stored annotations (annotations/<image>.json,
 `spine_d2`); writes results/junction-<name>.{md,json}: the property over the whole of each dataset
@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from _common import as_list, options, provenance, provenance_line
+from spine_d2.angles import ANGLE_NAMES
 
 RESULTS = Path(__file__).resolve().parent / "results"
 EDGES = (0.0, 10.0, 20.0, 90.0)
@@ -69,8 +70,13 @@ def _capture(key: str) -> Callable:
 
 
 #: by → (what it is, its value from an annotation's `spine_d2` block, None where undefined)
+def _true_angle(name: str) -> Callable:
+    return lambda block: block.get("angles", {}).get(name)
+
+
 PROPERTIES: dict[str, tuple[str, Callable]] = {"disc": ("T12–L1 disc angle", _endplates(disc_angle)),
-                                               "lean": ("trunk's lean (S1 to T5)", _endplates(trunk_lean))}
+                                               "lean": ("trunk's lean (S1 to T5)", _endplates(trunk_lean)),
+                                               **{a: (f"true {a}", _true_angle(a)) for a in ANGLE_NAMES}}
 #: the kinds: one row per value
 KINDS: dict[str, tuple[str, Callable]] = {"exposure": ("film's exposure", _capture("exposure")),
                                           "view": ("film's view", _capture("view")),

@@ -346,6 +346,14 @@ def test_errors_by_how_the_film_was_taken_one_row_per_kind(phantom, tmp_path, mo
         {"kind": "a", "n": 1, "mae": 1.0, "median": 1.0}, {"kind": "b", "n": 1, "mae": 2.0, "median": 2.0}]
     with pytest.raises(SystemExit, match="no LL_pred"):
         junction.main([f"per_image={table}", f"root={root}", "by=capture", "angle=LL", "name=t"])
+    # a number of the film's truth, binned: its true sacral slope
+    ss = {s: json.loads((root / "annotations" / f"{s}.json").read_text())["spine_d2"]["angles"]["SS"] for s in stems}
+    junction.main([f"per_image={table}", f"root={root}", "by=SS", "angle=TK", "name=t", "edges=-90,35,90"])
+    bins = json.loads((tmp_path / "junction-t.json").read_text())["bins"]
+    for b in bins:
+        inside = [e for s, e in errors.items() if ss[s] is not None and b["from"] <= ss[s] < b["to"]]
+        assert b["n"] == len(inside) and (not inside or b["mae"] == pytest.approx(np.mean(inside)))
+    assert sum(b["n"] for b in bins) == sum(v is not None for v in ss.values())
 
 
 # ------------------------------------------------------------------------------------------------
