@@ -14,7 +14,7 @@ from spine_d2.engine.phases import ScheduleError
 from test_engine_support import CONF, make_tiny_images, smoke_cfg
 
 GROUPS = {"model": ["paper", "fast"], "schedule": ["paper", "demo", "smoke"],
-          "experiment": ["smoke", "demo", "paper"], "dataset": ["synthetic", "labelme"]}
+          "experiment": ["smoke", "demo", "paper", "long"], "dataset": ["synthetic", "labelme"]}
 
 
 def compose_cfg(*overrides, hydra=False):
