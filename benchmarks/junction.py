@@ -69,11 +69,11 @@ def _capture(key: str) -> Callable:
     return lambda block: block.get("capture", {}).get(key)
 
 
-#: by → (what it is, its value from an annotation's `spine_d2` block, None where undefined)
 def _true_angle(name: str) -> Callable:
     return lambda block: block.get("angles", {}).get(name)
 
 
+#: by → (what it is, its value from an annotation's `spine_d2` block, None where undefined): numbers
 PROPERTIES: dict[str, tuple[str, Callable]] = {"disc": ("T12–L1 disc angle", _endplates(disc_angle)),
                                                "lean": ("trunk's lean (S1 to T5)", _endplates(trunk_lean)),
                                                **{a: (f"true {a}", _true_angle(a)) for a in ANGLE_NAMES}}
