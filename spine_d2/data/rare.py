@@ -16,15 +16,18 @@ from typing import Sequence
 import numpy as np
 
 
+def check_params(bandwidth_deg: float, max_repeat: float) -> None:
+    """ValueError unless the kernel is wide (> 0°) and the cap draws each film at least once."""
+    if not (bandwidth_deg > 0 and max_repeat >= 1):
+        raise ValueError(f"need bandwidth_deg > 0 and max_repeat >= 1, got {bandwidth_deg} and {max_repeat}")
+
+
 def rarity_repeats(values: Sequence[float], bandwidth_deg: float = 5.0, max_repeat: float = 3.0) -> np.ndarray:
     """Repeat factors (≥ 1, ≤ `max_repeat`) per film from its angle `values` in degrees (NaN: 1).
 
     The density at each film's value is a Gaussian kernel sum over all films with the angle
     (`bandwidth_deg` its sigma); the factor is sqrt(median density / density), clipped."""
-    if bandwidth_deg <= 0:
-        raise ValueError(f"bandwidth_deg must be > 0, got {bandwidth_deg}")
-    if max_repeat < 1:
-        raise ValueError(f"max_repeat must be >= 1, got {max_repeat}")
+    check_params(bandwidth_deg, max_repeat)
     v = np.asarray(values, dtype=float)
     out = np.ones(len(v))
     ok = np.isfinite(v)

@@ -30,6 +30,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from spine_d2 import zoo
 from spine_d2.angles import ANGLE_NAMES
+from spine_d2.data.rare import check_params
 from spine_d2.engine import corner_head  # registers CornerHead
 from spine_d2.engine.phases import Phase, ScheduleError, boundaries, parse_phases
 from spine_d2.levels import CORNERS, get_class_map
@@ -184,9 +185,11 @@ def checked_train_config(c: Any) -> DictConfig:
     rare = c.dataloader.rare
     if rare.angle is not None and rare.angle not in ANGLE_NAMES:
         raise RareConfigError(f"dataloader.rare.angle={rare.angle}: not an angle (one of {', '.join(ANGLE_NAMES)})")
-    if rare.angle is not None and not (rare.bandwidth_deg > 0 and rare.max_repeat >= 1):
-        raise RareConfigError(f"dataloader.rare: need bandwidth_deg > 0 and max_repeat >= 1, got "
-                              f"{rare.bandwidth_deg} and {rare.max_repeat}")
+    if rare.angle is not None:
+        try:
+            check_params(rare.bandwidth_deg, rare.max_repeat)
+        except ValueError as e:
+            raise RareConfigError(f"dataloader.rare: {e}") from None
     return c
 
 
