@@ -193,6 +193,15 @@ class GenerateConfig:
 
 
 @dataclass
+class TrainExtraConfig:
+    """A further Labelme folder every image of which trains beside the dataset's train split (none
+    is tested): more annotated films, or more phantom films (`generate`: made when absent)."""
+
+    root: str = MISSING
+    generate: Optional[GenerateConfig] = None
+
+
+@dataclass
 class DatasetConfig:
     """The `dataset` group: a Labelme folder (datasets/README.md) or the synthetic phantom."""
 
@@ -204,6 +213,9 @@ class DatasetConfig:
     strict: bool = True               # false: skip bad files with a warning instead of stopping
     measurements: str = "measurements.csv"
     generate: Optional[GenerateConfig] = None  # null: never generated, a missing root is an error
+    # folders that only train, registered as <name>_extra<i>_all (spine_d2/data/register.py); the
+    # class map, strictness and measurements file name are this dataset's
+    train_extra: List[TrainExtraConfig] = field(default_factory=list)
 
 
 @dataclass

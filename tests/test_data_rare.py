@@ -50,7 +50,7 @@ def test_the_trainer_draws_the_rare_film_more_often_and_resumes_its_stream(tmp_p
     cfg = build_d2_cfg(smoke_cfg(tmp_path / "run", "dataloader.rare.angle=SS", "dataloader.rare.max_repeat=2"),
                        datasets=names)
     dataset = DatasetCatalog.get(names["train"])
-    factors = rare_repeats(cfg, dataset)
+    factors = rare_repeats(cfg, {names["train"]: dataset})
     assert [r["image"] for r in dataset] == stems
     assert factors[5] == 2.0 and (factors[:5] < 1.1).all()
     draws = list(itertools.islice(iter(ResumableRepeatSampler(factors, seed=3)), 8000))
@@ -60,7 +60,22 @@ def test_the_trainer_draws_the_rare_film_more_often_and_resumes_its_stream(tmp_p
     resumed = list(itertools.islice(iter(ResumableRepeatSampler(factors, seed=3, start=100)), 50))
     assert resumed == draws[100:150]
     off = build_d2_cfg(smoke_cfg(tmp_path / "off"), datasets=names)
-    assert rare_repeats(off, dataset) is None
+    assert rare_repeats(off, {names["train"]: dataset}) is None
+
+
+def test_each_training_folder_draws_by_its_own_measurements(tmp_path, tiny):
+    """With dataset.train_extra the films of two folders may share a stem: each film's angle is read
+    from its own folder's measurements."""
+    names, stems = tiny
+    more = register_tiny(tmp_path / "more", n=6)["train"]
+    assert [r["image"] for r in DatasetCatalog.get(more)] == stems          # the same stems
+    MetadataCatalog.get(more).set(measurements={s: {"SS": v} for s, v in zip(stems, [85, 39, 40, 41, 37, 38])})
+    cfg = build_d2_cfg(smoke_cfg(tmp_path / "run", "dataloader.rare.angle=SS", "dataloader.rare.max_repeat=2"),
+                       datasets={**names, "train_extra": [more]})
+    assert cfg.DATASETS.TRAIN == (names["train"], more)
+    factors = rare_repeats(cfg, {n: DatasetCatalog.get(n) for n in cfg.DATASETS.TRAIN})
+    assert len(factors) == 12 and factors[5] > 1.5 and factors[6] > 1.5     # the 80° film here, the 85° there
+    assert (factors[[0, 1, 2, 3, 4, 7, 8, 9, 10, 11]] < 1.1).all()
 
 
 def test_an_unknown_angle_is_a_clear_error(tmp_path, tiny):

@@ -141,6 +141,32 @@ def test_register_from_cfg(tmp_path, names, monkeypatch):
         register_from_cfg(synthetic)
 
 
+def test_folders_that_only_train(tmp_path, names):
+    """dataset.train_extra: every film of each folder is registered to train beside the train
+    split, with the dataset's class map and each folder's own measurements; a folder named twice or
+    absent is a clear error naming its key."""
+    root = make_dataset(tmp_path / "ds", n=4, splits={"train": ["img0", "img1"], "test": ["img2", "img3"]})
+    more = make_dataset(tmp_path / "more", n=3)
+    (more / "measurements.csv").write_text("image,TK,LL,SS\nimg0,,,61.5\n")
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("check_dataset", overrides=[f"dataset.root={root}", "dataset.name=plus",
+                                                  "dataset.class_map=two_class",
+                                                  f"dataset.train_extra=[{{root: '{more}'}}]"]).dataset
+    names.extend(["plus", "plus_extra0"])
+    got = register_from_cfg(cfg)
+    assert got["train"] == "plus_train" and got["train_extra"] == ["plus_extra0_all"]
+    assert _stems("plus_train") == ["img0", "img1"] and sorted(_stems("plus_extra0_all")) == ["img0", "img1", "img2"]
+    meta = MetadataCatalog.get("plus_extra0_all")
+    assert meta.thing_classes == ["thoracic", "lumbar"] and meta.measurements["img0"]["SS"] == 61.5
+    assert MetadataCatalog.get("plus_train").measurements["img0"]["SS"] == 35   # each folder's own table
+    cfg.train_extra[0].root = str(root)
+    with pytest.raises(DatasetError, match=r"dataset.train_extra\[0\].root is the folder of dataset.root"):
+        register_from_cfg(cfg)
+    cfg.train_extra[0].root = str(tmp_path / "absent")
+    with pytest.raises(DatasetError, match=r"dataset folder not found \(dataset.train_extra\[0\].root\)"):
+        register_from_cfg(cfg)
+
+
 def test_coco_export_through_detectron2(tmp_path, names):
     root = make_dataset(tmp_path / "ds", n=3, splits={"train": ["img0", "img2"],
                                                       "test": ["img1"]})

@@ -41,6 +41,22 @@ def test_ensure_dataset(tmp_path):
     assert (root / "measurements.csv").stat().st_mtime_ns == stamp
 
 
+def test_ensure_dataset_makes_the_folders_that_only_train_when_asked(tmp_path):
+    """`train_extra` folders are generated for training (train_extra=True) and left out otherwise;
+    one that is never generated and absent is an error naming its key."""
+    extra = {"root": str(tmp_path / "more"), "generate": {"n": 2, "seed": 4, "difficulty": "easy"}}
+    cfg = {"root": str(tmp_path / "ph"), "generate": {"n": 2, "seed": 3, "difficulty": "easy"}, "train_extra": [extra]}
+    ensure_dataset(cfg)
+    assert (tmp_path / "ph").is_dir() and not (tmp_path / "more").exists()
+    assert ensure_dataset(cfg, train_extra=True) == tmp_path / "ph"
+    assert len(list((tmp_path / "more" / "images").iterdir())) == 2
+    assert ((tmp_path / "more" / "measurements.csv").read_bytes()
+            != (tmp_path / "ph" / "measurements.csv").read_bytes())   # another seed: other films
+    cfg["train_extra"].append({"root": str(tmp_path / "mine"), "generate": None})
+    with pytest.raises(FileNotFoundError, match=r"dataset.train_extra\[1\].generate is null"):
+        ensure_dataset(cfg, train_extra=True)
+
+
 def test_tool_writes_a_dataset(tmp_path):
     out = tmp_path / "tool"
     args = [f"out={out}", "n=2", "seed=7", "difficulty=hard", "knobs.glare=1.0", "observer_sd=1.5", "workers=1",
@@ -75,6 +91,13 @@ def test_the_training_configs_phantom_is_made_without_torch(tmp_path):
     stamp = (tmp_path / "ph" / "measurements.csv").stat().st_mtime_ns
     again = run("experiment=demo", f"dataset.root={tmp_path / 'ph'}", *gen)
     assert again.returncode == 0 and "nothing to do" in again.stdout
+    assert (tmp_path / "ph" / "measurements.csv").stat().st_mtime_ns == stamp
+    extra = [f"dataset.root={tmp_path / 'ph'}", *gen, "dataset=synthetic_plus",
+             f"dataset.train_extra.0.root={tmp_path / 'more'}", "dataset.train_extra.0.generate.n=2",
+             "dataset.train_extra.0.generate.difficulty=easy"]
+    more = run("experiment=demo", *extra)                  # the folder that only trains; the phantom is there
+    assert more.returncode == 0 and "generating " + str(tmp_path / "more") in more.stdout, more.stderr[-2000:]
+    assert len(list((tmp_path / "more" / "images").iterdir())) == 2
     assert (tmp_path / "ph" / "measurements.csv").stat().st_mtime_ns == stamp
     bad = run("experiment=nope")
     assert bad.returncode == 2 and "cannot compose the config" in bad.stderr and "Traceback" not in bad.stderr

@@ -1,7 +1,8 @@
 """Train Mask R-CNN on a spine dataset: python tools/train.py [experiment=smoke|demo|paper] [key=value ...].
 
-Registers the dataset (the default phantom is generated on first use), trains with SpineTrainer
-through detectron2's launch() (launch.processes_per_machine=2: two processes, gloo on a CPU),
+Registers the dataset (the default phantom, and any phantom among `dataset.train_extra`'s folders, is
+generated on first use), trains with SpineTrainer through detectron2's launch()
+(launch.processes_per_machine=2: two processes, gloo on a CPU),
 evaluates at the end and returns `optimized_metric` (Optuna's objective). Run directory:
 outputs/train/<date>/<time>/ (config, train.log, metrics.json, TensorBoard events, checkpoints,
 model_final.pth, final_metrics.json). Continue a stopped run: resume=true hydra.run.dir=<its dir>.
@@ -25,7 +26,7 @@ from spine_d2.synthetic.generate import ensure_dataset  # noqa: E402
 
 @task_wrapper
 def run(cfg: DictConfig) -> float:
-    ensure_dataset(cfg.dataset)
+    ensure_dataset(cfg.dataset, train_extra=True)
     return train(cfg)  # registers the dataset in every training process
 
 

@@ -85,20 +85,50 @@ def register_spine_dataset(name: str, root: str | Path, class_map: str = "defaul
     return names
 
 
-def register_from_cfg(dataset_cfg: Mapping[str, Any]) -> dict[str, str]:
+def register_from_cfg(dataset_cfg: Mapping[str, Any]) -> dict[str, Any]:
     """`register_spine_dataset` from the Hydra `dataset` node (conf/dataset/*.yaml), checked
-    against its schema (spine_d2.schema.DatasetConfig, whose defaults fill a partial dict)."""
+    against its schema (spine_d2.schema.DatasetConfig, whose defaults fill a partial dict).
+
+    Each `train_extra` folder is registered too, as `extra_name(name, i)`, with this dataset's class map,
+    strictness and measurements file; the returned dict then lists their `_all` names under
+    "train_extra" (what trains beside "train"). A folder named twice is refused: it would train on
+    the films it tests."""
     from spine_d2.schema import dataset_config
 
     d = dataset_config(dataset_cfg)
-    root = Path(d.root)
-    if not root.is_dir():
+    root = _existing(d.root, "dataset.root", bool(d.generate))
+    kw = dict(class_map=str(d.class_map), strict=d.strict, measurements=d.measurements)
+    names: dict[str, Any] = register_spine_dataset(name=d.name, root=root, test_fraction=d.test_fraction,
+                                                   split_seed=d.split_seed, **kw)
+    seen = {root.resolve(): "dataset.root"}
+    extra = []
+    for i, e in enumerate(d.train_extra):
+        key = f"dataset.train_extra[{i}].root"
+        folder = _existing(e.root, key, bool(e.generate))
+        if folder.resolve() in seen:
+            raise DatasetError(f"{folder}: {key} is the folder of {seen[folder.resolve()]} as well; "
+                               f"a dataset's films must not train twice or train where they are tested")
+        seen[folder.resolve()] = key
+        extra.append(register_spine_dataset(name=extra_name(d.name, i), root=folder, **kw)["all"])
+    if extra:
+        names["train_extra"] = extra
+    return names
+
+
+def extra_name(name: str, i: int) -> str:
+    """The name dataset `name`'s i-th `train_extra` folder is registered under (its splits: _train,
+    _test, _all)."""
+    return f"{name}_extra{i}"
+
+
+def _existing(root: str, key: str, generated: bool) -> Path:
+    """`root` as a Path; DatasetError naming `key` when it is not a folder."""
+    path = Path(root)
+    if not path.is_dir():
         hint = ("; generate it first (spine_d2.synthetic.generate.ensure_dataset or "
-                "tools/make_synthetic.py)" if d.generate else "")
-        raise DatasetError(f"{root}: dataset folder not found (dataset.root){hint}")
-    return register_spine_dataset(name=d.name, root=root, class_map=str(d.class_map),
-                                  test_fraction=d.test_fraction, split_seed=d.split_seed,
-                                  strict=d.strict, measurements=d.measurements)
+                "tools/make_synthetic.py)" if generated else "")
+        raise DatasetError(f"{path}: dataset folder not found ({key}){hint}")
+    return path
 
 
 def export_coco_json(split_name: str, path: str | Path, overwrite: bool = False) -> Path:

@@ -31,6 +31,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from spine_d2 import zoo
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.data.rare import check_params
+from spine_d2.data.register import extra_name
 from spine_d2.engine import corner_head  # registers CornerHead
 from spine_d2.engine.phases import Phase, ScheduleError, boundaries, parse_phases
 from spine_d2.levels import CORNERS, get_class_map
@@ -159,8 +160,14 @@ def resolve_device(device: str) -> str:
 
 
 def dataset_names(dataset_cfg: Mapping) -> dict:
-    """The DatasetCatalog names spine_d2.data.register gives a dataset config's splits."""
-    return {"train": f"{dataset_cfg['name']}_train", "test": f"{dataset_cfg['name']}_test"}
+    """The DatasetCatalog names spine_d2.data.register gives a dataset config's splits (and its
+    `train_extra` folders, when it has them)."""
+    name = dataset_cfg["name"]
+    names = {"train": f"{name}_train", "test": f"{name}_test"}
+    extra = dataset_cfg.get("train_extra") or ()
+    if extra:
+        names["train_extra"] = [f"{extra_name(name, i)}_all" for i in range(len(extra))]
+    return names
 
 
 class RareConfigError(ValueError):
@@ -279,6 +286,6 @@ def data_keys(c: DictConfig, datasets: Mapping | None) -> dict:
     short, long = sorted((c.input.height, c.input.width))
     classes = len(get_class_map(c.dataset.class_map).classes)
     return {"MODEL.ROI_HEADS.NUM_CLASSES": classes, "MODEL.POINT_HEAD.NUM_CLASSES": classes,
-            "DATASETS.TRAIN": (names["train"],), "DATASETS.TEST": (names["test"],),
+            "DATASETS.TRAIN": (names["train"], *names.get("train_extra", ())), "DATASETS.TEST": (names["test"],),
             "INPUT.MIN_SIZE_TRAIN": (short,), "INPUT.MIN_SIZE_TEST": short,
             "INPUT.MAX_SIZE_TRAIN": long, "INPUT.MAX_SIZE_TEST": long}

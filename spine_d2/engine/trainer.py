@@ -13,6 +13,7 @@ import itertools
 import logging
 import os
 import weakref
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -70,15 +71,18 @@ class ResumableRepeatSampler(RepeatFactorTrainingSampler):
         yield from itertools.islice(super().__iter__(), self._skip, None)
 
 
-def rare_repeats(cfg, dataset: list[dict]):
+def rare_repeats(cfg, parts: Mapping[str, list[dict]]):
     """Per-film repeat factors from `dataloader.rare` (None when off; checked by
-    `checked_train_config`): the angle's values from the training split's measurements.csv
+    `checked_train_config`), in the order of `parts`' films ({registered name: its training
+    records}, in order): the angle's values from each dataset's measurements.csv
     (`spine_d2.data.rare.rarity_repeats`)."""
     rare = cfg.SPINE.get("RARE")
     if rare is None or not rare.ANGLE:
         return None
-    table = MetadataCatalog.get(cfg.DATASETS.TRAIN[0]).get("measurements", None) or {}
-    values = [table.get(record_stem(r), {}).get(rare.ANGLE, float("nan")) for r in dataset]
+    values = []
+    for name, records in parts.items():
+        table = MetadataCatalog.get(name).get("measurements", None) or {}
+        values += [table.get(record_stem(r), {}).get(rare.ANGLE, float("nan")) for r in records]
     factors = rarity_repeats(values, rare.BANDWIDTH_DEG, rare.MAX_REPEAT)
     logging.getLogger(__name__).info(
         "dataloader.rare: %d of %d training films have %s; %d drawn more than once per epoch "
@@ -158,14 +162,17 @@ class SpineTrainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg, start_iter: int = 0):
-        dataset = get_detection_dataset_dicts(
-            cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS)
+        # each training dataset apart (the train split, then any dataset.train_extra folders), so
+        # that a film's measurements are looked up in its own dataset (stems may repeat across them)
+        parts = {name: get_detection_dataset_dicts(name, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS)
+                 for name in cfg.DATASETS.TRAIN}
+        dataset = [r for records in parts.values() for r in records]
         if cfg.MODEL.KEYPOINT_ON:  # the corners the keypoint head learns (spine_d2.data.keypoints)
             classes = MetadataCatalog.get(cfg.DATASETS.TRAIN[0]).thing_classes
             dataset = [add_keypoints(copy.deepcopy(r), classes) for r in dataset]
         per_rank = cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size()
         seed = cfg.SEED if cfg.SEED >= 0 else comm.shared_random_seed()
-        factors = rare_repeats(cfg, dataset)
+        factors = rare_repeats(cfg, parts)
         sampler = (ResumableTrainingSampler(len(dataset), seed=seed, start=start_iter * per_rank) if factors is None
                    else ResumableRepeatSampler(factors, seed=seed, start=start_iter * per_rank))
         return build_detection_train_loader(cfg, dataset=dataset, mapper=build_mapper(cfg, True), sampler=sampler)

@@ -1,5 +1,5 @@
-"""Generate the training config's phantom when its folder is absent (what `tools/train.py` would do
-first), without torch:
+"""Generate the training config's phantom, and its further training folders (`dataset.train_extra`),
+where absent (what `tools/train.py` would do first), without torch:
 
     python -m spine_d2.synthetic experiment=demo        # any overrides of tools/train.py
 
@@ -27,11 +27,14 @@ def main(overrides: list[str]) -> int:
     except Exception as e:  # Hydra's own message names the override and what is wrong with it
         print(f"phantom: cannot compose the config with {overrides}: {e}", file=sys.stderr)
         return 2
-    if Path(str(dataset.root)).exists() or dataset.get("generate") is None:
-        print(f"phantom: {dataset.root} is there or is not generated: nothing to do")
+    folders = [dataset, *(dataset.get("train_extra") or ())]
+    todo = [str(f.root) for f in folders if not Path(str(f.root)).exists() and f.get("generate") is not None]
+    if not todo:
+        print(f"phantom: {', '.join(str(f.root) for f in folders)}: there or not generated: nothing to do")
         return 0
-    print(f"phantom: generating {dataset.root}")
-    print(f"phantom: wrote {ensure_dataset(dataset)}")
+    print(f"phantom: generating {', '.join(todo)}")
+    ensure_dataset(dataset, train_extra=True)
+    print(f"phantom: wrote {', '.join(todo)}")
     return 0
 
 

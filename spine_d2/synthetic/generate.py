@@ -334,15 +334,25 @@ def generate_dataset(out, n: int, seed: int, difficulty: str = "realistic", work
     return out
 
 
-def ensure_dataset(dataset_cfg: Mapping) -> Path:
-    """The dataset folder `dataset_cfg.root`, generated from `dataset_cfg.generate` when absent."""
-    root = Path(str(dataset_cfg["root"]))
+def ensure_dataset(dataset_cfg: Mapping, train_extra: bool = False) -> Path:
+    """The dataset folder `dataset_cfg.root`, generated from `dataset_cfg.generate` when absent;
+    with `train_extra`, its `train_extra` folders too (what training needs; a test does not)."""
+    root = _ensure_folder(dataset_cfg["root"], dataset_cfg.get("generate"), "dataset.root")
+    if train_extra:
+        for i, extra in enumerate(dataset_cfg.get("train_extra") or ()):
+            _ensure_folder(extra["root"], extra.get("generate"), f"dataset.train_extra[{i}].root")
+    return root
+
+
+def _ensure_folder(root: str | Path, gen: Mapping | None, key: str) -> Path:
+    """`root`, generated from `gen` (a GenerateConfig node) when absent; `key` names it in the error."""
+    root = Path(str(root))
     if root.exists():
         return root
-    gen = dataset_cfg.get("generate")
     if gen is None:
-        raise FileNotFoundError(f"dataset folder {root} does not exist and this dataset is never generated "
-                                "(dataset.generate is null): set dataset.root to an existing Labelme folder")
+        raise FileNotFoundError(f"dataset folder {root} does not exist and is never generated "
+                                f"({key.rsplit('.', 1)[0]}.generate is null): set {key} to an existing "
+                                f"Labelme folder")
     gen = dict(gen)
     knobs = {k: v for k, v in dict(gen.pop("knobs", None) or {}).items() if v is not None}
     return generate_dataset(root, int(gen.pop("n")), int(gen.pop("seed")), gen.pop("difficulty", "realistic"),
