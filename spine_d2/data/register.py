@@ -105,10 +105,11 @@ def register_from_cfg(dataset_cfg: Mapping[str, Any]) -> dict[str, Any]:
     for i, e in enumerate(d.train_extra):
         key = f"dataset.train_extra[{i}].root"
         folder = _existing(e.root, key, bool(e.generate))
-        if folder.resolve() in seen:
-            raise DatasetError(f"{folder}: {key} is the folder of {seen[folder.resolve()]} as well; "
+        where = folder.resolve()
+        if where in seen:
+            raise DatasetError(f"{folder}: {key} is the folder of {seen[where]} as well; "
                                f"a dataset's films must not train twice or train where they are tested")
-        seen[folder.resolve()] = key
+        seen[where] = key
         extra.append(register_spine_dataset(name=extra_name(d.name, i), root=folder, **kw)["all"])
     if extra:
         names["train_extra"] = extra
