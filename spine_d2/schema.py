@@ -108,6 +108,7 @@ class SolverConfig:
     average_iters: int = 0            # final weights: the mean over the last average_iters steps (SWA); 0: the last step's
     average_period: int = 100         # ... of a snapshot every average_period steps, the last step included
     keep_start: float = 0.0           # then keep_start x model.weights + the rest x those (WiSE-FT); 0: as trained
+    amp: bool = False                 # mixed precision: fp16 + grad scaler on CUDA (AMPTrainer), bf16 on the CPU
 
 
 @dataclass

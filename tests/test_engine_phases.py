@@ -197,3 +197,34 @@ def test_keep_start_mixes_the_final_weights_with_the_start(tmp_path):
         build_d2_cfg(smoke_cfg(tmp_path / "x", "solver.keep_start=0.5"), datasets=names)
     with pytest.raises(ValueError, match=r"keep_start=1.0: must be in \[0, 1\)"):
         build_d2_cfg(smoke_cfg(tmp_path / "y", "model.weights=a.pth", "solver.keep_start=1.0"), datasets=names)
+
+
+def test_amp_on_the_cpu_trains_in_bfloat16_and_keeps_float32_weights(tmp_path):
+    from detectron2.engine import AMPTrainer, SimpleTrainer
+    from spine_d2.engine.trainer import CPUAutocastTrainer, inner_trainer
+
+    names = register_tiny(tmp_path / "data")
+    cfg = build_d2_cfg(smoke_cfg(tmp_path / "run", "solver.amp=true"), datasets=names)
+    assert cfg.SOLVER.AMP.ENABLED and inner_trainer(cfg) is CPUAutocastTrainer
+    cuda = cfg.clone()
+    cuda.defrost()
+    cuda.MODEL.DEVICE = "cuda"
+    assert inner_trainer(cuda) is AMPTrainer
+    cuda.SOLVER.AMP.ENABLED = False
+    assert inner_trainer(cuda) is SimpleTrainer
+
+    trainer = SpineTrainer(cfg)
+    assert type(trainer._trainer) is CPUAutocastTrainer
+    seen = []
+    conv = trainer.model.backbone.bottom_up.stem.conv1
+    conv.register_forward_hook(lambda m, i, o: seen.append(o.dtype) if m.training else None)
+    trainer.resume_or_load(resume=False)
+    start = snapshot(trainer.model)
+    trainer.train()
+    end = snapshot(trainer.model)
+    assert seen and set(seen) == {torch.bfloat16}, "the forward pass runs under bf16 autocast"
+    assert all(v.dtype == torch.float32 for v in end.values()), "weights stay float32"
+    assert sum(not torch.equal(start[n], end[n]) for n in start) > 0.5 * len(start)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.json").read_text().splitlines()]
+    losses = [r["total_loss"] for r in records if "total_loss" in r]
+    assert len(losses) == 4 and all(map(torch.isfinite, torch.tensor(losses)))

@@ -54,6 +54,7 @@ D2_KEYS = {
     "solver.base_lr": "SOLVER.BASE_LR", "solver.ims_per_batch": "SOLVER.IMS_PER_BATCH",
     "solver.momentum": "SOLVER.MOMENTUM", "solver.weight_decay": "SOLVER.WEIGHT_DECAY",
     "solver.warmup_iters": "SOLVER.WARMUP_ITERS", "solver.checkpoint_period": "SOLVER.CHECKPOINT_PERIOD",
+    "solver.amp": "SOLVER.AMP.ENABLED",
     "dataloader.num_workers": "DATALOADER.NUM_WORKERS", "test.eval_period": "TEST.EVAL_PERIOD",
     "test.nms_thresh": "MODEL.ROI_HEADS.NMS_THRESH_TEST", "test.score_thresh": "MODEL.ROI_HEADS.SCORE_THRESH_TEST",
     "test.detections_per_image": "TEST.DETECTIONS_PER_IMAGE", "seed": "SEED",
