@@ -262,3 +262,45 @@ def test_the_turned_looks_run_the_model_without_its_sub_pixel_outlines():
 
     model = BlobModel()
     assert corners_only(SoftMaskModel(model)) is model and corners_only(model) is model
+
+
+def test_a_look_that_keeps_only_sure_detections_runs_its_heads_on_those_alone(tmp_path):
+    """`score_floor`: the mask and corner heads see fewer boxes, the detections kept are the same."""
+    import contextlib
+
+    import torch
+    from detectron2.modeling import build_model
+
+    from spine_d2.engine import highres
+    from spine_d2.engine.config import build_d2_cfg
+    from spine_d2.engine.soft_masks import SoftMaskModel
+    from spine_d2.engine.windows import Window
+    from test_engine_support import smoke_cfg
+
+    cfg = build_d2_cfg(smoke_cfg(tmp_path, "model.corners=true", "test.score_thresh=0.0"))
+    torch.manual_seed(0)
+    net = build_model(cfg).eval()
+    model = SoftMaskModel(net)
+    rng = np.random.default_rng(0)
+    image = np.clip(rng.normal(120, 40, (300, 260, 3)), 0, 255).astype(np.uint8)
+    wins = [Window(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), image.shape[:2]),
+            Window(np.array([[1.0, 0.0, -20.0], [0.0, 1.0, -30.0]]), (200, 200)).turned(5.0)]
+    rois = []
+    net.roi_heads.mask_head.register_forward_hook(lambda m, i, o: rois.append(int(i[0].shape[0])))
+    classes = set(range(cfg.MODEL.ROI_HEADS.NUM_CLASSES))
+    everything = highres._looks(model, cfg, image, wins, (classes, 0.0))
+    scores = np.sort([d.score for look in everything for d in look])
+    assert len(scores) > 10
+    sure = float(np.median(scores))
+    rois.clear()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(highres, "score_floor", lambda *a: contextlib.nullcontext())
+        plain = highres._looks(model, cfg, image, wins, (classes, sure))
+    seen_plain, rois[:] = sum(rois), []
+    floored = highres._looks(model, cfg, image, wins, (classes, sure))
+    assert sum(rois) < seen_plain, "the heads run on the sure boxes alone"
+    assert net.roi_heads.box_predictor.test_score_thresh == 0.0, "the threshold is put back"
+    assert [len(look) for look in floored] == [len(look) for look in plain] and any(floored)
+    for a, b in zip(sum(plain, []), sum(floored, [])):
+        assert (a.cls, a.score) == (b.cls, b.score) and np.array_equal(a.mask, b.mask)
+        assert np.allclose(a.corners, b.corners) and np.allclose(a.contour, b.contour)

@@ -27,6 +27,8 @@ keypoint heatmaps are not aligned with the image.
 """
 from __future__ import annotations
 
+import math
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -248,9 +250,30 @@ def _looks(model, cfg, image: np.ndarray, wins: list[Window],
     the image, a list per window; `keep` as `detections`."""
     if not wins:
         return []
-    with torch.no_grad():
+    with torch.no_grad(), score_floor(model, 0.0 if keep is None else keep[1]):
         outs = model([model_input(np.ascontiguousarray(win.crop(image)), cfg) for win in wins])
     return [detections(o["instances"].to("cpu"), win, image.shape[:2], keep) for win, o in zip(wins, outs)]
+
+
+@contextmanager
+def score_floor(model, score: float):
+    """`model`'s box predictor keeps only boxes scoring at least `score` (or its own threshold,
+    the higher) while inside: a look that uses only sure detections runs its mask and corner
+    heads on those alone. The detections kept are the same: per-class NMS only lets a box
+    suppress lower-scoring ones, and the top `TEST.DETECTIONS_PER_IMAGE` by score are the same."""
+    net = model
+    while not hasattr(net, "roi_heads") and hasattr(net, "model"):  # SoftMaskModel, TestTimeModel
+        net = net.model
+    predictor = getattr(getattr(getattr(net, "module", net), "roi_heads", None), "box_predictor", None)
+    if predictor is None or not hasattr(predictor, "test_score_thresh"):
+        yield
+        return
+    before = predictor.test_score_thresh
+    predictor.test_score_thresh = max(before, math.nextafter(score, 0.0))  # it keeps scores above it
+    try:
+        yield
+    finally:
+        predictor.test_score_thresh = before
 
 
 def _run(model, cfg, image: np.ndarray, wins: list[Window],
