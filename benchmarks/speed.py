@@ -2,7 +2,8 @@
 
     python benchmarks/speed.py [checkpoint_fast=FILE] [root=datasets/phantom428] [repeats=5] [images=8]
         [warmup=1] [height=840] [width=360] [phantom_n=32] [phantom_workers=1,2] [train_iters=10]
-        [train_warmup=3] [threads=default] [device=cpu] [parts=inference,measure,phantom,train]
+        [train_warmup=3] [train_experiment=demo] [train_amp=false] [threads=default] [device=cpu]
+        [parts=inference,measure,phantom,train]
         [out=benchmarks/results/speed]
 
 - inference: `fast` and `paper` built from the Hydra configs (conf/model/*.yaml) at `height` ×
@@ -15,7 +16,8 @@
   frame correction on, the default, and off) and, with a checkpoint, on its predictions.
 - phantom: `generate_dataset` of `phantom_n` images per worker count (process start-up included,
   as `tools/make_synthetic.py` pays it; output deleted).
-- train: `experiment=demo` (the `fast` model, its input and batch) on `root`'s train split:
+- train: `experiment=<train_experiment>` (its model, input, augmentation and batch) on `root`'s
+  train split, once per value of `train_amp` (`solver.amp`; `false,true` times both):
   `train_warmup + train_iters` iterations of SpineTrainer without evaluation; detectron2's
   per-iteration `time` (data loading included) of the last `train_iters`.
 
@@ -44,7 +46,7 @@ from spine_d2.evaluation.formatting import fmt
 DEPENDS = ("spine_d2", "conf", "benchmarks/speed.py", "benchmarks/_common.py")  # code the numbers rest on
 DEFAULTS = {"checkpoint_fast": "", "root": "datasets/phantom428", "repeats": "5", "images": "8", "warmup": "1",
             "height": "840", "width": "360", "phantom_n": "32", "phantom_workers": "1,2", "train_iters": "10",
-            "train_warmup": "3", "threads": "default", "device": "cpu", "parts": "inference,measure,phantom,train",
+            "train_warmup": "3", "train_experiment": "demo", "train_amp": "false", "threads": "default", "device": "cpu", "parts": "inference,measure,phantom,train",
             "out": "benchmarks/results/speed"}
 PARTS = ("inference", "measure", "phantom", "train")
 GOAL_FAST_CPU_S = 0.5  # issue #8: CPU inference ≤ 0.5 s/image for `fast`
@@ -245,20 +247,20 @@ def time_phantom(n: int, workers: Sequence[int], repeats: int, scratch: Path):
     return {k: {"images_per_s": spread(v), "images": n} for k, v in series.items()}, series
 
 
-def time_training(root: str, iters: int, warmup: int, device: str, scratch: Path) -> dict:
-    """s/iteration of `experiment=demo` on `root` (no evaluation): detectron2's per-iteration
-    `time` and `data_time` of the iterations after `warmup`."""
+def time_training(root: str, iters: int, warmup: int, device: str, scratch: Path, experiment: str = "demo",
+                  amp: bool = False) -> dict:
+    """s/iteration of `experiment=<experiment>` (`solver.amp=<amp>`) on `root` (no evaluation):
+    detectron2's per-iteration `time` and `data_time` of the iterations after `warmup`."""
     from detectron2.utils.logger import setup_logger
-    from omegaconf import OmegaConf
 
     from spine_d2.data.register import register_from_cfg
     from spine_d2.engine.config import build_d2_cfg
     from spine_d2.engine.trainer import SpineTrainer
 
-    c = compose_cfg("experiment=demo", f"dataset.root={root}", "dataset.name=speed_benchmark", f"device={device}",
-                    "solver.checkpoint_period=1000000", output_dir=str(scratch))
-    OmegaConf.update(c, "schedule.phases", [{"name": "all", "iters": warmup + iters, "lr_factor": 1.0,
-                                             "trains": "all"}], merge=False)
+    c = compose_cfg(f"experiment={experiment}", f"dataset.root={root}", "dataset.name=speed_benchmark",
+                    f"device={device}", "solver.checkpoint_period=1000000", f"solver.amp={amp}",
+                    f"schedule.phases=[{{name: all, iters: {warmup + iters}, lr_factor: 1.0, trains: all}}]",
+                    output_dir=str(scratch))
     cfg = build_d2_cfg(c, datasets=register_from_cfg(c.dataset), output_dir=str(scratch))
     cfg.defrost()
     cfg.DATASETS.TEST = ()  # no evaluation at the end
@@ -327,11 +329,10 @@ def markdown(meta: Mapping, results: Mapping, seconds: float) -> list[str]:
         row("measurement", k, r["ms_per_image"], "ms/image", digits=1)
     for k, r in results.get("phantom", {}).items():
         row("phantom generation", k, r["images_per_s"], "images/s", f"{r['images']} images per run", digits=2)
-    t = results.get("training")
-    if t:
-        row("training", f"`{t['model']}` ({t['input']}, batch {t['batch']})", t["s_per_iteration"], "s/iteration",
-            f"{t['iterations_timed']} iterations after {t['warmup_iterations']} warm-up; data loading "
-            f"{fmt(t['data_s_per_iteration']['median'], 3)} s of it", digits=3)
+    for k, t in results.get("training", {}).items():
+        row("training", f"`{k}`: `{t['model']}` ({t['input']}, batch {t['batch']})", t["s_per_iteration"],
+            "s/iteration", f"{t['iterations_timed']} iterations after {t['warmup_iterations']} warm-up; data "
+            f"loading {fmt(t['data_s_per_iteration']['median'], 3)} s of it", digits=3)
     if results.get("ratios"):
         md += ["", "Ratios within each repeat (median, range):", ""]
         md += [f"- {k}: {fmt(s['median'], 2)} ({fmt(s['min'], 2)}–{fmt(s['max'], 2)})" for k, s in results["ratios"].items()]
@@ -365,6 +366,8 @@ def main(argv: Sequence[str]) -> None:
     unknown = set(parts) - set(PARTS)
     if unknown:
         raise SystemExit(f"speed.py: unknown part(s) {sorted(unknown)}; known: {', '.join(PARTS)}")
+    if not as_list(o["train_amp"]) or set(as_list(o["train_amp"])) - {"false", "true"}:
+        raise SystemExit(f"speed.py: train_amp={o['train_amp']}: false, true or false,true")
     import cv2
     import torch
 
@@ -394,8 +397,11 @@ def main(argv: Sequence[str]) -> None:
             results["phantom"], series["phantom"] = time_phantom(
                 int(o["phantom_n"]), [int(w) for w in as_list(o["phantom_workers"])], repeats, Path(scratch))
         if "train" in parts:
-            results["training"] = time_training(str(root), int(o["train_iters"]), int(o["train_warmup"]),
-                                                o["device"], Path(scratch) / "train")
+            results["training"] = {
+                f"experiment={o['train_experiment']} solver.amp={amp}": time_training(
+                    str(root), int(o["train_iters"]), int(o["train_warmup"]), o["device"],
+                    Path(scratch) / f"train-{amp}", o["train_experiment"], amp == "true")
+                for amp in as_list(o["train_amp"])}
     results["ratios"] = ratios(series["inference"], series["measure"], series["phantom"])
     if o["device"] == "cpu":
         results["goals"] = goals(results.get("inference", {}))
