@@ -128,7 +128,7 @@ def inner_trainer(cfg) -> type[SimpleTrainer]:
     if not cpu_has_bf16():
         logging.getLogger(__name__).warning(
             "solver.amp=true on a CPU without bfloat16 units (AVX512-BF16, AMX): each step runs "
-            "slower than in float32")
+            "slower than in float32 (give solver.amp=false)")
     return CPUAutocastTrainer
 
 
