@@ -46,8 +46,8 @@ from spine_d2.evaluation.formatting import fmt
 DEPENDS = ("spine_d2", "conf", "benchmarks/speed.py", "benchmarks/_common.py")  # code the numbers rest on
 DEFAULTS = {"checkpoint_fast": "", "root": "datasets/phantom428", "repeats": "5", "images": "8", "warmup": "1",
             "height": "840", "width": "360", "phantom_n": "32", "phantom_workers": "1,2", "train_iters": "10",
-            "train_warmup": "3", "train_experiment": "demo", "train_amp": "false", "threads": "default", "device": "cpu", "parts": "inference,measure,phantom,train",
-            "out": "benchmarks/results/speed"}
+            "train_warmup": "3", "train_experiment": "demo", "train_amp": "false", "threads": "default",
+            "device": "cpu", "parts": "inference,measure,phantom,train", "out": "benchmarks/results/speed"}
 PARTS = ("inference", "measure", "phantom", "train")
 GOAL_FAST_CPU_S = 0.5  # issue #8: CPU inference ≤ 0.5 s/image for `fast`
 GOAL_HIGHRES_CPU_S = 0.6  # issue #17: ≤ 0.6 s/image with the high-resolution pass
