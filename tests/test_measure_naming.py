@@ -401,3 +401,25 @@ def test_a_sacrum_beside_the_lowest_vertebra_is_not_s1():
         assert ("S1" in naming.levels) == taken, along
         assert set(got) - {"S1"} == ALL - {"S1"} and all(k == v for k, v in got.items() if k != "S1")
         assert any("beside the lowest vertebra" in f for f in naming.flags) != taken
+
+
+@pytest.mark.parametrize("classes", ["default", "two_class"])  # counted up from S1; from the boundary
+@pytest.mark.parametrize("hidden", [3, 4])
+def test_levels_counted_across_a_long_gap_are_uncertain(classes, hidden):
+    """Three levels hidden in a gap are counted; across four or more the count may be a level off, so
+    the levels beyond the gap (from where the count starts) keep their names but are uncertain."""
+    spine = toy_spine()
+    gone = [f"T{n}" for n in range(11 - hidden, 11)]  # T7–T10 or T8–T10
+    centres = [spine.polygons[lv].mean(0) for lv in gone]
+    insts = [i for i in spine.instances(classes=classes)
+             if not any(np.allclose(i.centre(), c, atol=3) for c in centres)]
+    naming = name_levels(insts)
+    got, _ = named(naming, insts)
+    assert all(k == v for k, v in got.items()) and "T5" in got and not set(gone) & set(got)
+    assert any(f"gap of ~{hidden} level(s)" in f for f in naming.flags), naming.flags
+    above = {lv for lv in got if lv.startswith("T") and int(lv[1:]) < 11 - hidden}
+    if hidden < 4:
+        assert not naming.uncertain
+    else:
+        assert set(naming.uncertain) == above and "T5" in above
+        assert all("gap of ~4 levels" in why for why in naming.uncertain.values())

@@ -17,7 +17,8 @@ Three sources, tried in this order:
   the six, sure, scores lower than the top one: that one is S1 read as lumbar (as with no sacrum
   found, below; `lumbar_s1`). Then the bodies above S1 are L5, L4, … T1 in order, counting the
   levels hidden in gaps (a step longer than `gap_factor` × the local median step between centres
-  hides round(step / median) − 1 levels); bodies above T1 are cervical and stay unnamed. Region
+  hides round(step / median) − 1 levels; the levels counted across a gap hiding `UNSURE_GAP` or
+  more are uncertain); bodies above T1 are cervical and stay unnamed. Region
   classes are only checked: a disagreement is flagged, the count wins. A sacrum instance with two or
   more levels hidden above it, or level with the lowest body instead of below it, is a blob in the
   pelvis, not S1 (flagged): the bodies are then named by their classes, as with no sacrum in view.
@@ -63,6 +64,13 @@ L5_READING = 0.25
 #: 0.42–0.69 (and 0.89, 0.95 with a lumbar reading that names it L5 anyway); where it was S1,
 #: 0.88–1.00 in 29 films and 0.37 in one (benchmarks/README.md)
 PAIRED_SACRUM = 0.8
+
+#: levels counted across a gap hiding at least this many levels are uncertain: the hidden count is
+#: the gap's length over the median step, rounded, and bodies grow down the spine, so a long gap's
+#: count can be a level off. Of the `long` models' films with a gap of 3 hidden levels and TK
+#: measured (test split, seeds 934, 940–946) none was named wrong; both with 4 or more were, TK
+#: 23° and 54° off (benchmarks/README.md, session 36)
+UNSURE_GAP = 4
 
 
 @dataclass
@@ -301,6 +309,22 @@ def _counted_up(k: int, s1: int, level: str, slot) -> int:
     return LEVEL_INDEX[level] - int(slot[s1] - slot[k])
 
 
+def _counted_across(k: int, anchor: int, slot) -> int:
+    """The most levels hidden in one gap between chain positions `k` and `anchor` (the body the count
+    starts from); 0 with none."""
+    lo, hi = sorted((k, anchor))
+    return max((int(slot[j + 1] - slot[j]) - 1 for j in range(lo, hi)), default=0)
+
+
+def _doubt_across_gaps(names: dict, counted: dict, slot, naming: Naming) -> None:
+    """Mark uncertain the levels in `names` (chain position → level) counted across a gap hiding
+    `UNSURE_GAP` or more levels; `counted`: chain position → the position its count starts from."""
+    for k, anchor in counted.items():
+        hidden = _counted_across(k, anchor, slot)
+        if k in names and hidden >= UNSURE_GAP:
+            naming.uncertain.setdefault(names[k], f"counted across a gap of ~{hidden} levels")
+
+
 def _class_misses(s1: int, level: str, slot, regions: Sequence[str], scores: Sequence[float]) -> int:
     """How many sure bodies (score ≥ `SURE_SCORE`, `scores` by chain position) above chain
     position `s1` have a region class other than their level's when `s1` is `level` and the levels
@@ -340,6 +364,7 @@ def _count_up_from_s1(body, s1, slot, regions, names, naming: Naming) -> None:
     if disagree:
         naming.flags.append(f"the class of {', '.join(disagree)} disagrees with the count up from S1: "
                             f"named by the count")
+    _doubt_across_gaps(names, {k: s1 for k in body}, slot, naming)
 
 
 def _name_by_boundary(body, s1, slot, regions, scores: Sequence[float], names, naming: Naming,
@@ -414,6 +439,11 @@ def _name_by_boundary(body, s1, slot, regions, scores: Sequence[float], names, n
             idx = len(THORACIC) - 1 - below - int(slot[th[-1]] - slot[k])
             if 0 <= idx < len(THORACIC):
                 names[k] = THORACIC[idx]
+    # thoracic bodies are counted up from the boundary, lumbar ones down from it (up from S1 without
+    # thoracic ones in view)
+    counted = {k: lu[0] if lu else th[-1] for k in th}
+    counted.update({k: s1 if not th and s1 is not None else lu[0] for k in lu})
+    _doubt_across_gaps(names, counted, slot, naming)
 
 
 def _gaps(centres: np.ndarray, gap_factor: float) -> list[int]:
