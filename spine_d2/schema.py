@@ -144,6 +144,7 @@ class HighresConfig:
     # where no windows are made, the photo cut to the spine's columns runs turned by `turns` instead,
     # the bodies' corners averaged alike (engine/highres.py)
     turn_strip: bool = True
+    flip_turns: bool = True           # the mirrored run (test.flip) turns its windows too; false: upright only (faster)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from blob_models import BlobModel
 from spine_d2.engine.flip import mirrored
@@ -108,3 +109,31 @@ def test_corners_are_averaged_over_several_runs_for_the_classes_asked_only():
     assert np.array_equal(out[1].corners, first[1].corners)  # the sacrum is not among the classes
     both = average_corners(first, run_a, run_b)
     assert np.allclose(both[1].corners[:, 0], first[1].corners[:, 0] + 0.5)  # run_b has no sacrum
+
+
+@pytest.mark.parametrize("flip_turns", [True, False])
+def test_the_mirrored_runs_windows_turn_only_with_flip_turns(flip_turns):
+    """The mirrored run repeats the high-resolution pass on the mirrored photo: its windows upright
+    and turned by `test.highres.turns`, or (`flip_turns` false) upright only, one batch per look."""
+    from spine_d2.engine.test_time import one_pass, refine
+
+    image = np.zeros((900, 400, 3), np.uint8)
+    for k in range(14):  # 14 bodies of 30 px in a tall photo: 8.5 px at the 256-px input, so windows
+        x0, y0 = 150 + 7 * k, 120 + 47 * k
+        image[y0:y0 + 30, x0:x0 + 15] = 150
+        image[y0:y0 + 30, x0 + 15:x0 + 30] = 230
+    inp = SimpleNamespace(HEIGHT=256, WIDTH=256, FIT="keep_aspect", MEAN_INTENSITY=None)
+    aug = SimpleNamespace(**{k: SimpleNamespace(ENABLED=False) for k in
+                             ("SCALE", "CROP", "FLIP", "ROTATION", "CONTRAST", "PHOTOMETRIC")})
+    turns = (-5.0, 5.0)
+    hr = SimpleNamespace(ENABLED=True, WINDOWS=6, TARGET_PX=22.0, MIN_GAIN=1.25, MIN_SCORE=0.5,
+                         SACRUM_CORNERS=True, TURNS=turns, TURN_STRIP=True, FLIP_TURNS=flip_turns)
+    cfg = SimpleNamespace(SPINE=_Node(INPUT=inp, AUG=aug, CLASS_MAP="default", HIGHRES=hr, FLIP=True),
+                          INPUT=SimpleNamespace(FORMAT="BGR"))
+    model = _Bodies()
+    first = one_pass(model, cfg, image)
+    model.calls = 0
+    out = refine(model, cfg, image, first)
+    assert len(out) == 14
+    looks = 1 + len(turns)                             # the photo's windows: upright and turned
+    assert model.calls == looks + 1 + (looks if flip_turns else 1)  # the mirror's first pass, its windows

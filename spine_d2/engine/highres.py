@@ -31,6 +31,7 @@ import math
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -207,11 +208,14 @@ def high_resolution_pass(model, cfg, image: np.ndarray, first: Instances) -> Ins
     return first if dets is None else to_instances(dets, image.shape[:2])
 
 
-def high_resolution_detections(model, cfg, image: np.ndarray, first: Instances) -> list[Detection] | None:
+def high_resolution_detections(model, cfg, image: np.ndarray, first: Instances,
+                                turns: Sequence[float] | None = None) -> list[Detection] | None:
     """`high_resolution_pass` as detections in the image frame; None where neither windows nor the
-    turned strip are made (the first pass stands as it is)."""
+    turned strip are made (the first pass stands as it is). `turns`: degrees, instead of
+    `test.highres.turns` (the mirrored run's, `test.highres.flip_turns`)."""
     shape = image.shape[:2]
     hr = cfg.SPINE.HIGHRES
+    turns = hr.TURNS if turns is None else turns
     pred_classes = _arr(first.pred_classes)
     is_vert = np.isin(pred_classes, list(class_ids(cfg.SPINE.CLASS_MAP, VERTEBRA_CLASSES)))
     boxes = _arr(first.pred_boxes.tensor)[is_vert]
@@ -223,16 +227,16 @@ def high_resolution_detections(model, cfg, image: np.ndarray, first: Instances) 
     min_score = float(hr.MIN_SCORE)
     used = (bodies | corners_of, min_score)  # all that the windows' detections are used for
     if not wins:
-        if not (hr.TURN_STRIP and hr.TURNS and len(boxes) >= 2):
+        if not (hr.TURN_STRIP and turns and len(boxes) >= 2):
             return None
         if cfg.SPINE.INPUT.FIT == "keep_aspect":  # the spine's columns, at the first pass's scale
-            strip = spine_strip(boxes, shape, max(abs(t) for t in hr.TURNS))
+            strip = spine_strip(boxes, shape, max(abs(t) for t in turns))
         else:  # a strip would be stretched otherwise than the photo was: all of it
             strip = Window(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), shape)
-        turned = _looks(corners_only(model), cfg, image, [strip.turned(t) for t in hr.TURNS], (bodies, min_score))
+        turned = _looks(corners_only(model), cfg, image, [strip.turned(t) for t in turns], (bodies, min_score))
         return window_corners(detections(first, None, shape), turned, bodies, min_score)
     windowed = _run(model, cfg, image, wins, used)
-    turned = [_run(corners_only(model), cfg, image, [w.turned(t) for w in wins], used) for t in hr.TURNS]
+    turned = [_run(corners_only(model), cfg, image, [w.turned(t) for w in wins], used) for t in turns]
     kept = merge(detections(first, None, shape), windowed, bodies, min_score)
     kept = window_corners(kept, turned, bodies, min_score)  # the upright run's are kept's own
     return window_corners(kept, [windowed, *turned], corners_of, min_score)

@@ -24,20 +24,22 @@ def one_pass(model, cfg, image: np.ndarray) -> Instances:
 
 def refine(model, cfg, image: np.ndarray, first: Instances) -> Instances:
     """`first` (the model's one pass over `image`) with the test-time passes `cfg.SPINE` asks for:
-    the windows along the spine, then, with `FLIP`, the same again on the mirrored photo, its
-    corners averaged in (`spine_d2.engine.flip`)."""
+    the windows along the spine, then, with `FLIP`, the same again on the mirrored photo (its
+    windows upright only unless `HIGHRES.FLIP_TURNS`), its corners averaged in
+    (`spine_d2.engine.flip`)."""
     hr = cfg.SPINE.HIGHRES.ENABLED
     if not cfg.SPINE.get("FLIP", False) or not (first.has("pred_keypoint_heatmaps") or first.has("pred_keypoints")):
         # the mirrored run averages corners: nothing to do for a model without a corner head
         return high_resolution_pass(model, cfg, image, first) if hr else first
     shape = image.shape[:2]
 
-    def passes(photo: np.ndarray, one: Instances) -> list[Detection]:
-        dets = high_resolution_detections(model, cfg, photo, one) if hr else None
+    def passes(photo: np.ndarray, one: Instances, turns=None) -> list[Detection]:
+        dets = high_resolution_detections(model, cfg, photo, one, turns) if hr else None
         return detections(one, None, shape) if dets is None else dets
 
     mirror = np.ascontiguousarray(image[:, ::-1])
-    second = mirrored(passes(mirror, one_pass(model, cfg, mirror)), shape[1])
+    turns = None if getattr(cfg.SPINE.HIGHRES, "FLIP_TURNS", True) else ()
+    second = mirrored(passes(mirror, one_pass(model, cfg, mirror), turns), shape[1])
     return to_instances(average_corners(passes(image, first), second), shape)
 
 
