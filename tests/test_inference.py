@@ -72,6 +72,30 @@ def test_the_turned_windows_are_on_unless_switched_off(smoke_run):
     assert config_for_checkpoint("zoo:phantom-fast-long", "cpu", turns=[3]).SPINE.HIGHRES.TURNS == (3.0,)
     assert config_for_checkpoint(ck, "cpu").SPINE.HIGHRES.TURN_STRIP is True
     assert config_for_checkpoint(ck, "cpu", turn_strip=False).SPINE.HIGHRES.TURN_STRIP is False
+    assert config_for_checkpoint(ck, "cpu").SPINE.HIGHRES.FLIP_TURNS is True
+    assert config_for_checkpoint(ck, "cpu", flip_turns=False).SPINE.HIGHRES.FLIP_TURNS is False
+    assert config_for_checkpoint("zoo:phantom-fast-long", "cpu").SPINE.HIGHRES.FLIP_TURNS is True  # predates it
+
+
+def test_a_model_loaded_for_the_cpu_runs_channels_last_with_the_same_features(smoke_run):
+    """On the CPU `load_model` lays the weights out channels-last (oneDNN's faster convolutions);
+    the features are those of the plain layout, up to float rounding."""
+    import copy
+
+    import torch
+
+    model = load_model(config_for_checkpoint(smoke_run[1] / "model_final.pth", "cpu"))
+    def kernels(m):  # the weights whose two layouts differ (1×1 kernels or one channel: the same)
+        return [p for p in m.parameters() if p.dim() == 4 and p.shape[1] > 1 and p.shape[2] > 1]
+
+    assert kernels(model) and all(p.is_contiguous(memory_format=torch.channels_last) for p in kernels(model))
+    plain = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    assert not any(p.is_contiguous(memory_format=torch.channels_last) for p in kernels(plain))
+    x = torch.rand(1, 3, 128, 96) * 255
+    with torch.no_grad():
+        a, b = model.backbone(x), plain.backbone(x)
+    for k in a:
+        assert torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-4 * float(b[k].abs().max())), k
 
 
 def test_predict_measures_every_readable_photo_and_reports_the_corrupt_one(smoke_run, tmp_path):

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable
 import cv2
 import numpy as np
 import pandas as pd
+import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode
 from detectron2.evaluation import inference_on_dataset
@@ -93,14 +94,15 @@ def trained_on(where: str | Path) -> str | None:
 def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres: bool | None = None,
                           soft_masks: bool | None = None, flip: bool | None = None,
                           sacrum_corners: bool | None = None, turns: list[float] | None = None,
-                          turn_strip: bool | None = None) -> CfgNode:
+                          turn_strip: bool | None = None, flip_turns: bool | None = None) -> CfgNode:
     """The detectron2 config a checkpoint was trained with (`d2_config.yaml` in its run directory,
     or `<stem>.yaml` beside it as for the zoo's `zoo:<name>`), with `MODEL.WEIGHTS` pointing at it;
     `highres` True/False switches the high-resolution second pass on or off, `soft_masks` the
     sub-pixel outlines from the soft masks, `flip` the mirrored run, `sacrum_corners` S1's corners
     from the pass's windows, `turns` the degrees the windows run again turned by ([]: upright only),
-    `turn_strip` the spine's strip of the photo turned so where no windows are made (None: as
-    trained, or the default where the run predates the key)."""
+    `turn_strip` the spine's strip of the photo turned so where no windows are made, `flip_turns`
+    the mirrored run's windows turned too (None: as trained, or the default where the run predates
+    the key)."""
     try:
         checkpoint = Path(zoo.resolve(str(checkpoint)))
     except zoo.ZooError as e:
@@ -128,6 +130,8 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres:
         cfg.SPINE.HIGHRES.TURNS = tuple(float(t) for t in turns)
     if turn_strip is not None:
         cfg.SPINE.HIGHRES.TURN_STRIP = bool(turn_strip)
+    if flip_turns is not None:
+        cfg.SPINE.HIGHRES.FLIP_TURNS = bool(flip_turns)
     cfg.freeze()
     return cfg
 
@@ -138,6 +142,8 @@ def load_model(cfg: CfgNode):
     model = build_model(cfg)
     model.eval()
     DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+    if model.device.type == "cpu":  # oneDNN's convolutions run faster on channels-last tensors (benchmarks/README.md)
+        model.to(memory_format=torch.channels_last)
     return model
 
 
