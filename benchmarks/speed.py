@@ -56,6 +56,21 @@ CHECKPOINT_SOFT_ROW = "fast checkpoint, own input, soft outlines"  # the default
 CHECKPOINT_HIGHRES_ROW = "fast checkpoint, own input, high-res pass + soft outlines"  # the full recipe (issue 17)
 CHECKPOINT_FLIP_ROW = "fast checkpoint, own input, high-res pass + soft outlines + mirrored run"  # test.flip as well
 CHECKPOINT_FLIP_UPRIGHT_ROW = CHECKPOINT_FLIP_ROW + ", its windows upright"  # test.highres.flip_turns=false
+CHECKPOINT_HIGHRES_AMP_ROW = CHECKPOINT_HIGHRES_ROW + ", backbone autocast"  # test.amp
+CHECKPOINT_FLIP_AMP_ROW = CHECKPOINT_FLIP_ROW + ", backbone autocast"
+HIGHRES_ROWS = (CHECKPOINT_HIGHRES_ROW, CHECKPOINT_FLIP_ROW, CHECKPOINT_FLIP_UPRIGHT_ROW, CHECKPOINT_HIGHRES_AMP_ROW,
+                CHECKPOINT_FLIP_AMP_ROW)
+#: a trained checkpoint's rows: own input (else height × width), and its test-time switches
+CHECKPOINT_ROWS = {
+    CHECKPOINT_ROW: dict(own=False),
+    CHECKPOINT_OWN_ROW: dict(own=True),
+    CHECKPOINT_SOFT_ROW: dict(own=True, soft=True),
+    CHECKPOINT_HIGHRES_ROW: dict(own=True, highres=True, soft=True),
+    CHECKPOINT_FLIP_ROW: dict(own=True, highres=True, soft=True, flip=True),
+    CHECKPOINT_FLIP_UPRIGHT_ROW: dict(own=True, highres=True, soft=True, flip=True, flip_turns=False),
+    CHECKPOINT_HIGHRES_AMP_ROW: dict(own=True, highres=True, soft=True, amp=True),
+    CHECKPOINT_FLIP_AMP_ROW: dict(own=True, highres=True, soft=True, flip=True, amp=True),
+}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -124,13 +139,13 @@ def compose_cfg(*overrides: str, output_dir: str = "/tmp/spine_d2_speed"):
 
 def inference_cfg(model: str, height: int, width: int, device: str = "cpu", checkpoint: str | None = None,
                   own_input: bool = False, highres: bool = False, soft: bool = False, flip: bool = False,
-                  flip_turns: bool = True):
+                  flip_turns: bool = True, amp: bool = False):
     """A detectron2 config of `model` (conf/model/<model>.yaml) at input height × width (resize)
     with random weights (never loaded: timing only) that keep `TEST.DETECTIONS_PER_IMAGE`
     detections on every image (no score threshold, no NMS: the mask head's most work); or the
     checkpoint's own config at height × width, or at its trained input with `own_input`, with the
-    high-resolution pass (`highres`), the soft-mask outlines (`soft`) and the mirrored run (`flip`;
-    its windows turned too with `flip_turns`) switched as given."""
+    high-resolution pass (`highres`), the soft-mask outlines (`soft`), the mirrored run (`flip`;
+    its windows turned too with `flip_turns`) and the backbone's autocast (`amp`) switched as given."""
     from spine_d2.engine.config import build_d2_cfg
     from spine_d2.engine.inference import config_for_checkpoint
 
@@ -140,7 +155,7 @@ def inference_cfg(model: str, height: int, width: int, device: str = "cpu", chec
         if not own_input:
             cfg.SPINE.INPUT.HEIGHT, cfg.SPINE.INPUT.WIDTH, cfg.SPINE.INPUT.FIT = height, width, "resize"
         cfg.SPINE.HIGHRES.ENABLED, cfg.SPINE.SOFT_MASKS, cfg.SPINE.FLIP = bool(highres), bool(soft), bool(flip)
-        cfg.SPINE.HIGHRES.FLIP_TURNS = bool(flip_turns)
+        cfg.SPINE.HIGHRES.FLIP_TURNS, cfg.SPINE.TEST_AMP = bool(flip_turns), bool(amp)
     else:
         cfg = build_d2_cfg(compose_cfg(f"model={model}", f"input.height={height}", f"input.width={width}",
                                        "input.fit=resize", f"device={device}"))
@@ -186,13 +201,9 @@ def time_inference(images: Sequence[np.ndarray], o: Mapping[str, str], repeats: 
         steady_boxes(predictors[model].model)
         weights[model] = "random (not loaded), box deltas zeroed, every box kept up to the cap"
     if ckpt:
-        for name, own, hr, soft, flip, flip_turns in ((CHECKPOINT_ROW, False, False, False, False, True),
-                                                      (CHECKPOINT_OWN_ROW, True, False, False, False, True),
-                                                      (CHECKPOINT_SOFT_ROW, True, False, True, False, True),
-                                                      (CHECKPOINT_HIGHRES_ROW, True, True, True, False, True),
-                                                      (CHECKPOINT_FLIP_ROW, True, True, True, True, True),
-                                                      (CHECKPOINT_FLIP_UPRIGHT_ROW, True, True, True, True, False)):
-            predictors[name] = SpinePredictor(inference_cfg("fast", h, w, dev, ckpt, own, hr, soft, flip, flip_turns))
+        for name, switches in CHECKPOINT_ROWS.items():
+            switches = dict(switches)
+            predictors[name] = SpinePredictor(inference_cfg("fast", h, w, dev, ckpt, switches.pop("own"), **switches))
             weights[name] = f"checkpoint {ckpt}"
     series, outputs = timed_repeats(predictors, images, repeats, warmup)
     rows = {k: {"s_per_image": spread(series[k]), "weights": weights[k], "input": input_text(p.cfg),
@@ -304,8 +315,7 @@ def goals(inference: Mapping[str, Mapping]) -> dict[str, dict]:
     out = {}
     for k, r in inference.items():
         if k.startswith("fast"):
-            highres = (CHECKPOINT_HIGHRES_ROW, CHECKPOINT_FLIP_ROW, CHECKPOINT_FLIP_UPRIGHT_ROW)
-            goal = GOAL_HIGHRES_CPU_S if k in highres else GOAL_FAST_CPU_S
+            goal = GOAL_HIGHRES_CPU_S if k in HIGHRES_ROWS else GOAL_FAST_CPU_S
             out[f"`{k}` CPU inference ≤ {goal} s/image"] = {
                 "value": r["s_per_image"]["median"], "met": r["s_per_image"]["median"] <= goal,
                 "note": f"{r['input']}, weights {r['weights']}"}

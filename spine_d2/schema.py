@@ -158,6 +158,7 @@ class InferenceConfig:
     highres: HighresConfig = node(HighresConfig)
     soft_masks: bool = False          # outlines from the mask probabilities at 1/8 px (spine_d2/engine/soft_masks.py)
     flip: bool = False                # the model also on the photo mirrored, corners averaged (spine_d2/engine/flip.py)
+    amp: bool = False                 # the backbone under autocast (CPU bfloat16, GPU float16): faster (engine/test_time.py)
     processes: int = 1                # the final test of a one-process run in this many processes (CPU: sharing the cores)
 
 

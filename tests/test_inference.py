@@ -207,3 +207,32 @@ def test_the_two_class_setting_trains_and_evaluates_end_to_end(smoke_run, tmp_pa
         for name in ("SS", "PT", "PI"):
             assert table[f"{name}_pred"].isna().all() and table[f"{name}_true"].notna().all()
             assert table[f"{name}_note"].str.contains("SS/PT/PI NaN: S1 superior").all(), table[f"{name}_note"].tolist()
+
+
+def test_test_amp_runs_the_backbone_in_bfloat16_and_hands_on_float32_features(smoke_run):
+    """`test.amp` (`amp=` in config_for_checkpoint): the backbone of an evaluating model runs under
+    the CPU's bfloat16 autocast, its features float32 and within bfloat16's rounding of the plain
+    ones; a model in training mode runs it unchanged; off by default."""
+    import torch
+
+    from spine_d2.engine.test_time import backbone_autocast
+
+    ck = smoke_run[1] / "model_final.pth"
+    assert config_for_checkpoint(ck, "cpu").SPINE.TEST_AMP is False
+    cfg = config_for_checkpoint(ck, "cpu", amp=True)
+    plain, model = load_model(cfg), load_model(cfg)
+    assert backbone_autocast(model, cfg) is model and backbone_autocast(model, cfg) is model  # once
+    assert not hasattr(backbone_autocast(plain, config_for_checkpoint(ck, "cpu")).backbone, "plain_forward")
+    seen = []
+    model.backbone.bottom_up.register_forward_hook(lambda m, i, o: seen.append({v.dtype for v in o.values()}))
+    x = torch.rand(1, 3, 128, 96) * 255
+    with torch.no_grad():
+        a, b = model.backbone(x), plain.backbone(x)
+        assert seen[-1] == {torch.bfloat16}  # inside: bfloat16
+        for k in b:
+            assert a[k].dtype == torch.float32
+            assert torch.allclose(a[k], b[k], rtol=0.05, atol=0.05 * float(b[k].abs().max())), k
+            assert not torch.equal(a[k], b[k])
+        model.train()
+        c = model.backbone(x)
+        assert seen[-1] == {torch.float32} and all(torch.equal(c[k], plain.backbone.train()(x)[k]) for k in c)

@@ -31,7 +31,7 @@ from spine_d2 import zoo
 from spine_d2.data.images import IMAGE_SUFFIXES, ImageReadError, read_image
 from spine_d2.engine.config import load_d2_cfg, resolve_device
 from spine_d2.engine.processes import share_cores, usable_processes, worker_logging
-from spine_d2.engine.test_time import for_evaluation, one_pass, refine
+from spine_d2.engine.test_time import backbone_autocast, for_evaluation, one_pass, refine
 from spine_d2.engine.soft_masks import with_soft_masks
 from spine_d2.levels import get_class_map
 from spine_d2.measure import CSV_COLUMNS, MeasureConfig, Measurement, draw_overlay, measure_instances
@@ -94,15 +94,16 @@ def trained_on(where: str | Path) -> str | None:
 def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres: bool | None = None,
                           soft_masks: bool | None = None, flip: bool | None = None,
                           sacrum_corners: bool | None = None, turns: list[float] | None = None,
-                          turn_strip: bool | None = None, flip_turns: bool | None = None) -> CfgNode:
+                          turn_strip: bool | None = None, flip_turns: bool | None = None,
+                          amp: bool | None = None) -> CfgNode:
     """The detectron2 config a checkpoint was trained with (`d2_config.yaml` in its run directory,
     or `<stem>.yaml` beside it as for the zoo's `zoo:<name>`), with `MODEL.WEIGHTS` pointing at it;
     `highres` True/False switches the high-resolution second pass on or off, `soft_masks` the
     sub-pixel outlines from the soft masks, `flip` the mirrored run, `sacrum_corners` S1's corners
     from the pass's windows, `turns` the degrees the windows run again turned by ([]: upright only),
     `turn_strip` the spine's strip of the photo turned so where no windows are made, `flip_turns`
-    the mirrored run's windows turned too (None: as trained, or the default where the run predates
-    the key)."""
+    the mirrored run's windows turned too, `amp` the backbone under autocast (None: as trained, or
+    the default where the run predates the key)."""
     try:
         checkpoint = Path(zoo.resolve(str(checkpoint)))
     except zoo.ZooError as e:
@@ -132,6 +133,8 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres:
         cfg.SPINE.HIGHRES.TURN_STRIP = bool(turn_strip)
     if flip_turns is not None:
         cfg.SPINE.HIGHRES.FLIP_TURNS = bool(flip_turns)
+    if amp is not None:
+        cfg.SPINE.TEST_AMP = bool(amp)
     cfg.freeze()
     return cfg
 
@@ -154,7 +157,7 @@ class SpinePredictor:
     def __init__(self, cfg: CfgNode):
         self.cfg = cfg
         self.class_names = list(get_class_map(cfg.SPINE.CLASS_MAP).classes)
-        self.model = with_soft_masks(load_model(cfg), cfg)  # the test-time passes: __call__
+        self.model = with_soft_masks(backbone_autocast(load_model(cfg), cfg), cfg)  # the test-time passes: __call__
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto", highres: bool | None = None,

@@ -43,11 +43,36 @@ def refine(model, cfg, image: np.ndarray, first: Instances) -> Instances:
     return to_instances(average_corners(passes(image, first), second), shape)
 
 
+def backbone_autocast(model, cfg):
+    """`model` (a detectron2 meta-architecture, in place) with its backbone run under autocast when
+    `cfg.SPINE.TEST_AMP` and the model is not training: bfloat16 on the CPU, float16 on a GPU, its
+    features handed on as float32, so the heads, the masks and the corners' sub-pixel decoding stay
+    as they were. Most of a pass's time is the backbone's convolutions; a model trained with
+    `solver.amp` saw its features so. Training (`model.training`) runs the backbone unchanged."""
+    net = getattr(model, "module", model)
+    backbone = getattr(net, "backbone", None)
+    if not cfg.SPINE.get("TEST_AMP", False) or backbone is None or hasattr(backbone, "plain_forward"):
+        return model
+    backbone.plain_forward = backbone.forward
+
+    def forward(x):
+        if backbone.training:
+            return backbone.plain_forward(x)
+        dtype = torch.bfloat16 if x.device.type == "cpu" else torch.float16
+        with torch.autocast(x.device.type, dtype=dtype):
+            features = backbone.plain_forward(x)
+        return {k: v.float() for k, v in features.items()}
+
+    backbone.forward = forward  # an instance attribute: the weights and their names stay the backbone's
+    return model
+
+
 def for_evaluation(model, cfg):
     """`model` as evaluation runs it on dataset dicts: with the soft-mask outlines when
-    `test.soft_masks`, and the high-resolution pass and the mirrored run when `test.highres.enabled`
-    and `test.flip` (the one place training's final test and tools/evaluate.py decide it)."""
-    model = with_soft_masks(model, cfg)
+    `test.soft_masks`, the backbone under autocast when `test.amp`, and the high-resolution pass and
+    the mirrored run when `test.highres.enabled` and `test.flip` (the one place training's final
+    test and tools/evaluate.py decide it)."""
+    model = with_soft_masks(backbone_autocast(model, cfg), cfg)
     return TestTimeModel(model, cfg) if cfg.SPINE.HIGHRES.ENABLED or cfg.SPINE.get("FLIP", False) else model
 
 
