@@ -5,6 +5,8 @@ page), training's final test and tools/evaluate.py.
 """
 from __future__ import annotations
 
+from types import MethodType
+
 import numpy as np
 import torch
 from detectron2.structures import Instances
@@ -53,18 +55,20 @@ def backbone_autocast(model, cfg):
     backbone = getattr(net, "backbone", None)
     if not cfg.SPINE.get("TEST_AMP", False) or backbone is None or hasattr(backbone, "plain_forward"):
         return model
+    # instance attributes, bound methods (a deep copy rebinds them to the copy): the weights and
+    # their names stay the backbone's
     backbone.plain_forward = backbone.forward
-
-    def forward(x):
-        if backbone.training:
-            return backbone.plain_forward(x)
-        dtype = torch.bfloat16 if x.device.type == "cpu" else torch.float16
-        with torch.autocast(x.device.type, dtype=dtype):
-            features = backbone.plain_forward(x)
-        return {k: v.float() for k, v in features.items()}
-
-    backbone.forward = forward  # an instance attribute: the weights and their names stay the backbone's
+    backbone.forward = MethodType(_autocast_forward, backbone)
     return model
+
+
+def _autocast_forward(backbone, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    if backbone.training:
+        return backbone.plain_forward(x)
+    dtype = torch.bfloat16 if x.device.type == "cpu" else torch.float16
+    with torch.autocast(x.device.type, dtype=dtype):
+        features = backbone.plain_forward(x)
+    return {k: v.float() for k, v in features.items()}
 
 
 def for_evaluation(model, cfg):

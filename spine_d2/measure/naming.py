@@ -67,9 +67,10 @@ PAIRED_SACRUM = 0.8
 
 #: levels counted across a gap hiding at least this many levels are uncertain: the hidden count is
 #: the gap's length over the median step, rounded, and bodies grow down the spine, so a long gap's
-#: count can be a level off. Of the `long` models' films with a gap of 3 hidden levels and TK
-#: measured (test split, seeds 934, 940–946) none was named wrong; both with 4 or more were, TK
-#: 23° and 54° off (benchmarks/README.md, session 36)
+#: count can be a level off. Of the bfloat16 `long` model's films (test split, seeds 934, 940–946)
+#: with a gap of 3 hidden levels, eight of nine measured within 6° (one, named from the classes
+#: with no S1, LL 58° off); the one with T5 counted across a gap of 5 had TK 54° off
+#: (benchmarks/README.md, session 36)
 UNSURE_GAP = 4
 
 
