@@ -213,6 +213,8 @@ def test_test_amp_runs_the_backbone_in_bfloat16_and_hands_on_float32_features(sm
     """`test.amp` (`amp=` in config_for_checkpoint): the backbone of an evaluating model runs under
     the CPU's bfloat16 autocast, its features float32 and within bfloat16's rounding of the plain
     ones; a model in training mode runs it unchanged; off by default."""
+    import copy
+
     import torch
 
     from spine_d2.engine.test_time import backbone_autocast
@@ -222,6 +224,8 @@ def test_test_amp_runs_the_backbone_in_bfloat16_and_hands_on_float32_features(sm
     cfg = config_for_checkpoint(ck, "cpu", amp=True)
     plain, model = load_model(cfg), load_model(cfg)
     assert backbone_autocast(model, cfg) is model and backbone_autocast(model, cfg) is model  # once
+    clone = copy.deepcopy(model)  # its forward runs the copy's weights, not the original's
+    assert clone.backbone.forward.__self__ is clone.backbone and clone.backbone.plain_forward.__self__ is clone.backbone
     assert not hasattr(backbone_autocast(plain, config_for_checkpoint(ck, "cpu")).backbone, "plain_forward")
     seen = []
     model.backbone.bottom_up.register_forward_hook(lambda m, i, o: seen.append({v.dtype for v in o.values()}))
