@@ -382,7 +382,7 @@ def test_s1_corners_that_make_l5_s1_implausible_give_way_to_the_outline(facing, 
     assert m.angles["SS"].value == pytest.approx(spine.expected["SS"], abs=0.5)
     assert m.angles["LL_S1"].value == pytest.approx(60.0, abs=0.5)
     assert "S1 superior corners make L5-S1" in m.notes and "the outline's endplate used" in m.notes
-    off = measured(turn_deg, lumbosacral_deg=[])
+    off = measured(turn_deg, lumbosacral_deg=[], on_implausible="measure")  # (a plate sloping back: in conflict)
     assert abs(off.angles["SS"].value - spine.expected["SS"]) > 20.0
     kept = measured(10.0)
     assert kept.angles["SS"].value == pytest.approx(spine.expected["SS"] - 10.0, abs=1e-6)
@@ -547,3 +547,45 @@ def test_a_sacrum_cut_by_the_photo_edge_gives_no_endplate_from_its_outline():
     assert whole.angles["SS"].measured
     given = measure_instances(cropped(corners=True), shape)
     assert given.angles["SS"].value == pytest.approx(30.0, abs=0.1)
+
+
+def test_a_sacral_plate_against_the_lordosis_leaves_the_angles_it_puts_in_doubt_out():
+    """S1's plate turned 60° so that it slopes down backwards (its vote points the other way at full
+    strength) while the lumbar bulge still points forwards: the side or S1's plate is misread. Where
+    the hips and the kyphosis carry the side with the lordosis, the plate is the misread: SS, LL_S1
+    and PI are left out, with the reason, TK, LL and PT stand. Where the plate carries it (no hips, no
+    thoracic spine), every angle's sign is in doubt: none is measured (`measure.on_implausible=measure`
+    measures them anyway). The two cues agreeing while kyphosis disagrees is no conflict."""
+    from spine_d2.measure.anterior import Anterior, AnteriorVote
+
+    spine = toy_spine(ll=45.0, ll_s1=60.0, ss=30.0)
+    a, p = np.asarray(spine.endplates["S1"]["superior"])
+    mid, t = (a + p) / 2, np.radians(60.0)
+    rot = np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]])
+    ca, cp = (np.array([a, p]) - mid) @ rot.T + mid
+    cfg = {"lumbosacral_deg": []}  # the L5-S1 check would take the outline's plate instead
+
+    def measured(insts, **more):
+        next(i for i in insts if i.class_name == "sacrum").corners = {"sa": (*ca, 0.9), "sp": (*cp, 0.9)}
+        return measure_instances(insts, spine.shape, cfg={**cfg, **more})
+
+    m = measured(spine.instances())
+    votes = {v.cue: v for v in m.anterior.votes}
+    assert votes["sacral slope"].sign != votes["lordosis"].sign == m.anterior.sign
+    for name in ("SS", "LL_S1", "PI"):
+        assert math.isnan(m.angles[name].value) and "anterior side in conflict: sacral slope" in m.angles[name].reason
+    for name in ("TK", "LL", "PT"):
+        assert m.angles[name].value == pytest.approx(spine.expected[name], abs=0.5), name
+    lumbar = [i for i in spine.instances(heads=False) if i.class_name != "thoracic"]
+    m = measured(lumbar)
+    assert m.anterior.conflict and {v.cue: v for v in m.anterior.votes}["sacral slope"].sign == m.anterior.sign
+    for name, angle in m.angles.items():
+        assert math.isnan(angle.value), name
+    assert "anterior side in conflict" in m.angles["LL"].reason
+    assert not math.isnan(measured(lumbar, on_implausible="measure").angles["LL"].value)
+    plain = measure_instances(spine.instances(), spine.shape)
+    assert not plain.anterior.conflict and not any(math.isnan(x.value) for x in plain.angles.values())
+    agree = Anterior(1, False, [AnteriorVote("sacral slope", 1, 1.0), AnteriorVote("lordosis", 1, 0.6),
+                                AnteriorVote("kyphosis", -1, 0.6)])
+    weak = Anterior(1, False, [AnteriorVote("sacral slope", 1, 0.4), AnteriorVote("lordosis", -1, 0.6)])
+    assert not agree.conflict and not weak.conflict

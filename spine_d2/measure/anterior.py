@@ -15,6 +15,11 @@ upright spine. Four cues vote, each with a strength in [0, 1]:
 
 The sign is that of the weighted sum. It is *uncertain* (flagged, still used) when the sum is
 below 0.5 or a cue of strength ≥ 0.5 disagrees; with no cue at all, +1 is assumed and flagged.
+When the sacral slope and the lordosis, each of strength ≥ 0.5, point to opposite sides, the side
+or S1's plate is misread and the answer is *in conflict* (`Anterior.conflict`; the measurement
+leaves out every angle when the side followed the sacral plate, S1's plate's angles when it
+followed the lordosis): on the phantom's evaluations of session 36, all five such films had an
+angle 8–134° off, while the films where the two agreed and another cue disagreed measured within 5°.
 """
 from __future__ import annotations
 
@@ -34,12 +39,28 @@ class AnteriorVote:
         return f"{self.cue} {'+x' if self.sign > 0 else '-x'} ({self.strength:.2f})"
 
 
+#: cues of at least this strength that point to opposite sides make the answer uncertain
+SURE_CUE = 0.5
+#: two cues that cannot both be right on a spine that is read right: the S1 plate faces anterior-
+#: superior and the lumbar spine bulges anteriorly
+CONFLICTING = ("sacral slope", "lordosis")
+
+
 @dataclass
 class Anterior:
     sign: int
     certain: bool
     votes: list[AnteriorVote] = field(default_factory=list)
     note: str = ""
+
+    @property
+    def conflict(self) -> str:
+        """Why the side cannot be trusted at all ('' when it can): the cues `CONFLICTING`, each of
+        strength ≥ `SURE_CUE`, point to opposite sides."""
+        sure = {v.cue: v for v in self.votes if v.cue in CONFLICTING and v.strength >= SURE_CUE}
+        if len(sure) == len(CONFLICTING) and len({v.sign for v in sure.values()}) > 1:
+            return " and ".join(str(sure[c]) for c in CONFLICTING) + " disagree: the side or S1's plate misread"
+        return ""
 
 
 def lateral_of(cranial) -> np.ndarray:
@@ -114,7 +135,7 @@ def decide_anterior(
         return Anterior(1, False, votes, "anterior side unknown (no sacrum, hips or curve): assumed +x")
     total = sum(v.sign * v.strength for v in votes)
     sign = 1 if total >= 0 else -1
-    against = [v for v in votes if v.sign != sign and v.strength >= 0.5]
+    against = [v for v in votes if v.sign != sign and v.strength >= SURE_CUE]
     certain = abs(total) >= 0.5 and not against
     note = "" if certain else "anterior side uncertain: " + ", ".join(str(v) for v in votes)
     return Anterior(sign, certain, votes, note)

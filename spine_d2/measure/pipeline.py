@@ -206,9 +206,26 @@ def measure_instances(
     general = _general_reason(insts, kept)
     if general:
         final = {name: a if a.measured else Angle.missing(general) for name, a in final.items()}
+    if ant.conflict and c.on_implausible == "nan":
+        final = _without_conflict(final, ant)
     return Measurement(final, use_frame, frame, kept, dict(naming.levels), endplates,
                        [tuple(h) for h in heads], removals, flags, ant, method_name(c.method), shape,
                        excluded, sign, heads_reason, dict(naming.uncertain))
+
+
+#: the angles that rest on S1's superior plate
+S1_PLATE_ANGLES = ("SS", "LL_S1", "PI")
+
+
+def _without_conflict(final: dict[str, Angle], ant: Anterior) -> dict[str, Angle]:
+    """`final` with the angles a conflict between the sacral slope's and the lordosis' votes
+    (`Anterior.conflict`) leaves unsure made missing, with the reason: every angle when the side
+    followed the sacral plate (on the phantom, TK and LL of such films read with the wrong sign), those
+    of S1's plate (`S1_PLATE_ANGLES`) when it followed the lordosis (the plate misread)."""
+    sacral = next(v for v in ant.votes if v.cue == "sacral slope")
+    unsure = final if sacral.sign == ant.sign else S1_PLATE_ANGLES
+    why = f"anterior side in conflict: {ant.conflict}"
+    return {name: Angle.missing(why) if name in unsure and a.measured else a for name, a in final.items()}
 
 
 def _general_reason(insts, kept) -> str:
