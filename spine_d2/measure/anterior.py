@@ -19,7 +19,7 @@ When the sacral slope and the lordosis, each of strength ≥ 0.5, point to oppos
 or S1's plate is misread and the answer is *in conflict* (`Anterior.conflict`; the measurement
 leaves out every angle when the side followed the sacral plate, S1's plate's angles when it
 followed the lordosis): on the phantom's evaluations of session 36, all five such films had an
-angle 8–134° off, while the films where the two agreed and another cue disagreed measured within 5°.
+angle 8–151° off, while the films where the two agreed and another cue disagreed measured within 5°.
 """
 from __future__ import annotations
 
