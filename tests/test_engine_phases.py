@@ -199,13 +199,19 @@ def test_keep_start_mixes_the_final_weights_with_the_start(tmp_path):
         build_d2_cfg(smoke_cfg(tmp_path / "y", "model.weights=a.pth", "solver.keep_start=1.0"), datasets=names)
 
 
-def test_amp_on_the_cpu_trains_in_bfloat16_and_keeps_float32_weights(tmp_path):
+def test_amp_on_the_cpu_trains_in_bfloat16_and_keeps_float32_weights(tmp_path, monkeypatch, caplog):
     from detectron2.engine import AMPTrainer, SimpleTrainer
+    from spine_d2.engine import precision
     from spine_d2.engine.trainer import CPUAutocastTrainer, inner_trainer
 
     names = register_tiny(tmp_path / "data")
     cfg = build_d2_cfg(smoke_cfg(tmp_path / "run", "solver.amp=true"), datasets=names)
     assert cfg.SOLVER.AMP.ENABLED and inner_trainer(cfg) is CPUAutocastTrainer
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)  # a CPU that emulates bfloat16
+    with caplog.at_level("WARNING", logger="spine_d2.engine.precision"):
+        assert inner_trainer(cfg) is CPUAutocastTrainer
+    assert any("give solver.amp=false" in r.getMessage() for r in caplog.records)
+    monkeypatch.undo()
     cuda = cfg.clone()
     cuda.defrost()
     cuda.MODEL.DEVICE = "cuda"

@@ -240,3 +240,22 @@ def test_test_amp_runs_the_backbone_in_bfloat16_and_hands_on_float32_features(sm
         model.train()
         c = model.backbone(x)
         assert seen[-1] == {torch.float32} and all(torch.equal(c[k], plain.backbone.train()(x)[k]) for k in c)
+
+
+def test_test_amp_warns_on_a_cpu_without_bfloat16_units(smoke_run, monkeypatch, caplog):
+    """Where the CPU emulates bfloat16, `test.amp` runs slower than float32: it says so, naming the
+    option; where it has the units, it is silent."""
+    import logging
+
+    from spine_d2.engine import precision
+    from spine_d2.engine.test_time import backbone_autocast
+
+    cfg = config_for_checkpoint(smoke_run[1] / "model_final.pth", "cpu", amp=True)
+    for has_units in (True, False):
+        monkeypatch.setattr(precision, "cpu_has_bf16", lambda: has_units)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="spine_d2.engine.precision"):
+            backbone_autocast(load_model(cfg), cfg)
+        warned = [r.getMessage() for r in caplog.records if "bfloat16 units" in r.getMessage()]
+        assert bool(warned) is not has_units, warned
+    assert "test.amp=true" in warned[0] and "give test.amp=false" in warned[0]

@@ -37,6 +37,7 @@ from spine_d2.data.rare import rarity_repeats
 from spine_d2.data.transforms import build_mapper
 from spine_d2.engine.config import from_yacs, phases_of
 from spine_d2.engine.hooks import AverageWeights, IterationSeed, KeepStart, NonFiniteGuard, PhaseSchedule
+from spine_d2.engine.precision import warn_without_bf16
 from spine_d2.engine.processes import tests_apart
 
 
@@ -125,19 +126,8 @@ def inner_trainer(cfg) -> type[SimpleTrainer]:
         return SimpleTrainer
     if torch.device(cfg.MODEL.DEVICE).type != "cpu":
         return AMPTrainer
-    if not cpu_has_bf16():
-        logging.getLogger(__name__).warning(
-            "solver.amp=true on a CPU without bfloat16 units (AVX512-BF16, AMX): each step runs "
-            "slower than in float32 (give solver.amp=false)")
+    warn_without_bf16("solver.amp", "each step")
     return CPUAutocastTrainer
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX); True where torch
-    cannot tell."""
-    probes = [getattr(torch.cpu, n, None) for n in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    probes = [p for p in probes if p is not None]
-    return not probes or any(p() for p in probes)
 
 
 class SpineTrainer(DefaultTrainer):
