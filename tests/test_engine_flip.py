@@ -65,7 +65,7 @@ class _Bodies(BlobModel):
 
 
 def test_the_mirrored_run_cancels_a_sideways_bias_of_the_corners():
-    from spine_d2.engine.test_time import one_pass, refine
+    from spine_d2.engine.test_time import one_pass, refine, refine_with_reads
 
     image = np.zeros((300, 200, 3), np.uint8)
     for y0 in (40, 120, 200):  # three bodies facing right: their right halves brighter
@@ -89,9 +89,15 @@ def test_the_mirrored_run_cancels_a_sideways_bias_of_the_corners():
     assert np.allclose(corners[:, [0, 2], 0], 140, atol=1e-4)  # both: the bias cancels
     assert np.allclose(corners[:, [1, 3], 0], 60, atol=1e-4)
     assert np.allclose(corners[..., 2], 0.6)
+    fused, reads = refine_with_reads(model, cfg, image, first)
+    assert len(reads) == 2 and all(len(r) == 3 for r in reads)  # the two runs each alone, in the photo's frame
+    own, mirror = (r.pred_keypoints.numpy()[np.argsort(r.pred_boxes.tensor.numpy()[:, 1])] for r in reads)
+    assert np.allclose(own[:, [0, 2], 0], 140 + BIAS_PX) and np.allclose(mirror[:, [0, 2], 0], 140 - BIAS_PX)
+    assert np.array_equal(fused.pred_keypoints.numpy(), refine(model, cfg, image, first).pred_keypoints.numpy())
     model.corners_on, model.calls = False, 0  # no corner head: nothing to average, no second run
     first = one_pass(model, cfg, image)
     assert len(refine(model, cfg, image, first)) == 3 and model.calls == 1
+    assert refine_with_reads(model, cfg, image, first)[1] == []
 
 
 class _Node(SimpleNamespace):
@@ -137,3 +143,4 @@ def test_the_mirrored_runs_windows_turn_only_with_flip_turns(flip_turns):
     assert len(out) == 14
     looks = 1 + len(turns)                             # the photo's windows: upright and turned
     assert model.calls == looks + 1 + (looks if flip_turns else 1)  # the mirror's first pass, its windows
+

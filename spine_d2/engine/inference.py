@@ -31,12 +31,13 @@ from spine_d2 import zoo
 from spine_d2.data.images import IMAGE_SUFFIXES, ImageReadError, read_image
 from spine_d2.engine.config import load_d2_cfg, resolve_device
 from spine_d2.engine.processes import share_cores, usable_processes, worker_logging
-from spine_d2.engine.test_time import backbone_autocast, for_evaluation, one_pass, refine
+from spine_d2.engine.test_time import backbone_autocast, for_evaluation, one_pass, refine_with_reads
 from spine_d2.engine.soft_masks import with_soft_masks
 from spine_d2.levels import get_class_map
-from spine_d2.measure import CSV_COLUMNS, MeasureConfig, Measurement, draw_overlay, measure_instances
+from spine_d2.measure import CSV_COLUMNS, MeasureConfig, Measurement, draw_overlay
 from spine_d2.measure import instances_from_predictions, measurement_row
 from spine_d2.measure.preannotation import labelme_document, write_new_json
+from spine_d2.measure.reads import measure_with_reads
 
 log = logging.getLogger(__name__)
 
@@ -171,15 +172,24 @@ class SpinePredictor:
         return f"{zoo.PREFIX}{Path(weights).stem}" if zoo.is_zoo_file(weights) else weights
 
     def __call__(self, image_bgr: np.ndarray):
+        return self.predict(image_bgr)[0]
+
+    def predict(self, image_bgr: np.ndarray):
+        """(Instances, reads): the predictions, and with the mirrored run its two runs each alone
+        (`spine_d2.engine.test_time.refine_with_reads`)."""
         image = np.ascontiguousarray(image_bgr if self.cfg.INPUT.FORMAT == "BGR" else image_bgr[:, :, ::-1])
-        return refine(self.model, self.cfg, image, one_pass(self.model, self.cfg, image))
+        return refine_with_reads(self.model, self.cfg, image, one_pass(self.model, self.cfg, image))
 
 
 def measure_image(predictor: SpinePredictor, image_bgr: np.ndarray, measure_cfg: Any = None) -> Measurement:
-    """Predict and measure one photo; geometry in its image frame, angles in the frame reported."""
-    insts = instances_from_predictions(predictor(image_bgr), predictor.class_names)
-    return measure_instances(insts, image_bgr.shape[:2], predictor.class_names,
-                             MeasureConfig.from_cfg(measure_cfg), image=image_bgr)
+    """Predict and measure one photo; geometry in its image frame, angles in the frame reported
+    (checked against the photo's and its mirror image's reads: `spine_d2.measure.reads`)."""
+    predict = getattr(predictor, "predict", None)  # anything with class_names and __call__ measures too
+    pred, reads = predict(image_bgr) if predict is not None else (predictor(image_bgr), [])
+    names = predictor.class_names
+    return measure_with_reads(instances_from_predictions(pred, names),
+                              [instances_from_predictions(r, names) for r in reads],
+                              image_bgr.shape[:2], names, MeasureConfig.from_cfg(measure_cfg), image=image_bgr)
 
 
 def image_paths(input_path: str | Path) -> list[Path]:

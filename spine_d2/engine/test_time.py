@@ -30,10 +30,17 @@ def refine(model, cfg, image: np.ndarray, first: Instances) -> Instances:
     the windows along the spine, then, with `FLIP`, the same again on the mirrored photo (its
     windows upright only unless `HIGHRES.FLIP_TURNS`), its corners averaged in
     (`spine_d2.engine.flip`)."""
+    return refine_with_reads(model, cfg, image, first)[0]
+
+
+def refine_with_reads(model, cfg, image: np.ndarray, first: Instances) -> tuple[Instances, list[Instances]]:
+    """`refine`, and with `FLIP` the two runs it fused, each alone (the photo's, the mirrored
+    photo's mapped back): the two reads `spine_d2.measure.reads` checks the angles against; []
+    without the mirrored run."""
     hr = cfg.SPINE.HIGHRES.ENABLED
     if not cfg.SPINE.get("FLIP", False) or not (first.has("pred_keypoint_heatmaps") or first.has("pred_keypoints")):
         # the mirrored run averages corners: nothing to do for a model without a corner head
-        return high_resolution_pass(model, cfg, image, first) if hr else first
+        return (high_resolution_pass(model, cfg, image, first) if hr else first), []
     shape = image.shape[:2]
 
     def passes(photo: np.ndarray, one: Instances, turns=None) -> list[Detection]:
@@ -43,7 +50,8 @@ def refine(model, cfg, image: np.ndarray, first: Instances) -> Instances:
     mirror = np.ascontiguousarray(image[:, ::-1])
     turns = None if getattr(cfg.SPINE.HIGHRES, "FLIP_TURNS", True) else ()
     second = mirrored(passes(mirror, one_pass(model, cfg, mirror), turns), shape[1])
-    return to_instances(average_corners(passes(image, first), second), shape)
+    own = passes(image, first)
+    return to_instances(average_corners(own, second), shape), [to_instances(own, shape), to_instances(second, shape)]
 
 
 def backbone_autocast(model, cfg):
@@ -86,7 +94,8 @@ def for_evaluation(model, cfg):
 
 class TestTimeModel(torch.nn.Module):
     """A detectron2 model whose predictions get `refine`: for evaluation, where the inputs are
-    dataset dicts (the original image is read again from `file_name`)."""
+    dataset dicts (the original image is read again from `file_name`); each output's "reads" holds
+    the two runs' instances each alone (`refine_with_reads`)."""
 
     def __init__(self, model, cfg):
         super().__init__()
@@ -98,5 +107,5 @@ class TestTimeModel(torch.nn.Module):
         outputs = self.model(inputs)
         for inp, out in zip(inputs, outputs):
             image = read_image(inp["file_name"], self.cfg.INPUT.FORMAT)
-            out["instances"] = refine(self.model, self.cfg, image, out["instances"].to("cpu"))
+            out["instances"], out["reads"] = refine_with_reads(self.model, self.cfg, image, out["instances"].to("cpu"))
         return outputs

@@ -126,6 +126,9 @@ class MeasureConfig:
     # degrees an endplate of T1-L5 may lean off square to the spine's chain (the line through the
     # neighbouring centres) before it is taken square to the chain instead; 0: never (benchmarks/README.md)
     max_off_chain_deg: float = 20.0
+    # with the mirrored run (test.flip): degrees the photo's and its mirror image's reads of an
+    # angle, each measured alone, may lie apart before the angle is left out (measure.reads); 0: off
+    reads_apart: float = 20.0
     # the L5-S1 segment's plausible lordosis (degrees, kyphosis negative): an S1 plate from corner
     # points outside it gives way to the outline's when that one lies inside (measure.lumbosacral); []: off
     lumbosacral_deg: list[float] = field(default_factory=lambda: list(LUMBOSACRAL_DEG))

@@ -51,6 +51,12 @@ class LockedPredictor:
         with self._lock:
             return self.predictor(image_bgr)
 
+    def predict(self, image_bgr):
+        """(Instances, reads) as `SpinePredictor.predict`; no reads from a predictor without it."""
+        with self._lock:
+            inner = getattr(self.predictor, "predict", None)
+            return inner(image_bgr) if inner is not None else (self.predictor(image_bgr), [])
+
 
 class AngleOut(BaseModel):
     value: Optional[float] = None  # degrees; null when it could not be measured

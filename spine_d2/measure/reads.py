@@ -1,0 +1,43 @@
+"""Two reads of one photo: the model's detections on the photo and on its mirror image (mapped
+back), each measured alone, beside the fused detections the angles come from (`test.flip`,
+spine_d2/engine/flip.py). Where the two reads of an angle lie more than `measure.reads_apart`
+degrees apart one of them went grossly wrong (a level named one off, a plate misread, the wrong
+anterior side), and the fused detections, which keep the photo's masks and names, follow the
+photo's read whichever it is: the angle is left out with both readings as the reason.
+benchmarks/README.md has what it withholds and how often it was wrong.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Mapping, Sequence
+
+from spine_d2.angles import Angle
+from spine_d2.measure.config import MeasureConfig
+from spine_d2.measure.instances import Instance
+from spine_d2.measure.pipeline import Measurement, measure_instances
+
+
+def without_disagreeing_reads(angles: Mapping[str, Angle], reads: Sequence[Mapping[str, Angle]],
+                              max_apart: float) -> dict[str, Angle]:
+    """`angles` (degrees) with each measured angle that two of `reads` (each a measurement's
+    angles) both read more than `max_apart` degrees apart left out; `max_apart` 0: unchanged."""
+    out = dict(angles)
+    for name, angle in angles.items():
+        seen = [r[name].value for r in reads if name in r and r[name].measured]
+        if max_apart > 0 and angle.measured and len(seen) >= 2 and max(seen) - min(seen) > max_apart:
+            out[name] = Angle.missing(f"the photo and its mirror image read {min(seen):.0f}° and "
+                                      f"{max(seen):.0f}° (more than {max_apart:g}° apart)")
+    return out
+
+
+def measure_with_reads(instances: Sequence[Instance], reads: Sequence[Sequence[Instance]],
+                       image_shape: Sequence[int], class_names: Sequence[str] | None = None, cfg: Any = None,
+                       image=None) -> Measurement:
+    """`measure_instances` of `instances` (the fused detections), its angles checked against the
+    `reads` (each read's instances, measured alone in the same frame: `without_disagreeing_reads`)."""
+    c = MeasureConfig.from_cfg(cfg)
+    m = measure_instances(instances, image_shape, class_names, c, image=image)
+    if c.reads_apart <= 0 or len(reads) < 2:
+        return m
+    alone = [measure_instances(r, image_shape, class_names, c, frame=m.correction).angles for r in reads]
+    return replace(m, angles=without_disagreeing_reads(m.angles, alone, c.reads_apart))
