@@ -394,8 +394,9 @@ def test_s1_corners_that_make_l5_s1_implausible_give_way_to_the_outline(facing, 
 @pytest.mark.parametrize("facing", [1, -1])
 def test_an_s1_plate_read_facing_backwards_gives_no_ss_ll_s1_or_pi(facing):
     """S1 corners turned 100° past the plate read SS 110°: a plate facing backwards, which no spine
-    has. SS, LL_S1 and PI are then not measured, with the reason; PT (the plate's midpoint), TK and
-    LL stay. Corners turned −50° (SS 80°) are still measured: the rule is for the impossible only."""
+    has. SS, LL_S1 and PI are then not measured, with the reason; TK and LL stay (PT, the plate's
+    midpoint, goes too: the backward plate's vote for the anterior side conflicts with the
+    lordosis'). Corners turned −50° (SS 80°) are still measured: the rule is for the impossible only."""
     spine = toy_spine(ll=45.0, ll_s1=60.0, ss=30.0, facing=facing)
     a, p = np.asarray(spine.endplates["S1"]["superior"])
     mid = (a + p) / 2
@@ -411,8 +412,9 @@ def test_an_s1_plate_read_facing_backwards_gives_no_ss_ll_s1_or_pi(facing):
     m = measured(100.0)
     for name in ("SS", "LL_S1", "PI"):
         assert math.isnan(m.angles[name].value) and "S1 plate read facing backwards (SS 110°" in m.angles[name].reason
-    for name in ("TK", "LL", "PT"):
+    for name in ("TK", "LL"):
         assert m.angles[name].value == pytest.approx(spine.expected[name], abs=0.5), name
+    assert "anterior side in conflict" in m.angles["PT"].reason
     assert "facing backwards" in m.notes
     steep = measured(-50.0)
     assert steep.angles["SS"].value == pytest.approx(80.0, abs=0.5) and "facing backwards" not in steep.notes
@@ -552,10 +554,11 @@ def test_a_sacrum_cut_by_the_photo_edge_gives_no_endplate_from_its_outline():
 def test_a_sacral_plate_against_the_lordosis_leaves_the_angles_it_puts_in_doubt_out():
     """S1's plate turned 60° so that it slopes down backwards (its vote points the other way at full
     strength) while the lumbar bulge still points forwards: the side or S1's plate is misread. Where
-    the hips and the kyphosis carry the side with the lordosis, the plate is the misread: SS, LL_S1
-    and PI are left out, with the reason, TK, LL and PT stand. Where the plate carries it (no hips, no
-    thoracic spine), every angle's sign is in doubt: none is measured (`measure.on_implausible=measure`
-    measures them anyway). The two cues agreeing while kyphosis disagrees is no conflict."""
+    the hips and the kyphosis carry the side with the lordosis, the plate is the misread: SS, LL_S1,
+    PI and PT (its midpoint) are left out, with the reason, TK and LL stand. Where the plate carries
+    it (no hips, no thoracic spine), every angle's sign is in doubt: none is measured
+    (`measure.on_implausible=measure` measures them anyway). The two cues agreeing while kyphosis
+    disagrees is no conflict."""
     from spine_d2.measure.anterior import Anterior, AnteriorVote
 
     spine = toy_spine(ll=45.0, ll_s1=60.0, ss=30.0)
@@ -572,9 +575,9 @@ def test_a_sacral_plate_against_the_lordosis_leaves_the_angles_it_puts_in_doubt_
     m = measured(spine.instances())
     votes = {v.cue: v for v in m.anterior.votes}
     assert votes["sacral slope"].sign != votes["lordosis"].sign == m.anterior.sign
-    for name in ("SS", "LL_S1", "PI"):
+    for name in ("SS", "LL_S1", "PI", "PT"):
         assert math.isnan(m.angles[name].value) and "anterior side in conflict: sacral slope" in m.angles[name].reason
-    for name in ("TK", "LL", "PT"):
+    for name in ("TK", "LL"):
         assert m.angles[name].value == pytest.approx(spine.expected[name], abs=0.5), name
     lumbar = [i for i in spine.instances(heads=False) if i.class_name != "thoracic"]
     m = measured(lumbar)

@@ -29,7 +29,7 @@ from spine_d2.measure.femoral_heads import plausible_heads, usable_heads
 from spine_d2.measure.frame_angles import HEADS_NOT_IN_VIEW, endplate_angles
 from spine_d2.measure.instances import Instance
 from spine_d2.measure.level_endplates import level_endplates, spine_cranial
-from spine_d2.measure.lumbosacral import backward_s1, plausible_s1
+from spine_d2.measure.lumbosacral import S1_PLATE_ANGLES, backward_s1, plausible_s1
 from spine_d2.measure.wedges import plausible_wedges, wedge_misread
 from spine_d2.measure.naming import name_levels
 from spine_d2.measure.config import MeasureConfig
@@ -213,17 +213,18 @@ def measure_instances(
                        excluded, sign, heads_reason, dict(naming.uncertain))
 
 
-#: the angles that rest on S1's superior plate
-S1_PLATE_ANGLES = ("SS", "LL_S1", "PI")
+#: the angles that rest on S1's superior plate: its direction, and PT its midpoint
+ON_S1_PLATE = S1_PLATE_ANGLES + ("PT",)
 
 
 def _without_conflict(final: dict[str, Angle], ant: Anterior) -> dict[str, Angle]:
     """`final` with the angles a conflict between the sacral slope's and the lordosis' votes
     (`Anterior.conflict`) leaves unsure made missing, with the reason: every angle when the side
     followed the sacral plate (on the phantom, TK and LL of such films read with the wrong sign), those
-    of S1's plate (`S1_PLATE_ANGLES`) when it followed the lordosis (the plate misread)."""
+    resting on S1's plate (`ON_S1_PLATE`) when it followed the lordosis (the plate misread: on the
+    phantom the PT of such films was 17-32° off too)."""
     sacral = next(v for v in ant.votes if v.cue == "sacral slope")
-    unsure = final if sacral.sign == ant.sign else S1_PLATE_ANGLES
+    unsure = final if sacral.sign == ant.sign else ON_S1_PLATE
     why = f"anterior side in conflict: {ant.conflict}"
     return {name: Angle.missing(why) if name in unsure and a.measured else a for name, a in final.items()}
 
