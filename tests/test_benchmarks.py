@@ -379,3 +379,53 @@ def test_checkpoints_averaged_parameter_by_parameter_beside_their_config(tmp_pat
     torch.save({"model": {"v": torch.zeros(1)}}, run / "other.pth")
     with pytest.raises(SystemExit, match="other parameters"):
         average_checkpoints.main([f"out={out}", f"checkpoints={run / 'model_0.pth'},{run / 'other.pth'}"])
+
+
+# ------------------------------------------------------------------------------------------------
+# reads: what measure.reads_apart withholds
+
+
+def _film(true, fused, a, b):
+    nan = float("nan")
+    full = lambda d: {k: d.get(k, nan) for k in ANGLE_NAMES}  # noqa: E731
+    return {"true": full(true), "fused": full(fused), "reads": [full(a), full(b)]}
+
+
+def test_the_reads_rule_table_counts_what_it_withholds_and_how_far_off_it_was():
+    import reads
+
+    films = [_film({"TK": 40}, {"TK": 41}, {"TK": 41}, {"TK": 43}),    # agree: kept
+             _film({"TK": 40}, {"TK": 62}, {"TK": 62}, {"TK": 39}),    # 23° apart, the fused 22° off
+             _film({"TK": 40}, {"TK": 40.5}, {"TK": 40}, {"TK": 58}),  # 18° apart, the fused right
+             _film({"TK": 40}, {"TK": 45}, {"TK": 45}, {}),            # one read has none: kept
+             _film({"TK": 40}, {}, {"TK": 10}, {"TK": 70})]            # not measured: nothing to withhold
+    assert reads.withheld(films[1], "TK", 20.0) and not reads.withheld(films[2], "TK", 20.0)
+    assert reads.withheld(films[2], "TK", 15.0) and not reads.withheld(films[3], "TK", 1.0)
+    assert not reads.withheld(films[4], "TK", 1.0)
+    rows = {(r["angle"], r["apart"]): r for r in reads.rule_table(films, [15.0, 20.0])}
+    t20, t15 = rows["TK", 20.0], rows["TK", 15.0]
+    assert (t20["films"], t20["measured"], t20["mae"]) == (5, 4, pytest.approx((1 + 22 + 0.5 + 5) / 4))
+    assert (t20["withheld"], t20["over_5"], t20["over_10"], t20["measured_with"]) == (1, 1, 1, 3)
+    assert t20["mae_with"] == pytest.approx((1 + 0.5 + 5) / 3)
+    assert (t15["withheld"], t15["over_5"], t15["measured_with"]) == (2, 1, 2)
+    assert rows["LL", 20.0]["films"] == 0 and math.isnan(rows["LL", 20.0]["mae"])
+    lines = reads.markdown({"name": "t", "roots": "x", "split": "all", "command": "c", "date": "d", "machine": "m",
+                            "python": "3", "commit": "abc"}, list(rows.values()), 5, 1.0)
+    assert "| TK | 20° | 7.12° | 80.0 % | 2.17° | 60.0 % | 1 | 1 | 1 |" in lines
+
+
+def test_reads_runs_a_checkpoint_over_a_phantom_folder(smoke_run, tmp_path, monkeypatch):
+    """The smoke model has no corner head, so no mirrored run: every film has no reads and the
+    rule withholds nothing; the files name the command and hold every film."""
+    import reads
+
+    monkeypatch.setattr(reads, "RESULTS", tmp_path)
+    root, run_dir = smoke_run
+    reads.main([f"checkpoint={run_dir / 'model_final.pth'}", f"root={root}", "apart=20", "name=smoke"])
+    doc = json.loads((tmp_path / "reads-smoke.json").read_text())
+    assert len(doc["films"]) == 6 and all(f["reads"] == [] for f in doc["films"])
+    assert doc["command"].startswith("python benchmarks/reads.py checkpoint=") and not doc["amp"]
+    assert len(doc["table"]) == len(ANGLE_NAMES) and all(r["withheld"] == 0 for r in doc["table"])
+    assert (tmp_path / "reads-smoke.md").read_text().startswith("# The photo's and its mirror image's reads: smoke")
+    with pytest.raises(SystemExit, match="give checkpoint=FILE root=DIR"):
+        reads.main([f"root={root}"])
