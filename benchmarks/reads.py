@@ -32,6 +32,7 @@ from spine_d2.data.labelme import load_labelme_dataset
 from spine_d2.data.splits import dataset_splits
 from spine_d2.engine.inference import InferenceError, SpinePredictor, config_for_checkpoint
 from spine_d2.measure import MeasureConfig, instances_from_predictions, measure_instances
+from spine_d2.measure.reads import measure_reads
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULTS = {"checkpoint": None, "root": None, "split": "all", "apart": "10,15,20,30", "amp": "", "name": "reads"}
@@ -45,10 +46,10 @@ def read_angles(predictor: SpinePredictor, image: np.ndarray, cfg: MeasureConfig
     pred, reads = predictor.predict(image)
     names = predictor.class_names
     m = measure_instances(instances_from_predictions(pred, names), image.shape[:2], names, cfg, image=image)
-    alone = [measure_instances(instances_from_predictions(r, names), image.shape[:2], names, cfg,
-                               frame=m.correction) for r in reads]
+    alone = measure_reads([instances_from_predictions(r, names) for r in reads], image.shape[:2], names, cfg,
+                          m.correction)
     return {"fused": {k: m.angles[k].value for k in ANGLE_NAMES},
-            "reads": [{k: a.angles[k].value for k in ANGLE_NAMES} for a in alone]}
+            "reads": [{k: a[k].value for k in ANGLE_NAMES} for a in alone]}
 
 
 def withheld(film: Mapping, angle: str, apart: float) -> bool:

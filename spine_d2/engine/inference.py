@@ -31,7 +31,7 @@ from spine_d2 import zoo
 from spine_d2.data.images import IMAGE_SUFFIXES, ImageReadError, read_image
 from spine_d2.engine.config import load_d2_cfg, resolve_device
 from spine_d2.engine.processes import share_cores, usable_processes, worker_logging
-from spine_d2.engine.test_time import backbone_autocast, for_evaluation, one_pass, refine_with_reads
+from spine_d2.engine.test_time import backbone_autocast, for_evaluation, one_pass, refine, refine_with_reads
 from spine_d2.engine.soft_masks import with_soft_masks
 from spine_d2.levels import get_class_map
 from spine_d2.measure import CSV_COLUMNS, MeasureConfig, Measurement, draw_overlay
@@ -172,13 +172,17 @@ class SpinePredictor:
         return f"{zoo.PREFIX}{Path(weights).stem}" if zoo.is_zoo_file(weights) else weights
 
     def __call__(self, image_bgr: np.ndarray):
-        return self.predict(image_bgr)[0]
+        image = self._model_format(image_bgr)
+        return refine(self.model, self.cfg, image, one_pass(self.model, self.cfg, image))
 
     def predict(self, image_bgr: np.ndarray):
         """(Instances, reads): the predictions, and with the mirrored run its two runs each alone
         (`spine_d2.engine.test_time.refine_with_reads`)."""
-        image = np.ascontiguousarray(image_bgr if self.cfg.INPUT.FORMAT == "BGR" else image_bgr[:, :, ::-1])
+        image = self._model_format(image_bgr)
         return refine_with_reads(self.model, self.cfg, image, one_pass(self.model, self.cfg, image))
+
+    def _model_format(self, image_bgr: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(image_bgr if self.cfg.INPUT.FORMAT == "BGR" else image_bgr[:, :, ::-1])
 
 
 def measure_image(predictor: SpinePredictor, image_bgr: np.ndarray, measure_cfg: Any = None) -> Measurement:

@@ -30,13 +30,18 @@ def refine(model, cfg, image: np.ndarray, first: Instances) -> Instances:
     the windows along the spine, then, with `FLIP`, the same again on the mirrored photo (its
     windows upright only unless `HIGHRES.FLIP_TURNS`), its corners averaged in
     (`spine_d2.engine.flip`)."""
-    return refine_with_reads(model, cfg, image, first)[0]
+    return _refine(model, cfg, image, first, with_reads=False)[0]
 
 
 def refine_with_reads(model, cfg, image: np.ndarray, first: Instances) -> tuple[Instances, list[Instances]]:
     """`refine`, and with `FLIP` the two runs it fused, each alone (the photo's, the mirrored
     photo's mapped back): the two reads `spine_d2.measure.reads` checks the angles against; []
     without the mirrored run."""
+    return _refine(model, cfg, image, first, with_reads=True)
+
+
+def _refine(model, cfg, image: np.ndarray, first: Instances, with_reads: bool) -> tuple[Instances, list[Instances]]:
+    """`refine_with_reads`; the reads' Instances (each a stack of full-size masks) only `with_reads`."""
     hr = cfg.SPINE.HIGHRES.ENABLED
     if not cfg.SPINE.get("FLIP", False) or not (first.has("pred_keypoint_heatmaps") or first.has("pred_keypoints")):
         # the mirrored run averages corners: nothing to do for a model without a corner head
@@ -51,7 +56,8 @@ def refine_with_reads(model, cfg, image: np.ndarray, first: Instances) -> tuple[
     turns = None if getattr(cfg.SPINE.HIGHRES, "FLIP_TURNS", True) else ()
     second = mirrored(passes(mirror, one_pass(model, cfg, mirror), turns), shape[1])
     own = passes(image, first)
-    return to_instances(average_corners(own, second), shape), [to_instances(own, shape), to_instances(second, shape)]
+    reads = [to_instances(own, shape), to_instances(second, shape)] if with_reads else []
+    return to_instances(average_corners(own, second), shape), reads
 
 
 def backbone_autocast(model, cfg):

@@ -15,6 +15,7 @@ from spine_d2.angles import Angle
 from spine_d2.measure.config import MeasureConfig
 from spine_d2.measure.instances import Instance
 from spine_d2.measure.pipeline import Measurement, measure_instances
+from spine_d2.measure.rectify import FrameEstimate
 
 
 def without_disagreeing_reads(angles: Mapping[str, Angle], reads: Sequence[Mapping[str, Angle]],
@@ -39,5 +40,12 @@ def measure_with_reads(instances: Sequence[Instance], reads: Sequence[Sequence[I
     m = measure_instances(instances, image_shape, class_names, c, image=image)
     if c.reads_apart <= 0 or len(reads) < 2:
         return m
-    alone = [measure_instances(r, image_shape, class_names, c, frame=m.correction).angles for r in reads]
+    alone = measure_reads(reads, image_shape, class_names, c, m.correction)
     return replace(m, angles=without_disagreeing_reads(m.angles, alone, c.reads_apart))
+
+
+def measure_reads(reads: Sequence[Sequence[Instance]], image_shape: Sequence[int],
+                  class_names: Sequence[str] | None, cfg: Any, frame: FrameEstimate | None) -> list[dict[str, Angle]]:
+    """Each read's angles, its instances measured alone in `frame` (the fused measurement's
+    `correction`, so that all are in one frame)."""
+    return [measure_instances(r, image_shape, class_names, cfg, frame=frame).angles for r in reads]
