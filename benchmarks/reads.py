@@ -1,4 +1,5 @@
-"""The photo's and its mirror image's reads (`test.flip`): what `measure.reads_apart` withholds.
+"""The photo's and its mirror image's reads (`test.flip`): what `measure.reads_apart` withholds
+and what `measure.reads_mean` changes.
 
     python benchmarks/reads.py checkpoint=FILE root=datasets/seed954[,datasets/seed955] \
         [split=all] [apart=10,15,20,30] [amp=] [name=reads]
@@ -9,9 +10,10 @@ its test-time passes (the mirrored run among them: `test.flip`; `amp=true|false`
 them but with `measure.reads_apart=0`, and the two runs each alone in the same frame
 (`spine_d2.engine.test_time.refine_with_reads`, `spine_d2.measure.reads`). For each angle and each
 threshold in `apart` (degrees): the mean absolute error and the share measured without and with the
-rule, how many readings it withholds and how many of those were over 5° and over 10° off. Writes
-results/reads-<name>.json (the settings, every film's truth, fused and read angles, the table) and
-results/reads-<name>.md.
+rule, how many readings it withholds and how many of those were over 5° and over 10° off, and the
+error with the rule when each angle both reads measured is their mean (`measure.reads_mean`). Writes
+results/reads-<name>.json (the settings, every film's truth, fused, read and mean angles, the table)
+and results/reads-<name>.md.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from spine_d2.data.labelme import load_labelme_dataset
 from spine_d2.data.splits import dataset_splits
 from spine_d2.engine.inference import InferenceError, SpinePredictor, config_for_checkpoint
 from spine_d2.measure import MeasureConfig, instances_from_predictions, measure_instances
-from spine_d2.measure.reads import measure_reads
+from spine_d2.measure.reads import mean_of_reads, measure_reads
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULTS = {"checkpoint": None, "root": None, "split": "all", "apart": "10,15,20,30", "amp": "", "name": "reads"}
@@ -41,15 +43,18 @@ SWITCH = {"true": True, "false": False}
 
 
 def read_angles(predictor: SpinePredictor, image: np.ndarray, cfg: MeasureConfig) -> dict:
-    """{"fused": {angle: degrees}, "reads": [{…}, {…}]} for one photo (NaN: not measured), the
-    reads measured in the fused measurement's frame; reads [] without the mirrored run."""
+    """{"fused": {angle: degrees}, "reads": [{…}, {…}], "mean": {…}} for one photo (NaN: not
+    measured), the reads measured in the fused measurement's frame, "mean" the fused angles with
+    `mean_of_reads`; reads [] (and "mean" the fused) without the mirrored run."""
     pred, reads = predictor.predict(image)
     names = predictor.class_names
     m = measure_instances(instances_from_predictions(pred, names), image.shape[:2], names, cfg, image=image)
     alone = measure_reads([instances_from_predictions(r, names) for r in reads], image.shape[:2], names, cfg,
                           m.correction)
+    mean = mean_of_reads(m.angles, alone)
     return {"fused": {k: m.angles[k].value for k in ANGLE_NAMES},
-            "reads": [{k: a[k].value for k in ANGLE_NAMES} for a in alone]}
+            "reads": [{k: a[k].value for k in ANGLE_NAMES} for a in alone],
+            "mean": {k: mean[k].value for k in ANGLE_NAMES}}
 
 
 def withheld(film: Mapping, angle: str, apart: float) -> bool:
@@ -61,7 +66,8 @@ def withheld(film: Mapping, angle: str, apart: float) -> bool:
 
 def rule_table(films: Sequence[Mapping], thresholds: Sequence[float]) -> list[dict]:
     """Per angle and threshold: films with the truth, MAE and share measured without the rule and
-    with it, readings withheld and how many of them were over 5° and over 10° off."""
+    with it, readings withheld and how many of them were over 5° and over 10° off, and the MAE with
+    the rule of the reads' mean ("mae_mean")."""
     rows = []
     for angle in ANGLE_NAMES:
         have = [f for f in films if not math.isnan(f["true"][angle])]
@@ -70,10 +76,13 @@ def rule_table(films: Sequence[Mapping], thresholds: Sequence[float]) -> list[di
                 "mae": float(np.mean(list(err.values()))) if err else math.nan}
         for t in thresholds:
             out = [e for f in have if id(f) in err and withheld(f, angle, t) for e in [err[id(f)]]]
-            kept = [e for f in have if id(f) in err and not withheld(f, angle, t) for e in [err[id(f)]]]
+            stay = [f for f in have if id(f) in err and not withheld(f, angle, t)]
+            kept = [err[id(f)] for f in stay]
+            mean = [abs(f["mean"][angle] - f["true"][angle]) for f in stay]
             rows.append({**base, "apart": t, "withheld": len(out), "over_5": sum(e > 5 for e in out),
                          "over_10": sum(e > 10 for e in out), "measured_with": len(kept),
-                         "mae_with": float(np.mean(kept)) if kept else math.nan})
+                         "mae_with": float(np.mean(kept)) if kept else math.nan,
+                         "mae_mean": float(np.mean(mean)) if mean else math.nan})
     return rows
 
 
@@ -84,11 +93,11 @@ def markdown(meta: Mapping, rows: Sequence[Mapping], films: int, seconds: float)
              f"{films} films of {meta['roots']} (split {meta['split']}); the fused detections measured with "
              f"`measure.reads_apart=0`, the two runs each alone in its frame.", "",
              "| angle | apart | MAE without | measured without | MAE with | measured with | withheld | "
-             "of them > 5° off | > 10° off |", "|---|---|---|---|---|---|---|---|---|"]
+             "of them > 5° off | > 10° off | MAE with, reads' mean |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['angle']} | {r['apart']:g}° | {deg(r['mae'])} | {share(r['measured'], r['films'])} | "
                      f"{deg(r['mae_with'])} | {share(r['measured_with'], r['films'])} | {r['withheld']} | "
-                     f"{r['over_5']} | {r['over_10']} |")
+                     f"{r['over_5']} | {r['over_10']} | {deg(r['mae_mean'])} |")
     return lines
 
 
@@ -126,7 +135,8 @@ def main(argv: Sequence[str]) -> None:
     doc = {**meta, "seconds": round(seconds, 1), "table": [{k: clean(v) for k, v in r.items()} for r in rows],
            "films": [{**f, "true": {k: clean(v) for k, v in f["true"].items()},
                       "fused": {k: clean(v) for k, v in f["fused"].items()},
-                      "reads": [{k: clean(v) for k, v in r.items()} for r in f["reads"]]} for f in films]}
+                      "reads": [{k: clean(v) for k, v in r.items()} for r in f["reads"]],
+                      "mean": {k: clean(v) for k, v in f["mean"].items()}} for f in films]}
     (RESULTS / f"reads-{o['name']}.json").write_text(json.dumps(doc, indent=1) + "\n")
     (RESULTS / f"reads-{o['name']}.md").write_text("\n".join(markdown(meta, rows, len(films), seconds)) + "\n")
     print("\n".join(markdown(meta, rows, len(films), seconds)))

@@ -382,13 +382,14 @@ def test_checkpoints_averaged_parameter_by_parameter_beside_their_config(tmp_pat
 
 
 # ------------------------------------------------------------------------------------------------
-# reads: what measure.reads_apart withholds
+# reads: what measure.reads_apart withholds and measure.reads_mean changes
 
 
 def _film(true, fused, a, b):
     nan = float("nan")
     full = lambda d: {k: d.get(k, nan) for k in ANGLE_NAMES}  # noqa: E731
-    return {"true": full(true), "fused": full(fused), "reads": [full(a), full(b)]}
+    mean = {k: (a[k] + b[k]) / 2 if k in a and k in b else v for k, v in fused.items()}
+    return {"true": full(true), "fused": full(fused), "reads": [full(a), full(b)], "mean": full(mean)}
 
 
 def test_the_reads_rule_table_counts_what_it_withholds_and_how_far_off_it_was():
@@ -407,11 +408,12 @@ def test_the_reads_rule_table_counts_what_it_withholds_and_how_far_off_it_was():
     assert (t20["films"], t20["measured"], t20["mae"]) == (5, 4, pytest.approx((1 + 22 + 0.5 + 5) / 4))
     assert (t20["withheld"], t20["over_5"], t20["over_10"], t20["measured_with"]) == (1, 1, 1, 3)
     assert t20["mae_with"] == pytest.approx((1 + 0.5 + 5) / 3)
+    assert t20["mae_mean"] == pytest.approx((2 + 9 + 5) / 3)  # (41+43)/2, (40+58)/2; the fused where one read
     assert (t15["withheld"], t15["over_5"], t15["measured_with"]) == (2, 1, 2)
     assert rows["LL", 20.0]["films"] == 0 and math.isnan(rows["LL", 20.0]["mae"])
     lines = reads.markdown({"name": "t", "roots": "x", "split": "all", "command": "c", "date": "d", "machine": "m",
                             "python": "3", "commit": "abc"}, list(rows.values()), 5, 1.0)
-    assert "| TK | 20° | 7.12° | 80.0 % | 2.17° | 60.0 % | 1 | 1 | 1 |" in lines
+    assert "| TK | 20° | 7.12° | 80.0 % | 2.17° | 60.0 % | 1 | 1 | 1 | 5.33° |" in lines
 
 
 def test_reads_runs_a_checkpoint_over_a_phantom_folder(smoke_run, tmp_path, monkeypatch):
@@ -424,6 +426,7 @@ def test_reads_runs_a_checkpoint_over_a_phantom_folder(smoke_run, tmp_path, monk
     reads.main([f"checkpoint={run_dir / 'model_final.pth'}", f"root={root}", "apart=20", "name=smoke"])
     doc = json.loads((tmp_path / "reads-smoke.json").read_text())
     assert len(doc["films"]) == 6 and all(f["reads"] == [] for f in doc["films"])
+    assert all(f["mean"] == f["fused"] for f in doc["films"])  # no reads: nothing to average
     assert doc["command"].startswith("python benchmarks/reads.py checkpoint=") and not doc["amp"]
     assert len(doc["table"]) == len(ANGLE_NAMES) and all(r["withheld"] == 0 for r in doc["table"])
     assert (tmp_path / "reads-smoke.md").read_text().startswith("# The photo's and its mirror image's reads: smoke")
