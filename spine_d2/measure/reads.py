@@ -1,5 +1,5 @@
 """Two reads of one photo: the model's detections on the photo and on its mirror image (mapped
-back), each measured alone, beside the fused detections the angles come from (`test.flip`,
+back), each measured alone, beside the fused detections (the geometry drawn; `test.flip`,
 spine_d2/engine/flip.py). Where the two reads of an angle lie more than `measure.reads_apart`
 degrees apart one of them went grossly wrong (a level named one off, a plate misread, the wrong
 anterior side), and the fused detections, which keep the photo's masks and names, follow the
