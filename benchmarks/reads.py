@@ -11,7 +11,7 @@ them but with `measure.reads_apart=0`, and the two runs each alone in the same f
 (`spine_d2.engine.test_time.refine_with_reads`, `spine_d2.measure.reads`). For each angle and each
 threshold in `apart` (degrees): the mean absolute error and the share measured without and with the
 rule, how many readings it withholds and how many of those were over 5° and over 10° off, and the
-error with the rule when each angle both reads measured is their mean (`measure.reads_mean`). Writes
+error with the rule and `measure.reads_mean` (PT the two reads' mean, PI moved with it). Writes
 results/reads-<name>.json (the settings, every film's truth, fused, read and mean angles, the table)
 and results/reads-<name>.md.
 """
@@ -67,7 +67,7 @@ def withheld(film: Mapping, angle: str, apart: float) -> bool:
 def rule_table(films: Sequence[Mapping], thresholds: Sequence[float]) -> list[dict]:
     """Per angle and threshold: films with the truth, MAE and share measured without the rule and
     with it, readings withheld and how many of them were over 5° and over 10° off, and the MAE with
-    the rule of the reads' mean ("mae_mean")."""
+    the rule of the films' "mean" angles ("mae_mean"; `measure.reads_mean`, taken before the rule)."""
     rows = []
     for angle in ANGLE_NAMES:
         have = [f for f in films if not math.isnan(f["true"][angle])]
@@ -93,7 +93,7 @@ def markdown(meta: Mapping, rows: Sequence[Mapping], films: int, seconds: float)
              f"{films} films of {meta['roots']} (split {meta['split']}); the fused detections measured with "
              f"`measure.reads_apart=0`, the two runs each alone in its frame.", "",
              "| angle | apart | MAE without | measured without | MAE with | measured with | withheld | "
-             "of them > 5° off | > 10° off | MAE with, reads' mean |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "of them > 5° off | > 10° off | MAE with, PT the reads' mean |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['angle']} | {r['apart']:g}° | {deg(r['mae'])} | {share(r['measured'], r['films'])} | "
                      f"{deg(r['mae_with'])} | {share(r['measured_with'], r['films'])} | {r['withheld']} | "

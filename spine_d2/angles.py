@@ -38,8 +38,6 @@ REQUIRED_ENDPLATES: dict[str, tuple[tuple[str, str], ...]] = {
     "PI": (("S1", "superior"),),
 }
 NEEDS_FEMORAL_HEADS = frozenset({"PT", "PI"})
-#: The pelvic angles, bound by PI = PT + SS: what combines measurements of them takes all three alike.
-PELVIC_ANGLES: tuple[str, ...] = ("SS", "PT", "PI")
 
 Endplates = Mapping[str, Mapping[str, Sequence[Sequence[float]]]]
 """level → {"superior"|"inferior": [[x_anterior, y_anterior], [x_posterior, y_posterior]]}."""

@@ -388,7 +388,7 @@ def test_checkpoints_averaged_parameter_by_parameter_beside_their_config(tmp_pat
 def _film(true, fused, a, b):
     nan = float("nan")
     full = lambda d: {k: d.get(k, nan) for k in ANGLE_NAMES}  # noqa: E731
-    mean = {k: (a[k] + b[k]) / 2 if k in a and k in b else v for k, v in fused.items()}
+    mean = dict(fused, **({"PT": (a["PT"] + b["PT"]) / 2} if "PT" in fused and "PT" in a and "PT" in b else {}))
     return {"true": full(true), "fused": full(fused), "reads": [full(a), full(b)], "mean": full(mean)}
 
 
@@ -399,21 +399,23 @@ def test_the_reads_rule_table_counts_what_it_withholds_and_how_far_off_it_was():
              _film({"TK": 40}, {"TK": 62}, {"TK": 62}, {"TK": 39}),    # 23° apart, the fused 22° off
              _film({"TK": 40}, {"TK": 40.5}, {"TK": 40}, {"TK": 58}),  # 18° apart, the fused right
              _film({"TK": 40}, {"TK": 45}, {"TK": 45}, {}),            # one read has none: kept
-             _film({"TK": 40}, {}, {"TK": 10}, {"TK": 70})]            # not measured: nothing to withhold
+             _film({"TK": 40}, {}, {"TK": 10}, {"TK": 70}),            # not measured: nothing to withhold
+             _film({"PT": 20}, {"PT": 18}, {"PT": 18}, {"PT": 21})]    # PT: the reads' mean, 19.5°
     assert reads.withheld(films[1], "TK", 20.0) and not reads.withheld(films[2], "TK", 20.0)
     assert reads.withheld(films[2], "TK", 15.0) and not reads.withheld(films[3], "TK", 1.0)
     assert not reads.withheld(films[4], "TK", 1.0)
     rows = {(r["angle"], r["apart"]): r for r in reads.rule_table(films, [15.0, 20.0])}
     t20, t15 = rows["TK", 20.0], rows["TK", 15.0]
     assert (t20["films"], t20["measured"], t20["mae"]) == (5, 4, pytest.approx((1 + 22 + 0.5 + 5) / 4))
+    assert (rows["PT", 20.0]["mae_with"], rows["PT", 20.0]["mae_mean"]) == (pytest.approx(2.0), pytest.approx(0.5))
     assert (t20["withheld"], t20["over_5"], t20["over_10"], t20["measured_with"]) == (1, 1, 1, 3)
     assert t20["mae_with"] == pytest.approx((1 + 0.5 + 5) / 3)
-    assert t20["mae_mean"] == pytest.approx((2 + 9 + 5) / 3)  # (41+43)/2, (40+58)/2; the fused where one read
+    assert t20["mae_mean"] == pytest.approx(t20["mae_with"])  # TK: the fused
     assert (t15["withheld"], t15["over_5"], t15["measured_with"]) == (2, 1, 2)
     assert rows["LL", 20.0]["films"] == 0 and math.isnan(rows["LL", 20.0]["mae"])
     lines = reads.markdown({"name": "t", "roots": "x", "split": "all", "command": "c", "date": "d", "machine": "m",
-                            "python": "3", "commit": "abc"}, list(rows.values()), 5, 1.0)
-    assert "| TK | 20° | 7.12° | 80.0 % | 2.17° | 60.0 % | 1 | 1 | 1 | 5.33° |" in lines
+                            "python": "3", "commit": "abc"}, list(rows.values()), 6, 1.0)
+    assert "| TK | 20° | 7.12° | 80.0 % | 2.17° | 60.0 % | 1 | 1 | 1 | 2.17° |" in lines
 
 
 def test_reads_runs_a_checkpoint_over_a_phantom_folder(smoke_run, tmp_path, monkeypatch):

@@ -28,42 +28,37 @@ def test_only_angles_both_reads_measured_far_apart_are_left_out():
     assert math.isnan(without_disagreeing_reads(angles, reads, max_apart=13.9)["LL"].value)
 
 
-def test_the_mean_of_the_reads_keeps_pi_the_sum_of_pt_and_ss():
-    angles = {"TK": Angle(30.0), "LL": Angle(40.0), "LL_S1": Angle.missing("S1 superior: level not found"),
-              "SS": Angle(35.0), "PT": Angle(15.0), "PI": Angle(50.0)}
-    a = {"TK": Angle(28.0), "LL": Angle(41.0), "LL_S1": Angle(50.0), "SS": Angle(34.0), "PT": Angle(14.0),
-         "PI": Angle(48.0)}
-    b = {"TK": Angle(31.0), "LL": Angle.missing("L5 inferior: level not found"), "LL_S1": Angle(52.0),
-         "SS": Angle(38.0), "PT": Angle(18.0), "PI": Angle(56.0)}
+def test_pt_is_the_mean_of_the_reads_and_pi_moves_with_it():
+    angles = {"TK": Angle(30.0), "LL": Angle(40.0), "SS": Angle(35.0), "PT": Angle(15.0), "PI": Angle(50.0)}
+    a = {"TK": Angle(28.0), "LL": Angle(41.0), "SS": Angle(34.0), "PT": Angle(14.0), "PI": Angle(48.0)}
+    b = {"TK": Angle(31.0), "LL": Angle(44.0), "SS": Angle(38.0), "PT": Angle(18.0), "PI": Angle(56.0)}
     out = mean_of_reads(angles, [a, b])
-    assert out["TK"].value == pytest.approx(29.5)
-    assert out["LL"] == angles["LL"]        # one read has none: the fused
-    assert out["LL_S1"] == angles["LL_S1"]  # the fused has none: no mean makes one
-    assert [out[n].value for n in ("SS", "PT", "PI")] == pytest.approx([36.0, 16.0, 52.0])
-    assert out["PI"].value == pytest.approx(out["PT"].value + out["SS"].value)
+    assert out["PT"].value == pytest.approx(16.0)
+    assert out["PI"].value == pytest.approx(out["PT"].value + out["SS"].value) == pytest.approx(51.0)
+    assert {n: out[n] for n in ("TK", "LL", "SS")} == {n: angles[n] for n in ("TK", "LL", "SS")}
     no_heads = dict(b, PT=Angle.missing("femoral heads not in view"), PI=Angle.missing("femoral heads not in view"))
-    kept = mean_of_reads(angles, [a, no_heads])  # PT and PI from the fused: SS must stay with them
-    assert [kept[n] for n in ("SS", "PT", "PI")] == [angles[n] for n in ("SS", "PT", "PI")]
-    assert kept["TK"].value == pytest.approx(29.5)
+    assert mean_of_reads(angles, [a, no_heads]) == angles  # one read has no PT: the fused
+    none = dict(angles, PT=Angle.missing("femoral heads not in view"), PI=Angle.missing("femoral heads not in view"))
+    assert mean_of_reads(none, [a, b]) == none             # the fused has none: no mean makes one
     assert mean_of_reads(angles, [a]) == angles
 
 
 def test_the_reads_are_measured_alone_in_the_fused_measurements_frame():
     fused, same, far = toy_spine(ll=45.0), toy_spine(ll=44.0), toy_spine(ll=70.0)
     plain = measure_instances(fused.instances(), fused.shape)
-    m = measure_with_reads(fused.instances(), [same.instances(), far.instances()], fused.shape,
-                           cfg={"reads_mean": False})
+    m = measure_with_reads(fused.instances(), [same.instances(), far.instances()], fused.shape)
     assert math.isnan(m.angles["LL"].value) and "read 44° and 70°" in m.angles["LL"].reason
     assert "LL NaN: the photo and its mirror image read 44° and 70°" in m.notes
     for name in ANGLE_NAMES:
         if name != "LL":  # only L5's inferior plate differs between the reads
             assert m.angles[name].value == pytest.approx(plain.angles[name].value), name
-    kept = measure_with_reads(fused.instances(), [same.instances(), toy_spine(ll=60.0).instances()], fused.shape,
-                              cfg={"reads_mean": False})
+    kept = measure_with_reads(fused.instances(), [same.instances(), toy_spine(ll=60.0).instances()], fused.shape)
     assert kept.angles["LL"].value == pytest.approx(plain.angles["LL"].value)  # 16° apart
-    mean = measure_with_reads(fused.instances(), [same.instances(), toy_spine(ll=60.0).instances()], fused.shape)
-    assert mean.angles["LL"].value == pytest.approx(52.0, abs=0.5)  # the reads' 44° and 60°
-    assert mean.angles["TK"].value == pytest.approx(plain.angles["TK"].value)  # the reads agree with the fused
+    heads = measure_with_reads(fused.instances(), [toy_spine(pt=10.0).instances(), toy_spine(pt=16.0).instances()],
+                               fused.shape)
+    assert heads.angles["PT"].value == pytest.approx(13.0, abs=0.2)  # the reads' hip axes; the fused's 12°
+    assert heads.angles["PI"].value - heads.angles["PT"].value == pytest.approx(plain.angles["SS"].value)
+    assert heads.angles["LL"] == plain.angles["LL"]
     off = measure_with_reads(fused.instances(), [same.instances(), far.instances()], fused.shape,
                              cfg={"reads_apart": 0, "reads_mean": False})
     assert off.angles == plain.angles

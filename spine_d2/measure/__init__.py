@@ -9,7 +9,7 @@ Modules: `instances` (what is measured, converters from predictions and dataset 
 (photo → radiograph correction, from the photo's straight lines `photo_lines` and a pinhole
 `camera`), `frame_angles` (image-frame endplates → measuring frame →
 angles: the pipeline's last step, shared with the page's corrections), `pipeline`
-(`measure_instances`, `Measurement`, `measurement_row`), `reads` (the angles checked against, and
+(`measure_instances`, `Measurement`, `measurement_row`), `reads` (the angles checked against, and PT
 averaged over, the photo's and its mirror image's reads, each measured alone), `overlay`
 (`draw_overlay`), `dataset` (ground-truth shapes of a Labelme folder), `preannotation` (a Measurement as a Labelme JSON).
 

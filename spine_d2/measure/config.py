@@ -129,9 +129,9 @@ class MeasureConfig:
     # with the mirrored run (test.flip): degrees the photo's and its mirror image's reads of an
     # angle, each measured alone, may lie apart before the angle is left out (measure.reads); 0: off
     reads_apart: float = 20.0
-    # with the mirrored run: each angle both reads measured (and not left out by reads_apart; with
-    # reads_apart 0, however far apart) is the mean of the two reads' (SS, PT and PI together, so
-    # that PI = PT + SS); false: the fused detections' measurement (measure.reads; benchmarks/README.md)
+    # with the mirrored run: PT, where both reads measured it (and reads_apart did not leave it out;
+    # with reads_apart 0, however far apart), is the mean of the two reads' and PI moves with it
+    # (PI = PT + SS); false: PT as the fused detections measure it (measure.reads; benchmarks/README.md)
     reads_mean: bool = True
     # the L5-S1 segment's plausible lordosis (degrees, kyphosis negative): an S1 plate from corner
     # points outside it gives way to the outline's when that one lies inside (measure.lumbosacral); []: off

@@ -4,18 +4,18 @@ spine_d2/engine/flip.py). Where the two reads of an angle lie more than `measure
 degrees apart one of them went grossly wrong (a level named one off, a plate misread, the wrong
 anterior side), and the fused detections, which keep the photo's masks and names, follow the
 photo's read whichever it is: the angle is left out with both readings as the reason. Where
-they agree, the angle is the mean of the two reads (`measure.reads_mean`; SS, PT and PI together,
-so that PI = PT + SS still holds): the fused detections average only the corners the two runs agree
-on and keep the photo's femoral heads, so the mirrored run's heads and plates count only there.
-Geometry (endplates, heads, the overlay) stays the fused measurement's. benchmarks/README.md has
-what the rule withholds, how often it was wrong, and what the mean changes.
+they agree on PT, it is the mean of the two reads and PI moves with it (`measure.reads_mean`): the
+fused detections average the runs' corners but keep the photo's femoral heads, so the mirrored
+run's hip axis counts only there. Geometry (endplates, heads, the overlay) stays the fused
+measurement's. benchmarks/README.md has what the rule withholds, how often it was wrong, and what
+the mean changes (it helped PT on every set; averaging TK, LL, LL_S1 and SS so did not).
 """
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any, Mapping, Sequence
 
-from spine_d2.angles import PELVIC_ANGLES, Angle
+from spine_d2.angles import Angle
 from spine_d2.measure.config import MeasureConfig
 from spine_d2.measure.instances import Instance
 from spine_d2.measure.pipeline import Measurement, measure_instances
@@ -36,20 +36,17 @@ def without_disagreeing_reads(angles: Mapping[str, Angle], reads: Sequence[Mappi
 
 
 def mean_of_reads(angles: Mapping[str, Angle], reads: Sequence[Mapping[str, Angle]]) -> dict[str, Angle]:
-    """`angles` (degrees) with each measured angle that all `reads` (two or more) measured replaced
-    by the reads' mean; SS, PT and PI only all together, where the reads measured each of them
-    that `angles` has (so that PI = PT + SS holds as it holds in each read)."""
-    if len(reads) < 2:
-        return dict(angles)
-
-    def both(name: str) -> bool:
-        return all(name in r and r[name].measured for r in reads)
-
-    pelvis = all(both(n) for n in PELVIC_ANGLES if n in angles and angles[n].measured)
+    """`angles` (degrees) with PT, where it and all `reads` (two or more) measured it, the reads'
+    mean, and PI moved with it (PI = PT + SS holds as before); the other angles unchanged. The
+    fused detections already average S1's corners and the endplates' over the runs, but keep the
+    photo's femoral heads: the hip axis PT rests on is the one part that only the reads see twice."""
     out = dict(angles)
-    for name, angle in angles.items():
-        if angle.measured and both(name) and (pelvis or name not in PELVIC_ANGLES):
-            out[name] = Angle(sum(r[name].value for r in reads) / len(reads))
+    pt = angles.get("PT")
+    if len(reads) < 2 or pt is None or not pt.measured or not all("PT" in r and r["PT"].measured for r in reads):
+        return out
+    out["PT"] = Angle(sum(r["PT"].value for r in reads) / len(reads))
+    if "PI" in angles and angles["PI"].measured:
+        out["PI"] = Angle(angles["PI"].value + out["PT"].value - pt.value)
     return out
 
 
@@ -58,14 +55,14 @@ def measure_with_reads(instances: Sequence[Instance], reads: Sequence[Sequence[I
                        image=None) -> Measurement:
     """`measure_instances` of `instances` (the fused detections), its angles checked against the
     `reads` (each read's instances, measured alone in the same frame: `without_disagreeing_reads`)
-    and, with `reads_mean`, the rest the reads' mean (`mean_of_reads`)."""
+    and, with `reads_mean`, PT the reads' mean (`mean_of_reads`)."""
     c = MeasureConfig.from_cfg(cfg)
     m = measure_instances(instances, image_shape, class_names, c, image=image)
     if (c.reads_apart <= 0 and not c.reads_mean) or len(reads) < 2:
         return m
     alone = measure_reads(reads, image_shape, class_names, c, m.correction)
-    angles = mean_of_reads(m.angles, alone) if c.reads_mean else m.angles
-    return replace(m, angles=without_disagreeing_reads(angles, alone, c.reads_apart))
+    angles = without_disagreeing_reads(m.angles, alone, c.reads_apart)
+    return replace(m, angles=mean_of_reads(angles, alone) if c.reads_mean else angles)
 
 
 def measure_reads(reads: Sequence[Sequence[Instance]], image_shape: Sequence[int],
