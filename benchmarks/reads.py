@@ -93,7 +93,8 @@ def markdown(meta: Mapping, rows: Sequence[Mapping], films: int, seconds: float)
              f"{films} films of {meta['roots']} (split {meta['split']}); the fused detections measured with "
              f"`measure.reads_apart=0`, the two runs each alone in its frame.", "",
              "| angle | apart | MAE without | measured without | MAE with | measured with | withheld | "
-             "of them > 5° off | > 10° off | MAE with, PT the reads' mean |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "of them > 5° off | > 10° off | MAE with, PT the reads' mean |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['angle']} | {r['apart']:g}° | {deg(r['mae'])} | {share(r['measured'], r['films'])} | "
                      f"{deg(r['mae_with'])} | {share(r['measured_with'], r['films'])} | {r['withheld']} | "

@@ -11,7 +11,8 @@ Modules: `instances` (what is measured, converters from predictions and dataset 
 angles: the pipeline's last step, shared with the page's corrections), `pipeline`
 (`measure_instances`, `Measurement`, `measurement_row`), `reads` (the angles checked against, and PT
 averaged over, the photo's and its mirror image's reads, each measured alone), `overlay`
-(`draw_overlay`), `dataset` (ground-truth shapes of a Labelme folder), `preannotation` (a Measurement as a Labelme JSON).
+(`draw_overlay`), `dataset` (ground-truth shapes of a Labelme folder), `preannotation` (a
+Measurement as a Labelme JSON).
 
 A prediction loop is: ``insts = instances_from_predictions(outputs["instances"], class_names)``;
 ``m = measure_instances(insts, image.shape[:2], class_names, cfg.measure, image=image)``;
