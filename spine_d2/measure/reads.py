@@ -8,7 +8,8 @@ they agree on PT, it is the mean of the two reads and PI moves with it (`measure
 fused detections average the runs' corners but keep the photo's femoral heads, so the mirrored
 run's hip axis counts only there. Geometry (endplates, heads, the overlay) stays the fused
 measurement's. benchmarks/README.md has what the rule withholds, how often it was wrong, and what
-the mean changes (it helped PT on every set; averaging TK, LL, LL_S1 and SS so did not).
+the mean changes (PT better on 10 of 11 run-and-seed sets; averaging TK, LL, LL_S1 and SS so
+was not, SS worse on every new seed set).
 """
 from __future__ import annotations
 
