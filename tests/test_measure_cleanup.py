@@ -90,10 +90,24 @@ def test_a_true_chain_bending_hard_is_no_detour():
     t = np.radians(np.r_[np.zeros(6), np.full(6, 45.0)])
     assert detours(np.cumsum(np.stack([30 * np.sin(t), 30 * np.cos(t)], axis=1), axis=0)) == []
     line = np.stack([np.full(10, 100.0), np.arange(10) * 30.0], axis=1)
-    line[4:6, 0] += 45.0
+    line[4:6, 0] += 60.0  # two steps beside the chain: it leaves and rejoins at 63°
     (first, stop, leave, rejoin), = detours(line)
-    assert (first, stop) == (4, 6) and leave > 30 and rejoin > 30
+    assert (first, stop) == (4, 6) and leave > 60 and rejoin > 60
     assert detours(line, max_run=1) == []
+    line[4:6, 0] -= 20.0  # 53°: a detour leaves or rejoins the chain at least as sharply as a spike turns
+    assert detours(line) == []
+
+
+def test_a_deep_lordosis_with_a_body_missed_is_no_detour():
+    """The centres of phantom_0347 (LL 80.9°) as session 35's model found them, top to bottom
+    (image frame, px): the lumbar bodies bulge anterior (+x) and one between them was missed, so
+    the chain leaves the line past them by ~45° and rejoins it by ~45°, but no more than 60°: they
+    stay (removed, they took LL 20° off or out)."""
+    c = np.array([[413, 197], [405, 220], [395, 234], [389, 245], [379, 268], [371, 289], [369, 312], [369, 334],
+                  [374, 356], [382, 377], [393, 400], [411, 424], [421, 436], [451, 465], [465, 517], [450, 546],
+                  [418, 578]], float)
+    assert detours(c) == []
+    assert detours(c, turn_limit_deg=40.0) != []  # at a lower limit the bulge would count
 
 
 def test_stray_detection_beside_the_spine_is_removed_with_its_reason():

@@ -33,9 +33,12 @@ Five steps, each removal recorded with its reason:
    With ``turn``, a detour is noise too: a run of 2 to `max_detour` (3) centres lying all to one
    side of the line between the sure centres either side of it, each further from it than half
    the line's step per level, that the chain leaves and rejoins by more than `turn_limit_deg` / 2
-   to that line, turning the other way at the centres either side than through the run (a spike
-   several centres wide: bodies found in the soft tissue beside the upper thoracic spine; a
-   bend, however strong, turns one way throughout). Of the spikes and detours, those the model
+   to that line, one of the two by more than `turn_limit_deg` (as sharply as a spike turns),
+   turning the other way at the centres either side than through the run (a spike several
+   centres wide: bodies found in the soft tissue beside the upper thoracic spine; a bend, however
+   strong, turns one way throughout). A deep lordosis with a body missed leaves and rejoins the
+   line by 30–50° and is no detour (on the phantom every such run was true lumbar bodies of an
+   LL of 65–90°; every run of bodies beside the spine left or rejoined it by 60° or more). Of the spikes and detours, those the model
    doubts (every centre scoring under `SURE_SCORE`) go before sure ones, then the one whose
    removal leaves the straightest chain, the one removing fewest centres, the lowest scores.
 5. crowded centres: a centre scoring under `SURE_SCORE` whose two neighbours in the chain lie
@@ -267,9 +270,9 @@ def detours(centres: np.ndarray, turn_limit_deg: float = 60.0, max_run: int = MA
     given: a line through a doubted centre is no guide), each further from it than half the
     step the line makes per level (its length over the run's length + 1; lumbar steps are twice
     the upper thoracic ones), the step into the run leaving that line by more than
-    `turn_limit_deg` / 2 and the step out of it rejoining it by more than that, and the chain
-    turning at the centres either side (those that have a turn) the other way than from the step
-    in to the step out."""
+    `turn_limit_deg` / 2 and the step out of it rejoining it by more than that, one of the two by
+    more than `turn_limit_deg`, and the chain turning at the centres either side (those that
+    have a turn) the other way than from the step in to the step out."""
     c = np.asarray(centres, float)
     n, out = len(c), []
     if n < 4 or max_run < 2:
@@ -298,7 +301,7 @@ def detours(centres: np.ndarray, turn_limit_deg: float = 60.0, max_run: int = MA
             through = signed_turns(np.array([a, c[first], c[first + k - 1], b]))
             ends = [turns[j] for j in (first - 1, first + k) if 1 <= j <= n - 2]
             back = bool(ends) and all(t * through.sum() < 0 for t in ends)
-            if back and min(leave, rejoin) > turn_limit_deg / 2:
+            if back and min(leave, rejoin) > turn_limit_deg / 2 and max(leave, rejoin) > turn_limit_deg:
                 out.append((first, first + k, leave, rejoin))
     return out
 
