@@ -13,13 +13,14 @@ import side_by_side as sbs
 import speed
 from measure_factory import toy_spine
 
-from spine_d2.angles import ANGLE_NAMES
+from spine_d2.angles import ANGLE_NAMES, Angle
 from spine_d2.data.labelme import load_labelme_dataset
 from spine_d2.evaluation.agreement import summarize
 from spine_d2.evaluation.per_image import image_row, per_image_table
 from spine_d2.levels import get_class_map
 from spine_d2.measure.instances import Instance
 from spine_d2.measure.pipeline import MeasureConfig
+from spine_d2.measure.reads import mean_of_reads
 from spine_d2.measure.rectify import given_frame
 from spine_d2.synthetic.generate import generate_dataset
 
@@ -386,10 +387,13 @@ def test_checkpoints_averaged_parameter_by_parameter_beside_their_config(tmp_pat
 
 
 def _film(true, fused, a, b):
+    """A film as reads.py writes it, its "mean" from `mean_of_reads` as `read_angles` takes it."""
     nan = float("nan")
     full = lambda d: {k: d.get(k, nan) for k in ANGLE_NAMES}  # noqa: E731
-    mean = dict(fused, **({"PT": (a["PT"] + b["PT"]) / 2} if "PT" in fused and "PT" in a and "PT" in b else {}))
-    return {"true": full(true), "fused": full(fused), "reads": [full(a), full(b)], "mean": full(mean)}
+    angles = lambda d: {k: Angle(v) for k, v in full(d).items()}  # noqa: E731
+    mean = mean_of_reads(angles(fused), [angles(a), angles(b)])
+    return {"true": full(true), "fused": full(fused), "reads": [full(a), full(b)],
+            "mean": {k: x.value for k, x in mean.items()}}
 
 
 def test_the_reads_rule_table_counts_what_it_withholds_and_how_far_off_it_was():

@@ -38,9 +38,10 @@ Five steps, each removal recorded with its reason:
    centres wide: bodies found in the soft tissue beside the upper thoracic spine; a bend, however
    strong, turns one way throughout). A deep lordosis with a body missed leaves and rejoins the
    line by 30–50° and is no detour (on the phantom every such run was true lumbar bodies of an
-   LL of 65–90°; every run of bodies beside the spine left or rejoined it by 60° or more). Of the spikes and detours, those the model
-   doubts (every centre scoring under `SURE_SCORE`) go before sure ones, then the one whose
-   removal leaves the straightest chain, the one removing fewest centres, the lowest scores.
+   LL of 65–90°; every run of bodies beside the spine left or rejoined it by 60° or more). Of the
+   spikes and detours, those the model doubts (every centre scoring under `SURE_SCORE`) go before
+   sure ones, then the one whose removal leaves the straightest chain, the one removing fewest
+   centres, the lowest scores.
 5. crowded centres: a centre scoring under `SURE_SCORE` whose two neighbours in the chain lie
    less than `crowd_steps` local steps apart (the median of the four nearest steps that do not
    touch it) sits inside one level's step: a second, partial find of a vertebra (or of a disc),
