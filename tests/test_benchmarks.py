@@ -383,25 +383,26 @@ def test_checkpoints_averaged_parameter_by_parameter_beside_their_config(tmp_pat
 
 
 # ------------------------------------------------------------------------------------------------
-# reads: what measure.reads_apart withholds and measure.reads_mean changes
+# reads: what measure.reads_apart withholds, measure.reads_trust_clean takes, measure.reads_mean changes
 
 
-def _film(true, fused, a, b):
-    """A film as reads.py writes it, its "mean" from `mean_of_reads` as `read_angles` takes it."""
+def _film(true, fused, a, b, clean=(False, False)):
+    """A film as reads.py writes it, its "mean" from `mean_of_reads` as `read_angles` takes it;
+    `clean`: whether each read made no judgement call (on every angle)."""
     nan = float("nan")
     full = lambda d: {k: d.get(k, nan) for k in ANGLE_NAMES}  # noqa: E731
     angles = lambda d: {k: Angle(v) for k, v in full(d).items()}  # noqa: E731
     mean = mean_of_reads(angles(fused), [angles(a), angles(b)])
     return {"true": full(true), "fused": full(fused), "reads": [full(a), full(b)],
-            "mean": {k: x.value for k, x in mean.items()}}
+            "clean": [{k: c for k in ANGLE_NAMES} for c in clean], "mean": {k: x.value for k, x in mean.items()}}
 
 
 def test_the_reads_rule_table_counts_what_it_withholds_and_how_far_off_it_was():
     import reads
 
     films = [_film({"TK": 40}, {"TK": 41}, {"TK": 41}, {"TK": 43}),    # agree: kept
-             _film({"TK": 40}, {"TK": 62}, {"TK": 62}, {"TK": 39}),    # 23° apart, the fused 22° off
-             _film({"TK": 40}, {"TK": 40.5}, {"TK": 40}, {"TK": 58}),  # 18° apart, the fused right
+             _film({"TK": 40}, {"TK": 62}, {"TK": 62}, {"TK": 39}, (False, True)),   # 23° apart, the fused
+             _film({"TK": 40}, {"TK": 40.5}, {"TK": 40}, {"TK": 58}, (True, False)),  # 22° off; 18°, right
              _film({"TK": 40}, {"TK": 45}, {"TK": 45}, {}),            # one read has none: kept
              _film({"TK": 40}, {}, {"TK": 10}, {"TK": 70}),            # not measured: nothing to withhold
              _film({"PT": 20}, {"PT": 18}, {"PT": 18}, {"PT": 21})]    # PT: the reads' mean, 19.5°
@@ -417,9 +418,17 @@ def test_the_reads_rule_table_counts_what_it_withholds_and_how_far_off_it_was():
     assert t20["mae_mean"] == pytest.approx(t20["mae_with"])  # TK: the fused
     assert (t15["withheld"], t15["over_5"], t15["measured_with"]) == (2, 1, 2)
     assert rows["LL", 20.0]["films"] == 0 and math.isnan(rows["LL", 20.0]["mae"])
+    # the clean read taken back: the mirror image's own 39° (1° off), at 15° also the photo's, the fused 40.5°
+    assert (t20["taken"], t20["taken_nearer"], t20["measured_clean"]) == (1, 1, 4)
+    assert t20["mae_clean"] == pytest.approx((1 + 0.5 + 5 + 1) / 4)
+    assert (t15["taken"], t15["taken_nearer"], t15["mae_clean"]) == (2, 2, pytest.approx((1 + 5 + 1 + 0.5) / 4))
+    wrong = reads.rule_table([_film({"TK": 40}, {"TK": 62}, {"TK": 62}, {"TK": 39}, (True, False))], [20.0])[0]
+    assert (wrong["taken"], wrong["taken_nearer"], wrong["mae_clean"]) == (1, 0, pytest.approx(22))
+    both = reads.rule_table([_film({"TK": 40}, {"TK": 62}, {"TK": 62}, {"TK": 39}, (True, True))], [20.0])[0]
+    assert (both["taken"], both["measured_clean"]) == (0, 0)  # both clean: no read to trust over the other
     lines = reads.markdown({"name": "t", "roots": "x", "split": "all", "command": "c", "date": "d", "machine": "m",
                             "python": "3", "commit": "abc"}, list(rows.values()), 6, 1.0)
-    assert "| TK | 20° | 7.12° | 80.0 % | 2.17° | 60.0 % | 1 | 1 | 1 | 2.17° |" in lines
+    assert "| TK | 20° | 7.12° | 80.0 % | 2.17° | 60.0 % | 1 | 1 | 1 | 1 (1) | 1.88° | 80.0 % | 2.17° |" in lines
 
 
 def test_reads_runs_a_checkpoint_over_a_phantom_folder(smoke_run, tmp_path, monkeypatch):

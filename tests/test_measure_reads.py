@@ -1,15 +1,19 @@
 """The photo's and its mirror image's reads (`test.flip`): an angle the two read far apart is left
-out with both readings; the rest are the mean of the two reads (`measure.reads_mean`) or stand as
-the fused detections measure them."""
+out with both readings, unless just one read made no judgement call on it (then that read's); the
+rest are the mean of the two reads (`measure.reads_mean`) or stand as the fused detections measure
+them."""
 import math
 
+import numpy as np
 import pytest
 
 from measure_factory import toy_spine
 
 from spine_d2.angles import ANGLE_NAMES, Angle
-from spine_d2.measure.pipeline import measure_instances
-from spine_d2.measure.reads import mean_of_reads, measure_with_reads, without_disagreeing_reads
+from spine_d2.measure.anterior import Anterior
+from spine_d2.measure.flags import CALL_ABOUT_NAMING, Flags, judged
+from spine_d2.measure.pipeline import Measurement, measure_instances
+from spine_d2.measure.reads import clean_read, mean_of_reads, measure_with_reads, without_disagreeing_reads
 
 
 def test_only_angles_both_reads_measured_far_apart_are_left_out():
@@ -63,3 +67,60 @@ def test_the_reads_are_measured_alone_in_the_fused_measurements_frame():
                              cfg={"reads_apart": 0, "reads_mean": False})
     assert off.angles == plain.angles
     assert measure_with_reads(fused.instances(), [], fused.shape).angles == plain.angles
+
+
+def _without(toy, level):
+    """The toy spine's instances with `level`'s body left out (a gap the naming counts across)."""
+    return [i for i in toy.instances() if i.polygon is None or not np.array_equal(i.polygon, toy.polygons[level])]
+
+
+def test_a_read_is_clean_for_an_angle_without_a_judgement_call_on_it():
+    angles = {name: Angle(30.0) for name in ANGLE_NAMES}
+    sure, unsure = Anterior(1, True, [], ""), Anterior(1, False, [], "anterior side uncertain: …")
+    assert all(clean_read(Measurement(angles, anterior=sure), name) for name in ANGLE_NAMES)
+    named = Measurement(angles, anterior=sure, calls={CALL_ABOUT_NAMING: ["gap of ~1 level(s) …"]})
+    assert not any(clean_read(named, name) for name in ANGLE_NAMES)  # every level is counted from S1
+    l5 = Measurement(angles, anterior=sure, calls={"L5": ["L5 corners make its body wedge 31° …"]})
+    assert [name for name in ANGLE_NAMES if not clean_read(l5, name)] == ["LL"]  # L5's plates: LL's alone
+    s1 = Measurement(angles, anterior=sure, calls={"S1": ["S1 superior corners make L5-S1 42° …"]})
+    assert [name for name in ANGLE_NAMES if clean_read(s1, name)] == ["TK", "LL"]
+    assert not any(clean_read(Measurement(angles, anterior=unsure), name) for name in ANGLE_NAMES)
+
+
+def test_the_measurement_keeps_its_judgement_calls_by_what_they_concern():
+    toy = toy_spine(ll=45.0)
+    assert measure_instances(toy.instances(), toy.shape).calls == {}
+    m = measure_instances(_without(toy, "T8"), toy.shape)
+    assert list(m.calls) == [CALL_ABOUT_NAMING] and m.calls[CALL_ABOUT_NAMING][0].startswith("gap of ~1 level")
+    assert m.calls[CALL_ABOUT_NAMING][0] in m.flags  # a call is a flag too
+
+
+def test_where_the_reads_disagree_the_one_read_without_a_call_is_taken():
+    fused, far, on = toy_spine(ll=45.0), toy_spine(ll=70.0), {"reads_trust_clean": True}
+    clean_photo = measure_with_reads(fused.instances(), [toy_spine(ll=44.0).instances(), _without(far, "T8")],
+                                     fused.shape, cfg=on)
+    assert clean_photo.angles["LL"].value == pytest.approx(45.0, abs=0.1)  # the fused, which has the photo's names
+    assert "LL: the photo and its mirror image read 44° and 70°: the photo's read" in clean_photo.notes
+    clean_mirror = measure_with_reads(fused.instances(), [_without(far, "T8"), toy_spine(ll=44.0).instances()],
+                                      fused.shape, cfg=on)
+    assert clean_mirror.angles["LL"].value == pytest.approx(44.0, abs=0.1)  # the mirror image's own reading
+    assert "the mirror image's read, made without a judgement call, taken" in clean_mirror.notes
+    pelvis = measure_with_reads(fused.instances(), [fused.instances(), _without(toy_spine(pt=40.0), "T8")],
+                                fused.shape, cfg=on)
+    assert pelvis.angles["PT"].value == pytest.approx(12.0, abs=0.2)  # the photo's read, no mean with the mirror's
+    neither = measure_with_reads(fused.instances(), [_without(toy_spine(ll=44.0), "T8"), _without(far, "T8")],
+                                 fused.shape, cfg=on)
+    both = measure_with_reads(fused.instances(), [toy_spine(ll=44.0).instances(), far.instances()], fused.shape,
+                              cfg=on)
+    off = measure_with_reads(fused.instances(), [toy_spine(ll=44.0).instances(), _without(far, "T8")],
+                             fused.shape, cfg={"reads_trust_clean": False})
+    for m in (neither, both, off):  # no one read to trust over the other, or not asked to: left out
+        assert math.isnan(m.angles["LL"].value) and "read 44° and 70°" in m.angles["LL"].reason
+
+
+def test_a_call_is_kept_apart_only_where_the_flags_keep_calls():
+    flags, plain = Flags(["L2: dropped 1 stray fragment(s), 2 px"]), []
+    judged(flags, "L5", "L5 corners make its body wedge 31°: the outline's superior endplate used")
+    judged(plain, "L5", "L5 corners make its body wedge 31°: the outline's superior endplate used")
+    assert flags.calls == {"L5": ["L5 corners make its body wedge 31°: the outline's superior endplate used"]}
+    assert list(flags) == ["L2: dropped 1 stray fragment(s), 2 px", flags.calls["L5"][0]] and plain == flags[1:]

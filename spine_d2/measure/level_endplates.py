@@ -27,6 +27,7 @@ from spine_d2.levels import CORNER_SIDES
 from spine_d2.measure.anterior import lateral_of
 from spine_d2.measure.corners import fuse
 from spine_d2.measure.endplates import SIDES, EndplateError, fit_endplates
+from spine_d2.measure.flags import judged
 from spine_d2.measure.instances import SURE_SCORE, Instance, cut_by_border, touches_border
 
 
@@ -115,12 +116,12 @@ def _one_level(inst: Instance, lv: str, cranial: np.ndarray, H, shape, c: Any,
         why = corners_too_close(seg, fit.get(side), c.min_corner_length)
         if why:
             del given[side]
-            flags.append(f"{lv} {side} corners {why}: the outline's endplate used")
+            judged(flags, lv, f"{lv} {side} corners {why}: the outline's endplate used")
     for side, seg in list(fit.items()):
         if side not in given and touches_border(seg, shape, c.border_px):
             del fit[side]
             reasons[f"{lv} {side}"] = "endplate cut by the image border"
-            flags.append(f"{lv} {side} endplate cut by the image border: not used")
+            judged(flags, lv, f"{lv} {side} endplate cut by the image border: not used")
     if c.corners == "fuse":  # the fit and the corners, weighted by the corners' confidence
         fit.update({side: fuse(fit.get(side), seg, conf) for side, (seg, conf) in given.items()})
     else:
@@ -174,8 +175,8 @@ def _checked_against_chain(fit: dict[str, np.ndarray], lv: str, cranial: np.ndar
         off = abs(offs[side])
         if off > limit:
             fit[side] = square_to_chain(seg, cranial)
-            flags.append(f"{lv} {side} endplate {off:.0f}° off square to the spine's chain (> {limit:g}°): "
-                         f"taken square to the chain")
+            judged(flags, lv, f"{lv} {side} endplate {off:.0f}° off square to the spine's chain (> {limit:g}°): "
+                              f"taken square to the chain")
     return fit
 
 

@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 from spine_d2.angles import Angle
+from spine_d2.measure.flags import judged
 
 LUMBOSACRAL_DEG = (-10.0, 40.0)  # the L5–S1 segment's plausible lordosis (kyphosis negative)
 MAX_SS_DEG = 90.0  # |SS| from here on: an S1 plate facing backwards, read the wrong way round
@@ -61,8 +62,8 @@ def plausible_s1(raw: dict, outline_s1, anterior, up, window=LUMBOSACRAL_DEG,
         return False
     raw["S1"]["superior"] = np.asarray(outline_s1, float)
     if flags is not None:
-        flags.append(f"S1 superior corners make L5-S1 {given:.0f}° (outside {lo:g}° to {hi:g}°): "
-                     f"the outline's endplate used ({other:.0f}°)")
+        judged(flags, "S1", f"S1 superior corners make L5-S1 {given:.0f}° (outside {lo:g}° to {hi:g}°): "
+                            f"the outline's endplate used ({other:.0f}°)")
     return True
 
 

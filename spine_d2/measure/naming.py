@@ -50,6 +50,7 @@ from typing import Sequence
 import numpy as np
 
 from spine_d2.levels import LEVEL_INDEX, LEVELS, LUMBAR, THORACIC, is_level, region
+from spine_d2.measure.flags import CALL_ABOUT_NAMING, Flags, judged
 from spine_d2.measure.instances import SURE_SCORE, Instance, cut_by_border
 
 
@@ -76,13 +77,18 @@ UNSURE_GAP = 4
 
 @dataclass
 class Naming:
-    """level → index into the instance list; flags; uncertain level → reason; femoral-head indices."""
+    """level → index into the instance list; flags (judgement calls among them: `call`); uncertain
+    level → reason; femoral-head indices."""
 
     levels: dict[str, int] = field(default_factory=dict)
     uncertain: dict[str, str] = field(default_factory=dict)
-    flags: list[str] = field(default_factory=list)
+    flags: Flags = field(default_factory=Flags)  # the judgement calls among them apart (`call`)
     femoral_heads: list[int] = field(default_factory=list)
     source: str = ""
+
+    def call(self, sentence: str) -> None:
+        """Flag a judgement call made in naming the levels (`spine_d2.measure.flags`)."""
+        judged(self.flags, CALL_ABOUT_NAMING, sentence)
 
     def name_of(self, index: int) -> str | None:
         for level, i in self.levels.items():
@@ -122,7 +128,7 @@ def name_levels(instances: Sequence[Instance], use_labels: bool = True,
         _name_from_given(instances, verts, given, naming)
     else:
         if any(given.values()):
-            naming.flags.append("some vertebrae carry a level and some only a region: named by region")
+            naming.call("some vertebrae carry a level and some only a region: named by region")
         _name_from_regions(instances, verts, naming, gap_factor, anchor, l5_by_classes, lumbar_s1,
                            image_shape, border_px)
     for level, i in naming.levels.items():
@@ -137,7 +143,7 @@ def _name_from_given(instances, verts, given, naming: Naming) -> None:
     for i in sorted(verts, key=lambda i: -instances[i].score):
         level = given[i]
         if level in naming.levels:
-            naming.flags.append(f"{level} given twice: kept the higher score")
+            naming.call(f"{level} given twice: kept the higher score")
             naming.uncertain[level] = f"{level} given twice"
             continue
         naming.levels[level] = i
@@ -146,7 +152,7 @@ def _name_from_given(instances, verts, given, naming: Naming) -> None:
     for a, b in zip(ordered, ordered[1:]):
         if ys[a] >= ys[b]:
             msg = f"level order implausible: {a} is not above {b}"
-            naming.flags.append(msg)
+            naming.call(msg)
             naming.uncertain.setdefault(a, msg)
             naming.uncertain.setdefault(b, msg)
 
@@ -162,8 +168,8 @@ def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anch
     gaps = _gaps(centres, gap_factor)
     for k, g in enumerate(gaps):
         if g:
-            naming.flags.append(f"gap of ~{g} level(s) between the {ordinal(k + 1)} and {ordinal(k + 2)} "
-                                f"vertebra from the top")
+            naming.call(f"gap of ~{g} level(s) between the {ordinal(k + 1)} and {ordinal(k + 2)} "
+                        f"vertebra from the top")
     slot = np.concatenate([[0], np.cumsum(1 + np.asarray(gaps, dtype=int))]).astype(int)  # level slots
     pattern = "-".join(x[0].upper() for x in regions)
     scores = [instances[i].score for i in chain]
@@ -171,40 +177,40 @@ def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anch
     paired = len(sa) > 1 and sa[1] == sa[0] + 1  # another sacrum instance right below the top one
     if paired and _steep_l5(instances[chain[sa[0]]], regions[:sa[0]]):
         regions[sa[0]] = "lumbar"
-        naming.flags.append(f"the top sacrum instance was also found as lumbar, another lies below it: "
-                            f"taken as L5 ({pattern})")
+        naming.call(f"the top sacrum instance was also found as lumbar, another lies below it: "
+                    f"taken as L5 ({pattern})")
         sa = sa[1:]
     elif (l5_by_classes and sa and scores[sa[0]] < (PAIRED_SACRUM if paired else SURE_SCORE)
           and _classes_name_it_l5(sa[0], slot, regions, scores)
           and _not_s1(regions, sa[0], slot, centres, pattern) is None):
         regions[sa[0]] = "lumbar"
-        naming.flags.append(f"the top sacrum instance scores {scores[sa[0]]:.2f} and the classes "
-                            f"above it agree better with its being L5: taken as L5 ({pattern})")
+        naming.call(f"the top sacrum instance scores {scores[sa[0]]:.2f} and the classes "
+                    f"above it agree better with its being L5: taken as L5 ({pattern})")
         sa = sa[1:]
     if (lumbar_s1 and sa and scores[sa[0]] < SURE_SCORE
             and not (image_shape is not None and cut_by_border(instances[chain[sa[0]]], image_shape, border_px))):
         low = _s1_read_lumbar(sa[0], slot, regions, scores)
         if low is not None:
             regions[low] = "sacrum"
-            naming.flags.append(f"{len(LUMBAR) + 1} lumbar bodies below the thoracic ones and a sacrum instance "
-                                f"scoring {scores[sa[0]]:.2f} below them: the lowest, scoring lower than the top "
-                                f"one, taken as S1 ({pattern})")
+            naming.call(f"{len(LUMBAR) + 1} lumbar bodies below the thoracic ones and a sacrum instance "
+                        f"scoring {scores[sa[0]]:.2f} below them: the lowest, scoring lower than the top "
+                        f"one, taken as S1 ({pattern})")
             sa = [low] + sa
     body = [k for k, x in enumerate(regions) if x != "sacrum"]
     if sa and body and body[-1] > sa[0]:
         msg = f"a sacrum instance lies above a vertebra ({pattern})"
-        naming.flags.append(msg)
+        naming.call(msg)
         naming.uncertain.update({level: msg for level in LEVELS})
         sa = []  # S1 unknown; the vertebrae are still named by their classes, for the overlay
     why = _not_s1(regions, sa[0], slot, centres, pattern) if sa else None
     if why:
-        naming.flags.append(why)
+        naming.call(why)
         sa = []  # S1 unknown; the vertebrae are named by their classes
     names: dict[int, str] = {}
     if sa:
         names[sa[0]] = "S1"
         if len(sa) > 1:
-            naming.flags.append(f"{len(sa)} sacrum instances: the top one is S1")
+            naming.call(f"{len(sa)} sacrum instances: the top one is S1")
     if sa and anchor == "s1":
         naming.source = "counted up from S1"
         _count_up_from_s1(body, sa[0], slot, regions, names, naming)
@@ -258,15 +264,15 @@ def _without_weak_misplaced(instances, chain: list[int], naming: Naming,
         if (below_s1 and read_as_sacrum is not None and k == sure_sa[0] + 1
                 and instances[i].also.get("sacrum", 0.0) > 0):
             read_as_sacrum.add(i)
-            naming.flags.append(f"a {instances[i].class_name} instance scoring {instances[i].score:.2f} right below "
-                                f"a sure sacrum, also found as sacrum: taken as a sacrum instance")
+            naming.call(f"a {instances[i].class_name} instance scoring {instances[i].score:.2f} right below "
+                        f"a sure sacrum, also found as sacrum: taken as a sacrum instance")
             out.append(i)
             continue
         above_body = is_sa[k] and not sure[k] and sure_body and k < sure_body[-1]
         if below_s1 or above_body:
             where = "below a sure sacrum" if below_s1 else "above a sure vertebra"
-            naming.flags.append(f"a {instances[i].class_name} instance scoring {instances[i].score:.2f} "
-                                f"{where}: not named")
+            naming.call(f"a {instances[i].class_name} instance scoring {instances[i].score:.2f} "
+                        f"{where}: not named")
             continue
         out.append(i)
     return out
@@ -383,7 +389,7 @@ def _name_by_boundary(body, s1, slot, regions, scores: Sequence[float], names, n
     if cost[b]:
         msg = (f"regions out of order ({'-'.join(regions[k][0].upper() for k in body)}): "
                f"{cost[b]} class(es) overruled by the best thoracolumbar boundary")
-        naming.flags.append(msg)
+        naming.call(msg)
         if cost[b] > max(1, len(body) // 5):
             for level in LEVELS:
                 naming.uncertain.setdefault(level, "region classes inconsistent: " + msg)
@@ -396,8 +402,8 @@ def _name_by_boundary(body, s1, slot, regions, scores: Sequence[float], names, n
             names[lu[-1]], lu, which = "S1", lu[:-1], "the lowest taken as S1"
         else:
             th, lu, which = th + lu[:1], lu[1:], "the top one taken as T12"
-        naming.flags.append(f"{len(LUMBAR) + 1} lumbar bodies below the thoracic ones and no sacrum found: "
-                            f"{which}, the end scoring lower")
+        naming.call(f"{len(LUMBAR) + 1} lumbar bodies below the thoracic ones and no sacrum found: "
+                    f"{which}, the end scoring lower")
     if lu:
         span = int(slot[lu[-1]] - slot[lu[0]]) + 1
         if th:
@@ -406,7 +412,7 @@ def _name_by_boundary(body, s1, slot, regions, scores: Sequence[float], names, n
             first = len(LUMBAR) - int(slot[s1] - slot[lu[0]])
         else:
             first = 0
-            naming.flags.append("no thoracic or sacrum in view: top lumbar taken as L1")
+            naming.call("no thoracic or sacrum in view: top lumbar taken as L1")
         bad = None
         if first + span > len(LUMBAR):
             bad = f"{first + span} lumbar levels (expected 5)"
@@ -415,7 +421,7 @@ def _name_by_boundary(body, s1, slot, regions, scores: Sequence[float], names, n
         elif first < 0:
             bad = f"{len(LUMBAR) - first} lumbar levels above the sacrum (expected 5)"
         if bad:
-            naming.flags.append("implausible: " + bad)
+            naming.call("implausible: " + bad)
             for lv in LUMBAR + ("T12", "T11"):
                 naming.uncertain.setdefault(lv, "implausible level sequence: " + bad)
         for k in lu:
@@ -424,7 +430,7 @@ def _name_by_boundary(body, s1, slot, regions, scores: Sequence[float], names, n
                 names[k] = LUMBAR[idx]
     if th:
         if not lu:
-            naming.flags.append("no lumbar in view: bottom thoracic taken as T12")
+            naming.call("no lumbar in view: bottom thoracic taken as T12")
         below = int(slot[lu[0]] - slot[th[-1]]) - 1 if lu else 0  # hidden levels above the top lumbar
         span = int(slot[th[-1]] - slot[th[0]]) + 1
         if span + below > len(THORACIC):
@@ -433,7 +439,7 @@ def _name_by_boundary(body, s1, slot, regions, scores: Sequence[float], names, n
                 naming.flags.append(f"{extra} vertebra(e) above T1 (cervical): not named")
             else:   # the bottom one was only taken as T12: the count cannot be right
                 bad = f"{span + below} thoracic levels (expected at most 12)"
-                naming.flags.append("implausible: " + bad)
+                naming.call("implausible: " + bad)
                 for lv in THORACIC:
                     naming.uncertain.setdefault(lv, "implausible level sequence: " + bad)
         for k in th:

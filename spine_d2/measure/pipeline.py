@@ -26,6 +26,7 @@ from spine_d2.measure.anterior import Anterior, decide_anterior, lateral_of
 from spine_d2.measure.cleanup import Removal, clean_instances
 from spine_d2.measure.endplates import method_name, order_anterior_posterior
 from spine_d2.measure.femoral_heads import plausible_heads, usable_heads
+from spine_d2.measure.flags import Flags
 from spine_d2.measure.frame_angles import HEADS_NOT_IN_VIEW, endplate_angles
 from spine_d2.measure.instances import Instance
 from spine_d2.measure.level_endplates import level_endplates, spine_cranial
@@ -59,6 +60,8 @@ class Measurement:
     sign: int = 1                     # +1 when anterior points to +x in the image frame
     heads_reason: str = HEADS_NOT_IN_VIEW  # why no femoral heads are used, when none are
     uncertain: dict[str, str] = field(default_factory=dict)  # level → why its name is uncertain
+    calls: dict[str, list[str]] = field(default_factory=dict)  # judgement calls among the flags, by what they
+    #                                                           concern (a level, or naming: `spine_d2.measure.flags`)
 
     def values(self) -> dict[str, float]:
         return {name: self.angles[name].value for name in ANGLE_NAMES}
@@ -170,7 +173,8 @@ def measure_instances(
     naming = name_levels(kept, use_labels=c.use_labels, gap_factor=c.gap_factor, anchor=c.level_anchor,
                          l5_by_classes=c.l5_by_classes, lumbar_s1=c.lumbar_s1, image_shape=shape,
                          border_px=c.border_px)
-    flags = naming.flags + [f"{inst.level or inst.class_name}: {n}" for inst in kept for n in inst.notes]
+    flags = Flags(naming.flags + [f"{inst.level or inst.class_name}: {n}" for inst in kept for n in inst.notes],
+                  naming.flags.calls)
     # why a level is absent, when we know (a labelled instance removed by the clean-up)
     level_reason = {r.label: r.reason for r in removals if r.label and r.label not in naming.levels}
 
@@ -210,7 +214,7 @@ def measure_instances(
         final = _without_conflict(final, ant)
     return Measurement(final, use_frame, frame, kept, dict(naming.levels), endplates,
                        [tuple(h) for h in heads], removals, flags, ant, method_name(c.method), shape,
-                       excluded, sign, heads_reason, dict(naming.uncertain))
+                       excluded, sign, heads_reason, dict(naming.uncertain), dict(flags.calls))
 
 
 #: the angles that rest on S1's superior plate: its direction, and PT its midpoint

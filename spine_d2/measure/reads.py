@@ -7,33 +7,73 @@ photo's read whichever it is: the angle is left out with both readings as the re
 they agree on PT, it is the mean of the two reads and PI moves with it (`measure.reads_mean`): the
 fused detections average the runs' corners but keep the photo's femoral heads, so the mirrored
 run's hip axis counts only there. Geometry (endplates, heads, the overlay) stays the fused
-measurement's. benchmarks/README.md has what the rule withholds, how often it was wrong, and what
-the mean changes (PT better on 10 of 11 run-and-seed sets; averaging TK, LL, LL_S1 and SS so
-was not, SS worse on every new seed set).
+measurement's. Where just one of the two disagreeing reads made no judgement call on the angle
+(`clean_read`: none in naming the levels, none on the plates it takes, a sure anterior side;
+`spine_d2.measure.flags`) that read is taken, a flag saying so (`measure.reads_trust_clean`).
+benchmarks/README.md has what the rule withholds, how often it was wrong, what the mean changes
+(PT better on 10 of 11 run-and-seed sets; averaging TK, LL, LL_S1 and SS so was not, SS worse on
+every new seed set) and how often the clean read was the nearer one.
 """
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
-from spine_d2.angles import Angle
+from spine_d2.angles import REQUIRED_ENDPLATES, Angle
 from spine_d2.measure.config import MeasureConfig
+from spine_d2.measure.flags import CALL_ABOUT_NAMING
 from spine_d2.measure.instances import Instance
 from spine_d2.measure.pipeline import Measurement, measure_instances
 from spine_d2.measure.rectify import FrameEstimate
 
 
 def without_disagreeing_reads(angles: Mapping[str, Angle], reads: Sequence[Mapping[str, Angle]],
-                              max_apart: float) -> dict[str, Angle]:
+                              max_apart: float, settled: Collection[str] = ()) -> dict[str, Angle]:
     """`angles` (degrees) with each measured angle that two of `reads` (each a measurement's
-    angles) both read more than `max_apart` degrees apart left out; `max_apart` 0: unchanged."""
+    angles) both read more than `max_apart` degrees apart left out, but those `settled` (by
+    `clean_reads_taken`); `max_apart` 0: unchanged."""
     out = dict(angles)
     for name, angle in angles.items():
+        if name in settled:
+            continue
         seen = [r[name].value for r in reads if name in r and r[name].measured]
         if max_apart > 0 and angle.measured and len(seen) >= 2 and max(seen) - min(seen) > max_apart:
             out[name] = Angle.missing(f"the photo and its mirror image read {min(seen):.0f}° and "
                                       f"{max(seen):.0f}° (more than {max_apart:g}° apart)")
     return out
+
+
+def clean_read(read: Measurement, name: str) -> bool:
+    """Whether `read` measured the angle `name` without a judgement call (`spine_d2.measure.flags`):
+    none in naming the levels, none on the levels whose plates the angle takes
+    (`REQUIRED_ENDPLATES`), and its anterior side sure."""
+    levels = {lv for lv, _ in REQUIRED_ENDPLATES[name]}
+    return (CALL_ABOUT_NAMING not in read.calls and not levels & set(read.calls)
+            and (read.anterior is None or read.anterior.certain))
+
+
+def clean_reads_taken(angles: Mapping[str, Angle], reads: Sequence[Measurement],
+                      max_apart: float) -> tuple[dict[str, Angle], dict[str, str]]:
+    """(`angles` (degrees), angle taken → its flag): each measured angle the two `reads` (the
+    photo's, then its mirror image's, measured alone) put more than `max_apart` apart where just
+    one read is clean (`clean_read`) becomes that read's: the fused angle for the photo's (the
+    fused detections keep its names), the mirror image's own reading for the mirror's."""
+    out, taken = dict(angles), {}
+    if max_apart <= 0 or len(reads) != 2:
+        return out, taken
+    for name, angle in angles.items():
+        a, b = (r.angles.get(name) for r in reads)
+        if not (angle.measured and a is not None and b is not None and a.measured and b.measured
+                and abs(a.value - b.value) > max_apart):
+            continue
+        clean = [clean_read(r, name) for r in reads]
+        if clean.count(True) != 1:
+            continue
+        mirror = clean[1]
+        out[name] = Angle(b.value) if mirror else angle
+        taken[name] = (f"{name}: the photo and its mirror image read {a.value:.0f}° and {b.value:.0f}°: the "
+                       f"{'mirror image' if mirror else 'photo'}'s read, made without a judgement call, taken")
+    return out, taken
 
 
 def mean_of_reads(angles: Mapping[str, Angle], reads: Sequence[Mapping[str, Angle]]) -> dict[str, Angle]:
@@ -55,19 +95,23 @@ def measure_with_reads(instances: Sequence[Instance], reads: Sequence[Sequence[I
                        image_shape: Sequence[int], class_names: Sequence[str] | None = None, cfg: Any = None,
                        image=None) -> Measurement:
     """`measure_instances` of `instances` (the fused detections), its angles checked against the
-    `reads` (each read's instances, measured alone in the same frame: `without_disagreeing_reads`)
-    and, with `reads_mean`, PT the reads' mean (`mean_of_reads`)."""
+    `reads` (each read's instances, measured alone in the same frame: `without_disagreeing_reads`,
+    with `reads_trust_clean` first `clean_reads_taken`) and, with `reads_mean`, PT the reads' mean
+    (`mean_of_reads`)."""
     c = MeasureConfig.from_cfg(cfg)
     m = measure_instances(instances, image_shape, class_names, c, image=image)
     if (c.reads_apart <= 0 and not c.reads_mean) or len(reads) < 2:
         return m
     alone = measure_reads(reads, image_shape, class_names, c, m.correction)
-    angles = without_disagreeing_reads(m.angles, alone, c.reads_apart)
-    return replace(m, angles=mean_of_reads(angles, alone) if c.reads_mean else angles)
+    angles, taken = clean_reads_taken(m.angles, alone, c.reads_apart) if c.reads_trust_clean else (m.angles, {})
+    angles = without_disagreeing_reads(angles, [r.angles for r in alone], c.reads_apart, settled=taken)
+    if c.reads_mean and not {"PT", "PI"} & set(taken):  # reads that disagree on the pelvis give no mean
+        angles = mean_of_reads(angles, [r.angles for r in alone])
+    return replace(m, angles=angles, flags=m.flags + list(taken.values()))
 
 
 def measure_reads(reads: Sequence[Sequence[Instance]], image_shape: Sequence[int],
-                  class_names: Sequence[str] | None, cfg: Any, frame: FrameEstimate | None) -> list[dict[str, Angle]]:
-    """Each read's angles, its instances measured alone in `frame` (the fused measurement's
-    `correction`, so that all are in one frame)."""
-    return [measure_instances(r, image_shape, class_names, cfg, frame=frame).angles for r in reads]
+                  class_names: Sequence[str] | None, cfg: Any, frame: FrameEstimate | None) -> list[Measurement]:
+    """Each read measured alone, its instances in `frame` (the fused measurement's `correction`,
+    so that all are in one frame)."""
+    return [measure_instances(r, image_shape, class_names, cfg, frame=frame) for r in reads]

@@ -23,6 +23,7 @@ import numpy as np
 
 from spine_d2.angles import REQUIRED_ENDPLATES
 from spine_d2.levels import THORACIC, region
+from spine_d2.measure.flags import judged
 from spine_d2.measure.lumbosacral import plate_tilt
 
 THORACIC_WEDGE_DEG = (-25.0, 15.0)  # a thoracic body's plausible wedge, lordosis positive
@@ -97,10 +98,10 @@ def plausible_wedges(raw: dict, outlines: dict, anterior, up, windows: dict,
                     f"its {side} endplate taken parallel to its {other} one")
         else:
             if flags is not None and lv in ANGLE_LEVELS:
-                flags.append(f"{lv} body wedges {given:.0f}° (outside {lo:g}° to {hi:g}°; a fracture, or plates "
-                             f"misread alike by corners and outline): kept")
+                judged(flags, lv, f"{lv} body wedges {given:.0f}° (outside {lo:g}° to {hi:g}°; a fracture, or "
+                                  f"plates misread alike by corners and outline): kept")
             continue
         changed.append(lv)
         if flags is not None:
-            flags.append(note)
+            judged(flags, lv, note)
     return changed
