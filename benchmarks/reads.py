@@ -10,10 +10,10 @@ its test-time passes (the mirrored run among them: `test.flip`; `amp=true|false`
 them but with `measure.reads_apart=0`, and the two runs each alone in the same frame
 (`spine_d2.engine.test_time.refine_with_reads`, `spine_d2.measure.reads`). For each angle and each
 threshold in `apart` (degrees): the mean absolute error and the share measured without and with the
-rule, how many readings it withholds and how many of those were over 5° and over 10° off; of those,
-how many just one read made without a judgement call (`measure.reads_trust_clean`: that read taken)
-and in how many it was the nearer one, the error and share with them taken; and the error with the
-rule and `measure.reads_mean` (PT the two reads' mean, PI moved with it). Writes
+rule, how many readings it withholds and how many of those were over 5° and over 10° off; of those
+(TK and LL), how many just one read made without a judgement call (`measure.reads_trust_clean`:
+that read taken) and in how many it was the nearer one, the error and share with them taken; and
+the error with the rule and `measure.reads_mean` (PT the two reads' mean, PI moved with it). Writes
 results/reads-<name>.json (the settings, every film's truth, fused, read and mean angles, which
 reads were clean, the table) and results/reads-<name>.md.
 """
@@ -36,7 +36,7 @@ from spine_d2.data.labelme import load_labelme_dataset
 from spine_d2.data.splits import dataset_splits
 from spine_d2.engine.inference import InferenceError, SpinePredictor, config_for_checkpoint
 from spine_d2.measure import MeasureConfig, instances_from_predictions, measure_instances
-from spine_d2.measure.reads import clean_read, mean_of_reads, measure_reads
+from spine_d2.measure.reads import SETTLED_BY_A_CLEAN_READ, clean_read, mean_of_reads, measure_reads
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULTS = {"checkpoint": None, "root": None, "split": "all", "apart": "10,15,20,30", "amp": "", "name": "reads"}
@@ -70,8 +70,9 @@ def withheld(film: Mapping, angle: str, apart: float) -> bool:
 
 def clean_index(film: Mapping, angle: str) -> int | None:
     """Which of the film's two reads alone made no judgement call on `angle` (0: the photo's, 1: the
-    mirror image's); None where both or neither did (or the film has no "clean")."""
-    clean = [c[angle] for c in film.get("clean", [])]
+    mirror image's); None where both or neither did, for an angle not in `SETTLED_BY_A_CLEAN_READ`
+    (or the film has no "clean")."""
+    clean = [c[angle] for c in film.get("clean", [])] if angle in SETTLED_BY_A_CLEAN_READ else []
     return clean.index(True) if len(clean) == 2 and clean.count(True) == 1 else None
 
 

@@ -426,6 +426,8 @@ def test_the_reads_rule_table_counts_what_it_withholds_and_how_far_off_it_was():
     assert (wrong["taken"], wrong["taken_nearer"], wrong["mae_clean"]) == (1, 0, pytest.approx(22))
     both = reads.rule_table([_film({"TK": 40}, {"TK": 62}, {"TK": 62}, {"TK": 39}, (True, True))], [20.0])[0]
     assert (both["taken"], both["measured_clean"]) == (0, 0)  # both clean: no read to trust over the other
+    sacrum = reads.rule_table([_film({"SS": 40}, {"SS": 62}, {"SS": 62}, {"SS": 39}, (False, True))], [20.0])
+    assert [r["taken"] for r in sacrum if r["angle"] == "SS"] == [0]  # S1's plate: not settled by a clean read
     lines = reads.markdown({"name": "t", "roots": "x", "split": "all", "command": "c", "date": "d", "machine": "m",
                             "python": "3", "commit": "abc"}, list(rows.values()), 6, 1.0)
     assert "| TK | 20° | 7.12° | 80.0 % | 2.17° | 60.0 % | 1 | 1 | 1 | 1 (1) | 1.88° | 80.0 % | 2.17° |" in lines

@@ -43,6 +43,13 @@ def without_disagreeing_reads(angles: Mapping[str, Angle], reads: Sequence[Mappi
     return out
 
 
+#: the angles a clean read settles: those between two vertebral bodies, which a level named one off
+#: or a body's plates misread throw far off. Where two reads disagree on S1's plate (SS, LL_S1, PT,
+#: PI) both are mostly 6–15° off, the plate itself hard to read, and the calls do not tell which
+#: is nearer (benchmarks/README.md, session 39)
+SETTLED_BY_A_CLEAN_READ = ("TK", "LL")
+
+
 def clean_read(read: Measurement, name: str) -> bool:
     """Whether `read` measured the angle `name` without a judgement call (`spine_d2.measure.flags`):
     none in naming the levels, none on the levels whose plates the angle takes
@@ -54,14 +61,17 @@ def clean_read(read: Measurement, name: str) -> bool:
 
 def clean_reads_taken(angles: Mapping[str, Angle], reads: Sequence[Measurement],
                       max_apart: float) -> tuple[dict[str, Angle], dict[str, str]]:
-    """(`angles` (degrees), angle taken → its flag): each measured angle the two `reads` (the
-    photo's, then its mirror image's, measured alone) put more than `max_apart` apart where just
-    one read is clean (`clean_read`) becomes that read's: the fused angle for the photo's (the
-    fused detections keep its names), the mirror image's own reading for the mirror's."""
+    """(`angles` (degrees), angle taken → its flag): each measured angle of
+    `SETTLED_BY_A_CLEAN_READ` the two `reads` (the photo's, then its mirror image's, measured alone)
+    put more than `max_apart` apart where just one read is clean (`clean_read`) becomes that
+    read's: the fused angle for the photo's (the fused detections keep its names), the mirror
+    image's own reading for the mirror's."""
     out, taken = dict(angles), {}
     if max_apart <= 0 or len(reads) != 2:
         return out, taken
     for name, angle in angles.items():
+        if name not in SETTLED_BY_A_CLEAN_READ:
+            continue
         a, b = (r.angles.get(name) for r in reads)
         if not (angle.measured and a is not None and b is not None and a.measured and b.measured
                 and abs(a.value - b.value) > max_apart):
@@ -105,8 +115,7 @@ def measure_with_reads(instances: Sequence[Instance], reads: Sequence[Sequence[I
     alone = measure_reads(reads, image_shape, class_names, c, m.correction)
     angles, taken = clean_reads_taken(m.angles, alone, c.reads_apart) if c.reads_trust_clean else (m.angles, {})
     angles = without_disagreeing_reads(angles, [r.angles for r in alone], c.reads_apart, settled=taken)
-    if c.reads_mean and not {"PT", "PI"} & set(taken):  # reads that disagree on the pelvis give no mean
-        angles = mean_of_reads(angles, [r.angles for r in alone])
+    angles = mean_of_reads(angles, [r.angles for r in alone]) if c.reads_mean else angles
     return replace(m, angles=angles, flags=m.flags + list(taken.values()))
 
 
