@@ -137,7 +137,7 @@ class MeasureConfig:
     # one of them made no judgement call on it (no call in naming the levels, none on the plates it
     # takes, a sure anterior side: measure.flags), that read's angle is taken instead of leaving it
     # out (measure.reads; benchmarks/README.md); false: left out
-    reads_trust_clean: bool = False
+    reads_trust_clean: bool = True
     # the L5-S1 segment's plausible lordosis (degrees, kyphosis negative): an S1 plate from corner
     # points outside it gives way to the outline's when that one lies inside (measure.lumbosacral); []: off
     lumbosacral_deg: list[float] = field(default_factory=lambda: list(LUMBOSACRAL_DEG))
