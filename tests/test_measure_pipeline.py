@@ -592,3 +592,19 @@ def test_a_sacral_plate_against_the_lordosis_leaves_the_angles_it_puts_in_doubt_
                                 AnteriorVote("kyphosis", -1, 0.6)])
     weak = Anterior(1, False, [AnteriorVote("sacral slope", 1, 0.4), AnteriorVote("lordosis", -1, 0.6)])
     assert not agree.conflict and not weak.conflict
+
+
+def test_where_the_curves_cancel_the_one_through_more_vertebrae_decides_the_side():
+    """A thoracic view: twelve bodies bulging to +x (the back) against the first three lumbar ones
+    bulging to +x too (read as a lordosis facing +x); both cues at full strength cancel. The whole
+    kyphosis decides (anterior −x), not +x by default; the side stays flagged uncertain."""
+    from spine_d2.measure.anterior import decide_anterior
+
+    t = np.linspace(0.0, 1.0, 12)
+    thoracic = np.stack([300 + 40 * np.sin(np.pi * t), 100 + 450 * t], axis=1)  # bulge 9 % of the chord
+    lumbar = np.array([[300.0, 600.0], [305.0, 640.0], [300.0, 680.0]])      # bulge 6 %
+    side = decide_anterior((0.0, -1.0), lumbar_centres=lumbar, thoracic_centres=thoracic)
+    assert [(v.cue, v.sign, v.strength) for v in side.votes] == [("lordosis", 1, 0.6), ("kyphosis", -1, 0.6)]
+    assert side.sign == -1 and not side.certain and "anterior side uncertain" in side.note
+    flatter = np.stack([300 + 15 * np.sin(np.pi * t), 100 + 450 * t], axis=1)  # a weaker kyphosis: no tie
+    assert decide_anterior((0.0, -1.0), lumbar_centres=lumbar, thoracic_centres=flatter).sign == 1

@@ -13,8 +13,12 @@ upright spine. Four cues vote, each with a strength in [0, 1]:
 4. **kyphosis** — the thoracic centres bulge posteriorly off the chord of the thoracic chain.
    Strength of 3 and 4 grows to 0.6 at a bulge of 5 % of the chord.
 
-The sign is that of the weighted sum. It is *uncertain* (flagged, still used) when the sum is
-below 0.5 or a cue of strength ≥ 0.5 disagrees; with no cue at all, +1 is assumed and flagged.
+The sign is that of the weighted sum; where the cues cancel exactly (both curves at full strength,
+no pelvis in view), that of the curve drawn through more vertebrae: a whole kyphosis outweighs
+three lumbar bodies at the thoracolumbar junction (before, +1 by default: on the phantom two such
+ties read TK with the wrong sign, 22° and 99° off; benchmarks/README.md, session 39). It is
+*uncertain* (flagged, still used) when the sum is below 0.5 or a cue of strength ≥ 0.5 disagrees;
+with no cue at all, +1 is assumed and flagged.
 When the sacral slope and the lordosis, each of strength ≥ 0.5, point to opposite sides, the side
 or S1's plate is misread and the answer is *in conflict* (`Anterior.conflict`; the measurement
 leaves out every angle when the side followed the sacral plate, S1's plate's angles when it
@@ -126,15 +130,21 @@ def decide_anterior(
             ang = np.degrees(np.arctan2(abs(side), down))
             votes.append(AnteriorVote("hip axis", flip * (1 if side > 0 else -1), float(0.8 * min(1.0, ang / 15.0))))
     lat = lateral_of(chain_up)
+    bodies: dict[str, int] = {}  # curve cue → the vertebrae it is drawn through
     for cue, centres, curve in (("lordosis", lumbar_centres, 1), ("kyphosis", thoracic_centres, -1)):
         if centres is not None and len(centres) >= 3:
             b = _bulge(np.asarray(centres, dtype=float), lat) * curve
             if b != 0:
                 votes.append(AnteriorVote(cue, 1 if b > 0 else -1, float(0.6 * min(1.0, abs(b) / 0.05))))
+                bodies[cue] = len(centres)
     if not votes:
         return Anterior(1, False, votes, "anterior side unknown (no sacrum, hips or curve): assumed +x")
     total = sum(v.sign * v.strength for v in votes)
     sign = 1 if total >= 0 else -1
+    if abs(total) < 1e-9 and bodies:  # the cues cancel: the curve through more vertebrae decides
+        most = max(bodies.values())
+        widest = {v.sign for v in votes if bodies.get(v.cue) == most}
+        sign = widest.pop() if len(widest) == 1 else sign
     against = [v for v in votes if v.sign != sign and v.strength >= SURE_CUE]
     certain = abs(total) >= 0.5 and not against
     note = "" if certain else "anterior side uncertain: " + ", ".join(str(v) for v in votes)
