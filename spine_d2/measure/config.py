@@ -133,11 +133,12 @@ class MeasureConfig:
     # with reads_apart 0, however far apart), is the mean of the two reads' and PI moves with it
     # (PI = PT + SS); false: PT as the fused detections measure it (measure.reads; benchmarks/README.md)
     reads_mean: bool = True
-    # with the mirrored run: where the two reads of an angle lie more than reads_apart apart and just
+    # with the mirrored run: where the two reads of TK or LL lie more than reads_apart apart and just
     # one of them made no judgement call on it (no call in naming the levels, none on the plates it
-    # takes, a sure anterior side: measure.flags), that read's angle is taken instead of leaving it
-    # out (measure.reads; benchmarks/README.md); false: left out
-    reads_trust_clean: bool = True
+    # takes, a sure anterior side: measure.flags), true takes that read's angle, flagged, instead of
+    # leaving it out with both readings (measure.reads; benchmarks/README.md: the nearer read in 34
+    # of 37 such disagreements, but 20-37 deg off where not, and every take adds error)
+    reads_trust_clean: bool = False
     # the L5-S1 segment's plausible lordosis (degrees, kyphosis negative): an S1 plate from corner
     # points outside it gives way to the outline's when that one lies inside (measure.lumbosacral); []: off
     lumbosacral_deg: list[float] = field(default_factory=lambda: list(LUMBOSACRAL_DEG))
