@@ -7,9 +7,11 @@ photo's read whichever it is: the angle is left out with both readings as the re
 they agree on PT, it is the mean of the two reads and PI moves with it (`measure.reads_mean`): the
 fused detections average the runs' corners but keep the photo's femoral heads, so the mirrored
 run's hip axis counts only there. Geometry (endplates, heads, the overlay) stays the fused
-measurement's. Where just one of the two disagreeing reads made no judgement call on the angle
-(`clean_read`: none in naming the levels, none on the plates it takes, a sure anterior side;
-`spine_d2.measure.flags`) that read is taken, a flag saying so (`measure.reads_trust_clean`).
+measurement's. With `measure.reads_trust_clean` (off by default: a take adds error where the angle
+was left out, 20–37° where the call it avoided was the right one), where just one of two reads
+disagreeing on TK or LL made no judgement call on it (`clean_read`: none in naming the levels,
+none on the plates it takes, a sure anterior side; `spine_d2.measure.flags`), that read is taken,
+a flag saying so.
 benchmarks/README.md has what the rule withholds, how often it was wrong, what the mean changes
 (PT better on 10 of 11 run-and-seed sets; averaging TK, LL, LL_S1 and SS so was not, SS worse on
 every new seed set) and how often the clean read was the nearer one.
