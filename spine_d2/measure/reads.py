@@ -36,13 +36,22 @@ def without_disagreeing_reads(angles: Mapping[str, Angle], reads: Sequence[Mappi
     `clean_reads_taken`); `max_apart` 0: unchanged."""
     out = dict(angles)
     for name, angle in angles.items():
-        if name in settled:
-            continue
-        seen = [r[name].value for r in reads if name in r and r[name].measured]
-        if max_apart > 0 and angle.measured and len(seen) >= 2 and max(seen) - min(seen) > max_apart:
+        seen = _readings(name, reads)
+        if name not in settled and _apart(angle, seen, max_apart):
             out[name] = Angle.missing(f"the photo and its mirror image read {min(seen):.0f}° and "
                                       f"{max(seen):.0f}° (more than {max_apart:g}° apart)")
     return out
+
+
+def _readings(name: str, reads: Sequence[Mapping[str, Angle]]) -> list[float]:
+    """The values (degrees) of the angle `name` that `reads` (each a measurement's angles) measured."""
+    return [r[name].value for r in reads if name in r and r[name].measured]
+
+
+def _apart(angle: Angle, seen: Sequence[float], max_apart: float) -> bool:
+    """Whether the measured `angle`'s readings `seen` (two or more) lie more than `max_apart`
+    degrees apart; `max_apart` 0: never."""
+    return max_apart > 0 and angle.measured and len(seen) >= 2 and max(seen) - min(seen) > max_apart
 
 
 #: the angles a clean read settles: those between two vertebral bodies, which a level named one off
@@ -69,21 +78,18 @@ def clean_reads_taken(angles: Mapping[str, Angle], reads: Sequence[Measurement],
     read's: the fused angle for the photo's (the fused detections keep its names), the mirror
     image's own reading for the mirror's."""
     out, taken = dict(angles), {}
-    if max_apart <= 0 or len(reads) != 2:
+    if len(reads) != 2:
         return out, taken
     for name, angle in angles.items():
-        if name not in SETTLED_BY_A_CLEAN_READ:
-            continue
-        a, b = (r.angles.get(name) for r in reads)
-        if not (angle.measured and a is not None and b is not None and a.measured and b.measured
-                and abs(a.value - b.value) > max_apart):
+        seen = _readings(name, [r.angles for r in reads])
+        if name not in SETTLED_BY_A_CLEAN_READ or len(seen) != 2 or not _apart(angle, seen, max_apart):
             continue
         clean = [clean_read(r, name) for r in reads]
         if clean.count(True) != 1:
             continue
         mirror = clean[1]
-        out[name] = Angle(b.value) if mirror else angle
-        taken[name] = (f"{name}: the photo and its mirror image read {a.value:.0f}° and {b.value:.0f}°: the "
+        out[name] = Angle(seen[1]) if mirror else angle
+        taken[name] = (f"{name}: the photo and its mirror image read {seen[0]:.0f}° and {seen[1]:.0f}°: the "
                        f"{'mirror image' if mirror else 'photo'}'s read, made without a judgement call, taken")
     return out, taken
 
