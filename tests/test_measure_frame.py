@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from spine_d2.frames import frame_error
+from spine_d2.measure.camera import Line
+from spine_d2.measure.photo_lines import along_a_line
 from spine_d2.measure.rectify import estimate_frame, given_frame
 
 
@@ -214,3 +216,21 @@ def test_the_phantoms_photos_are_corrected_to_their_true_homography(tmp_path):
         else:
             assert np.allclose(est.H, np.eye(3)) and est.reason, path.stem  # the image frame, and why
     assert trusted >= 6
+
+
+def test_an_endplate_along_a_long_straight_line_is_found_and_an_endplate_beside_one_is_not():
+    """A film's border (600 px at 2°) and endplates of 50 px: along it, near it, turned from it."""
+    border = Line(2.0, np.array([400.0, 300.0]), 600.0, 600.0)
+    t = math.radians(2.0)
+    d, n = np.array([math.cos(t), math.sin(t)]), np.array([-math.sin(t), math.cos(t)])
+    on = np.array([[380.0, 300.0] - 25 * d, [380.0, 300.0] + 25 * d]) + 0.8 * n
+    assert along_a_line(on, [border]) is border
+    assert along_a_line(on[::-1], [border]) is border  # either end first
+    assert along_a_line(on + 15 * n, [border]) is None  # a plate just inside the film, parallel to it
+    turned = on.mean(axis=0) + np.array([[-25.0, 0.0], [25.0, 0.0]]) @ np.array([[math.cos(0.12), math.sin(0.12)],
+                                                                                 [-math.sin(0.12), math.cos(0.12)]])
+    assert along_a_line(turned, [border]) is None  # 7° off it: a plate crossing the border
+    assert along_a_line(on + 340 * d, [border]) is None  # past the line's end
+    short = Line(2.0, np.array([400.0, 300.0]), 100.0, 100.0)
+    assert along_a_line(on, [short]) is None  # a line hardly longer than the plate may be the plate's own edge
+    assert along_a_line(on, []) is None

@@ -2,6 +2,7 @@
 import copy
 import math
 
+import cv2
 import numpy as np
 import pytest
 
@@ -268,6 +269,43 @@ def test_an_endplate_cut_by_the_photo_edge_is_not_measured():
     assert not m.angles["TK"].measured
     assert "T5 superior: endplate cut by the image border" in m.angles["TK"].reason
     assert m.angles["LL"].measured and m.angles["SS"].measured  # the rest is still measured
+
+
+def _film_cutting_t5(spine, cut: float):
+    """The toy spine on a film whose top edge, inside the photo, runs through T5's body at row
+    `cut`: (the photo, the instances as a model outlines them there, clipped to the film)."""
+    h, w = spine.shape
+    photo = np.full((h, w), 14, np.uint8)  # the viewer's black around the film
+    cv2.rectangle(photo, (40, int(cut)), (w - 40, h - 20), 120, -1)
+    insts = []
+    for inst in spine.instances(labels=True):
+        if inst.polygon is None:
+            insts.append(inst)
+            continue
+        if inst.polygon[:, 1].max() <= cut:
+            continue  # off the film
+        poly = inst.polygon.copy()
+        poly[:, 1] = np.maximum(poly[:, 1], cut)
+        cv2.fillPoly(photo, [np.round(poly).astype(np.int32)], 200)
+        insts.append(Instance(inst.class_name, polygon=poly, label=inst.label))
+    return cv2.cvtColor(photo, cv2.COLOR_GRAY2BGR), insts
+
+
+def test_an_endplate_along_the_films_edge_inside_the_photo_is_not_measured():
+    """The film (or the viewer) ends inside the photo, through T5's body: no image border is near,
+    but its cut lies along the film's long straight edge, which the frame estimate finds."""
+    spine = toy_spine()
+    t5 = spine.polygons["T5"]
+    photo, insts = _film_cutting_t5(spine, float(t5[:, 1].min() + 0.5 * np.ptp(t5[:, 1])))
+    m = measure_instances(copy.deepcopy(insts), spine.shape, image=photo)
+    assert not m.angles["TK"].measured
+    assert "T5 superior: endplate along a straight edge of the photo" in m.angles["TK"].reason
+    assert "T5 superior endplate lies along a straight edge of the photo" in m.notes
+    for name in ("LL", "LL_S1", "SS", "PT", "PI"):  # the rest is still measured, as it was drawn
+        assert m.angles[name].value == pytest.approx(spine.expected[name], abs=0.5), name
+    # without the check the film's edge is read as T5's plate: TK off by the plate's tilt
+    kept = measure_instances(copy.deepcopy(insts), spine.shape, image=photo, cfg={"film_edges": False})
+    assert abs(kept.angles["TK"].value - spine.expected["TK"]) > 5
 
 
 def _keystoned_drawn_spine(seed: int, yaw: float, pitch: float, roll: float):

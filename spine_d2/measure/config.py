@@ -116,6 +116,9 @@ class MeasureConfig:
     # film's two lie within 2.3): the best scored pair within it is used; 0: the two best scored
     head_pair_radii: float = 4.0
     border_px: float = 2.0            # px: an endplate ending this close to the image edge is cut, not used
+    # an endplate lying along one of the photo's long straight lines (a film's, viewer's or screen's
+    # border cutting the body: measure.photo_lines.along_a_line) is the cut, not used; false: kept
+    film_edges: bool = True
     # endplates given by two corner points (Labelme points L3_sa…, a keypoint head): use (replace
     # the fit) | fuse (weighted with the fit by their score) | ignore
     corners: CornerUse = CornerUse.use

@@ -8,7 +8,10 @@ fused with the fit, `measure.corners`), unless its corners lie closer together t
 `min_corner_length` of the fitted endplate's length (two heatmap peaks on one point); the sacrum
 has only its superior endplate. A fitted endplate that ends at the photo's edge is the crop, not
 the endplate, and is left out; so is the outline of a sacrum the photo's edge cuts (its centre and
-sides are the crop's: `cut_by_border`), whose corners, when given, still count. Directions up the
+sides are the crop's: `cut_by_border`), whose corners, when given, still count. An endplate, from
+corners or outline, lying along one of the photo's long straight lines (`edges`, the frame
+estimate's: `photo_lines.along_a_line`) is a film's, viewer's or screen's border cutting the body
+inside the photo, and is left out too (`measure.film_edges`). Directions up the
 spine come from the neighbouring centres (`spine_cranial`). A body's endplate leaning more than
 `max_off_chain_deg` off square to that direction, its other endplate leaning the same way, is a
 failed outline (a strongly tilted body the model drew upright), not anatomy: it is turned square to
@@ -28,6 +31,7 @@ from spine_d2.measure.anterior import lateral_of
 from spine_d2.measure.corners import fuse
 from spine_d2.measure.endplates import SIDES, EndplateError, fit_endplates
 from spine_d2.measure.flags import judged
+from spine_d2.measure.photo_lines import along_a_line
 from spine_d2.measure.instances import SURE_SCORE, Instance, cut_by_border, touches_border
 
 
@@ -96,10 +100,10 @@ def fit_in_frame(contour: np.ndarray, cranial: np.ndarray, centre: np.ndarray, m
 
 def _one_level(inst: Instance, lv: str, cranial: np.ndarray, H, shape, c: Any,
                reasons: dict[str, str], flags: list[str],
-               outlines: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+               outlines: dict[str, np.ndarray] | None = None, edges: Sequence = ()) -> dict[str, np.ndarray]:
     """One level's endplates (side → [end, end]); why one is missing goes into `reasons`, what
     was left out into `flags`, the outline's fit of a side whose corners replace it into
-    `outlines`."""
+    `outlines`; a side lying along one of the photo's straight `edges` is left out."""
     given = corner_endplates(inst, lv, c.min_corner_score) if c.corners != "ignore" else {}
     try:
         if lv == "S1" and cut_by_border(inst, shape, c.border_px):
@@ -117,6 +121,14 @@ def _one_level(inst: Instance, lv: str, cranial: np.ndarray, H, shape, c: Any,
         if why:
             del given[side]
             judged(flags, lv, f"{lv} {side} corners {why}: the outline's endplate used")
+    for side in sorted(set(given) | set(fit)):
+        on = along_a_line(given[side][0] if side in given else fit[side], edges)
+        if on is not None:
+            given.pop(side, None)
+            fit.pop(side, None)
+            reasons[f"{lv} {side}"] = "endplate along a straight edge of the photo"
+            judged(flags, lv, f"{lv} {side} endplate lies along a straight edge of the photo ({on.extent:.0f} px "
+                              f"long: a film's or screen's border cutting the body): not used")
     for side, seg in list(fit.items()):
         if side not in given and touches_border(seg, shape, c.border_px):
             del fit[side]
@@ -183,19 +195,22 @@ def _checked_against_chain(fit: dict[str, np.ndarray], lv: str, cranial: np.ndar
 def level_endplates(kept: Sequence[Instance], levels: Mapping[str, int], centres: Mapping[str, np.ndarray],
                     cranial: Mapping[str, np.ndarray], H: np.ndarray | None, shape: Sequence[int], c: Any,
                     reasons: dict[str, str], flags: list[str],
-                    outlines: dict[str, dict[str, np.ndarray]] | None = None) -> dict[str, dict[str, np.ndarray]]:
+                    outlines: dict[str, dict[str, np.ndarray]] | None = None,
+                    edges: Sequence = ()) -> dict[str, dict[str, np.ndarray]]:
     """Level → side → endplate (two ends, image frame, no order yet) for the levels of `cranial`,
     in its order (`centres`: theirs, px, as `spine_cranial` was given them); `H`: the trusted
     radiograph → image homography or None; `c`: the `MeasureConfig`
     (method, corners, min_corner_score, min_corner_length, border_px, max_off_chain_deg,
     gap_factor). Adds to `reasons` (level or "level side" → why it has no endplate) and `flags`,
-    and to `outlines` (level → side → endplate) the outline's fit where corner points replaced it."""
+    and to `outlines` (level → side → endplate) the outline's fit where corner points replaced it;
+    `edges`: the photo's long straight lines (`Line`s, image frame), whose endplates lying along
+    them are left out (none: no such check)."""
     raw, chain = {}, list(cranial)
     points = [centres[lv] for lv in chain]
     scores = [kept[levels[lv]].score for lv in chain]
     for k, lv in enumerate(chain):
         outline = outlines.setdefault(lv, {}) if outlines is not None else None
-        fit = _one_level(kept[levels[lv]], lv, cranial[lv], H, shape, c, reasons, flags, outline)
+        fit = _one_level(kept[levels[lv]], lv, cranial[lv], H, shape, c, reasons, flags, outline, edges)
         if chain_sure(points, scores, k, c.gap_factor):
             fit = _checked_against_chain(fit, lv, cranial[lv], c.max_off_chain_deg, flags)
         if fit:

@@ -3,7 +3,8 @@
 Canny edges → probabilistic Hough segments → collinear segments merged into `Line`s (`find_lines`);
 tangles of lines at different angles, as bones and text make, are dropped (`uncluttered`); the
 outermost long line on each side is a border (`borders`). The frame estimate
-(`spine_d2.measure.rectify`) explains these lines with a camera or a rotation. OpenCV does the
+(`spine_d2.measure.rectify`) explains these lines with a camera or a rotation, and an endplate
+lying along one of them is an edge of the film, not of the bone (`along_a_line`). OpenCV does the
 edges and segments; merging segments into lines is ours (OpenCV has no grouping of Hough segments).
 """
 from __future__ import annotations
@@ -118,3 +119,32 @@ def uncluttered(lines: list[Line], shape, clutter: int) -> list[Line]:
     turned = np.abs((ang[:, None] - ang[None] + 90) % 180 - 90) > 1.5
     count = (near & turned).sum(axis=1)
     return [ln for ln, c in zip(lines, count) if c < clutter]
+
+
+# an endplate lies along a line when both its ends are this close to it (px, or this share of the
+# endplate's length, the more), it runs within ALONG_DEG of it, the line covers at least ALONG_LONGER
+# times the endplate's length, and the endplate's middle lies within half that of the line's centre
+ALONG_PX, ALONG_SHARE, ALONG_DEG, ALONG_LONGER = 3.0, 0.2, 3.0, 2.5
+
+
+def along_a_line(segment: np.ndarray, lines: list[Line]) -> Line | None:
+    """The first of the photo's long straight `lines` (image frame, px) that the endplate
+    `segment` (two ends, px) lies along, or None. A body cut by the film's, viewer's or screen's
+    border (a partial view, a film smaller than the patient) ends in that border: its mask and its
+    corners follow the cut, which no endplate does over a line several times its length."""
+    seg = np.asarray(segment, float).reshape(2, 2)
+    length = float(np.linalg.norm(seg[1] - seg[0]))
+    if length <= 0:
+        return None
+    seg_deg = float(np.degrees(np.arctan2(*(seg[1] - seg[0])[::-1])))
+    for ln in lines:
+        if ln.extent < ALONG_LONGER * length:
+            continue
+        t = np.radians(ln.angle)
+        along, across = np.array([np.cos(t), np.sin(t)]), np.array([-np.sin(t), np.cos(t)])
+        rel = seg - ln.point
+        if (np.abs(rel @ across).max() <= max(ALONG_PX, ALONG_SHARE * length)
+                and abs((seg_deg - ln.angle + 90) % 180 - 90) <= ALONG_DEG
+                and abs(float(rel.mean(axis=0) @ along)) <= ln.extent / 2):
+            return ln
+    return None

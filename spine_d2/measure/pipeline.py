@@ -183,7 +183,9 @@ def measure_instances(
     centres = np.array(list(centre_of.values())).reshape(-1, 2)
     cranial = spine_cranial(centre_of)
     outlines: dict[str, dict[str, np.ndarray]] = {}
-    raw = level_endplates(kept, naming.levels, centre_of, cranial, H, shape, c, level_reason, flags, outlines)
+    edges = frame.edges if frame is not None and c.film_edges else ()
+    raw = level_endplates(kept, naming.levels, centre_of, cranial, H, shape, c, level_reason, flags, outlines,
+                          edges)
     up = _spine_up(centres)
     found = usable_heads(kept, naming.femoral_heads, idx, c.min_circle_radius, flags)
     heads, axis, heads_reason, ant, pelvis_flags = _pelvis_and_side(c, kept, naming, chain, centres, up, raw, found)
