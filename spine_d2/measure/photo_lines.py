@@ -124,7 +124,7 @@ def uncluttered(lines: list[Line], shape, clutter: int) -> list[Line]:
 # an endplate lies along a line when both its ends are this close to it (px, or this share of the
 # endplate's length, the more), it runs within ALONG_DEG of it, the line covers at least ALONG_LONGER
 # times the endplate's length, and the endplate's middle lies within half that of the line's centre
-ALONG_PX, ALONG_SHARE, ALONG_DEG, ALONG_LONGER = 3.0, 0.2, 3.0, 2.5
+ALONG_PX, ALONG_SHARE, ALONG_DEG, ALONG_LONGER = 3.0, 0.1, 5.0, 2.5
 
 
 def along_a_line(segment: np.ndarray, lines: list[Line]) -> Line | None:
