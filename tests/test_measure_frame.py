@@ -227,9 +227,9 @@ def test_an_endplate_along_a_long_straight_line_is_found_and_an_endplate_beside_
     assert along_a_line(on, [border]) is border
     assert along_a_line(on[::-1], [border]) is border  # either end first
     assert along_a_line(on + 15 * n, [border]) is None  # a plate just inside the film, parallel to it
-    turned = on.mean(axis=0) + np.array([[-25.0, 0.0], [25.0, 0.0]]) @ np.array([[math.cos(0.12), math.sin(0.12)],
-                                                                                 [-math.sin(0.12), math.cos(0.12)]])
-    assert along_a_line(turned, [border]) is None  # 7° off it: a plate crossing the border
+    u = math.radians(2.0 + 9.0)
+    turned = on.mean(axis=0) + np.outer([-25.0, 25.0], [math.cos(u), math.sin(u)])
+    assert along_a_line(turned, [border]) is None  # 9° off it, its ends within 4 px: a plate crossing the border
     assert along_a_line(on + 340 * d, [border]) is None  # past the line's end
     short = Line(2.0, np.array([400.0, 300.0]), 100.0, 100.0)
     assert along_a_line(on, [short]) is None  # a line hardly longer than the plate may be the plate's own edge
