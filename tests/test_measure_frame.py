@@ -7,7 +7,8 @@ import pytest
 
 from spine_d2.frames import frame_error
 from spine_d2.measure.camera import Line
-from spine_d2.measure.photo_lines import along_a_line
+from spine_d2.measure.config import FrameConfig
+from spine_d2.measure.photo_lines import along_a_line, find_lines
 from spine_d2.measure.rectify import estimate_frame, given_frame
 
 
@@ -234,3 +235,14 @@ def test_an_endplate_along_a_long_straight_line_is_found_and_an_endplate_beside_
     short = Line(2.0, np.array([400.0, 300.0]), 100.0, 100.0)
     assert along_a_line(on, [short]) is None  # a line hardly longer than the plate may be the plate's own edge
     assert along_a_line(on, []) is None
+
+
+def test_the_edges_endplates_are_checked_against_are_the_long_lines_near_the_photos_axes():
+    """The screen's borders are kept; a long straight rod across the film at 45° is no border."""
+    img = photo_of_screen(camera_homography(roll=3.0))
+    cv2.line(img, (300, 250), (560, 510), (250, 250, 250), 3)
+    est = estimate_frame(img)
+    assert any(abs(ln.angle) < 10 for ln in est.edges) and any(abs(ln.angle) > 80 for ln in est.edges)
+    assert all(min(abs(ln.angle), 90 - abs(ln.angle)) <= 30 for ln in est.edges)
+    # the rod is among the photo's lines, only not among the edges
+    assert any(30 < abs(ln.angle) < 60 for ln in find_lines(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), FrameConfig()))

@@ -63,7 +63,7 @@ class FrameEstimate:
     rotation_deg: float = 0.0        # in-plane rotation at the image centre, CCW on screen positive
     reason: str = ""
     corners: np.ndarray | None = None  # the quadrilateral found (image frame), TL, TR, BR, BL
-    edges: list = field(default_factory=list)  # the photo's long straight lines (`Line`s, image frame), fitted or not
+    edges: list = field(default_factory=list)  # the photo's long straight lines near its axes (`Line`s), fitted or not
     spread: dict = field(default_factory=dict)  # degrees the correction could move: focal, centre
     confidence: str = ""             # high | medium | low (not trusted) | given; "" when nothing was fitted
     uncertainty_deg: float = 0.0     # the largest of `spread`
@@ -107,7 +107,9 @@ def estimate_frame(image: np.ndarray, cfg: FrameConfig | Mapping | None = None) 
         return FrameEstimate(reason=f"not an image (shape {np.asarray(image).shape})")
     lines = find_lines(gray, cfg)
     est = _estimate(gray, lines, cfg)
-    est.edges = lines  # what the endplates are checked against (`photo_lines.along_a_line`)
+    # what the endplates are checked against (`photo_lines.along_a_line`): the lines a border could
+    # be, near the photo's axes (bones and hardware make long straight lines at any angle)
+    est.edges = [ln for ln in lines if min(abs(ln.angle), 90 - abs(ln.angle)) <= cfg.max_tilt_deg]
     return est
 
 
