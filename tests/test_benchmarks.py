@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import _common
+import compare_evaluations
 import measure_geometry
 import record_accuracy
 import side_by_side as sbs
@@ -449,3 +450,36 @@ def test_reads_runs_a_checkpoint_over_a_phantom_folder(smoke_run, tmp_path, monk
     assert (tmp_path / "reads-smoke.md").read_text().startswith("# The photo's and its mirror image's reads: smoke")
     with pytest.raises(SystemExit, match="give checkpoint=FILE root=DIR"):
         reads.main([f"root={root}"])
+
+
+# ------------------------------------------------------------------------------------------------
+# compare_evaluations: two settings' evaluations of the same films, paired
+def _evaluation(folder, rows):
+    (folder / "eval").mkdir(parents=True)
+    per_image_table(rows).to_csv(folder / "eval" / "per_image.csv", index=False)
+    return folder
+
+
+def test_two_evaluations_compared_film_by_film_pooled_over_pairs(tmp_path, monkeypatch, capsys):
+    true = {"TK": 40.0, "LL": 50.0}
+    left_out = Angle(math.nan, "L5 inferior: endplate along a straight edge of the photo")
+    a1 = _evaluation(tmp_path / "a1", [image_row("p1", true=true, pred={"TK": 42.0, "LL": 70.0}),
+                                       image_row("p2", true=true, pred={"TK": 39.0, "LL": 51.0})])
+    b1 = _evaluation(tmp_path / "b1", [image_row("p1", true=true, pred={"TK": 42.0, "LL": left_out}),
+                                       image_row("p2", true=true, pred={"TK": 39.0, "LL": 51.0})])
+    a2 = _evaluation(tmp_path / "a2", [image_row("q1", true={"TK": 30.0}, pred={"TK": 33.0})])
+    b2 = _evaluation(tmp_path / "b2", [image_row("q1", true={"TK": 30.0}, pred={"TK": 31.0})])
+    compare_evaluations.main([f"before={a1},{a2}", f"after={b1},{b2}", "name=t", "what=a change",
+                              f"out={tmp_path}"])
+    rec = json.loads((tmp_path / "compare-t.json").read_text())
+    tk, ll = rec["angles"]["TK"], rec["angles"]["LL"]
+    assert tk["before"]["mae"] == pytest.approx(2.0) and tk["after"]["mae"] == pytest.approx(4 / 3)
+    assert ll["before"]["mae"] == pytest.approx(10.5) and ll["before"]["share"] == 1.0
+    assert ll["after"]["mae"] == pytest.approx(1.0) and ll["after"]["share"] == 0.5
+    assert [(m["image"], m["angle"], m["error_before"], m["error_after"]) for m in rec["moved"]] == \
+        [("p1", "LL", 20.0, None), ("q1", "TK", 3.0, 1.0)]
+    md = (tmp_path / "compare-t.md").read_text()
+    assert "# a change" in md and "20.0° off → left out (L5 inferior: endplate along a straight edge" in md
+    assert rec["meta"]["commit"]
+    with pytest.raises(SystemExit, match="different films"):
+        compare_evaluations.main([f"before={a1}", f"after={b2}", f"out={tmp_path}"])

@@ -1,0 +1,112 @@
+"""Two settings' evaluations of the same films, paired: what a change moved, film by film.
+
+    python benchmarks/compare_evaluations.py before=DIR[,DIR…] after=DIR[,DIR…] [name=compare]
+        [what="what changed between before and after"]
+
+Each DIR is a tools/evaluate.py output (its eval/per_image.csv, or a per_image.csv's folder); the
+i-th `before` and the i-th `after` must hold the same films (e.g. one phantom seed evaluated twice,
+`measure.film_edges=false` and the default). Per angle, pooled over every pair: the mean absolute
+error (degrees) and the share measured of the films whose truth has it, before and after; then
+every film whose measurement moved (by over 0.01°, or measured in one and not the other), with its
+error before and after and the reason the angle was left out. Writes results/compare-<name>.md and
+.json with provenance.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+
+from _common import REPO, as_list, options, provenance, provenance_line
+
+ANGLES = ("TK", "LL", "LL_S1", "SS", "PT", "PI")
+MOVED_DEG = 0.01
+
+
+def per_image(folder: str | Path) -> dict[str, dict[str, str]]:
+    """{image: row} of an evaluation's per_image.csv (DIR/eval/per_image.csv or DIR/per_image.csv)."""
+    folder = Path(folder)
+    path = next((p for p in (folder / "eval" / "per_image.csv", folder / "per_image.csv") if p.is_file()), None)
+    if path is None:
+        raise SystemExit(f"compare_evaluations.py: no per_image.csv in {folder} (nor in {folder / 'eval'})")
+    with path.open(newline="") as fh:
+        return {row["image"]: row for row in csv.DictReader(fh)}
+
+
+def _value(text: str) -> float | None:
+    return None if text in ("", None) or math.isnan(float(text)) else float(text)
+
+
+def compare(pairs: list[tuple[dict, dict, str]]) -> dict:
+    """Pooled MAE and share measured per angle before and after, and the films that moved; `pairs`:
+    (before rows, after rows, label) with the same images."""
+    pooled = {a: {"before": [], "after": [], "with_truth": 0} for a in ANGLES}
+    moved = []
+    for before, after, label in pairs:
+        if set(before) != set(after):
+            raise SystemExit(f"compare_evaluations.py: {label}: the two evaluations hold different films")
+        for image in sorted(before):
+            for a in ANGLES:
+                truth = _value(before[image].get(f"{a}_true", ""))
+                if truth is None:
+                    continue
+                x, y = _value(before[image][f"{a}_pred"]), _value(after[image][f"{a}_pred"])
+                pooled[a]["with_truth"] += 1
+                for side, v in (("before", x), ("after", y)):
+                    if v is not None:
+                        pooled[a][side].append(abs(v - truth))
+                if (x is None) != (y is None) or (x is not None and abs(x - y) > MOVED_DEG):
+                    moved.append({"set": label, "image": image, "angle": a, "truth": truth,
+                                  "error_before": None if x is None else abs(x - truth),
+                                  "error_after": None if y is None else abs(y - truth),
+                                  "note_after": after[image].get(f"{a}_note", "") if y is None else ""})
+    table = {a: {side: {"mae": (sum(v[side]) / len(v[side])) if v[side] else None, "n": len(v[side]),
+                        "share": len(v[side]) / v["with_truth"] if v["with_truth"] else None}
+                 for side in ("before", "after")} for a, v in pooled.items()}
+    return {"angles": table, "moved": moved}
+
+
+def _fmt(side: dict) -> str:
+    return "–" if side["mae"] is None else f"{side['mae']:.3f}° on {100 * side['share']:.1f} % ({side['n']})"
+
+
+def _reason(note: str, angle: str) -> str:
+    """Why `angle` was left out: the part of the measurement's notes that says so ("LL NaN: …"), or
+    the whole note where it is the reason alone."""
+    for part in note.split("; "):
+        names, sep, why = part.partition(" NaN: ")
+        if sep and angle in names.split("/"):
+            return why
+    return "" if " NaN: " in note else note
+
+
+def main(argv) -> None:
+    opts = options(argv, {"before": "", "after": "", "name": "compare", "what": "",
+                          "out": str(REPO / "benchmarks" / "results")}, "compare_evaluations.py")
+    before, after = as_list(opts["before"]), as_list(opts["after"])
+    if not before or len(before) != len(after):
+        raise SystemExit("compare_evaluations.py: give before=DIR[,DIR…] and after= with as many folders")
+    pairs = [(per_image(b), per_image(a), Path(a).name) for b, a in zip(before, after)]
+    meta = provenance("benchmarks/compare_evaluations.py", argv, ["benchmarks/compare_evaluations.py"])
+    result = compare(pairs)
+    out = Path(opts["out"])
+    (out / f"compare-{opts['name']}.json").write_text(json.dumps({"meta": meta, "what": opts["what"], **result},
+                                                                 indent=2) + "\n")
+    lines = [f"# {opts['what'] or 'before / after'}", "", provenance_line(meta), "",
+             f"{sum(len(p[0]) for p in pairs)} films in {len(pairs)} pair(s) of evaluations.", "",
+             "| angle | before: MAE on the share measured (films) | after |", "|---|---|---|"]
+    lines += [f"| {a} | {_fmt(t['before'])} | {_fmt(t['after'])} |" for a, t in result["angles"].items()]
+    lines += ["", f"Films whose measurement moved ({len(result['moved'])}):", ""]
+    for m in result["moved"]:
+        err = ["left out" if e is None else f"{e:.1f}° off" for e in (m["error_before"], m["error_after"])]
+        why = _reason(m["note_after"], m["angle"]) if m["error_after"] is None else ""
+        why = f" ({why})" if why else ""
+        lines.append(f"- {m['set']} {m['image']} {m['angle']} (truth {m['truth']:.1f}°): {err[0]} → {err[1]}{why}")
+    (out / f"compare-{opts['name']}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
