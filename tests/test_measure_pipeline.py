@@ -633,16 +633,34 @@ def test_a_sacral_plate_against_the_lordosis_leaves_the_angles_it_puts_in_doubt_
 
 
 def test_where_the_curves_cancel_the_one_through_more_vertebrae_decides_the_side():
-    """A thoracic view: twelve bodies bulging to +x (the back) against the first three lumbar ones
-    bulging to +x too (read as a lordosis facing +x); both cues at full strength cancel. The whole
-    kyphosis decides (anterior −x), not +x by default; the side stays flagged uncertain."""
+    """Twelve thoracic bodies bulging to +x (the back) against five lumbar ones bulging to +x too
+    (read as a lordosis facing +x); both cues at full strength cancel. The whole kyphosis decides
+    (anterior −x), not +x by default; the side stays flagged uncertain."""
     from spine_d2.measure.anterior import decide_anterior
 
     t = np.linspace(0.0, 1.0, 12)
     thoracic = np.stack([300 + 40 * np.sin(np.pi * t), 100 + 450 * t], axis=1)  # bulge 9 % of the chord
-    lumbar = np.array([[300.0, 600.0], [305.0, 640.0], [300.0, 680.0]])      # bulge 6 %
+    u = np.linspace(0.0, 1.0, 5)
+    lumbar = np.stack([300 + 12 * np.sin(np.pi * u), 600 + 160 * u], axis=1)   # bulge 7.5 %
     side = decide_anterior((0.0, -1.0), lumbar_centres=lumbar, thoracic_centres=thoracic)
     assert [(v.cue, v.sign, v.strength) for v in side.votes] == [("lordosis", 1, 0.6), ("kyphosis", -1, 0.6)]
     assert side.sign == -1 and not side.certain and "anterior side uncertain" in side.note
     flatter = np.stack([300 + 15 * np.sin(np.pi * t), 100 + 450 * t], axis=1)  # a weaker kyphosis: no tie
     assert decide_anterior((0.0, -1.0), lumbar_centres=lumbar, thoracic_centres=flatter).sign == 1
+
+
+def test_a_curve_through_three_centres_counts_a_third_of_one_through_five():
+    """A thoracic view with the first three lumbar bodies in it, bent to +x at the junction (a
+    lordosis facing +x by its bulge) against a whole kyphosis facing −x a little under full
+    strength: three centres fix their bulge with nothing to check it, so the kyphosis decides."""
+    from spine_d2.measure.anterior import decide_anterior
+
+    t = np.linspace(0.0, 1.0, 12)
+    thoracic = np.stack([300 + 20 * np.sin(np.pi * t), 100 + 450 * t], axis=1)  # bulge 4.4 %: 0.53
+    lumbar = np.array([[300.0, 600.0], [305.0, 640.0], [300.0, 680.0]])      # bulge 6 %: full, 3 centres
+    side = decide_anterior((0.0, -1.0), lumbar_centres=lumbar, thoracic_centres=thoracic)
+    strength = {v.cue: v.strength for v in side.votes}
+    assert strength["lordosis"] == pytest.approx(0.2) and strength["kyphosis"] == pytest.approx(0.53, abs=0.01)
+    assert side.sign == -1
+    four = np.array([[300.0, 600.0], [305.0, 630.0], [305.0, 660.0], [300.0, 690.0]])
+    assert decide_anterior((0.0, -1.0), lumbar_centres=four).votes[0].strength == pytest.approx(0.4)

@@ -11,7 +11,10 @@ upright spine. Four cues vote, each with a strength in [0, 1]:
    grows to 0.8 at 15°.
 3. **lordosis** — the lumbar centres bulge anteriorly off the chord of the lumbar chain.
 4. **kyphosis** — the thoracic centres bulge posteriorly off the chord of the thoracic chain.
-   Strength of 3 and 4 grows to 0.6 at a bulge of 5 % of the chord.
+   Strength of 3 and 4 grows to 0.6 at a bulge of 5 % of the chord, times how many centres the
+   curve is drawn through (`CURVE_FULL`): three centres fix a bulge with nothing to check it (the
+   first lumbar bodies of a thoracic view, the last thoracic ones of a lumbar view, where the
+   thoracolumbar junction runs straight or kyphotic), so three count a third, four two thirds.
 
 The sign is that of the weighted sum; where the cues cancel exactly (both curves at full strength,
 no pelvis in view), that of the curve drawn through more vertebrae: a whole kyphosis outweighs
@@ -45,6 +48,8 @@ class AnteriorVote:
 
 #: cues of at least this strength that point to opposite sides make the answer uncertain
 SURE_CUE = 0.5
+#: a curve cue drawn through this many centres or more counts fully; through n fewer, (n − 2) / 3 of it
+CURVE_FULL = 5
 #: two cues that cannot both be right on a spine that is read right: the S1 plate faces anterior-
 #: superior and the lumbar spine bulges anteriorly
 CONFLICTING = ("sacral slope", "lordosis")
@@ -135,7 +140,8 @@ def decide_anterior(
         if centres is not None and len(centres) >= 3:
             b = _bulge(np.asarray(centres, dtype=float), lat) * curve
             if b != 0:
-                votes.append(AnteriorVote(cue, 1 if b > 0 else -1, float(0.6 * min(1.0, abs(b) / 0.05))))
+                span = min(1.0, (len(centres) - 2) / (CURVE_FULL - 2))
+                votes.append(AnteriorVote(cue, 1 if b > 0 else -1, float(0.6 * min(1.0, abs(b) / 0.05) * span)))
                 bodies[cue] = len(centres)
     if not votes:
         return Anterior(1, False, votes, "anterior side unknown (no sacrum, hips or curve): assumed +x")
