@@ -9,9 +9,9 @@ fused with the fit, `measure.corners`), unless its corners lie closer together t
 has only its superior endplate. A fitted endplate that ends at the photo's edge is the crop, not
 the endplate, and is left out; so is the outline of a sacrum the photo's edge cuts (its centre and
 sides are the crop's: `cut_by_border`), whose corners, when given, still count. An endplate, from
-corners or outline, lying along one of the photo's long straight lines (`edges`, the frame
-estimate's: `photo_lines.along_a_line`) is a film's, viewer's or screen's border cutting the body
-inside the photo, and is left out too (`measure.film_edges`). Directions up the
+corners or outline, lying along one of the photo's long straight lines near its axes (`edges`,
+the frame estimate's: `photo_lines.along_a_line`) is a film's, viewer's or screen's border cutting
+the body inside the photo, and is left out too (`measure.film_edges`). Directions up the
 spine come from the neighbouring centres (`spine_cranial`). A body's endplate leaning more than
 `max_off_chain_deg` off square to that direction, its other endplate leaning the same way, is a
 failed outline (a strongly tilted body the model drew upright), not anatomy: it is turned square to
@@ -31,8 +31,8 @@ from spine_d2.measure.anterior import lateral_of
 from spine_d2.measure.corners import fuse
 from spine_d2.measure.endplates import SIDES, EndplateError, fit_endplates
 from spine_d2.measure.flags import judged
-from spine_d2.measure.photo_lines import along_a_line
 from spine_d2.measure.instances import SURE_SCORE, Instance, cut_by_border, touches_border
+from spine_d2.measure.photo_lines import along_a_line
 
 
 def cranial_directions(centres: np.ndarray) -> list[np.ndarray]:

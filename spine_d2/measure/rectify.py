@@ -114,6 +114,8 @@ def estimate_frame(image: np.ndarray, cfg: FrameConfig | Mapping | None = None) 
 
 
 def _estimate(gray: np.ndarray, lines: list[Line], cfg: FrameConfig) -> FrameEstimate:
+    """The estimate from the photo's lines: a camera, the four borders of a known aspect, or a
+    rotation on which the borders agree (`_from_borders`), else none."""
     b = borders(lines, gray.shape, cfg)
     if not b:
         return FrameEstimate(reason="no straight border found")
