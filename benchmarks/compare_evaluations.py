@@ -13,55 +13,55 @@ error before and after and the reason the angle was left out. Writes results/com
 """
 from __future__ import annotations
 
-import csv
 import json
-import math
 import sys
 from pathlib import Path
 
-from _common import REPO, as_list, options, provenance, provenance_line
+import numpy as np
+import pandas as pd
 
-ANGLES = ("TK", "LL", "LL_S1", "SS", "PT", "PI")
+from _common import REPO, as_list, options, provenance, provenance_line
+from spine_d2.angles import ANGLE_NAMES
+from spine_d2.evaluation.per_image import PerImageError, pairs, read_per_image
+
 MOVED_DEG = 0.01
 
 
-def per_image(folder: str | Path) -> dict[str, dict[str, str]]:
-    """{image: row} of an evaluation's per_image.csv (DIR/eval/per_image.csv or DIR/per_image.csv)."""
+def per_image(folder: str | Path) -> pd.DataFrame:
+    """An evaluation's per_image.csv (DIR/eval/per_image.csv or DIR/per_image.csv), read by
+    `spine_d2.evaluation.per_image.read_per_image`, one row per image in name order."""
     folder = Path(folder)
     path = next((p for p in (folder / "eval" / "per_image.csv", folder / "per_image.csv") if p.is_file()), None)
     if path is None:
         raise SystemExit(f"compare_evaluations.py: no per_image.csv in {folder} (nor in {folder / 'eval'})")
-    with path.open(newline="") as fh:
-        return {row["image"]: row for row in csv.DictReader(fh)}
+    try:
+        return read_per_image(path).sort_values("image", ignore_index=True)
+    except PerImageError as e:
+        raise SystemExit(f"compare_evaluations.py: {e}") from None
 
 
-def _value(text: str) -> float | None:
-    return None if text in ("", None) or math.isnan(float(text)) else float(text)
-
-
-def compare(pairs: list[tuple[dict, dict, str]]) -> dict:
-    """Pooled MAE and share measured per angle before and after, and the films that moved; `pairs`:
-    (before rows, after rows, label) with the same images."""
-    pooled = {a: {"before": [], "after": [], "with_truth": 0} for a in ANGLES}
+def compare(tables: list[tuple[pd.DataFrame, pd.DataFrame, str]]) -> dict:
+    """Pooled MAE and share measured per angle before and after, and the films that moved;
+    `tables`: (before, after, label), each pair holding the same images (`per_image`)."""
+    pooled = {a: {"before": [], "after": [], "with_truth": 0} for a in ANGLE_NAMES}
     moved = []
-    for before, after, label in pairs:
-        if set(before) != set(after):
+    for before, after, label in tables:
+        if list(before["image"]) != list(after["image"]):
             raise SystemExit(f"compare_evaluations.py: {label}: the two evaluations hold different films")
-        for image in sorted(before):
-            for a in ANGLES:
-                truth = _value(before[image].get(f"{a}_true", ""))
-                if truth is None:
-                    continue
-                x, y = _value(before[image][f"{a}_pred"]), _value(after[image][f"{a}_pred"])
+        for a in ANGLE_NAMES:
+            truth, x = pairs(before, a)
+            y = pairs(after, a)[1]
+            for i in np.flatnonzero(np.isfinite(truth)):
                 pooled[a]["with_truth"] += 1
-                for side, v in (("before", x), ("after", y)):
-                    if v is not None:
-                        pooled[a][side].append(abs(v - truth))
-                if (x is None) != (y is None) or (x is not None and abs(x - y) > MOVED_DEG):
-                    moved.append({"set": label, "image": image, "angle": a, "truth": truth,
-                                  "error_before": None if x is None else abs(x - truth),
-                                  "error_after": None if y is None else abs(y - truth),
-                                  "note_after": after[image].get(f"{a}_note", "") if y is None else ""})
+                for side, v in (("before", x[i]), ("after", y[i])):
+                    if np.isfinite(v):
+                        pooled[a][side].append(float(abs(v - truth[i])))
+                if np.isfinite(x[i]) != np.isfinite(y[i]) or abs(x[i] - y[i]) > MOVED_DEG:
+                    moved.append({"set": label, "image": before["image"][i], "angle": a, "truth": float(truth[i]),
+                                  "error_before": float(abs(x[i] - truth[i])) if np.isfinite(x[i]) else None,
+                                  "error_after": float(abs(y[i] - truth[i])) if np.isfinite(y[i]) else None,
+                                  "note_after": "" if np.isfinite(y[i]) else str(after[f"{a}_note"][i])})
+    moved.sort(key=lambda m: (m["set"], m["image"], ANGLE_NAMES.index(m["angle"])))
     table = {a: {side: {"mae": (sum(v[side]) / len(v[side])) if v[side] else None, "n": len(v[side]),
                         "share": len(v[side]) / v["with_truth"] if v["with_truth"] else None}
                  for side in ("before", "after")} for a, v in pooled.items()}
@@ -88,14 +88,14 @@ def main(argv) -> None:
     before, after = as_list(opts["before"]), as_list(opts["after"])
     if not before or len(before) != len(after):
         raise SystemExit("compare_evaluations.py: give before=DIR[,DIR…] and after= with as many folders")
-    pairs = [(per_image(b), per_image(a), Path(a).name) for b, a in zip(before, after)]
+    tables = [(per_image(b), per_image(a), Path(a).name) for b, a in zip(before, after)]
     meta = provenance("benchmarks/compare_evaluations.py", argv, ["benchmarks/compare_evaluations.py"])
-    result = compare(pairs)
+    result = compare(tables)
     out = Path(opts["out"])
     (out / f"compare-{opts['name']}.json").write_text(json.dumps({"meta": meta, "what": opts["what"], **result},
                                                                  indent=2) + "\n")
     lines = [f"# {opts['what'] or 'before / after'}", "", provenance_line(meta), "",
-             f"{sum(len(p[0]) for p in pairs)} films in {len(pairs)} pair(s) of evaluations.", "",
+             f"{sum(len(t[0]) for t in tables)} films in {len(tables)} pair(s) of evaluations.", "",
              "| angle | before: MAE on the share measured (films) | after |", "|---|---|---|"]
     lines += [f"| {a} | {_fmt(t['before'])} | {_fmt(t['after'])} |" for a, t in result["angles"].items()]
     lines += ["", f"Films whose measurement moved ({len(result['moved'])}):", ""]
