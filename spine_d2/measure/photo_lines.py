@@ -81,14 +81,21 @@ def find_lines(gray: np.ndarray, cfg: Any) -> list[Line]:
     return group(segs, tol_deg=1.0, tol_px=max(3.0, 0.004 * max(h, w))) if len(segs) else []
 
 
+def axis_family(line: Line, max_tilt_deg: float) -> int | None:
+    """0 when `line` runs within `max_tilt_deg` of the photo's horizontal, 1 of its vertical, else
+    None: the lines a screen's, viewer's or film's border could be."""
+    a = abs(line.angle)
+    return 0 if a <= max_tilt_deg else 1 if a >= 90 - max_tilt_deg else None
+
+
 def borders(lines: list[Line], shape, cfg: Any) -> dict[str, Line]:
     """The outermost long line on each side (top, bottom, left, right) within `cfg.max_tilt_deg` of
     its axis and at least `cfg.min_line_fraction` of the image side long: longest first, ties to the
     outer one."""
     h, w = shape
     out: dict[str, Line] = {}
-    horiz = [ln for ln in lines if abs(ln.angle) <= cfg.max_tilt_deg and ln.length >= cfg.min_line_fraction * w]
-    vert = [ln for ln in lines if abs(ln.angle) >= 90 - cfg.max_tilt_deg and ln.length >= cfg.min_line_fraction * h]
+    horiz = [ln for ln in lines if axis_family(ln, cfg.max_tilt_deg) == 0 and ln.length >= cfg.min_line_fraction * w]
+    vert = [ln for ln in lines if axis_family(ln, cfg.max_tilt_deg) == 1 and ln.length >= cfg.min_line_fraction * h]
     for name, candidates, coord, half, sign in (
         ("top", horiz, 1, h / 2, -1), ("bottom", horiz, 1, h / 2, 1),
         ("left", vert, 0, w / 2, -1), ("right", vert, 0, w / 2, 1),

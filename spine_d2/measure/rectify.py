@@ -50,7 +50,7 @@ import numpy as np
 from spine_d2.frames import apply_homography, rotation_deg
 from spine_d2.measure.camera import CameraFit, Line, camera_homography, fit_camera, fit_spread
 from spine_d2.measure.config import FrameConfig
-from spine_d2.measure.photo_lines import borders, find_lines, intersect, uncluttered
+from spine_d2.measure.photo_lines import axis_family, borders, find_lines, intersect, uncluttered
 
 
 @dataclass
@@ -109,7 +109,7 @@ def estimate_frame(image: np.ndarray, cfg: FrameConfig | Mapping | None = None) 
     est = _estimate(gray, lines, cfg)
     # what the endplates are checked against (`photo_lines.along_a_line`): the lines a border could
     # be, near the photo's axes (bones and hardware make long straight lines at any angle)
-    est.edges = [ln for ln in lines if min(abs(ln.angle), 90 - abs(ln.angle)) <= cfg.max_tilt_deg]
+    est.edges = [ln for ln in lines if axis_family(ln, cfg.max_tilt_deg) is not None]
     return est
 
 
@@ -169,7 +169,7 @@ def _camera_lines(lines: list[Line], shape, cfg: FrameConfig) -> tuple[list[Line
     keep, family = [], []
     for ln in sorted(uncluttered([ln for ln in lines if ln.length >= side], shape, cfg.clutter),
                      key=lambda ln: -ln.length):
-        fam = 0 if abs(ln.angle) <= cfg.max_tilt_deg else 1 if abs(ln.angle) >= 90 - cfg.max_tilt_deg else None
+        fam = axis_family(ln, cfg.max_tilt_deg)
         if fam is not None and family.count(fam) < 12:
             keep.append(ln), family.append(fam)
     return keep, np.array(family, dtype=int)
