@@ -144,3 +144,36 @@ def test_the_mirrored_runs_windows_turn_only_with_flip_turns(flip_turns):
     looks = 1 + len(turns)                             # the photo's windows: upright and turned
     assert model.calls == looks + 1 + (looks if flip_turns else 1)  # the mirror's first pass, its windows
 
+
+
+def test_the_turned_looks_are_made_only_when_asked_and_find_the_bodies_where_they_are():
+    from spine_d2.engine.test_time import tiebreak_looks
+
+    image = np.zeros((300, 200, 3), np.uint8)
+    truth = []
+    for y0 in (40, 120, 200):
+        image[y0:y0 + 50, 60:140] = 200
+        t = np.zeros((300, 200), bool)
+        t[y0:y0 + 50, 60:140] = True
+        truth.append(t)
+    inp = SimpleNamespace(HEIGHT=300, WIDTH=300, FIT="keep_aspect", MEAN_INTENSITY=None)
+    aug = SimpleNamespace(**{k: SimpleNamespace(ENABLED=False) for k in
+                             ("SCALE", "CROP", "FLIP", "ROTATION", "CONTRAST", "PHOTOMETRIC")})
+    spine = dict(INPUT=inp, AUG=aug, CLASS_MAP="default", HIGHRES=SimpleNamespace(ENABLED=False))
+    model = _Bodies()
+    cfg = SimpleNamespace(SPINE=_Node(**spine, FLIP=True, TIEBREAK_TURNS=(4.0, -4.0)),
+                          INPUT=SimpleNamespace(FORMAT="BGR"))
+    make = tiebreak_looks(model, cfg, image)
+    assert model.calls == 0  # nothing runs until the measurement asks
+    looks = make()
+    assert model.calls == 2 and len(looks) == 2  # a look of its own per turn: the whole photo turned
+    for look in looks:
+        assert look.image_size == (300, 200) and len(look) == 3  # in the photo's frame
+        masks = look.pred_masks.numpy()
+        assert all(max((m & t).sum() / (m | t).sum() for m in masks) > 0.9 for t in truth)
+        centres = look.pred_keypoints.numpy()[..., :2].mean(axis=1)  # the corners' box's centre, mapped back
+        centres = centres[np.argsort(centres[:, 1])]
+        assert np.allclose(centres[:, 1], [65, 145, 225], atol=0.5)
+        assert np.allclose(centres[:, 0], 100 + BIAS_PX, atol=0.5)  # the stand-in's bias, along the turned x
+    for off in (dict(FLIP=False, TIEBREAK_TURNS=(4.0,)), dict(FLIP=True, TIEBREAK_TURNS=())):
+        assert tiebreak_looks(model, SimpleNamespace(SPINE=_Node(**spine, **off), INPUT=cfg.INPUT), image) is None

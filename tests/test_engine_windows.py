@@ -304,3 +304,25 @@ def test_a_look_that_keeps_only_sure_detections_runs_its_heads_on_those_alone(tm
     for a, b in zip(sum(plain, []), sum(floored, [])):
         assert (a.cls, a.score) == (b.cls, b.score) and np.array_equal(a.mask, b.mask)
         assert np.allclose(a.corners, b.corners) and np.allclose(a.contour, b.contour)
+
+
+@pytest.mark.parametrize("deg", [4.0, -4.0, 30.0])
+def test_the_whole_photo_turned_keeps_all_of_it_and_maps_back(deg):
+    from spine_d2.engine.windows import whole_turned
+
+    image = np.zeros((300, 200), np.uint8)
+    image[0:30, 0:30] = 255      # a corner of the photo: still on the canvas once turned
+    image[140:180, 90:120] = 255
+    w = whole_turned(image.shape, deg)
+    canvas = w.crop(image)
+    assert canvas.shape == w.size and w.zoom == pytest.approx(1.0)
+    assert (canvas > 127).sum() == pytest.approx((image > 127).sum(), rel=0.05)  # nothing cut off
+    ends = np.array([[0.0, 0.0], [200.0, 0.0], [200.0, 300.0], [0.0, 300.0]])
+    on = ends @ w.A[:, :2].T + w.A[:, 2]
+    assert on.min() >= -1e-6 and on[:, 0].max() <= w.size[1] + 1e-6 and on[:, 1].max() <= w.size[0] + 1e-6
+    assert np.allclose(w.to_image(on), ends)
+    tilt = np.degrees(np.arctan2(-(on[1, 1] - on[0, 1]), on[1, 0] - on[0, 0]))  # the top edge, y up
+    assert tilt == pytest.approx(deg)  # counter-clockwise as shown
+    back = w.mask_to_image(canvas > 127, image.shape, above=0.5)
+    truth = image > 127
+    assert (back & truth).sum() / (back | truth).sum() > 0.9

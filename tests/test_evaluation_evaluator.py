@@ -16,6 +16,7 @@ from spine_d2.angles import ANGLE_NAMES
 from spine_d2.data.register import register_spine_dataset
 from spine_d2.evaluation.evaluator import SpineEvaluator
 from spine_d2.evaluation.segmentation import polygons_to_mask
+from spine_d2.measure.reads import measure_with_reads
 from spine_d2.synthetic.generate import generate_dataset
 
 
@@ -43,21 +44,38 @@ def as_predictions(record: dict, stray: bool = False) -> Instances:
     return out
 
 
-def test_ground_truth_predictions_give_dice_1_and_the_true_angles(tmp_path):
-    """With a doubted stray beside them: scored in 'all_dice' only."""
+def test_ground_truth_predictions_give_dice_1_and_the_true_angles(tmp_path, monkeypatch):
+    """With a doubted stray beside them: scored in 'all_dice' only. The first film's output also
+    carries two reads and the call making its turned looks (as `test.flip` gives them): the
+    measurement gets that call, making the measurement's instances."""
+    import spine_d2.evaluation.evaluator as evaluator_module
+
     root = generate_dataset(tmp_path / "phantom", 6, seed=3, difficulty="easy", workers=1, progress=False)
     names = register_spine_dataset("evaluator_gt", root, test_fraction=0.5)
+    handed = []
+
+    def spy(insts, reads, *args, looks=None, **kwargs):
+        handed.append((len(reads), looks))
+        return measure_with_reads(insts, reads, *args, looks=looks, **kwargs)
+
+    monkeypatch.setattr(evaluator_module, "measure_with_reads", spy)
     try:
         ev = SpineEvaluator(names["test"], None, str(tmp_path / "eval"), distributed=False)
         ev.reset()
         records = DatasetCatalog.get(names["test"])
-        for r in records:
-            ev.process([{"image_id": r["image_id"]}], [{"instances": as_predictions(r, stray=True)}])
+        for k, r in enumerate(records):
+            out = {"instances": as_predictions(r, stray=True)}
+            if k == 0:
+                out.update(reads=[out["instances"]] * 2, tiebreak_looks=lambda r=r: [as_predictions(r)] * 2)
+            ev.process([{"image_id": r["image_id"]}], [out])
         results = ev.evaluate()
     finally:
         for name in names.values():
             DatasetCatalog.remove(name)
             MetadataCatalog.remove(name)
+    assert handed[0][0] == 2 and all(n == 0 and looks is None for n, looks in handed[1:])
+    looks = handed[0][1]()
+    assert len(looks) == 2 and {i.class_name for i in looks[0]} >= {"thoracic", "lumbar"}  # the measurement's instances
     spine = results["spine"]
     assert spine["n_images"] == len(records) >= 2
     assert spine["dice_mean"] == pytest.approx(1.0) and spine["miou_mean"] == pytest.approx(1.0)

@@ -75,6 +75,8 @@ def test_the_turned_windows_are_on_unless_switched_off(smoke_run):
     assert config_for_checkpoint(ck, "cpu").SPINE.HIGHRES.FLIP_TURNS is True
     assert config_for_checkpoint(ck, "cpu", flip_turns=False).SPINE.HIGHRES.FLIP_TURNS is False
     assert config_for_checkpoint("zoo:phantom-fast-long", "cpu").SPINE.HIGHRES.FLIP_TURNS is True  # predates it
+    assert config_for_checkpoint("zoo:phantom-fast-long", "cpu").SPINE.TIEBREAK_TURNS == (4.0, -4.0)  # predates it
+    assert config_for_checkpoint(ck, "cpu", tiebreak_turns=[]).SPINE.TIEBREAK_TURNS == ()
 
 
 def test_a_model_loaded_for_the_cpu_runs_channels_last_with_the_same_features(smoke_run):

@@ -1,7 +1,7 @@
 """The photo's and its mirror image's reads (`test.flip`): an angle the two read far apart is left
-out with both readings, unless just one read made no judgement call on it (then that read's); the
-rest are the mean of the two reads (`measure.reads_mean`) or stand as the fused detections measure
-them."""
+out with both readings, unless every look at the photo turned sides with one read, or just one read
+made no judgement call on it (then that read's); the rest are the mean of the two reads
+(`measure.reads_mean`) or stand as the fused detections measure them."""
 import math
 
 import numpy as np
@@ -125,3 +125,41 @@ def test_a_call_is_kept_apart_only_where_the_flags_keep_calls():
     judged(plain, "L5", "L5 corners make its body wedge 31°: the outline's superior endplate used")
     assert flags.calls == {"L5": ["L5 corners make its body wedge 31°: the outline's superior endplate used"]}
     assert list(flags) == ["L2: dropped 1 stray fragment(s), 2 px", flags.calls["L5"][0]] and plain == flags[1:]
+
+
+def test_where_the_reads_disagree_the_turned_looks_break_the_tie_if_they_all_side_with_one():
+    fused = toy_spine(ll=45.0)
+    reads = [toy_spine(ll=44.0).instances(), toy_spine(ll=70.0).instances()]
+    asked = []
+
+    def looks(*lls):
+        def make():
+            asked.append(lls)
+            return [toy_spine(ll=ll).instances() for ll in lls]
+        return make
+
+    photo = measure_with_reads(fused.instances(), reads, fused.shape, looks=looks(46.0, 41.0))
+    assert photo.angles["LL"].value == pytest.approx(45.0, abs=0.1)  # the fused, which has the photo's names
+    assert ("LL: the photo and its mirror image read 44° and 70°: the photo's read, as the photo turned read it "
+            "(46°, 41°), taken") in photo.notes
+    mirror = measure_with_reads(fused.instances(), reads, fused.shape, looks=looks(72.0, 66.0))
+    assert mirror.angles["LL"].value == pytest.approx(70.0, abs=0.1)  # the mirror image's own reading
+    assert "the mirror image's read, as the photo turned read it (72°, 66°), taken" in mirror.notes
+    def blind():  # one look without L5: it reads no LL
+        asked.append("blind")
+        return [toy_spine(ll=46.0).instances(), _without(toy_spine(ll=46.0), "L5")]
+
+    for split in (looks(46.0, 70.0), looks(46.0, 57.0), looks(), blind):  # not every look with one read: left out
+        m = measure_with_reads(fused.instances(), reads, fused.shape, looks=split)
+        assert math.isnan(m.angles["LL"].value) and "read 44° and 70°" in m.angles["LL"].reason
+    one_turn = measure_with_reads(fused.instances(), reads, fused.shape, looks=looks(42.0))
+    assert one_turn.angles["LL"].measured
+    off = measure_with_reads(fused.instances(), reads, fused.shape, cfg={"reads_agree": 0}, looks=looks(46.0, 41.0))
+    assert math.isnan(off.angles["LL"].value)
+    assert len(asked) == 7  # not where reads_agree is 0
+    agreeing = [toy_spine(ll=44.0).instances(), toy_spine(ll=50.0).instances()]
+    assert measure_with_reads(fused.instances(), agreeing, fused.shape, looks=looks(46.0)).angles["LL"].measured
+    assert len(asked) == 7  # no tie, no look
+    pelvis = measure_with_reads(fused.instances(), [fused.instances(), toy_spine(pt=40.0).instances()], fused.shape,
+                                looks=looks(45.0, 45.0))
+    assert math.isnan(pelvis.angles["PT"].value) and len(asked) == 7  # TK and LL only (SETTLED_BY_A_CLEAN_READ)

@@ -34,7 +34,8 @@ def main(cfg: DictConfig) -> None:
             raise InferenceError(f"processes={cfg.processes}: a whole number, 1 or more")
         checkpoint = cfg.checkpoint or str(Path(cfg.run_dir) / "model_final.pth")
         d2 = config_for_checkpoint(checkpoint, cfg.device, cfg.highres, cfg.soft_masks, cfg.flip,
-                                   cfg.sacrum_corners, cfg.turns, cfg.turn_strip, cfg.flip_turns, cfg.amp)
+                                   cfg.sacrum_corners, cfg.turns, cfg.turn_strip, cfg.flip_turns, cfg.amp,
+                                   cfg.tiebreak_turns)
         with open_dict(cfg):
             cfg.dataset.class_map = d2.SPINE.CLASS_MAP  # the model's classes decide
         ensure_dataset(cfg.dataset)

@@ -31,11 +31,12 @@ from spine_d2 import zoo
 from spine_d2.data.images import IMAGE_SUFFIXES, ImageReadError, read_image
 from spine_d2.engine.config import load_d2_cfg, resolve_device
 from spine_d2.engine.processes import share_cores, usable_processes, worker_logging
-from spine_d2.engine.test_time import backbone_autocast, for_evaluation, one_pass, refine, refine_with_reads
+from spine_d2.engine.test_time import (backbone_autocast, for_evaluation, one_pass, refine, refine_with_reads,
+                                       tiebreak_looks)
 from spine_d2.engine.soft_masks import with_soft_masks
 from spine_d2.levels import get_class_map
 from spine_d2.measure import CSV_COLUMNS, MeasureConfig, Measurement, draw_overlay
-from spine_d2.measure import instances_from_predictions, measurement_row
+from spine_d2.measure import instances_from_predictions, lazy_instances, measurement_row
 from spine_d2.measure.preannotation import labelme_document, write_new_json
 from spine_d2.measure.reads import measure_with_reads
 
@@ -96,15 +97,16 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres:
                           soft_masks: bool | None = None, flip: bool | None = None,
                           sacrum_corners: bool | None = None, turns: list[float] | None = None,
                           turn_strip: bool | None = None, flip_turns: bool | None = None,
-                          amp: bool | None = None) -> CfgNode:
+                          amp: bool | None = None, tiebreak_turns: list[float] | None = None) -> CfgNode:
     """The detectron2 config a checkpoint was trained with (`d2_config.yaml` in its run directory,
     or `<stem>.yaml` beside it as for the zoo's `zoo:<name>`), with `MODEL.WEIGHTS` pointing at it;
     `highres` True/False switches the high-resolution second pass on or off, `soft_masks` the
     sub-pixel outlines from the soft masks, `flip` the mirrored run, `sacrum_corners` S1's corners
     from the pass's windows, `turns` the degrees the windows run again turned by ([]: upright only),
     `turn_strip` the spine's strip of the photo turned so where no windows are made, `flip_turns`
-    the mirrored run's windows turned too, `amp` the backbone under autocast (None: as trained, or
-    the default where the run predates the key)."""
+    the mirrored run's windows turned too, `amp` the backbone under autocast, `tiebreak_turns` the
+    degrees the photo is turned by for looks that break the two reads' ties ([]: none) (None: as
+    trained, or the default where the run predates the key)."""
     try:
         checkpoint = Path(zoo.resolve(str(checkpoint)))
     except zoo.ZooError as e:
@@ -136,6 +138,8 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres:
         cfg.SPINE.HIGHRES.FLIP_TURNS = bool(flip_turns)
     if amp is not None:
         cfg.SPINE.TEST_AMP = bool(amp)
+    if tiebreak_turns is not None:
+        cfg.SPINE.TIEBREAK_TURNS = tuple(float(t) for t in tiebreak_turns)
     cfg.freeze()
     return cfg
 
@@ -181,19 +185,27 @@ class SpinePredictor:
         image = self._model_format(image_bgr)
         return refine_with_reads(self.model, self.cfg, image, one_pass(self.model, self.cfg, image))
 
+    def tiebreak_looks(self, image_bgr: np.ndarray):
+        """The call that makes the photo's turned looks when the measurement asks, or None
+        (`spine_d2.engine.test_time.tiebreak_looks`)."""
+        return tiebreak_looks(self.model, self.cfg, self._model_format(image_bgr))
+
     def _model_format(self, image_bgr: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(image_bgr if self.cfg.INPUT.FORMAT == "BGR" else image_bgr[:, :, ::-1])
 
 
 def measure_image(predictor: SpinePredictor, image_bgr: np.ndarray, measure_cfg: Any = None) -> Measurement:
     """Predict and measure one photo; geometry in its image frame, angles in the frame reported
-    (checked against the photo's and its mirror image's reads: `spine_d2.measure.reads`)."""
+    (checked against the photo's and its mirror image's reads, their ties broken by turned looks:
+    `spine_d2.measure.reads`)."""
     predict = getattr(predictor, "predict", None)  # anything with class_names and __call__ measures too
     pred, reads = predict(image_bgr) if predict is not None else (predictor(image_bgr), [])
     names = predictor.class_names
+    looks = getattr(predictor, "tiebreak_looks", lambda _: None)(image_bgr)
     return measure_with_reads(instances_from_predictions(pred, names),
                               [instances_from_predictions(r, names) for r in reads],
-                              image_bgr.shape[:2], names, MeasureConfig.from_cfg(measure_cfg), image=image_bgr)
+                              image_bgr.shape[:2], names, MeasureConfig.from_cfg(measure_cfg), image=image_bgr,
+                              looks=lazy_instances(looks, names))
 
 
 def image_paths(input_path: str | Path) -> list[Path]:

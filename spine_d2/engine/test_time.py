@@ -1,10 +1,13 @@
 """What a photo gets at test time beyond the model's one pass: the high-resolution windows
-(`test.highres`, spine_d2/engine/highres.py) and the mirrored run (`test.flip`,
-spine_d2/engine/flip.py); image frame, pixels. One place for `SpinePredictor` (prediction, the
+(`test.highres`, spine_d2/engine/highres.py), the mirrored run (`test.flip`,
+spine_d2/engine/flip.py) and, asked for only where the photo's and the mirror image's reads
+disagree, the photo turned whole as tie-breaking looks (`test.tiebreak_turns`,
+spine_d2/measure/reads.py); image frame, pixels. One place for `SpinePredictor` (prediction, the
 page), training's final test and tools/evaluate.py.
 """
 from __future__ import annotations
 
+from functools import partial
 from types import MethodType
 
 import numpy as np
@@ -17,6 +20,7 @@ from spine_d2.engine.highres import (Detection, average_corners, detections, hig
                                      high_resolution_pass, to_instances)
 from spine_d2.engine.precision import warn_without_bf16
 from spine_d2.engine.soft_masks import with_soft_masks
+from spine_d2.engine.windows import whole_turned
 
 
 def one_pass(model, cfg, image: np.ndarray) -> Instances:
@@ -60,6 +64,32 @@ def _refine(model, cfg, image: np.ndarray, first: Instances, with_reads: bool) -
     return to_instances(average_corners(own, second), shape), reads
 
 
+def turned_looks(model, cfg, image: np.ndarray) -> list[Instances]:
+    """The photo (`image`, the model's input format) turned whole by each of
+    `cfg.SPINE.TIEBREAK_TURNS` degrees (`spine_d2.engine.windows.whole_turned`), each a look of its
+    own from its first pass on (which names the levels and finds the anterior side) through the
+    windows, mapped back to the photo's frame: where the photo's and its mirror image's reads of an
+    angle disagree, the looks that may break the tie (`spine_d2.measure.reads`). [] without turns."""
+    shape = image.shape[:2]
+    out = []
+    for deg in cfg.SPINE.get("TIEBREAK_TURNS", ()):
+        win = whole_turned(shape, float(deg))
+        canvas = np.ascontiguousarray(win.crop(image))
+        first = one_pass(model, cfg, canvas)
+        dets = high_resolution_detections(model, cfg, canvas, first) if cfg.SPINE.HIGHRES.ENABLED else None
+        out.append(to_instances(detections(first if dets is None else to_instances(dets, canvas.shape[:2]),
+                                           win, shape), shape))
+    return out
+
+
+def tiebreak_looks(model, cfg, image: np.ndarray):
+    """A call that makes `turned_looks` of `image` when asked (the measurement asks only where the
+    two reads disagree), or None where there are no two reads (`test.flip` off) or no turns."""
+    if not cfg.SPINE.get("FLIP", False) or not cfg.SPINE.get("TIEBREAK_TURNS", ()):
+        return None
+    return partial(turned_looks, model, cfg, image)
+
+
 def backbone_autocast(model, cfg):
     """`model` (a detectron2 meta-architecture, in place) with its backbone run under autocast when
     `cfg.SPINE.TEST_AMP` and the model is not training: bfloat16 on the CPU, float16 on a GPU, its
@@ -101,7 +131,8 @@ def for_evaluation(model, cfg):
 class TestTimeModel(torch.nn.Module):
     """A detectron2 model whose predictions get `refine`: for evaluation, where the inputs are
     dataset dicts (the original image is read again from `file_name`); each output's "reads" holds
-    the two runs' instances each alone (`refine_with_reads`)."""
+    the two runs' instances each alone (`refine_with_reads`), its "tiebreak_looks" the call that
+    makes `turned_looks` when the measurement asks (`tiebreak_looks`)."""
 
     def __init__(self, model, cfg):
         super().__init__()
@@ -114,4 +145,5 @@ class TestTimeModel(torch.nn.Module):
         for inp, out in zip(inputs, outputs):
             image = read_image(inp["file_name"], self.cfg.INPUT.FORMAT)
             out["instances"], out["reads"] = refine_with_reads(self.model, self.cfg, image, out["instances"].to("cpu"))
+            out["tiebreak_looks"] = tiebreak_looks(self.model, self.cfg, image)
         return outputs

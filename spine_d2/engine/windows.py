@@ -141,3 +141,15 @@ def spine_strip(boxes: np.ndarray, shape: tuple[int, int], turn_deg: float = 0.0
     width = int(min(np.ceil(x1 - x0), side))
     A = np.array([[1.0, 0.0, width / 2 - (x0 + x1) / 2], [0.0, 1.0, side / 2 - h / 2]])
     return Window(A, (side, width))
+
+
+def whole_turned(shape: tuple[int, int], deg: float) -> Window:
+    """The whole image of `shape` (h, w) turned by `deg` degrees about its centre (counter-clockwise
+    as shown) onto a canvas just large enough to hold all of it; image px (no zoom), the canvas's
+    corners black."""
+    h, w = int(shape[0]), int(shape[1])
+    A = cv2.getRotationMatrix2D((w / 2, h / 2), deg, 1.0)
+    c, s = abs(A[0, 0]), abs(A[0, 1])
+    cw, ch = int(np.ceil(h * s + w * c)), int(np.ceil(h * c + w * s))
+    A[:, 2] += np.array([cw / 2 - w / 2, ch / 2 - h / 2])
+    return Window(A, (ch, cw))

@@ -38,7 +38,7 @@ from spine_d2.evaluation.report import write_report
 from spine_d2.evaluation.report_content import choose_examples
 from spine_d2.evaluation.segmentation import polygons_to_mask, image_segmentation
 from spine_d2.levels import is_level
-from spine_d2.measure import MeasureConfig, draw_overlay, instances_from_predictions
+from spine_d2.measure import MeasureConfig, draw_overlay, instances_from_predictions, lazy_instances
 from spine_d2.measure.instances import SURE_SCORE
 from spine_d2.measure.reads import measure_with_reads
 from spine_d2.provenance import code_version
@@ -125,7 +125,8 @@ class SpineEvaluator(DatasetEvaluator):
             pred = out["instances"].to("cpu")
             insts = instances_from_predictions(pred, self._class_names)
             reads = [instances_from_predictions(r, self._class_names) for r in out.get("reads", [])]
-            m = measure_with_reads(insts, reads, image.shape[:2], self._class_names, self._measure_cfg, image=image)
+            m = measure_with_reads(insts, reads, image.shape[:2], self._class_names, self._measure_cfg, image=image,
+                                   looks=lazy_instances(out.get("tiebreak_looks"), self._class_names))
             gt_masks, gt_classes, gt_labels = ground_truth_masks(record, self._class_names)
             seg = image_segmentation([i.mask for i in insts], [i.class_name for i in insts],
                                      gt_masks, gt_classes, gt_labels, shape=image.shape[:2],

@@ -8,7 +8,7 @@ importing detectron2.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -274,6 +274,15 @@ def instances_from_predictions(pred: Any, class_names: Sequence[str], keypoint_n
         out.append(Instance(name, mask=m > 0.5 if m.dtype != bool else m, polygon=outline, score=float(s),
                             label=name if is_level(name) else None, corners=corners))
     return out
+
+
+def lazy_instances(make: Callable[[], Sequence[Any]] | None, class_names: Sequence[str]
+                   ) -> Callable[[], list[list[Instance]]] | None:
+    """`make` (a call that makes several predictions, e.g. the test time's turned looks, or None)
+    as a call that makes them into instances (`instances_from_predictions`), run only when called."""
+    if make is None:
+        return None
+    return lambda: [instances_from_predictions(p, class_names) for p in make()]
 
 
 def instances_from_record(

@@ -7,19 +7,22 @@ photo's read whichever it is: the angle is left out with both readings as the re
 they agree on PT, it is the mean of the two reads and PI moves with it (`measure.reads_mean`): the
 fused detections average the runs' corners but keep the photo's femoral heads, so the mirrored
 run's hip axis counts only there. Geometry (endplates, heads, the overlay) stays the fused
-measurement's. With `measure.reads_trust_clean` (off by default: a take adds error where the angle
-was left out, 20–37° where the call it avoided was the right one), where just one of two reads
-disagreeing on TK or LL made no judgement call on it (`clean_read`: none in naming the levels,
-none on the plates it takes, a sure anterior side; `spine_d2.measure.flags`), that read is taken,
-a flag saying so.
+measurement's. Where the two reads disagree on TK or LL, the photo turned whole
+(`test.tiebreak_turns`, ±4°) is looked at again, each turn a look of its own from the first pass
+on, and where every look reads the angle within `measure.reads_agree` degrees of the same read,
+that read is taken, a flag saying so (`tie_broken`). With `measure.reads_trust_clean` (off by
+default: a take adds error where the angle was left out, 20–37° where the call it avoided was the
+right one), where just one of two reads disagreeing on TK or LL made no judgement call on it
+(`clean_read`: none in naming the levels, none on the plates it takes, a sure anterior side;
+`spine_d2.measure.flags`), that read is taken first.
 benchmarks/README.md has what the rule withholds, how often it was wrong, what the mean changes
 (PT better on 10 of 11 run-and-seed sets; averaging TK, LL, LL_S1 and SS so was not, SS worse on
-every new seed set) and how often the clean read was the nearer one.
+every new seed set), how often the clean read was the nearer one and what the turned looks take.
 """
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Collection, Mapping, Sequence
+from typing import Any, Callable, Collection, Mapping, Sequence
 
 from spine_d2.angles import REQUIRED_ENDPLATES, Angle
 from spine_d2.measure.config import MeasureConfig
@@ -78,20 +81,52 @@ def clean_reads_taken(angles: Mapping[str, Angle], reads: Sequence[Measurement],
     read's: the fused angle for the photo's (the fused detections keep its names), the mirror
     image's own reading for the mirror's."""
     out, taken = dict(angles), {}
-    if len(reads) != 2:
-        return out, taken
-    for name, angle in angles.items():
-        seen = _readings(name, [r.angles for r in reads])
-        if name not in SETTLED_BY_A_CLEAN_READ or len(seen) != 2 or not _apart(angle, seen, max_apart):
-            continue
+    for name in disputed(angles, [r.angles for r in reads], max_apart):
         clean = [clean_read(r, name) for r in reads]
-        if clean.count(True) != 1:
-            continue
-        mirror = clean[1]
-        out[name] = Angle(seen[1]) if mirror else angle
-        taken[name] = (f"{name}: the photo and its mirror image read {seen[0]:.0f}° and {seen[1]:.0f}°: the "
-                       f"{'mirror image' if mirror else 'photo'}'s read, made without a judgement call, taken")
+        if clean.count(True) == 1:
+            out[name], taken[name] = _take(name, angles[name], _readings(name, [r.angles for r in reads]),
+                                           clean.index(True), "made without a judgement call")
     return out, taken
+
+
+def disputed(angles: Mapping[str, Angle], reads: Sequence[Mapping[str, Angle]], max_apart: float,
+             settled: Collection[str] = ()) -> list[str]:
+    """The angles of `SETTLED_BY_A_CLEAN_READ` measured in `angles` that the two `reads` (the photo's,
+    then its mirror image's angles, degrees) put more than `max_apart` degrees apart, but those
+    `settled`."""
+    if len(reads) != 2:
+        return []
+    return [name for name in SETTLED_BY_A_CLEAN_READ if name in angles and name not in settled
+            and len(seen := _readings(name, reads)) == 2 and _apart(angles[name], seen, max_apart)]
+
+
+def tie_broken(angles: Mapping[str, Angle], reads: Sequence[Mapping[str, Angle]],
+               looks: Sequence[Mapping[str, Angle]], names: Collection[str],
+               agree: float) -> tuple[dict[str, Angle], dict[str, str]]:
+    """(`angles` (degrees), angle taken → its flag): each angle of `names` (`disputed` by the two
+    `reads`, the photo's then its mirror image's) that every one of `looks` (more reads of the
+    photo, each measured alone: its turned looks) measured within `agree` degrees of the same read
+    becomes that read's (`clean_reads_taken` says which value that is)."""
+    out, taken = dict(angles), {}
+    for name in names:
+        seen, votes = _readings(name, reads), _readings(name, looks)
+        if not looks or len(votes) != len(looks) or len(seen) != 2:
+            continue
+        near = [k for k in (0, 1) if all(abs(v - seen[k]) <= agree for v in votes)]
+        if len(near) == 1:
+            why = f"as the photo turned read it ({', '.join(f'{v:.0f}°' for v in votes)})"
+            out[name], taken[name] = _take(name, angles[name], seen, near[0], why)
+    return out, taken
+
+
+def _take(name: str, fused: Angle, seen: Sequence[float], k: int, why: str) -> tuple[Angle, str]:
+    """(angle, flag): read `k` of the two (0 the photo's, 1 its mirror image's) of the angle `name`,
+    which they read as `seen` (degrees): the `fused` angle for the photo's (the fused detections keep
+    its names), the mirror image's own reading for the mirror's."""
+    which = "mirror image" if k else "photo"
+    return (Angle(seen[1]) if k else fused,
+            f"{name}: the photo and its mirror image read {seen[0]:.0f}° and {seen[1]:.0f}°: the {which}'s read, "
+            f"{why}, taken")
 
 
 def mean_of_reads(angles: Mapping[str, Angle], reads: Sequence[Mapping[str, Angle]]) -> dict[str, Angle]:
@@ -111,17 +146,23 @@ def mean_of_reads(angles: Mapping[str, Angle], reads: Sequence[Mapping[str, Angl
 
 def measure_with_reads(instances: Sequence[Instance], reads: Sequence[Sequence[Instance]],
                        image_shape: Sequence[int], class_names: Sequence[str] | None = None, cfg: Any = None,
-                       image=None) -> Measurement:
+                       image=None, looks: Callable[[], Sequence[Sequence[Instance]]] | None = None) -> Measurement:
     """`measure_instances` of `instances` (the fused detections), its angles checked against the
     `reads` (each read's instances, measured alone in the same frame: `without_disagreeing_reads`,
-    with `reads_trust_clean` first `clean_reads_taken`) and, with `reads_mean`, PT the reads' mean
-    (`mean_of_reads`)."""
+    with `reads_trust_clean` first `clean_reads_taken`, then where `looks` is given and the reads
+    disagree, the instances of each look it makes, measured alone so too, breaking the ties:
+    `tie_broken`) and, with `reads_mean`, PT the reads' mean (`mean_of_reads`)."""
     c = MeasureConfig.from_cfg(cfg)
     m = measure_instances(instances, image_shape, class_names, c, image=image)
     if (c.reads_apart <= 0 and not c.reads_mean) or len(reads) < 2:
         return m
     alone = measure_reads(reads, image_shape, class_names, c, m.correction)
     angles, taken = clean_reads_taken(m.angles, alone, c.reads_apart) if c.reads_trust_clean else (m.angles, {})
+    ties = disputed(angles, [r.angles for r in alone], c.reads_apart, settled=taken)
+    if ties and looks is not None and c.reads_agree > 0:
+        seen = measure_reads(looks(), image_shape, class_names, c, m.correction)
+        angles, broken = tie_broken(angles, [r.angles for r in alone], [r.angles for r in seen], ties, c.reads_agree)
+        taken.update(broken)
     angles = without_disagreeing_reads(angles, [r.angles for r in alone], c.reads_apart, settled=taken)
     angles = mean_of_reads(angles, [r.angles for r in alone]) if c.reads_mean else angles
     return replace(m, angles=angles, flags=m.flags + list(taken.values()))
