@@ -66,19 +66,18 @@ def _refine(model, cfg, image: np.ndarray, first: Instances, with_reads: bool) -
 
 def turned_looks(model, cfg, image: np.ndarray) -> list[Instances]:
     """The photo (`image`, the model's input format) turned whole by each of
-    `cfg.SPINE.TIEBREAK_TURNS` degrees (`spine_d2.engine.windows.whole_turned`), each a look of its
-    own from its first pass on (which names the levels and finds the anterior side) through the
-    windows, mapped back to the photo's frame: where the photo's and its mirror image's reads of an
-    angle disagree, the looks that may break the tie (`spine_d2.measure.reads`). [] without turns."""
+    `cfg.SPINE.TIEBREAK_TURNS` degrees (`spine_d2.engine.windows.whole_turned`), each the model's
+    first pass of its own (which names the levels and finds the anterior side), mapped back to the
+    photo's frame: where the photo's and its mirror image's reads of an angle disagree, the looks
+    that may break the tie (`spine_d2.measure.reads`). Without the windows: on the phantom they
+    cost twice the time of the looks again and added takes 17° off (benchmarks/README.md, session
+    41). [] without turns."""
     shape = image.shape[:2]
     out = []
     for deg in cfg.SPINE.get("TIEBREAK_TURNS", ()):
         win = whole_turned(shape, float(deg))
-        canvas = np.ascontiguousarray(win.crop(image))
-        first = one_pass(model, cfg, canvas)
-        dets = high_resolution_detections(model, cfg, canvas, first) if cfg.SPINE.HIGHRES.ENABLED else None
-        out.append(to_instances(detections(first if dets is None else to_instances(dets, canvas.shape[:2]),
-                                           win, shape), shape))
+        look = one_pass(model, cfg, np.ascontiguousarray(win.crop(image)))
+        out.append(to_instances(detections(look, win, shape), shape))
     return out
 
 
