@@ -13,7 +13,7 @@ import shlex
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as `python benchmarks/<script>.py` from anywhere
@@ -114,3 +114,40 @@ def ground_truth_instances(record: dict, class_names: Sequence[str], source: str
     if any(is_level(c) for c in class_names):
         return insts
     return [replace(i, label=None) for i in insts]
+
+
+SWITCH = {"true": True, "false": False}  # a true|false option; blank: as the model was trained
+
+
+def mirrored_predictor(o: Mapping[str, Any], script: str):
+    """(SpinePredictor, roots): the checkpoint `o["checkpoint"]` with its mirrored run on (`test.flip`;
+    `o["amp"]` true|false switches `test.amp`, blank: as trained) and the phantom folders
+    `o["root"]` (a list), for scripts that measure phantom films with their two reads; `o["split"]`
+    must be all, train or test. Exits naming what is missing or wrong."""
+    from spine_d2.engine.inference import InferenceError, SpinePredictor, config_for_checkpoint
+
+    roots = [Path(r) for r in as_list(o["root"] or "")]
+    if not o["checkpoint"] or not roots or o["split"] not in ("all", "train", "test") or o["amp"] not in ("", *SWITCH):
+        raise SystemExit(f"{script}: give checkpoint=FILE root=DIR[,DIR], split= all | train | test, "
+                         "amp= true | false | (blank: as trained)")
+    try:
+        cfg = config_for_checkpoint(o["checkpoint"], "auto", flip=True, amp=SWITCH.get(o["amp"]))
+    except InferenceError as e:
+        raise SystemExit(f"error: {e}")
+    return SpinePredictor(cfg), roots
+
+
+def phantom_films(roots: Sequence[Path], split: str, class_map: str) -> Iterator[tuple[Path, dict, dict[str, float]]]:
+    """(root, record, truth) for each film of `split` (all, train or test) of each phantom folder in
+    `roots`, its truth as `phantom_truth` gives it (degrees, NaN: not measurable)."""
+    from spine_d2.data.labelme import load_labelme_dataset
+    from spine_d2.data.splits import dataset_splits
+
+    for root in roots:
+        records = load_labelme_dataset(root, class_map)
+        if split != "all":
+            members = set(dataset_splits(root, [r["image"] for r in records])[split])
+            records = [r for r in records if r["image"] in members]
+        truth = phantom_truth(records, root)
+        for r in records:
+            yield root, r, truth[r["image"]]

@@ -29,19 +29,16 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from _common import as_list, options, phantom_truth, provenance, provenance_line
+from _common import as_list, mirrored_predictor, options, phantom_films, provenance, provenance_line
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.data.images import read_image
-from spine_d2.data.labelme import load_labelme_dataset
-from spine_d2.data.splits import dataset_splits
-from spine_d2.engine.inference import InferenceError, SpinePredictor, config_for_checkpoint
+from spine_d2.engine.inference import SpinePredictor
 from spine_d2.measure import MeasureConfig, instances_from_predictions, measure_instances
 from spine_d2.measure.reads import SETTLED_BY_A_CLEAN_READ, clean_read, mean_of_reads, measure_reads
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULTS = {"checkpoint": None, "root": None, "split": "all", "apart": "10,15,20,30", "amp": "", "name": "reads"}
 DEPENDS = ("spine_d2/engine", "spine_d2/measure")
-SWITCH = {"true": True, "false": False}
 
 
 def read_angles(predictor: SpinePredictor, image: np.ndarray, cfg: MeasureConfig) -> dict:
@@ -136,28 +133,13 @@ def markdown(meta: Mapping, rows: Sequence[Mapping], films: int, seconds: float)
 
 def main(argv: Sequence[str]) -> None:
     o = options(argv, DEFAULTS, "reads.py")
-    roots = [Path(r) for r in as_list(o["root"] or "")]
-    if not o["checkpoint"] or not roots or o["split"] not in ("all", "train", "test") \
-            or o["amp"] not in ("", *SWITCH):
-        raise SystemExit("reads.py: give checkpoint=FILE root=DIR[,DIR], split= all | train | test, "
-                         "amp= true | false | (blank: as trained)")
+    predictor, roots = mirrored_predictor(o, "reads.py")
     thresholds = [float(t) for t in as_list(o["apart"])]
-    try:
-        predictor = SpinePredictor(config_for_checkpoint(o["checkpoint"], "auto", flip=True,
-                                                         amp=SWITCH.get(o["amp"])))
-    except InferenceError as e:
-        raise SystemExit(f"error: {e}")
     cfg = MeasureConfig.from_cfg({"reads_apart": 0})
     t0, films = time.perf_counter(), []
-    for root in roots:
-        records = load_labelme_dataset(root, predictor.cfg.SPINE.CLASS_MAP)
-        if o["split"] != "all":
-            members = set(dataset_splits(root, [r["image"] for r in records])[o["split"]])
-            records = [r for r in records if r["image"] in members]
-        truth = phantom_truth(records, root)
-        for r in records:
-            film = read_angles(predictor, read_image(r["file_name"]), cfg)
-            films.append({"root": str(root), "image": r["image"], "true": truth[r["image"]], **film})
+    for root, r, truth in phantom_films(roots, o["split"], predictor.cfg.SPINE.CLASS_MAP):
+        film = read_angles(predictor, read_image(r["file_name"]), cfg)
+        films.append({"root": str(root), "image": r["image"], "true": truth, **film})
     seconds = time.perf_counter() - t0
     meta = provenance("benchmarks/reads.py", argv, DEPENDS, torch_threads=torch.get_num_threads(),
                       checkpoint=o["checkpoint"], roots=", ".join(map(str, roots)), split=o["split"],

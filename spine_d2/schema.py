@@ -159,7 +159,7 @@ class InferenceConfig:
     soft_masks: bool = False          # outlines from the mask probabilities at 1/8 px (spine_d2/engine/soft_masks.py)
     flip: bool = False                # the model also on the photo mirrored, corners averaged (spine_d2/engine/flip.py)
     # degrees: where the photo's and the mirror image's reads of TK or LL disagree (measure.reads_apart),
-    # the photo turned whole by each, a look of its own, to break the tie (engine/test_time.py,
+    # the photo turned whole by each, a first pass of its own, to break the tie (engine/test_time.py,
     # measure.reads_agree); only with `flip`; []: off
     tiebreak_turns: List[float] = field(default_factory=lambda: [4.0, -4.0])
     amp: bool = False                 # the backbone under autocast (CPU bfloat16, GPU float16): faster (engine/test_time.py)

@@ -452,6 +452,39 @@ def test_reads_runs_a_checkpoint_over_a_phantom_folder(smoke_run, tmp_path, monk
         reads.main([f"root={root}"])
 
 
+def test_the_tiebreak_benchmark_reads_each_take_from_the_measurements_flags():
+    import tiebreak
+
+    from spine_d2.measure.reads import measure_with_reads
+
+    fused = toy_spine(ll=45.0)
+    reads = [toy_spine(ll=44.0).instances(), toy_spine(ll=70.0).instances()]
+    for looks, k, value in (((46.0, 41.0), 0, 45.0), ((72.0, 66.0), 1, 70.0)):
+        m = measure_with_reads(fused.instances(), reads, fused.shape,
+                               looks=lambda lls=looks: [toy_spine(ll=ll).instances() for ll in lls])
+        (take,) = tiebreak.takes(m.flags, m.angles, {"LL": 60.0, "TK": 40.0})
+        assert take["angle"] == "LL" and take["reads"] == [44.0, 70.0] and take["taken"] == k
+        assert take["value"] == pytest.approx(value, abs=0.1)
+        assert take["error"] == pytest.approx(abs(value - 60.0), abs=0.1)
+        assert take["nearer"] is (k == 1)  # 70° is nearer 60° than 44°
+    assert tiebreak.takes(measure_with_reads(fused.instances(), reads, fused.shape).flags, {}, {}) == []
+
+
+def test_tiebreak_runs_a_checkpoint_over_a_phantom_folder(smoke_run, tmp_path, monkeypatch):
+    """The smoke model has no corner head, so no mirrored run: no reads, no looks, no takes."""
+    import tiebreak
+
+    monkeypatch.setattr(tiebreak, "RESULTS", tmp_path)
+    root, run_dir = smoke_run
+    tiebreak.main([f"checkpoint={run_dir / 'model_final.pth'}", f"root={root}", "split=all", "name=smoke"])
+    doc = json.loads((tmp_path / "tiebreak-smoke.json").read_text())
+    assert len(doc["films"]) == 6 and all(f["looks_s"] is None and f["takes"] == [] for f in doc["films"])
+    assert all(f["seconds"] > 0 for f in doc["films"]) and doc["turns"] == [4.0, -4.0]
+    assert (tmp_path / "tiebreak-smoke.md").read_text().startswith("# Turned looks breaking the reads' ties: smoke")
+    with pytest.raises(SystemExit, match="give checkpoint=FILE"):
+        tiebreak.main(["root=x"])
+
+
 # ------------------------------------------------------------------------------------------------
 # compare_evaluations: two settings' evaluations of the same films, paired
 def _evaluation(folder, rows):

@@ -143,9 +143,10 @@ class MeasureConfig:
     # of 37 such disagreements, but 20-37 deg off where not, and every take adds error)
     reads_trust_clean: bool = False
     # with the mirrored run and test.tiebreak_turns: where the two reads of TK or LL lie more than
-    # reads_apart apart, the photo turned whole is looked at again (a look of its own per turn), and
-    # where every look reads the angle within this many degrees of the same read, that read is
-    # taken, flagged, instead of leaving the angle out (measure.reads; benchmarks/README.md); 0: off
+    # reads_apart apart, the photo turned whole is looked at again (a first pass of its own per
+    # turn), and where every look reads the angle within this many degrees of the same read, that
+    # read is taken, flagged, instead of leaving the angle out (measure.reads; benchmarks/README.md);
+    # 0: off
     reads_agree: float = 10.0
     # the L5-S1 segment's plausible lordosis (degrees, kyphosis negative): an S1 plate from corner
     # points outside it gives way to the outline's when that one lies inside (measure.lumbosacral); []: off

@@ -8,11 +8,12 @@ they agree on PT, it is the mean of the two reads and PI moves with it (`measure
 fused detections average the runs' corners but keep the photo's femoral heads, so the mirrored
 run's hip axis counts only there. Geometry (endplates, heads, the overlay) stays the fused
 measurement's. Where the two reads disagree on TK or LL, the photo turned whole
-(`test.tiebreak_turns`, ±4°) is looked at again, each turn a look of its own from the first pass
-on, and where every look reads the angle within `measure.reads_agree` degrees of the same read,
-that read is taken, a flag saying so (`tie_broken`). With `measure.reads_trust_clean` (off by
-default: a take adds error where the angle was left out, 20–37° where the call it avoided was the
-right one), where just one of two reads disagreeing on TK or LL made no judgement call on it
+(`test.tiebreak_turns`, ±4°) is looked at again, each turn a first pass of its own (the levels
+named and the anterior side found afresh), and where every look reads the angle within
+`measure.reads_agree` degrees of the same read, that read is taken, a flag saying so
+(`tie_broken`). With `measure.reads_trust_clean` (off by default: a take adds error where the
+angle was left out, 20–37° where the call it avoided was the right one), where just one of two
+reads disagreeing on TK or LL made no judgement call on it
 (`clean_read`: none in naming the levels, none on the plates it takes, a sure anterior side;
 `spine_d2.measure.flags`), that read is taken first.
 benchmarks/README.md has what the rule withholds, how often it was wrong, what the mean changes
