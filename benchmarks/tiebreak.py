@@ -78,7 +78,7 @@ def markdown(meta: Mapping, films: Sequence[Mapping], seconds: float) -> list[st
     taken = [t for f in films for t in f["takes"]]
     n = len(films)
     lines = [f"# Turned looks breaking the reads' ties: {meta['name']} ({meta['checkpoint']})", "",
-             f"`{meta['command']}` — {provenance_line(meta, seconds)}", "",
+             provenance_line(meta, seconds), "",
              f"{n} films of {meta['roots']} ({meta['split']}), measured as tools/predict.py measures a photo.", "",
              "| films | the reads disagreed (looks ran) | looks' median s there | looks' s per film, mean "
              "| whole s per film, mean | takes | the nearer read |", "|---|---|---|---|---|---|---|",
