@@ -69,9 +69,9 @@ def turned_looks(model, cfg, image: np.ndarray) -> list[Instances]:
     `cfg.SPINE.TIEBREAK_TURNS` degrees (`spine_d2.engine.windows.whole_turned`), each the model's
     first pass of its own (which names the levels and finds the anterior side), mapped back to the
     photo's frame: where the photo's and its mirror image's reads of an angle disagree, the looks
-    that may break the tie (`spine_d2.measure.reads`). Without the windows: on the phantom they
-    cost twice the time of the looks again and added takes 17° off (benchmarks/README.md, session
-    41). [] without turns."""
+    that may break the tie (`spine_d2.measure.reads`). No windows: with them the looks took three
+    times as long and, on the phantom, two takes 17° off (benchmarks/README.md, session 41). []
+    without turns."""
     shape = image.shape[:2]
     out = []
     for deg in cfg.SPINE.get("TIEBREAK_TURNS", ()):

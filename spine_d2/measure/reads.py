@@ -13,9 +13,9 @@ named and the anterior side found afresh), and where every look reads the angle 
 `measure.reads_agree` degrees of the same read, that read is taken, a flag saying so
 (`tie_broken`). With `measure.reads_trust_clean` (off by default: a take adds error where the
 angle was left out, 20–37° where the call it avoided was the right one), where just one of two
-reads disagreeing on TK or LL made no judgement call on it
-(`clean_read`: none in naming the levels, none on the plates it takes, a sure anterior side;
-`spine_d2.measure.flags`), that read is taken first.
+reads disagreeing on TK or LL made no judgement call on it (`clean_read`: none in naming the
+levels, none on the plates it takes, a sure anterior side; `spine_d2.measure.flags`), that read
+is taken first.
 benchmarks/README.md has what the rule withholds, how often it was wrong, what the mean changes
 (PT better on 10 of 11 run-and-seed sets; averaging TK, LL, LL_S1 and SS so was not, SS worse on
 every new seed set), how often the clean read was the nearer one and what the turned looks take.
@@ -58,10 +58,10 @@ def _apart(angle: Angle, seen: Sequence[float], max_apart: float) -> bool:
     return max_apart > 0 and angle.measured and len(seen) >= 2 and max(seen) - min(seen) > max_apart
 
 
-#: the angles a clean read settles: those between two vertebral bodies, which a level named one off
-#: or a body's plates misread throw far off. Where two reads disagree on S1's plate (SS, LL_S1, PT,
-#: PI) both are mostly 6–15° off, the plate itself hard to read, and the calls do not tell which
-#: is nearer (benchmarks/README.md, session 39)
+#: the angles a clean read or the turned looks settle: those between two vertebral bodies, which a
+#: level named one off or a body's plates misread throw far off. Where two reads disagree on S1's
+#: plate (SS, LL_S1, PT, PI) both are mostly 6–15° off, the plate itself hard to read, and the
+#: calls do not tell which is nearer (benchmarks/README.md, session 39)
 SETTLED_BY_A_CLEAN_READ = ("TK", "LL")
 
 
