@@ -485,6 +485,41 @@ def test_tiebreak_runs_a_checkpoint_over_a_phantom_folder(smoke_run, tmp_path, m
         tiebreak.main(["root=x"])
 
 
+def test_plate_errors_in_the_radiograph_frame_wrapped_and_gross_ones_apart():
+    import plates
+
+    from spine_d2.frames import apply_homography
+
+    H = np.array([[0.9, 0.05, 30.0], [-0.04, 1.1, 12.0], [1e-5, 2e-5, 1.0]])  # radiograph → photo
+    truth = {"T5": {"superior": [[100.0, 200.0], [140.0, 204.0]]}, "L1": {"superior": [[90.0, 400.0], [135.0, 398.0]]}}
+    c, s3 = np.cos(np.radians(3.0)), np.sin(np.radians(3.0))
+    (x0, y0), (x1, y1) = truth["L1"]["superior"]
+    turned = [[x0, y0], [x0 + c * (x1 - x0) - s3 * (y1 - y0), y0 + s3 * (x1 - x0) + c * (y1 - y0)]]  # 3° (y down)
+    drawn = {"T5": {"superior": apply_homography(H, truth["T5"]["superior"][::-1]).tolist(),  # drawn the other way
+                    "inferior": [[0.0, 0.0], [10.0, 0.0]]},                                  # no truth: not compared
+             "L1": {"superior": apply_homography(H, turned).tolist()}}
+    errors = plates.plate_errors(drawn, truth, H)
+    assert set(errors) == {"T5 superior", "L1 superior"}
+    assert errors["T5 superior"] == pytest.approx(0.0, abs=1e-6)  # a direction, not an arrow
+    assert errors["L1 superior"] == pytest.approx(3.0, abs=1e-6)
+    s = plates.summary([{"errors": errors}, {"errors": {"T12 inferior": -2.0, "L5 inferior": 40.0}}])
+    assert (s["films"], s["plates"], s["gross"]) == (2, 4, 1)
+    assert s["mae"] == pytest.approx(5.0 / 3) and s["key"]["L1 superior"] == pytest.approx(3.0)
+    assert s["key"]["L5 inferior"] is None  # its one plate was gross
+
+
+def test_plates_runs_a_checkpoint_over_a_phantom_folder(smoke_run, tmp_path, monkeypatch):
+    import plates
+
+    monkeypatch.setattr(plates, "RESULTS", tmp_path)
+    root, run_dir = smoke_run
+    plates.main([f"checkpoint={run_dir / 'model_final.pth'}", f"root={root}", "name=smoke"])
+    doc = json.loads((tmp_path / "plates-smoke.json").read_text())
+    assert len(doc["films"]) == 6 and doc["table"][str(root)]["films"] == 6
+    assert all(abs(e) <= 90 for f in doc["films"] for e in f["errors"].values())
+    assert (tmp_path / "plates-smoke.md").read_text().startswith("# Endplates against the truth: smoke")
+
+
 # ------------------------------------------------------------------------------------------------
 # compare_evaluations: two settings' evaluations of the same films, paired
 def _evaluation(folder, rows):
