@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -83,8 +84,6 @@ def markdown(meta: Mapping, table: Mapping[str, Mapping], seconds: float) -> lis
 
 
 def main(argv: Sequence[str]) -> None:
-    import time
-
     o = options(argv, DEFAULTS, "plates.py")
     predictor, roots = mirrored_predictor(o, "plates.py")
     films, t0 = [], time.perf_counter()

@@ -158,14 +158,15 @@ def measure_with_reads(instances: Sequence[Instance], reads: Sequence[Sequence[I
     if (c.reads_apart <= 0 and not c.reads_mean) or len(reads) < 2:
         return m
     alone = measure_reads(reads, image_shape, class_names, c, m.correction)
+    read = [r.angles for r in alone]
     angles, taken = clean_reads_taken(m.angles, alone, c.reads_apart) if c.reads_trust_clean else (m.angles, {})
-    ties = disputed(angles, [r.angles for r in alone], c.reads_apart, settled=taken)
+    ties = disputed(angles, read, c.reads_apart, settled=taken)
     if ties and looks is not None and c.reads_agree > 0:
         seen = measure_reads(looks(), image_shape, class_names, c, m.correction)
-        angles, broken = tie_broken(angles, [r.angles for r in alone], [r.angles for r in seen], ties, c.reads_agree)
+        angles, broken = tie_broken(angles, read, [r.angles for r in seen], ties, c.reads_agree)
         taken.update(broken)
-    angles = without_disagreeing_reads(angles, [r.angles for r in alone], c.reads_apart, settled=taken)
-    angles = mean_of_reads(angles, [r.angles for r in alone]) if c.reads_mean else angles
+    angles = without_disagreeing_reads(angles, read, c.reads_apart, settled=taken)
+    angles = mean_of_reads(angles, read) if c.reads_mean else angles
     return replace(m, angles=angles, flags=m.flags + list(taken.values()))
 
 
