@@ -56,16 +56,34 @@ def test_the_model_built_from_a_checkpoint_keeps_the_runs_test_settings(smoke_ru
         assert (box.test_nms_thresh, box.test_score_thresh, box.test_topk_per_image) == (0.37, 0.2, 17)
 
 
-def test_s1s_corners_from_the_windows_are_on_unless_switched_off(smoke_run):
+def _dumped_before(smoke_run, tmp_path, *keys) -> Path:
+    """A checkpoint beside the smoke run's config less the settings `keys` (each line `KEY:` with
+    what lies under it): a model dumped before those settings existed. Only the config is read."""
+    ck = tmp_path / "before" / "model.pth"
+    ck.parent.mkdir()
+    ck.write_bytes(b"")
+    lines, under = [], None
+    for line in (smoke_run[1] / "d2_config.yaml").read_text().splitlines():
+        indent = len(line) - len(line.lstrip())
+        if under is not None and (indent > under or indent == under and line.lstrip().startswith("- ")):
+            continue
+        under = indent if line.strip().split(":")[0] in keys else None
+        if under is None:
+            lines.append(line)
+    ck.with_suffix(".yaml").write_text("\n".join(lines) + "\n")
+    assert not any(f"{key}:" in ck.with_suffix(".yaml").read_text() for key in keys)
+    return ck
+
+
+def test_s1s_corners_from_the_windows_are_on_unless_switched_off(smoke_run, tmp_path):
     ck = smoke_run[1] / "model_final.pth"
     assert config_for_checkpoint(ck, "cpu").SPINE.HIGHRES.SACRUM_CORNERS is True
     assert config_for_checkpoint(ck, "cpu", sacrum_corners=False).SPINE.HIGHRES.SACRUM_CORNERS is False
-    # a model dumped before the key (the shipped one) gets the default
-    assert "SACRUM_CORNERS" not in (Path(zoo.resolve("zoo:phantom-fast-long")).with_suffix(".yaml")).read_text()
-    assert config_for_checkpoint("zoo:phantom-fast-long", "cpu").SPINE.HIGHRES.SACRUM_CORNERS is True
+    before = _dumped_before(smoke_run, tmp_path, "SACRUM_CORNERS")
+    assert config_for_checkpoint(before, "cpu").SPINE.HIGHRES.SACRUM_CORNERS is True  # the default where it predates it
 
 
-def test_the_turned_windows_are_on_unless_switched_off(smoke_run):
+def test_the_turned_windows_are_on_unless_switched_off(smoke_run, tmp_path):
     ck = smoke_run[1] / "model_final.pth"
     assert config_for_checkpoint(ck, "cpu").SPINE.HIGHRES.TURNS == (-5.0, 5.0)
     assert config_for_checkpoint(ck, "cpu", turns=[]).SPINE.HIGHRES.TURNS == ()
@@ -74,8 +92,8 @@ def test_the_turned_windows_are_on_unless_switched_off(smoke_run):
     assert config_for_checkpoint(ck, "cpu", turn_strip=False).SPINE.HIGHRES.TURN_STRIP is False
     assert config_for_checkpoint(ck, "cpu").SPINE.HIGHRES.FLIP_TURNS is True
     assert config_for_checkpoint(ck, "cpu", flip_turns=False).SPINE.HIGHRES.FLIP_TURNS is False
-    assert config_for_checkpoint("zoo:phantom-fast-long", "cpu").SPINE.HIGHRES.FLIP_TURNS is True  # predates it
-    assert config_for_checkpoint("zoo:phantom-fast-long", "cpu").SPINE.TIEBREAK_TURNS == (4.0, -4.0)  # predates it
+    before = config_for_checkpoint(_dumped_before(smoke_run, tmp_path, "FLIP_TURNS", "TIEBREAK_TURNS"), "cpu")
+    assert before.SPINE.HIGHRES.FLIP_TURNS is True and before.SPINE.TIEBREAK_TURNS == (4.0, -4.0)  # predates them
     assert config_for_checkpoint(ck, "cpu", tiebreak_turns=[]).SPINE.TIEBREAK_TURNS == ()
 
 
