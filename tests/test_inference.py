@@ -20,7 +20,6 @@ from conftest import run_tool
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.data.images import read_image
 from spine_d2.engine.config import build_d2_cfg, load_d2_cfg
-import spine_d2.zoo as zoo
 from spine_d2.engine.inference import SpinePredictor, config_for_checkpoint, load_model
 from test_engine_support import smoke_cfg
 

@@ -19,15 +19,22 @@ def zoo_dir(tmp_path, monkeypatch):
     return tmp_path / "zoo"
 
 
-def test_a_run_goes_into_the_zoo_in_half_precision_and_is_found_by_name(smoke_run, zoo_dir, tmp_path):
+def test_a_run_goes_into_the_zoo_as_trained_and_is_found_by_name(smoke_run, zoo_dir, tmp_path):
     root, run = smoke_run
-    path = export(run, "smoke", command="python tools/train.py experiment=smoke", training_minutes=0.5)
-    assert path == zoo_dir / "smoke.pth" and zoo.names() == ["smoke"]
     full = torch.load(run / "model_final.pth", map_location="cpu", weights_only=True)["model"]
+    path = export(run, "smoke", command="python tools/train.py experiment=smoke", training_minutes=0.5)
+    kept = torch.load(path, map_location="cpu", weights_only=True)["model"]
+    assert set(kept) == set(full) and all(torch.equal(kept[k], v) and kept[k].dtype == v.dtype for k, v in full.items())
+    assert zoo.card("zoo:smoke")["weights"] == "as trained"
+    # --half: float16, half the size (another model: the rounding moves a few films' measurements)
+    path = export(run, "smoke", command="python tools/train.py experiment=smoke", training_minutes=0.5,
+                  force=True, half=True)
+    assert path == zoo_dir / "smoke.pth" and zoo.names() == ["smoke"]
     half = torch.load(path, map_location="cpu", weights_only=True)["model"]
     assert set(half) == set(full) and all(v.dtype == torch.float16 for v in half.values() if v.is_floating_point())
     assert path.stat().st_size < 0.6 * (run / "model_final.pth").stat().st_size
     card = zoo.card("zoo:smoke")
+    assert card["weights"] == "float16"
     assert card["command"].endswith("experiment=smoke") and "dice_mean" in card["benchmark"]
     assert card["trained_on"]["generate"]["n"] == 6
     assert "`zoo:smoke`" in (zoo_dir / "MODEL_ZOO.md").read_text()

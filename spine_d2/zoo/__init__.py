@@ -1,6 +1,6 @@
 """Checkpoints that ship with spine_d2, named `zoo:<name>`: models trained on the synthetic phantom.
 
-Each entry is three files in this folder: `<name>.pth` (the weights, stored as float16), `<name>.yaml`
+Each entry is three files in this folder: `<name>.pth` (the weights, as trained or as float16), `<name>.yaml`
 (the detectron2 config it was trained with, as a run's `d2_config.yaml`) and `<name>.json` (its card:
 the command, commit, phantom seed, training time and benchmark; MODEL_ZOO.md is written from the
 cards). `model.weights=zoo:<name>` fine-tunes one; `checkpoint=zoo:<name>` predicts, evaluates or

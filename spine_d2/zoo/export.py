@@ -1,6 +1,8 @@
-"""Add a trained run to the zoo: python -m spine_d2.zoo.export RUN_DIR NAME --command "..." [--force]
+"""Add a trained run to the zoo: python -m spine_d2.zoo.export RUN_DIR NAME --command "..." [--half] [--force]
 
-Writes `<name>.pth` (the run's model_final.pth, weights as float16), `<name>.yaml` (its
+Writes `<name>.pth` (the run's model_final.pth, its weights as trained, or as float16 with `--half`:
+half the size, but the rounding moves a few films' measurements, so the benchmark is of another
+model), `<name>.yaml` (its
 d2_config.yaml) and `<name>.json` (the card: command, commit, phantom, training time and the run's
 own evaluation, `eval/summary.json`), then MODEL_ZOO.md from every card. An entry is replaced only
 by a model that beats it: a higher Dice and a mean TK/LL/SS error no larger than the entry's
@@ -111,9 +113,10 @@ def record_served(name: str, summary_path: str | Path, command: str, note: str |
 
 
 def export(run_dir: str | Path, name: str, command: str, training_minutes: float | None = None,
-           force: bool = False, note: str | None = None) -> Path:
+           force: bool = False, note: str | None = None, half: bool = False) -> Path:
     """Add run `run_dir` to the zoo as `name`, replacing an entry of that name only when it beats
-    it (`to_beat`) or with `force`; `note` goes on the card. Returns the weights file written."""
+    it (`to_beat`) or with `force`; `note` goes on the card; `half` stores the weights as float16.
+    Returns the weights file written."""
     dest = zoo.ZOO_DIR
     run_dir = Path(run_dir)
     summary_file = run_dir / "eval" / "summary.json"
@@ -124,12 +127,12 @@ def export(run_dir: str | Path, name: str, command: str, training_minutes: float
         raise ZooError(f"zoo:{name}: the new model does not beat the one shipped (Dice {_dice(bench)} vs "
                        f"{_dice(old)}, MAE TK / LL / SS {_maes(bench)} vs {_maes(old)}); --force replaces it")
     state = torch.load(run_dir / "model_final.pth", map_location="cpu", weights_only=True)
-    model = {k: (v.half() if v.is_floating_point() else v) for k, v in state["model"].items()}
+    model = {k: (v.half() if half and v.is_floating_point() else v) for k, v in state["model"].items()}
     torch.save({"model": model}, dest / f"{name}.pth")
     (dest / f"{name}.yaml").write_text((run_dir / "d2_config.yaml").read_text())
     info = {"name": name, "command": command, "commit": _commit(), "trained_on": _phantom(run_dir),
             "training_minutes": training_minutes, "benchmark": bench, "real_anatomy_dice": None,
-            "date": _now(), "weights": "float16"}
+            "date": _now(), "weights": "float16" if half else "as trained"}
     if note:
         info["note"] = note
     (dest / f"{name}.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -204,10 +207,11 @@ def main(argv=None) -> None:
     ap.add_argument("--command", required=True, help="the command that trained the run")
     ap.add_argument("--minutes", type=float, default=None, help="training time, minutes")
     ap.add_argument("--force", action="store_true", help="replace an entry the new model does not beat")
+    ap.add_argument("--half", action="store_true", help="weights as float16: half the size, not the same model")
     ap.add_argument("--note", help="what a reader of the card should know about the model")
     a = ap.parse_args(argv)
     try:
-        print(f"wrote {export(a.run_dir, a.name, a.command, a.minutes, a.force, a.note)}")
+        print(f"wrote {export(a.run_dir, a.name, a.command, a.minutes, a.force, a.note, a.half)}")
     except ZooError as e:
         raise SystemExit(f"error: {e}")
 
