@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from _common import mirrored_predictor, options, phantom_films, provenance, provenance_line
+from spine_d2.angles import REQUIRED_ENDPLATES
 from spine_d2.data.images import read_image
 from spine_d2.engine.inference import measure_image
 from spine_d2.frames import apply_homography
@@ -32,8 +33,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULTS = {"checkpoint": None, "root": None, "split": "all", "amp": "", "name": "plates"}
 DEPENDS = ("spine_d2/engine", "spine_d2/measure")
 GROSS_DEG = 15.0
-#: the plates TK, LL and SS rest on (spine_d2.angles.REQUIRED_ENDPLATES)
-KEY_PLATES = ("T5 superior", "T12 inferior", "L1 superior", "L5 inferior", "S1 superior")
+#: the plates TK, LL and SS rest on, named as `plate_errors` names them
+KEY_PLATES = tuple(f"{level} {side}" for angle in ("TK", "LL", "SS") for level, side in REQUIRED_ENDPLATES[angle])
 
 
 def direction_deg(segment: Sequence[Sequence[float]]) -> float:

@@ -88,7 +88,8 @@ def markdown(meta: Mapping, films: Sequence[Mapping], seconds: float) -> list[st
              f"{sum(t['nearer'] for t in taken)} |", ""]
     if taken:
         lines += ["| film | angle | truth | reads (photo, mirror) | taken | error |", "|---|---|---|---|---|---|"]
-        lines += [f"| {Path(f['root']).name}/{f['image']} | {t['angle']} | {t['true']:.1f}° | {t['reads'][0]:.0f}°, {t['reads'][1]:.0f}° | "
+        lines += [f"| {Path(f['root']).name}/{f['image']} | {t['angle']} | {t['true']:.1f}° | "
+                  f"{t['reads'][0]:.0f}°, {t['reads'][1]:.0f}° | "
                   f"{'mirror image' if t['taken'] else 'photo'}{'' if t['nearer'] else ' (the farther)'} | "
                   f"{t['error']:.1f}° |" for f in films for t in f["takes"]]
     return lines

@@ -5,6 +5,7 @@ training, seconds to a minute on a CPU); the tools are run as subprocesses, as a
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import shutil
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 import PIL.Image
 import pytest
+import yaml
 
 from conftest import run_tool
 from spine_d2.angles import ANGLE_NAMES
@@ -56,21 +58,17 @@ def test_the_model_built_from_a_checkpoint_keeps_the_runs_test_settings(smoke_ru
 
 
 def _dumped_before(smoke_run, tmp_path, *keys) -> Path:
-    """A checkpoint beside the smoke run's config less the settings `keys` (each line `KEY:` with
-    what lies under it): a model dumped before those settings existed. Only the config is read."""
+    """A checkpoint beside the smoke run's config less the settings `keys` (dotted, e.g.
+    "SPINE.TIEBREAK_TURNS"): a model dumped before those settings existed. Only the config is read."""
     ck = tmp_path / "before" / "model.pth"
     ck.parent.mkdir()
     ck.write_bytes(b"")
-    lines, under = [], None
-    for line in (smoke_run[1] / "d2_config.yaml").read_text().splitlines():
-        indent = len(line) - len(line.lstrip())
-        if under is not None and (indent > under or indent == under and line.lstrip().startswith("- ")):
-            continue
-        under = indent if line.strip().split(":")[0] in keys else None
-        if under is None:
-            lines.append(line)
-    ck.with_suffix(".yaml").write_text("\n".join(lines) + "\n")
-    assert not any(f"{key}:" in ck.with_suffix(".yaml").read_text() for key in keys)
+    cfg = yaml.safe_load((smoke_run[1] / "d2_config.yaml").read_text())
+    for key in keys:
+        *parents, leaf = key.split(".")
+        node = functools.reduce(dict.__getitem__, parents, cfg)
+        del node[leaf]  # a KeyError: the smoke run's config lacks the key, nothing to test
+    ck.with_suffix(".yaml").write_text(yaml.safe_dump(cfg))
     return ck
 
 
@@ -78,7 +76,7 @@ def test_s1s_corners_from_the_windows_are_on_unless_switched_off(smoke_run, tmp_
     ck = smoke_run[1] / "model_final.pth"
     assert config_for_checkpoint(ck, "cpu").SPINE.HIGHRES.SACRUM_CORNERS is True
     assert config_for_checkpoint(ck, "cpu", sacrum_corners=False).SPINE.HIGHRES.SACRUM_CORNERS is False
-    before = _dumped_before(smoke_run, tmp_path, "SACRUM_CORNERS")
+    before = _dumped_before(smoke_run, tmp_path, "SPINE.HIGHRES.SACRUM_CORNERS")
     assert config_for_checkpoint(before, "cpu").SPINE.HIGHRES.SACRUM_CORNERS is True  # the default where it predates it
 
 
@@ -91,7 +89,8 @@ def test_the_turned_windows_are_on_unless_switched_off(smoke_run, tmp_path):
     assert config_for_checkpoint(ck, "cpu", turn_strip=False).SPINE.HIGHRES.TURN_STRIP is False
     assert config_for_checkpoint(ck, "cpu").SPINE.HIGHRES.FLIP_TURNS is True
     assert config_for_checkpoint(ck, "cpu", flip_turns=False).SPINE.HIGHRES.FLIP_TURNS is False
-    before = config_for_checkpoint(_dumped_before(smoke_run, tmp_path, "FLIP_TURNS", "TIEBREAK_TURNS"), "cpu")
+    before = _dumped_before(smoke_run, tmp_path, "SPINE.HIGHRES.FLIP_TURNS", "SPINE.TIEBREAK_TURNS")
+    before = config_for_checkpoint(before, "cpu")
     assert before.SPINE.HIGHRES.FLIP_TURNS is True and before.SPINE.TIEBREAK_TURNS == (4.0, -4.0)  # predates them
     assert config_for_checkpoint(ck, "cpu", tiebreak_turns=[]).SPINE.TIEBREAK_TURNS == ()
 
