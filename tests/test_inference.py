@@ -229,15 +229,19 @@ def test_the_two_class_setting_trains_and_evaluates_end_to_end(smoke_run, tmp_pa
             assert table[f"{name}_note"].str.contains("SS/PT/PI NaN: S1 superior").all(), table[f"{name}_note"].tolist()
 
 
-def test_test_amp_runs_the_backbone_in_bfloat16_and_hands_on_float32_features(smoke_run):
-    """`test.amp` (`amp=` in config_for_checkpoint): the backbone of an evaluating model runs under
-    the CPU's bfloat16 autocast, its features float32 and within bfloat16's rounding of the plain
-    ones; a model in training mode runs it unchanged; off by default."""
+def test_test_amp_runs_the_backbone_in_bfloat16_and_hands_on_float32_features(smoke_run, monkeypatch):
+    """`test.amp` (`amp=` in config_for_checkpoint) on a CPU with bfloat16 units: the backbone of an
+    evaluating model runs under the CPU's bfloat16 autocast, its features float32 and within
+    bfloat16's rounding of the plain ones; a model in training mode runs it unchanged; off by
+    default."""
     import copy
 
     import torch
 
+    from spine_d2.engine import precision
     from spine_d2.engine.test_time import backbone_autocast
+
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)  # where it has none, torch emulates it alike
 
     ck = smoke_run[1] / "model_final.pth"
     assert config_for_checkpoint(ck, "cpu").SPINE.TEST_AMP is False
@@ -262,9 +266,9 @@ def test_test_amp_runs_the_backbone_in_bfloat16_and_hands_on_float32_features(sm
         assert seen[-1] == {torch.float32} and all(torch.equal(c[k], plain.backbone.train()(x)[k]) for k in c)
 
 
-def test_test_amp_warns_on_a_cpu_without_bfloat16_units(smoke_run, monkeypatch, caplog):
-    """Where the CPU emulates bfloat16, `test.amp` runs slower than float32: it says so, naming the
-    option; where it has the units, it is silent."""
+def test_test_amp_runs_float32_on_a_cpu_without_bfloat16_units(smoke_run, monkeypatch, caplog):
+    """Where the CPU would emulate bfloat16, slower than float32, `test.amp` leaves the backbone in
+    float32 and says so, naming the option; where it has the units, it autocasts, silent."""
     import logging
 
     from spine_d2.engine import precision
@@ -275,7 +279,8 @@ def test_test_amp_warns_on_a_cpu_without_bfloat16_units(smoke_run, monkeypatch, 
         monkeypatch.setattr(precision, "cpu_has_bf16", lambda: has_units)
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="spine_d2.engine.precision"):
-            backbone_autocast(load_model(cfg), cfg)
+            model = backbone_autocast(load_model(cfg), cfg)
         warned = [r.getMessage() for r in caplog.records if "bfloat16 units" in r.getMessage()]
         assert bool(warned) is not has_units, warned
-    assert "test.amp=true" in warned[0] and "give test.amp=false" in warned[0]
+        assert hasattr(model.backbone, "plain_forward") is has_units
+    assert "test.amp=true" in warned[0] and "runs in float32" in warned[0]

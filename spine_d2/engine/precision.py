@@ -1,6 +1,7 @@
 """Whether reduced precision pays on this CPU: bfloat16 autocast (`solver.amp` in training,
 `test.amp` at test time) is faster only where the CPU computes bfloat16 in hardware; elsewhere
-PyTorch emulates it and each pass runs slower than in float32."""
+PyTorch emulates it and each pass runs slower than in float32. Training warns and runs as asked (its
+precision shapes the weights it learns); the test time runs float32 there and says so."""
 from __future__ import annotations
 
 import logging
@@ -23,3 +24,15 @@ def warn_without_bf16(option: str, what: str) -> None:
         logging.getLogger(__name__).warning(
             f"{option}=true on a CPU without bfloat16 units (AVX512-BF16, AMX): {what} runs slower "
             f"than in float32 (give {option}=false)")
+
+
+def bf16_pays(option: str, what: str) -> bool:
+    """Whether `option` (e.g. "test.amp") should run in bfloat16 here: True on a CPU with bfloat16
+    units; else False, logged once per call naming the option, as `what` (e.g. "each pass") would
+    run slower than in float32."""
+    if cpu_has_bf16():
+        return True
+    logging.getLogger(__name__).warning(
+        f"{option}=true on a CPU without bfloat16 units (AVX512-BF16, AMX): {what} would run slower "
+        f"than in float32, so it runs in float32 (its numbers may differ a little from bfloat16's)")
+    return False

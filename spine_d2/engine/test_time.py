@@ -18,7 +18,7 @@ from spine_d2.data.transforms import model_input
 from spine_d2.engine.flip import mirrored
 from spine_d2.engine.highres import (Detection, average_corners, detections, high_resolution_detections,
                                      high_resolution_pass, to_instances)
-from spine_d2.engine.precision import warn_without_bf16
+from spine_d2.engine.precision import bf16_pays
 from spine_d2.engine.soft_masks import with_soft_masks
 from spine_d2.engine.windows import whole_turned
 
@@ -94,14 +94,15 @@ def backbone_autocast(model, cfg):
     `cfg.SPINE.TEST_AMP` and the model is not training: bfloat16 on the CPU, float16 on a GPU, its
     features handed on as float32, so the heads, the masks and the corners' sub-pixel decoding stay
     as they were. Most of a pass's time is the backbone's convolutions; a model trained with
-    `solver.amp` saw its features so. Training (`model.training`) runs the backbone unchanged. On a
-    CPU without bfloat16 units it is slower than float32: a warning says so."""
+    `solver.amp` saw its features so. Training (`model.training`) runs the backbone unchanged. A CPU
+    without bfloat16 units would emulate it, each pass slower than in float32: there the backbone
+    stays float32, and the log says so."""
     net = getattr(model, "module", model)
     backbone = getattr(net, "backbone", None)
     if not cfg.SPINE.get("TEST_AMP", False) or backbone is None or hasattr(backbone, "plain_forward"):
         return model
-    if torch.device(cfg.MODEL.DEVICE).type == "cpu":
-        warn_without_bf16("test.amp", "each pass")
+    if torch.device(cfg.MODEL.DEVICE).type == "cpu" and not bf16_pays("test.amp", "each pass"):
+        return model
     # instance attributes, bound methods (a deep copy rebinds them to the copy): the weights and
     # their names stay the backbone's
     backbone.plain_forward = backbone.forward
