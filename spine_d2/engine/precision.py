@@ -17,22 +17,12 @@ def cpu_has_bf16() -> bool:
     return not probes or any(p() for p in probes)
 
 
-def warn_without_bf16(option: str, what: str) -> None:
-    """Log a warning naming `option` (e.g. "solver.amp") when this CPU has no bfloat16 units:
-    `what` (e.g. "each step") runs slower than in float32 there."""
-    if not cpu_has_bf16():
-        logging.getLogger(__name__).warning(
-            f"{option}=true on a CPU without bfloat16 units (AVX512-BF16, AMX): {what} runs slower "
-            f"than in float32 (give {option}=false)")
-
-
-def bf16_pays(option: str, what: str) -> bool:
-    """Whether `option` (e.g. "test.amp") should run in bfloat16 here: True on a CPU with bfloat16
-    units; else False, logged once per call naming the option, as `what` (e.g. "each pass") would
-    run slower than in float32."""
+def without_bf16_units(option: str, consequence: str) -> bool:
+    """Whether this CPU lacks bfloat16 units; when it does, a warning that `option` (e.g. "test.amp")
+    is on there, and `consequence`: what happens instead (e.g. "each step runs slower than in float32")."""
     if cpu_has_bf16():
-        return True
+        return False
     logging.getLogger(__name__).warning(
-        f"{option}=true on a CPU without bfloat16 units (AVX512-BF16, AMX): {what} would run slower "
-        f"than in float32, so it runs in float32 (its numbers may differ a little from bfloat16's)")
-    return False
+        f"{option}=true on a CPU without bfloat16 units (AVX512-BF16, AMX): {consequence}")
+    return True
+

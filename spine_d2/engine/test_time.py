@@ -18,7 +18,7 @@ from spine_d2.data.transforms import model_input
 from spine_d2.engine.flip import mirrored
 from spine_d2.engine.highres import (Detection, average_corners, detections, high_resolution_detections,
                                      high_resolution_pass, to_instances)
-from spine_d2.engine.precision import bf16_pays
+from spine_d2.engine.precision import without_bf16_units
 from spine_d2.engine.soft_masks import with_soft_masks
 from spine_d2.engine.windows import whole_turned
 
@@ -101,7 +101,9 @@ def backbone_autocast(model, cfg):
     backbone = getattr(net, "backbone", None)
     if not cfg.SPINE.get("TEST_AMP", False) or backbone is None or hasattr(backbone, "plain_forward"):
         return model
-    if torch.device(cfg.MODEL.DEVICE).type == "cpu" and not bf16_pays("test.amp", "each pass"):
+    if torch.device(cfg.MODEL.DEVICE).type == "cpu" and without_bf16_units(
+            "test.amp", "each pass would run slower than in float32, so it runs in float32 (its numbers may "
+                        "differ a little from bfloat16's)"):
         return model
     # instance attributes, bound methods (a deep copy rebinds them to the copy): the weights and
     # their names stay the backbone's

@@ -37,7 +37,7 @@ from spine_d2.data.rare import rarity_repeats
 from spine_d2.data.transforms import build_mapper
 from spine_d2.engine.config import from_yacs, phases_of
 from spine_d2.engine.hooks import AverageWeights, IterationSeed, KeepStart, NonFiniteGuard, PhaseSchedule
-from spine_d2.engine.precision import warn_without_bf16
+from spine_d2.engine.precision import without_bf16_units
 from spine_d2.engine.processes import tests_apart
 
 
@@ -126,7 +126,7 @@ def inner_trainer(cfg) -> type[SimpleTrainer]:
         return SimpleTrainer
     if torch.device(cfg.MODEL.DEVICE).type != "cpu":
         return AMPTrainer
-    warn_without_bf16("solver.amp", "each step")
+    without_bf16_units("solver.amp", "each step runs slower than in float32 (give solver.amp=false)")
     return CPUAutocastTrainer
 
 
