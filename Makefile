@@ -51,8 +51,12 @@ browser:
 	  echo "chromium missing: the browser test will be skipped. Install it: sudo apt-get install -y chromium chromium-driver"; \
 	fi
 
+# Two worker processes (pytest-xdist) sharing the cores (tests/conftest.py): about half the time of
+# one on 2 cores. `worksteal` evens out the end-to-end tool runs of 20-50 s each between them.
+TEST_WORKERS ?= 2
+
 test: setup browser
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal tests
 
 # The default phantom needs only these of the pins: `make demo` generates it while the set-up
 # installs torch and detectron2 (minutes each on 2 cores); tools/train.py then finds it there.
