@@ -632,6 +632,31 @@ def test_a_sacral_plate_against_the_lordosis_leaves_the_angles_it_puts_in_doubt_
     assert not agree.conflict and not weak.conflict
 
 
+def test_hips_far_behind_s1_leave_the_lumbar_and_pelvic_angles_out():
+    """The femoral heads 20° behind the vertical through S1's plate midpoint (PT −20°, which no adult
+    has) while the sacral slope and the lordosis agree on the side: the side, S1 or the heads are
+    misread. LL, LL_S1, SS, PT and PI are left out with the reason, TK stands; 10° behind (PT −10°,
+    the hip cue short of full strength) leaves every angle measured, the side flagged uncertain.
+    `measure.on_implausible=measure` measures them anyway."""
+    from spine_d2.measure.pipeline import LUMBOPELVIC
+
+    assert set(LUMBOPELVIC) == set(ANGLE_NAMES) - {"TK"}
+    for facing in (1, -1):
+        far = toy_spine(pt=-20.0, facing=facing)
+        m = measure_instances(far.instances(), far.shape)
+        assert m.anterior.hips_against and m.anterior.sign == facing
+        for name in LUMBOPELVIC:
+            assert math.isnan(m.angles[name].value) and "hip axis against the anterior side" in m.angles[name].reason
+        assert m.angles["TK"].value == pytest.approx(far.expected["TK"], abs=0.5)
+        kept = measure_instances(far.instances(), far.shape, cfg={"on_implausible": "measure"})
+        assert kept.angles["PT"].value == pytest.approx(-20.0, abs=0.5)
+        near = toy_spine(pt=-10.0, facing=facing)
+        m = measure_instances(near.instances(), near.shape)
+        assert not m.anterior.hips_against and not m.anterior.certain
+        for name in ANGLE_NAMES:
+            assert m.angles[name].value == pytest.approx(near.expected[name], abs=0.5), name
+
+
 def test_where_the_curves_cancel_the_one_through_more_vertebrae_decides_the_side():
     """Twelve thoracic bodies bulging to +x (the back) against five lumbar ones bulging to +x too
     (read as a lordosis facing +x); both cues at full strength cancel. The whole kyphosis decides

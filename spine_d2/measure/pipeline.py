@@ -214,6 +214,9 @@ def measure_instances(
         final = {name: a if a.measured else Angle.missing(general) for name, a in final.items()}
     if ant.conflict and c.on_implausible == "nan":
         final = _without_conflict(final, ant)
+    if ant.hips_against and c.on_implausible == "nan":
+        why = f"hip axis against the anterior side: {ant.hips_against}"
+        final = {name: Angle.missing(why) if name in LUMBOPELVIC and a.measured else a for name, a in final.items()}
     return Measurement(final, use_frame, frame, kept, dict(naming.levels), endplates,
                        [tuple(h) for h in heads], removals, flags, ant, method_name(c.method), shape,
                        excluded, sign, heads_reason, dict(naming.uncertain), dict(flags.calls))
@@ -221,6 +224,8 @@ def measure_instances(
 
 #: the angles that rest on S1's superior plate: its direction, and PT its midpoint
 ON_S1_PLATE = S1_PLATE_ANGLES + ("PT",)
+#: the angles that rest on the lumbar spine or the pelvis: all but TK
+LUMBOPELVIC = ("LL", "LL_S1", "SS", "PT", "PI")
 
 
 def _without_conflict(final: dict[str, Angle], ant: Anterior) -> dict[str, Angle]:
