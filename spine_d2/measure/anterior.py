@@ -30,7 +30,7 @@ angle 8–151° off, while the films where the two agreed and another cue disagr
 When the hip axis votes at full strength against the side taken (`Anterior.hips_against`: the femoral
 heads 15° or more behind the vertical through S1's plate midpoint, a pelvic tilt of −15° or less
 where adults range from −5° to 40°), the side, S1 or the heads are misread: the measurement leaves
-out the angles that rest on the lumbar spine and the pelvis, keeping TK. Of the 576 films evaluated in
+out the angles that rest on the lumbar spine and the pelvis, keeping TK. Of the 608 films measured in
 session 44 (test split, four held-out style sets, one new seed), it fired on two, LL 34° and 43° off.
 """
 from __future__ import annotations
