@@ -33,7 +33,10 @@ Three sources, tried in this order:
   below a sure sacrum instance (a sacral segment or a stray), a sacrum instance above a sure
   body — is left unnamed and flagged, instead of making the whole sequence implausible; but a
   weak body right below the top sure sacrum instance that the model also read as sacrum is a
-  sacrum instance (the S1 below a steep L5 taken for the sacrum, found as a faint body).
+  sacrum instance (the S1 below a steep L5 taken for the sacrum, found as a faint body). With
+  L1…L5 right above the top sure sacrum instance (five lumbar bodies below a thoracic one, no level
+  hidden), a body below it, sure or not, scoring lower than that sacrum instance is a sacral
+  segment or a stray too: left unnamed and flagged.
 - An instance whose source doubts its level (`Instance.uncertain`, e.g. a pre-annotation's
   `level_uncertain` flag not yet cleared by a reader) keeps its name, marked uncertain.
 - Anything implausible — more than 5 lumbar slots, more than 12 thoracic ones with no lumbar below
@@ -163,6 +166,7 @@ def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anch
     read_as_sacrum: set[int] = set()
     chain = _without_weak_misplaced(instances, sorted(verts, key=lambda i: instances[i].centre()[1]), naming,
                                     read_as_sacrum)
+    chain = _without_sacral_segments(instances, chain, naming, gap_factor)
     centres = np.array([instances[i].centre() for i in chain])
     regions = ["sacrum" if i in read_as_sacrum else instances[i].region for i in chain]
     gaps = _gaps(centres, gap_factor)
@@ -276,6 +280,35 @@ def _without_weak_misplaced(instances, chain: list[int], naming: Naming,
             continue
         out.append(i)
     return out
+
+
+def _without_sacral_segments(instances, chain: list[int], naming: Naming, gap_factor: float) -> list[int]:
+    """`chain` (top to bottom) without the bodies below the top sure sacrum instance when the whole
+    lumbar spine lies right above it: five lumbar bodies below a thoracic one, no level hidden among
+    them, and each body below scoring lower than the sacrum instance. With L1…L5 found, a body
+    below the sacrum is not lumbar, whatever its class: a lower sacral segment or a blob in the
+    pelvis (a femoral head, soft tissue), left unnamed and flagged, where it would otherwise make
+    every level uncertain. A body below as sure as the sacrum instance still does."""
+    regions = [instances[i].region for i in chain]
+    sure_sa = [k for k, i in enumerate(chain) if regions[k] == "sacrum" and instances[i].score >= SURE_SCORE]
+    if not sure_sa:
+        return chain
+    s1 = sure_sa[0]
+    below = [k for k in range(s1 + 1, len(chain)) if regions[k] != "sacrum"]
+    run = len(LUMBAR)
+    top = s1 - run
+    if (not below or top < 1 or regions[top - 1] != "thoracic"
+            or any(regions[k] != "lumbar" for k in range(top, s1))
+            or any(instances[chain[k]].score >= instances[chain[s1]].score for k in below)):
+        return chain
+    centres = np.array([instances[i].centre() for i in chain[:s1 + 1]])
+    if any(_gaps(centres, gap_factor)[top - 1:s1]):  # a level hidden among them: not the whole lumbar spine
+        return chain
+    for k in below:
+        inst = instances[chain[k]]
+        naming.call(f"a {inst.class_name} instance scoring {inst.score:.2f} below a sure sacrum, with five lumbar "
+                    f"bodies above it: a sacral segment or a stray, not named")
+    return [i for k, i in enumerate(chain) if k not in below]
 
 
 def _steep_l5(inst: Instance, regions_above: Sequence[str]) -> bool:
