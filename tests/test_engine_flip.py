@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from blob_models import BlobModel
-from spine_d2.engine.flip import mirrored
+from spine_d2.engine.flip import mirrored, with_mirrored_sacrum
 from spine_d2.engine.highres import Detection, average_corners
 
 BIAS_PX = 2.0  # the stand-in's corners lie this far right of the body's edges, in every run
@@ -98,6 +98,53 @@ def test_the_mirrored_run_cancels_a_sideways_bias_of_the_corners():
     first = one_pass(model, cfg, image)
     assert len(refine(model, cfg, image, first)) == 3 and model.calls == 1
     assert refine_with_reads(model, cfg, image, first)[1] == []
+
+
+def test_a_sacrum_only_the_mirrored_run_found_is_added_only_where_the_photos_run_found_none():
+    body, sacrum, mirror_sacrum = _det(1, 30, 40), _det(2, 30, 70), _det(2, 31, 71, score=0.8)
+    out = with_mirrored_sacrum([body], [_det(1, 31, 40), mirror_sacrum], {2})
+    assert len(out) == 2 and out[0] is body and out[1] is mirror_sacrum  # the lumbar body of the mirror is not added
+    assert with_mirrored_sacrum([body, sacrum], [mirror_sacrum], {2}) == [body, sacrum]
+
+
+class _FaintSacrum(_Bodies):
+    """`_Bodies`, and the blob at the bottom a sacrum (class 2) that it finds only right of the
+    photo's middle: on the photo it misses it, on the mirror image it finds it."""
+
+    def cls(self, m):
+        return 2 if np.nonzero(m)[0].mean() > 190 else 1
+
+    def forward(self, inputs):
+        out = super().forward(inputs)
+        for o in out:
+            inst = o["instances"]
+            xs = inst.pred_boxes.tensor[:, [0, 2]].mean(dim=1)
+            o["instances"] = inst[~((inst.pred_classes == 2) & (xs < inst.image_size[1] / 2))]
+        return out
+
+
+def test_the_fused_run_takes_the_mirrored_runs_sacrum_when_the_photos_run_missed_it():
+    from spine_d2.engine.test_time import one_pass, refine_with_reads
+
+    image = np.zeros((300, 200, 3), np.uint8)
+    for y0 in (40, 120):  # two bodies facing right, and the sacrum left of the middle below them
+        image[y0:y0 + 50, 60:100] = 150
+        image[y0:y0 + 50, 100:140] = 230
+    image[210:260, 20:50], image[210:260, 50:80] = 150, 230
+    inp = SimpleNamespace(HEIGHT=300, WIDTH=200, FIT="keep_aspect", MEAN_INTENSITY=None)
+    aug = SimpleNamespace(**{k: SimpleNamespace(ENABLED=False) for k in
+                             ("SCALE", "CROP", "FLIP", "ROTATION", "CONTRAST", "PHOTOMETRIC")})
+    cfg = SimpleNamespace(SPINE=_Node(INPUT=inp, AUG=aug, CLASS_MAP="default", HIGHRES=SimpleNamespace(ENABLED=False),
+                                      FLIP=True), INPUT=SimpleNamespace(FORMAT="BGR"))
+    model = _FaintSacrum()
+    first = one_pass(model, cfg, image)
+    assert first.pred_classes.tolist() == [1, 1]  # the photo's run misses the sacrum
+    fused, (own, mirror) = refine_with_reads(model, cfg, image, first)
+    assert 2 not in own.pred_classes.tolist() and mirror.pred_classes.tolist().count(2) == 1
+    assert sorted(fused.pred_classes.tolist()) == [1, 1, 2]
+    sacrum = fused.pred_masks[fused.pred_classes == 2][0].numpy()
+    assert sacrum[210:260, 20:80].all() and sacrum.sum() == 50 * 60  # where it lies on the photo
+    assert fused.pred_keypoints.shape == (3, 4, 3)
 
 
 class _Node(SimpleNamespace):

@@ -5,8 +5,10 @@ A corner's position is the noisiest part of a prediction, and training flips hal
 with corner names anatomical (`spine_d2.data.keypoints.FLIP_MAP` is empty), so the mirrored run
 gives a second estimate of each corner, averaged in where the two agree
 (`spine_d2.engine.highres.average_corners`). Masks, outlines, scores, and what only one run found
-stay the first run's. benchmarks/README.md has what it changes and what it costs (a second run of
-everything: the first pass and the windows).
+stay the first run's, but for the sacrum: where the photo's run found no sacrum instance, the
+mirrored run's are added (`with_mirrored_sacrum`), since without one S1 is not found and SS, PT
+and PI, and often the count of the levels, are lost. benchmarks/README.md has what it changes and
+what it costs (a second run of everything: the first pass and the windows).
 """
 from __future__ import annotations
 
@@ -36,3 +38,14 @@ def mirrored(dets: list[Detection], width: int) -> list[Detection]:
         m.__dict__.update(box=(width - x1, y0, width - x0, y1), area=d.area)  # the cached box, mirrored
         out.append(m)
     return out
+
+
+def with_mirrored_sacrum(fused: list[Detection], second: list[Detection], sacrum: set[int]) -> list[Detection]:
+    """`fused` (the photo's run, corners averaged in) with the sacrum instances of `second` (the
+    mirrored run, mapped back) added when `fused` has none: class indices in `sacrum`. The sacrum
+    anchors the count of the levels (S1) and gives SS, PT and PI; a pelvis faint on the photo is
+    sometimes found on its mirror image only. The measurement judges them as any sacrum instance
+    (a weak one below the lumbar spine, or far from it, is not taken for S1)."""
+    if any(d.cls in sacrum for d in fused):
+        return fused
+    return fused + [d for d in second if d.cls in sacrum]

@@ -15,9 +15,9 @@ import torch
 from detectron2.structures import Instances
 
 from spine_d2.data.transforms import model_input
-from spine_d2.engine.flip import mirrored
-from spine_d2.engine.highres import (Detection, average_corners, detections, high_resolution_detections,
-                                     high_resolution_pass, to_instances)
+from spine_d2.engine.flip import mirrored, with_mirrored_sacrum
+from spine_d2.engine.highres import (Detection, average_corners, class_ids, detections,
+                                     high_resolution_detections, high_resolution_pass, to_instances)
 from spine_d2.engine.precision import without_bf16_units
 from spine_d2.engine.soft_masks import with_soft_masks
 from spine_d2.engine.windows import whole_turned
@@ -32,8 +32,8 @@ def one_pass(model, cfg, image: np.ndarray) -> Instances:
 def refine(model, cfg, image: np.ndarray, first: Instances) -> Instances:
     """`first` (the model's one pass over `image`) with the test-time passes `cfg.SPINE` asks for:
     the windows along the spine, then, with `FLIP`, the same again on the mirrored photo (its
-    windows upright only unless `HIGHRES.FLIP_TURNS`), its corners averaged in
-    (`spine_d2.engine.flip`)."""
+    windows upright only unless `HIGHRES.FLIP_TURNS`), its corners averaged in and, where the
+    photo's run found no sacrum, its sacrum added (`spine_d2.engine.flip`)."""
     return _refine(model, cfg, image, first, with_reads=False)[0]
 
 
@@ -61,7 +61,8 @@ def _refine(model, cfg, image: np.ndarray, first: Instances, with_reads: bool) -
     second = mirrored(passes(mirror, one_pass(model, cfg, mirror), turns), shape[1])
     own = passes(image, first)
     reads = [to_instances(own, shape), to_instances(second, shape)] if with_reads else []
-    return to_instances(average_corners(own, second), shape), reads
+    fused = with_mirrored_sacrum(average_corners(own, second), second, class_ids(cfg.SPINE.CLASS_MAP, ("sacrum",)))
+    return to_instances(fused, shape), reads
 
 
 def turned_looks(model, cfg, image: np.ndarray) -> list[Instances]:
