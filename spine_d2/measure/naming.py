@@ -174,7 +174,7 @@ def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anch
         if g:
             naming.call(f"gap of ~{g} level(s) between the {ordinal(k + 1)} and {ordinal(k + 2)} "
                         f"vertebra from the top")
-    slot = np.concatenate([[0], np.cumsum(1 + np.asarray(gaps, dtype=int))]).astype(int)  # level slots
+    slot = _slots(gaps)
     pattern = "-".join(x[0].upper() for x in regions)
     scores = [instances[i].score for i in chain]
     sa = [k for k, x in enumerate(regions) if x == "sacrum"]
@@ -295,14 +295,10 @@ def _without_sacral_segments(instances, chain: list[int], naming: Naming, gap_fa
         return chain
     s1 = sure_sa[0]
     below = [k for k in range(s1 + 1, len(chain)) if regions[k] != "sacrum"]
-    run = len(LUMBAR)
-    top = s1 - run
-    if (not below or top < 1 or regions[top - 1] != "thoracic"
-            or any(regions[k] != "lumbar" for k in range(top, s1))
-            or any(instances[chain[k]].score >= instances[chain[s1]].score for k in below)):
+    if not below or any(instances[chain[k]].score >= instances[chain[s1]].score for k in below):
         return chain
-    centres = np.array([instances[i].centre() for i in chain[:s1 + 1]])
-    if any(_gaps(centres, gap_factor)[top - 1:s1]):  # a level hidden among them: not the whole lumbar spine
+    slot = _slots(_gaps(np.array([instances[i].centre() for i in chain[:s1 + 1]]), gap_factor))
+    if not _lumbar_run_above(s1, len(LUMBAR), regions, slot):
         return chain
     for k in below:
         inst = instances[chain[k]]
@@ -335,12 +331,17 @@ def _s1_read_lumbar(s1: int, slot, regions: Sequence[str], scores: Sequence[floa
     end (as with no sacrum found): an S1 read as lumbar, the doubted sacrum instance a lower sacral
     segment below it."""
     run = len(LUMBAR) + 1
-    top = s1 - run
-    if top < 1 or regions[top - 1] != "thoracic" or any(regions[k] != "lumbar" for k in range(top, s1)):
+    if not _lumbar_run_above(s1, run, regions, slot):
         return None
-    if int(slot[s1] - slot[top - 1]) != run + 1:  # a level hidden among them
-        return None
-    return s1 - 1 if SURE_SCORE <= scores[s1 - 1] < scores[top] else None
+    return s1 - 1 if SURE_SCORE <= scores[s1 - 1] < scores[s1 - run] else None
+
+
+def _lumbar_run_above(end: int, run: int, regions: Sequence[str], slot) -> bool:
+    """Whether `run` lumbar bodies lie right above chain position `end`, below a thoracic one, with
+    no level hidden among them (`slot`: each chain position's level slot, `_slots`)."""
+    top = end - run
+    return (top >= 1 and regions[top - 1] == "thoracic" and all(regions[k] == "lumbar" for k in range(top, end))
+            and int(slot[end] - slot[top - 1]) == run + 1)
 
 
 def _counted_up(k: int, s1: int, level: str, slot) -> int:
@@ -484,6 +485,11 @@ def _name_by_boundary(body, s1, slot, regions, scores: Sequence[float], names, n
     counted = {k: lu[0] if lu else th[-1] for k in th}
     counted.update({k: s1 if not th and s1 is not None else lu[0] for k in lu})
     _doubt_across_gaps(names, counted, slot, naming)
+
+
+def _slots(gaps: Sequence[int]) -> np.ndarray:
+    """Each chain position's level slot (0 at the top), the levels hidden in the gaps (`_gaps`) counted."""
+    return np.concatenate([[0], np.cumsum(1 + np.asarray(gaps, dtype=int))]).astype(int)
 
 
 def _gaps(centres: np.ndarray, gap_factor: float) -> list[int]:

@@ -215,8 +215,7 @@ def measure_instances(
     if ant.conflict and c.on_implausible == "nan":
         final = _without_conflict(final, ant)
     if ant.hips_against and c.on_implausible == "nan":
-        why = f"hip axis against the anterior side: {ant.hips_against}"
-        final = {name: Angle.missing(why) if name in LUMBOPELVIC and a.measured else a for name, a in final.items()}
+        final = _left_out(final, LUMBOPELVIC, f"hip axis against the anterior side: {ant.hips_against}")
     return Measurement(final, use_frame, frame, kept, dict(naming.levels), endplates,
                        [tuple(h) for h in heads], removals, flags, ant, method_name(c.method), shape,
                        excluded, sign, heads_reason, dict(naming.uncertain), dict(flags.calls))
@@ -236,8 +235,12 @@ def _without_conflict(final: dict[str, Angle], ant: Anterior) -> dict[str, Angle
     phantom the PT of such films was 17-32° off too)."""
     sacral = next(v for v in ant.votes if v.cue == "sacral slope")
     unsure = final if sacral.sign == ant.sign else ON_S1_PLATE
-    why = f"anterior side in conflict: {ant.conflict}"
-    return {name: Angle.missing(why) if name in unsure and a.measured else a for name, a in final.items()}
+    return _left_out(final, unsure, f"anterior side in conflict: {ant.conflict}")
+
+
+def _left_out(final: dict[str, Angle], names, why: str) -> dict[str, Angle]:
+    """`final` with its measured angles among `names` made missing, `why` their reason."""
+    return {name: Angle.missing(why) if name in names and a.measured else a for name, a in final.items()}
 
 
 def _general_reason(insts, kept) -> str:
