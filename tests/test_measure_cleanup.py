@@ -254,10 +254,34 @@ def test_a_doubted_centre_inside_one_levels_step_is_crowded_out(offset, where):
     out = crowded_centres(centres, scores)
     assert [k for k, _ in out] == [99]
     assert "crowded: its neighbours lie" in out[0][1] and "score 0.30" in out[0][1]
-    scores[99] = 0.6                                                        # one the model is sure of stays
-    assert crowded_centres(centres, scores) == []
+    scores[99] = 0.6                                          # one the model is sure of stays where that is off
+    assert crowded_centres(centres, scores, crowd_steps_sure=0) == []
     scores[99] = 0.3
     assert crowded_centres(centres, scores, crowd_steps=0) == []
+
+
+def test_a_sure_second_find_inside_one_levels_step_is_crowded_out_a_sure_body_13_steps_from_its_neighbours_stays():
+    centres, scores = _column()
+    centres[99], scores[99] = centres[4] + np.array([0.5, 14.0]), 0.9   # the body found twice, both sure
+    out = crowded_centres(centres, scores)
+    assert [k for k, _ in out] == [99]
+    assert "its neighbours lie 1.00 levels' steps apart (< 1.25), score 0.90 ≥ 0.5" in out[0][1]
+    assert crowded_centres(centres, scores, crowd_steps_sure=0) == []
+    del centres[99], scores[99]
+    centres[5] = (centres[4] + centres[6]) / 2 - np.array([0.0, 7.0])   # squeezed: T4 and T6 1.3 steps apart
+    centres[6] = centres[5] + np.array([0.0, 13.0])
+    assert crowded_centres(centres, scores) == []
+    assert [k for k, _ in crowded_centres(centres, scores, crowd_steps_sure=1.35)] == [5]
+    scores[0], centres[0] = 0.9, centres[1] - np.array([0.0, 5.0])     # a sure end is never crowded out
+    assert crowded_centres(centres, scores) == []
+
+
+def test_a_doubted_find_goes_before_a_sure_one_more_crowded():
+    centres, scores = _column()
+    centres[98], scores[98] = centres[2] + np.array([0.0, 10.0]), 0.9   # 1.0 steps between its neighbours
+    centres[99], scores[99] = centres[6] + np.array([0.0, 8.0]), 0.3    # 1.0 too, doubted
+    out = crowded_centres(centres, scores)
+    assert [k for k, _ in out] == [99, 98]
 
 
 def test_doubted_true_vertebrae_and_ends_one_step_away_are_kept():
@@ -291,3 +315,30 @@ def test_a_second_weak_find_of_a_thoracic_body_no_longer_renames_the_levels_abov
     assert before.levels["T5"] != m.levels["T5"]                    # counted as a level, it renamed T4-T8
     for name, value in spine.expected.items():
         assert m.angles[name].value == pytest.approx(value, abs=0.2), name
+
+
+def test_a_sure_second_find_of_a_thoracic_body_no_longer_renames_the_levels_above_it():
+    spine = toy_spine()
+    t8, t9 = spine.polygons["T8"], spine.polygons["T9"]
+    extra = Instance("thoracic", polygon=t8 + 0.5 * (t9.mean(axis=0) - t8.mean(axis=0)), score=0.9)
+    before = measure_instances(spine.instances() + [extra], spine.shape, cfg={"crowd_steps_sure": 0})
+    m = measure_instances(spine.instances() + [extra], spine.shape)
+    assert [r.step for r in m.removals] == ["crowded"] and "score 0.90" in m.removals[0].reason
+    assert before.levels["T5"] != m.levels["T5"] and not before.removals
+    for name, value in spine.expected.items():
+        assert m.angles[name].value == pytest.approx(value, abs=0.2), name
+
+
+def test_a_sure_stray_the_chain_rule_left_crowds_no_true_body_out():
+    """A sure stray beside L3 left in the chain (the chain rule off) stretches the local steps of the
+    bodies around it: sure as they are, they touch no neighbour, so none is taken for a second find
+    (without that check three true bodies went)."""
+    spine = toy_spine()
+    l3 = spine.polygons["L3"].mean(axis=0)
+    stray = Instance("lumbar", polygon=square(l3[0] + 150, l3[1] + 20), score=0.9)
+    _, kept, removals = clean_instances(spine.instances() + [stray], spine.shape, chain_rule="off")
+    assert removals == [] and len(kept) == len(spine.instances()) + 1
+    centres = {i: inst.centre() for i, inst in enumerate(kept) if inst.region in ("thoracic", "lumbar")}
+    scores = {i: kept[i].score for i in centres}
+    assert len(crowded_centres(centres, scores)) >= 2  # by the centres alone, true bodies would go
+

@@ -46,13 +46,18 @@ Five steps, each removal recorded with its reason:
    less than `crowd_steps` local steps apart (the median of the four nearest steps that do not
    touch it) sits inside one level's step: a second, partial find of a vertebra (or of a disc),
    not a vertebra of its own; at an end of the chain, one whose step to its neighbour is under
-   `crowd_steps` − 1 local steps. Counting it as a level would rename every level above it. The
-   most crowded goes first, then the chain is checked again; `crowd_steps` 0 turns this off.
+   `crowd_steps` − 1 local steps. Counting it as a level would rename every level above it. A sure
+   centre inside the chain is one too when its neighbours lie less than `crowd_steps_sure` local
+   steps apart and its mask shares at least `CROWD_TOUCH` of the smaller one with a neighbour's:
+   the model sure of two halves of one body (a stray off the chain that the chain rule left would
+   stretch the local step and crowd the true bodies beside it; it touches none). Doubted centres go
+   first, then the most crowded, then the chain is checked again; `crowd_steps` 0
+   (`crowd_steps_sure` 0) turns this off (for sure centres).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -68,6 +73,18 @@ MAX_DETOUR = 3  # centres a detour off the chain may hold (turn rule; see the mo
 #: it were second finds of a vertebra at 0.9-1.4 steps, bar two (a film with nearly nothing found,
 #: one at 1.50); doubted vertebrae lay 1.6 steps apart or more (benchmarks/README.md)
 CROWD_STEPS = 1.5
+#: a sure centre inside the chain whose neighbours lie closer than this many local steps is a
+#: second find too (step 5). Of the sure centres inside the chains of 512 films (the shipped model;
+#: test split, seeds 1001-1004) with neighbours under 1.2 steps apart, 12 of 15 were a body found
+#: twice (each half sure), 2 of 7 at 1.2-1.3, 8 of 37 at 1.4-1.5; a body's neighbours lie ~2 steps
+#: apart. With `CROWD_TOUCH` it fired on 13 of those films, 4 measured better (TK 5.5 -> 1.6 deg at
+#: most), none worse; held out (384 films of four transfer sets) on 5, 1 better, none worse
+#: (benchmarks/README.md, session 46)
+CROWD_STEPS_SURE = 1.25
+#: ...and shares at least this fraction of the smaller mask with a neighbour's: each of the 44 sure
+#: centres found twice on those films shared 0.1-0.5 with its other half; a stray off the chain
+#: shares none
+CROWD_TOUCH = 0.05
 
 
 @dataclass(frozen=True)
@@ -164,6 +181,7 @@ def clean_instances(
     turn_limit_deg: float = 60.0,
     max_detour: int = MAX_DETOUR,
     crowd_steps: float = CROWD_STEPS,
+    crowd_steps_sure: float = CROWD_STEPS_SURE,
 ) -> tuple[list[int], list[Instance], list[Removal]]:
     """Clean `instances`; returns (kept input indices, kept instances, removals).
 
@@ -180,10 +198,10 @@ def clean_instances(
     for i, reason in chain_outliers({i: kept[i].centre() for i in chain}, {i: kept[i].score for i in chain},
                                     chain_rule, slope_threshold, turn_limit_deg, max_detour):
         _drop(kept, removals, i, reason, "chain")
-    # 5. doubted centres crowded inside one level's step
+    # 5. centres crowded inside one level's step
     chain = [i for i in kept if kept[i].region in ("thoracic", "lumbar")]
     for i, reason in crowded_centres({i: kept[i].centre() for i in chain}, {i: kept[i].score for i in chain},
-                                     crowd_steps):
+                                     crowd_steps, crowd_steps_sure, lambda i, j: mask_overlap(kept[i], kept[j])):
         _drop(kept, removals, i, reason, "crowded")
     idx = sorted(kept)
     return idx, [kept[i] for i in idx], removals
@@ -227,37 +245,46 @@ def chain_outliers(centres: dict[int, np.ndarray], scores: dict[int, float], rul
 
 
 def crowded_centres(centres: dict[int, np.ndarray], scores: dict[int, float],
-                    crowd_steps: float = CROWD_STEPS) -> list[tuple[int, str]]:
-    """(key, reason) of the doubted centres crowded inside one level's step, in the order removed
-    (module docstring, step 5); `centres` (image frame, px) and `scores` keyed alike."""
+                    crowd_steps: float = CROWD_STEPS, crowd_steps_sure: float = CROWD_STEPS_SURE,
+                    overlap: Callable[[int, int], float] | None = None) -> list[tuple[int, str]]:
+    """(key, reason) of the centres crowded inside one level's step, in the order removed (module
+    docstring, step 5): doubted ones under `crowd_steps`, sure ones inside the chain under
+    `crowd_steps_sure` (0: none) sharing at least `CROWD_TOUCH` with a neighbour by `overlap(key,
+    key)` (the masks' shared pixels over the smaller one's; None: not checked); `centres` (image
+    frame, px) and `scores` keyed alike."""
     out: list[tuple[int, str]] = []
     chain = sorted(centres, key=lambda i: centres[i][1])
-    while crowd_steps > 0 and len(chain) >= 4:
+    while (crowd_steps > 0 or crowd_steps_sure > 0) and len(chain) >= 4:
         pts = np.array([centres[i] for i in chain])
         steps = np.linalg.norm(np.diff(pts, axis=0), axis=1)
         found = []
         for k, i in enumerate(chain):
-            if scores[i] >= SURE_SCORE:
+            sure = scores[i] >= SURE_SCORE
+            inner = 0 < k < len(chain) - 1
+            limit = crowd_steps_sure if sure else crowd_steps
+            if limit <= 0 or (sure and not inner):
                 continue
+            if sure and overlap is not None and max(overlap(i, chain[k - 1]), overlap(i, chain[k + 1])) < CROWD_TOUCH:
+                continue  # a body of its own, or a stray off the chain: not half of a neighbour
             # the local step: the median of the four nearest steps other than those into and out of k
             near = sorted((j for j in range(len(steps)) if j not in (k - 1, k)), key=lambda j: abs(j - k + 0.5))[:4]
             ref = float(np.median(steps[near]))
             if ref <= 0:
                 continue
-            if 0 < k < len(chain) - 1:
+            score = f"score {scores[i]:.2f} {'≥' if sure else '<'} {SURE_SCORE:g}"
+            if inner:
                 apart = float(np.linalg.norm(pts[k + 1] - pts[k - 1])) / ref
-                if apart < crowd_steps:
-                    found.append((apart, i, f"crowded: its neighbours lie {apart:.2f} levels' steps apart "
-                                            f"(< {crowd_steps:g}), score {scores[i]:.2f} < {SURE_SCORE:g}"))
+                if apart < limit:
+                    found.append((sure, apart, i, f"crowded: its neighbours lie {apart:.2f} levels' steps apart "
+                                                  f"(< {limit:g}), {score}"))
             else:
                 step = float(steps[0] if k == 0 else steps[-1]) / ref
-                if step < crowd_steps - 1:
-                    found.append((step + 1, i, f"crowded: {step:.2f} of a level's step from its neighbour at "
-                                               f"the chain's end (< {crowd_steps - 1:g}), score {scores[i]:.2f} "
-                                               f"< {SURE_SCORE:g}"))
+                if step < limit - 1:
+                    found.append((sure, step + 1, i, f"crowded: {step:.2f} of a level's step from its neighbour at "
+                                                     f"the chain's end (< {limit - 1:g}), {score}"))
         if not found:
             break
-        _, i, reason = min(found, key=lambda f: (f[0], scores[f[1]]))
+        _, _, i, reason = min(found, key=lambda f: (f[0], f[1], scores[f[2]]))
         out.append((i, reason))
         chain.remove(i)
     return out

@@ -14,7 +14,7 @@ from typing import Any, Optional, TypeVar
 
 from omegaconf import OmegaConf
 
-from spine_d2.measure.cleanup import CHAIN_RULES, CROWD_STEPS
+from spine_d2.measure.cleanup import CHAIN_RULES, CROWD_STEPS, CROWD_STEPS_SURE
 from spine_d2.measure.endplates import METHOD_NAMES
 from spine_d2.measure.lumbosacral import LUMBOSACRAL_DEG
 from spine_d2.measure.wedges import LUMBAR_WEDGE_DEG, THORACIC_WEDGE_DEG
@@ -97,6 +97,9 @@ class MeasureConfig:
     # a doubted centre (score < 0.5) whose neighbours lie closer than this many local steps apart
     # is a second find inside one level's step, removed (measure.cleanup, step 5); 0: off
     crowd_steps: float = CROWD_STEPS
+    # a sure centre inside the chain whose neighbours lie closer than this many local steps apart is
+    # a second find too: one body found twice (measure.cleanup, step 5); 0: off
+    crowd_steps_sure: float = CROWD_STEPS_SURE
     # s1: name levels by counting up from S1 when in view | regions: by the classes
     level_anchor: LevelAnchor = LevelAnchor.s1
     # a doubted top sacrum instance (score < 0.5, or < 0.8 with another sacrum instance right below

@@ -169,7 +169,7 @@ def measure_instances(
     idx, kept, removals = clean_instances(insts, shape, c.slope_threshold, c.duplicate_overlap,
                                           c.min_area, c.min_area_fraction, c.duplicate_overlap_heads,
                                           c.chain_rule, c.turn_limit_deg, c.max_detour,
-                                          c.crowd_steps)
+                                          c.crowd_steps, c.crowd_steps_sure)
     naming = name_levels(kept, use_labels=c.use_labels, gap_factor=c.gap_factor, anchor=c.level_anchor,
                          l5_by_classes=c.l5_by_classes, lumbar_s1=c.lumbar_s1, image_shape=shape,
                          border_px=c.border_px)
