@@ -264,8 +264,6 @@ def crowded_centres(centres: dict[int, np.ndarray], scores: dict[int, float],
             limit = crowd_steps_sure if sure else crowd_steps
             if limit <= 0 or (sure and not inner):
                 continue
-            if sure and overlap is not None and max(overlap(i, chain[k - 1]), overlap(i, chain[k + 1])) < CROWD_TOUCH:
-                continue  # a body of its own, or a stray off the chain: not half of a neighbour
             # the local step: the median of the four nearest steps other than those into and out of k
             near = sorted((j for j in range(len(steps)) if j not in (k - 1, k)), key=lambda j: abs(j - k + 0.5))[:4]
             ref = float(np.median(steps[near]))
@@ -274,7 +272,9 @@ def crowded_centres(centres: dict[int, np.ndarray], scores: dict[int, float],
             score = f"score {scores[i]:.2f} {'≥' if sure else '<'} {SURE_SCORE:g}"
             if inner:
                 apart = float(np.linalg.norm(pts[k + 1] - pts[k - 1])) / ref
-                if apart < limit:
+                # a sure one touching neither neighbour is a body of its own, or a stray off the chain
+                if apart < limit and (not sure or overlap is None
+                                      or max(overlap(i, chain[k - 1]), overlap(i, chain[k + 1])) >= CROWD_TOUCH):
                     found.append((sure, apart, i, f"crowded: its neighbours lie {apart:.2f} levels' steps apart "
                                                   f"(< {limit:g}), {score}"))
             else:

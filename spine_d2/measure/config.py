@@ -97,8 +97,9 @@ class MeasureConfig:
     # a doubted centre (score < 0.5) whose neighbours lie closer than this many local steps apart
     # is a second find inside one level's step, removed (measure.cleanup, step 5); 0: off
     crowd_steps: float = CROWD_STEPS
-    # a sure centre inside the chain whose neighbours lie closer than this many local steps apart is
-    # a second find too: one body found twice (measure.cleanup, step 5); 0: off
+    # a sure centre inside the chain whose neighbours lie closer than this many local steps apart and
+    # whose mask touches a neighbour's is a second find too: one body found twice (measure.cleanup,
+    # step 5); 0: off
     crowd_steps_sure: float = CROWD_STEPS_SURE
     # s1: name levels by counting up from S1 when in view | regions: by the classes
     level_anchor: LevelAnchor = LevelAnchor.s1
