@@ -260,7 +260,7 @@ def test_a_doubted_centre_inside_one_levels_step_is_crowded_out(offset, where):
     assert crowded_centres(centres, scores, crowd_steps=0) == []
 
 
-def test_a_sure_second_find_inside_one_levels_step_is_crowded_out_a_sure_body_13_steps_from_its_neighbours_stays():
+def test_a_sure_second_find_inside_one_levels_step_goes_a_sure_body_with_neighbours_1_3_steps_apart_stays():
     centres, scores = _column()
     centres[99], scores[99] = centres[4] + np.array([0.5, 14.0]), 0.9   # the body found twice, both sure
     out = crowded_centres(centres, scores)
