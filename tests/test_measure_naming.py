@@ -8,6 +8,7 @@ from measure_factory import toy_spine
 from spine_d2.levels import LEVEL_INDEX, LUMBAR
 from spine_d2.measure.instances import Instance
 from spine_d2.measure.naming import name_levels, ordinal
+from spine_d2.polygons import rasterize
 
 ALL = set(toy_spine().polygons)
 
@@ -444,3 +445,49 @@ def test_levels_counted_across_a_long_gap_are_uncertain(classes, hidden):
     else:
         assert set(naming.uncertain) == above and "T5" in above
         assert all("gap of ~4 levels" in why for why in naming.uncertain.values())
+
+
+def _without_levels(insts, spine, levels):
+    return [i for i in insts if not any(np.allclose(i.centre(), spine.polygons[lv].mean(0), atol=3) for lv in levels)]
+
+
+@pytest.mark.parametrize("kind", ["polygon", "mask"])
+def test_levels_missed_in_a_row_are_gaps_by_the_bodies_length(kind):
+    """With every other level missed from T5 to T9, the local median step is itself two levels long
+    and sees no gap; the steps are each over twice a body's length, so each hides a level and the
+    count up from S1 names every body right. With the bodies' length not used, T4, T6 and T8 are
+    named three, two and one levels too low."""
+    spine = toy_spine()
+    insts = _without_levels(spine.instances(kind=kind), spine, ("T5", "T7", "T9"))
+    naming = name_levels(insts)
+    got, _ = named(naming, insts)
+    assert "T4" in got and all(k == v for k, v in got.items()), got
+    assert sum("gap of ~1 level(s)" in f for f in naming.flags) == 3, naming.flags
+    off = name_levels(_without_levels(spine.instances(kind=kind), spine, ("T5", "T7", "T9")), gap_body_factor=0)
+    got_off, _ = named(off, insts)
+    assert (got_off["T7"], got_off["T8"], got_off["T9"]) == ("T4", "T6", "T8"), got_off
+
+
+@pytest.mark.parametrize("scale", [0.5, 1.0, 2.0])
+def test_a_spine_with_no_level_missed_has_no_gap_by_the_bodies_length(scale):
+    """Steps between neighbouring bodies (a disc apart) are under `GAP_BODY_FACTOR` bodies' lengths at any size:
+    nothing is counted hidden."""
+    spine = toy_spine(scale=scale, size=(int(520 * max(1, scale)), int(820 * max(1, scale))))
+    insts = spine.instances(kind="mask")
+    naming = name_levels(insts)
+    assert not any("gap of" in f for f in naming.flags), naming.flags
+    for level, i in naming.levels.items():
+        assert np.linalg.norm(insts[i].centre() - spine.polygons[level].mean(0)) < 3 * scale, level
+
+
+def test_a_body_length_is_measured_along_the_direction_asked():
+    """A 30 × 18 px box: 30 px across, 18 px down; at 45° the polygon's full projection, the mask's
+    without its 2 % of pixels at each end (the thin corners)."""
+    box = np.array([[10, 20], [40, 20], [40, 38], [10, 38]], float)
+    poly, mask = Instance("thoracic", polygon=box), Instance("thoracic", mask=rasterize(box, (60, 60)))
+    for inst in (poly, mask):
+        assert inst.length_along((1, 0)) == pytest.approx(30, abs=1.5)
+        assert inst.length_along((0, 1)) == pytest.approx(18, abs=1.5)
+    diagonal = (2 ** -0.5, 2 ** -0.5)
+    assert poly.length_along(diagonal) == pytest.approx(48 / 2 ** 0.5, abs=0.5)
+    assert 0.8 * 48 / 2 ** 0.5 < mask.length_along(diagonal) < 48 / 2 ** 0.5

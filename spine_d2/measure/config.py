@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from spine_d2.measure.cleanup import CHAIN_RULES, CROWD_STEPS, CROWD_STEPS_SURE
 from spine_d2.measure.endplates import METHOD_NAMES
 from spine_d2.measure.lumbosacral import LUMBOSACRAL_DEG
+from spine_d2.measure.naming import GAP_BODY_FACTOR
 from spine_d2.measure.wedges import LUMBAR_WEDGE_DEG, THORACIC_WEDGE_DEG
 
 T = TypeVar("T")
@@ -94,6 +95,9 @@ class MeasureConfig:
     min_area_fraction: float = 0.2    # of the median vertebra area: smaller vertebra masks are dropped
     use_labels: bool = True           # trust level labels carried by instances (annotations, per-level model)
     gap_factor: float = 1.6           # a step between centres this much over the local median hides a level
+    # a step no shorter than the local median and this much longer than the longer of its two bodies
+    # along it hides a level (several levels missed in a row; measure.naming); 0: off
+    gap_body_factor: float = GAP_BODY_FACTOR
     # a doubted centre (score < 0.5) whose neighbours lie closer than this many local steps apart
     # is a second find inside one level's step, removed (measure.cleanup, step 5); 0: off
     crowd_steps: float = CROWD_STEPS

@@ -138,6 +138,23 @@ class Instance:
             return np.array(self.circle[:2], dtype=float)
         return np.full(2, np.nan)
 
+    def length_along(self, direction: Sequence[float]) -> float:
+        """How far the instance reaches along the unit vector `direction` (image frame, px): the 2nd to
+        98th percentile of its mask's pixels projected on it (a stray pixel does not count), or the
+        outline's full extent."""
+        u = np.asarray(direction, dtype=float)
+        if self.mask is not None:
+            sub, x0, y0 = self.local_mask()
+            if sub.any():
+                ys, xs = np.nonzero(sub)
+                lo, hi = np.percentile((xs + x0) * u[0] + (ys + y0) * u[1], [2, 98])
+                return float(hi - lo)
+        points = self.contour() if self.polygon is None else np.asarray(self.polygon, dtype=float)
+        if len(points) == 0:
+            return 0.0
+        p = points @ u
+        return float(p.max() - p.min())
+
     def bool_mask(self, shape: Sequence[int]) -> np.ndarray:
         """The instance as a boolean mask of `shape` (H, W): its own mask, or its outline filled."""
         if self.mask is not None:

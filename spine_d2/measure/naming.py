@@ -17,8 +17,10 @@ Three sources, tried in this order:
   the six, sure, scores lower than the top one: that one is S1 read as lumbar (as with no sacrum
   found, below; `lumbar_s1`). Then the bodies above S1 are L5, L4, … T1 in order, counting the
   levels hidden in gaps (a step longer than `gap_factor` × the local median step between centres
-  hides round(step / median) − 1 levels; the levels counted across a gap hiding `UNSURE_GAP` or
-  more are uncertain); bodies above T1 are cervical and stay unnamed. Region
+  hides round(step / median) − 1 levels; one no shorter than that median and longer than
+  `gap_body_factor` × the longer of its two bodies along it hides one, where levels missed in a
+  row make the median itself a skipping step; the levels counted across a gap hiding `UNSURE_GAP`
+  or more are uncertain); bodies above T1 are cervical and stay unnamed. Region
   classes are only checked: a disagreement is flagged, the count wins. A sacrum instance with two or
   more levels hidden above it, or level with the lowest body instead of below it, is a blob in the
   pelvis, not S1 (flagged): the bodies are then named by their classes, as with no sacrum in view.
@@ -77,6 +79,14 @@ PAIRED_SACRUM = 0.8
 #: (benchmarks/README.md, session 36)
 UNSURE_GAP = 4
 
+#: a step between two bodies' centres longer than this many times the longer body's length along it
+#: (and no shorter than the local median step) hides a level (`_gaps`); anatomically a body and a
+#: disc make at most ~1.5 (L4–L5: 27 mm and 14 mm). On the shipped model's saved detections of 864
+#: films of nine sets (benchmarks/README.md, session 47), the 12,614 steps with no level hidden
+#: reached at most 1.44 in the lumbar spine and 1.58 in the thoracic; 4 of the 23 gaps the local
+#: median missed (several levels missed in a row) lay above 1.6, 1.0–2.2 in all
+GAP_BODY_FACTOR = 1.6
+
 
 @dataclass
 class Naming:
@@ -116,12 +126,13 @@ def given_level(inst: Instance, use_labels: bool = True) -> str | None:
 def name_levels(instances: Sequence[Instance], use_labels: bool = True,
                 gap_factor: float = 1.6, anchor: str = "s1", l5_by_classes: bool = True,
                 lumbar_s1: bool = True, image_shape: Sequence[int] | None = None,
-                border_px: float = 2.0) -> Naming:
+                border_px: float = 2.0, gap_body_factor: float = GAP_BODY_FACTOR) -> Naming:
     """Name the vertebrae among `instances` (see the module docstring); `l5_by_classes`: a doubted
     top sacrum instance may be L5 by the classes above it; `lumbar_s1`: with no sacrum found, six
     lumbar bodies below the thoracic ones hold an S1 or a T12 the model read as lumbar;
     `image_shape` (H, W; px) and `border_px`: a sacrum instance the image's edge cuts is not taken
-    for a lower sacral segment."""
+    for a lower sacral segment; `gap_body_factor`: a step this much longer than its bodies hides a
+    level (`_gaps`; 0: off)."""
     naming = Naming(femoral_heads=[i for i, inst in enumerate(instances) if inst.region == "femoral_head"])
     verts = [i for i, inst in enumerate(instances) if inst.is_vertebra]
     if not verts:
@@ -133,7 +144,7 @@ def name_levels(instances: Sequence[Instance], use_labels: bool = True,
         if any(given.values()):
             naming.call("some vertebrae carry a level and some only a region: named by region")
         _name_from_regions(instances, verts, naming, gap_factor, anchor, l5_by_classes, lumbar_s1,
-                           image_shape, border_px)
+                           image_shape, border_px, gap_body_factor)
     for level, i in naming.levels.items():
         instances[i].level = level
         if instances[i].uncertain:  # the source's own doubt (an annotation's level_uncertain flag)
@@ -162,14 +173,15 @@ def _name_from_given(instances, verts, given, naming: Naming) -> None:
 
 def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anchor: str,
                        l5_by_classes: bool = True, lumbar_s1: bool = True,
-                       image_shape: Sequence[int] | None = None, border_px: float = 2.0) -> None:
+                       image_shape: Sequence[int] | None = None, border_px: float = 2.0,
+                       gap_body_factor: float = 0.0) -> None:
     read_as_sacrum: set[int] = set()
     chain = _without_weak_misplaced(instances, sorted(verts, key=lambda i: instances[i].centre()[1]), naming,
                                     read_as_sacrum)
-    chain = _without_sacral_segments(instances, chain, naming, gap_factor)
+    chain = _without_sacral_segments(instances, chain, naming, gap_factor, gap_body_factor)
     centres = np.array([instances[i].centre() for i in chain])
     regions = ["sacrum" if i in read_as_sacrum else instances[i].region for i in chain]
-    gaps = _gaps(centres, gap_factor)
+    gaps = _gaps(centres, gap_factor, _length_along(instances, chain, regions), gap_body_factor)
     for k, g in enumerate(gaps):
         if g:
             naming.call(f"gap of ~{g} level(s) between the {ordinal(k + 1)} and {ordinal(k + 2)} "
@@ -282,7 +294,8 @@ def _without_weak_misplaced(instances, chain: list[int], naming: Naming,
     return out
 
 
-def _without_sacral_segments(instances, chain: list[int], naming: Naming, gap_factor: float) -> list[int]:
+def _without_sacral_segments(instances, chain: list[int], naming: Naming, gap_factor: float,
+                             gap_body_factor: float = 0.0) -> list[int]:
     """`chain` (top to bottom) without the bodies below the top sure sacrum instance when the whole
     lumbar spine lies right above it: five lumbar bodies below a thoracic one, no level hidden among
     them, and each body below scoring lower than the sacrum instance. With L1…L5 found, a body
@@ -297,7 +310,8 @@ def _without_sacral_segments(instances, chain: list[int], naming: Naming, gap_fa
     below = [k for k in range(s1 + 1, len(chain)) if regions[k] != "sacrum"]
     if not below or any(instances[chain[k]].score >= instances[chain[s1]].score for k in below):
         return chain
-    slot = _slots(_gaps(np.array([instances[i].centre() for i in chain[:s1 + 1]]), gap_factor))
+    slot = _slots(_gaps(np.array([instances[i].centre() for i in chain[:s1 + 1]]), gap_factor,
+                        _length_along(instances, chain, regions), gap_body_factor))
     if not _lumbar_run_above(s1, len(LUMBAR), regions, slot):
         return chain
     for k in below:
@@ -487,21 +501,38 @@ def _name_by_boundary(body, s1, slot, regions, scores: Sequence[float], names, n
     _doubt_across_gaps(names, counted, slot, naming)
 
 
+def _length_along(instances, chain: Sequence[int], regions: Sequence[str]):
+    """(k, u) → chain position k's length along unit vector u (px), None for a sacrum instance (its
+    outline is the sacrum's, not one body's): for `_gaps`."""
+    return lambda k, u: None if regions[k] == "sacrum" else instances[chain[k]].length_along(u)
+
+
 def _slots(gaps: Sequence[int]) -> np.ndarray:
     """Each chain position's level slot (0 at the top), the levels hidden in the gaps (`_gaps`) counted."""
     return np.concatenate([[0], np.cumsum(1 + np.asarray(gaps, dtype=int))]).astype(int)
 
 
-def _gaps(centres: np.ndarray, gap_factor: float) -> list[int]:
-    """Hidden levels after each step of the ordered chain (len = len(centres) − 1)."""
+def _gaps(centres: np.ndarray, gap_factor: float, length_along=None, body_factor: float = 0.0) -> list[int]:
+    """Hidden levels after each step of the ordered chain (len = len(centres) − 1): a step longer than
+    `gap_factor` × the local median step hides round(step / median) − 1 levels. A step no shorter than
+    the local median and longer than `body_factor` × the longer of its two bodies along it hides at
+    least one: where several levels in a row are missed, the local median is itself a skipping
+    step (`length_along(k, u)`: chain position k's length along unit vector u, px, None for a
+    sacrum instance; `body_factor` 0: off)."""
     if len(centres) < 3:
         return [0] * max(0, len(centres) - 1)
-    steps = np.linalg.norm(np.diff(centres, axis=0), axis=1)
+    diffs = np.diff(centres, axis=0)
+    steps = np.linalg.norm(diffs, axis=1)
     out = []
     for k, s in enumerate(steps):
         near = np.delete(steps, k)
         # the local median: the four nearest steps along the chain
         idx = np.argsort(np.abs(np.delete(np.arange(len(steps)), k) - k))[:4]
         ref = float(np.median(near[idx]))
-        out.append(int(round(s / ref)) - 1 if ref > 0 and s > gap_factor * ref else 0)
+        hidden = int(round(s / ref)) - 1 if ref > 0 and s > gap_factor * ref else 0
+        if not hidden and body_factor > 0 and length_along is not None and s > 0 and s >= ref:
+            lengths = [length_along(j, diffs[k] / s) for j in (k, k + 1)]
+            if None not in lengths and s > body_factor * max(lengths):
+                hidden = 1
+        out.append(hidden)
     return out

@@ -172,7 +172,7 @@ def measure_instances(
                                           c.crowd_steps, c.crowd_steps_sure)
     naming = name_levels(kept, use_labels=c.use_labels, gap_factor=c.gap_factor, anchor=c.level_anchor,
                          l5_by_classes=c.l5_by_classes, lumbar_s1=c.lumbar_s1, image_shape=shape,
-                         border_px=c.border_px)
+                         border_px=c.border_px, gap_body_factor=c.gap_body_factor)
     flags = Flags(naming.flags + [f"{inst.level or inst.class_name}: {n}" for inst in kept for n in inst.notes],
                   naming.flags.calls)
     # why a level is absent, when we know (a labelled instance removed by the clean-up)
