@@ -82,7 +82,11 @@ def test_ground_truth_predictions_give_dice_1_and_the_true_angles(tmp_path, monk
     assert spine["named_dice_mean"] == pytest.approx(1.0)     # every true vertebra found is named
     assert spine["all_dice_mean"] < 0.995                     # the doubted stray counts there alone
     assert results["segm"]["AP50"] == pytest.approx(100.0) and results["bbox"]["AP50"] == pytest.approx(100.0)
+    # every named level lies on the annotated level of its name (T1…S1 of each film, the stray unnamed)
+    assert spine["levels_misnamed"] == 0 and spine["images_misnamed"] == 0
+    assert spine["levels_named"] >= 15 * len(records) and spine["images_named"] == len(records)
     table = pd.read_csv(ev.report_dir / "per_image.csv").set_index("image")
+    assert (table["levels_named"] >= 15).all() and (table["levels_misnamed"] == 0).all()
     truth = pd.read_csv(root / "measurements.csv").set_index("image")
     assert sorted(table.index) == sorted(r["image"] for r in records)
     for stem in table.index:

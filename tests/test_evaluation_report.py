@@ -279,3 +279,29 @@ def test_a_note_every_parameter_shares_is_written_once_per_image(tmp_path):
     assert md.count("removed #3 lumbar: duplicate of #2") == 2, md      # the shared note, LL's own
     assert "TK/LL_S1/SS/PT/PI: removed #3 lumbar: duplicate of #2; LL: removed #3 lumbar: duplicate of #2; " \
            "L5 not found" in md
+
+
+def test_levels_misnamed_get_a_section_a_headline_and_survive_the_csv(tmp_path):
+    """Image 'b' named one level off at T11–T12: counted, listed with its errors, read back as text."""
+    extra = {img: {"levels_named": 17, "levels_misnamed": 2 if img == "b" else 0,
+                   "misnamed": "T12 on T11, L1 on T12" if img == "b" else ""} for img in TRUE}
+    rows = [{**r, **extra[r["image"]]} for r in _rows()]
+    table = per_image_table(rows)
+    summary = summarize(table)
+    assert (summary["levels_named"], summary["levels_misnamed"]) == (85, 2)
+    assert (summary["images_named"], summary["images_misnamed"]) == (5, 1)
+    out = write_report(table, tmp_path / "eval", summary=summary)
+    md = (out / "report.md").read_text()
+    assert "Level names: were the vertebrae named right?" in md
+    assert "83 of 85 named levels (97.6 %) carry their annotated name; 1 of 5 images have a level misnamed" in md
+    assert "Levels named as annotated: 97.6 % of 85 (1 images with a level misnamed)." in md
+    assert re.search(r"^\| b \| T12 on T11, L1 on T12 \| TK -1\.0, LL \+2\.0, SS \+3\.0 \|$", md, re.M), md
+    assert not re.search(r"^\| a \| ", md.split("Level names")[1].split("##")[0], re.M)
+    back = read_per_image(out / "per_image.csv")
+    assert back.set_index("image").loc["b", "misnamed"] == "T12 on T11, L1 on T12"
+    assert back.set_index("image").loc["a", "misnamed"] == ""
+
+
+def test_no_level_names_section_without_annotated_levels(report):
+    out, _ = report
+    assert "Level names" not in (out / "report.md").read_text()

@@ -143,11 +143,18 @@ OVERLAP_KEYS: tuple[str, ...] = tuple(f"{o}_{k}" for o in OTHER_OVERLAPS
                                       for k in ("dice_mean", "dice_sd", "miou_mean", "miou_sd"))
 
 
+#: summary.json's counts of the levels named against the annotation's (evaluation.level_naming),
+#: where the table has them: named levels lying on an annotated one, those misnamed, the images
+#: with any named level and those with a level misnamed.
+NAMING_KEYS: tuple[str, ...] = ("levels_named", "levels_misnamed", "images_named", "images_misnamed")
+
+
 def summarize(per_image: pd.DataFrame, coco_segm_ap: float | None = None) -> dict[str, Any]:
     """The run's summary (summary.json), JSON-safe: n_images, dice_mean, dice_sd, miou_mean,
     miou_sd (Dice and IoU as fractions 0–1, mean ± SD over images; for each of OTHER_OVERLAPS
     whose columns the table has, the same as `OVERLAP_KEYS`), coco_segm_ap (COCO mask AP
-    as a fraction 0–1 like them: detectron2's 0–100 AP / 100; or null), and per parameter of
+    as a fraction 0–1 like them: detectron2's 0–100 AP / 100; or null), `NAMING_KEYS` (counts)
+    where the table has the levels named against the annotation's, and per parameter of
     ANGLE_NAMES an object with AGREEMENT_KEYS (degrees; r2, slope, icc unitless)."""
     dice_m, dice_s = mean_sd(per_image["dice"]) if "dice" in per_image else (NAN, NAN)
     iou_m, iou_s = mean_sd(per_image["iou"]) if "iou" in per_image else (NAN, NAN)
@@ -159,6 +166,11 @@ def summarize(per_image: pd.DataFrame, coco_segm_ap: float | None = None) -> dic
         if f"{o}_dice" in per_image:
             out[f"{o}_dice_mean"], out[f"{o}_dice_sd"] = mean_sd(per_image[f"{o}_dice"])
             out[f"{o}_miou_mean"], out[f"{o}_miou_sd"] = mean_sd(per_image.get(f"{o}_iou", []))
+    if "levels_named" in per_image:
+        named = pd.to_numeric(per_image["levels_named"], errors="coerce").fillna(0)
+        wrong = pd.to_numeric(per_image.get("levels_misnamed"), errors="coerce").fillna(0)
+        out.update(levels_named=int(named.sum()), levels_misnamed=int(wrong.sum()),
+                   images_named=int((named > 0).sum()), images_misnamed=int((wrong > 0).sum()))
     for name in ANGLE_NAMES:
         out[name] = agreement(*pairs(per_image, name))
     return json_safe(out)

@@ -31,8 +31,9 @@ from detectron2.utils import comm
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.data.images import read_image
 from spine_d2.data.measurements import record_stem
-from spine_d2.evaluation.agreement import OVERLAP_KEYS, summarize
+from spine_d2.evaluation.agreement import NAMING_KEYS, OVERLAP_KEYS, summarize
 from spine_d2.evaluation.figures import overlay_jpeg
+from spine_d2.evaluation.level_naming import named_against_truth
 from spine_d2.evaluation.per_image import image_row, per_image_table
 from spine_d2.evaluation.report import write_report
 from spine_d2.evaluation.report_content import choose_examples
@@ -132,11 +133,13 @@ class SpineEvaluator(DatasetEvaluator):
                                      gt_masks, gt_classes, gt_labels, shape=image.shape[:2],
                                      named_masks=[m.instances[k].mask for k in m.levels.values()],
                                      pred_scores=[i.score for i in insts], min_score=SURE_SCORE)
+            names = named_against_truth({lv: m.instances[k].mask for lv, k in m.levels.items()},
+                                        gt_masks, gt_labels)
             true = self._measurements.get(stem, {})
             self._rows.append(image_row(
                 stem, true=true, pred=m.angles, frame=m.frame, notes=m.notes,
                 dice=seg["dice"], iou=seg["iou"],
-                extra={k: v for k, v in seg.items() if k not in ("dice", "iou")}))
+                extra={**{k: v for k, v in seg.items() if k not in ("dice", "iou")}, **names}))
             self._overlays[stem] = overlay_jpeg(draw_overlay(image, m))  # kept for the examples
 
     def evaluate(self):
@@ -178,7 +181,7 @@ def flat_summary(summary: dict) -> dict[str, float]:
     """summary.json's numbers as one flat dict of floats (`dice_mean`, `TK_mae`, …) for the event
     storage; undefined values become NaN."""
     flat: dict[str, float] = {}
-    for key in ("n_images", "dice_mean", "dice_sd", "miou_mean", "miou_sd", *OVERLAP_KEYS):
+    for key in ("n_images", "dice_mean", "dice_sd", "miou_mean", "miou_sd", *OVERLAP_KEYS, *NAMING_KEYS):
         flat[key] = _num(summary.get(key))
     for name in ANGLE_NAMES:
         for key, value in (summary.get(name) or {}).items():

@@ -4,7 +4,9 @@ Columns, in this order: ``image`` (the image stem), ``dice``, ``iou`` (all verte
 image together), then for each parameter P of ANGLE_NAMES: ``P_true`` (the reference value, e.g.
 the specialist's), ``P_pred`` (ours; empty = could not be measured), ``P_frame`` (the frame the
 predicted angle was measured in: "radiograph" or "image") and ``P_note`` (why a value is missing,
-or any remark). Further columns (e.g. ``dice_L3``, ``iou_lumbar``) may follow; they are kept.
+or any remark). Further columns (e.g. ``dice_L3``, ``iou_lumbar``; ``levels_named``,
+``levels_misnamed`` and the text ``misnamed``, the levels named against the annotation's) may
+follow; they are kept.
 
 This module is the one place that knows the table's layout: `image_row` + `per_image_table` build
 it from per-image results (the evaluator's side), `read_per_image` reads it back (the report tool's
@@ -24,7 +26,9 @@ from spine_d2.angles import ANGLE_NAMES
 SUFFIXES = ("true", "pred", "frame", "note")
 PER_IMAGE_COLUMNS: tuple[str, ...] = ("image", "dice", "iou") + tuple(
     f"{p}_{s}" for p in ANGLE_NAMES for s in SUFFIXES)
-TEXT_COLUMNS = frozenset({"image"} | {f"{p}_{s}" for p in ANGLE_NAMES for s in ("frame", "note")})
+#: text beyond the standard columns: the levels misnamed (evaluation.level_naming)
+TEXT_EXTRAS = frozenset({"misnamed"})
+TEXT_COLUMNS = frozenset({"image"} | {f"{p}_{s}" for p in ANGLE_NAMES for s in ("frame", "note")}) | TEXT_EXTRAS
 
 
 class PerImageError(ValueError):

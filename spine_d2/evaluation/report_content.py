@@ -18,6 +18,7 @@ from spine_d2.angles import ANGLE_NAMES
 from spine_d2.evaluation.agreement import mean_sd
 from spine_d2.evaluation.figures import agreement_figure, overlap_figure, overlay_jpeg
 from spine_d2.evaluation.formatting import DASH, fmt, p_value, plus_minus
+from spine_d2.evaluation.level_naming import MIN_SHARE
 from spine_d2.evaluation.per_image import frames_used, pairs
 from spine_d2.evaluation.study import REFERENCE_STUDY, StudyResults
 from spine_d2.levels import LEVEL_INDEX
@@ -99,6 +100,10 @@ def headline(summary: Mapping[str, Any], study: StudyResults = REFERENCE_STUDY) 
             out.append(f"{words}: Dice "
                        f"{plus_minus(summary.get(f'{o}_dice_mean'), summary.get(f'{o}_dice_sd'), scale=100, unit=' %')}, "
                        f"mIoU {plus_minus(summary.get(f'{o}_miou_mean'), summary.get(f'{o}_miou_sd'), scale=100, unit=' %')}.")
+    named, wrong = summary.get("levels_named"), summary.get("levels_misnamed") or 0
+    if named:
+        out.append(f"Levels named as annotated: {100 * (named - wrong) / named:.1f} % of {named} "
+                   f"({summary.get('images_misnamed', 0)} images with a level misnamed).")
     maes = []
     for n in ANGLE_NAMES:
         s = summary.get(n) or {}
@@ -168,6 +173,27 @@ def _segmentation_section(per_image, summary, study) -> list[Block]:
         b += _table("Overlap per structure (class, then vertebral level), mean ± SD over the "
                     "images where it occurs; a level the method missed counts as 0 %",
                     ["structure", "images", "Dice (%)", "IoU (%)"], rows)
+    return b
+
+
+def _naming_section(per_image, summary) -> list[Block]:
+    """The levels named against the annotation's (evaluation.level_naming), where the table has them."""
+    named, wrong = summary.get("levels_named"), summary.get("levels_misnamed")
+    if not named:
+        return []
+    b = [Block("h2", "Level names: were the vertebrae named right?")]
+    b.append(Block("p", f"Each vertebra the measurement named is checked against the annotation: it is the "
+                        f"annotated level whose outline covers most of it (at least {MIN_SHARE:.0%} of it). "
+                        f"{named - wrong} of {named} named levels ({100 * (named - wrong) / named:.1f} %) "
+                        f"carry their annotated name; {summary.get('images_misnamed', 0)} of "
+                        f"{summary.get('images_named', 0)} images have a level misnamed. A level missed or "
+                        "counted twice renames every level above it: such an image's outlines (its Dice) can "
+                        "be right and its angles far off."))
+    bad = per_image[pd.to_numeric(per_image.get("levels_misnamed"), errors="coerce").fillna(0) > 0]
+    if len(bad):
+        rows = [[r["image"], str(r.get("misnamed", "") or DASH), _errors(r)] for _, r in bad.iterrows()]
+        b += _table("Images with a level misnamed: the name given on the annotation's level, top to bottom; "
+                    "error automatic − reference (°)", ["image", "misnamed", "error (°)"], rows)
     return b
 
 
@@ -288,7 +314,8 @@ def _frame_counts(per_image) -> list[Block]:
                   ["parameter"] + cols, [[n] + [str(c.get(f, 0)) for f in cols] for n, c in rows])
 
 
-def _image_row(r, frame: str) -> list[str]:
+def _errors(r) -> str:
+    """One image's errors, automatic − reference (°), per parameter with a reference."""
     errs = []
     for n in ANGLE_NAMES:
         t, p = r[f"{n}_true"], r[f"{n}_pred"]
@@ -296,13 +323,16 @@ def _image_row(r, frame: str) -> list[str]:
             errs.append(f"{n} {p - t:+.1f}")
         elif math.isfinite(t):
             errs.append(f"{n} not measured")
+    return ", ".join(errs) or DASH
+
+
+def _image_row(r, frame: str) -> list[str]:
     by_note: dict[str, list[str]] = {}  # parameters with the same note share one entry (often all six)
     for n in ANGLE_NAMES:
         if r[f"{n}_note"]:
             by_note.setdefault(r[f"{n}_note"], []).append(n)
     notes = "; ".join(f"{'/'.join(names)}: {note}" for note, names in by_note.items())
-    return [r["image"], fmt(r["dice"] * 100), fmt(r["iou"] * 100), frame or DASH, ", ".join(errs) or DASH,
-            notes or DASH]
+    return [r["image"], fmt(r["dice"] * 100), fmt(r["iou"] * 100), frame or DASH, _errors(r), notes or DASH]
 
 
 def _per_image_section(per_image) -> list[Block]:
@@ -329,6 +359,7 @@ def build_blocks(per_image: pd.DataFrame, summary: Mapping[str, Any], *, overlay
                    + " Angles are in degrees; the terms are explained at the end "
                      "(*What the numbers mean*)."))
     b += _segmentation_section(per_image, summary, study)
+    b += _naming_section(per_image, summary)
     b += _angle_tables(summary, study)
     b += _figures_section(per_image, summary)
     b += _examples_section(per_image, overlays or {})
