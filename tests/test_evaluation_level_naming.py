@@ -25,12 +25,21 @@ def test_levels_named_as_annotated_are_all_right():
 
 def test_a_count_one_level_off_names_each_level_on_the_one_above():
     """Named one level too low (T12 on the annotated T11, …), outlines a little off: every one
-    misnamed, listed top to bottom as the name given on the annotation's level."""
+    misnamed, one run listed as the names given on the annotation's levels."""
     gt = bodies()
     named = {lv: np.roll(m, 2, axis=1) for lv, m in zip(("T12", "L1", "L2", "L3"), gt)}
     got = named_against_truth(named, gt, list(LEVELS))
     assert got["levels_named"] == 4 and got["levels_misnamed"] == 4
-    assert got["misnamed"] == "T12 on T11, L1 on T12, L2 on L1, L3 on L2"
+    assert got["misnamed"] == "T12–L3 on T11–L2"
+
+
+def test_runs_break_where_the_offset_or_the_sequence_changes():
+    """T10 on T11's body, T12 right, L2 and L3 on L1's and L2's: a run holds consecutive names
+    misnamed by the same number of levels, so T10 stands alone and L2–L3 is one run."""
+    gt = bodies()
+    named = {"T10": gt[0], "T12": gt[1], "L2": gt[2], "L3": gt[3]}
+    got = named_against_truth(named, gt, list(LEVELS))
+    assert got["levels_misnamed"] == 3 and got["misnamed"] == "T10 on T11, L2–L3 on L1–L2"
 
 
 def test_a_stray_and_what_is_not_a_level_are_left_out():

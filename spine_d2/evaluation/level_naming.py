@@ -24,8 +24,9 @@ def named_against_truth(named: Mapping[str, np.ndarray], gt_masks: Sequence[np.n
     """Each named level (level → its mask) against the annotated levels (`gt_levels`, one per
     mask of `gt_masks`, None for what is not a level): 'levels_named' (named masks lying on an
     annotated level), 'levels_misnamed' (of them, named other than that level) and 'misnamed'
-    ('T5 on T2, T6 on T4': the name given, then the annotation's, top to bottom). Empty when
-    nothing is annotated with a level (no names to check)."""
+    ('T5 on T2, T6–T9 on T5–T8': the name given, then the annotation's, top to bottom; a run of
+    levels named with the same offset in one entry). Empty when nothing is annotated with a level
+    (no names to check)."""
     if len(gt_levels) != len(gt_masks):
         raise ValueError("one level name (or None) per ground-truth mask is needed")
     truth = [(lv, np.asarray(m, bool)) for lv, m in zip(gt_levels, gt_masks) if lv in LEVEL_INDEX]
@@ -43,5 +44,13 @@ def named_against_truth(named: Mapping[str, np.ndarray], gt_masks: Sequence[np.n
         if shares[best] >= min_share:
             on[level] = truth[best][0]
     wrong = [lv for lv in sorted(on, key=LEVEL_INDEX.__getitem__) if on[lv] != lv]
-    return {"levels_named": len(on), "levels_misnamed": len(wrong),
-            "misnamed": ", ".join(f"{lv} on {on[lv]}" for lv in wrong)}
+    runs: list[list[str]] = []
+    for lv in wrong:
+        prev = runs[-1][-1] if runs else None
+        if (prev and LEVEL_INDEX[lv] == LEVEL_INDEX[prev] + 1
+                and LEVEL_INDEX[on[lv]] - LEVEL_INDEX[lv] == LEVEL_INDEX[on[prev]] - LEVEL_INDEX[prev]):
+            runs[-1].append(lv)
+        else:
+            runs.append([lv])
+    text = [f"{r[0]} on {on[r[0]]}" if len(r) == 1 else f"{r[0]}–{r[-1]} on {on[r[0]]}–{on[r[-1]]}" for r in runs]
+    return {"levels_named": len(on), "levels_misnamed": len(wrong), "misnamed": ", ".join(text)}

@@ -183,7 +183,7 @@ def _naming_section(per_image, summary) -> list[Block]:
         return []
     b = [Block("h2", "Level names: were the vertebrae named right?")]
     b.append(Block("p", f"Each vertebra the measurement named is checked against the annotation: it is the "
-                        f"annotated level whose outline covers most of it (at least {MIN_SHARE:.0%} of it). "
+                        f"annotated level whose outline covers most of it (at least {100 * MIN_SHARE:.0f} % of it). "
                         f"{named - wrong} of {named} named levels ({100 * (named - wrong) / named:.1f} %) "
                         f"carry their annotated name; {summary.get('images_misnamed', 0)} of "
                         f"{summary.get('images_named', 0)} images have a level misnamed. A level missed or "
