@@ -294,7 +294,7 @@ def test_levels_misnamed_get_a_section_a_headline_and_survive_the_csv(tmp_path):
     md = (out / "report.md").read_text()
     assert "Level names: were the vertebrae named right?" in md
     assert "83 of 85 named levels (97.6 %) carry their annotated name; 1 of 5 images have a level misnamed" in md
-    assert "Levels named as annotated: 97.6 % of 85 (1 images with a level misnamed)." in md
+    assert "Levels named as annotated: 97.6 % of 85 (1 image with a level misnamed)." in md
     assert re.search(r"^\| b \| T12 on T11, L1 on T12 \| TK -1\.0, LL \+2\.0, SS \+3\.0 \|$", md, re.M), md
     assert not re.search(r"^\| a \| ", md.split("Level names")[1].split("##")[0], re.M)
     back = read_per_image(out / "per_image.csv")

@@ -102,8 +102,9 @@ def headline(summary: Mapping[str, Any], study: StudyResults = REFERENCE_STUDY) 
                        f"mIoU {plus_minus(summary.get(f'{o}_miou_mean'), summary.get(f'{o}_miou_sd'), scale=100, unit=' %')}.")
     named, wrong = summary.get("levels_named"), summary.get("levels_misnamed") or 0
     if named:
+        bad = summary.get("images_misnamed", 0)
         out.append(f"Levels named as annotated: {100 * (named - wrong) / named:.1f} % of {named} "
-                   f"({summary.get('images_misnamed', 0)} images with a level misnamed).")
+                   f"({bad} image{'' if bad == 1 else 's'} with a level misnamed).")
     maes = []
     for n in ANGLE_NAMES:
         s = summary.get(n) or {}
