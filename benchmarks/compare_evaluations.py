@@ -8,8 +8,9 @@ i-th `before` and the i-th `after` must hold the same films (e.g. one phantom se
 `measure.film_edges=false` and the default). Per angle, pooled over every pair: the mean absolute
 error (degrees) and the share measured of the films whose truth has it, before and after; then
 every film whose measurement moved (by over 0.01°, or measured in one and not the other), with its
-error before and after and the reason the angle was left out. Writes results/compare-<name>.md and
-.json with provenance.
+error before and after and the reason the angle was left out; where both evaluations checked the
+level names against the annotation's (`misnamed`), the films misnamed before and after and every
+film whose misnamed levels changed. Writes results/compare-<name>.md and .json with provenance.
 """
 from __future__ import annotations
 
@@ -41,13 +42,21 @@ def per_image(folder: str | Path) -> pd.DataFrame:
 
 
 def compare(tables: list[tuple[pd.DataFrame, pd.DataFrame, str]]) -> dict:
-    """Pooled MAE and share measured per angle before and after, and the films that moved;
+    """Pooled MAE and share measured per angle before and after, the films that moved, and (where
+    both hold the level names' check) the films misnamed and those whose misnamed levels changed;
     `tables`: (before, after, label), each pair holding the same images (`per_image`)."""
     pooled = {a: {"before": [], "after": [], "with_truth": 0} for a in ANGLE_NAMES}
-    moved = []
+    moved, renamed, misnamed = [], [], {"before": 0, "after": 0, "checked": 0}
     for before, after, label in tables:
         if list(before["image"]) != list(after["image"]):
             raise SystemExit(f"compare_evaluations.py: {label}: the two evaluations hold different films")
+        if "misnamed" in before and "misnamed" in after:
+            misnamed["checked"] += len(before)
+            for i, (x, y) in enumerate(zip(before["misnamed"], after["misnamed"])):
+                misnamed["before"] += bool(x)
+                misnamed["after"] += bool(y)
+                if x != y:
+                    renamed.append({"set": label, "image": before["image"][i], "before": x, "after": y})
         for a in ANGLE_NAMES:
             truth, x = pairs(before, a)
             y = pairs(after, a)[1]
@@ -65,7 +74,10 @@ def compare(tables: list[tuple[pd.DataFrame, pd.DataFrame, str]]) -> dict:
     table = {a: {side: {"mae": (sum(v[side]) / len(v[side])) if v[side] else None, "n": len(v[side]),
                         "share": len(v[side]) / v["with_truth"] if v["with_truth"] else None}
                  for side in ("before", "after")} for a, v in pooled.items()}
-    return {"angles": table, "moved": moved}
+    out = {"angles": table, "moved": moved}
+    if misnamed["checked"]:
+        out.update(misnamed=misnamed, renamed=renamed)
+    return out
 
 
 def _fmt(side: dict) -> str:
@@ -104,6 +116,12 @@ def main(argv) -> None:
         why = _reason(m["note_after"], m["angle"]) if m["error_after"] is None else ""
         why = f" ({why})" if why else ""
         lines.append(f"- {m['set']} {m['image']} {m['angle']} (truth {m['truth']:.1f}°): {err[0]} → {err[1]}{why}")
+    if "misnamed" in result:
+        n = result["misnamed"]
+        lines += ["", f"Films with a level misnamed against the annotation: {n['before']} → {n['after']} of "
+                      f"{n['checked']}; films whose misnamed levels changed ({len(result['renamed'])}):", ""]
+        lines += [f"- {r['set']} {r['image']}: {r['before'] or 'named right'} → {r['after'] or 'named right'}"
+                  for r in result["renamed"]]
     (out / f"compare-{opts['name']}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -549,5 +549,24 @@ def test_two_evaluations_compared_film_by_film_pooled_over_pairs(tmp_path, monke
     md = (tmp_path / "compare-t.md").read_text()
     assert "# a change" in md and "20.0° off → left out (L5 inferior: endplate along a straight edge" in md
     assert rec["meta"]["commit"]
+    assert "misnamed" not in rec and "misnamed against" not in md  # neither checked the level names
     with pytest.raises(SystemExit, match="different films"):
         compare_evaluations.main([f"before={a1}", f"after={b2}", f"out={tmp_path}"])
+
+
+def test_films_whose_level_names_changed_are_listed(tmp_path):
+    """Both evaluations checked the names: p1 mended, p2 newly misnamed, p3 misnamed alike in both."""
+    def rows(names):
+        return [image_row(im, true={"TK": 40.0}, pred={"TK": 41.0},
+                          extra={"levels_named": 17, "levels_misnamed": int(bool(m)), "misnamed": m})
+                for im, m in names.items()]
+    a = _evaluation(tmp_path / "a", rows({"p1": "T5–T12 on T4–T11", "p2": "", "p3": "T2 on T1"}))
+    b = _evaluation(tmp_path / "b", rows({"p1": "", "p2": "L5 on S1", "p3": "T2 on T1"}))
+    compare_evaluations.main([f"before={a}", f"after={b}", "name=n", f"out={tmp_path}"])
+    rec = json.loads((tmp_path / "compare-n.json").read_text())
+    assert rec["misnamed"] == {"before": 2, "after": 2, "checked": 3}
+    assert [(r["image"], r["before"], r["after"]) for r in rec["renamed"]] == \
+        [("p1", "T5–T12 on T4–T11", ""), ("p2", "", "L5 on S1")]
+    md = (tmp_path / "compare-n.md").read_text()
+    assert "Films with a level misnamed against the annotation: 2 → 2 of 3" in md
+    assert "- b p1: T5–T12 on T4–T11 → named right" in md and "- b p2: named right → L5 on S1" in md
