@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from blob_models import BlobModel
-from spine_d2.engine.flip import mirrored, with_mirrored_sacrum
+from spine_d2.engine.flip import mirrored, with_mirrored_pelvis
 from spine_d2.engine.highres import Detection, average_corners
 
 BIAS_PX = 2.0  # the stand-in's corners lie this far right of the body's edges, in every run
@@ -102,9 +102,20 @@ def test_the_mirrored_run_cancels_a_sideways_bias_of_the_corners():
 
 def test_a_sacrum_only_the_mirrored_run_found_is_added_only_where_the_photos_run_found_none():
     body, sacrum, mirror_sacrum = _det(1, 30, 40), _det(2, 30, 70), _det(2, 31, 71, score=0.8)
-    out = with_mirrored_sacrum([body], [_det(1, 31, 40), mirror_sacrum], {2})
+    out = with_mirrored_pelvis([body], [_det(1, 31, 40), mirror_sacrum], {2})
     assert len(out) == 2 and out[0] is body and out[1] is mirror_sacrum  # the lumbar body of the mirror is not added
-    assert with_mirrored_sacrum([body, sacrum], [mirror_sacrum], {2}) == [body, sacrum]
+    assert with_mirrored_pelvis([body, sacrum], [mirror_sacrum], {2}) == [body, sacrum]
+    weak = _det(2, 31, 71, score=0.1)  # a sacrum of any score: the measurement judges it
+    assert with_mirrored_pelvis([body], [weak], {2})[1] is weak
+
+
+def test_femoral_heads_only_the_mirrored_run_found_are_added_where_sure_and_the_photos_run_found_none():
+    body, sacrum, head = _det(1, 30, 40), _det(2, 30, 70), _det(3, 60, 95, corners=False)
+    sure, faint = _det(3, 62, 96, corners=False, score=0.88), _det(3, 90, 96, corners=False, score=0.07)
+    out = with_mirrored_pelvis([body, sacrum], [sure, faint], {2}, {3})
+    assert out == [body, sacrum, sure]                          # the faint one is left out
+    assert with_mirrored_pelvis([body, sacrum, head], [sure], {2}, {3}) == [body, sacrum, head]
+    assert with_mirrored_pelvis([body], [sure], {2}) == [body]  # no head classes given: none added
 
 
 class _FaintSacrum(_Bodies):

@@ -5,10 +5,11 @@ A corner's position is the noisiest part of a prediction, and training flips hal
 with corner names anatomical (`spine_d2.data.keypoints.FLIP_MAP` is empty), so the mirrored run
 gives a second estimate of each corner, averaged in where the two agree
 (`spine_d2.engine.highres.average_corners`). Masks, outlines, scores, and what only one run found
-stay the first run's, but for the sacrum: where the photo's run found no sacrum instance, the
-mirrored run's are added (`with_mirrored_sacrum`), since without one S1 is not found and SS, PT
-and PI, and often the count of the levels, are lost. benchmarks/README.md has what it changes and
-what it costs (a second run of everything: the first pass and the windows).
+stay the first run's, but for the pelvis (`with_mirrored_pelvis`): where the photo's run found no
+sacrum instance, the mirrored run's are added, since without one S1 is not found and SS, PT and
+PI, and often the count of the levels, are lost; where it found no femoral head, the mirrored
+run's sure ones are, since without one PT and PI are lost. benchmarks/README.md has what it
+changes and what it costs (a second run of everything: the first pass and the windows).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from dataclasses import replace
 import numpy as np
 
 from spine_d2.engine.highres import Detection
+from spine_d2.measure.instances import SURE_SCORE
 
 
 def mirrored(dets: list[Detection], width: int) -> list[Detection]:
@@ -40,12 +42,22 @@ def mirrored(dets: list[Detection], width: int) -> list[Detection]:
     return out
 
 
-def with_mirrored_sacrum(fused: list[Detection], second: list[Detection], sacrum: set[int]) -> list[Detection]:
-    """`fused` (the photo's run, corners averaged in) with the sacrum instances of `second` (the
-    mirrored run, mapped back) added when `fused` has none: class indices in `sacrum`. The sacrum
-    anchors the count of the levels (S1) and gives SS, PT and PI; a pelvis faint on the photo is
-    sometimes found on its mirror image only. The measurement judges them as any sacrum instance
-    (a weak one below the lumbar spine, or far from it, is not taken for S1)."""
-    if any(d.cls in sacrum for d in fused):
-        return fused
-    return fused + [d for d in second if d.cls in sacrum]
+def with_mirrored_pelvis(fused: list[Detection], second: list[Detection], sacrum: set[int],
+                         heads: set[int] = frozenset(), min_head_score: float = SURE_SCORE) -> list[Detection]:
+    """`fused` (the photo's run, corners averaged in) with what of the pelvis only `second` (the
+    mirrored run, mapped back) found; class indices in `sacrum` and `heads`. A pelvis faint on the
+    photo is sometimes found on its mirror image only.
+
+    - Its sacrum instances, when `fused` has none: the sacrum anchors the count of the levels (S1)
+      and gives SS, PT and PI. The measurement judges them as any sacrum instance (a weak one below
+      the lumbar spine, or far from it, is not taken for S1).
+    - Its femoral heads scoring at least `min_head_score`, when `fused` has none: they give PT and
+      PI. The measurement takes any head it is given for the hip axis, whose side votes at full
+      strength on the anterior side; a weak one added this way turned a phantom film's TK by 84°
+      (benchmarks/README.md, session 47)."""
+    out = list(fused)
+    if not any(d.cls in sacrum for d in fused):
+        out += [d for d in second if d.cls in sacrum]
+    if not any(d.cls in heads for d in fused):
+        out += [d for d in second if d.cls in heads and d.score >= min_head_score]
+    return out

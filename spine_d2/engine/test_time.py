@@ -15,7 +15,7 @@ import torch
 from detectron2.structures import Instances
 
 from spine_d2.data.transforms import model_input
-from spine_d2.engine.flip import mirrored, with_mirrored_sacrum
+from spine_d2.engine.flip import mirrored, with_mirrored_pelvis
 from spine_d2.engine.highres import (Detection, average_corners, class_ids, detections,
                                      high_resolution_detections, high_resolution_pass, to_instances)
 from spine_d2.engine.precision import without_bf16_units
@@ -61,7 +61,8 @@ def _refine(model, cfg, image: np.ndarray, first: Instances, with_reads: bool) -
     second = mirrored(passes(mirror, one_pass(model, cfg, mirror), turns), shape[1])
     own = passes(image, first)
     reads = [to_instances(own, shape), to_instances(second, shape)] if with_reads else []
-    fused = with_mirrored_sacrum(average_corners(own, second), second, class_ids(cfg.SPINE.CLASS_MAP, ("sacrum",)))
+    fused = with_mirrored_pelvis(average_corners(own, second), second, class_ids(cfg.SPINE.CLASS_MAP, ("sacrum",)),
+                                 class_ids(cfg.SPINE.CLASS_MAP, ("femoral_head",)))
     return to_instances(fused, shape), reads
 
 
