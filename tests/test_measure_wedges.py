@@ -66,6 +66,19 @@ def test_the_corner_plate_its_outline_turns_back_inside_is_replaced():
     assert np.allclose(raw["L3"]["inferior"], inf)
     assert flags == ["L3 corners make its body wedge -35° (outside -15° to 25°): the outline's inferior endplate "
                      "used (0°)"]
+    # a thoracic body wedged 22° kyphotic by a corner halfway up its anterior side, its outline square:
+    # outside the default window (−20° to 15°), the outline's plate is used; a fracture (the outline
+    # wedged alike, within 10°) keeps its corners
+    from spine_d2.measure.config import MeasureConfig as Config
+    windows = {"thoracic": Config().thoracic_wedge_deg}
+    kyphotic = turned(inf, 22.0)
+    raw = {"T12": {"superior": sup, "inferior": kyphotic}}
+    assert plausible_wedges(raw, {"T12": {"inferior": inf}}, anterior, up, windows) == ["T12"]
+    assert np.allclose(raw["T12"]["inferior"], inf)
+    raw = {"T12": {"superior": sup, "inferior": kyphotic}}
+    assert plausible_wedges(raw, {"T12": {"inferior": turned(kyphotic, -6.0)}}, anterior, up, windows) == []
+    assert raw["T12"]["inferior"] is kyphotic
+    assert plausible_wedges(raw, {"T12": {"inferior": inf}}, anterior, up, {"thoracic": [-25.0, 15.0]}) == []
     # an outline within 10° of the corners is no second opinion: the plates stay
     raw = {"L3": {"superior": sup, "inferior": misread}}
     near = turned(misread, -8.0)
