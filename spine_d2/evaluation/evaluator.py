@@ -129,12 +129,12 @@ class SpineEvaluator(DatasetEvaluator):
             m = measure_with_reads(insts, reads, image.shape[:2], self._class_names, self._measure_cfg, image=image,
                                    looks=lazy_instances(out.get("tiebreak_looks"), self._class_names))
             gt_masks, gt_classes, gt_labels = ground_truth_masks(record, self._class_names)
+            named = {lv: m.instances[k].mask for lv, k in m.levels.items()}  # level → the mask named so
             seg = image_segmentation([i.mask for i in insts], [i.class_name for i in insts],
                                      gt_masks, gt_classes, gt_labels, shape=image.shape[:2],
-                                     named_masks=[m.instances[k].mask for k in m.levels.values()],
+                                     named_masks=list(named.values()),
                                      pred_scores=[i.score for i in insts], min_score=SURE_SCORE)
-            names = named_against_truth({lv: m.instances[k].mask for lv, k in m.levels.items()},
-                                        gt_masks, gt_labels)
+            names = named_against_truth(named, gt_masks, gt_labels)
             true = self._measurements.get(stem, {})
             self._rows.append(image_row(
                 stem, true=true, pred=m.angles, frame=m.frame, notes=m.notes,
