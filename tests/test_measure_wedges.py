@@ -9,7 +9,8 @@ import pytest
 from measure_factory import toy_spine
 
 from spine_d2.measure.pipeline import MeasureConfig, measure_instances
-from spine_d2.measure.wedges import body_wedge, plate_turn, plausible_wedges, wedge_misread
+from spine_d2.measure.lumbosacral import plate_tilt
+from spine_d2.measure.wedges import body_wedge, plate_turn, plausible_wedges, steady_weak_plate, wedge_misread
 
 CORNER_KEYS = {"superior": ("sa", "sp"), "inferior": ("ia", "ip")}
 
@@ -22,17 +23,19 @@ def turned(segment, deg: float) -> np.ndarray:
     return (seg - mid) @ rot.T + mid
 
 
-def with_corners(spine, plates: dict | None = None):
+def with_corners(spine, plates: dict | None = None, scores: dict | None = None):
     """The toy spine's instances, every body carrying its true corner points, except the plates
-    given in `plates` ((level, side) → two ends, px)."""
-    plates = plates or {}
+    given in `plates` ((level, side) → two ends, px), scoring 0.9 or as given in `scores`
+    ((level, side) → score)."""
+    plates, scores = plates or {}, scores or {}
     insts = spine.instances()
     bodies = [i for i in insts if i.class_name != "femoral_head"]
     for inst, (lv, poly) in zip(bodies, spine.polygons.items()):
         for side, seg in spine.endplates[lv].items():
             a, p = plates.get((lv, side), seg)
             ka, kp = CORNER_KEYS[side]
-            inst.corners.update({ka: (*a, 0.9), kp: (*p, 0.9)})
+            score = scores.get((lv, side), 0.9)
+            inst.corners.update({ka: (*a, score), kp: (*p, score)})
     return insts
 
 
@@ -165,3 +168,51 @@ def test_t5_wedged_lordotic_takes_its_superior_plate_parallel_to_its_inferior(fa
     tilts = [m.endplates["T5"][s] for s in ("superior", "inferior")]
     assert plate_turn(*tilts) == pytest.approx(0.0, abs=1e-6)
     assert np.allclose(m.endplates["T5"]["superior"].mean(axis=0), sup.mean(axis=0), atol=1.0)  # where it was
+
+
+@pytest.mark.parametrize("facing", [1, -1])
+def test_a_weak_plate_is_averaged_with_the_other_turned_by_a_typical_wedge(facing):
+    """A body's inferior plate level and its superior one rising 10° anteriorly, in a picture facing
+    either way: with its corners scoring 0.2 the superior plate turns to the mean of its 10° and the
+    inferior's 0° turned by a −4° wedge, 3°, about its midpoint and keeping its length; scoring 0.5,
+    with no score (no corners) or with the rule off (0), nothing changes."""
+    anterior, up = np.array([float(facing), 0.0]), np.array([0.0, -1.0])
+    inferior = np.array([[100.0 - 15 * facing, 300.0], [100.0 + 15 * facing, 300.0]])
+    superior = turned(np.array([[100.0 - 15 * facing, 280.0], [100.0 + 15 * facing, 280.0]]), 10.0 * facing)
+    assert plate_tilt(superior, anterior, up) == pytest.approx(10.0)
+    for score, min_score in ((0.5, 0.4), (None, 0.4), (0.2, 0.0)):
+        sides = {"superior": superior.copy(), "inferior": inferior.copy()}
+        assert not steady_weak_plate(sides, "T5", "superior", score, anterior, up, min_score)
+        assert np.array_equal(sides["superior"], superior)
+    sides, flags = {"superior": superior.copy(), "inferior": inferior.copy()}, []
+    assert steady_weak_plate(sides, "T5", "superior", 0.2, anterior, up, 0.4, wedge=-4.0, flags=flags)
+    assert plate_tilt(sides["superior"], anterior, up) == pytest.approx(3.0)
+    assert np.allclose(sides["superior"].mean(axis=0), superior.mean(axis=0))
+    assert np.linalg.norm(np.subtract(*sides["superior"])) == pytest.approx(np.linalg.norm(np.subtract(*superior)))
+    assert np.array_equal(sides["inferior"], inferior)
+    assert flags and "T5 superior corners score 0.20" in flags[0]
+    # the inferior plate steadied by the superior one: a body's superior plate lies `wedge` above it
+    sides = {"superior": inferior.copy(), "inferior": superior.copy()}
+    assert steady_weak_plate(sides, "T12", "inferior", 0.2, anterior, up, 0.4, wedge=-4.0)
+    assert plate_tilt(sides["inferior"], anterior, up) == pytest.approx(7.0)
+
+
+@pytest.mark.parametrize("facing", [1, -1])
+def test_tk_takes_a_weak_t5_superior_plate_halfway_to_its_inferior_one(facing):
+    """T5's superior corners misread 12° lordotic (inside the thoracic wedge window, so no other rule
+    mends them): scoring 0.3 they are averaged with T5's inferior plate, and TK is off by about half
+    as much, noted; scoring 0.9, or with `weak_corner_score` 0, TK is off by the whole 12°."""
+    spine = toy_spine(tk=40.0, facing=facing)
+    bad = turned(spine.endplates["T5"]["superior"], 12.0 * facing)
+    spine.polygons["T5"] = np.array([*bad, *spine.polygons["T5"][2:]])
+
+    def tk(score: float, **cfg):
+        insts = with_corners(spine, {("T5", "superior"): bad}, {("T5", "superior"): score})
+        m = measure_instances(insts, spine.shape, cfg={"max_off_chain_deg": 0, **cfg})
+        return m.angles["TK"].value - spine.expected["TK"], m.notes
+
+    err, notes = tk(0.3)
+    assert "T5 superior corners score 0.30" in notes
+    assert -7.5 < err < -4.5
+    for err, notes in (tk(0.9), tk(0.3, weak_corner_score=0.0)):
+        assert err == pytest.approx(-12.0, abs=1.0) and "corners score" not in notes

@@ -18,7 +18,7 @@ from spine_d2.measure.cleanup import CHAIN_RULES, CROWD_STEPS, CROWD_STEPS_SURE
 from spine_d2.measure.endplates import METHOD_NAMES
 from spine_d2.measure.lumbosacral import LUMBOSACRAL_DEG
 from spine_d2.measure.naming import GAP_BODY_FACTOR
-from spine_d2.measure.wedges import LUMBAR_WEDGE_DEG, THORACIC_WEDGE_DEG
+from spine_d2.measure.wedges import LUMBAR_WEDGE_DEG, THORACIC_WEDGE_DEG, WEAK_CORNER_SCORE
 
 T = TypeVar("T")
 
@@ -164,6 +164,9 @@ class MeasureConfig:
     # (measure.wedges); L5 outside it is not judged against S1; []: off
     thoracic_wedge_deg: list[float] = field(default_factory=lambda: list(THORACIC_WEDGE_DEG))
     lumbar_wedge_deg: list[float] = field(default_factory=lambda: list(LUMBAR_WEDGE_DEG))
+    # T5's superior plate from corners scoring under this (the lower of its two) is averaged with its
+    # inferior plate turned by a thoracic body's typical 4° kyphotic wedge (measure.wedges); 0: off
+    weak_corner_score: float = WEAK_CORNER_SCORE
     frame: FrameConfig = field(default_factory=FrameConfig)
 
     def __post_init__(self) -> None:

