@@ -139,6 +139,9 @@ def test_wedge_windows_are_checked():
     with pytest.raises(ValueError, match="thoracic_wedge_deg"):
         MeasureConfig.from_cfg({"thoracic_wedge_deg": [1.0]})
     assert MeasureConfig.from_cfg({"thoracic_wedge_deg": []}).thoracic_wedge_deg == []
+    with pytest.raises(ValueError, match="weak_corner_scores: no steadied plate for T7"):
+        MeasureConfig.from_cfg({"weak_corner_scores": {"T7": 0.4}})
+    assert MeasureConfig.from_cfg({"weak_corner_scores": {"L5": 0.0}}).weak_corner_scores == {"T5": 0.4, "L5": 0.0}
 
 
 @pytest.mark.parametrize("facing", [1, -1])
@@ -182,26 +185,27 @@ def test_a_weak_plate_is_averaged_with_the_other_turned_by_a_typical_wedge(facin
     assert plate_tilt(superior, anterior, up) == pytest.approx(10.0)
     for score, min_score in ((0.5, 0.4), (None, 0.4), (0.2, 0.0)):
         sides = {"superior": superior.copy(), "inferior": inferior.copy()}
-        assert not steady_weak_plate(sides, "T5", "superior", score, anterior, up, min_score)
+        assert not steady_weak_plate(sides, "T5", "superior", score, -4.0, anterior, up, min_score)
         assert np.array_equal(sides["superior"], superior)
     sides, flags = {"superior": superior.copy(), "inferior": inferior.copy()}, []
-    assert steady_weak_plate(sides, "T5", "superior", 0.2, anterior, up, 0.4, wedge=-4.0, flags=flags)
+    assert steady_weak_plate(sides, "T5", "superior", 0.2, -4.0, anterior, up, 0.4, flags=flags)
     assert plate_tilt(sides["superior"], anterior, up) == pytest.approx(3.0)
     assert np.allclose(sides["superior"].mean(axis=0), superior.mean(axis=0))
     assert np.linalg.norm(np.subtract(*sides["superior"])) == pytest.approx(np.linalg.norm(np.subtract(*superior)))
     assert np.array_equal(sides["inferior"], inferior)
     assert flags and "T5 superior corners score 0.20" in flags[0]
-    # the inferior plate steadied by the superior one: a body's superior plate lies `wedge` above it
-    sides = {"superior": inferior.copy(), "inferior": superior.copy()}
-    assert steady_weak_plate(sides, "T12", "inferior", 0.2, anterior, up, 0.4, wedge=-4.0)
-    assert plate_tilt(sides["inferior"], anterior, up) == pytest.approx(7.0)
+    # an inferior plate steadied by its superior one, which lies `wedge` above it: 6° lordotic, as L5
+    sides = {"superior": superior.copy(), "inferior": inferior.copy()}
+    assert steady_weak_plate(sides, "L5", "inferior", 0.2, 6.0, anterior, up, 0.4, flags=flags)
+    assert plate_tilt(sides["inferior"], anterior, up) == pytest.approx(2.0)
+    assert "6° lordotic wedge" in flags[-1]
 
 
 @pytest.mark.parametrize("facing", [1, -1])
 def test_tk_takes_a_weak_t5_superior_plate_halfway_to_its_inferior_one(facing):
     """T5's superior corners misread 12° lordotic (inside the thoracic wedge window, so no other rule
     mends them): scoring 0.3 they are averaged with T5's inferior plate, and TK is off by about half
-    as much, noted; scoring 0.9, or with `weak_corner_score` 0, TK is off by the whole 12°."""
+    as much, noted; scoring 0.9, or with T5's `weak_corner_scores` 0, TK is off by the whole 12°."""
     spine = toy_spine(tk=40.0, facing=facing)
     bad = turned(spine.endplates["T5"]["superior"], 12.0 * facing)
     spine.polygons["T5"] = np.array([*bad, *spine.polygons["T5"][2:]])
@@ -214,5 +218,25 @@ def test_tk_takes_a_weak_t5_superior_plate_halfway_to_its_inferior_one(facing):
     err, notes = tk(0.3)
     assert "T5 superior corners score 0.30" in notes
     assert -7.5 < err < -4.5
-    for err, notes in (tk(0.9), tk(0.3, weak_corner_score=0.0)):
+    for err, notes in (tk(0.9), tk(0.3, weak_corner_scores={"T5": 0.0})):
         assert err == pytest.approx(-12.0, abs=1.0) and "corners score" not in notes
+
+
+@pytest.mark.parametrize("facing", [1, -1])
+def test_ll_takes_a_weak_l5_inferior_plate_halfway_to_its_superior_one(facing):
+    """L5's inferior corners misread 10° (inside the lumbar wedge window): scoring 0.2 they are
+    averaged with L5's superior plate turned by a typical 6° lordotic wedge, and LL is off by about
+    half as much; scoring 0.9, LL is off by the whole 10°. TK does not move."""
+    spine = toy_spine(ll=45.0, facing=facing)
+    bad = turned(spine.endplates["L5"]["inferior"], 10.0 * facing)
+    spine.polygons["L5"] = np.array([*spine.polygons["L5"][:2], *bad[::-1]])
+
+    def measured(score: float):
+        insts = with_corners(spine, {("L5", "inferior"): bad}, {("L5", "inferior"): score})
+        return measure_instances(insts, spine.shape, cfg={"max_off_chain_deg": 0})
+
+    weak, sure = measured(0.2), measured(0.9)
+    assert "L5 inferior corners score 0.20" in weak.notes
+    assert abs(sure.angles["LL"].value - spine.expected["LL"]) == pytest.approx(10.0, abs=1.0)
+    assert 3.0 < abs(weak.angles["LL"].value - spine.expected["LL"]) < 7.0
+    assert weak.angles["TK"].value == pytest.approx(sure.angles["TK"].value, abs=1e-9)

@@ -18,7 +18,7 @@ from spine_d2.measure.cleanup import CHAIN_RULES, CROWD_STEPS, CROWD_STEPS_SURE
 from spine_d2.measure.endplates import METHOD_NAMES
 from spine_d2.measure.lumbosacral import LUMBOSACRAL_DEG
 from spine_d2.measure.naming import GAP_BODY_FACTOR
-from spine_d2.measure.wedges import LUMBAR_WEDGE_DEG, THORACIC_WEDGE_DEG, WEAK_CORNER_SCORE
+from spine_d2.measure.wedges import LUMBAR_WEDGE_DEG, THORACIC_WEDGE_DEG, TYPICAL_WEDGE_DEG, WEAK_CORNER_SCORES
 
 T = TypeVar("T")
 
@@ -164,9 +164,10 @@ class MeasureConfig:
     # (measure.wedges); L5 outside it is not judged against S1; []: off
     thoracic_wedge_deg: list[float] = field(default_factory=lambda: list(THORACIC_WEDGE_DEG))
     lumbar_wedge_deg: list[float] = field(default_factory=lambda: list(LUMBAR_WEDGE_DEG))
-    # T5's superior plate from corners scoring under this (the lower of its two) is averaged with its
-    # inferior plate turned by a thoracic body's typical 4° kyphotic wedge (measure.wedges); 0: off
-    weak_corner_score: float = WEAK_CORNER_SCORE
+    # level → score: T5's superior and L5's inferior plate from corners scoring under their level's
+    # score (the lower of the two) are averaged with the body's other plate turned by its typical
+    # wedge (4° kyphotic, 6° lordotic; measure.wedges); 0: off for that level
+    weak_corner_scores: dict[str, float] = field(default_factory=lambda: dict(WEAK_CORNER_SCORES))
     frame: FrameConfig = field(default_factory=FrameConfig)
 
     def __post_init__(self) -> None:
@@ -174,6 +175,10 @@ class MeasureConfig:
             w = list(getattr(self, key))
             if w and (len(w) != 2 or w[0] > w[1]):
                 raise ValueError(f"measure.{key} must be [min, max] degrees (or [] for off), got {w}")
+        odd = sorted(set(self.weak_corner_scores) - set(TYPICAL_WEDGE_DEG))
+        if odd:
+            raise ValueError(f"measure.weak_corner_scores: no steadied plate for {', '.join(odd)} "
+                             f"(levels: {', '.join(TYPICAL_WEDGE_DEG)})")
 
     @classmethod
     def from_cfg(cls, cfg: Any = None) -> "MeasureConfig":

@@ -31,7 +31,7 @@ from spine_d2.measure.frame_angles import HEADS_NOT_IN_VIEW, endplate_angles
 from spine_d2.measure.instances import Instance
 from spine_d2.measure.level_endplates import level_endplates, spine_cranial
 from spine_d2.measure.lumbosacral import S1_PLATE_ANGLES, backward_s1, plausible_s1
-from spine_d2.measure.wedges import plausible_wedges, steady_named_plate, wedge_misread
+from spine_d2.measure.wedges import plausible_wedges, steady_named_plates, wedge_misread
 from spine_d2.measure.naming import name_levels
 from spine_d2.measure.config import MeasureConfig
 from spine_d2.measure.rectify import FrameEstimate, estimate_frame
@@ -192,7 +192,7 @@ def measure_instances(
     anterior, windows = ant.sign * lateral_of(up), {"thoracic": c.thoracic_wedge_deg, "lumbar": c.lumbar_wedge_deg}
     plausible_wedges(raw, outlines, anterior, up, windows, flags)
     if c.corners != "ignore":
-        steady_named_plate(raw, kept, naming.levels, anterior, up, c.weak_corner_score, flags)
+        steady_named_plates(raw, kept, naming.levels, anterior, up, c.weak_corner_scores, flags)
     # S1's plate is judged against L5's only where L5's own two plates agree
     if wedge_misread(raw.get("L5", {}), "L5", anterior, up, windows) is None and \
             plausible_s1(raw, outlines.get("S1", {}).get("superior"), anterior, up, c.lumbosacral_deg, flags):

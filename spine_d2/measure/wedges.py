@@ -15,14 +15,16 @@ an angle takes (T5's superior for TK, T12's inferior). That plate, misread by co
 alike on a weak upper thoracic body, is taken parallel to the body's other one: the angle is then
 off by the body's own few degrees of wedge instead of tens.
 
-TK's cranial plate, T5's superior, is the faintest an angle takes (upper thoracic bodies behind the
-shoulders). Where its two corners score under `WEAK_CORNER_SCORE`, the heads' own doubt, it is
-averaged with the body's inferior plate turned by a thoracic body's typical wedge
-(`TYPICAL_THORACIC_WEDGE_DEG`): two noisy readings of one direction (`steady_weak_plate`).
+Two plates an angle takes are steadied by their body's other one where the keypoint head doubts
+them: T5's superior (TK's cranial plate, the faintest, on upper thoracic bodies behind the shoulders)
+and L5's inferior (LL's caudal plate, by the iliac crests). Where the plate's two corners score under
+its level's `WEAK_CORNER_SCORES`, it is averaged with the body's other plate turned by the body's
+typical wedge (`TYPICAL_WEDGE_DEG`): two noisy readings of one direction (`steady_weak_plate`).
 """
 from __future__ import annotations
 
 import math
+from typing import Mapping
 
 import numpy as np
 
@@ -44,16 +46,17 @@ ANGLE_LEVELS = frozenset(lv for plates in REQUIRED_ENDPLATES.values() for lv, _ 
 #: thoracic level → the plate an angle takes (T5 superior, T12 inferior): where the body wedges
 #: lordotic beyond its window with no outline to mend it, that plate is taken parallel to the other
 STAND_IN = {lv: side for plates in REQUIRED_ENDPLATES.values() for lv, side in plates if lv in THORACIC}
-#: a thoracic body's typical wedge (degrees, lordosis positive): 3–5° kyphotic (PHANTOM.md's table)
-TYPICAL_THORACIC_WEDGE_DEG = -4.0
-#: T5's superior plate from corners scoring under this is averaged with its inferior one turned by
-#: the typical wedge. On saved detections of 666 phantom films (test split, five seeds, two sets of
-#: scoliotic spines) the plate's error was 6.0-6.8° with its corners under 0.3, 3.4° under 0.4, 1.1-1.7°
-#: above 0.4, and the average cut TK's error on every set, alike for thresholds 0.35-0.5; T12's
-#: inferior plate, treated alike, gained nothing (benchmarks/README.md, session 48)
-WEAK_CORNER_SCORE = 0.4
-#: the plate steadied so: level, side
-STEADIED_PLATE = ("T5", "superior")
+#: the plates steadied by their body's other one where their corners are weak: level → (side, the
+#: body's typical wedge, degrees, lordosis positive: T5 3–5° kyphotic, L5 6° lordotic, PHANTOM.md's table)
+TYPICAL_WEDGE_DEG = {"T5": ("superior", -4.0), "L5": ("inferior", 6.0)}
+#: level → the score under which a steadied plate's corners (the lower of its two) are weak. On saved
+#: detections of 735 phantom films (test split, five seeds, two sets of scoliotic spines; benchmarks/
+#: README.md, session 48), T5's superior plate was 6.1° off with its corners under 0.3, 3.4° with them
+#: in 0.3-0.4, 1.2-1.7° above, against 4.6°, 2.9° and 1.4-1.9° averaged; L5's inferior plate 10.4° and
+#: 7.9° off under 0.3 and in 0.3-0.4, against 6.6° and 6.1°. As measured in full (both reads), L5's at
+#: 0.4 made LL worse on the test split (1.97° → 2.05°) and on a new seed (one film 7° → 23° off): 0.3.
+#: T12's inferior plate and L1's superior, treated alike, gained nothing
+WEAK_CORNER_SCORES = {"T5": 0.4, "L5": 0.3}
 
 
 def body_wedge(sides: dict, anterior, up) -> float:
@@ -127,9 +130,8 @@ def plausible_wedges(raw: dict, outlines: dict, anterior, up, windows: dict,
     return changed
 
 
-def steady_weak_plate(sides: dict, level: str, side: str, score: float | None, anterior, up,
-                      min_score: float = WEAK_CORNER_SCORE, wedge: float = TYPICAL_THORACIC_WEDGE_DEG,
-                      flags: list[str] | None = None) -> bool:
+def steady_weak_plate(sides: dict, level: str, side: str, score: float | None, wedge: float, anterior, up,
+                      min_score: float, flags: list[str] | None = None) -> bool:
     """Where `side`'s plate of a body (`sides`: side → two ends, px, one frame) comes with corners
     scoring `score` under `min_score`, turn it about its midpoint to the mean of its own direction and
     the other plate's turned by `wedge` (degrees, lordosis positive: the body's superior plate lies
@@ -148,18 +150,25 @@ def steady_weak_plate(sides: dict, level: str, side: str, score: float | None, a
     d = half * (math.cos(t) * a + math.sin(t) * u)
     sides[side] = np.array([mid - d, mid + d])
     if flags is not None:
+        kind = "kyphotic" if wedge < 0 else "lordotic"
         judged(flags, level, f"{level} {side} corners score {score:.2f} (< {min_score:g}): its endplate averaged "
-                             f"with its {other} one turned by a typical {abs(wedge):g}° wedge ({own:.0f}° → {tilt:.0f}°)")
+                             f"with its {other} one turned by a typical {abs(wedge):g}° {kind} wedge "
+                             f"({own:.0f}° → {tilt:.0f}°)")
     return True
 
 
-def steady_named_plate(raw: dict, kept, levels, anterior, up, min_score: float = WEAK_CORNER_SCORE,
-                       flags: list[str] | None = None) -> bool:
-    """`steady_weak_plate` on `STEADIED_PLATE` of `raw` (level → side → endplate), its corners'
-    score (the lower of the two) from its instance in `kept` (`levels`: level → index)."""
-    lv, side = STEADIED_PLATE
-    if lv not in raw or lv not in levels:
-        return False
-    given = corner_endplates(kept[levels[lv]], lv)
-    score = given[side][1] if side in given else None
-    return steady_weak_plate(raw[lv], lv, side, score, anterior, up, min_score, flags=flags)
+def steady_named_plates(raw: dict, kept, levels, anterior, up, below: Mapping[str, float] = WEAK_CORNER_SCORES,
+                        flags: list[str] | None = None) -> list[str]:
+    """`steady_weak_plate` on each plate of `TYPICAL_WEDGE_DEG` in `raw` (level → side → endplate)
+    whose level `below` gives a score (level → score; absent or 0: off), its corners' score (the
+    lower of the two) from its instance in `kept` (`levels`: level → index); returns the levels
+    changed."""
+    changed = []
+    for lv, (side, wedge) in TYPICAL_WEDGE_DEG.items():
+        if lv not in raw or lv not in levels or not below.get(lv):
+            continue
+        given = corner_endplates(kept[levels[lv]], lv)
+        score = given[side][1] if side in given else None
+        if steady_weak_plate(raw[lv], lv, side, score, wedge, anterior, up, below[lv], flags):
+            changed.append(lv)
+    return changed
