@@ -142,6 +142,10 @@ def test_wedge_windows_are_checked():
     with pytest.raises(ValueError, match="weak_corner_scores: no steadied plate for T7"):
         MeasureConfig.from_cfg({"weak_corner_scores": {"T7": 0.4}})
     assert MeasureConfig.from_cfg({"weak_corner_scores": {"L5": 0.0}}).weak_corner_scores == {"T5": 0.4, "L5": 0.0}
+    # through a run's detectron2 config, whose keys come back lower-cased
+    from spine_d2.engine.config import from_yacs, to_yacs
+    m = MeasureConfig.from_cfg(from_yacs(to_yacs({"weak_corner_scores": {"T5": 0.3, "L5": 0.2}})))
+    assert m.weak_corner_scores == {"T5": 0.3, "L5": 0.2}
 
 
 @pytest.mark.parametrize("facing", [1, -1])

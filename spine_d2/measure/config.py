@@ -175,6 +175,8 @@ class MeasureConfig:
             w = list(getattr(self, key))
             if w and (len(w) != 2 or w[0] > w[1]):
                 raise ValueError(f"measure.{key} must be [min, max] degrees (or [] for off), got {w}")
+        # level names in any case: a run's detectron2 config keeps its keys lower-cased (engine.config)
+        self.weak_corner_scores = {str(k).upper(): float(v) for k, v in self.weak_corner_scores.items()}
         odd = sorted(set(self.weak_corner_scores) - set(TYPICAL_WEDGE_DEG))
         if odd:
             raise ValueError(f"measure.weak_corner_scores: no steadied plate for {', '.join(odd)} "
