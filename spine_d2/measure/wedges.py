@@ -51,11 +51,12 @@ STAND_IN = {lv: side for plates in REQUIRED_ENDPLATES.values() for lv, side in p
 TYPICAL_WEDGE_DEG = {"T5": ("superior", -4.0), "L5": ("inferior", 6.0)}
 #: level → the score under which a steadied plate's corners (the lower of its two) are weak. On saved
 #: detections of the test split, five seeds and two sets of scoliotic spines (665 films with both of
-#: T5's plates, 735 with L5's; benchmarks/README.md, session 48), T5's superior plate was 6.1° off with its corners under 0.3, 3.4° with them
-#: in 0.3-0.4, 1.2-1.7° above, against 4.6°, 2.9° and 1.4-1.9° averaged; L5's inferior plate 10.4° and
-#: 7.9° off under 0.3 and in 0.3-0.4, against 6.6° and 6.1°. As measured in full (both reads), L5's at
-#: 0.4 made LL worse on the test split (1.97° → 2.05°) and on a new seed (one film 7° → 23° off): 0.3.
-#: T12's inferior plate and L1's superior, treated alike, gained nothing
+#: T5's plates, 735 with L5's; benchmarks/README.md, session 48), T5's superior plate was 6.1° off with
+#: its corners under 0.3, 3.4° with them in 0.3-0.4, 1.2-1.7° above, against 4.6°, 2.9° and 1.4-1.9°
+#: averaged; L5's inferior plate 10.4° and 7.9° off under 0.3 and in 0.3-0.4, against 6.6° and 6.1°.
+#: As measured in full (both reads), L5's at 0.4 made LL worse on the test split (1.97° → 2.05°) and on
+#: a new seed (one film 7° → 23° off): 0.3. T12's inferior plate and L1's superior, treated alike,
+#: gained nothing
 WEAK_CORNER_SCORES = {"T5": 0.4, "L5": 0.3}
 
 
