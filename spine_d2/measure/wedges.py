@@ -162,8 +162,9 @@ def steady_named_plates(raw: dict, kept, levels, anterior, up, below: Mapping[st
                         flags: list[str] | None = None) -> list[str]:
     """`steady_weak_plate` on each plate of `TYPICAL_WEDGE_DEG` in `raw` (level → side → endplate)
     whose level `below` gives a score (level → score; absent or 0: off), its corners' score (the
-    lower of the two) from its instance in `kept` (`levels`: level → index); returns the levels
-    changed."""
+    lower of the two) from its instance in `kept` (`levels`: level → index), whether `raw` took the
+    plate from those corners or an earlier rule put the outline's in their place (the corners' doubt
+    marks a faint body either way); returns the levels changed."""
     changed = []
     for lv, (side, wedge) in TYPICAL_WEDGE_DEG.items():
         if lv not in raw or lv not in levels or not below.get(lv):
