@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from blob_models import BlobModel
-from spine_d2.engine.flip import mirrored, with_mirrored_pelvis
+from spine_d2.engine.flip import mirrored, with_mirrored_bodies, with_mirrored_pelvis
 from spine_d2.engine.highres import Detection, average_corners
 
 BIAS_PX = 2.0  # the stand-in's corners lie this far right of the body's edges, in every run
@@ -116,6 +116,43 @@ def test_femoral_heads_only_the_mirrored_run_found_are_added_where_sure_and_the_
     assert out == [body, sacrum, sure]                          # the faint one is left out
     assert with_mirrored_pelvis([body, sacrum, head], [sure], {2}, {3}) == [body, sacrum, head]
     assert with_mirrored_pelvis([body], [sure], {2}) == [body]  # no head classes given: none added
+
+
+def _column(ys, cls=1, x0=70, score=0.9, size=16):
+    """Bodies of one class down a column (mask tops at `ys`), on a 240×160 image."""
+    out = []
+    for y in ys:
+        m = np.zeros((240, 160), bool)
+        m[y:y + size, x0:x0 + size] = True
+        out.append(Detection(cls, score, m, None, np.inf))
+    return out
+
+
+def test_a_sure_body_only_the_mirrored_run_found_fills_the_photos_gap():
+    fused = _column([10, 30, 50, 90, 110]) + _column([140], cls=2, size=30)  # L3 (at 70) missed; a sure sacrum
+    missed, again = _column([70])[0], _column([32])[0]                  # and a body the photo's run has too
+    out = with_mirrored_bodies(fused, [again, missed], {0, 1}, {2})
+    assert out[:len(fused)] == fused and out[len(fused):] == [missed]
+    faint = _column([70], score=0.3)[0]
+    assert with_mirrored_bodies(fused, [faint], {0, 1}, {2}) == fused  # not sure: not added
+    edge = _column([61])[0]  # shares 5 of its 16 rows with the body at 50: the photo's run has it
+    assert with_mirrored_bodies(fused, [edge], {0, 1}, {2}) == fused
+    assert with_mirrored_bodies(fused, _column([70], cls=3), {0, 1}, {2}) == fused  # a head is not a body
+
+
+def test_a_body_below_the_photos_sure_sacrum_is_not_added_whichever_way_the_spine_runs():
+    fused = _column([10, 30, 50, 70]) + _column([100], cls=2, size=30)
+    below = _column([200])[0]  # a sacral segment or a stray read as lumbar
+    for turn in (lambda m: m, lambda m: m[::-1], lambda m: m.T, lambda m: m.T[::-1, ::-1]):  # a photo turned
+        turned = [Detection(d.cls, d.score, np.ascontiguousarray(turn(d.mask)), None, np.inf) for d in fused]
+        turned_below = Detection(1, 0.9, np.ascontiguousarray(turn(below.mask)), None, np.inf)
+        assert with_mirrored_bodies(turned, [turned_below], {0, 1}, {2}) == turned
+        inside = Detection(1, 0.9, np.ascontiguousarray(turn(_column([50], x0=100)[0].mask)), None, np.inf)
+        assert with_mirrored_bodies(turned, [inside], {0, 1}, {2})[-1] is inside  # beside the chain, above S1
+    unsure = fused[:-1] + _column([100], cls=2, size=30, score=0.3)  # a doubted sacrum does not bound it
+    assert with_mirrored_bodies(unsure, [below], {0, 1}, {2})[-1] is below
+    no_sacrum = _column([10, 30, 50, 70])  # nothing tells a lumbar body below the last from a stray
+    assert with_mirrored_bodies(no_sacrum, [below], {0, 1}, {2})[-1] is below
 
 
 class _FaintSacrum(_Bodies):

@@ -8,8 +8,11 @@ gives a second estimate of each corner, averaged in where the two agree
 stay the first run's, but for the pelvis (`with_mirrored_pelvis`): where the photo's run found no
 sacrum instance, the mirrored run's are added, since without one S1 is not found and SS, PT and
 PI, and often the count of the levels, are lost; where it found no femoral head, the mirrored
-run's sure ones are, since without one PT and PI are lost. benchmarks/README.md has what it
-changes and what it costs (a second run of everything: the first pass and the windows).
+run's sure ones are, since without one PT and PI are lost. And for the bodies
+(`with_mirrored_bodies`): a vertebral body the mirrored run is sure of where the photo's run found
+nothing is added, since a body missed leaves a gap that the count of the levels must guess across,
+and a missed L5 or T12 loses LL or TK. benchmarks/README.md has what it changes and what it costs
+(a second run of everything: the first pass and the windows).
 """
 from __future__ import annotations
 
@@ -17,8 +20,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from spine_d2.engine.highres import Detection
+from spine_d2.engine.highres import Detection, intersection
 from spine_d2.measure.instances import SURE_SCORE
+
+LONE_SHARE = 0.2  # a body of one run is where the other found nothing when it shares less of its pixels with any
 
 
 def mirrored(dets: list[Detection], width: int) -> list[Detection]:
@@ -61,3 +66,36 @@ def with_mirrored_pelvis(fused: list[Detection], second: list[Detection], sacrum
     if not any(d.cls in heads for d in fused):
         out += [d for d in second if d.cls in heads and d.score >= min_head_score]
     return out
+
+
+def with_mirrored_bodies(fused: list[Detection], second: list[Detection], bodies: set[int], sacrum: set[int],
+                         min_score: float = SURE_SCORE, lone_share: float = LONE_SHARE) -> list[Detection]:
+    """`fused` with the vertebral bodies (class indices in `bodies`) that `second` (the mirrored run,
+    mapped back) scores at least `min_score` and that share less than `lone_share` of their pixels
+    with every detection of `fused`: bodies the photo's run missed (a faint one, or several in a
+    row), each a level the naming would otherwise have to count across a gap. Left out: those
+    whose centre lies below the centre of `fused`'s highest sure sacrum (class indices in
+    `sacrum`) along the spine (from its bodies' mean centre towards its sure sacra's, so a photo
+    turned sideways or upside down reads alike): below S1 a body is a sacral segment or a stray,
+    and read as lumbar it makes the sequence implausible and every level uncertain. On the
+    phantom (benchmarks/README.md, session 49) a missed L5 then gave LL again and a missed run
+    of thoracic bodies TK; weak ones (< 0.5) are not added, as the mirrored run's femoral heads."""
+    lone = [d for d in second if d.cls in bodies and d.score >= min_score
+            and all(intersection(d, f) < lone_share * d.area for f in fused)]
+    if not lone:
+        return fused
+    sacra = [_centre(f) for f in fused if f.cls in sacrum and f.score >= min_score]
+    chain = [_centre(f) for f in fused if f.cls in bodies]
+    if not sacra or not chain:
+        return list(fused) + lone
+    down = np.mean(sacra, axis=0) - np.mean(chain, axis=0)  # along the spine, towards the sacrum
+    down = down / n if (n := np.linalg.norm(down)) > 0 else np.array([0.0, 1.0])
+    s1 = min(float(c @ down) for c in sacra)
+    return list(fused) + [d for d in lone if float(_centre(d) @ down) <= s1]
+
+
+def _centre(d: Detection) -> np.ndarray:
+    """The centre of a detection's mask, x, y (image px)."""
+    x0, y0, x1, y1 = d.box
+    ys, xs = np.nonzero(d.mask[y0:y1, x0:x1])
+    return np.array([xs.mean() + x0, ys.mean() + y0])

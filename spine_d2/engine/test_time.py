@@ -15,7 +15,7 @@ import torch
 from detectron2.structures import Instances
 
 from spine_d2.data.transforms import model_input
-from spine_d2.engine.flip import mirrored, with_mirrored_pelvis
+from spine_d2.engine.flip import mirrored, with_mirrored_bodies, with_mirrored_pelvis
 from spine_d2.engine.highres import (Detection, average_corners, class_ids, detections,
                                      high_resolution_detections, high_resolution_pass, to_instances)
 from spine_d2.engine.precision import without_bf16_units
@@ -33,7 +33,8 @@ def refine(model, cfg, image: np.ndarray, first: Instances) -> Instances:
     """`first` (the model's one pass over `image`) with the test-time passes `cfg.SPINE` asks for:
     the windows along the spine, then, with `FLIP`, the same again on the mirrored photo (its
     windows upright only unless `HIGHRES.FLIP_TURNS`), its corners averaged in and, where the
-    photo's run found no sacrum, its sacrum added (`spine_d2.engine.flip`)."""
+    photo's run found no sacrum, its sacrum added, and its sure bodies where the photo's run found
+    nothing (`spine_d2.engine.flip`)."""
     return _refine(model, cfg, image, first, with_reads=False)[0]
 
 
@@ -61,8 +62,10 @@ def _refine(model, cfg, image: np.ndarray, first: Instances, with_reads: bool) -
     second = mirrored(passes(mirror, one_pass(model, cfg, mirror), turns), shape[1])
     own = passes(image, first)
     reads = [to_instances(own, shape), to_instances(second, shape)] if with_reads else []
-    fused = with_mirrored_pelvis(average_corners(own, second), second, class_ids(cfg.SPINE.CLASS_MAP, ("sacrum",)),
+    sacrum = class_ids(cfg.SPINE.CLASS_MAP, ("sacrum",))
+    fused = with_mirrored_pelvis(average_corners(own, second), second, sacrum,
                                  class_ids(cfg.SPINE.CLASS_MAP, ("femoral_head",)))
+    fused = with_mirrored_bodies(fused, second, class_ids(cfg.SPINE.CLASS_MAP, ("thoracic", "lumbar")), sacrum)
     return to_instances(fused, shape), reads
 
 
