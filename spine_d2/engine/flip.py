@@ -23,7 +23,7 @@ import numpy as np
 from spine_d2.engine.highres import Detection, intersection
 from spine_d2.measure.instances import SURE_SCORE
 
-LONE_SHARE = 0.2  # a body of one run is where the other found nothing when it shares less of its pixels with any
+LONE_SHARE = 0.2  # a body lies where the other run found nothing when it shares less of its pixels with each detection
 
 
 def mirrored(dets: list[Detection], width: int) -> list[Detection]:
