@@ -35,10 +35,10 @@ Three sources, tried in this order:
   below a sure sacrum instance (a sacral segment or a stray), a sacrum instance above a sure
   body — is left unnamed and flagged, instead of making the whole sequence implausible; but a
   weak body right below the top sure sacrum instance that the model also read as sacrum is a
-  sacrum instance (the S1 below a steep L5 taken for the sacrum, found as a faint body). With
-  L1…L5 right above the top sure sacrum instance (five lumbar bodies below a thoracic one, no level
-  hidden), a body below it, sure or not, scoring lower than that sacrum instance is a sacral
-  segment or a stray too: left unnamed and flagged.
+  sacrum instance (the S1 below a steep L5 taken for the sacrum, found as a faint body). Bodies
+  below the top sure sacrum instance are sacral segments or strays too, left unnamed and flagged,
+  when L1…L5 lie right above it (five lumbar bodies below a thoracic one, no level hidden), or
+  when each of them scores lower than that sacrum instance (but such a faint S1).
 - An instance whose source doubts its level (`Instance.uncertain`, e.g. a pre-annotation's
   `level_uncertain` flag not yet cleared by a reader) keeps its name, marked uncertain.
 - Anything implausible — more than 5 lumbar slots, more than 12 thoracic ones with no lumbar below
@@ -178,7 +178,7 @@ def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anch
     read_as_sacrum: set[int] = set()
     chain = _without_weak_misplaced(instances, sorted(verts, key=lambda i: instances[i].centre()[1]), naming,
                                     read_as_sacrum)
-    chain = _without_sacral_segments(instances, chain, naming, gap_factor, gap_body_factor)
+    chain = _without_sacral_segments(instances, chain, naming, gap_factor, gap_body_factor, read_as_sacrum)
     centres = np.array([instances[i].centre() for i in chain])
     regions = ["sacrum" if i in read_as_sacrum else instances[i].region for i in chain]
     gaps = _gaps(centres, gap_factor, _length_along(instances, chain, regions), gap_body_factor)
@@ -295,29 +295,40 @@ def _without_weak_misplaced(instances, chain: list[int], naming: Naming,
 
 
 def _without_sacral_segments(instances, chain: list[int], naming: Naming, gap_factor: float,
-                             gap_body_factor: float = 0.0) -> list[int]:
-    """`chain` (top to bottom) without the bodies below the top sure sacrum instance when the whole
-    lumbar spine lies right above it: five lumbar bodies below a thoracic one, no level hidden among
-    them, and each body below scoring lower than the sacrum instance. With L1…L5 found, a body
-    below the sacrum is not lumbar, whatever its class: a lower sacral segment or a blob in the
-    pelvis (a femoral head, soft tissue), left unnamed and flagged, where it would otherwise make
-    every level uncertain. A body below as sure as the sacrum instance still does."""
+                             gap_body_factor: float = 0.0, read_as_sacrum: set[int] = frozenset()) -> list[int]:
+    """`chain` (top to bottom) without the bodies below the top sure sacrum instance, each a lower
+    sacral segment or a blob in the pelvis (a femoral head, soft tissue), left unnamed and flagged
+    where it would otherwise make every level uncertain, when either
+    - the whole lumbar spine lies right above it (five lumbar bodies below a thoracic one, no level
+      hidden among them): with L1…L5 found, a body below the sacrum is not lumbar, whatever its
+      class or score; or
+    - each body below scores lower than the sacrum instance: the model is surer of the sacrum than
+      of anything below it (on the phantom's 20 sets such a body was a stray every time, with the
+      true L1 read as thoracic or a level missed above: benchmarks/README.md, session 49). A body
+      the model also read as sacrum right below it (`read_as_sacrum`) is kept then: the S1 below a
+      steep L5 taken for the sacrum (`_steep_l5`).
+    Otherwise (a body below as sure as the sacrum instance, L1…L5 not found) nothing is removed."""
     regions = [instances[i].region for i in chain]
     sure_sa = [k for k, i in enumerate(chain) if regions[k] == "sacrum" and instances[i].score >= SURE_SCORE]
     if not sure_sa:
         return chain
     s1 = sure_sa[0]
     below = [k for k in range(s1 + 1, len(chain)) if regions[k] != "sacrum"]
-    if not below or any(instances[chain[k]].score >= instances[chain[s1]].score for k in below):
+    if not below:
         return chain
     slot = _slots(_gaps(np.array([instances[i].centre() for i in chain[:s1 + 1]]), gap_factor,
                         _length_along(instances, chain, regions), gap_body_factor))
-    if not _lumbar_run_above(s1, len(LUMBAR), regions, slot):
-        return chain
+    if _lumbar_run_above(s1, len(LUMBAR), regions, slot):
+        why = "with five lumbar bodies above it"
+    else:
+        below = [k for k in below if chain[k] not in read_as_sacrum]
+        if not below or any(instances[chain[k]].score >= instances[chain[s1]].score for k in below):
+            return chain
+        why = f"scoring lower than it ({instances[chain[s1]].score:.2f})"
     for k in below:
         inst = instances[chain[k]]
-        naming.call(f"a {inst.class_name} instance scoring {inst.score:.2f} below a sure sacrum, with five lumbar "
-                    f"bodies above it: a sacral segment or a stray, not named")
+        naming.call(f"a {inst.class_name} instance scoring {inst.score:.2f} below a sure sacrum, {why}: "
+                    f"a sacral segment or a stray, not named")
     return [i for k, i in enumerate(chain) if k not in below]
 
 
