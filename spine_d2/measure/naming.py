@@ -38,7 +38,7 @@ Three sources, tried in this order:
   sacrum instance (the S1 below a steep L5 taken for the sacrum, found as a faint body). Bodies
   below the top sure sacrum instance are sacral segments or strays too, left unnamed and flagged,
   when L1…L5 lie right above it (five lumbar bodies below a thoracic one, no level hidden), or
-  when each of them scores lower than that sacrum instance (but such a faint S1).
+  when each of them scores lower than that sacrum instance (except such a faint S1).
 - An instance whose source doubts its level (`Instance.uncertain`, e.g. a pre-annotation's
   `level_uncertain` flag not yet cleared by a reader) keeps its name, marked uncertain.
 - Anything implausible — more than 5 lumbar slots, more than 12 thoracic ones with no lumbar below
@@ -303,8 +303,8 @@ def _without_sacral_segments(instances, chain: list[int], naming: Naming, gap_fa
       hidden among them): with L1…L5 found, a body below the sacrum is not lumbar, whatever its
       class or score; or
     - each body below scores lower than the sacrum instance: the model is surer of the sacrum than
-      of anything below it (on the phantom's 20 sets such a body was a stray every time, with the
-      true L1 read as thoracic or a level missed above: benchmarks/README.md, session 49). A body
+      of anything below it (on the phantom's 20 sets it decided four films, each with a stray there
+      and the true S1 sure above it: benchmarks/README.md, session 49). A body
       the model also read as sacrum right below it (`read_as_sacrum`) is kept then: the S1 below a
       steep L5 taken for the sacrum (`_steep_l5`).
     Otherwise (a body below as sure as the sacrum instance, L1…L5 not found) nothing is removed."""
