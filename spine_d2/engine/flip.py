@@ -84,18 +84,11 @@ def with_mirrored_bodies(fused: list[Detection], second: list[Detection], bodies
             and all(intersection(d, f) < lone_share * d.area for f in fused)]
     if not lone:
         return fused
-    sacra = [_centre(f) for f in fused if f.cls in sacrum and f.score >= min_score]
-    chain = [_centre(f) for f in fused if f.cls in bodies]
+    sacra = [f.centre for f in fused if f.cls in sacrum and f.score >= min_score]
+    chain = [f.centre for f in fused if f.cls in bodies]
     if not sacra or not chain:
         return list(fused) + lone
     down = np.mean(sacra, axis=0) - np.mean(chain, axis=0)  # along the spine, towards the sacrum
     down = down / n if (n := np.linalg.norm(down)) > 0 else np.array([0.0, 1.0])
     s1 = min(float(c @ down) for c in sacra)
-    return list(fused) + [d for d in lone if float(_centre(d) @ down) <= s1]
-
-
-def _centre(d: Detection) -> np.ndarray:
-    """The centre of a detection's mask, x, y (image px)."""
-    x0, y0, x1, y1 = d.box
-    ys, xs = np.nonzero(d.mask[y0:y1, x0:x1])
-    return np.array([xs.mean() + x0, ys.mean() + y0])
+    return list(fused) + [d for d in lone if float(d.centre @ down) <= s1]

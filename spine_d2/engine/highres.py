@@ -77,6 +77,13 @@ class Detection:
         x0, y0, x1, y1 = self.box
         return int(np.count_nonzero(self.mask[y0:y1, x0:x1]))
 
+    @cached_property
+    def centre(self) -> np.ndarray:
+        """x, y of the mask's pixels' mean (image px); computed once, as `box`."""
+        x0, y0, x1, y1 = self.box
+        ys, xs = np.nonzero(self.mask[y0:y1, x0:x1])
+        return np.array([xs.mean() + x0, ys.mean() + y0])
+
 
 def _arr(x) -> np.ndarray:
     return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
