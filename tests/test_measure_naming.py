@@ -350,6 +350,31 @@ def test_without_the_whole_lumbar_spine_above_a_body_below_s1_is_unnamed_only_wh
     assert {"S1", "L1", "L5"} <= set(got)
 
 
+@pytest.mark.parametrize("lumbar_spine", ["whole", "L3 missed"])
+def test_a_doubted_sacrum_right_below_the_whole_lumbar_spine_is_s1_above_a_sure_stray(lumbar_spine):
+    """Right below L1…L5 (five lumbar bodies below a thoracic one, no level hidden) lies S1, however
+    much the model doubts it: a sure body further down is a sacral segment or a stray, not named.
+    Without the whole lumbar spine above it the doubted sacrum is the one left out, as before."""
+    spine = toy_spine()
+    insts = spine.instances()
+    s1 = next(i for i in insts if i.region == "sacrum")
+    s1.score = 0.4
+    if lumbar_spine == "L3 missed":
+        l3 = spine.polygons["L3"].mean(0)
+        insts = [i for i in insts if np.linalg.norm(i.centre() - l3) > 1.0]
+    stray = Instance("lumbar", polygon=spine.polygons["S1"] + [0.0, 80.0], score=0.67)
+    naming = name_levels(insts + [stray])
+    assert naming.name_of(len(insts)) is None
+    if lumbar_spine == "whole":
+        got, _ = named(naming, insts + [stray])
+        assert set(got) == ALL and all(k == v for k, v in got.items()) and not naming.uncertain
+        assert naming.levels["S1"] == insts.index(s1)
+        assert any("scoring 0.67 below a sacrum, with five lumbar bodies above it" in f for f in naming.flags)
+    else:
+        assert "S1" not in naming.levels
+        assert any("sacrum instance scoring 0.40 above a sure vertebra: not named" in f for f in naming.flags)
+
+
 def test_a_weak_sacrum_among_the_vertebrae_is_not_taken_for_s1():
     spine = toy_spine()
     insts = spine.instances()
@@ -359,6 +384,27 @@ def test_a_weak_sacrum_among_the_vertebrae_is_not_taken_for_s1():
     got, _ = named(naming, insts)
     assert set(got) == ALL and all(k == v for k, v in got.items()) and not naming.uncertain
     assert any("sacrum instance scoring 0.20 above a sure vertebra" in f for f in naming.flags)
+
+
+@pytest.mark.parametrize("where", ["beside T8", "beside L4"])
+def test_a_sure_sacrum_among_the_vertebrae_is_a_stray_when_everything_sure_below_it_scores_higher(where):
+    """As a body below the sure sacrum (session 49), a sacrum instance above a vertebra that each sure
+    instance below it outscores is a stray (a blob beside the spine): not named, instead of making
+    every level uncertain. One that scores as high as a body below it still leaves them uncertain."""
+    spine = toy_spine()
+    insts = spine.instances()
+    for i in insts:
+        i.score = 0.95
+    stray = Instance("sacrum", polygon=spine.polygons[where[-2:]] + [80.0, 0.0], score=0.7)
+    naming = name_levels(insts + [stray])
+    got, _ = named(naming, insts + [stray])
+    assert set(got) == ALL and all(k == v for k, v in got.items()) and not naming.uncertain
+    assert naming.name_of(len(insts)) is None
+    assert any("sacrum instance scoring 0.70 above a vertebra, every sure instance below it scoring higher" in f
+               for f in naming.flags), naming.flags
+    insts[[lv for lv in spine.polygons].index("L5")].score = 0.7
+    naming = name_levels(insts + [stray])
+    assert naming.uncertain and any("a sacrum instance lies above a vertebra" in f for f in naming.flags)
 
 
 def test_duplicated_and_misordered_given_levels_are_flagged():

@@ -35,10 +35,13 @@ Three sources, tried in this order:
   below a sure sacrum instance (a sacral segment or a stray), a sacrum instance above a sure
   body — is left unnamed and flagged, instead of making the whole sequence implausible; but a
   weak body right below the top sure sacrum instance that the model also read as sacrum is a
-  sacrum instance (the S1 below a steep L5 taken for the sacrum, found as a faint body). Bodies
-  below the top sure sacrum instance are sacral segments or strays too, left unnamed and flagged,
-  when L1…L5 lie right above it (five lumbar bodies below a thoracic one, no level hidden), or
-  when each of them scores lower than that sacrum instance (except such a faint S1).
+  sacrum instance (the S1 below a steep L5 taken for the sacrum, found as a faint body). So is a
+  sure sacrum instance above a body that every sure instance below it outscores (a blob beside
+  the spine). A sacrum instance with L1…L5 right above it (five lumbar bodies below a thoracic
+  one, no level hidden among them or before it) lies at S1's place and stays, however weak. Bodies
+  below the top sure sacrum instance (or such a weak one) are sacral segments or strays too, left
+  unnamed and flagged, when L1…L5 lie right above it, or (a sure one) when each of them scores
+  lower than that sacrum instance (except such a faint S1).
 - An instance whose source doubts its level (`Instance.uncertain`, e.g. a pre-annotation's
   `level_uncertain` flag not yet cleared by a reader) keeps its name, marked uncertain.
 - Anything implausible — more than 5 lumbar slots, more than 12 thoracic ones with no lumbar below
@@ -176,9 +179,11 @@ def _name_from_regions(instances, verts, naming: Naming, gap_factor: float, anch
                        image_shape: Sequence[int] | None = None, border_px: float = 2.0,
                        gap_body_factor: float = 0.0) -> None:
     read_as_sacrum: set[int] = set()
-    chain = _without_weak_misplaced(instances, sorted(verts, key=lambda i: instances[i].centre()[1]), naming,
-                                    read_as_sacrum)
-    chain = _without_sacral_segments(instances, chain, naming, gap_factor, gap_body_factor, read_as_sacrum)
+    ordered = sorted(verts, key=lambda i: instances[i].centre()[1])
+    after_l5 = _below_lumbar_spine(instances, ordered, gap_factor, gap_body_factor)
+    chain = _without_weak_misplaced(instances, ordered, naming, read_as_sacrum, after_l5)
+    chain = _without_sacral_segments(instances, chain, naming, gap_factor, gap_body_factor, read_as_sacrum,
+                                     after_l5)
     centres = np.array([instances[i].centre() for i in chain])
     regions = ["sacrum" if i in read_as_sacrum else instances[i].region for i in chain]
     gaps = _gaps(centres, gap_factor, _length_along(instances, chain, regions), gap_body_factor)
@@ -262,15 +267,33 @@ def _not_s1(regions: Sequence[str], s1: int, slot, centres, pattern: str, max_hi
     return None
 
 
+def _below_lumbar_spine(instances, chain: list[int], gap_factor: float, gap_body_factor: float = 0.0) -> set[int]:
+    """The sacrum instances of `chain` (top to bottom) with the whole lumbar spine right above them
+    (five lumbar bodies below a thoracic one, no level hidden among them or before the sacrum): at
+    S1's place whatever their score."""
+    regions = [instances[i].region for i in chain]
+
+    def right_below_l5(k: int) -> bool:  # the gaps down to the sacrum only, as `_without_sacral_segments`
+        slot = _slots(_gaps(np.array([instances[i].centre() for i in chain[:k + 1]]), gap_factor,
+                            _length_along(instances, chain, regions), gap_body_factor))
+        return _lumbar_run_above(k, len(LUMBAR), regions, slot)
+
+    return {i for k, i in enumerate(chain) if regions[k] == "sacrum" and right_below_l5(k)}
+
+
 def _without_weak_misplaced(instances, chain: list[int], naming: Naming,
-                            read_as_sacrum: set[int] | None = None) -> list[int]:
+                            read_as_sacrum: set[int] | None = None, after_l5: set[int] = frozenset()) -> list[int]:
     """`chain` (top to bottom) without the weak instances on the wrong side of a sure one: a body
     scoring under `SURE_SCORE` below a sure sacrum instance (a sacral segment or a stray, never a
-    vertebra above S1), a sacrum instance scoring under it above a sure body; each flagged. A weak
-    body right below the top sure sacrum instance that the model also read as sacrum
+    vertebra above S1), a sacrum instance scoring under it above a sure body, or scoring lower than
+    every sure instance below it (a blob beside the spine: on the phantom's 20 sets the three films
+    this decided had one there, the true S1 below; benchmarks/README.md, session 50); each flagged.
+    A sacrum instance in `after_l5` (right below L1…L5: `_below_lumbar_spine`) is at S1's place and
+    stays. A weak body right below the top sure sacrum instance that the model also read as sacrum
     (`Instance.also`) is a sacrum instance: kept, its index added to `read_as_sacrum`, so that a
     steep L5 taken for the sacrum above it is seen (`_steep_l5`)."""
-    sure = [instances[i].score >= SURE_SCORE for i in chain]
+    scores = [instances[i].score for i in chain]
+    sure = [s >= SURE_SCORE for s in scores]
     is_sa = [instances[i].region == "sacrum" for i in chain]
     sure_sa = [k for k in range(len(chain)) if is_sa[k] and sure[k]]
     sure_body = [k for k in range(len(chain)) if not is_sa[k] and sure[k]]
@@ -284,9 +307,11 @@ def _without_weak_misplaced(instances, chain: list[int], naming: Naming,
                         f"a sure sacrum, also found as sacrum: taken as a sacrum instance")
             out.append(i)
             continue
-        above_body = is_sa[k] and not sure[k] and sure_body and k < sure_body[-1]
-        if below_s1 or above_body:
-            where = "below a sure sacrum" if below_s1 else "above a sure vertebra"
+        above_body = is_sa[k] and sure_body and k < sure_body[-1] and i not in after_l5
+        outscored = above_body and sure[k] and all(scores[j] > scores[k] for j in range(k + 1, len(chain)) if sure[j])
+        if below_s1 or (above_body and (not sure[k] or outscored)):
+            where = ("below a sure sacrum" if below_s1 else "above a sure vertebra" if not sure[k] else
+                     "above a vertebra, every sure instance below it scoring higher")
             naming.call(f"a {instances[i].class_name} instance scoring {instances[i].score:.2f} "
                         f"{where}: not named")
             continue
@@ -295,24 +320,28 @@ def _without_weak_misplaced(instances, chain: list[int], naming: Naming,
 
 
 def _without_sacral_segments(instances, chain: list[int], naming: Naming, gap_factor: float,
-                             gap_body_factor: float = 0.0, read_as_sacrum: set[int] = frozenset()) -> list[int]:
-    """`chain` (top to bottom) without the bodies below the top sure sacrum instance, each a lower
-    sacral segment or a blob in the pelvis (a femoral head, soft tissue), left unnamed and flagged
-    where it would otherwise make every level uncertain, when either
+                             gap_body_factor: float = 0.0, read_as_sacrum: set[int] = frozenset(),
+                             after_l5: set[int] = frozenset()) -> list[int]:
+    """`chain` (top to bottom) without the bodies below the top sure sacrum instance (or a weak one in
+    `after_l5`, right below L1…L5), each a lower sacral segment or a blob in the pelvis (a femoral
+    head, soft tissue), left unnamed and flagged where it would otherwise make every level
+    uncertain, when either
     - the whole lumbar spine lies right above it (five lumbar bodies below a thoracic one, no level
       hidden among them): with L1…L5 found, a body below the sacrum is not lumbar, whatever its
       class or score; or
-    - each body below scores lower than the sacrum instance: the model is surer of the sacrum than
+    - each body below scores lower than the sacrum instance, a sure one: the model is surer of it than
       of anything below it (on the phantom's 20 sets it decided four films, each with a stray there
       and the true S1 sure above it: benchmarks/README.md, session 49). A body
       the model also read as sacrum right below it (`read_as_sacrum`) is kept then: the S1 below a
       steep L5 taken for the sacrum (`_steep_l5`).
     Otherwise (a body below as sure as the sacrum instance, L1…L5 not found) nothing is removed."""
     regions = [instances[i].region for i in chain]
-    sure_sa = [k for k, i in enumerate(chain) if regions[k] == "sacrum" and instances[i].score >= SURE_SCORE]
+    sure_sa = [k for k, i in enumerate(chain)
+               if regions[k] == "sacrum" and (instances[i].score >= SURE_SCORE or i in after_l5)]
     if not sure_sa:
         return chain
     s1 = sure_sa[0]
+    which = "a sure sacrum" if instances[chain[s1]].score >= SURE_SCORE else "a sacrum"
     below = [k for k in range(s1 + 1, len(chain)) if regions[k] != "sacrum"]
     if not below:
         return chain
@@ -321,13 +350,15 @@ def _without_sacral_segments(instances, chain: list[int], naming: Naming, gap_fa
     if _lumbar_run_above(s1, len(LUMBAR), regions, slot):
         why = "with five lumbar bodies above it"
     else:
+        if instances[chain[s1]].score < SURE_SCORE:
+            return chain
         below = [k for k in below if chain[k] not in read_as_sacrum]
         if not below or any(instances[chain[k]].score >= instances[chain[s1]].score for k in below):
             return chain
         why = f"scoring lower than it ({instances[chain[s1]].score:.2f})"
     for k in below:
         inst = instances[chain[k]]
-        naming.call(f"a {inst.class_name} instance scoring {inst.score:.2f} below a sure sacrum, {why}: "
+        naming.call(f"a {inst.class_name} instance scoring {inst.score:.2f} below {which}, {why}: "
                     f"a sacral segment or a stray, not named")
     return [i for k, i in enumerate(chain) if k not in below]
 
