@@ -25,7 +25,7 @@ from spine_d2.levels import LEVEL_INDEX, LUMBAR, THORACIC
 from spine_d2.measure.anterior import Anterior, decide_anterior, lateral_of
 from spine_d2.measure.cleanup import Removal, clean_instances
 from spine_d2.measure.endplates import method_name, order_anterior_posterior
-from spine_d2.measure.femoral_heads import plausible_heads, usable_heads
+from spine_d2.measure.femoral_heads import heads_clear_of_spine, plausible_heads, usable_heads
 from spine_d2.measure.flags import Flags
 from spine_d2.measure.frame_angles import HEADS_NOT_IN_VIEW, endplate_angles
 from spine_d2.measure.instances import Instance
@@ -188,6 +188,8 @@ def measure_instances(
                           edges)
     up = _spine_up(centres)
     found = usable_heads(kept, naming.femoral_heads, idx, c.min_circle_radius, flags)
+    bodies = [centre_of[lv] for lv in chain if kept[naming.levels[lv]].region in ("thoracic", "lumbar")]
+    found = heads_clear_of_spine(found, np.array(bodies).reshape(-1, 2), flags)
     heads, axis, heads_reason, ant, pelvis_flags = _pelvis_and_side(c, kept, naming, chain, centres, up, raw, found)
     anterior, windows = ant.sign * lateral_of(up), {"thoracic": c.thoracic_wedge_deg, "lumbar": c.lumbar_wedge_deg}
     plausible_wedges(raw, outlines, anterior, up, windows, flags)
