@@ -5,10 +5,9 @@ the hip axis, the midpoint of their centres. It lies caudal of the S1 endplate's
 3.3 endplate lengths away (Legaye 2013; shared/PHANTOM.md): a circle that cannot be one of this
 S1's hips on its own (a stray find in the abdomen; the sacrum or a vertebra found as a head, within
 `MIN_HEAD_STEPS` levels' steps of the lowest body: `heads_clear_of_spine`) is left out while another
-can; a pair whose
-axis cannot be is left out with the reason. The two heads of one film lie close (on the phantom's
-films their centres are at most 2.3 radii apart): a pair is taken from heads near enough to be one
-(`paired_heads`) before two best scored ones far apart.
+can; a pair whose axis cannot be is left out with the reason. The two heads of one film lie close
+(on the phantom's films their centres are at most 2.3 radii apart): a pair is taken from heads near
+enough to be one (`paired_heads`) before two best scored ones far apart.
 """
 from __future__ import annotations
 

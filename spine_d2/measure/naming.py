@@ -287,7 +287,7 @@ def _without_weak_misplaced(instances, chain: list[int], naming: Naming,
     scoring under `SURE_SCORE` below a sure sacrum instance (a sacral segment or a stray, never a
     vertebra above S1), a sacrum instance scoring under it above a sure body, or scoring lower than
     every sure instance below it (a blob beside the spine: on the phantom's 20 sets the three films
-    this decided had one there, the true S1 below; benchmarks/README.md, session 50); each flagged.
+    this decided each had one there, beside T11–L5; benchmarks/README.md, session 50); each flagged.
     A sacrum instance in `after_l5` (right below L1…L5: `_below_lumbar_spine`) is at S1's place and
     stays. A weak body right below the top sure sacrum instance that the model also read as sacrum
     (`Instance.also`) is a sacrum instance: kept, its index added to `read_as_sacrum`, so that a
