@@ -52,14 +52,16 @@ def heads_clear_of_spine(heads: list, bodies: np.ndarray, flags: list[str],
         return heads
     b = np.asarray(bodies, float)
     step = float(np.median(np.linalg.norm(np.diff(b[-5:], axis=0), axis=1)))
-    near = [h for h in heads if np.hypot(h[0] - b[-1][0], h[1] - b[-1][1]) < min_steps * step]
-    if len(near) == len(heads):
+    if step <= 0:
         return heads
-    for h in near:
-        flags.append(f"femoral head at ({h[0]:.0f}, {h[1]:.0f}) "
-                     f"{np.hypot(h[0] - b[-1][0], h[1] - b[-1][1]) / step:.1f} levels' steps from the lowest "
-                     f"body (< {min_steps:g}): the sacrum or a vertebra, not a hip: ignored")
-    return [h for h in heads if not any(h is x for x in near)]
+    steps = [float(np.hypot(h[0] - b[-1][0], h[1] - b[-1][1])) / step for h in heads]
+    if all(n < min_steps for n in steps):
+        return heads
+    for h, n in zip(heads, steps):
+        if n < min_steps:
+            flags.append(f"femoral head at ({h[0]:.0f}, {h[1]:.0f}) {n:.1f} levels' steps from the lowest body "
+                         f"(< {min_steps:g}): the sacrum or a vertebra, not a hip: ignored")
+    return [h for h, n in zip(heads, steps) if n >= min_steps]
 
 
 def implausible_hip_axis(s1_superior: np.ndarray, axis: np.ndarray, up: np.ndarray,

@@ -272,13 +272,17 @@ def _below_lumbar_spine(instances, chain: list[int], gap_factor: float, gap_body
     (five lumbar bodies below a thoracic one, no level hidden among them or before the sacrum): at
     S1's place whatever their score."""
     regions = [instances[i].region for i in chain]
+    return {i for k, i in enumerate(chain)
+            if regions[k] == "sacrum" and _right_below_l5(instances, chain, k, regions, gap_factor, gap_body_factor)}
 
-    def right_below_l5(k: int) -> bool:  # the gaps down to the sacrum only, as `_without_sacral_segments`
-        slot = _slots(_gaps(np.array([instances[i].centre() for i in chain[:k + 1]]), gap_factor,
-                            _length_along(instances, chain, regions), gap_body_factor))
-        return _lumbar_run_above(k, len(LUMBAR), regions, slot)
 
-    return {i for k, i in enumerate(chain) if regions[k] == "sacrum" and right_below_l5(k)}
+def _right_below_l5(instances, chain: list[int], k: int, regions: Sequence[str], gap_factor: float,
+                    gap_body_factor: float) -> bool:
+    """Whether L1…L5 lie right above chain position `k` (`_lumbar_run_above`), the levels hidden in
+    the gaps counted down to `k` only (what lies below it does not move the local steps)."""
+    slot = _slots(_gaps(np.array([instances[i].centre() for i in chain[:k + 1]]), gap_factor,
+                        _length_along(instances, chain, regions), gap_body_factor))
+    return _lumbar_run_above(k, len(LUMBAR), regions, slot)
 
 
 def _without_weak_misplaced(instances, chain: list[int], naming: Naming,
@@ -345,9 +349,7 @@ def _without_sacral_segments(instances, chain: list[int], naming: Naming, gap_fa
     below = [k for k in range(s1 + 1, len(chain)) if regions[k] != "sacrum"]
     if not below:
         return chain
-    slot = _slots(_gaps(np.array([instances[i].centre() for i in chain[:s1 + 1]]), gap_factor,
-                        _length_along(instances, chain, regions), gap_body_factor))
-    if _lumbar_run_above(s1, len(LUMBAR), regions, slot):
+    if _right_below_l5(instances, chain, s1, regions, gap_factor, gap_body_factor):
         why = "with five lumbar bodies above it"
     else:
         if instances[chain[s1]].score < SURE_SCORE:
