@@ -106,6 +106,26 @@ def test_the_sacrums_corners_are_averaged_with_the_windows_where_they_agree():
     assert np.array_equal(window_corners(kept, [windowed], set())[1].corners, first[1].corners)  # off
 
 
+def test_a_sacrum_only_the_windows_found_is_added_where_the_first_pass_has_none():
+    from spine_d2.engine.highres import Detection, merge, with_window_sacra
+
+    def det(cls, x0, y0, size=20, score=0.9, depth=np.inf):
+        m = np.zeros((200, 200), bool)
+        m[y0:y0 + size, x0:x0 + size] = True
+        return Detection(cls, score, m, None, depth)
+
+    first = [det(1, 50, 50), det(1, 50, 80), det(1, 50, 140)]  # S1 read as a lumbar body
+    windowed = [det(2, 51, 141, depth=20.0), det(2, 50, 140, depth=45.0),  # S1 seen by two windows
+                det(2, 52, 80, score=0.3, depth=50.0)]                     # a weak reading of a body
+    kept = with_window_sacra(merge(first, windowed, bodies={0, 1}, min_score=0.5), windowed, {2}, min_score=0.5)
+    sacra = [d for d in kept if d.cls == 2]
+    assert len(kept) == 4 and len(sacra) == 1 and sacra[0].depth == 45.0  # the deeper of the two, once
+    assert [d.depth for d in kept if d.cls == 1] == [np.inf] * 3  # the lumbar reading stays: the measurement's
+    with_first = first + [det(2, 50, 170, score=0.4)]             # duplicate rule settles the two by score
+    assert with_window_sacra(with_first, windowed, {2}) == with_first  # the first pass's sacrum, however weak
+    assert with_window_sacra(first, windowed, set()) == first
+
+
 @pytest.mark.parametrize("turns", [(), (-5.0, 5.0)])
 def test_the_high_resolution_pass_finds_each_body_once_where_it_is(turns):
     from types import SimpleNamespace
@@ -137,6 +157,42 @@ def test_the_high_resolution_pass_finds_each_body_once_where_it_is(turns):
     for t in truth:
         iou = max((m & t).sum() / (m | t).sum() for m in masks)
         assert iou > 0.85
+
+
+class _LargeIsSacrum(BlobModel):
+    """A blob covering over 1.5 % of the input is the sacrum: at the first pass's scale the pelvis's
+    is read as a lumbar body, in a window (the bodies larger) as the sacrum."""
+
+    def cls(self, m):
+        return 2 if m.mean() > 0.015 else 1
+
+
+def test_the_high_resolution_pass_adds_the_sacrum_only_its_windows_find():
+    from types import SimpleNamespace
+
+    from spine_d2.data.transforms import model_input
+    from spine_d2.engine.highres import high_resolution_pass
+
+    image = np.zeros((900, 400, 3), np.uint8)
+    boxes, centres = _spine_boxes(n=12, tilt_deg=0.0, step=48.0, size=30.0, start=(150.0, 120.0))
+    for x0, y0, x1, y1 in boxes.astype(int):
+        image[y0:y1, x0:x1] = 220
+    s1 = np.zeros((900, 400), bool)
+    s1[int(centres[-1, 1]) + 36:int(centres[-1, 1]) + 81, 135:195] = True  # 60 x 45 px below the last body
+    image[s1] = 220
+    inp = SimpleNamespace(HEIGHT=256, WIDTH=256, FIT="keep_aspect", MEAN_INTENSITY=None)
+    aug = SimpleNamespace(**{k: SimpleNamespace(ENABLED=False) for k in
+                             ("SCALE", "CROP", "FLIP", "ROTATION", "CONTRAST", "PHOTOMETRIC")})
+    hr = SimpleNamespace(WINDOWS=6, TARGET_PX=22.0, MIN_GAIN=1.25, MIN_SCORE=0.5, SACRUM_CORNERS=False, TURNS=())
+    cfg = SimpleNamespace(SPINE=SimpleNamespace(INPUT=inp, AUG=aug, CLASS_MAP="default", HIGHRES=hr),
+                          INPUT=SimpleNamespace(FORMAT="BGR"))
+    model = _LargeIsSacrum()
+    first = model([model_input(image, cfg)])[0]["instances"]
+    assert 2 not in first.pred_classes.tolist()  # the first pass reads all 13 blobs as lumbar
+    out = high_resolution_pass(model, cfg, image, first)
+    sacra = out.pred_masks.numpy()[out.pred_classes.numpy() == 2]
+    assert len(sacra) == 1 and (sacra[0] & s1).sum() / (sacra[0] | s1).sum() > 0.85
+    assert (out.pred_classes.numpy() == 1).sum() == 13  # its lumbar reading is the measurement's to drop
 
 
 def test_input_scale_follows_the_evaluation_resize():

@@ -1,27 +1,29 @@
 """A second, high-resolution pass along the spine: the model run again on upright windows where the
 vertebrae are larger, its detections mapped back and merged; image frame, pixels.
 
-The first pass (the whole photo at the model's input size) finds the spine; `spine_windows` cuts
-it into overlapping upright windows of the input's size, zoomed so that the median vertebra is
-`test.highres.target_px` high (none when that enlarges it less than `min_gain` times: a large
-spine is left as the first pass saw it). The windows' thoracic and lumbar bodies scoring at least
-`min_score` replace the first pass's detections where they overlap (the overlap covers `OVERLAP`
-of the smaller mask: a body a window cut in half is the same body), and a body seen by two
-windows is kept from the window where it lies farther from the edge. The sacrum, the femoral
-heads and anything the windows miss stay as the first pass found them: a window's sacrum, seen
-without the pelvis around it, measured SS worse (benchmarks/README.md). With
+The first pass (the whole photo at the model's input size) finds the spine; `spine_windows` cuts it
+into overlapping upright windows of the input's size, zoomed so that the median vertebra is
+`test.highres.target_px` high (none when that enlarges it less than `min_gain` times: a large spine
+is left as the first pass saw it). The windows' thoracic and lumbar bodies scoring at least
+`min_score` replace the first pass's detections where they overlap (the overlap covers `OVERLAP` of
+the smaller mask: a body a window cut in half is the same body), and a body seen by two windows is
+kept from the window where it lies farther from the edge. The sacrum, the femoral heads and
+anything the windows miss stay as the first pass found them: a window's sacrum, seen without the
+pelvis around it, measured SS worse (benchmarks/README.md). Where the first pass found no sacrum,
+though, the windows' sure ones are added (`with_window_sacra`): a window often sees an S1 that the
+first pass missed or read as a lumbar body, and without one SS, PT and PI are lost. With
 `test.highres.sacrum_corners` the sacrum's corners (S1's endplate) are averaged with a window's
 where the two agree (`average_corners`, as the mirrored run's): the first pass sees S1's endplate
 at its input's coarse scale. With `test.highres.turns` the windows run again turned a few degrees
-about their centres, and each body's corners (and the sacrum's, with `sacrum_corners`) are
-averaged over the upright and turned runs where they agree (`window_corners`): a corner is the
-noisiest part of a prediction, and a turned look at the same pixels gives another estimate of it
+about their centres, and each body's corners (and the sacrum's, with `sacrum_corners`) are averaged
+over the upright and turned runs where they agree (`window_corners`): a corner is the noisiest part
+of a prediction, and a turned look at the same pixels gives another estimate of it
 (benchmarks/README.md: ±5°). Where no windows are made, with `test.highres.turn_strip` the photo
 runs turned by the same degrees instead, cut to the spine's columns at the first pass's scale
 (`spine_strip`: the same look with fewer pixels), and the first pass's thoracic and lumbar bodies'
-corners are averaged with those runs' alike: a spine already large in the first pass gets its
-other looks too. The sacrum's stay the first pass's there: the strip cuts off the pelvis around it
-(with them SS was worse on two of three seeds; benchmarks/README.md).
+corners are averaged with those runs' alike: a spine already large in the first pass gets its other
+looks too. The sacrum's stay the first pass's there: the strip cuts off the pelvis around it (with
+them SS was worse on two of three seeds; benchmarks/README.md).
 Corners come back as points (`pred_keypoints`, sub-pixel, score in [0, 1]) because a window's
 keypoint heatmaps are not aligned with the image.
 """
@@ -141,15 +143,33 @@ def merge(first: list[Detection], windowed: list[Detection], bodies: set[int],
           min_score: float = 0.5) -> list[Detection]:
     """The windows' detections of the classes `bodies` scoring ≥ `min_score` (deduplicated: the
     deeper inside its window wins), plus the first pass's detections that none of them overlaps."""
-    kept: list[Detection] = []
-    chosen = (d for d in windowed if d.cls in bodies and d.score >= min_score)
-    for d in sorted(chosen, key=lambda d: -d.depth):
-        if all(_overlap(d, k) < OVERLAP for k in kept):
-            kept.append(d)
+    kept = _deepest(d for d in windowed if d.cls in bodies and d.score >= min_score)
     for d in first:
         if all(_overlap(d, k) < OVERLAP for k in kept):
             kept.append(d)
     return kept
+
+
+def _deepest(dets) -> list[Detection]:
+    """`dets` (windows' detections) without repeats: of those overlapping by `OVERLAP`, the one
+    lying deepest inside its window."""
+    kept: list[Detection] = []
+    for d in sorted(dets, key=lambda d: -d.depth):
+        if all(_overlap(d, k) < OVERLAP for k in kept):
+            kept.append(d)
+    return kept
+
+
+def with_window_sacra(kept: list[Detection], windowed: list[Detection], sacrum: set[int],
+                      min_score: float = 0.5) -> list[Detection]:
+    """`kept` with the windows' sacrum instances (class indices `sacrum`) scoring ≥ `min_score`
+    where it holds none: S1 the first pass missed or read as a lumbar body, seen larger in a window
+    (deduplicated as `merge`'s bodies). One lying on a body is settled by the measurement's
+    duplicate rule (the higher score stays). Where `kept` has a sacrum the first pass's stays: a
+    window's, seen without the pelvis around it, measured SS worse (benchmarks/README.md)."""
+    if any(d.cls in sacrum for d in kept):
+        return kept
+    return kept + _deepest(d for d in windowed if d.cls in sacrum and d.score >= min_score)
 
 
 def window_corners(kept: list[Detection], runs: list[list[Detection]], classes: set[int],
@@ -230,9 +250,10 @@ def high_resolution_detections(model, cfg, image: np.ndarray, first: Instances,
     wins = spine_windows(boxes, size, float(hr.TARGET_PX), input_scale(shape, cfg), float(hr.MIN_GAIN),
                          int(hr.WINDOWS))
     bodies = class_ids(cfg.SPINE.CLASS_MAP, WINDOW_CLASSES)
-    corners_of = class_ids(cfg.SPINE.CLASS_MAP, CORNER_CLASSES) if hr.SACRUM_CORNERS else set()
+    sacrum = class_ids(cfg.SPINE.CLASS_MAP, CORNER_CLASSES)
+    corners_of = sacrum if hr.SACRUM_CORNERS else set()
     min_score = float(hr.MIN_SCORE)
-    used = (bodies | corners_of, min_score)  # all that the windows' detections are used for
+    used = (bodies | sacrum, min_score)  # all that the windows' detections are used for
     if not wins:
         if not (hr.TURN_STRIP and turns and len(boxes) >= 2):
             return None
@@ -244,7 +265,8 @@ def high_resolution_detections(model, cfg, image: np.ndarray, first: Instances,
         return window_corners(detections(first, None, shape), turned, bodies, min_score)
     windowed = _run(model, cfg, image, wins, used)
     turned = [_run(corners_only(model), cfg, image, [w.turned(t) for w in wins], used) for t in turns]
-    kept = merge(detections(first, None, shape), windowed, bodies, min_score)
+    kept = with_window_sacra(merge(detections(first, None, shape), windowed, bodies, min_score), windowed, sacrum,
+                             min_score)
     kept = window_corners(kept, turned, bodies, min_score)  # the upright run's are kept's own
     return window_corners(kept, [windowed, *turned], corners_of, min_score)
 
