@@ -32,6 +32,20 @@ def test_only_angles_both_reads_measured_far_apart_are_left_out():
     assert math.isnan(without_disagreeing_reads(angles, reads, max_apart=13.9)["LL"].value)
 
 
+def test_pi_leaves_with_ss_where_the_reads_disagree_on_ss():
+    angles = {"SS": Angle(52.0), "PT": Angle(11.0), "PI": Angle(63.0)}
+    reads = [{"SS": Angle(52.0), "PT": Angle(11.0), "PI": Angle(63.0)},
+             {"SS": Angle(74.0), "PT": Angle(8.0), "PI": Angle(82.0)}]  # PI 19° apart: within 20° alone
+    out = without_disagreeing_reads(angles, reads, max_apart=20.0)
+    assert math.isnan(out["SS"].value) and math.isnan(out["PI"].value)
+    assert out["PI"].reason == "SS: the photo and its mirror image read 52° and 74° (more than 20° apart) (PI = PT + SS)"
+    assert out["PT"] == angles["PT"]
+    agree = [reads[0], dict(reads[1], SS=Angle(60.0))]
+    assert without_disagreeing_reads(angles, agree, max_apart=20.0) == angles
+    no_ss = dict(angles, SS=Angle.missing("S1 superior: level not found"))  # already out: PI's own reason stays
+    assert without_disagreeing_reads(no_ss, reads, max_apart=20.0)["PI"] == angles["PI"]
+
+
 def test_pt_is_the_mean_of_the_reads_and_pi_moves_with_it():
     angles = {"TK": Angle(30.0), "LL": Angle(40.0), "SS": Angle(35.0), "PT": Angle(15.0), "PI": Angle(50.0)}
     a = {"TK": Angle(28.0), "LL": Angle(41.0), "SS": Angle(34.0), "PT": Angle(14.0), "PI": Angle(48.0)}
