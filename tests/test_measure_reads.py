@@ -32,14 +32,15 @@ def test_only_angles_both_reads_measured_far_apart_are_left_out():
     assert math.isnan(without_disagreeing_reads(angles, reads, max_apart=13.9)["LL"].value)
 
 
-def test_pi_leaves_with_ss_where_the_reads_disagree_on_ss():
-    angles = {"SS": Angle(52.0), "PT": Angle(11.0), "PI": Angle(63.0)}
-    reads = [{"SS": Angle(52.0), "PT": Angle(11.0), "PI": Angle(63.0)},
-             {"SS": Angle(74.0), "PT": Angle(8.0), "PI": Angle(82.0)}]  # PI 19° apart: within 20° alone
-    out = without_disagreeing_reads(angles, reads, max_apart=20.0)
-    assert math.isnan(out["SS"].value) and math.isnan(out["PI"].value)
-    assert out["PI"].reason == "SS: the photo and its mirror image read 52° and 74° (more than 20° apart) (PI = PT + SS)"
-    assert out["PT"] == angles["PT"]
+def test_the_angles_on_s1s_plate_leave_with_ss_where_the_reads_disagree_on_ss():
+    angles = {"LL": Angle(45.0), "LL_S1": Angle(60.0), "SS": Angle(52.0), "PT": Angle(11.0), "PI": Angle(63.0)}
+    reads = [{"LL": Angle(45.0), "LL_S1": Angle(60.0), "SS": Angle(52.0), "PT": Angle(11.0), "PI": Angle(63.0)},
+             {"LL": Angle(47.0), "LL_S1": Angle(75.0), "SS": Angle(74.0), "PT": Angle(8.0), "PI": Angle(82.0)}]
+    out = without_disagreeing_reads(angles, reads, max_apart=20.0)  # LL_S1 15°, PI 19° apart: within 20° alone
+    assert all(math.isnan(out[n].value) for n in ("SS", "LL_S1", "PI"))
+    assert out["PI"].reason == out["LL_S1"].reason == (
+        "S1's plate as SS: the photo and its mirror image read 52° and 74° (more than 20° apart)")
+    assert out["PT"] == angles["PT"] and out["LL"] == angles["LL"]  # PT takes the plate's midpoint only
     agree = [reads[0], dict(reads[1], SS=Angle(60.0))]
     assert without_disagreeing_reads(angles, agree, max_apart=20.0) == angles
     no_ss = dict(angles, SS=Angle.missing("S1 superior: level not found"))  # already out: PI's own reason stays

@@ -29,6 +29,7 @@ from spine_d2.angles import REQUIRED_ENDPLATES, Angle
 from spine_d2.measure.config import MeasureConfig
 from spine_d2.measure.flags import CALL_ABOUT_NAMING
 from spine_d2.measure.instances import Instance
+from spine_d2.measure.lumbosacral import S1_PLATE_ANGLES
 from spine_d2.measure.pipeline import Measurement, measure_instances
 from spine_d2.measure.rectify import FrameEstimate
 
@@ -37,17 +38,19 @@ def without_disagreeing_reads(angles: Mapping[str, Angle], reads: Sequence[Mappi
                               max_apart: float, settled: Collection[str] = ()) -> dict[str, Angle]:
     """`angles` (degrees) with each measured angle that two of `reads` (each a measurement's
     angles) both read more than `max_apart` degrees apart left out, but those `settled` (by
-    `clean_reads_taken`); `max_apart` 0: unchanged. PI = PT + SS leaves with SS: S1's plate
-    misread in one read turns PI as much, but PT, the angle it adds, may pull the two reads of PI
-    back within `max_apart` (benchmarks/README.md, session 51: PI 24–29° off where it stayed)."""
+    `clean_reads_taken`); `max_apart` 0: unchanged. LL_S1 and PI leave with SS: S1's plate misread
+    in one read turns them as much, but L1's plate or PT, the other part of each, may pull their two
+    reads back within `max_apart` (benchmarks/README.md, session 51: PI 24–29° off where it stayed)."""
     out = dict(angles)
     for name, angle in angles.items():
         seen = _readings(name, reads)
         if name not in settled and _apart(angle, seen, max_apart):
             out[name] = Angle.missing(f"the photo and its mirror image read {min(seen):.0f}° and "
                                       f"{max(seen):.0f}° (more than {max_apart:g}° apart)")
-    if "PI" in out and out["PI"].measured and "SS" in out and angles["SS"].measured and not out["SS"].measured:
-        out["PI"] = Angle.missing(f"SS: {out['SS'].reason} (PI = PT + SS)")
+    if "SS" in out and angles["SS"].measured and not out["SS"].measured:
+        for name in S1_PLATE_ANGLES:
+            if out.get(name, Angle.missing("")).measured:
+                out[name] = Angle.missing(f"S1's plate as SS: {out['SS'].reason}")
     return out
 
 
