@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -156,6 +156,11 @@ def sagittal_angles(
         name: Angle(_wrap180(values[name])) if name in values else Angle.missing(missing_reason(name))
         for name in ANGLE_NAMES
     }
+
+
+def left_out(angles: Mapping[str, Angle], names: Collection[str], why: str) -> dict[str, Angle]:
+    """`angles` with those measured among `names` made missing, `why` their reason."""
+    return {name: Angle.missing(why) if name in names and a.measured else a for name, a in angles.items()}
 
 
 def angle_values(angles: Mapping[str, Angle]) -> dict[str, float]:

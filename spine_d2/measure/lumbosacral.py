@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from spine_d2.angles import Angle
+from spine_d2.angles import Angle, left_out
 from spine_d2.measure.flags import judged
 
 LUMBOSACRAL_DEG = (-10.0, 40.0)  # the L5–S1 segment's plausible lordosis (kyphosis negative)
@@ -74,4 +74,4 @@ def backward_s1(angles: dict[str, Angle]) -> dict[str, Angle]:
     if ss is None or not ss.measured or abs(ss.value) < MAX_SS_DEG:
         return angles
     why = f"S1 plate read facing backwards (SS {ss.value:.0f}°, beyond ±{MAX_SS_DEG:g}°)"
-    return {k: Angle.missing(why) if k in S1_PLATE_ANGLES and a.measured else a for k, a in angles.items()}
+    return left_out(angles, S1_PLATE_ANGLES, why)

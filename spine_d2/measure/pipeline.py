@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from spine_d2.angles import ANGLE_NAMES, Angle
+from spine_d2.angles import ANGLE_NAMES, Angle, left_out
 from spine_d2.levels import LEVEL_INDEX, LUMBAR, THORACIC
 from spine_d2.measure.anterior import Anterior, decide_anterior, lateral_of
 from spine_d2.measure.cleanup import Removal, clean_instances
@@ -219,7 +219,7 @@ def measure_instances(
     if ant.conflict and c.on_implausible == "nan":
         final = _without_conflict(final, ant)
     if ant.hips_against and c.on_implausible == "nan":
-        final = _left_out(final, LUMBOPELVIC, f"hip axis against the anterior side: {ant.hips_against}")
+        final = left_out(final, LUMBOPELVIC, f"hip axis against the anterior side: {ant.hips_against}")
     return Measurement(final, use_frame, frame, kept, dict(naming.levels), endplates,
                        [tuple(h) for h in heads], removals, flags, ant, method_name(c.method), shape,
                        excluded, sign, heads_reason, dict(naming.uncertain), dict(flags.calls))
@@ -239,12 +239,7 @@ def _without_conflict(final: dict[str, Angle], ant: Anterior) -> dict[str, Angle
     phantom the PT of such films was 17-32° off too)."""
     sacral = next(v for v in ant.votes if v.cue == "sacral slope")
     unsure = final if sacral.sign == ant.sign else ON_S1_PLATE
-    return _left_out(final, unsure, f"anterior side in conflict: {ant.conflict}")
-
-
-def _left_out(final: dict[str, Angle], names, why: str) -> dict[str, Angle]:
-    """`final` with its measured angles among `names` made missing, `why` their reason."""
-    return {name: Angle.missing(why) if name in names and a.measured else a for name, a in final.items()}
+    return left_out(final, unsure, f"anterior side in conflict: {ant.conflict}")
 
 
 def _general_reason(insts, kept) -> str:

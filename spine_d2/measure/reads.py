@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Callable, Collection, Mapping, Sequence
 
-from spine_d2.angles import REQUIRED_ENDPLATES, Angle
+from spine_d2.angles import REQUIRED_ENDPLATES, Angle, left_out
 from spine_d2.measure.config import MeasureConfig
 from spine_d2.measure.flags import CALL_ABOUT_NAMING
 from spine_d2.measure.instances import Instance
@@ -48,9 +48,7 @@ def without_disagreeing_reads(angles: Mapping[str, Angle], reads: Sequence[Mappi
             out[name] = Angle.missing(f"the photo and its mirror image read {min(seen):.0f}° and "
                                       f"{max(seen):.0f}° (more than {max_apart:g}° apart)")
     if "SS" in out and angles["SS"].measured and not out["SS"].measured:
-        for name in S1_PLATE_ANGLES:
-            if out.get(name, Angle.missing("")).measured:
-                out[name] = Angle.missing(f"S1's plate as SS: {out['SS'].reason}")
+        out = left_out(out, S1_PLATE_ANGLES, f"S1's plate as SS: {out['SS'].reason}")
     return out
 
 
