@@ -12,6 +12,9 @@
   are random (timing only: never loaded), with every image kept at `detections_per_image` (40)
   detections, so the mask head does its most work. `checkpoint_fast` adds a trained model's rows:
   at height × width and at its own input, with the detections it really makes.
+  Two rows more time a photo to its angles (`measure_image`: the passes and the measurement) as
+  served and with the mirrored run made only where the measurement doubts the photo's own run
+  (`test.flip_when=doubt`; the note says on how many photos it was made).
 - measure: `measure_instances` on the same photos' ground-truth masks (as a model gives them;
   frame correction on, the default, and off) and, with a checkpoint, on its predictions.
 - phantom: `generate_dataset` of `phantom_n` images per worker count (process start-up included,
@@ -58,8 +61,14 @@ CHECKPOINT_FLIP_ROW = "fast checkpoint, own input, high-res pass + soft outlines
 CHECKPOINT_FLIP_UPRIGHT_ROW = CHECKPOINT_FLIP_ROW + ", its windows upright"  # test.highres.flip_turns=false
 CHECKPOINT_HIGHRES_AMP_ROW = CHECKPOINT_HIGHRES_ROW + ", backbone autocast"  # test.amp
 CHECKPOINT_FLIP_AMP_ROW = CHECKPOINT_FLIP_ROW + ", backbone autocast"
+#: photo to angles (`measure_image`: the passes and the measurement), as served (the mirrored run
+#: always made) and with `test.flip_when=doubt` (made only where the measurement doubts the photo's run)
+SERVED_MEASURED_ROW = CHECKPOINT_FLIP_AMP_ROW + ", then measured"
+DOUBT_MEASURED_ROW = CHECKPOINT_FLIP_AMP_ROW.replace("mirrored run", "mirrored run on doubt") + ", then measured"
+MEASURED_ROWS = {SERVED_MEASURED_ROW: dict(own=True, highres=True, soft=True, flip=True, amp=True),
+                 DOUBT_MEASURED_ROW: dict(own=True, highres=True, soft=True, flip=True, amp=True, flip_when="doubt")}
 HIGHRES_ROWS = (CHECKPOINT_HIGHRES_ROW, CHECKPOINT_FLIP_ROW, CHECKPOINT_FLIP_UPRIGHT_ROW, CHECKPOINT_HIGHRES_AMP_ROW,
-                CHECKPOINT_FLIP_AMP_ROW)
+                CHECKPOINT_FLIP_AMP_ROW, *MEASURED_ROWS)
 #: a trained checkpoint's rows: own input (else height × width), and its test-time switches
 CHECKPOINT_ROWS = {
     CHECKPOINT_ROW: dict(own=False),
@@ -139,13 +148,14 @@ def compose_cfg(*overrides: str, output_dir: str = "/tmp/spine_d2_speed"):
 
 def inference_cfg(model: str, height: int, width: int, device: str = "cpu", checkpoint: str | None = None,
                   own_input: bool = False, highres: bool = False, soft: bool = False, flip: bool = False,
-                  flip_turns: bool = True, amp: bool = False):
+                  flip_turns: bool = True, amp: bool = False, flip_when: str = "always"):
     """A detectron2 config of `model` (conf/model/<model>.yaml) at input height × width (resize)
     with random weights (never loaded: timing only) that keep `TEST.DETECTIONS_PER_IMAGE`
     detections on every image (no score threshold, no NMS: the mask head's most work); or the
     checkpoint's own config at height × width, or at its trained input with `own_input`, with the
     high-resolution pass (`highres`), the soft-mask outlines (`soft`), the mirrored run (`flip`;
-    its windows turned too with `flip_turns`) and the backbone's autocast (`amp`) switched as given."""
+    its windows turned too with `flip_turns`; made `flip_when`) and the backbone's autocast (`amp`)
+    switched as given."""
     from spine_d2.engine.config import build_d2_cfg
     from spine_d2.engine.inference import config_for_checkpoint
 
@@ -155,7 +165,7 @@ def inference_cfg(model: str, height: int, width: int, device: str = "cpu", chec
         if not own_input:
             cfg.SPINE.INPUT.HEIGHT, cfg.SPINE.INPUT.WIDTH, cfg.SPINE.INPUT.FIT = height, width, "resize"
         cfg.SPINE.HIGHRES.ENABLED, cfg.SPINE.SOFT_MASKS, cfg.SPINE.FLIP = bool(highres), bool(soft), bool(flip)
-        cfg.SPINE.HIGHRES.FLIP_TURNS, cfg.SPINE.TEST_AMP = bool(flip_turns), bool(amp)
+        cfg.SPINE.HIGHRES.FLIP_TURNS, cfg.SPINE.TEST_AMP, cfg.SPINE.FLIP_WHEN = bool(flip_turns), bool(amp), flip_when
     else:
         cfg = build_d2_cfg(compose_cfg(f"model={model}", f"input.height={height}", f"input.width={width}",
                                        "input.fit=resize", f"device={device}"))
@@ -191,10 +201,10 @@ def time_inference(images: Sequence[np.ndarray], o: Mapping[str, str], repeats: 
     series; with a checkpoint also its predictions at its own input (for the measurement part)."""
     import torch
 
-    from spine_d2.engine.inference import SpinePredictor
+    from spine_d2.engine.inference import SpinePredictor, measure_image
 
     h, w, dev, ckpt = int(o["height"]), int(o["width"]), o["device"], o["checkpoint_fast"] or None
-    predictors, weights = {}, {}
+    predictors, weights, jobs = {}, {}, {}
     for model in ("fast", "paper"):
         torch.manual_seed(0)  # the same random weights in every run
         predictors[model] = SpinePredictor(inference_cfg(model, h, w, dev))
@@ -205,10 +215,19 @@ def time_inference(images: Sequence[np.ndarray], o: Mapping[str, str], repeats: 
             switches = dict(switches)
             predictors[name] = SpinePredictor(inference_cfg("fast", h, w, dev, ckpt, switches.pop("own"), **switches))
             weights[name] = f"checkpoint {ckpt}"
-    series, outputs = timed_repeats(predictors, images, repeats, warmup)
+        for name, switches in MEASURED_ROWS.items():
+            switches = dict(switches)
+            predictors[name] = p = SpinePredictor(inference_cfg("fast", h, w, dev, ckpt, switches.pop("own"),
+                                                                **switches))
+            jobs[name] = lambda image, p=p: measure_image(p, image)
+            weights[name] = f"checkpoint {ckpt}"
+    series, outputs = timed_repeats({k: jobs.get(k, p) for k, p in predictors.items()}, images, repeats, warmup)
     rows = {k: {"s_per_image": spread(series[k]), "weights": weights[k], "input": input_text(p.cfg),
-                "detections_per_image": float(np.mean([len(x) for x in outputs[k]]))}
+                "detections_per_image": float(np.mean([len(getattr(x, "instances", x)) for x in outputs[k]]))}
             for k, p in predictors.items()}
+    for k in jobs:  # a measurement says where it made the mirrored run
+        made = sum(any(f.startswith("mirrored run made") for f in m.flags) for m in outputs[k])
+        rows[k]["mirrored_run_made"] = f"{made} of {len(outputs[k])} photos"
     predictions = None
     if ckpt:
         from spine_d2.measure import instances_from_predictions
@@ -300,6 +319,8 @@ def ratios(inference: Mapping, measure: Mapping, phantom: Mapping) -> dict[str, 
              "inference fast checkpoint / fast random (same input)": (inference, CHECKPOINT_ROW, "fast"),
              "inference fast checkpoint at its own input / at the benchmark input": (
                  inference, CHECKPOINT_OWN_ROW, CHECKPOINT_ROW),
+             "photo to angles, the mirrored run on doubt / always": (inference, DOUBT_MEASURED_ROW,
+                                                                     SERVED_MEASURED_ROW),
              "measurement frame on / off (ground-truth masks)": (measure, "ground-truth masks, frame on",
                                                                  "ground-truth masks, frame off"),
              "measurement on predictions / on ground-truth masks (frame on)": (
@@ -338,8 +359,10 @@ def markdown(meta: Mapping, results: Mapping, seconds: float) -> list[str]:
                   f"{fmt(s['max'], digits)} | {unit} | {note} |")
 
     for k, r in results.get("inference", {}).items():
+        made = f"; the mirrored run made on {r['mirrored_run_made']}" if "mirrored_run_made" in r else ""
+        kept = " kept after the measurement's clean-up" if "mirrored_run_made" in r else ""
         row("inference", f"`{k}` ({r['input']})", r["s_per_image"], "s/image",
-            f"weights {r['weights']}; {r['detections_per_image']:.1f} detections/image")
+            f"weights {r['weights']}; {r['detections_per_image']:.1f} detections/image{kept}{made}")
     for k, r in results.get("measurement", {}).items():
         row("measurement", k, r["ms_per_image"], "ms/image", digits=1)
     for k, r in results.get("phantom", {}).items():

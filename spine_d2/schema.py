@@ -21,6 +21,9 @@ from spine_d2.engine.phases import Phase
 from spine_d2.levels import CLASS_MAPS
 from spine_d2.measure.config import MeasureConfig, choices
 
+FLIP_WHEN = ("always", "doubt")  # test.flip_when: when the mirrored run is made
+FlipWhen = choices("FlipWhen", FLIP_WHEN)
+
 Fit = choices("Fit", ("resize", "keep_aspect"))
 MaskHead = choices("MaskHead", ("standard", "pointrend"))
 ClassMapName = choices("ClassMapName", CLASS_MAPS)
@@ -158,6 +161,9 @@ class InferenceConfig:
     highres: HighresConfig = node(HighresConfig)
     soft_masks: bool = False          # outlines from the mask probabilities at 1/8 px (spine_d2/engine/soft_masks.py)
     flip: bool = False                # the model also on the photo mirrored, corners averaged (spine_d2/engine/flip.py)
+    # with `flip`: always, or doubt: only where the photo's own run, measured first, is in doubt
+    # (measure.doubt_corner_score; engine/test_time.py, measure/reads.py): faster, less accurate
+    flip_when: FlipWhen = FlipWhen.always
     # degrees: where the photo's and the mirror image's reads of TK or LL disagree (measure.reads_apart),
     # the photo turned whole by each, a first pass of its own, to break the tie (engine/test_time.py,
     # measure.reads_agree); only with `flip`; []: off

@@ -100,6 +100,38 @@ def test_the_mirrored_run_cancels_a_sideways_bias_of_the_corners():
     assert refine_with_reads(model, cfg, image, first)[1] == []
 
 
+def test_on_doubt_the_mirrored_run_waits_until_asked_and_then_gives_what_it_always_gives():
+    from spine_d2.engine.test_time import one_pass, refine_lazily, refine_with_reads
+
+    image = np.zeros((300, 200, 3), np.uint8)
+    for y0 in (40, 120, 200):
+        image[y0:y0 + 50, 60:100] = 150
+        image[y0:y0 + 50, 100:140] = 230
+    inp = SimpleNamespace(HEIGHT=300, WIDTH=200, FIT="keep_aspect", MEAN_INTENSITY=None)
+    aug = SimpleNamespace(**{k: SimpleNamespace(ENABLED=False) for k in
+                             ("SCALE", "CROP", "FLIP", "ROTATION", "CONTRAST", "PHOTOMETRIC")})
+    spine = dict(INPUT=inp, AUG=aug, CLASS_MAP="default", HIGHRES=SimpleNamespace(ENABLED=False), FLIP=True)
+    model = _Bodies()
+    always = SimpleNamespace(SPINE=_Node(**spine), INPUT=SimpleNamespace(FORMAT="BGR"))
+    doubt = SimpleNamespace(SPINE=_Node(**spine, FLIP_WHEN="doubt"), INPUT=SimpleNamespace(FORMAT="BGR"))
+    first = one_pass(model, always, image)
+    model.calls = 0
+    own, reads, make = refine_lazily(model, doubt, image, first)
+    assert model.calls == 0 and reads == [] and callable(make)  # the photo's run alone: nothing run again yet
+    assert np.array_equal(own.pred_keypoints.numpy(), first.pred_keypoints.numpy())  # its corners as they came
+    fused, both = make()
+    assert model.calls == 1 and len(both) == 2  # asked: the mirrored photo's pass, and the two reads
+    expected, expected_reads = refine_with_reads(model, always, image, first)
+    assert np.array_equal(fused.pred_keypoints.numpy(), expected.pred_keypoints.numpy())
+    assert all(np.array_equal(a.pred_keypoints.numpy(), b.pred_keypoints.numpy()) for a, b in zip(both, expected_reads))
+    plain = refine_lazily(model, always, image, first)
+    assert plain[2] is None and len(plain[1]) == 2  # always: the mirrored run made at once, as before
+    assert np.array_equal(plain[0].pred_keypoints.numpy(), expected.pred_keypoints.numpy())
+    model.corners_on = False  # no corner head: no mirrored run to wait for
+    first = one_pass(model, doubt, image)
+    assert refine_lazily(model, doubt, image, first)[1:] == ([], None)
+
+
 def test_a_sacrum_only_the_mirrored_run_found_is_added_only_where_the_photos_run_found_none():
     body, sacrum, mirror_sacrum = _det(1, 30, 40), _det(2, 30, 70), _det(2, 31, 71, score=0.8)
     out = with_mirrored_pelvis([body], [_det(1, 31, 40), mirror_sacrum], {2})

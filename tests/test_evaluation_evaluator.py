@@ -47,8 +47,12 @@ def as_predictions(record: dict, stray: bool = False) -> Instances:
 def test_ground_truth_predictions_give_dice_1_and_the_true_angles(tmp_path, monkeypatch):
     """With a doubted stray beside them: scored in 'all_dice' only. The first film's output also
     carries two reads and the call making its turned looks (as `test.flip` gives them): the
-    measurement gets that call, making the measurement's instances."""
+    measurement gets that call, making the measurement's instances. The second film's output is
+    the photo's run alone, three bodies short, and the call making the mirrored run (as
+    `test.flip_when=doubt` gives them): the measurement, made to doubt, makes it, and the Dice and
+    COCO's AP take its detections."""
     import spine_d2.evaluation.evaluator as evaluator_module
+    import spine_d2.measure.reads as reads_module
 
     root = generate_dataset(tmp_path / "phantom", 6, seed=3, difficulty="easy", workers=1, progress=False)
     names = register_spine_dataset("evaluator_gt", root, test_fraction=0.5)
@@ -59,6 +63,7 @@ def test_ground_truth_predictions_give_dice_1_and_the_true_angles(tmp_path, monk
         return measure_with_reads(insts, reads, *args, looks=looks, **kwargs)
 
     monkeypatch.setattr(evaluator_module, "measure_with_reads", spy)
+    monkeypatch.setattr(reads_module, "doubted", lambda m, score: "made to doubt")
     try:
         ev = SpineEvaluator(names["test"], None, str(tmp_path / "eval"), distributed=False)
         ev.reset()
@@ -67,6 +72,9 @@ def test_ground_truth_predictions_give_dice_1_and_the_true_angles(tmp_path, monk
             out = {"instances": as_predictions(r, stray=True)}
             if k == 0:
                 out.update(reads=[out["instances"]] * 2, tiebreak_looks=lambda r=r: [as_predictions(r)] * 2)
+            if k == 1:
+                whole = out["instances"]
+                out = {"instances": whole[3:], "mirrored_run": lambda w=whole: (w, [w[3:], w])}
             ev.process([{"image_id": r["image_id"]}], [out])
         results = ev.evaluate()
     finally:
@@ -86,6 +94,8 @@ def test_ground_truth_predictions_give_dice_1_and_the_true_angles(tmp_path, monk
     assert spine["levels_misnamed"] == 0 and spine["images_misnamed"] == 0
     assert spine["levels_named"] >= 15 * len(records) and spine["images_named"] == len(records)
     table = pd.read_csv(ev.report_dir / "per_image.csv").set_index("image")
+    assert [("mirrored run made: made to doubt" in str(n)) for n in table.loc[[r["image"] for r in records], "TK_note"]
+            ] == [k == 1 for k in range(len(records))]
     assert (table["levels_named"] >= 15).all() and (table["levels_misnamed"] == 0).all()
     truth = pd.read_csv(root / "measurements.csv").set_index("image")
     assert sorted(table.index) == sorted(r["image"] for r in records)

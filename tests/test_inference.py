@@ -95,6 +95,21 @@ def test_the_turned_windows_are_on_unless_switched_off(smoke_run, tmp_path):
     assert config_for_checkpoint(ck, "cpu", tiebreak_turns=[]).SPINE.TIEBREAK_TURNS == ()
 
 
+def test_the_mirrored_run_waits_for_the_measurements_doubt_only_where_asked(smoke_run, tmp_path):
+    from spine_d2.engine.inference import InferenceError
+
+    ck = smoke_run[1] / "model_final.pth"
+    assert config_for_checkpoint(ck, "cpu").SPINE.FLIP_WHEN == "always"
+    assert config_for_checkpoint(ck, "cpu", flip_when="doubt").SPINE.FLIP_WHEN == "doubt"
+    before = config_for_checkpoint(_dumped_before(smoke_run, tmp_path, "SPINE.FLIP_WHEN"), "cpu")
+    assert before.SPINE.get("FLIP_WHEN", "always") == "always"  # predates the key: made always, as then
+    with pytest.raises(InferenceError, match="flip_when=sometimes: choose one of always, doubt"):
+        config_for_checkpoint(ck, "cpu", flip_when="sometimes")
+    assert build_d2_cfg(smoke_cfg(tmp_path, "test.flip_when=doubt")).SPINE.FLIP_WHEN == "doubt"
+    with pytest.raises(Exception, match="sometimes"):  # Hydra's schema: always or doubt
+        smoke_cfg(tmp_path, "test.flip_when=sometimes")
+
+
 def test_a_model_loaded_for_the_cpu_runs_channels_last_with_the_same_features(smoke_run):
     """On the CPU `load_model` lays the weights out channels-last (oneDNN's faster convolutions);
     the features are those of the plain layout, up to float rounding."""
@@ -284,3 +299,37 @@ def test_test_amp_runs_float32_on_a_cpu_without_bfloat16_units(smoke_run, monkey
         assert bool(warned) is not has_units, warned
         assert hasattr(model.backbone, "plain_forward") is has_units
     assert "test.amp=true" in warned[0] and "runs in float32" in warned[0]
+
+
+def test_measure_image_makes_the_mirrored_run_only_where_the_measurement_doubts(tmp_path, monkeypatch):
+    """`test.flip_when=doubt` through `measure_image`: a predictor whose photo run lacks a body
+    and whose mirrored run, made on the measurement's call, has it (the phantom's annotations as
+    predictions)."""
+    import spine_d2.measure.reads as reads_module
+    from spine_d2.engine.inference import measure_image
+    from spine_d2.synthetic.generate import generate_dataset
+    from standin import AnnotationPredictor
+
+    root = generate_dataset(tmp_path / "phantom", 1, seed=3, difficulty="easy", workers=1, progress=False)
+    photo = read_image(next((root / "images").iterdir()))
+    made = []
+
+    class Lazy(AnnotationPredictor):
+        def predict_lazily(self, image):
+            whole = self(image)
+
+            def mirrored():
+                made.append(1)
+                return whole, [whole[1:], whole]
+            return whole[1:], [], mirrored
+
+    lazy, whole = Lazy(root), AnnotationPredictor(root)
+    same = lambda a, b: all(x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(a.values(), b.values()))
+    monkeypatch.setattr(reads_module, "doubted", lambda m, score: "asked")
+    asked = measure_image(lazy, photo)
+    assert made == [1] and "mirrored run made: asked" in asked.notes
+    assert same(asked, measure_image(whole, photo)) and len(asked.instances) == len(measure_image(whole, photo).instances)
+    monkeypatch.setattr(reads_module, "doubted", lambda m, score: "")
+    alone = measure_image(lazy, photo)
+    assert made == [1] and "mirrored run" not in alone.notes
+    assert len(alone.instances) == len(asked.instances) - 1  # the photo's run, as it came

@@ -178,3 +178,47 @@ def test_where_the_reads_disagree_the_turned_looks_break_the_tie_if_they_all_sid
     pelvis = measure_with_reads(fused.instances(), [fused.instances(), toy_spine(pt=40.0).instances()], fused.shape,
                                 looks=looks(45.0, 45.0))
     assert math.isnan(pelvis.angles["PT"].value) and len(asked) == 7  # TK and LL only (SETTLED_BY_A_CLEAN_READ)
+
+
+def _cornered(toy, score=0.6, weak=(), weak_score=0.2):
+    """The toy spine's instances with their endplates' corners given, as a corner head gives them:
+    scoring `score`, those of the levels in `weak` `weak_score`."""
+    insts = toy.instances()
+    for level, inst in zip(toy.polygons, insts):  # the bodies come first, in the polygons' order
+        s = weak_score if level in weak else score
+        inst.corners = {f"{side[0]}{end}": (*toy.endplates[level][side][k], s)
+                        for side in toy.endplates[level] for k, end in enumerate("ap")}
+    return insts
+
+
+def test_on_doubt_the_mirrored_run_is_made_only_where_the_photos_run_is_in_doubt():
+    photo, fused = toy_spine(ll=45.0), toy_spine(ll=50.0)
+    made = []
+
+    def mirrored():
+        made.append(1)
+        return _cornered(fused), [_cornered(photo), _cornered(fused)]
+
+    sure = measure_with_reads(_cornered(photo), [], photo.shape, mirrored=mirrored)
+    assert not made and sure.angles["LL"].value == pytest.approx(45.0, abs=0.1)  # the photo's run, as measured
+    assert sure.angles == measure_instances(_cornered(photo), photo.shape).angles
+    weak = measure_with_reads(_cornered(photo, weak=("T5",)), [], photo.shape, mirrored=mirrored)
+    assert made == [1] and weak.angles["LL"].value == pytest.approx(50.0, abs=0.1)  # the fused runs', measured
+    assert "mirrored run made: T5 superior corners score 0.20 (< 0.3)" in weak.notes
+    measure_with_reads(_cornered(photo, weak=("T4", "L3")), [], photo.shape, mirrored=mirrored)
+    assert made == [1]  # weak corners on plates TK and LL do not take: no doubt
+    measure_with_reads(_cornered(photo, weak=("L5",)), [], photo.shape, mirrored=mirrored, cfg={"doubt_corner_score": 0})
+    assert made == [1]
+    unnamed = [i for lv, i in zip([*photo.polygons, None, None], _cornered(photo)) if lv not in ("T4", "T5")]
+    # T4 and T5 not found: TK left out for a level not found, no doubt
+    assert math.isnan(measure_with_reads(unnamed, [], photo.shape, mirrored=mirrored).angles["TK"].value)
+    assert made == [1]
+    no_heads = [i for i in _cornered(photo) if i.circle is None]  # PT and PI: heads out of view, no doubt
+    measure_with_reads(no_heads, [], photo.shape, mirrored=mirrored)
+    assert made == [1]
+    doubtful = _cornered(photo)
+    doubtful[list(photo.polygons).index("L1")].uncertain = "a name in doubt"  # LL left out for another reason
+    called = measure_with_reads(doubtful, [], photo.shape, mirrored=mirrored)
+    assert made == [1, 1] and "LL left out (L1 superior: level name uncertain (a name in doubt))" in called.notes
+    both = measure_with_reads(_cornered(photo, weak=("T5",)), [_cornered(photo)] * 2, photo.shape, mirrored=mirrored)
+    assert len(made) == 2 and both.angles["LL"].value == pytest.approx(45.0, abs=0.1)  # reads given: made already

@@ -63,7 +63,8 @@ D2_KEYS = {
 #: the SPINE node: our keys that detectron2 has none for, each copied whole (keys upper-cased)
 SPINE_KEYS = {
     "INPUT": "input", "AUG": "augment", "PHASES": "schedule.phases", "CLASS_MAP": "dataset.class_map",
-    "HIGHRES": "test.highres", "SOFT_MASKS": "test.soft_masks", "FLIP": "test.flip", "TEST_AMP": "test.amp",
+    "HIGHRES": "test.highres", "SOFT_MASKS": "test.soft_masks", "FLIP": "test.flip", "FLIP_WHEN": "test.flip_when",
+    "TEST_AMP": "test.amp",
     "TIEBREAK_TURNS": "test.tiebreak_turns",
     "LOG_PERIOD": "log_period",
     "AVERAGE_ITERS": "solver.average_iters", "AVERAGE_PERIOD": "solver.average_period",

@@ -31,14 +31,15 @@ from spine_d2 import zoo
 from spine_d2.data.images import IMAGE_SUFFIXES, ImageReadError, read_image
 from spine_d2.engine.config import load_d2_cfg, resolve_device
 from spine_d2.engine.processes import share_cores, usable_processes, worker_logging
-from spine_d2.engine.test_time import (backbone_autocast, for_evaluation, one_pass, refine, refine_with_reads,
-                                       tiebreak_looks)
+from spine_d2.engine.test_time import (backbone_autocast, for_evaluation, one_pass, refine, refine_lazily,
+                                       refine_with_reads, tiebreak_looks)
 from spine_d2.engine.soft_masks import with_soft_masks
 from spine_d2.levels import get_class_map
 from spine_d2.measure import CSV_COLUMNS, MeasureConfig, Measurement, draw_overlay
-from spine_d2.measure import instances_from_predictions, lazy_instances, measurement_row
+from spine_d2.measure import instances_from_predictions, lazy_instances, lazy_run, measurement_row
 from spine_d2.measure.preannotation import labelme_document, write_new_json
 from spine_d2.measure.reads import measure_with_reads
+from spine_d2.schema import FLIP_WHEN
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,8 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres:
                           soft_masks: bool | None = None, flip: bool | None = None,
                           sacrum_corners: bool | None = None, turns: list[float] | None = None,
                           turn_strip: bool | None = None, flip_turns: bool | None = None,
-                          amp: bool | None = None, tiebreak_turns: list[float] | None = None) -> CfgNode:
+                          amp: bool | None = None, tiebreak_turns: list[float] | None = None,
+                          flip_when: str | None = None) -> CfgNode:
     """The detectron2 config a checkpoint was trained with (`d2_config.yaml` in its run directory,
     or `<stem>.yaml` beside it as for the zoo's `zoo:<name>`), with `MODEL.WEIGHTS` pointing at it;
     `highres` True/False switches the high-resolution second pass on or off, `soft_masks` the
@@ -105,8 +107,11 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres:
     from the pass's windows, `turns` the degrees the windows run again turned by ([]: upright only),
     `turn_strip` the spine's strip of the photo turned so where no windows are made, `flip_turns`
     the mirrored run's windows turned too, `amp` the backbone under autocast, `tiebreak_turns` the
-    degrees the photo is turned by for looks that break the two reads' ties ([]: none) (None: as
-    trained, or the default where the run predates the key)."""
+    degrees the photo is turned by for looks that break the two reads' ties ([]: none), `flip_when`
+    always or doubt (the mirrored run made only where the measurement doubts the photo's own run)
+    (None: as trained, or the default where the run predates the key)."""
+    if flip_when is not None and str(flip_when) not in FLIP_WHEN:
+        raise InferenceError(f"flip_when={flip_when}: choose one of {', '.join(FLIP_WHEN)}")
     try:
         checkpoint = Path(zoo.resolve(str(checkpoint)))
     except zoo.ZooError as e:
@@ -140,6 +145,8 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres:
         cfg.SPINE.TEST_AMP = bool(amp)
     if tiebreak_turns is not None:
         cfg.SPINE.TIEBREAK_TURNS = tuple(float(t) for t in tiebreak_turns)
+    if flip_when is not None:
+        cfg.SPINE.FLIP_WHEN = str(flip_when)
     cfg.freeze()
     return cfg
 
@@ -166,8 +173,9 @@ class SpinePredictor:
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto", highres: bool | None = None,
-                        soft_masks: bool | None = None, flip: bool | None = None) -> "SpinePredictor":
-        return cls(config_for_checkpoint(checkpoint, device, highres, soft_masks, flip))
+                        soft_masks: bool | None = None, flip: bool | None = None,
+                        flip_when: str | None = None) -> "SpinePredictor":
+        return cls(config_for_checkpoint(checkpoint, device, highres, soft_masks, flip, flip_when=flip_when))
 
     @property
     def name(self) -> str:
@@ -185,6 +193,13 @@ class SpinePredictor:
         image = self._model_format(image_bgr)
         return refine_with_reads(self.model, self.cfg, image, one_pass(self.model, self.cfg, image))
 
+    def predict_lazily(self, image_bgr: np.ndarray):
+        """(Instances, reads, mirrored): `predict`'s, or with `test.flip_when` doubt the photo's own
+        run, no reads and the call that makes the mirrored run, (Instances, reads), when the
+        measurement doubts the photo's (`spine_d2.engine.test_time.refine_lazily`)."""
+        image = self._model_format(image_bgr)
+        return refine_lazily(self.model, self.cfg, image, one_pass(self.model, self.cfg, image))
+
     def tiebreak_looks(self, image_bgr: np.ndarray):
         """The call that makes the photo's turned looks when the measurement asks, or None
         (`spine_d2.engine.test_time.tiebreak_looks`)."""
@@ -198,14 +213,14 @@ def measure_image(predictor: SpinePredictor, image_bgr: np.ndarray, measure_cfg:
     """Predict and measure one photo; geometry in its image frame, angles in the frame reported
     (checked against the photo's and its mirror image's reads, their ties broken by turned looks:
     `spine_d2.measure.reads`)."""
-    predict = getattr(predictor, "predict", None)  # anything with class_names and __call__ measures too
-    pred, reads = predict(image_bgr) if predict is not None else (predictor(image_bgr), [])
+    predict = getattr(predictor, "predict_lazily", None)  # anything with class_names and __call__ measures too
+    pred, reads, mirrored = predict(image_bgr) if predict is not None else (predictor(image_bgr), [], None)
     names = predictor.class_names
     looks = getattr(predictor, "tiebreak_looks", lambda _: None)(image_bgr)
     return measure_with_reads(instances_from_predictions(pred, names),
                               [instances_from_predictions(r, names) for r in reads],
                               image_bgr.shape[:2], names, MeasureConfig.from_cfg(measure_cfg), image=image_bgr,
-                              looks=lazy_instances(looks, names))
+                              looks=lazy_instances(looks, names), mirrored=lazy_run(mirrored, names))
 
 
 def image_paths(input_path: str | Path) -> list[Path]:

@@ -1,6 +1,7 @@
 """What a photo gets at test time beyond the model's one pass: the high-resolution windows
 (`test.highres`, spine_d2/engine/highres.py), the mirrored run (`test.flip`,
-spine_d2/engine/flip.py) and, asked for only where the photo's and the mirror image's reads
+spine_d2/engine/flip.py; with `test.flip_when` doubt made only where the measurement doubts the
+photo's own run) and, asked for only where the photo's and the mirror image's reads
 disagree, the photo turned whole as tie-breaking looks (`test.tiebreak_turns`,
 spine_d2/measure/reads.py); image frame, pixels. One place for `SpinePredictor` (prediction, the
 page), training's final test and tools/evaluate.py.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from functools import partial
 from types import MethodType
+from typing import Callable
 
 import numpy as np
 import torch
@@ -45,22 +47,52 @@ def refine_with_reads(model, cfg, image: np.ndarray, first: Instances) -> tuple[
     return _refine(model, cfg, image, first, with_reads=True)
 
 
+def refine_lazily(model, cfg, image: np.ndarray, first: Instances
+                  ) -> tuple[Instances, list[Instances], Callable[[], tuple[Instances, list[Instances]]] | None]:
+    """`refine_with_reads` as (instances, reads, None); or, with `test.flip_when` doubt, the photo's
+    own run alone (its windows), no reads, and the call that makes the mirrored run and returns what
+    `refine_with_reads` does, made only where the measurement doubts the photo's run
+    (`spine_d2.measure.reads.doubted`): the mirrored run doubles a photo's model time."""
+    if not (flip_on_doubt(cfg) and _with_corners(cfg, first)):
+        return (*refine_with_reads(model, cfg, image, first), None)
+    own = _passes(model, cfg, image, first)
+    return to_instances(own, image.shape[:2]), [], partial(_with_mirrored_run, model, cfg, image, own, True)
+
+
+def flip_on_doubt(cfg) -> bool:
+    """Whether the mirrored run waits for the measurement to doubt the photo's own run."""
+    return bool(cfg.SPINE.get("FLIP", False)) and str(cfg.SPINE.get("FLIP_WHEN", "always")) == "doubt"
+
+
+def _with_corners(cfg, first: Instances) -> bool:
+    """The mirrored run is asked for and the model has a corner head: it averages corners, so a
+    model without one has nothing to gain from it."""
+    return bool(cfg.SPINE.get("FLIP", False)) and (first.has("pred_keypoint_heatmaps") or first.has("pred_keypoints"))
+
+
 def _refine(model, cfg, image: np.ndarray, first: Instances, with_reads: bool) -> tuple[Instances, list[Instances]]:
     """`refine_with_reads`; the reads' Instances (each a stack of full-size masks) only `with_reads`."""
-    hr = cfg.SPINE.HIGHRES.ENABLED
-    if not cfg.SPINE.get("FLIP", False) or not (first.has("pred_keypoint_heatmaps") or first.has("pred_keypoints")):
-        # the mirrored run averages corners: nothing to do for a model without a corner head
-        return (high_resolution_pass(model, cfg, image, first) if hr else first), []
+    if not _with_corners(cfg, first):
+        return (high_resolution_pass(model, cfg, image, first) if cfg.SPINE.HIGHRES.ENABLED else first), []
+    return _with_mirrored_run(model, cfg, image, _passes(model, cfg, image, first), with_reads)
+
+
+def _passes(model, cfg, photo: np.ndarray, one: Instances, turns=None) -> list[Detection]:
+    """The detections of one run on `photo`: its first pass `one` with the windows' (`turns`: as
+    `high_resolution_detections`)."""
+    shape = photo.shape[:2]
+    dets = high_resolution_detections(model, cfg, photo, one, turns) if cfg.SPINE.HIGHRES.ENABLED else None
+    return detections(one, None, shape) if dets is None else dets
+
+
+def _with_mirrored_run(model, cfg, image: np.ndarray, own: list[Detection], with_reads: bool
+                       ) -> tuple[Instances, list[Instances]]:
+    """The photo's run `own` fused with the mirrored run, made now, and the two runs each alone
+    (`with_reads`)."""
     shape = image.shape[:2]
-
-    def passes(photo: np.ndarray, one: Instances, turns=None) -> list[Detection]:
-        dets = high_resolution_detections(model, cfg, photo, one, turns) if hr else None
-        return detections(one, None, shape) if dets is None else dets
-
     mirror = np.ascontiguousarray(image[:, ::-1])
     turns = None if getattr(cfg.SPINE.HIGHRES, "FLIP_TURNS", True) else ()
-    second = mirrored(passes(mirror, one_pass(model, cfg, mirror), turns), shape[1])
-    own = passes(image, first)
+    second = mirrored(_passes(model, cfg, mirror, one_pass(model, cfg, mirror), turns), shape[1])
     reads = [to_instances(own, shape), to_instances(second, shape)] if with_reads else []
     sacrum = class_ids(cfg.SPINE.CLASS_MAP, ("sacrum",))
     fused = with_mirrored_pelvis(average_corners(own, second), second, sacrum,
@@ -138,8 +170,10 @@ def for_evaluation(model, cfg):
 class TestTimeModel(torch.nn.Module):
     """A detectron2 model whose predictions get `refine`: for evaluation, where the inputs are
     dataset dicts (the original image is read again from `file_name`); each output's "reads" holds
-    the two runs' instances each alone (`refine_with_reads`), its "tiebreak_looks" the call that
-    makes `turned_looks` when the measurement asks (`tiebreak_looks`)."""
+    the two runs' instances each alone (`refine_with_reads`), its "mirrored_run" the call that makes
+    the mirrored run when the measurement doubts the photo's (`refine_lazily`; None unless
+    `test.flip_when` is doubt), its "tiebreak_looks" the call that makes `turned_looks` when the
+    measurement asks (`tiebreak_looks`)."""
 
     def __init__(self, model, cfg):
         super().__init__()
@@ -151,6 +185,7 @@ class TestTimeModel(torch.nn.Module):
         outputs = self.model(inputs)
         for inp, out in zip(inputs, outputs):
             image = read_image(inp["file_name"], self.cfg.INPUT.FORMAT)
-            out["instances"], out["reads"] = refine_with_reads(self.model, self.cfg, image, out["instances"].to("cpu"))
+            out["instances"], out["reads"], out["mirrored_run"] = refine_lazily(self.model, self.cfg, image,
+                                                                                out["instances"].to("cpu"))
             out["tiebreak_looks"] = tiebreak_looks(self.model, self.cfg, image)
         return outputs

@@ -39,7 +39,7 @@ from spine_d2.evaluation.report import write_report
 from spine_d2.evaluation.report_content import choose_examples
 from spine_d2.evaluation.segmentation import polygons_to_mask, image_segmentation
 from spine_d2.levels import is_level
-from spine_d2.measure import MeasureConfig, draw_overlay, instances_from_predictions, lazy_instances
+from spine_d2.measure import MeasureConfig, draw_overlay, instances_from_predictions, lazy_instances, lazy_run
 from spine_d2.measure.instances import SURE_SCORE
 from spine_d2.measure.reads import measure_with_reads
 from spine_d2.provenance import code_version
@@ -117,8 +117,6 @@ class SpineEvaluator(DatasetEvaluator):
             self._coco.reset()
 
     def process(self, inputs, outputs):
-        if self._coco is not None:
-            self._coco.process(inputs, outputs)
         for inp, out in zip(inputs, outputs):
             record = self._record(inp["image_id"])
             stem = record_stem(record)
@@ -126,8 +124,12 @@ class SpineEvaluator(DatasetEvaluator):
             pred = out["instances"].to("cpu")
             insts = instances_from_predictions(pred, self._class_names)
             reads = [instances_from_predictions(r, self._class_names) for r in out.get("reads", [])]
+            mirrored = lazy_run(out.get("mirrored_run"), self._class_names)  # test.flip_when doubt
             m = measure_with_reads(insts, reads, image.shape[:2], self._class_names, self._measure_cfg, image=image,
-                                   looks=lazy_instances(out.get("tiebreak_looks"), self._class_names))
+                                   looks=lazy_instances(out.get("tiebreak_looks"), self._class_names),
+                                   mirrored=mirrored)
+            if mirrored is not None and mirrored.made is not None:  # the measurement asked for the mirrored run:
+                out["instances"], insts = mirrored.made, mirrored.instances  # COCO's AP and the Dice take its
             gt_masks, gt_classes, gt_labels = ground_truth_masks(record, self._class_names)
             named = {lv: m.instances[k].mask for lv, k in m.levels.items()}  # level → the mask named so
             seg = image_segmentation([i.mask for i in insts], [i.class_name for i in insts],
@@ -141,6 +143,8 @@ class SpineEvaluator(DatasetEvaluator):
                 dice=seg["dice"], iou=seg["iou"],
                 extra={**{k: v for k, v in seg.items() if k not in ("dice", "iou")}, **names}))
             self._overlays[stem] = overlay_jpeg(draw_overlay(image, m))  # kept for the examples
+        if self._coco is not None:
+            self._coco.process(inputs, outputs)
 
     def evaluate(self):
         results = dict(self._coco.evaluate() or {}) if self._coco is not None else {}

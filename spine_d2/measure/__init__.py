@@ -18,9 +18,11 @@ A prediction loop is: ``insts = instances_from_predictions(outputs["instances"],
 ``m = measure_instances(insts, image.shape[:2], class_names, cfg.measure, image=image)``;
 ``measurement_row(stem, m)`` and ``draw_overlay(image, m)``.
 """
-from spine_d2.measure.instances import Instance, instances_from_predictions, instances_from_record, lazy_instances
+from spine_d2.measure.instances import (Instance, instances_from_predictions, instances_from_record, lazy_instances,
+                                       lazy_run)
 from spine_d2.measure.overlay import draw_overlay
 from spine_d2.measure.pipeline import CSV_COLUMNS, MeasureConfig, Measurement, measure_instances, measurement_row
 
-__all__ = ["Instance", "instances_from_predictions", "instances_from_record", "lazy_instances", "draw_overlay",
+__all__ = ["Instance", "instances_from_predictions", "instances_from_record", "lazy_instances", "lazy_run",
+           "draw_overlay",
            "CSV_COLUMNS", "MeasureConfig", "Measurement", "measure_instances", "measurement_row"]

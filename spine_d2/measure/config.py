@@ -156,6 +156,11 @@ class MeasureConfig:
     # read is taken, flagged, instead of leaving the angle out (measure.reads; benchmarks/README.md);
     # 0: off
     reads_agree: float = 10.0
+    # with test.flip_when=doubt: the photo's own run is measured first, and the mirrored run made
+    # only where a plate that TK or LL takes has a corner scoring under this (0-1), or an angle is
+    # left out for another reason than a level not found or the femoral heads out of view
+    # (measure.reads.doubted; benchmarks/README.md); 1: always made, 0: only for those angles
+    doubt_corner_score: float = 0.3
     # the L5-S1 segment's plausible lordosis (degrees, kyphosis negative): an S1 plate from corner
     # points outside it gives way to the outline's when that one lies inside (measure.lumbosacral); []: off
     lumbosacral_deg: list[float] = field(default_factory=lambda: list(LUMBOSACRAL_DEG))

@@ -19,6 +19,7 @@ from spine_d2.angles import (ANGLE_NAMES, NEEDS_FEMORAL_HEADS, REQUIRED_ENDPLATE
 from spine_d2.frames import map_circles, map_endplates
 
 HEADS_NOT_IN_VIEW = "femoral heads not in view"
+LEVEL_NOT_FOUND = "level not found"  # why a plate is missing where its level was not named
 
 
 def measuring_frame(endplates: Mapping, heads: Sequence[Sequence[float]], H: np.ndarray | None,
@@ -44,7 +45,7 @@ def missing_reason(name: str, usable: Mapping, excluded: Mapping[str, str], circ
                    heads_reason: str = HEADS_NOT_IN_VIEW) -> str:
     """Why angle `name` has no value: the endplates it lacks (with the reason each was left out)
     or the femoral heads."""
-    parts = [f"{lv} {side}: {excluded.get(f'{lv} {side}', excluded.get(lv, 'level not found'))}"
+    parts = [f"{lv} {side}: {excluded.get(f'{lv} {side}', excluded.get(lv, LEVEL_NOT_FOUND))}"
              for lv, side in REQUIRED_ENDPLATES[name] if not (lv in usable and side in usable[lv])]
     if parts:
         return "; ".join(parts)

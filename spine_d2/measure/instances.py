@@ -302,6 +302,30 @@ def lazy_instances(make: Callable[[], Sequence[Any]] | None, class_names: Sequen
     return lambda: [instances_from_predictions(p, class_names) for p in make()]
 
 
+class LazyRun:
+    """`make` (a call that makes the mirrored run: its fused predictions and the two reads) as a
+    call that makes them into instances, run once and only when called; `made` holds the fused
+    predictions and `instances` theirs once it has run (None before)."""
+
+    def __init__(self, make: Callable[[], tuple[Any, Sequence[Any]]], class_names: Sequence[str]):
+        self._make, self._names = make, list(class_names)
+        self.made: Any = None
+        self.instances: list[Instance] | None = None
+        self._reads: list[list[Instance]] = []
+
+    def __call__(self) -> tuple[list[Instance], list[list[Instance]]]:
+        if self.made is None:
+            self.made, reads = self._make()
+            self.instances = instances_from_predictions(self.made, self._names)
+            self._reads = [instances_from_predictions(r, self._names) for r in reads]
+        return self.instances, self._reads
+
+
+def lazy_run(make: Callable[[], tuple[Any, Sequence[Any]]] | None, class_names: Sequence[str]) -> LazyRun | None:
+    """`LazyRun` of `make`, or None where there is no call (the mirrored run made already, or off)."""
+    return None if make is None else LazyRun(make, class_names)
+
+
 def instances_from_record(
     record: Mapping[str, Any], class_names: Sequence[str], rasterize_masks: bool = False
 ) -> list[Instance]:

@@ -27,7 +27,9 @@ from typing import Any, Callable, Collection, Mapping, Sequence
 
 from spine_d2.angles import REQUIRED_ENDPLATES, Angle, left_out
 from spine_d2.measure.config import MeasureConfig
+from spine_d2.levels import CORNER_SIDES
 from spine_d2.measure.flags import CALL_ABOUT_NAMING
+from spine_d2.measure.frame_angles import HEADS_NOT_IN_VIEW, LEVEL_NOT_FOUND
 from spine_d2.measure.instances import Instance
 from spine_d2.measure.lumbosacral import S1_PLATE_ANGLES
 from spine_d2.measure.pipeline import Measurement, measure_instances
@@ -68,6 +70,11 @@ def _apart(angle: Angle, seen: Sequence[float], max_apart: float) -> bool:
 #: plate (SS, LL_S1, PT, PI) both are mostly 6–15° off, the plate itself hard to read, and the
 #: calls do not tell which is nearer (benchmarks/README.md, session 39)
 SETTLED_BY_A_CLEAN_READ = ("TK", "LL")
+
+#: the angles whose plates' corners decide whether the mirrored run is made (`test.flip_when`
+#: doubt, `doubted`): on the phantom, what the mirrored run gains on TK and LL lies mostly where
+#: a corner of theirs scores low; on S1's plate (SS, PT, PI) it is spread over every film
+DOUBTED_ANGLES = ("TK", "LL")
 
 
 def clean_read(read: Measurement, name: str) -> bool:
@@ -152,14 +159,27 @@ def mean_of_reads(angles: Mapping[str, Angle], reads: Sequence[Mapping[str, Angl
 
 def measure_with_reads(instances: Sequence[Instance], reads: Sequence[Sequence[Instance]],
                        image_shape: Sequence[int], class_names: Sequence[str] | None = None, cfg: Any = None,
-                       image=None, looks: Callable[[], Sequence[Sequence[Instance]]] | None = None) -> Measurement:
+                       image=None, looks: Callable[[], Sequence[Sequence[Instance]]] | None = None,
+                       mirrored: Callable[[], tuple[Sequence[Instance], Sequence[Sequence[Instance]]]] | None = None
+                       ) -> Measurement:
     """`measure_instances` of `instances` (the fused detections), its angles checked against the
     `reads` (each read's instances, measured alone in the same frame: `without_disagreeing_reads`,
     with `reads_trust_clean` first `clean_reads_taken`, then where `looks` is given and the reads
     disagree, the instances of each look it makes, measured alone so too, breaking the ties:
-    `tie_broken`) and, with `reads_mean`, PT the reads' mean (`mean_of_reads`)."""
+    `tie_broken`) and, with `reads_mean`, PT the reads' mean (`mean_of_reads`).
+
+    `mirrored` (`test.flip_when` doubt: `instances` are then the photo's own run, and there are no
+    `reads` yet): the call that makes the mirrored run, (the fused detections, the two reads); made
+    only where the photo's run measured alone is `doubted`, and then measured as above, flagged."""
     c = MeasureConfig.from_cfg(cfg)
     m = measure_instances(instances, image_shape, class_names, c, image=image)
+    if mirrored is not None and not reads:
+        why = doubted(m, c.doubt_corner_score)
+        if not why:
+            return m
+        instances, reads = mirrored()
+        m = measure_instances(instances, image_shape, class_names, c, image=image)
+        m = replace(m, flags=m.flags + [f"mirrored run made: {why}"])
     if (c.reads_apart <= 0 and not c.reads_mean) or len(reads) < 2:
         return m
     alone = measure_reads(reads, image_shape, class_names, c, m.correction)
@@ -173,6 +193,27 @@ def measure_with_reads(instances: Sequence[Instance], reads: Sequence[Sequence[I
     angles = without_disagreeing_reads(angles, read, c.reads_apart, settled=taken)
     angles = mean_of_reads(angles, read) if c.reads_mean else angles
     return replace(m, angles=angles, flags=m.flags + list(taken.values()))
+
+
+def doubted(m: Measurement, min_corner_score: float) -> str:
+    """Why the photo's own run, measured alone (`m`), is not taken as it is (`test.flip_when`
+    doubt), or "": a plate that TK or LL takes from two corners of which one scores under
+    `min_corner_score` (the mirrored run averages them; on the phantom most of what it gains on
+    TK and LL lies there), or an angle left out for another reason than a level not found or the
+    femoral heads out of view (a name uncertain, a plate cut or failed, the anterior side in
+    doubt: the mirrored run's finds may settle it)."""
+    for name in DOUBTED_ANGLES:
+        for level, side in REQUIRED_ENDPLATES[name]:
+            k = m.levels.get(level)
+            corners = m.instances[k].corners if k is not None else {}
+            scores = [corners[c][2] for c in CORNER_SIDES[side] if c in corners]
+            if len(scores) == 2 and min(scores) < min_corner_score:
+                return f"{level} {side} corners score {min(scores):.2f} (< {min_corner_score:g})"
+    for name, a in m.angles.items():
+        if not a.measured and not all(p.endswith(LEVEL_NOT_FOUND) or p == HEADS_NOT_IN_VIEW
+                                      for p in a.reason.split("; ")):
+            return f"{name} left out ({a.reason})"
+    return ""
 
 
 def measure_reads(reads: Sequence[Sequence[Instance]], image_shape: Sequence[int],
