@@ -225,9 +225,11 @@ def time_inference(images: Sequence[np.ndarray], o: Mapping[str, str], repeats: 
     rows = {k: {"s_per_image": spread(series[k]), "weights": weights[k], "input": input_text(p.cfg),
                 "detections_per_image": float(np.mean([len(getattr(x, "instances", x)) for x in outputs[k]]))}
             for k, p in predictors.items()}
-    for k in jobs:  # a measurement says where it made the mirrored run
-        made = sum(any(f.startswith("mirrored run made") for f in m.flags) for m in outputs[k])
-        rows[k]["mirrored_run_made"] = f"{made} of {len(outputs[k])} photos"
+    for k in jobs:  # measured: detections kept after the clean-up, and where the mirrored run was made on doubt
+        rows[k]["measured"] = True
+        if MEASURED_ROWS[k].get("flip_when") == "doubt":
+            made = sum(any(f.startswith("mirrored run made") for f in m.flags) for m in outputs[k])
+            rows[k]["mirrored_run_made"] = f"{made} of {len(outputs[k])} photos"
     predictions = None
     if ckpt:
         from spine_d2.measure import instances_from_predictions
@@ -360,7 +362,7 @@ def markdown(meta: Mapping, results: Mapping, seconds: float) -> list[str]:
 
     for k, r in results.get("inference", {}).items():
         made = f"; the mirrored run made on {r['mirrored_run_made']}" if "mirrored_run_made" in r else ""
-        kept = " kept after the measurement's clean-up" if "mirrored_run_made" in r else ""
+        kept = " kept after the measurement's clean-up" if r.get("measured") else ""
         row("inference", f"`{k}` ({r['input']})", r["s_per_image"], "s/image",
             f"weights {r['weights']}; {r['detections_per_image']:.1f} detections/image{kept}{made}")
     for k, r in results.get("measurement", {}).items():
