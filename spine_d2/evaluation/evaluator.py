@@ -128,8 +128,9 @@ class SpineEvaluator(DatasetEvaluator):
             m = measure_with_reads(insts, reads, image.shape[:2], self._class_names, self._measure_cfg, image=image,
                                    looks=lazy_instances(out.get("tiebreak_looks"), self._class_names),
                                    mirrored=mirrored)
-            if mirrored is not None and mirrored.made is not None:  # the measurement asked for the mirrored run:
-                out["instances"], insts = mirrored.made, mirrored.instances  # COCO's AP and the Dice take its
+            if mirrored is not None and mirrored.made is not None:
+                # the measurement made the mirrored run: COCO's AP and the Dice take what it measured
+                out["instances"], insts = mirrored.made, mirrored.instances
             gt_masks, gt_classes, gt_labels = ground_truth_masks(record, self._class_names)
             named = {lv: m.instances[k].mask for lv, k in m.levels.items()}  # level → the mask named so
             seg = image_segmentation([i.mask for i in insts], [i.class_name for i in insts],

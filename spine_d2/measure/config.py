@@ -159,7 +159,8 @@ class MeasureConfig:
     # with test.flip_when=doubt: the photo's own run is measured first, and the mirrored run made
     # only where a plate that TK or LL takes has a corner scoring under this (0-1), or an angle is
     # left out for another reason than a level not found or the femoral heads out of view
-    # (measure.reads.doubted; benchmarks/README.md); 1: always made, 0: only for those angles
+    # (measure.reads.doubted; benchmarks/README.md); 1: wherever such a plate has corners, 0: only
+    # for the angles left out so
     doubt_corner_score: float = 0.3
     # the L5-S1 segment's plausible lordosis (degrees, kyphosis negative): an S1 plate from corner
     # points outside it gives way to the outline's when that one lies inside (measure.lumbosacral); []: off

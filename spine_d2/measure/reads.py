@@ -16,6 +16,8 @@ angle was left out, 20–37° where the call it avoided was the right one), wher
 reads disagreeing on TK or LL made no judgement call on it (`clean_read`: none in naming the
 levels, none on the plates it takes, a sure anterior side; `spine_d2.measure.flags`), that read
 is taken first.
+With `test.flip_when` doubt the mirrored run waits: the photo's own run is measured alone first,
+and the mirrored run is made, and all of the above done, only where that measurement is `doubted`.
 benchmarks/README.md has what the rule withholds, how often it was wrong, what the mean changes
 (PT better on 10 of 11 run-and-seed sets; averaging TK, LL, LL_S1 and SS so was not, SS worse on
 every new seed set), how often the clean read was the nearer one and what the turned looks take.
@@ -26,8 +28,8 @@ from dataclasses import replace
 from typing import Any, Callable, Collection, Mapping, Sequence
 
 from spine_d2.angles import REQUIRED_ENDPLATES, Angle, left_out
-from spine_d2.measure.config import MeasureConfig
 from spine_d2.levels import CORNER_SIDES
+from spine_d2.measure.config import MeasureConfig
 from spine_d2.measure.flags import CALL_ABOUT_NAMING
 from spine_d2.measure.frame_angles import HEADS_NOT_IN_VIEW, LEVEL_NOT_FOUND
 from spine_d2.measure.instances import Instance
