@@ -61,6 +61,7 @@ CHECKPOINT_FLIP_ROW = "fast checkpoint, own input, high-res pass + soft outlines
 CHECKPOINT_FLIP_UPRIGHT_ROW = CHECKPOINT_FLIP_ROW + ", its windows upright"  # test.highres.flip_turns=false
 CHECKPOINT_HIGHRES_AMP_ROW = CHECKPOINT_HIGHRES_ROW + ", backbone autocast"  # test.amp
 CHECKPOINT_FLIP_AMP_ROW = CHECKPOINT_FLIP_ROW + ", backbone autocast"
+CHECKPOINT_UPRIGHT_AMP_ROW = CHECKPOINT_FLIP_AMP_ROW + ", no turned looks"  # test.highres.turns=[]
 #: photo to angles (`measure_image`: the passes and the measurement), as served (the mirrored run
 #: always made) and with `test.flip_when=doubt` (made only where the measurement doubts the photo's run)
 SERVED_MEASURED_ROW = CHECKPOINT_FLIP_AMP_ROW + ", then measured"
@@ -68,7 +69,7 @@ DOUBT_MEASURED_ROW = CHECKPOINT_FLIP_AMP_ROW.replace("mirrored run", "mirrored r
 MEASURED_ROWS = {SERVED_MEASURED_ROW: dict(own=True, highres=True, soft=True, flip=True, amp=True),
                  DOUBT_MEASURED_ROW: dict(own=True, highres=True, soft=True, flip=True, amp=True, flip_when="doubt")}
 HIGHRES_ROWS = (CHECKPOINT_HIGHRES_ROW, CHECKPOINT_FLIP_ROW, CHECKPOINT_FLIP_UPRIGHT_ROW, CHECKPOINT_HIGHRES_AMP_ROW,
-                CHECKPOINT_FLIP_AMP_ROW, *MEASURED_ROWS)
+                CHECKPOINT_FLIP_AMP_ROW, CHECKPOINT_UPRIGHT_AMP_ROW, *MEASURED_ROWS)
 #: a trained checkpoint's rows: own input (else height × width), and its test-time switches
 CHECKPOINT_ROWS = {
     CHECKPOINT_ROW: dict(own=False),
@@ -79,6 +80,7 @@ CHECKPOINT_ROWS = {
     CHECKPOINT_FLIP_UPRIGHT_ROW: dict(own=True, highres=True, soft=True, flip=True, flip_turns=False),
     CHECKPOINT_HIGHRES_AMP_ROW: dict(own=True, highres=True, soft=True, amp=True),
     CHECKPOINT_FLIP_AMP_ROW: dict(own=True, highres=True, soft=True, flip=True, amp=True),
+    CHECKPOINT_UPRIGHT_AMP_ROW: dict(own=True, highres=True, soft=True, flip=True, amp=True, turns=()),
 }
 
 
@@ -148,13 +150,14 @@ def compose_cfg(*overrides: str, output_dir: str = "/tmp/spine_d2_speed"):
 
 def inference_cfg(model: str, height: int, width: int, device: str = "cpu", checkpoint: str | None = None,
                   own_input: bool = False, highres: bool = False, soft: bool = False, flip: bool = False,
-                  flip_turns: bool = True, amp: bool = False, flip_when: str = "always"):
+                  flip_turns: bool = True, amp: bool = False, flip_when: str = "always", turns=None):
     """A detectron2 config of `model` (conf/model/<model>.yaml) at input height × width (resize)
     with random weights (never loaded: timing only) that keep `TEST.DETECTIONS_PER_IMAGE`
     detections on every image (no score threshold, no NMS: the mask head's most work); or the
     checkpoint's own config at height × width, or at its trained input with `own_input`, with the
     high-resolution pass (`highres`), the soft-mask outlines (`soft`), the mirrored run (`flip`;
-    its windows turned too with `flip_turns`; made `flip_when`) and the backbone's autocast (`amp`)
+    its windows turned too with `flip_turns`; made `flip_when`), the backbone's autocast (`amp`) and
+    the windows' turned looks (`turns`, degrees: () none, neither the strip's; None: as trained)
     switched as given."""
     from spine_d2.engine.config import build_d2_cfg
     from spine_d2.engine.inference import config_for_checkpoint
@@ -166,6 +169,8 @@ def inference_cfg(model: str, height: int, width: int, device: str = "cpu", chec
             cfg.SPINE.INPUT.HEIGHT, cfg.SPINE.INPUT.WIDTH, cfg.SPINE.INPUT.FIT = height, width, "resize"
         cfg.SPINE.HIGHRES.ENABLED, cfg.SPINE.SOFT_MASKS, cfg.SPINE.FLIP = bool(highres), bool(soft), bool(flip)
         cfg.SPINE.HIGHRES.FLIP_TURNS, cfg.SPINE.TEST_AMP, cfg.SPINE.FLIP_WHEN = bool(flip_turns), bool(amp), flip_when
+        if turns is not None:
+            cfg.SPINE.HIGHRES.TURNS = tuple(float(t) for t in turns)
     else:
         cfg = build_d2_cfg(compose_cfg(f"model={model}", f"input.height={height}", f"input.width={width}",
                                        "input.fit=resize", f"device={device}"))
