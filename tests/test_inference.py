@@ -85,6 +85,7 @@ def test_the_turned_windows_are_on_unless_switched_off(smoke_run, tmp_path):
     assert config_for_checkpoint(ck, "cpu").SPINE.HIGHRES.TURNS == (-5.0, 5.0)
     assert config_for_checkpoint(ck, "cpu", turns=[]).SPINE.HIGHRES.TURNS == ()
     assert config_for_checkpoint("zoo:phantom-fast-long", "cpu", turns=[3]).SPINE.HIGHRES.TURNS == (3.0,)
+    assert SpinePredictor.from_checkpoint(ck, "cpu", turns=[]).cfg.SPINE.HIGHRES.TURNS == ()  # predict.py, serve.py
     assert config_for_checkpoint(ck, "cpu").SPINE.HIGHRES.TURN_STRIP is True
     assert config_for_checkpoint(ck, "cpu", turn_strip=False).SPINE.HIGHRES.TURN_STRIP is False
     assert config_for_checkpoint(ck, "cpu").SPINE.HIGHRES.FLIP_TURNS is True

@@ -174,8 +174,9 @@ class SpinePredictor:
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto", highres: bool | None = None,
                         soft_masks: bool | None = None, flip: bool | None = None,
-                        flip_when: str | None = None) -> "SpinePredictor":
-        return cls(config_for_checkpoint(checkpoint, device, highres, soft_masks, flip, flip_when=flip_when))
+                        flip_when: str | None = None, turns: list[float] | None = None) -> "SpinePredictor":
+        return cls(config_for_checkpoint(checkpoint, device, highres, soft_masks, flip, turns=turns,
+                                         flip_when=flip_when))
 
     @property
     def name(self) -> str:
