@@ -86,6 +86,10 @@ def test_the_turned_windows_are_on_unless_switched_off(smoke_run, tmp_path):
     assert config_for_checkpoint(ck, "cpu", turns=[]).SPINE.HIGHRES.TURNS == ()
     assert config_for_checkpoint("zoo:phantom-fast-long", "cpu", turns=[3]).SPINE.HIGHRES.TURNS == (3.0,)
     assert SpinePredictor.from_checkpoint(ck, "cpu", turns=[]).cfg.SPINE.HIGHRES.TURNS == ()  # predict.py, serve.py
+    from spine_d2.engine.inference import InferenceError
+    for bad in (5, ["left"]):  # turns=5, turns=[left] on the command line
+        with pytest.raises(InferenceError, match=r"turns=.*: a list of degrees"):
+            config_for_checkpoint(ck, "cpu", turns=bad)
     assert config_for_checkpoint(ck, "cpu").SPINE.HIGHRES.TURN_STRIP is True
     assert config_for_checkpoint(ck, "cpu", turn_strip=False).SPINE.HIGHRES.TURN_STRIP is False
     assert config_for_checkpoint(ck, "cpu").SPINE.HIGHRES.FLIP_TURNS is True

@@ -136,7 +136,7 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres:
     if sacrum_corners is not None:
         cfg.SPINE.HIGHRES.SACRUM_CORNERS = bool(sacrum_corners)
     if turns is not None:
-        cfg.SPINE.HIGHRES.TURNS = tuple(float(t) for t in turns)
+        cfg.SPINE.HIGHRES.TURNS = _degrees("turns", turns)
     if turn_strip is not None:
         cfg.SPINE.HIGHRES.TURN_STRIP = bool(turn_strip)
     if flip_turns is not None:
@@ -144,11 +144,19 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres:
     if amp is not None:
         cfg.SPINE.TEST_AMP = bool(amp)
     if tiebreak_turns is not None:
-        cfg.SPINE.TIEBREAK_TURNS = tuple(float(t) for t in tiebreak_turns)
+        cfg.SPINE.TIEBREAK_TURNS = _degrees("tiebreak_turns", tiebreak_turns)
     if flip_when is not None:
         cfg.SPINE.FLIP_WHEN = str(flip_when)
     cfg.freeze()
     return cfg
+
+
+def _degrees(name: str, values) -> tuple[float, ...]:
+    """`values` (a list of degrees from the command line) as a tuple, or the error naming `name`."""
+    try:
+        return tuple(float(t) for t in values)
+    except (TypeError, ValueError):
+        raise InferenceError(f"{name}={values}: a list of degrees, e.g. [-5,5], or [] for none") from None
 
 
 def load_model(cfg: CfgNode):
