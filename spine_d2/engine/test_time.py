@@ -53,7 +53,7 @@ def refine_lazily(model, cfg, image: np.ndarray, first: Instances
     own run alone (its windows), no reads, and the call that makes the mirrored run and returns what
     `refine_with_reads` does, made only where the measurement doubts the photo's run
     (`spine_d2.measure.reads.doubted`): the mirrored run doubles a photo's model time."""
-    if not (flip_on_doubt(cfg) and _with_corners(cfg, first)):
+    if not (flip_on_doubt(cfg) and _mirrored_run_asked(cfg, first)):
         return (*refine_with_reads(model, cfg, image, first), None)
     own = _passes(model, cfg, image, first)
     return to_instances(own, image.shape[:2]), [], partial(_with_mirrored_run, model, cfg, image, own, True)
@@ -64,15 +64,15 @@ def flip_on_doubt(cfg) -> bool:
     return bool(cfg.SPINE.get("FLIP", False)) and str(cfg.SPINE.get("FLIP_WHEN", "always")) == "doubt"
 
 
-def _with_corners(cfg, first: Instances) -> bool:
-    """The mirrored run is asked for and the model has a corner head: it averages corners, so a
-    model without one has nothing to gain from it."""
+def _mirrored_run_asked(cfg, first: Instances) -> bool:
+    """Whether the mirrored run is made at all: `test.flip` asks for it and the model has a corner
+    head (the run averages corners: a model without one has nothing to gain from it)."""
     return bool(cfg.SPINE.get("FLIP", False)) and (first.has("pred_keypoint_heatmaps") or first.has("pred_keypoints"))
 
 
 def _refine(model, cfg, image: np.ndarray, first: Instances, with_reads: bool) -> tuple[Instances, list[Instances]]:
     """`refine_with_reads`; the reads' Instances (each a stack of full-size masks) only `with_reads`."""
-    if not _with_corners(cfg, first):
+    if not _mirrored_run_asked(cfg, first):
         return (high_resolution_pass(model, cfg, image, first) if cfg.SPINE.HIGHRES.ENABLED else first), []
     return _with_mirrored_run(model, cfg, image, _passes(model, cfg, image, first), with_reads)
 
