@@ -62,6 +62,7 @@ CHECKPOINT_FLIP_UPRIGHT_ROW = CHECKPOINT_FLIP_ROW + ", its windows upright"  # t
 CHECKPOINT_HIGHRES_AMP_ROW = CHECKPOINT_HIGHRES_ROW + ", backbone autocast"  # test.amp
 CHECKPOINT_FLIP_AMP_ROW = CHECKPOINT_FLIP_ROW + ", backbone autocast"
 CHECKPOINT_UPRIGHT_AMP_ROW = CHECKPOINT_FLIP_AMP_ROW + ", no turned looks"  # test.highres.turns=[]
+CHECKPOINT_OWN_TURNED_AMP_ROW = CHECKPOINT_FLIP_AMP_ROW + ", turned looks detecting again"  # turned_boxes=own
 #: photo to angles (`measure_image`: the passes and the measurement), as served (the mirrored run
 #: always made) and with `test.flip_when=doubt` (made only where the measurement doubts the photo's run)
 SERVED_MEASURED_ROW = CHECKPOINT_FLIP_AMP_ROW + ", then measured"
@@ -69,7 +70,7 @@ DOUBT_MEASURED_ROW = CHECKPOINT_FLIP_AMP_ROW.replace("mirrored run", "mirrored r
 MEASURED_ROWS = {SERVED_MEASURED_ROW: dict(own=True, highres=True, soft=True, flip=True, amp=True),
                  DOUBT_MEASURED_ROW: dict(own=True, highres=True, soft=True, flip=True, amp=True, flip_when="doubt")}
 HIGHRES_ROWS = (CHECKPOINT_HIGHRES_ROW, CHECKPOINT_FLIP_ROW, CHECKPOINT_FLIP_UPRIGHT_ROW, CHECKPOINT_HIGHRES_AMP_ROW,
-                CHECKPOINT_FLIP_AMP_ROW, CHECKPOINT_UPRIGHT_AMP_ROW, *MEASURED_ROWS)
+                CHECKPOINT_FLIP_AMP_ROW, CHECKPOINT_UPRIGHT_AMP_ROW, CHECKPOINT_OWN_TURNED_AMP_ROW, *MEASURED_ROWS)
 #: a trained checkpoint's rows: own input (else height × width), and its test-time switches
 CHECKPOINT_ROWS = {
     CHECKPOINT_ROW: dict(own=False),
@@ -81,6 +82,7 @@ CHECKPOINT_ROWS = {
     CHECKPOINT_HIGHRES_AMP_ROW: dict(own=True, highres=True, soft=True, amp=True),
     CHECKPOINT_FLIP_AMP_ROW: dict(own=True, highres=True, soft=True, flip=True, amp=True),
     CHECKPOINT_UPRIGHT_AMP_ROW: dict(own=True, highres=True, soft=True, flip=True, amp=True, turns=()),
+    CHECKPOINT_OWN_TURNED_AMP_ROW: dict(own=True, highres=True, soft=True, flip=True, amp=True, turned_boxes="own"),
 }
 
 
@@ -150,15 +152,16 @@ def compose_cfg(*overrides: str, output_dir: str = "/tmp/spine_d2_speed"):
 
 def inference_cfg(model: str, height: int, width: int, device: str = "cpu", checkpoint: str | None = None,
                   own_input: bool = False, highres: bool = False, soft: bool = False, flip: bool = False,
-                  flip_turns: bool = True, amp: bool = False, flip_when: str = "always", turns=None):
+                  flip_turns: bool = True, amp: bool = False, flip_when: str = "always", turns=None,
+                  turned_boxes: str = "given"):
     """A detectron2 config of `model` (conf/model/<model>.yaml) at input height × width (resize)
     with random weights (never loaded: timing only) that keep `TEST.DETECTIONS_PER_IMAGE`
     detections on every image (no score threshold, no NMS: the mask head's most work); or the
     checkpoint's own config at height × width, or at its trained input with `own_input`, with the
     high-resolution pass (`highres`), the soft-mask outlines (`soft`), the mirrored run (`flip`;
     its windows turned too with `flip_turns`; made `flip_when`), the backbone's autocast (`amp`) and
-    the windows' turned looks (`turns`, degrees: () none, neither the strip's; None: as trained)
-    switched as given."""
+    the windows' turned looks (`turns`, degrees: () none, neither the strip's; None: as trained;
+    `turned_boxes` how they find the bodies) switched as given."""
     from spine_d2.engine.config import build_d2_cfg
     from spine_d2.engine.inference import config_for_checkpoint
 
@@ -171,6 +174,7 @@ def inference_cfg(model: str, height: int, width: int, device: str = "cpu", chec
         cfg.SPINE.HIGHRES.FLIP_TURNS, cfg.SPINE.TEST_AMP, cfg.SPINE.FLIP_WHEN = bool(flip_turns), bool(amp), flip_when
         if turns is not None:
             cfg.SPINE.HIGHRES.TURNS = tuple(float(t) for t in turns)
+        cfg.SPINE.HIGHRES.TURNED_BOXES = turned_boxes
     else:
         cfg = build_d2_cfg(compose_cfg(f"model={model}", f"input.height={height}", f"input.width={width}",
                                        "input.fit=resize", f"device={device}"))

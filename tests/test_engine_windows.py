@@ -126,8 +126,8 @@ def test_a_sacrum_only_the_windows_found_is_added_where_the_first_pass_has_none(
     assert with_window_sacra(first, windowed, set()) == first
 
 
-@pytest.mark.parametrize("turns", [(), (-5.0, 5.0)])
-def test_the_high_resolution_pass_finds_each_body_once_where_it_is(turns):
+@pytest.mark.parametrize("turns,turned_boxes", [((), "own"), ((-5.0, 5.0), "own"), ((-5.0, 5.0), "given")])
+def test_the_high_resolution_pass_finds_each_body_once_where_it_is(turns, turned_boxes):
     from types import SimpleNamespace
 
     from spine_d2.engine.highres import high_resolution_pass
@@ -141,7 +141,8 @@ def test_the_high_resolution_pass_finds_each_body_once_where_it_is(turns):
     inp = SimpleNamespace(HEIGHT=256, WIDTH=256, FIT="keep_aspect", MEAN_INTENSITY=None)
     aug = SimpleNamespace(**{k: SimpleNamespace(ENABLED=False) for k in
                              ("SCALE", "CROP", "FLIP", "ROTATION", "CONTRAST", "PHOTOMETRIC")})
-    hr = SimpleNamespace(WINDOWS=6, TARGET_PX=22.0, MIN_GAIN=1.25, MIN_SCORE=0.5, SACRUM_CORNERS=True, TURNS=turns)
+    hr = SimpleNamespace(WINDOWS=6, TARGET_PX=22.0, MIN_GAIN=1.25, MIN_SCORE=0.5, SACRUM_CORNERS=True, TURNS=turns,
+                         TURNED_BOXES=turned_boxes)
     cfg = SimpleNamespace(SPINE=SimpleNamespace(INPUT=inp, AUG=aug, CLASS_MAP="default", HIGHRES=hr),
                           INPUT=SimpleNamespace(FORMAT="BGR"))
     model = BlobModel()
@@ -149,9 +150,12 @@ def test_the_high_resolution_pass_finds_each_body_once_where_it_is(turns):
 
     first = model([model_input(image, cfg)])[0]["instances"]
     out = high_resolution_pass(model, cfg, image, first)  # bodies 8.5 px in the first pass: windows
-    windows = (model.images - 1) // (1 + len(turns))
-    assert windows >= 2 and model.images == 1 + windows * (1 + len(turns))  # each window once per turn
-    assert model.calls == 2 + len(turns)  # a run's windows in one batch
+    if turned_boxes == "given":  # looks that read the bodies' corners: none for a model without corners
+        assert model.images >= 3 and model.calls == 2
+    else:
+        windows = (model.images - 1) // (1 + len(turns))
+        assert windows >= 2 and model.images == 1 + windows * (1 + len(turns))  # each window once per turn
+        assert model.calls == 2 + len(turns)  # a run's windows in one batch
     assert len(out) == len(boxes)
     masks = out.pred_masks.numpy()
     for t in truth:
@@ -221,6 +225,25 @@ def test_a_turned_window_looks_at_the_same_place_from_another_angle():
     assert np.allclose(w.turned(0.0).A, w.A) and np.allclose(t.turned(-5.0).A, w.A)
 
 
+def test_a_window_says_how_deep_a_point_lies_which_boxes_it_holds_and_their_columns():
+    from spine_d2.engine.windows import Window
+
+    w = Window(np.array([[2.0, 0.0, -20.0], [0.0, 2.0, -40.0]]), (200, 300))  # zoom 2, origin at (10, 20)
+    assert w.depth((60.0, 70.0)) == pytest.approx(100.0)  # window (100, 100): 100 px from the top and left
+    assert w.depth((15.0, 70.0)) == pytest.approx(10.0) and w.depth((0.0, 70.0)) < 0
+    pts = np.array([[20.0, 30.0], [40.0, 60.0], [30.0, 45.0]])
+    assert np.allclose(w.box_of(pts), [20.0, 20.0, 60.0, 80.0])
+    assert w.box_of(np.array([[5.0, 30.0], [40.0, 60.0]])) is None  # the window cuts it
+    boxes = np.array([[100.0, 20.0, 130.0, 40.0], [110.0, 60.0, 140.0, 90.0]])  # median height 25
+    part, moved = w.columns(boxes, 2.0)
+    assert part.size == (200, 140) and np.allclose(moved, boxes - [50, 0, 50, 0])  # columns 100-140, 50 px either side
+    x = np.array([[37.0, 50.0]])  # an image point: the same place in the window and its part
+    assert np.allclose(part.to_image(w.A[:, :2] @ x[0] + w.A[:, 2] - [50, 0]), x)
+    assert np.allclose(part.zoom, w.zoom)
+    whole, _ = w.columns(boxes, 20.0)
+    assert whole.size == w.size and np.allclose(whole.A, w.A)  # never wider than the window
+
+
 BIAS_PX = 6.0  # the stand-in's corners lie this far along its input's x from the body's
 
 
@@ -247,12 +270,16 @@ class _Rectangles(BlobModel):
                 [*(c - a + b + bias), 0.6], [*(c - a - b + bias), 0.6]]
 
 
-@pytest.mark.parametrize("turn_strip", [True, False])
-def test_a_spine_the_first_pass_sees_large_gets_its_turned_looks_from_its_strip_of_the_photo(turn_strip):
+@pytest.mark.parametrize("turn_strip,turned_boxes", [(True, "own"), (True, "given"), (False, "given")])
+def test_a_spine_the_first_pass_sees_large_gets_its_turned_looks_from_its_strip_of_the_photo(
+        turn_strip, turned_boxes, monkeypatch):
     from types import SimpleNamespace
 
     from spine_d2.data.transforms import model_input
+    from spine_d2.engine import highres
     from spine_d2.engine.highres import high_resolution_pass
+
+    monkeypatch.setattr(highres, "_corners_in_boxes", lambda net, inputs, given: net.corners_in_boxes(inputs, given))
 
     image = np.zeros((600, 400, 3), np.uint8)
     tops = (60, 230, 450)
@@ -262,7 +289,7 @@ def test_a_spine_the_first_pass_sees_large_gets_its_turned_looks_from_its_strip_
     aug = SimpleNamespace(**{k: SimpleNamespace(ENABLED=False) for k in
                              ("SCALE", "CROP", "FLIP", "ROTATION", "CONTRAST", "PHOTOMETRIC")})
     hr = SimpleNamespace(WINDOWS=6, TARGET_PX=22.0, MIN_GAIN=1.25, MIN_SCORE=0.5, SACRUM_CORNERS=True,
-                         TURNS=(-40.0, 40.0), TURN_STRIP=turn_strip)
+                         TURNS=(-40.0, 40.0), TURN_STRIP=turn_strip, TURNED_BOXES=turned_boxes)
     cfg = SimpleNamespace(SPINE=SimpleNamespace(INPUT=inp, AUG=aug, CLASS_MAP="default", HIGHRES=hr),
                           INPUT=SimpleNamespace(FORMAT="BGR"))
     model = _Rectangles()
@@ -283,6 +310,71 @@ def test_a_spine_the_first_pass_sees_large_gets_its_turned_looks_from_its_strip_
     # the mean of the three; the sacrum's the first pass's (the strip cuts off the pelvis around it)
     assert np.allclose(shift[:2], [BIAS_PX * (1 + 2 * np.cos(np.radians(40.0))) / 3, 0.0], atol=0.3)
     assert np.allclose(shift[2], [BIAS_PX, 0.0], atol=0.3)
+
+
+class _Bodies(_Rectangles):
+    sacrum_below = 2.0  # every blob a lumbar body, wherever it lies in a window
+
+
+def test_turned_looks_in_given_boxes_read_what_looks_that_detect_again_read_with_fewer_pixels(monkeypatch):
+    """`test.highres.turned_boxes`: given (the bodies found handed to the corner head, each in the
+    turned window where it lies deepest, cut to the spine's columns) against own (each turned
+    window detects everything again): the same corners, fewer pixels through the backbone."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from spine_d2.data.transforms import model_input
+    from spine_d2.engine import highres
+
+    monkeypatch.setattr(highres, "_corners_in_boxes", lambda net, inputs, given: net.corners_in_boxes(inputs, given))
+    image = np.zeros((900, 500, 3), np.uint8)
+    boxes, _ = _spine_boxes(n=14, tilt_deg=8.0, step=48.0, size=30.0, start=(150.0, 120.0))
+    for x0, y0, x1, y1 in boxes.astype(int):
+        image[y0:y1, x0:x1 - 6] = 220  # 24 x 30 px bodies: the first pass sees them 8.5 px high
+    out, pixels = {}, {}
+    for how in ("own", "given"):
+        hr = SimpleNamespace(WINDOWS=6, TARGET_PX=22.0, MIN_GAIN=1.25, MIN_SCORE=0.5, SACRUM_CORNERS=True,
+                             TURNS=(-10.0, 10.0), TURN_STRIP=True, TURNED_BOXES=how)
+        cfg = SimpleNamespace(SPINE=SimpleNamespace(
+            INPUT=SimpleNamespace(HEIGHT=256, WIDTH=256, FIT="keep_aspect", MEAN_INTENSITY=None),
+            AUG=SimpleNamespace(**{k: SimpleNamespace(ENABLED=False) for k in
+                                   ("SCALE", "CROP", "FLIP", "ROTATION", "CONTRAST", "PHOTOMETRIC")}),
+            CLASS_MAP="default", HIGHRES=hr), INPUT=SimpleNamespace(FORMAT="BGR"))
+        model = _Bodies()
+        first = model([model_input(image, cfg)])[0]["instances"]
+        out[how] = highres.high_resolution_pass(model, cfg, image, first)
+        pixels[how] = model.pixels
+    a, b = (np.argsort(out[k].pred_boxes.tensor.numpy()[:, 1]) for k in ("own", "given"))
+    assert len(a) == len(boxes) == len(b)
+    assert np.array_equal(out["own"].pred_masks.numpy()[a], out["given"].pred_masks.numpy()[b])
+    own, given = out["own"].pred_keypoints.numpy()[a], out["given"].pred_keypoints.numpy()[b]
+    upright = _Bodies()  # the same pass without turned looks: where the turned looks moved the corners
+    cfg.SPINE.HIGHRES.TURNS = ()
+    plain = highres.high_resolution_pass(upright, cfg, image, upright([model_input(image, cfg)])[0]["instances"])
+    plain = plain.pred_keypoints.numpy()[np.argsort(plain.pred_boxes.tensor.numpy()[:, 1])]
+    assert (np.abs(own - plain)[:, :, :2].max(axis=(1, 2)) > 0.1).sum() >= 10  # the turned looks count
+    apart = np.abs(given - own)[:, :, :2].max(axis=(1, 2))
+    # the same, but where a body lies in two windows: own takes the turned look whose detection
+    # overlaps it most, given the window it lies deepest in
+    assert (apart < 0.01).sum() >= len(boxes) - 3 and apart.max() < 0.5
+    assert pixels["given"] - upright.pixels < 0.65 * (pixels["own"] - upright.pixels)  # the turned looks' pixels
+    # a body the turned look's box head is not sure of (< MIN_SCORE), as own looks that do not find it
+    # sure, gives no estimate: its corners stay the upright look's
+    unsure = _Bodies()
+    unsure_in_boxes = unsure.corners_in_boxes
+
+    def weak(inputs, given):
+        out = unsure_in_boxes(inputs, given)
+        for res in out:
+            res.scores = torch.full((len(res),), 0.3)
+        return out
+
+    unsure.corners_in_boxes = weak
+    cfg.SPINE.HIGHRES.TURNS = (-10.0, 10.0)
+    got = highres.high_resolution_pass(unsure, cfg, image, unsure([model_input(image, cfg)])[0]["instances"])
+    assert unsure.pixels > upright.pixels  # the turned looks ran
+    assert np.allclose(got.pred_keypoints.numpy()[np.argsort(got.pred_boxes.tensor.numpy()[:, 1])], plain)
 
 
 @pytest.mark.parametrize("shape", [(1000, 700), (700, 1000)])

@@ -100,6 +100,51 @@ def test_the_turned_windows_are_on_unless_switched_off(smoke_run, tmp_path):
     assert config_for_checkpoint(ck, "cpu", tiebreak_turns=[]).SPINE.TIEBREAK_TURNS == ()
 
 
+def test_the_turned_looks_read_corners_in_given_boxes_unless_asked_to_detect_again(smoke_run, tmp_path):
+    from spine_d2.engine.inference import InferenceError
+
+    ck = smoke_run[1] / "model_final.pth"
+    assert config_for_checkpoint(ck, "cpu").SPINE.HIGHRES.TURNED_BOXES == "given"
+    assert config_for_checkpoint(ck, "cpu", turned_boxes="own").SPINE.HIGHRES.TURNED_BOXES == "own"
+    before = config_for_checkpoint(_dumped_before(smoke_run, tmp_path, "SPINE.HIGHRES.TURNED_BOXES"), "cpu")
+    assert before.SPINE.HIGHRES.TURNED_BOXES == "given"  # predates the key: the faster looks, as accurate
+    with pytest.raises(InferenceError, match="turned_boxes=mine: choose one of given, own"):
+        config_for_checkpoint(ck, "cpu", turned_boxes="mine")
+
+
+def test_the_shipped_model_reads_the_corners_of_bodies_given_in_their_boxes_as_in_its_own_look(tmp_path):
+    """`_corners_in_boxes` (the turned looks, `test.highres.turned_boxes` given): a look's own sure
+    bodies handed back in their boxes get the corners that look read, within a fraction of a pixel
+    (the box head refines a box it put there itself), without proposals or masks."""
+    import torch
+    from detectron2.structures import Instances
+
+    from spine_d2.data.transforms import model_input
+    from spine_d2.engine.highres import _corners_in_boxes
+    from spine_d2.synthetic.generate import generate_dataset
+
+    root = generate_dataset(tmp_path / "ph", 1, seed=3, difficulty="easy", workers=1, progress=False)
+    image = read_image(next((root / "images").iterdir()))
+    cfg = config_for_checkpoint("zoo:phantom-fast-long", "cpu")
+    net = load_model(cfg)
+    inp = model_input(image, cfg)
+    with torch.no_grad():
+        own = net.inference([inp], do_postprocess=False)[0]
+    own = own[own.scores >= 0.5]
+    assert len(own) >= 10 and own.has("pred_keypoints")
+    given = Instances(own.image_size)
+    given.pred_boxes, given.pred_classes = own.pred_boxes, own.pred_classes
+    ran = []
+    for part in (net.proposal_generator, net.roi_heads.mask_head):
+        part.register_forward_hook(lambda m, i, o: ran.append(type(m).__name__))
+    with torch.no_grad():
+        (read,) = _corners_in_boxes(net, [inp], [given])
+    assert not ran, "no proposals and no masks"
+    assert torch.equal(read.pred_classes, own.pred_classes)
+    apart = (read.pred_keypoints[:, :, :2] - own.pred_keypoints[:, :, :2]).abs().amax(dim=2)  # input px
+    assert float(apart.median()) < 0.3 and float(apart.max()) < 2.0
+
+
 def test_the_mirrored_run_waits_for_the_measurements_doubt_only_where_asked(smoke_run, tmp_path):
     from spine_d2.engine.inference import InferenceError
 

@@ -18,12 +18,18 @@ at its input's coarse scale. With `test.highres.turns` the windows run again tur
 about their centres, and each body's corners (and the sacrum's, with `sacrum_corners`) are averaged
 over the upright and turned runs where they agree (`window_corners`): a corner is the noisiest part
 of a prediction, and a turned look at the same pixels gives another estimate of it
-(benchmarks/README.md: ±5°). Where no windows are made, with `test.highres.turn_strip` the photo
-runs turned by the same degrees instead, cut to the spine's columns at the first pass's scale
-(`spine_strip`: the same look with fewer pixels), and the first pass's thoracic and lumbar bodies'
-corners are averaged with those runs' alike: a spine already large in the first pass gets its other
-looks too. The sacrum's stay the first pass's there: the strip cuts off the pelvis around it (with
-them SS was worse on two of three seeds; benchmarks/README.md).
+(benchmarks/README.md: ±5°). The turned looks read only corners, so by default
+(`test.highres.turned_boxes` given, `turned_corners`) they do not detect anything again: each sure
+body found is handed to the box head as a proposal of its class in the turned window where it lies
+deepest, cut to the columns the bodies span, and the corner head reads the box that comes back;
+no proposals, no masks, fewer pixels: a photo a third faster, as accurate (benchmarks/README.md).
+With `own` each turned window detects everything again, matched to the bodies by their masks.
+Where no windows are made, with `test.highres.turn_strip` the photo runs turned by the same degrees
+instead, cut to the spine's columns at the first pass's scale (`spine_strip`: the same look with
+fewer pixels), and the first pass's thoracic and lumbar bodies' corners are averaged with those
+runs' alike: a spine already large in the first pass gets its other looks too. The sacrum's stay
+the first pass's there: the strip cuts off the pelvis around it (with them SS was worse on two of
+three seeds; benchmarks/README.md).
 Corners come back as points (`pred_keypoints`, sub-pixel, score in [0, 1]) because a window's
 keypoint heatmaps are not aligned with the image.
 """
@@ -35,6 +41,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Sequence
 
+import cv2
 import numpy as np
 import torch
 from detectron2.structures import Boxes, Instances
@@ -52,6 +59,7 @@ WINDOW_CLASSES = ("thoracic", "lumbar")               # what they give back
 CORNER_CLASSES = ("sacrum",)                          # whose corners they average in (`sacrum_corners`)
 MATCH_IOU = 0.5  # two runs' detections are the same body when the masks overlap this much (IoU)
 AGREE = 0.3      # two estimates of an endplate's corners agree within this share of its length
+COLUMN_MARGIN = 2.0  # a turned look in given boxes sees their columns and this many median box heights either side
 
 
 @dataclass
@@ -261,14 +269,128 @@ def high_resolution_detections(model, cfg, image: np.ndarray, first: Instances,
             strip = spine_strip(boxes, shape, max(abs(t) for t in turns))
         else:  # a strip would be stretched otherwise than the photo was: all of it
             strip = Window(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), shape)
-        turned = _looks(corners_only(model), cfg, image, [strip.turned(t) for t in turns], (bodies, min_score))
-        return window_corners(detections(first, None, shape), turned, bodies, min_score)
+        own = detections(first, None, shape)
+        if given_boxes(cfg):
+            turned = turned_corners(model, cfg, image, [strip], own, turns, bodies, min_score)
+        else:
+            turned = _looks(corners_only(model), cfg, image, [strip.turned(t) for t in turns], (bodies, min_score))
+        return window_corners(own, turned, bodies, min_score)
     windowed = _run(model, cfg, image, wins, used)
-    turned = [_run(corners_only(model), cfg, image, [w.turned(t) for w in wins], used) for t in turns]
     kept = with_window_sacra(merge(detections(first, None, shape), windowed, bodies, min_score), windowed, sacrum,
                              min_score)
+    if given_boxes(cfg):
+        turned = turned_corners(model, cfg, image, wins, kept, turns, bodies | corners_of, min_score)
+    else:
+        turned = [_run(corners_only(model), cfg, image, [w.turned(t) for w in wins], used) for t in turns]
     kept = window_corners(kept, turned, bodies, min_score)  # the upright run's are kept's own
     return window_corners(kept, [windowed, *turned], corners_of, min_score)
+
+
+def given_boxes(cfg) -> bool:
+    """Whether the turned looks read the corners of the bodies already found, in boxes given from
+    them (`test.highres.turned_boxes` given), instead of detecting everything again (own)."""
+    return str(getattr(cfg.SPINE.HIGHRES, "TURNED_BOXES", "given")) == "given"
+
+
+def turned_corners(model, cfg, image: np.ndarray, wins: list[Window], dets: list[Detection],
+                   turns: Sequence[float], classes: set[int], min_score: float) -> list[list[Detection]]:
+    """Per turn of `turns` (degrees), the detections of `dets` (image frame) of `classes` scoring at
+    least `min_score`, with the corners the model reads for them in the windows `wins` turned so
+    (`test.highres.turned_boxes` given). Each body is looked at in the window where its centre lies
+    deepest, cut to the columns its bodies span (`COLUMN_MARGIN`; same scale, fewer pixels); its
+    outline's box there is given to the box head as a proposal of its class and the corner head
+    reads the box that comes back (`_corners_in_boxes`). The backbone, box head and corner head
+    run, no proposals and no masks: a third less time per photo than looks that detect everything
+    again (benchmarks/README.md). A body the turned window cuts, or whose class the box head scores
+    under `min_score` there (as a look that detects again would not find it sure), is left out of
+    that turn. Masks, scores, classes and outlines stay `dets`'s."""
+    todo = [d for d in dets if d.cls in classes and d.score >= min_score and d.corners is not None]
+    if not todo or not wins or not turns:
+        return [[] for _ in turns]
+    home = [max(range(len(wins)), key=lambda i: wins[i].depth(d.centre)) for d in todo]
+    keep_aspect = cfg.SPINE.INPUT.FIT == "keep_aspect"  # else a narrower crop would be stretched
+    looks = []  # (turn, window, boxes in it, indices into todo)
+    for t in turns:
+        for i, win in enumerate(wins):
+            turned = win.turned(t)
+            mine = [(k, box) for k, d in enumerate(todo) if home[k] == i
+                    if (box := turned.box_of(_outline(d))) is not None]
+            if mine:
+                boxes = np.array([b for _, b in mine])
+                looks.append((t, *(turned.columns(boxes, COLUMN_MARGIN) if keep_aspect else (turned, boxes)),
+                              [k for k, _ in mine]))
+    if not looks:
+        return [[] for _ in turns]
+    inputs = [model_input(np.ascontiguousarray(win.crop(image)), cfg) for _, win, _, _ in looks]
+    given = []
+    for inp, (_, win, boxes, mine) in zip(inputs, looks):
+        h, w = inp["image"].shape[1:]
+        inst = Instances((h, w))
+        scale = np.array([w / win.size[1], h / win.size[0]] * 2)  # window px → input px
+        inst.pred_boxes = Boxes(torch.as_tensor(boxes * scale, dtype=torch.float32))
+        inst.pred_classes = torch.as_tensor([todo[k].cls for k in mine], dtype=torch.int64)
+        given.append(inst)
+    with torch.no_grad():
+        outs = _corners_in_boxes(_meta_arch(model), inputs, given)
+    out: dict[float, list[Detection]] = {t: [] for t in turns}
+    for inp, (t, win, _, mine), res in zip(inputs, looks, outs):
+        h, w = inp["image"].shape[1:]
+        kp = _arr(res.pred_keypoints).astype(float)
+        kp[:, :, :2] *= [win.size[1] / w, win.size[0] / h]
+        for k, c, ok in zip(mine, kp, _arr(res.scores) >= min_score):
+            if ok:
+                c[:, :2] = win.to_image(c[:, :2])
+                out[t].append(replace(todo[k], corners=c))
+    return [out[t] for t in turns]
+
+
+def _outline(d: Detection) -> np.ndarray:
+    """Points around `d` (N, 2; image px, detectron2's continuous frame: pixel i spans [i, i+1]):
+    its sub-pixel outline where it has one (`test.soft_masks`), else the corners of the pixels on
+    its mask's outer outline."""
+    if d.contour is not None and len(d.contour) >= 3:
+        return np.asarray(d.contour, float) + 0.5  # pixel centres at integers → continuous
+    x0, y0, x1, y1 = d.box
+    found, _ = cv2.findContours(d.mask[y0:y1, x0:x1].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    p = np.concatenate([c.reshape(-1, 2) for c in found]).astype(float) + (x0, y0)
+    return (p[:, None, :] + np.array([[0, 0], [1, 0], [0, 1], [1, 1]], float)).reshape(-1, 2)
+
+
+def _corners_in_boxes(net, inputs: list[dict], given: list[Instances]) -> list[Instances]:
+    """Per input (detectron2's input dicts), the bodies `given` (pred_boxes, input px, and
+    pred_classes) with `pred_keypoints` (input px) from `net`'s corner head and `scores` (the box
+    head's probability of the given class), one per body, in order. Each box is refined first by
+    the box head as a proposal of its class, so the corners are read in the box the model itself
+    puts around the body in this look: with the given box alone (another look's) the looks' corners
+    err together and TK was worse (benchmarks/README.md)."""
+    heads = net.roi_heads
+    given = [g.to(net.device) for g in given]
+    features = net.backbone(net.preprocess_image(inputs).tensor)
+    proposals = []
+    for g in given:
+        p = Instances(g.image_size)
+        p.proposal_boxes, p.gt_classes = g.pred_boxes, g.pred_classes
+        proposals.append(p)
+    pooled = heads.box_pooler([features[f] for f in heads.box_in_features], [p.proposal_boxes for p in proposals])
+    predictions = heads.box_predictor(heads.box_head(pooled))
+    refined = heads.box_predictor.predict_boxes_for_gt_classes(predictions, proposals)
+    probs = heads.box_predictor.predict_probs(predictions, proposals)
+    out = []
+    for g, b, p in zip(given, refined, probs):
+        inst = Instances(g.image_size)
+        inst.pred_boxes, inst.pred_classes = Boxes(b), g.pred_classes
+        inst.scores = p[torch.arange(len(p), device=p.device), g.pred_classes]
+        out.append(inst)
+    return heads._forward_keypoint(features, out)
+
+
+def _meta_arch(model):
+    """The detectron2 meta-architecture inside the test-time wrappers (`SoftMaskModel`, a
+    DistributedDataParallel's module)."""
+    net = model
+    while not hasattr(net, "roi_heads") and hasattr(net, "model"):
+        net = net.model
+    return getattr(net, "module", net)
 
 
 def corners_only(model):
@@ -294,10 +416,7 @@ def score_floor(model, score: float):
     the higher) while inside: a look that uses only sure detections runs its mask and corner
     heads on those alone. The detections kept are the same: per-class NMS only lets a box
     suppress lower-scoring ones, and the top `TEST.DETECTIONS_PER_IMAGE` by score are the same."""
-    net = model
-    while not hasattr(net, "roi_heads") and hasattr(net, "model"):  # SoftMaskModel, TestTimeModel
-        net = net.model
-    predictor = getattr(getattr(getattr(net, "module", net), "roi_heads", None), "box_predictor", None)
+    predictor = getattr(getattr(_meta_arch(model), "roi_heads", None), "box_predictor", None)
     if predictor is None or not hasattr(predictor, "test_score_thresh"):
         yield
         return

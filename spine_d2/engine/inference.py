@@ -39,7 +39,7 @@ from spine_d2.measure import CSV_COLUMNS, MeasureConfig, Measurement, draw_overl
 from spine_d2.measure import instances_from_predictions, lazy_instances, lazy_run, measurement_row
 from spine_d2.measure.preannotation import labelme_document, write_new_json
 from spine_d2.measure.reads import measure_with_reads
-from spine_d2.schema import FLIP_WHEN
+from spine_d2.schema import FLIP_WHEN, TURNED_BOXES
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres:
                           sacrum_corners: bool | None = None, turns: list[float] | None = None,
                           turn_strip: bool | None = None, flip_turns: bool | None = None,
                           amp: bool | None = None, tiebreak_turns: list[float] | None = None,
-                          flip_when: str | None = None) -> CfgNode:
+                          flip_when: str | None = None, turned_boxes: str | None = None) -> CfgNode:
     """The detectron2 config a checkpoint was trained with (`d2_config.yaml` in its run directory,
     or `<stem>.yaml` beside it as for the zoo's `zoo:<name>`), with `MODEL.WEIGHTS` pointing at it;
     `highres` True/False switches the high-resolution second pass on or off, `soft_masks` the
@@ -108,10 +108,14 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres:
     `turn_strip` the spine's strip of the photo turned so where no windows are made, `flip_turns`
     the mirrored run's windows turned too, `amp` the backbone under autocast, `tiebreak_turns` the
     degrees the photo is turned by for looks that break the two reads' ties ([]: none), `flip_when`
-    always or doubt (the mirrored run made only where the measurement doubts the photo's own run)
-    (None: as trained, or the default where the run predates the key)."""
+    always or doubt (the mirrored run made only where the measurement doubts the photo's own run),
+    `turned_boxes` given or own (the turned looks read the corners of the bodies found, in boxes
+    given from them, or detect everything again) (None: as trained, or the default where the run
+    predates the key)."""
     if flip_when is not None and str(flip_when) not in FLIP_WHEN:
         raise InferenceError(f"flip_when={flip_when}: choose one of {', '.join(FLIP_WHEN)}")
+    if turned_boxes is not None and str(turned_boxes) not in TURNED_BOXES:
+        raise InferenceError(f"turned_boxes={turned_boxes}: choose one of {', '.join(TURNED_BOXES)}")
     try:
         checkpoint = Path(zoo.resolve(str(checkpoint)))
     except zoo.ZooError as e:
@@ -147,6 +151,8 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres:
         cfg.SPINE.TIEBREAK_TURNS = _degrees("tiebreak_turns", tiebreak_turns)
     if flip_when is not None:
         cfg.SPINE.FLIP_WHEN = str(flip_when)
+    if turned_boxes is not None:
+        cfg.SPINE.HIGHRES.TURNED_BOXES = str(turned_boxes)
     cfg.freeze()
     return cfg
 

@@ -37,6 +37,33 @@ class Window:
         A = np.concatenate([M[:, :2] @ self.A[:, :2], (M[:, :2] @ self.A[:, 2] + M[:, 2])[:, None]], axis=1)
         return Window(A, self.size)
 
+    def depth(self, point) -> float:
+        """How far the image point (x, y, px) lies inside the window: its distance to the nearest
+        edge, window px (negative outside)."""
+        x, y = self.A[:, :2] @ np.asarray(point, float) + self.A[:, 2]
+        h, w = self.size
+        return float(min(x, w - x, y, h - y))
+
+    def box_of(self, points: np.ndarray) -> np.ndarray | None:
+        """x0, y0, x1, y1 (window px) around the image `points` (N, 2) mapped into the window, or
+        None where the window cuts it."""
+        p = np.asarray(points, float).reshape(-1, 2) @ self.A[:, :2].T + self.A[:, 2]
+        (x0, y0), (x1, y1) = p.min(axis=0), p.max(axis=0)
+        h, w = self.size
+        return None if x0 < 0 or y0 < 0 or x1 > w or y1 > h else np.array([x0, y0, x1, y1])
+
+    def columns(self, boxes, margin: float) -> tuple["Window", np.ndarray]:
+        """The part of the window between the columns `boxes` (N, 4: x0 y0 x1 y1, window px) span
+        and `margin` median box heights either side, its full height, and the boxes in it: the same
+        look at the same scale with fewer pixels."""
+        b = np.asarray(boxes, float).reshape(-1, 4)
+        h, w = self.size
+        m = margin * float(np.median(b[:, 3] - b[:, 1]))
+        x0, x1 = max(int(np.floor(b[:, 0].min() - m)), 0), min(int(np.ceil(b[:, 2].max() + m)), w)
+        A = self.A.copy()
+        A[0, 2] -= x0
+        return Window(A, (h, x1 - x0)), b - np.array([x0, 0, x0, 0], float)
+
     def crop(self, image: np.ndarray) -> np.ndarray:
         h, w = self.size
         return cv2.warpAffine(image, self.A, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
