@@ -135,6 +135,34 @@ def test_anterior_override_and_uncertainty():
     assert not m.anterior.certain and "anterior side unknown" in m.notes
 
 
+@pytest.mark.parametrize("tk,certain,limit,flipped", [(40.0, False, 10.0, True), (40.0, True, 10.0, False),
+                                                      (40.0, False, 0.0, False), (5.0, False, 10.0, False)])
+def test_an_uncertain_side_that_reads_a_reversed_profile_gives_way_to_the_other(monkeypatch, tk, certain, limit,
+                                                                                  flipped):
+    """An uncertain anterior side taken wrong reads TK and LL both negative (a thorax in lordosis over
+    a lumbar spine in kyphosis); under −`measure.reversed_profile_deg` (10°) the other side is taken,
+    flagged. Not where the side is sure, the rule is off, or one of the two stays within the limit."""
+    from spine_d2.measure import pipeline
+    from spine_d2.measure.anterior import Anterior, AnteriorVote
+
+    spine = toy_spine(tk=tk, ll=45.0)
+    right = measure_instances(spine.instances(heads=False), spine.shape)
+    assert right.anterior.certain and right.angles["TK"].value == pytest.approx(tk, abs=0.5)
+    wrong = Anterior(-right.anterior.sign, certain, [AnteriorVote("lordosis", -right.anterior.sign, 0.4)],
+                     "" if certain else "anterior side uncertain: lordosis (0.40)")
+    monkeypatch.setattr(pipeline, "decide_anterior", lambda *a, **k: wrong)
+    m = measure_instances(spine.instances(heads=False), spine.shape, cfg={"reversed_profile_deg": limit})
+    assert m.anterior is wrong  # the vote, as it was
+    if flipped:
+        assert m.sign == right.sign
+        for name in ("TK", "LL", "LL_S1", "SS"):
+            assert m.angles[name].value == pytest.approx(right.angles[name].value, abs=0.01), name
+        assert any("TK -40° and LL -45°" in f and "the other side taken" in f for f in m.flags)
+    else:
+        assert m.sign == -right.sign and m.angles["LL"].value == pytest.approx(-45.0, abs=0.5)
+        assert not any("the other side taken" in f for f in m.flags)
+
+
 def test_measurement_row_has_the_csv_columns():
     spine = toy_spine()
     m = measure_instances(spine.instances(heads=False), spine.shape)

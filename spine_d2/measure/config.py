@@ -119,6 +119,10 @@ class MeasureConfig:
     # nan: angles needing an uncertainly named level are NaN | measure
     on_implausible: OnImplausible = OnImplausible.nan
     anterior: AnteriorSide = AnteriorSide.auto  # auto (from sacrum, hips and curves) | right (+x) | left (−x)
+    # with `anterior` auto: where the side voted on is uncertain and reads TK and LL both under minus
+    # this many degrees (a thorax in lordosis over a lumbar spine in kyphosis: no adult's), the other
+    # side is taken, flagged (measure.pipeline); 0: never
+    reversed_profile_deg: float = 10.0
     min_circle_radius: float = 3.0    # px: smaller femoral heads are ignored
     # two femoral heads whose centres lie more than this many mean radii apart are no pair (one
     # film's two lie within 2.3): the best scored pair within it is used; 0: the two best scored

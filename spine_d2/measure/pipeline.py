@@ -15,7 +15,7 @@ CSV row ``image, TK, LL, LL_S1, SS, PT, PI, frame, notes``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -33,7 +33,7 @@ from spine_d2.measure.level_endplates import level_endplates, spine_cranial
 from spine_d2.measure.lumbosacral import S1_PLATE_ANGLES, backward_s1, plausible_s1
 from spine_d2.measure.wedges import plausible_wedges, steady_named_plates, wedge_misread
 from spine_d2.measure.naming import name_levels
-from spine_d2.measure.config import MeasureConfig
+from spine_d2.measure.config import AnteriorSide, MeasureConfig
 from spine_d2.measure.rectify import FrameEstimate, estimate_frame
 
 CSV_COLUMNS: tuple[str, ...] = ("image",) + ANGLE_NAMES + ("frame", "notes")
@@ -164,6 +164,29 @@ def measure_instances(
     insts = _as_instances(instances, class_names)
     if frame is None and image is not None and c.frame.enabled:
         frame = estimate_frame(image, c.frame)
+    m = _measure(insts, shape, c, frame)
+    if _profile_reversed(m, c.reversed_profile_deg):  # the side taken is the wrong one: the other side
+        other = _measure(insts, shape, replace(c, anterior=AnteriorSide.left if m.sign > 0 else AnteriorSide.right),
+                         frame)
+        tk, ll = m.angles["TK"].value, m.angles["LL"].value
+        other.flags.append(f"{m.anterior.note}; read so, TK {tk:.0f}° and LL {ll:.0f}° (both under "
+                           f"-{c.reversed_profile_deg:g}°: a spine no adult has): the other side taken")
+        return replace(other, anterior=m.anterior)
+    return m
+
+
+def _profile_reversed(m: Measurement, limit: float) -> bool:
+    """Whether `m` took an uncertain anterior side that reads both TK and LL under −`limit` degrees:
+    a thorax bent into lordosis over a lumbar spine bent into kyphosis, the profile of a spine read
+    with its anterior side reversed (adults: TK 0–75°, LL 5–75°; ../PHANTOM.md). 0: never."""
+    tk, ll = m.angles["TK"], m.angles["LL"]
+    return (limit > 0 and m.anterior is not None and not m.anterior.certain and bool(m.anterior.votes)
+            and tk.measured and ll.measured and tk.value < -limit and ll.value < -limit)
+
+
+def _measure(insts: list[Instance], shape: tuple[int, int], c: MeasureConfig, frame: FrameEstimate | None
+             ) -> Measurement:
+    """`measure_instances` once, the anterior side as `c` says."""
     H = frame.H if frame is not None and frame.trusted else None
 
     idx, kept, removals = clean_instances(insts, shape, c.slope_threshold, c.duplicate_overlap,
