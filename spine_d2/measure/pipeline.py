@@ -7,7 +7,9 @@ heads (`femoral_heads`) → anterior side → each body's two plates checked aga
 (`wedges`) → the S1 plate checked against L5's (`lumbosacral`; when it changes, the heads and the
 side again) → frame correction
 (radiograph frame when trusted) → `spine_d2.angles.sagittal_angles`, the project's one angle
-definition (through `frame_angles.endplate_angles`, which the page's corrections share).
+definition (through `frame_angles.endplate_angles`, which the page's corrections share). Where an
+uncertain anterior side reads TK and LL both bent the wrong way (`measure.reversed_profile_deg`),
+the road is run again with the other side.
 It never raises on bad geometry: whatever cannot be measured is NaN with its reason, and
 everything done (removals, flags, the frame and its correction) is kept in the returned
 `Measurement`. `measurement_row` flattens it into the
@@ -178,7 +180,7 @@ def measure_instances(
 def _profile_reversed(m: Measurement, limit: float) -> bool:
     """Whether `m` took an uncertain anterior side that reads both TK and LL under −`limit` degrees:
     a thorax bent into lordosis over a lumbar spine bent into kyphosis, the profile of a spine read
-    with its anterior side reversed (adults: TK 0–75°, LL 5–75°; ../PHANTOM.md). 0: never."""
+    with its anterior side reversed (adults: TK 0–75°, LL 5–75°; shared/PHANTOM.md). 0: never."""
     tk, ll = m.angles["TK"], m.angles["LL"]
     return (limit > 0 and m.anterior is not None and not m.anterior.certain and bool(m.anterior.votes)
             and tk.measured and ll.measured and tk.value < -limit and ll.value < -limit)
