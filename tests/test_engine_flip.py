@@ -244,11 +244,15 @@ def test_corners_are_averaged_over_several_runs_for_the_classes_asked_only():
     assert np.allclose(both[1].corners[:, 0], first[1].corners[:, 0] + 0.5)  # run_b has no sacrum
 
 
-@pytest.mark.parametrize("flip_turns", [True, False])
-def test_the_mirrored_runs_windows_turn_only_with_flip_turns(flip_turns):
+@pytest.mark.parametrize("flip_turns,turned_boxes", [(True, "own"), (False, "own"), (True, "given"), (False, "given")])
+def test_the_mirrored_runs_windows_turn_only_with_flip_turns(flip_turns, turned_boxes, monkeypatch):
     """The mirrored run repeats the high-resolution pass on the mirrored photo: its windows upright
-    and turned by `test.highres.turns`, or (`flip_turns` false) upright only, one batch per look."""
+    and turned by `test.highres.turns`, or (`flip_turns` false) upright only; one batch per look
+    (own), or one for all the turned looks of a run (given: the bodies handed to the corner head)."""
+    from spine_d2.engine import highres
     from spine_d2.engine.test_time import one_pass, refine
+
+    monkeypatch.setattr(highres, "_corners_in_boxes", lambda net, inputs, given: net.corners_in_boxes(inputs, given))
 
     image = np.zeros((900, 400, 3), np.uint8)
     for k in range(14):  # 14 bodies of 30 px in a tall photo: 8.5 px at the 256-px input, so windows
@@ -260,7 +264,8 @@ def test_the_mirrored_runs_windows_turn_only_with_flip_turns(flip_turns):
                              ("SCALE", "CROP", "FLIP", "ROTATION", "CONTRAST", "PHOTOMETRIC")})
     turns = (-5.0, 5.0)
     hr = SimpleNamespace(ENABLED=True, WINDOWS=6, TARGET_PX=22.0, MIN_GAIN=1.25, MIN_SCORE=0.5,
-                         SACRUM_CORNERS=True, TURNS=turns, TURN_STRIP=True, FLIP_TURNS=flip_turns)
+                         SACRUM_CORNERS=True, TURNS=turns, TURN_STRIP=True, FLIP_TURNS=flip_turns,
+                         TURNED_BOXES=turned_boxes)
     cfg = SimpleNamespace(SPINE=_Node(INPUT=inp, AUG=aug, CLASS_MAP="default", HIGHRES=hr, FLIP=True),
                           INPUT=SimpleNamespace(FORMAT="BGR"))
     model = _Bodies()
@@ -268,7 +273,7 @@ def test_the_mirrored_runs_windows_turn_only_with_flip_turns(flip_turns):
     model.calls = 0
     out = refine(model, cfg, image, first)
     assert len(out) == 14
-    looks = 1 + len(turns)                             # the photo's windows: upright and turned
+    looks = 1 + (len(turns) if turned_boxes == "own" else 1)  # the photo's windows: upright and turned
     assert model.calls == looks + 1 + (looks if flip_turns else 1)  # the mirror's first pass, its windows
 
 
