@@ -166,15 +166,12 @@ def inference_cfg(model: str, height: int, width: int, device: str = "cpu", chec
     from spine_d2.engine.inference import config_for_checkpoint
 
     if checkpoint:
-        cfg = config_for_checkpoint(checkpoint, device).clone()
+        cfg = config_for_checkpoint(checkpoint, device, highres=highres, soft_masks=soft, flip=flip, turns=turns,
+                                    flip_turns=flip_turns, amp=amp, flip_when=flip_when,
+                                    turned_boxes=turned_boxes).clone()
         cfg.defrost()
         if not own_input:
             cfg.SPINE.INPUT.HEIGHT, cfg.SPINE.INPUT.WIDTH, cfg.SPINE.INPUT.FIT = height, width, "resize"
-        cfg.SPINE.HIGHRES.ENABLED, cfg.SPINE.SOFT_MASKS, cfg.SPINE.FLIP = bool(highres), bool(soft), bool(flip)
-        cfg.SPINE.HIGHRES.FLIP_TURNS, cfg.SPINE.TEST_AMP, cfg.SPINE.FLIP_WHEN = bool(flip_turns), bool(amp), flip_when
-        if turns is not None:
-            cfg.SPINE.HIGHRES.TURNS = tuple(float(t) for t in turns)
-        cfg.SPINE.HIGHRES.TURNED_BOXES = turned_boxes
     else:
         cfg = build_d2_cfg(compose_cfg(f"model={model}", f"input.height={height}", f"input.width={width}",
                                        "input.fit=resize", f"device={device}"))

@@ -308,13 +308,14 @@ def turned_corners(model, cfg, image: np.ndarray, wins: list[Window], dets: list
     if not todo or not wins or not turns:
         return [[] for _ in turns]
     home = [max(range(len(wins)), key=lambda i: wins[i].depth(d.centre)) for d in todo]
+    outlines = [_outline(d) for d in todo]
     keep_aspect = cfg.SPINE.INPUT.FIT == "keep_aspect"  # else a narrower crop would be stretched
     looks = []  # (turn, window, boxes in it, indices into todo)
     for t in turns:
         for i, win in enumerate(wins):
             turned = win.turned(t)
-            mine = [(k, box) for k, d in enumerate(todo) if home[k] == i
-                    if (box := turned.box_of(_outline(d))) is not None]
+            mine = [(k, box) for k in range(len(todo))
+                    if home[k] == i and (box := turned.box_of(outlines[k])) is not None]
             if mine:
                 boxes = np.array([b for _, b in mine])
                 looks.append((t, *(turned.columns(boxes, COLUMN_MARGIN) if keep_aspect else (turned, boxes)),
