@@ -9,7 +9,7 @@ import pytest
 from measure_factory import toy_spine
 
 from spine_d2.measure.pipeline import MeasureConfig, measure_instances
-from spine_d2.measure.lumbosacral import plate_tilt
+from spine_d2.measure.lumbosacral import lumbosacral_angle, plate_tilt
 from spine_d2.measure.wedges import body_wedge, plate_turn, plausible_wedges, steady_weak_plate, wedge_misread
 
 CORNER_KEYS = {"superior": ("sa", "sp"), "inferior": ("ia", "ip")}
@@ -203,6 +203,26 @@ def test_a_weak_plate_is_averaged_with_the_other_turned_by_a_typical_wedge(facin
     assert steady_weak_plate(sides, "L5", "inferior", 0.2, 6.0, anterior, up, 0.4, flags=flags)
     assert plate_tilt(sides["inferior"], anterior, up) == pytest.approx(2.0)
     assert "6° lordotic wedge" in flags[-1]
+
+
+@pytest.mark.parametrize("facing", [1, -1])
+def test_plates_standing_near_square_to_the_spines_axis_wedge_as_lines(facing):
+    """An L5 under a lordosis of ~90° (its plates nearly along the spine's axis): its superior plate
+    turned 93° from level and its inferior 85°, one each side of the ±90° edge of `plate_tilt`.
+    The body wedges 8° (not −172°: a plate is a line), the L5–S1 segment with an S1 plate at 75°
+    lordoses 10°, and a weak inferior plate steadied by the superior one turned by a 6° wedge lies
+    between the two (86°), not across the picture (−1°)."""
+    anterior, up = np.array([float(facing), 0.0]), np.array([0.0, -1.0])
+    level = np.array([[100.0 - 15 * facing, 300.0], [100.0 + 15 * facing, 300.0]])
+    sides = {"superior": turned(level, 93.0 * facing), "inferior": turned(level + [0.0, 30.0], 85.0 * facing)}
+    assert plate_tilt(sides["superior"], anterior, up) == pytest.approx(-87.0)  # 93° seen from the other end
+    assert body_wedge(sides, anterior, up) == pytest.approx(8.0)
+    assert wedge_misread(sides, "L5", anterior, up, {"lumbar": [-15.0, 25.0]}) is None
+    s1 = turned(level + [0.0, 60.0], 75.0 * facing)
+    assert lumbosacral_angle(sides["inferior"], s1, anterior, up) == pytest.approx(10.0)
+    assert lumbosacral_angle(sides["superior"], s1, anterior, up) == pytest.approx(18.0)
+    assert steady_weak_plate(sides, "L5", "inferior", 0.1, 6.0, anterior, up, 0.3)
+    assert plate_turn(sides["inferior"], turned(level, 86.0 * facing)) == pytest.approx(0.0, abs=1e-6)
 
 
 @pytest.mark.parametrize("facing", [1, -1])

@@ -39,10 +39,18 @@ def plate_tilt(segment, anterior, up) -> float:
     return math.degrees(math.atan2(float(d @ u), float(d @ a)))
 
 
+def tilt_difference(a: float, b: float) -> float:
+    """`a` − `b` (two `plate_tilt`s, degrees) wrapped into [−90°, 90°): an endplate is a line, so
+    two tilts 180° apart are one direction. Plates standing near square to the spine's axis (L5 and
+    S1 under a lordosis of 80–90°) lie near ±90°, and a plain difference across that edge read a body
+    of 8° as wedging −172° (benchmarks/README.md, session 54)."""
+    return (a - b + 90.0) % 180.0 - 90.0
+
+
 def lumbosacral_angle(l5_inferior, s1_superior, anterior, up) -> float:
     """The L5–S1 segment's lordosis (degrees, positive lordotic) between L5's inferior and S1's
     superior endplate (two ends each, px, one frame); `anterior`, `up`: unit vectors in it."""
-    return plate_tilt(l5_inferior, anterior, up) - plate_tilt(s1_superior, anterior, up)
+    return tilt_difference(plate_tilt(l5_inferior, anterior, up), plate_tilt(s1_superior, anterior, up))
 
 
 def plausible_s1(raw: dict, outline_s1, anterior, up, window=LUMBOSACRAL_DEG,

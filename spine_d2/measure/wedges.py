@@ -32,7 +32,7 @@ from spine_d2.angles import REQUIRED_ENDPLATES
 from spine_d2.levels import THORACIC, region
 from spine_d2.measure.flags import judged
 from spine_d2.measure.level_endplates import corner_endplates
-from spine_d2.measure.lumbosacral import plate_tilt
+from spine_d2.measure.lumbosacral import plate_tilt, tilt_difference
 
 #: a thoracic body's plausible wedge, lordosis positive; −20° (−25° until session 47): on saved
 #: detections of 1,152 phantom films a corner halfway up a faint T12's anterior side made it wedge
@@ -63,7 +63,7 @@ WEAK_CORNER_SCORES = {"T5": 0.4, "L5": 0.3}
 def body_wedge(sides: dict, anterior, up) -> float:
     """A body's wedge (degrees, lordotic positive, kyphotic negative) between its superior and
     inferior endplate (`sides`: side → two ends, px, one frame); `anterior`, `up`: unit vectors."""
-    return plate_tilt(sides["superior"], anterior, up) - plate_tilt(sides["inferior"], anterior, up)
+    return tilt_difference(plate_tilt(sides["superior"], anterior, up), plate_tilt(sides["inferior"], anterior, up))
 
 
 def plate_turn(a, b) -> float:
@@ -144,7 +144,7 @@ def steady_weak_plate(sides: dict, level: str, side: str, score: float | None, w
     a, u = np.asarray(anterior, float), np.asarray(up, float)
     own = plate_tilt(sides[side], anterior, up)
     given = plate_tilt(sides[other], anterior, up) + (wedge if side == "superior" else -wedge)
-    tilt = (own + given) / 2.0
+    tilt = own + tilt_difference(given, own) / 2.0  # the mean of two lines' directions
     seg = np.asarray(sides[side], float)
     mid, half = seg.mean(axis=0), np.linalg.norm(seg[1] - seg[0]) / 2.0
     t = math.radians(tilt)
