@@ -10,7 +10,8 @@ from measure_factory import toy_spine
 
 from spine_d2.measure.pipeline import MeasureConfig, measure_instances
 from spine_d2.measure.lumbosacral import lumbosacral_angle, plate_tilt
-from spine_d2.measure.wedges import body_wedge, plate_turn, plausible_wedges, steady_weak_plate, wedge_misread
+from spine_d2.measure.wedges import (body_wedge, impossible_wedges, plate_turn, plausible_wedges, steady_weak_plate,
+                                     wedge_misread)
 
 CORNER_KEYS = {"superior": ("sa", "sp"), "inferior": ("ia", "ip")}
 
@@ -131,6 +132,34 @@ def test_a_fractured_body_whose_outline_wedges_alike_is_kept():
     assert "L1 body wedges" in on.notes and "kept" in on.notes
     for name, a in on.angles.items():
         assert a.value == pytest.approx(off.angles[name].value, abs=1e-9, nan_ok=True), name
+
+
+@pytest.mark.parametrize("deg", [40.0, -60.0])
+def test_a_body_wedged_more_than_any_body_leaves_the_angles_taking_its_plates_out(deg):
+    """L5's inferior plate turned by `deg` in corners and outline alike: at 40° a fracture, kept as
+    such; at 60° more than any body wedges (`MAX_WEDGE_DEG`), so LL, which takes the plate, is left
+    out saying why, and the angles that do not take it are as with the check off."""
+    spine = toy_spine(ll=45.0, ll_s1=60.0)
+    inf = turned(spine.endplates["L5"]["inferior"], deg)
+    spine.polygons["L5"] = np.array([*spine.polygons["L5"][:2], *inf[::-1]])
+    square = {"max_off_chain_deg": 0}  # not squared to the chain through its neighbours either
+    on = measure_instances(with_corners(spine, {("L5", "inferior"): inf}), spine.shape, cfg=square)
+    off = measure_instances(with_corners(spine, {("L5", "inferior"): inf}), spine.shape,
+                            cfg={**square, "max_wedge_deg": 0})
+    assert off.angles["LL"].measured and abs(off.angles["LL"].value - spine.expected["LL"]) > 30.0
+    if abs(deg) < 45.0:
+        assert "L5 body wedges" in on.notes and "kept" in on.notes
+        assert on.angles["LL"].value == pytest.approx(off.angles["LL"].value)
+        return
+    assert not on.angles["LL"].measured and "more than any body does (45°)" in on.angles["LL"].reason
+    assert "kept" not in on.notes
+    for name in ("TK", "LL_S1", "SS", "PT", "PI"):
+        assert on.angles[name].value == pytest.approx(off.angles[name].value, abs=1e-9, nan_ok=True), name
+    anterior, up = np.array([1.0, 0.0]), np.array([0.0, -1.0])
+    sides = {side: np.asarray(seg, float) for side, seg in spine.endplates["L5"].items()}
+    assert impossible_wedges({"L5": sides}, anterior, up) == {}
+    assert list(impossible_wedges({"L5": {**sides, "inferior": inf}}, anterior, up)) == ["L5"]
+    assert impossible_wedges({"L5": {**sides, "inferior": inf}}, anterior, up, max_wedge=0) == {}
 
 
 def test_wedge_windows_are_checked():

@@ -18,7 +18,8 @@ from spine_d2.measure.cleanup import CHAIN_RULES, CROWD_STEPS, CROWD_STEPS_SURE
 from spine_d2.measure.endplates import METHOD_NAMES
 from spine_d2.measure.lumbosacral import LUMBOSACRAL_DEG
 from spine_d2.measure.naming import GAP_BODY_FACTOR
-from spine_d2.measure.wedges import LUMBAR_WEDGE_DEG, THORACIC_WEDGE_DEG, TYPICAL_WEDGE_DEG, WEAK_CORNER_SCORES
+from spine_d2.measure.wedges import (LUMBAR_WEDGE_DEG, MAX_WEDGE_DEG, THORACIC_WEDGE_DEG, TYPICAL_WEDGE_DEG,
+                                     WEAK_CORNER_SCORES)
 
 T = TypeVar("T")
 
@@ -174,6 +175,9 @@ class MeasureConfig:
     # (measure.wedges); L5 outside it is not judged against S1; []: off
     thoracic_wedge_deg: list[float] = field(default_factory=lambda: list(THORACIC_WEDGE_DEG))
     lumbar_wedge_deg: list[float] = field(default_factory=lambda: list(LUMBAR_WEDGE_DEG))
+    # a body whose plates wedge more than this either way (degrees), as none does, was misread: with
+    # on_implausible nan, the angles taking its plates are left out (measure.wedges); 0: off
+    max_wedge_deg: float = MAX_WEDGE_DEG
     # level → score: T5's superior and L5's inferior plate from corners scoring under their level's
     # score (the lower of the two) are averaged with the body's other plate turned by its typical
     # wedge (4° kyphotic, 6° lordotic; measure.wedges); 0: off for that level

@@ -33,7 +33,7 @@ from spine_d2.measure.frame_angles import HEADS_NOT_IN_VIEW, endplate_angles
 from spine_d2.measure.instances import Instance
 from spine_d2.measure.level_endplates import level_endplates, spine_cranial
 from spine_d2.measure.lumbosacral import S1_PLATE_ANGLES, backward_s1, plausible_s1
-from spine_d2.measure.wedges import plausible_wedges, steady_named_plates, wedge_misread
+from spine_d2.measure.wedges import impossible_wedges, plausible_wedges, steady_named_plates, wedge_misread
 from spine_d2.measure.naming import name_levels
 from spine_d2.measure.config import AnteriorSide, MeasureConfig
 from spine_d2.measure.rectify import FrameEstimate, estimate_frame
@@ -217,7 +217,7 @@ def _measure(insts: list[Instance], shape: tuple[int, int], c: MeasureConfig, fr
     found = heads_clear_of_spine(found, np.array(bodies).reshape(-1, 2), flags)
     heads, axis, heads_reason, ant, pelvis_flags = _pelvis_and_side(c, kept, naming, chain, centres, up, raw, found)
     anterior, windows = ant.sign * lateral_of(up), {"thoracic": c.thoracic_wedge_deg, "lumbar": c.lumbar_wedge_deg}
-    plausible_wedges(raw, outlines, anterior, up, windows, flags)
+    plausible_wedges(raw, outlines, anterior, up, windows, flags, c.max_wedge_deg)
     if c.corners != "ignore":
         steady_named_plates(raw, kept, naming.levels, anterior, up, c.weak_corner_scores, flags)
     # S1's plate is judged against L5's only where L5's own two plates agree
@@ -236,6 +236,8 @@ def _measure(insts: list[Instance], shape: tuple[int, int], c: MeasureConfig, fr
     if c.on_implausible == "nan":
         for lv, why in naming.uncertain.items():
             excluded.setdefault(lv, f"level name uncertain ({why})")
+        for lv, why in impossible_wedges(raw, anterior, up, c.max_wedge_deg).items():
+            excluded.setdefault(lv, why)
     final, use_frame = endplate_angles(endplates, [list(h) for h in heads], H, sign, excluded, heads_reason)
     final = backward_s1(final)
     general = _general_reason(insts, kept)

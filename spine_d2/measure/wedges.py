@@ -13,7 +13,9 @@ plates stay; so do the plates of a body with no such outline, but one: a thoraci
 lordotic beyond its window, which no thoracic body is (a fracture wedges kyphotic), whose plate
 an angle takes (T5's superior for TK, T12's inferior). That plate, misread by corners and outline
 alike on a weak upper thoracic body, is taken parallel to the body's other one: the angle is then
-off by the body's own few degrees of wedge instead of tens.
+off by the body's own few degrees of wedge instead of tens. Beyond `MAX_WEDGE_DEG` either way no
+body wedges, fracture or not: the angles that take such a body's plates are left out
+(`impossible_wedges`).
 
 Two plates an angle takes are steadied by their body's other one where the keypoint head doubts
 them: T5's superior (TK's cranial plate, the faintest, on upper thoracic bodies behind the shoulders)
@@ -41,6 +43,11 @@ from spine_d2.measure.lumbosacral import plate_tilt, tilt_difference
 THORACIC_WEDGE_DEG = (-20.0, 15.0)
 LUMBAR_WEDGE_DEG = (-15.0, 25.0)    # a lumbar body's
 MIN_TURN_DEG = 10.0  # a corner plate closer than this to its outline's is no misreading
+#: no vertebral body wedges more, either way (degrees): a lumbar body ~35 mm deep whose front has
+#: collapsed to nothing below a 25-mm posterior wall wedges ~35°. Beyond it corners and outline
+#: misread the body alike (on hardware and hyperlordotic phantom films: a wall or a screw taken for a
+#: plate, LL 25-91° off; benchmarks/README.md, session 54)
+MAX_WEDGE_DEG = 45.0
 #: the bodies whose plates an angle takes: a wedge kept outside its window is noted for these only
 ANGLE_LEVELS = frozenset(lv for plates in REQUIRED_ENDPLATES.values() for lv, _ in plates) - {"S1"}
 #: thoracic level → the plate an angle takes (T5 superior, T12 inferior): where the body wedges
@@ -90,13 +97,14 @@ def wedge_misread(sides: dict, level: str, anterior, up, windows: dict) -> float
 
 
 def plausible_wedges(raw: dict, outlines: dict, anterior, up, windows: dict,
-                     flags: list[str] | None = None) -> list[str]:
+                     flags: list[str] | None = None, max_wedge: float = MAX_WEDGE_DEG) -> list[str]:
     """In each body of `raw` (level → side → endplate, image frame) whose wedge lies outside its
     window (`windows`: region → [lo, hi] degrees, [] or absent for none), replace the corner plate
     whose outline fit (`outlines`: level → side → endplate, where corners replaced the fit) turns
     more than `MIN_TURN_DEG` from it and brings the wedge inside, or, with none, a `STAND_IN`
     plate of a body wedged lordotic beyond its window by the body's other plate (moved to where
-    the plate was); returns the levels changed, each noted in `flags`, as are the wedges kept."""
+    the plate was); returns the levels changed, each noted in `flags`, as are the wedges kept (those
+    over `max_wedge` either way are not: `impossible_wedges`)."""
     changed = []
     for lv, sides in raw.items():
         given = wedge_misread(sides, lv, anterior, up, windows)
@@ -121,7 +129,7 @@ def plausible_wedges(raw: dict, outlines: dict, anterior, up, windows: dict,
             note = (f"{lv} body wedges {given:.0f}° lordotic (over {hi:g}°), as no thoracic body does: "
                     f"its {side} endplate taken parallel to its {other} one")
         else:
-            if flags is not None and lv in ANGLE_LEVELS:
+            if flags is not None and lv in ANGLE_LEVELS and not (max_wedge and abs(given) > max_wedge):
                 judged(flags, lv, f"{lv} body wedges {given:.0f}° (outside {lo:g}° to {hi:g}°; a fracture, or "
                                   f"plates misread alike by corners and outline): kept")
             continue
@@ -129,6 +137,20 @@ def plausible_wedges(raw: dict, outlines: dict, anterior, up, windows: dict,
         if flags is not None:
             judged(flags, lv, note)
     return changed
+
+
+def impossible_wedges(raw: dict, anterior, up, max_wedge: float = MAX_WEDGE_DEG) -> dict[str, str]:
+    """Level → why its plates are not used, for each body of `raw` (level → side → endplate, image
+    frame) whose two plates wedge more than `max_wedge` degrees either way, which no body does
+    (`MAX_WEDGE_DEG`); {} with `max_wedge` 0."""
+    out = {}
+    for lv, sides in raw.items():
+        if not max_wedge or lv == "S1" or "superior" not in sides or "inferior" not in sides:
+            continue
+        w = body_wedge(sides, anterior, up)
+        if abs(w) > max_wedge:
+            out[lv] = f"its body wedges {w:.0f}°, more than any body does ({max_wedge:g}°): its plates misread"
+    return out
 
 
 def steady_weak_plate(sides: dict, level: str, side: str, score: float | None, wedge: float, anterior, up,
