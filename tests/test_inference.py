@@ -237,6 +237,11 @@ def test_predict_names_an_empty_input_and_a_missing_checkpoint(tmp_path):
     proc = run_tool("predict.py", f"checkpoint={tmp_path / 'nope.pth'}", f"input={tmp_path}",
                     f"out={tmp_path / 'o'}", check=False)
     assert proc.returncode != 0 and "nope.pth" in proc.stderr and "Traceback" not in proc.stderr
+    for tool, where in (("predict.py", [f"input={tmp_path}", f"out={tmp_path / 'o'}"]),
+                        ("evaluate.py", [f"hydra.run.dir={tmp_path / 'e'}"])):  # a bad measure.* value: named first
+        proc = run_tool(tool, "checkpoint=zoo:phantom-fast-long", *where, "measure.max_wedge_deg=-5", check=False)
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert "measure.max_wedge_deg must be degrees over 0" in proc.stderr
 
 
 def test_evaluate_writes_a_report_recomputable_from_per_image_csv(smoke_run, tmp_path):

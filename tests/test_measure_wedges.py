@@ -167,6 +167,8 @@ def test_wedge_windows_are_checked():
         MeasureConfig.from_cfg({"lumbar_wedge_deg": [25.0, -15.0]})
     with pytest.raises(ValueError, match="thoracic_wedge_deg"):
         MeasureConfig.from_cfg({"thoracic_wedge_deg": [1.0]})
+    with pytest.raises(ValueError, match="max_wedge_deg must be degrees over 0"):
+        MeasureConfig.from_cfg({"max_wedge_deg": -5.0})
     assert MeasureConfig.from_cfg({"thoracic_wedge_deg": []}).thoracic_wedge_deg == []
     with pytest.raises(ValueError, match="weak_corner_scores: no steadied plate for T7"):
         MeasureConfig.from_cfg({"weak_corner_scores": {"T7": 0.4}})

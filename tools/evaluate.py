@@ -20,6 +20,7 @@ from spine_d2.data.labelme import DatasetError  # noqa: E402
 from spine_d2.data.register import register_from_cfg  # noqa: E402
 from spine_d2.engine.inference import InferenceError, config_for_checkpoint, evaluate_checkpoint  # noqa: E402
 from spine_d2.evaluation.report import print_headline  # noqa: E402
+from spine_d2.measure import MeasureConfig  # noqa: E402
 from spine_d2.synthetic.generate import ensure_dataset  # noqa: E402
 
 log = logging.getLogger("evaluate")
@@ -32,6 +33,7 @@ def main(cfg: DictConfig) -> None:
             raise InferenceError("give exactly one of checkpoint=FILE or run_dir=DIR")
         if not isinstance(cfg.processes, int) or isinstance(cfg.processes, bool) or cfg.processes < 1:
             raise InferenceError(f"processes={cfg.processes}: a whole number, 1 or more")
+        MeasureConfig.from_cfg(cfg.measure)  # a bad measure.* value is named now, not after the model ran
         checkpoint = cfg.checkpoint or str(Path(cfg.run_dir) / "model_final.pth")
         d2 = config_for_checkpoint(checkpoint, cfg.device, cfg.highres, cfg.soft_masks, cfg.flip,
                                    cfg.sacrum_corners, cfg.turns, cfg.turn_strip, cfg.flip_turns, cfg.amp,
@@ -42,7 +44,7 @@ def main(cfg: DictConfig) -> None:
         names = register_from_cfg(cfg.dataset)
         if cfg.split not in names:
             raise InferenceError(f"split={cfg.split}: choose one of {', '.join(names)}")
-    except (InferenceError, DatasetError, FileNotFoundError) as e:
+    except (InferenceError, DatasetError, FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
     results = evaluate_checkpoint(d2, names[cfg.split], Path(cfg.output_dir) / "eval", cfg.measure,
                                   config_text=OmegaConf.to_yaml(cfg), processes=cfg.processes,

@@ -22,6 +22,7 @@ from omegaconf import DictConfig  # noqa: E402
 
 import spine_d2.schema  # noqa: E402,F401 (the config schema, registered with Hydra)
 from spine_d2.engine.inference import InferenceError, SpinePredictor, image_paths, predict_paths  # noqa: E402
+from spine_d2.measure import MeasureConfig  # noqa: E402
 from spine_d2.serve.checkpoints import default_checkpoint  # noqa: E402
 
 log = logging.getLogger("predict")
@@ -34,13 +35,14 @@ def main(cfg: DictConfig) -> None:
         if (out / "predictions.csv").exists():
             raise InferenceError(f"out={out} already holds predictions.csv: choose another out=")
         paths = image_paths(cfg.input)
+        MeasureConfig.from_cfg(cfg.measure)  # a bad measure.* value is named now, not after the model ran
         checkpoint = cfg.checkpoint
         if checkpoint is None:
             checkpoint, why = default_checkpoint(cfg.outputs)
             log.info(f"no checkpoint= given: using {why}: {checkpoint}")
         predictor = SpinePredictor.from_checkpoint(checkpoint, cfg.device, cfg.highres, cfg.soft_masks, cfg.flip,
                                                    cfg.flip_when, cfg.turns)
-    except InferenceError as e:
+    except (InferenceError, ValueError) as e:
         sys.exit(f"error: {e}")
     table = predict_paths(predictor, paths, out, cfg.measure, labelme=bool(cfg.labelme))
     skipped = table["notes"].astype(str).str.startswith("skipped").sum()

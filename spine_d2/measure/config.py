@@ -189,6 +189,8 @@ class MeasureConfig:
             w = list(getattr(self, key))
             if w and (len(w) != 2 or w[0] > w[1]):
                 raise ValueError(f"measure.{key} must be [min, max] degrees (or [] for off), got {w}")
+        if not self.max_wedge_deg >= 0:
+            raise ValueError(f"measure.max_wedge_deg must be degrees over 0 (or 0 for off), got {self.max_wedge_deg}")
         # level names in any case: a run's detectron2 config keeps its keys lower-cased (engine.config)
         self.weak_corner_scores = {str(k).upper(): float(v) for k, v in self.weak_corner_scores.items()}
         odd = sorted(set(self.weak_corner_scores) - set(TYPICAL_WEDGE_DEG))
