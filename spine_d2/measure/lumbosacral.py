@@ -42,8 +42,8 @@ def plate_tilt(segment, anterior, up) -> float:
 def tilt_difference(a: float, b: float) -> float:
     """`a` − `b` (two `plate_tilt`s, degrees) wrapped into [−90°, 90°): an endplate is a line, so
     two tilts 180° apart are one direction. Plates standing near square to the spine's axis (L5 and
-    S1 under a lordosis of 80–90°) lie near ±90°, and a plain difference across that edge read a body
-    of 8° as wedging −172° (benchmarks/README.md, session 54)."""
+    S1 under a lordosis of 80–90°) lie near ±90°, and a plain difference across that edge read an L5
+    whose plates lie 8° apart as wedging −171° (hardware s8014 phantom_0024; benchmarks/README.md)."""
     return (a - b + 90.0) % 180.0 - 90.0
 
 
