@@ -40,14 +40,14 @@ class Window:
     def depth(self, point) -> float:
         """How far the image point (x, y, px) lies inside the window: its distance to the nearest
         edge, window px (negative outside)."""
-        x, y = self.A[:, :2] @ np.asarray(point, float) + self.A[:, 2]
+        (x, y), = self.to_window(point)
         h, w = self.size
         return float(min(x, w - x, y, h - y))
 
     def box_of(self, points: np.ndarray) -> np.ndarray | None:
         """x0, y0, x1, y1 (window px) around the image `points` (N, 2) mapped into the window, or
         None where the window cuts it."""
-        p = np.asarray(points, float).reshape(-1, 2) @ self.A[:, :2].T + self.A[:, 2]
+        p = self.to_window(points)
         (x0, y0), (x1, y1) = p.min(axis=0), p.max(axis=0)
         h, w = self.size
         return None if x0 < 0 or y0 < 0 or x1 > w or y1 > h else np.array([x0, y0, x1, y1])
@@ -67,6 +67,10 @@ class Window:
     def crop(self, image: np.ndarray) -> np.ndarray:
         h, w = self.size
         return cv2.warpAffine(image, self.A, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+    def to_window(self, points) -> np.ndarray:
+        """(N, 2) image px → window px."""
+        return np.asarray(points, dtype=float).reshape(-1, 2) @ self.A[:, :2].T + self.A[:, 2]
 
     def to_image(self, points: np.ndarray) -> np.ndarray:
         """(N, 2) window px → image px."""

@@ -129,7 +129,7 @@ def plausible_wedges(raw: dict, outlines: dict, anterior, up, windows: dict,
             note = (f"{lv} body wedges {given:.0f}° lordotic (over {hi:g}°), as no thoracic body does: "
                     f"its {side} endplate taken parallel to its {other} one")
         else:
-            if flags is not None and lv in ANGLE_LEVELS and not (max_wedge and abs(given) > max_wedge):
+            if flags is not None and lv in ANGLE_LEVELS and not beyond_any_body(given, max_wedge):
                 judged(flags, lv, f"{lv} body wedges {given:.0f}° (outside {lo:g}° to {hi:g}°; a fracture, or "
                                   f"plates misread alike by corners and outline): kept")
             continue
@@ -139,16 +139,22 @@ def plausible_wedges(raw: dict, outlines: dict, anterior, up, windows: dict,
     return changed
 
 
+def beyond_any_body(wedge: float, max_wedge: float = MAX_WEDGE_DEG) -> bool:
+    """Whether a body's `wedge` (degrees) exceeds `max_wedge` either way, as no body's does; never
+    with `max_wedge` 0 (off)."""
+    return bool(max_wedge) and abs(wedge) > max_wedge
+
+
 def impossible_wedges(raw: dict, anterior, up, max_wedge: float = MAX_WEDGE_DEG) -> dict[str, str]:
     """Level → why its plates are not used, for each body of `raw` (level → side → endplate, image
     frame) whose two plates wedge more than `max_wedge` degrees either way, which no body does
     (`MAX_WEDGE_DEG`); {} with `max_wedge` 0."""
     out = {}
     for lv, sides in raw.items():
-        if not max_wedge or lv == "S1" or "superior" not in sides or "inferior" not in sides:
+        if lv == "S1" or "superior" not in sides or "inferior" not in sides:
             continue
         w = body_wedge(sides, anterior, up)
-        if abs(w) > max_wedge:
+        if beyond_any_body(w, max_wedge):
             out[lv] = f"its body wedges {w:.0f}°, more than any body does ({max_wedge:g}°): its plates misread"
     return out
 
