@@ -263,6 +263,7 @@ def predict_paths(predictor: SpinePredictor, paths: Iterable[Path], out_dir: Pat
     `labelme`, `<stem>.json` beside each photo (`spine_d2.measure.preannotation`), unless a file of
     that name is there: it is kept as it is and the photo named in a warning."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    measure_cfg = MeasureConfig.from_cfg(measure_cfg)  # checked once, not per photo (~10 ms each)
     rows, written = [], 0
     for path in tqdm(list(paths), desc="predict", unit="image"):
         try:
