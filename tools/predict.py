@@ -35,7 +35,7 @@ def main(cfg: DictConfig) -> None:
         if (out / "predictions.csv").exists():
             raise InferenceError(f"out={out} already holds predictions.csv: choose another out=")
         paths = image_paths(cfg.input)
-        MeasureConfig.from_cfg(cfg.measure)  # a bad measure.* value is named now, not after the model ran
+        measure = MeasureConfig.from_cfg(cfg.measure)  # a bad measure.* value is named now, not after the model ran
         checkpoint = cfg.checkpoint
         if checkpoint is None:
             checkpoint, why = default_checkpoint(cfg.outputs)
@@ -44,7 +44,7 @@ def main(cfg: DictConfig) -> None:
                                                    cfg.flip_when, cfg.turns)
     except (InferenceError, ValueError) as e:
         sys.exit(f"error: {e}")
-    table = predict_paths(predictor, paths, out, cfg.measure, labelme=bool(cfg.labelme))
+    table = predict_paths(predictor, paths, out, measure, labelme=bool(cfg.labelme))
     skipped = table["notes"].astype(str).str.startswith("skipped").sum()
     log.info(f"{len(table) - skipped} photos measured, {skipped} skipped: {out / 'predictions.csv'}")
 
