@@ -211,6 +211,8 @@ def test_model_predictions_and_the_photo_feed_the_pipeline():
 
 
 def test_femoral_heads_above_or_far_from_s1_are_not_used_for_pt_pi():
+    """A head cranial of S1 is no hip: PT and PI are left out, the plate kept. One 50 plate lengths
+    below it doubts the plate too (`far_hips_doubt_s1`; the test below)."""
     spine = toy_spine()
     s1_mid = np.mean(spine.endplates["S1"]["superior"], axis=0)
     good = measure_instances(spine.instances(), spine.shape)
@@ -218,10 +220,13 @@ def test_femoral_heads_above_or_far_from_s1_are_not_used_for_pt_pi():
     for cx, cy, why in [(s1_mid[0], s1_mid[1] - 150, "not caudal"),      # above S1
                         (s1_mid[0] + 20, s1_mid[1] + 2000, "S1-endplate lengths")]:  # far below
         insts = [i for i in spine.instances(heads=False)] + [Instance("femoral_head", circle=(cx, cy, 24.0))]
-        m = measure_instances(insts, (max(spine.shape[0], int(cy) + 60), spine.shape[1]))
+        m = measure_instances(insts, (max(spine.shape[0], int(cy) + 60), spine.shape[1]),
+                              cfg={"far_hips_doubt_s1": False})
         assert not m.angles["PT"].measured and not m.angles["PI"].measured
         assert why in m.angles["PT"].reason and "implausibly placed" in m.angles["PT"].reason
         assert m.angles["SS"].value == pytest.approx(good.angles["SS"].value, abs=1e-6)
+        doubted = measure_instances(insts, (max(spine.shape[0], int(cy) + 60), spine.shape[1]))
+        assert doubted.angles["SS"].measured == (why == "not caudal")
 
 
 def test_a_stray_head_in_the_abdomen_does_not_cost_the_true_ones():
@@ -284,6 +289,37 @@ def test_a_stray_head_far_from_the_pair_gives_way_to_the_weaker_true_head():
         assert m.angles[name].value == pytest.approx(good.angles[name].value, abs=1e-6), name
     old = measure_instances(insts, spine.shape, cfg={"head_pair_radii": 0})
     assert abs(old.angles["PT"].value - good.angles["PT"].value) > 10
+
+
+def test_femoral_heads_far_below_s1_doubt_its_plate():
+    """A hip axis 7 S1-plate lengths caudal of S1 (~3.3 in life; on the phantom S1's plate was then
+    misread, SS 28-53° off) leaves out LL, LL_S1 and SS with PT and PI; with
+    `far_hips_doubt_s1=false` only PT and PI. Heads cranial of the plate doubt the heads alone."""
+    spine = toy_spine(size=(820, 1000))
+    s1 = np.array(spine.endplates["S1"]["superior"])
+    mid, length = s1.mean(0), float(np.linalg.norm(s1[0] - s1[1]))
+
+    def with_heads(k: float, pair=((3.0, -2.0), (-3.0, 2.0))):
+        return spine.instances(heads=False) + [
+            Instance("femoral_head", circle=(mid[0] + dx, mid[1] + k * length + dy, 24.0), score=0.9)
+            for dx, dy in pair]
+
+    good = measure_instances(spine.instances(), spine.shape)
+    far = measure_instances(with_heads(7.0), spine.shape)
+    for name in ("LL", "SS", "LL_S1", "PI", "PT"):
+        assert not far.angles[name].measured, name
+    assert "S1's plate doubted: the femoral heads' axis lies 7.0 of its lengths from it" in far.angles["LL"].reason
+    assert far.angles["TK"].value == pytest.approx(good.angles["TK"].value, abs=1e-6)
+    off = measure_instances(with_heads(7.0), spine.shape, cfg={"far_hips_doubt_s1": False})
+    for name in ("LL", "SS", "LL_S1"):
+        assert off.angles[name].value == pytest.approx(good.angles[name].value, abs=1e-6), name
+    assert not off.angles["PT"].measured and "hip axis 7.0 S1-endplate lengths" in off.angles["PT"].reason
+    one = measure_instances(with_heads(7.0, pair=((0.0, 0.0),)), spine.shape)  # the two found as one circle
+    assert not one.angles["SS"].measured and "S1's plate doubted" in one.angles["SS"].reason
+    assert measure_instances(with_heads(5.0), spine.shape).angles["SS"].measured  # far, but a hip of it
+    cranial = measure_instances(with_heads(-7.0), spine.shape)
+    assert cranial.angles["SS"].value == pytest.approx(good.angles["SS"].value, abs=1e-6)
+    assert not cranial.angles["PT"].measured
 
 
 def test_a_partner_found_off_its_place_still_pairs_when_no_two_lie_closer():
@@ -519,8 +555,11 @@ def test_two_corners_on_one_point_give_way_to_the_outline():
     m = measured(a, a + [0.2, 0.0])
     assert m.angles["SS"].value == pytest.approx(spine.expected["SS"], abs=0.1)
     assert "S1 superior corners 0 px apart" in m.notes
-    flat = measured(a, a + [0.2, 0.0], min_corner_length=0.0, lumbosacral_deg=[])  # L5-S1 45°: kept
-    assert abs(flat.angles["SS"].value - 30.0) > 5.0
+    flat = measured(a, a + [0.2, 0.0], min_corner_length=0.0, lumbosacral_deg=[], far_hips_doubt_s1=False)
+    assert abs(flat.angles["SS"].value - 30.0) > 5.0  # L5-S1 45°: kept
+    # a plate 0.2 px long puts the hip axis hundreds of its lengths away: doubted by the heads
+    doubted = measured(a, a + [0.2, 0.0], min_corner_length=0.0, lumbosacral_deg=[])
+    assert not doubted.angles["SS"].measured and "S1's plate doubted" in doubted.angles["SS"].reason
     lifted = p + [0.0, -0.1 * np.linalg.norm(p - a)]  # a plate's length apart, tilted ~6°: used
     assert abs(measured(a, lifted).angles["SS"].value - 30.0) > 3.0
 

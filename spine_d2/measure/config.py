@@ -128,6 +128,12 @@ class MeasureConfig:
     # two femoral heads whose centres lie more than this many mean radii apart are no pair (one
     # film's two lie within 2.3): the best scored pair within it is used; 0: the two best scored
     head_pair_radii: float = 4.0
+    # where the femoral heads put the hip axis caudal of S1's plate but more than 6 of its lengths
+    # away (no head found a possible hip of this S1; ~3.3 in life), the plate is misread (too short,
+    # or not S1's, the levels then counted up from the wrong one): with on_implausible nan, LL, LL_S1
+    # and SS are left out with PT and PI (measure.femoral_heads); false: only PT and PI
+    # (benchmarks/README.md, session 56)
+    far_hips_doubt_s1: bool = True
     border_px: float = 2.0            # px: an endplate ending this close to the image edge is cut, not used
     # an endplate lying along one of the photo's long straight lines (a film's, viewer's or screen's
     # border cutting the body: measure.photo_lines.along_a_line) is the cut, not used; false: kept

@@ -7,7 +7,8 @@ S1's hips on its own (a stray find in the abdomen; the sacrum or a vertebra foun
 `MIN_HEAD_STEPS` levels' steps of the lowest body: `heads_clear_of_spine`) is left out while another
 can; a pair whose axis cannot be is left out with the reason. The two heads of one film lie close
 (on the phantom's films their centres are at most 2.3 radii apart): a pair is taken from heads near
-enough to be one (`paired_heads`) before two best scored ones far apart.
+enough to be one (`paired_heads`) before two best scored ones far apart. Two such heads far caudal
+of the S1 plate doubt the plate instead (`s1_plate_doubted`).
 """
 from __future__ import annotations
 
@@ -64,19 +65,48 @@ def heads_clear_of_spine(heads: list, bodies: np.ndarray, flags: list[str],
     return [h for h, n in zip(heads, steps) if n >= min_steps]
 
 
+#: the hip axis lies this many S1-endplate lengths from the endplate's midpoint at most (Legaye
+#: 2013: ~3.3; shared/PHANTOM.md)
+MAX_HIP_AXIS_PLATES = 6.0
+
+
+def hip_axis_plates(s1_superior: np.ndarray, axis: np.ndarray) -> float:
+    """The hip axis's distance from the S1 endplate's midpoint in endplate lengths (image frame, px)."""
+    length = float(np.linalg.norm(s1_superior[0] - s1_superior[1]))
+    d = float(np.linalg.norm(np.asarray(axis, float) - s1_superior.mean(axis=0)))
+    return d / length if length > 0 else math.inf
+
+
 def implausible_hip_axis(s1_superior: np.ndarray, axis: np.ndarray, up: np.ndarray,
-                         min_ratio: float = 1.0, max_ratio: float = 6.0) -> str:
+                         min_ratio: float = 1.0, max_ratio: float = MAX_HIP_AXIS_PLATES) -> str:
     """Why a hip axis cannot be the one of this S1 endplate (image frame, px), or "" if it can:
     accepted caudal of the endplate's midpoint (`up`: cranial), `min_ratio`–`max_ratio` lengths away."""
-    mid = s1_superior.mean(axis=0)
-    length = float(np.linalg.norm(s1_superior[0] - s1_superior[1]))
-    v = np.asarray(axis, float) - mid
-    if float(v @ up) >= 0:
+    if float((np.asarray(axis, float) - s1_superior.mean(axis=0)) @ up) >= 0:
         return "hip axis not caudal of the S1 endplate"
-    ratio = float(np.linalg.norm(v)) / length if length > 0 else math.inf
+    ratio = hip_axis_plates(s1_superior, axis)
     if not min_ratio <= ratio <= max_ratio:
         return f"hip axis {ratio:.1f} S1-endplate lengths from S1 (expected {min_ratio:g}–{max_ratio:g})"
     return ""
+
+
+def s1_plate_doubted(s1_superior: np.ndarray | None, axis: np.ndarray | None, up: np.ndarray,
+                     max_ratio: float = MAX_HIP_AXIS_PLATES) -> str:
+    """Why S1's plate (image frame, px) is doubted by the femoral heads, or "": the hip axis of the
+    heads found (`plausible_heads`' pair, or its one head: the two overlap on a lateral film and are
+    often found as one circle; none of them a possible hip of this S1) lies caudal of the plate but
+    more than `max_ratio` of its lengths away, where the phantom's truth has 2.8-3.9. The plate is
+    then misread (too short, or not S1's, the levels counted up from the wrong one): on the phantom
+    every such film had SS 28-53° off and LL, where measured, 13-35°, while a hip axis too close to
+    the plate or cranial of it came with the plate read right (benchmarks/README.md, session 56)."""
+    if s1_superior is None or axis is None:
+        return ""
+    s1 = np.asarray(s1_superior, float)
+    if float((np.asarray(axis, float) - s1.mean(axis=0)) @ up) >= 0:
+        return ""
+    ratio = hip_axis_plates(s1, axis)
+    if ratio <= max_ratio:
+        return ""
+    return f"S1's plate doubted: the femoral heads' axis lies {ratio:.1f} of its lengths from it (expected ≤ {max_ratio:g})"
 
 
 def paired_heads(heads: list, max_apart: float) -> list:
@@ -92,12 +122,14 @@ def paired_heads(heads: list, max_apart: float) -> list:
 
 
 def plausible_heads(heads: list, s1_superior: np.ndarray | None, up: np.ndarray,
-                    flags: list[str], max_apart: float = 0.0) -> tuple[list, np.ndarray | None, str]:
-    """(the two heads used, hip axis or None, why none are used) from `heads` (circles, best
-    scored first): a head that cannot be this S1's on its own (`implausible_hip_axis` of its
-    centre: a stray circle in the abdomen or the chest) is left out while one that can is left;
-    the best scored pair within `max_apart` mean radii is used (`paired_heads`), else the two best
-    scored; then the pair's hip axis is checked against the S1 endplate (when there is one)."""
+                    flags: list[str], max_apart: float = 0.0) -> tuple[list, np.ndarray | None, str, str]:
+    """(the two heads used, hip axis or None, why none are used, why S1's plate is doubted) from
+    `heads` (circles, best scored first): a head that cannot be this S1's on its own
+    (`implausible_hip_axis` of its centre: a stray circle in the abdomen or the chest) is left out
+    while one that can is left; the best scored pair within `max_apart` mean radii is used
+    (`paired_heads`), else the two best scored; then the pair's hip axis is checked against the
+    S1 endplate (when there is one), and where it lies too far caudal of it, the plate is doubted
+    (`s1_plate_doubted`)."""
     if s1_superior is not None:
         s1 = np.asarray(s1_superior, float)
         near = [h for h in heads if not implausible_hip_axis(s1, np.asarray(h[:2], float), up)]
@@ -116,5 +148,5 @@ def plausible_heads(heads: list, s1_superior: np.ndarray | None, up: np.ndarray,
         why = implausible_hip_axis(np.asarray(s1_superior, float), axis, up)
         if why:
             flags.append(f"femoral heads ignored: {why}")
-            return [], None, f"femoral heads implausibly placed: {why}"
-    return heads, axis, HEADS_NOT_IN_VIEW
+            return [], None, f"femoral heads implausibly placed: {why}", s1_plate_doubted(s1_superior, axis, up)
+    return heads, axis, HEADS_NOT_IN_VIEW, ""

@@ -127,14 +127,14 @@ def _anterior(c: MeasureConfig, kept, naming, chain: list[str], centres: np.ndar
 
 
 def _pelvis_and_side(c: MeasureConfig, kept, naming, chain: list[str], centres: np.ndarray, up: np.ndarray,
-                     raw, heads: list) -> tuple[list, np.ndarray | None, str, Anterior, list[str]]:
-    """(heads, hip axis or None, why no heads are used, anterior side, flags): the femoral heads
-    checked against the S1 plate of `raw`, then the anterior side voted on."""
+                     raw, heads: list) -> tuple[list, np.ndarray | None, str, str, Anterior, list[str]]:
+    """(heads, hip axis or None, why no heads are used, why S1's plate is doubted, anterior side,
+    flags): the femoral heads checked against the S1 plate of `raw`, then the anterior side voted on."""
     flags: list[str] = []
-    heads, axis, heads_reason = plausible_heads(heads, raw.get("S1", {}).get("superior"), up, flags,
-                                                c.head_pair_radii)
+    heads, axis, heads_reason, s1_doubt = plausible_heads(heads, raw.get("S1", {}).get("superior"), up, flags,
+                                                          c.head_pair_radii)
     ant = _anterior(c, kept, naming, chain, centres, up, raw, axis, flags)
-    return heads, axis, heads_reason, ant, flags
+    return heads, axis, heads_reason, s1_doubt, ant, flags
 
 
 def _spine_up(centres: np.ndarray) -> np.ndarray:
@@ -215,7 +215,8 @@ def _measure(insts: list[Instance], shape: tuple[int, int], c: MeasureConfig, fr
     found = usable_heads(kept, naming.femoral_heads, idx, c.min_circle_radius, flags)
     bodies = [centre_of[lv] for lv in chain if kept[naming.levels[lv]].region in ("thoracic", "lumbar")]
     found = heads_clear_of_spine(found, np.array(bodies).reshape(-1, 2), flags)
-    heads, axis, heads_reason, ant, pelvis_flags = _pelvis_and_side(c, kept, naming, chain, centres, up, raw, found)
+    heads, axis, heads_reason, s1_doubt, ant, pelvis_flags = _pelvis_and_side(c, kept, naming, chain, centres, up,
+                                                                             raw, found)
     anterior, windows = ant.sign * lateral_of(up), {"thoracic": c.thoracic_wedge_deg, "lumbar": c.lumbar_wedge_deg}
     plausible_wedges(raw, outlines, anterior, up, windows, flags, c.max_wedge_deg)
     if c.corners != "ignore":
@@ -224,8 +225,8 @@ def _measure(insts: list[Instance], shape: tuple[int, int], c: MeasureConfig, fr
     if wedge_misread(raw.get("L5", {}), "L5", anterior, up, windows) is None and \
             plausible_s1(raw, outlines.get("S1", {}).get("superior"), anterior, up, c.lumbosacral_deg, flags):
         # a new sacral plate: the hip-axis check and the side's vote, which used it, run again
-        heads, axis, heads_reason, ant, pelvis_flags = _pelvis_and_side(c, kept, naming, chain, centres, up,
-                                                                        raw, found)
+        heads, axis, heads_reason, s1_doubt, ant, pelvis_flags = _pelvis_and_side(c, kept, naming, chain,
+                                                                                 centres, up, raw, found)
     flags += pelvis_flags
     endplates = {lv: {side: order_anterior_posterior(seg, ant.sign * lateral_of(cranial[lv]))
                       for side, seg in sides.items()} for lv, sides in raw.items()}
@@ -247,6 +248,8 @@ def _measure(insts: list[Instance], shape: tuple[int, int], c: MeasureConfig, fr
         final = _without_conflict(final, ant)
     if ant.hips_against and c.on_implausible == "nan":
         final = left_out(final, LUMBOPELVIC, f"hip axis against the anterior side: {ant.hips_against}")
+    if s1_doubt and c.far_hips_doubt_s1 and c.on_implausible == "nan":
+        final = left_out(final, LUMBOPELVIC, s1_doubt)
     return Measurement(final, use_frame, frame, kept, dict(naming.levels), endplates,
                        [tuple(h) for h in heads], removals, flags, ant, method_name(c.method), shape,
                        excluded, sign, heads_reason, dict(naming.uncertain), dict(flags.calls))
