@@ -77,11 +77,16 @@ def hip_axis_plates(s1_superior: np.ndarray, axis: np.ndarray) -> float:
     return d / length if length > 0 else math.inf
 
 
+def _caudal(s1_superior: np.ndarray, axis: np.ndarray, up: np.ndarray) -> bool:
+    """Whether `axis` lies caudal of the S1 endplate's midpoint (`up`: cranial; image frame, px)."""
+    return float((np.asarray(axis, float) - s1_superior.mean(axis=0)) @ up) < 0
+
+
 def implausible_hip_axis(s1_superior: np.ndarray, axis: np.ndarray, up: np.ndarray,
                          min_ratio: float = 1.0, max_ratio: float = MAX_HIP_AXIS_PLATES) -> str:
     """Why a hip axis cannot be the one of this S1 endplate (image frame, px), or "" if it can:
     accepted caudal of the endplate's midpoint (`up`: cranial), `min_ratio`–`max_ratio` lengths away."""
-    if float((np.asarray(axis, float) - s1_superior.mean(axis=0)) @ up) >= 0:
+    if not _caudal(s1_superior, axis, up):
         return "hip axis not caudal of the S1 endplate"
     ratio = hip_axis_plates(s1_superior, axis)
     if not min_ratio <= ratio <= max_ratio:
@@ -101,10 +106,8 @@ def s1_plate_doubted(s1_superior: np.ndarray | None, axis: np.ndarray | None, up
     if s1_superior is None or axis is None:
         return ""
     s1 = np.asarray(s1_superior, float)
-    if float((np.asarray(axis, float) - s1.mean(axis=0)) @ up) >= 0:
-        return ""
     ratio = hip_axis_plates(s1, axis)
-    if ratio <= max_ratio:
+    if not _caudal(s1, axis, up) or ratio <= max_ratio:
         return ""
     return f"S1's plate doubted: the femoral heads' axis lies {ratio:.1f} of its lengths from it (expected ≤ {max_ratio:g})"
 
