@@ -1,6 +1,7 @@
 """measure_instances end to end on toy spines: the angles, the frame, every NaN reason, the CSV row."""
 import copy
 import math
+import re
 
 import cv2
 import numpy as np
@@ -322,6 +323,28 @@ def test_femoral_heads_far_below_s1_doubt_its_plate():
     assert not cranial.angles["PT"].measured
 
 
+@pytest.mark.parametrize("facing", [1, -1])
+def test_an_s1_plate_far_shorter_than_l5s_leaves_the_lumbar_and_pelvic_angles_out(facing):
+    """S1's outline shrunk to 0.4 of its size about its posterior superior corner (a fragment of the
+    sacrum found, as on the phantom's films whose S1 plate was misread): its plate is 0.4 of L5's
+    inferior one as fitted, under `s1_plate_min_ratio`, and LL, LL_S1 and SS are left out with the reason
+    (hips out of view: no femoral heads to doubt it), TK stands; 0 turns the check off."""
+    spine = toy_spine(facing=facing)
+    a, p = np.asarray(spine.endplates["S1"]["superior"])
+    spine.polygons["S1"] = p + 0.4 * (spine.polygons["S1"] - p)
+    insts = spine.instances(heads=False)
+    m = measure_instances(insts, spine.shape, cfg={"s1_plate_min_ratio": 0.6})
+    for name in ("LL", "LL_S1", "SS"):
+        assert not m.angles[name].measured and re.search(r"0\.4\d of L5's inferior plate", m.angles[name].reason), name
+    assert m.angles["TK"].value == pytest.approx(spine.expected["TK"], abs=0.5)
+    off = measure_instances(insts, spine.shape, cfg={"s1_plate_min_ratio": 0.0})
+    for name in ("LL", "LL_S1", "SS"):
+        assert off.angles[name].measured, name
+    whole = toy_spine(facing=facing)
+    assert measure_instances(whole.instances(heads=False), whole.shape,
+                             cfg={"s1_plate_min_ratio": 0.6}).angles["SS"].measured
+
+
 def test_a_partner_found_off_its_place_still_pairs_when_no_two_lie_closer():
     """Two heads alone, farther apart than `head_pair_radii` (a head found off its place) stay the
     pair; three heads, of which two lie close, pair those two, the best scored first."""
@@ -555,11 +578,14 @@ def test_two_corners_on_one_point_give_way_to_the_outline():
     m = measured(a, a + [0.2, 0.0])
     assert m.angles["SS"].value == pytest.approx(spine.expected["SS"], abs=0.1)
     assert "S1 superior corners 0 px apart" in m.notes
-    flat = measured(a, a + [0.2, 0.0], min_corner_length=0.0, lumbosacral_deg=[], far_hips_doubt_s1=False)
+    flat = measured(a, a + [0.2, 0.0], min_corner_length=0.0, lumbosacral_deg=[], far_hips_doubt_s1=False,
+                    s1_plate_min_ratio=0.0)
     assert abs(flat.angles["SS"].value - 30.0) > 5.0  # L5-S1 45°: kept
-    # a plate 0.2 px long puts the hip axis hundreds of its lengths away: doubted by the heads
-    doubted = measured(a, a + [0.2, 0.0], min_corner_length=0.0, lumbosacral_deg=[])
-    assert not doubted.angles["SS"].measured and "S1's plate doubted" in doubted.angles["SS"].reason
+    # a plate 0.2 px long puts the hip axis hundreds of its lengths away (doubted by the heads), and
+    # is a hundredth of L5's inferior plate (doubted by its length): either alone leaves SS out
+    for rule in ({"s1_plate_min_ratio": 0.0}, {"far_hips_doubt_s1": False}):
+        doubted = measured(a, a + [0.2, 0.0], min_corner_length=0.0, lumbosacral_deg=[], **rule)
+        assert not doubted.angles["SS"].measured and "S1's plate doubted" in doubted.angles["SS"].reason, rule
     lifted = p + [0.0, -0.1 * np.linalg.norm(p - a)]  # a plate's length apart, tilted ~6°: used
     assert abs(measured(a, lifted).angles["SS"].value - 30.0) > 3.0
 

@@ -134,6 +134,14 @@ class MeasureConfig:
     # and SS are left out with PT and PI (measure.femoral_heads); false: only PT and PI
     # (benchmarks/README.md, session 56)
     far_hips_doubt_s1: bool = True
+    # S1's superior plate shorter than this fraction of L5's inferior plate (the phantom's truth:
+    # 0.90-1.16) is misread: with on_implausible nan, LL, LL_S1, SS, PT and PI are left out
+    # (measure.lumbosacral.short_s1_plate; benchmarks/README.md, session 57); 0: off
+    s1_plate_min_ratio: float = 0.65
+    # with on_implausible nan, a TK from the plates more than this many degrees from the bend of the
+    # chain of body centres between the T4-T5 and T12-L1 discs (on the phantom's truth at most 23°
+    # apart) is left out: a plate misread (measure.chain_curve); 0: off
+    chain_tk_deg: float = 0.0
     border_px: float = 2.0            # px: an endplate ending this close to the image edge is cut, not used
     # an endplate lying along one of the photo's long straight lines (a film's, viewer's or screen's
     # border cutting the body: measure.photo_lines.along_a_line) is the cut, not used; false: kept

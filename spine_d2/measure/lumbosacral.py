@@ -12,6 +12,12 @@ A sacral slope at or beyond ±90° (`MAX_SS_DEG`) would have the S1 plate face b
 spine does (adults' SS lies within about 0–80°): the plate was read the wrong way round, steep
 sacrum and side vote against each other. SS and the angles that take the plate's direction from it
 (LL_S1, PI) are then not measured (`backward_s1`) rather than reported 70° or more off.
+
+S1's superior plate is about as long as L5's inferior one (the phantom's truth: 0.90–1.16 times).
+One far shorter (`short_s1_plate`, under `measure.s1_plate_min_ratio`) is a fragment of the sacrum
+or not S1 at all, and the levels may be counted up from it: the lumbar and pelvic angles are left
+out (benchmarks/README.md, session 57). It needs no femoral heads, which also doubt a short plate
+where they are in view (`femoral_heads.s1_plate_doubted`).
 """
 from __future__ import annotations
 
@@ -73,6 +79,21 @@ def plausible_s1(raw: dict, outline_s1, anterior, up, window=LUMBOSACRAL_DEG,
         judged(flags, "S1", f"S1 superior corners make L5-S1 {given:.0f}° (outside {lo:g}° to {hi:g}°): "
                             f"the outline's endplate used ({other:.0f}°)")
     return True
+
+
+def short_s1_plate(raw: dict, min_ratio: float) -> str:
+    """Why S1's superior plate is doubted for its length, or "": shorter than `min_ratio` of L5's
+    inferior plate (`raw`: level → side → endplate, image frame, px; both needed). 0: never."""
+    l5 = raw.get("L5", {}).get("inferior")
+    s1 = raw.get("S1", {}).get("superior")
+    if min_ratio <= 0 or l5 is None or s1 is None:
+        return ""
+    n5 = float(np.linalg.norm(np.subtract(*np.asarray(l5, float))))
+    n1 = float(np.linalg.norm(np.subtract(*np.asarray(s1, float))))
+    if n5 <= 0 or n1 >= min_ratio * n5:
+        return ""
+    return (f"S1's plate doubted: {n1:.0f} px, {n1 / n5:.2f} of L5's inferior plate "
+            f"(expected ≥ {min_ratio:g})")
 
 
 def backward_s1(angles: dict[str, Angle]) -> dict[str, Angle]:

@@ -7,8 +7,9 @@ heads (`femoral_heads`) → anterior side → each body's two plates checked aga
 (`wedges`) → the S1 plate checked against L5's (`lumbosacral`; when it changes, the heads and the
 side again) → frame correction
 (radiograph frame when trusted) → `spine_d2.angles.sagittal_angles`, the project's one angle
-definition (through `frame_angles.endplate_angles`, which the page's corrections share). Where an
-uncertain anterior side reads TK and LL both bent the wrong way (`measure.reversed_profile_deg`),
+definition (through `frame_angles.endplate_angles`, which the page's corrections share) → the
+angles whose plates are doubted left out (`_plates_doubted`: a short S1 plate, a TK far from the
+chain's bend). Where an uncertain anterior side reads TK and LL both bent the wrong way (`measure.reversed_profile_deg`),
 the road is run again with the other side.
 It never raises on bad geometry: whatever cannot be measured is NaN with its reason, and
 everything done (removals, flags, the frame and its correction) is kept in the returned
@@ -25,6 +26,7 @@ import numpy as np
 from spine_d2.angles import ANGLE_NAMES, Angle, left_out
 from spine_d2.levels import LEVEL_INDEX, LUMBAR, THORACIC
 from spine_d2.measure.anterior import Anterior, decide_anterior, lateral_of
+from spine_d2.measure.chain_curve import chain_disagrees, chain_plates
 from spine_d2.measure.cleanup import Removal, clean_instances
 from spine_d2.measure.endplates import method_name, order_anterior_posterior
 from spine_d2.measure.femoral_heads import heads_clear_of_spine, plausible_heads, usable_heads
@@ -32,7 +34,7 @@ from spine_d2.measure.flags import Flags
 from spine_d2.measure.frame_angles import HEADS_NOT_IN_VIEW, endplate_angles
 from spine_d2.measure.instances import Instance
 from spine_d2.measure.level_endplates import level_endplates, spine_cranial
-from spine_d2.measure.lumbosacral import S1_PLATE_ANGLES, backward_s1, plausible_s1
+from spine_d2.measure.lumbosacral import S1_PLATE_ANGLES, backward_s1, plausible_s1, short_s1_plate
 from spine_d2.measure.wedges import impossible_wedges, plausible_wedges, steady_named_plates, wedge_misread
 from spine_d2.measure.naming import name_levels
 from spine_d2.measure.config import AnteriorSide, MeasureConfig
@@ -250,9 +252,28 @@ def _measure(insts: list[Instance], shape: tuple[int, int], c: MeasureConfig, fr
         final = left_out(final, LUMBOPELVIC, f"hip axis against the anterior side: {ant.hips_against}")
     if s1_doubt and c.far_hips_doubt_s1 and c.on_implausible == "nan":
         final = left_out(final, LUMBOPELVIC, s1_doubt)
+    if c.on_implausible == "nan":
+        final = _plates_doubted(final, raw, centre_of, ant.sign * lateral_of(up), H, sign, c)
     return Measurement(final, use_frame, frame, kept, dict(naming.levels), endplates,
                        [tuple(h) for h in heads], removals, flags, ant, method_name(c.method), shape,
                        excluded, sign, heads_reason, dict(naming.uncertain), dict(flags.calls))
+
+
+def _plates_doubted(final: dict[str, Angle], raw: dict, centre_of: dict[str, np.ndarray], anterior: np.ndarray,
+                    H: np.ndarray | None, sign: int, c: MeasureConfig) -> dict[str, Angle]:
+    """`final` without the angles whose plates are doubted, each with the reason: the lumbar and
+    pelvic ones (`LUMBOPELVIC`) where S1's plate is far shorter than L5's inferior one
+    (`measure.s1_plate_min_ratio`), TK where it lies far from the bend of the chain of body centres
+    (`measure.chain_tk_deg`; `chain_curve`, measured in the frame the plates are, through `H`)."""
+    short = short_s1_plate(raw, c.s1_plate_min_ratio)
+    if short:
+        final = left_out(final, LUMBOPELVIC, short)
+    stand_in = chain_plates(centre_of, anterior) if c.chain_tk_deg > 0 and final["TK"].measured else {}
+    if stand_in:
+        bent = endplate_angles(stand_in, [], H, sign)[0]["TK"].value
+        why = chain_disagrees(final["TK"].value, bent, c.chain_tk_deg)
+        final = left_out(final, ("TK",), why) if why else final
+    return final
 
 
 #: the angles that rest on S1's superior plate: its direction, and PT its midpoint
