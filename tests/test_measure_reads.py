@@ -222,3 +222,22 @@ def test_on_doubt_the_mirrored_run_is_made_only_where_the_photos_run_is_in_doubt
     assert made == [1, 1] and "LL left out (L1 superior: level name uncertain (a name in doubt))" in called.notes
     both = measure_with_reads(_cornered(photo, weak=("T5",)), [_cornered(photo)] * 2, photo.shape, mirrored=mirrored)
     assert len(made) == 2 and both.angles["LL"].value == pytest.approx(45.0, abs=0.1)  # reads given: made already
+
+
+def test_a_read_whose_s1_plate_is_doubted_still_disagrees_with_the_other():
+    """A read whose S1 plate is a fragment (0.4 of L5's inferior plate: under
+    `measure.s1_plate_min_ratio`, and left out when measured alone) and reads SS far from the other
+    read: its reading still counts, and SS leaves the fused measurement with both readings, rather
+    than the other read's standing unchecked (reads.AS_READ)."""
+    fused, short = toy_spine(ss=30.0), toy_spine(ss=60.0)
+    a, p = np.asarray(short.endplates["S1"]["superior"])
+    short.polygons["S1"] = p + 0.4 * (short.polygons["S1"] - p)
+    read = short.instances(heads=False)
+    assert not measure_instances(read, short.shape).angles["SS"].measured  # doubted alone
+    m = measure_with_reads(fused.instances(heads=False), [fused.instances(heads=False), read], fused.shape)
+    assert not m.angles["SS"].measured and "read 30° and 60°" in m.angles["SS"].reason, m.angles["SS"]
+    assert m.angles["TK"].measured
+    agree = toy_spine(ss=33.0)
+    kept = measure_with_reads(fused.instances(heads=False), [fused.instances(heads=False), agree.instances(heads=False)],
+                              fused.shape)
+    assert kept.angles["SS"].value == pytest.approx(30.0, abs=0.5)

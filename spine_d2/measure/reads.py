@@ -3,7 +3,9 @@ back), each measured alone, beside the fused detections (the geometry drawn; `te
 spine_d2/engine/flip.py). Where the two reads of an angle lie more than `measure.reads_apart`
 degrees apart one of them went grossly wrong (a level named one off, a plate misread, the wrong
 anterior side), and the fused detections, which keep the photo's masks and names, follow the
-photo's read whichever it is: the angle is left out with both readings as the reason. Where
+photo's read whichever it is: the angle is left out with both readings as the reason. A read is
+measured without the checks that doubt a plate as a whole (`AS_READ`), which judge the fused
+measurement: its reading of a doubted plate still disagrees with the other read's. Where
 they agree on PT, it is the mean of the two reads and PI moves with it (`measure.reads_mean`): the
 fused detections average the runs' corners but keep the photo's femoral heads, so the mirrored
 run's hip axis counts only there. Geometry (endplates, heads, the overlay) stays the fused
@@ -218,8 +220,16 @@ def doubted(m: Measurement, min_corner_score: float) -> str:
     return ""
 
 
+#: the checks that leave an angle out for a plate doubted as a whole (a short S1 plate, the femoral
+#: heads far caudal of it, TK far from the chain's bend) judge the fused measurement; a read keeps
+#: its angles so that, where its plate is doubted, its reading still disagrees with the other's
+#: (one read's angle left out would leave the other's, however wrong, to stand unchecked)
+AS_READ = {"s1_plate_min_ratio": 0.0, "far_hips_doubt_s1": False, "chain_tk_deg": 0.0}
+
+
 def measure_reads(reads: Sequence[Sequence[Instance]], image_shape: Sequence[int],
                   class_names: Sequence[str] | None, cfg: Any, frame: FrameEstimate | None) -> list[Measurement]:
     """Each read measured alone, its instances in `frame` (the fused measurement's `correction`,
-    so that all are in one frame)."""
-    return [measure_instances(r, image_shape, class_names, cfg, frame=frame) for r in reads]
+    so that all are in one frame), with the plate doubts of `AS_READ` off."""
+    as_read = replace(MeasureConfig.from_cfg(cfg), **AS_READ)
+    return [measure_instances(r, image_shape, class_names, as_read, frame=frame) for r in reads]
