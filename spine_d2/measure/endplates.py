@@ -229,6 +229,11 @@ def fit_endplates(contour: np.ndarray, cranial, method: str = "border", level: s
     return METHODS[name](contour, cranial, which)
 
 
+def plate_length(segment) -> float:
+    """An endplate's length: the distance between its two ends (px, in the segment's frame)."""
+    return float(np.linalg.norm(np.subtract(*np.asarray(segment, dtype=float))))
+
+
 def order_anterior_posterior(segment: np.ndarray, anterior) -> np.ndarray:
     """The segment's two ends as [anterior, posterior], `anterior` a vector pointing anterior."""
     seg = np.asarray(segment, dtype=float)

@@ -17,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
+from spine_d2.measure.endplates import plate_length
 from spine_d2.measure.frame_angles import HEADS_NOT_IN_VIEW
 from spine_d2.measure.instances import Instance, circle_of
 
@@ -72,7 +73,7 @@ MAX_HIP_AXIS_PLATES = 6.0
 
 def hip_axis_plates(s1_superior: np.ndarray, axis: np.ndarray) -> float:
     """The hip axis's distance from the S1 endplate's midpoint in endplate lengths (image frame, px)."""
-    length = float(np.linalg.norm(s1_superior[0] - s1_superior[1]))
+    length = plate_length(s1_superior)
     d = float(np.linalg.norm(np.asarray(axis, float) - s1_superior.mean(axis=0)))
     return d / length if length > 0 else math.inf
 

@@ -29,7 +29,7 @@ from spine_d2.frames import apply_homography
 from spine_d2.levels import CORNER_SIDES
 from spine_d2.measure.anterior import lateral_of
 from spine_d2.measure.corners import fuse
-from spine_d2.measure.endplates import SIDES, EndplateError, fit_endplates
+from spine_d2.measure.endplates import SIDES, EndplateError, fit_endplates, plate_length
 from spine_d2.measure.flags import judged
 from spine_d2.measure.instances import SURE_SCORE, Instance, cut_by_border, touches_border
 from spine_d2.measure.photo_lines import along_a_line
@@ -81,8 +81,7 @@ def corners_too_close(given: np.ndarray, fitted: np.ndarray | None, min_fraction
     with no fit to check against."""
     if fitted is None:
         return ""
-    lg = float(np.linalg.norm(np.subtract(*np.asarray(given, float))))
-    lf = float(np.linalg.norm(np.subtract(*np.asarray(fitted, float))))
+    lg, lf = plate_length(given), plate_length(fitted)
     return f"{lg:.0f} px apart (the outline's endplate: {lf:.0f} px)" if lg < min_fraction * lf else ""
 
 

@@ -26,6 +26,7 @@ import math
 import numpy as np
 
 from spine_d2.angles import Angle, left_out
+from spine_d2.measure.endplates import plate_length
 from spine_d2.measure.flags import judged
 
 LUMBOSACRAL_DEG = (-10.0, 40.0)  # the L5–S1 segment's plausible lordosis (kyphosis negative)
@@ -88,8 +89,7 @@ def short_s1_plate(raw: dict, min_ratio: float) -> str:
     s1 = raw.get("S1", {}).get("superior")
     if min_ratio <= 0 or l5 is None or s1 is None:
         return ""
-    n5 = float(np.linalg.norm(np.subtract(*np.asarray(l5, float))))
-    n1 = float(np.linalg.norm(np.subtract(*np.asarray(s1, float))))
+    n5, n1 = plate_length(l5), plate_length(s1)
     if n5 <= 0 or n1 >= min_ratio * n5:
         return ""
     return (f"S1's plate doubted: {n1:.0f} px, {n1 / n5:.2f} of L5's inferior plate "
