@@ -13,7 +13,9 @@ from spine_d2.angles import ANGLE_NAMES, Angle
 from spine_d2.measure.anterior import Anterior
 from spine_d2.measure.flags import CALL_ABOUT_NAMING, Flags, judged
 from spine_d2.measure.pipeline import Measurement, measure_instances
-from spine_d2.measure.reads import clean_read, mean_of_reads, measure_with_reads, without_disagreeing_reads
+from spine_d2.levels import LEVELS
+from spine_d2.measure.reads import (clean_read, mean_of_reads, measure_reads, measure_with_reads, names_apart,
+                                    without_disagreeing_reads, without_names_apart)
 
 
 def test_only_angles_both_reads_measured_far_apart_are_left_out():
@@ -241,3 +243,57 @@ def test_a_read_whose_s1_plate_is_doubted_still_disagrees_with_the_other():
     kept = measure_with_reads(fused.instances(heads=False), [fused.instances(heads=False), agree.instances(heads=False)],
                               fused.shape)
     assert kept.angles["SS"].value == pytest.approx(30.0, abs=0.5)
+
+
+def _relabelled(toy, shift: int = 1, kind: str = "mask") -> list:
+    """`toy`'s instances labelled as a read that counts every level `shift` too low (S1 named L5, …)."""
+    out = toy.instances(kind=kind, labels=True)
+    for inst in out:
+        if inst.label in LEVELS:
+            k = LEVELS.index(inst.label) - shift
+            inst.label = LEVELS[k] if k >= 0 else None
+    return [i for i in out if i.label is not None or not i.is_vertebra]
+
+
+def measure_reads_of(toy, reads):
+    """Each read measured alone, as `measure_with_reads` measures them (no frame given)."""
+    return measure_reads(reads, toy.shape, None, None, None)
+
+
+def test_an_angle_one_read_cannot_measure_because_it_names_the_levels_one_off_is_left_out():
+    toy = toy_spine(tk=40.0, ll=45.0, ll_s1=60.0, ss=38.0)
+    photo = toy.instances(kind="mask", labels=True)
+    mirror = _relabelled(toy)  # its sacrum named L5, its L5 L4, …: no S1, so no SS, LL_S1, PT, PI
+    reads = measure_reads_of(toy, [photo, mirror])
+    apart = names_apart(reads)
+    assert apart["S1"] == "the photo's read names a body S1, its mirror image's L5"
+    assert apart["L5"] == "the photo's read names a body L5, its mirror image's L4"
+    assert {"T5", "T12", "L1"} <= set(apart)
+    fused = measure_instances(toy.instances(kind="mask", labels=True), toy.shape)
+    out = without_names_apart(fused.angles, reads)
+    for name in ("SS", "LL_S1", "PT", "PI"):
+        assert math.isnan(out[name].value), name
+    assert out["SS"].reason == "the photo's read names a body S1, its mirror image's L5: S1 in dispute"
+    assert out["PI"].reason == out["SS"].reason
+    for name in ("TK", "LL"):  # both reads measured them: their readings judge them, not this rule
+        assert reads[1].angles[name].measured
+        assert out[name] == fused.angles[name], name
+    assert without_names_apart(fused.angles, reads, settled=("SS",))["SS"] == fused.angles["SS"]
+    agree = measure_reads_of(toy, [photo, toy.instances(kind="mask", labels=True)])
+    assert names_apart(agree) == {} and without_names_apart(fused.angles, agree) == fused.angles
+    assert names_apart(reads[:1]) == {}
+
+
+def test_measure_with_reads_leaves_out_what_the_reads_name_apart_unless_switched_off():
+    toy = toy_spine(tk=40.0, ll=45.0, ll_s1=60.0, ss=38.0)
+    fused = toy.instances(kind="mask", labels=True)
+    reads = [toy.instances(kind="mask", labels=True), _relabelled(toy)]
+    m = measure_with_reads(fused, reads, toy.shape)
+    assert math.isnan(m.angles["SS"].value) and "S1 in dispute" in m.angles["SS"].reason
+    plain = measure_instances(toy.instances(kind="mask", labels=True), toy.shape)
+    assert m.angles["TK"] == plain.angles["TK"] and m.angles["LL"] == plain.angles["LL"]
+    off = measure_with_reads(toy.instances(kind="mask", labels=True),
+                             [toy.instances(kind="mask", labels=True), _relabelled(toy)], toy.shape,
+                             cfg={"reads_names": False})
+    assert off.angles["SS"] == plain.angles["SS"]
+    assert plain.angles["SS"].value == pytest.approx(toy.expected["SS"], abs=1.0)

@@ -5,7 +5,10 @@ degrees apart one of them went grossly wrong (a level named one off, a plate mis
 anterior side), and the fused detections, which keep the photo's masks and names, follow the
 photo's read whichever it is: the angle is left out with both readings as the reason. A read is
 measured without the checks that doubt a plate as a whole (`AS_READ`), which judge the fused
-measurement: its reading of a doubted plate still disagrees with the other read's. Where
+measurement: its reading of a doubted plate still disagrees with the other read's. Where the two
+reads name one body as different levels and one of them therefore has no reading of an angle
+that takes that level (a steep L5 read as S1 in one read, as L5 in the other), the angle is
+left out too (`measure.reads_names`). Where
 they agree on PT, it is the mean of the two reads and PI moves with it (`measure.reads_mean`): the
 fused detections average the runs' corners but keep the photo's femoral heads, so the mirrored
 run's hip axis counts only there. Geometry (endplates, heads, the overlay) stays the fused
@@ -28,6 +31,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any, Callable, Collection, Mapping, Sequence
+
+import numpy as np
 
 from spine_d2.angles import REQUIRED_ENDPLATES, Angle, left_out
 from spine_d2.levels import CORNER_SIDES
@@ -55,6 +60,60 @@ def without_disagreeing_reads(angles: Mapping[str, Angle], reads: Sequence[Mappi
                                       f"{max(seen):.0f}° (more than {max_apart:g}° apart)")
     if "SS" in out and angles["SS"].measured and not out["SS"].measured:
         out = left_out(out, S1_PLATE_ANGLES, f"S1's plate as SS: {out['SS'].reason}")
+    return out
+
+
+def names_apart(reads: Sequence[Measurement]) -> dict[str, str]:
+    """level → why its name is in dispute: where the two `reads` (the photo's, then its mirror
+    image's, each measured alone) name one body (each one's centre inside the other's outline)
+    as different levels, both levels; {} unless there are two reads. A level named one off in one
+    read, e.g. a steep L5 taken for the sacrum while the true S1 went unfound, counts every level
+    from there one off."""
+    if len(reads) != 2:
+        return {}
+    a, b = reads
+    out: dict[str, str] = {}
+    for la, ka in sorted(a.levels.items()):
+        for lb, kb in sorted(b.levels.items()):
+            if lb != la and _one_body(a.instances[ka], b.instances[kb]):
+                why = f"the photo's read names a body {la}, its mirror image's {lb}"
+                out.setdefault(la, why)
+                out.setdefault(lb, why)
+    return out
+
+
+def _one_body(p: Instance, q: Instance) -> bool:
+    """Whether `p` and `q` (two reads' instances, one image frame) are one body: each one's centre
+    lies inside the other's outline."""
+    return _covers(p, q.centre()) and _covers(q, p.centre())
+
+
+def _covers(inst: Instance, point) -> bool:
+    sub, x0, y0 = inst.local_mask()
+    if not np.all(np.isfinite(point)):
+        return False
+    x, y = int(round(float(point[0]))) - x0, int(round(float(point[1]))) - y0
+    return 0 <= y < sub.shape[0] and 0 <= x < sub.shape[1] and bool(sub[y, x])
+
+
+def without_names_apart(angles: Mapping[str, Angle], reads: Sequence[Measurement],
+                        settled: Collection[str] = ()) -> dict[str, Angle]:
+    """`angles` (degrees) with each measured angle that one of the two `reads` did not measure, and
+    that takes a level they name apart (`names_apart`), left out with the reason; those `settled`
+    stay. Where both reads measured an angle their readings judge it (`without_disagreeing_reads`:
+    one thoracic level off turns TK by a few degrees); where one read names the angle's level
+    otherwise and so has no reading, nothing else does: an S1 that is L5 read as the sacrum gives
+    SS 20–40° off (benchmarks/README.md, session 59)."""
+    apart = names_apart(reads)
+    out = dict(angles)
+    for name, angle in angles.items():
+        if not apart or not angle.measured or name in settled or name not in REQUIRED_ENDPLATES:
+            continue
+        if all(name in r.angles and r.angles[name].measured for r in reads):
+            continue
+        level = next((lv for lv, _ in REQUIRED_ENDPLATES[name] if lv in apart), None)
+        if level is not None:
+            out[name] = Angle.missing(f"{apart[level]}: {level} in dispute")
     return out
 
 
@@ -184,7 +243,7 @@ def measure_with_reads(instances: Sequence[Instance], reads: Sequence[Sequence[I
         instances, reads = mirrored()
         m = measure_instances(instances, image_shape, class_names, c, image=image)
         m = replace(m, flags=m.flags + [f"mirrored run made: {why}"])
-    if (c.reads_apart <= 0 and not c.reads_mean) or len(reads) < 2:
+    if (c.reads_apart <= 0 and not c.reads_mean and not c.reads_names) or len(reads) < 2:
         return m
     alone = measure_reads(reads, image_shape, class_names, c, m.correction)
     read = [r.angles for r in alone]
@@ -195,6 +254,7 @@ def measure_with_reads(instances: Sequence[Instance], reads: Sequence[Sequence[I
         angles, broken = tie_broken(angles, read, [r.angles for r in seen], ties, c.reads_agree)
         taken.update(broken)
     angles = without_disagreeing_reads(angles, read, c.reads_apart, settled=taken)
+    angles = without_names_apart(angles, alone, settled=taken) if c.reads_names else angles
     angles = mean_of_reads(angles, read) if c.reads_mean else angles
     return replace(m, angles=angles, flags=m.flags + list(taken.values()))
 
