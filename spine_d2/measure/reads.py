@@ -72,23 +72,22 @@ def names_apart(reads: Sequence[Measurement]) -> dict[str, str]:
     if len(reads) != 2:
         return {}
     a, b = reads
+    ca = {lv: a.instances[k].centre() for lv, k in a.levels.items()}
+    cb = {lv: b.instances[k].centre() for lv, k in b.levels.items()}
     out: dict[str, str] = {}
     for la, ka in sorted(a.levels.items()):
         for lb, kb in sorted(b.levels.items()):
-            if lb != la and _one_body(a.instances[ka], b.instances[kb]):
+            # one body: each one's centre inside the other's outline (one image frame)
+            if lb != la and _covers(a.instances[ka], cb[lb]) and _covers(b.instances[kb], ca[la]):
                 why = f"the photo's read names a body {la}, its mirror image's {lb}"
                 out.setdefault(la, why)
                 out.setdefault(lb, why)
     return out
 
 
-def _one_body(p: Instance, q: Instance) -> bool:
-    """Whether `p` and `q` (two reads' instances, one image frame) are one body: each one's centre
-    lies inside the other's outline."""
-    return _covers(p, q.centre()) and _covers(q, p.centre())
-
-
 def _covers(inst: Instance, point) -> bool:
+    """Whether the image point (x, y, px) lies inside `inst`'s outline (its mask, or its polygon
+    rasterised)."""
     sub, x0, y0 = inst.local_mask()
     if not np.all(np.isfinite(point)):
         return False
