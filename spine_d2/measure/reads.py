@@ -103,13 +103,12 @@ def without_names_apart(angles: Mapping[str, Angle], reads: Sequence[Measurement
     one thoracic level off turns TK by a few degrees); where one read names the angle's level
     otherwise and so has no reading, nothing else does: an S1 that is L5 read as the sacrum gives
     SS 20–40° off (benchmarks/README.md, session 59)."""
-    apart = names_apart(reads)
+    unread = [name for name, angle in angles.items()
+              if angle.measured and name not in settled and name in REQUIRED_ENDPLATES
+              and len(_readings(name, [r.angles for r in reads])) < len(reads)]
+    apart = names_apart(reads) if unread else {}  # most photos: every read measured every angle
     out = dict(angles)
-    for name, angle in angles.items():
-        if not apart or not angle.measured or name in settled or name not in REQUIRED_ENDPLATES:
-            continue
-        if all(name in r.angles and r.angles[name].measured for r in reads):
-            continue
+    for name in unread:
         level = next((lv for lv, _ in REQUIRED_ENDPLATES[name] if lv in apart), None)
         if level is not None:
             out[name] = Angle.missing(f"{apart[level]}: {level} in dispute")
