@@ -9,8 +9,8 @@ import pytest
 
 from measure_factory import toy_spine
 
-from spine_d2.measure.cleanup import (chain_outliers, clean_instances, crowded_centres, detours, slope_changes,
-                                     turn_scores)
+from spine_d2.measure.cleanup import (SAME_BODY_IOU, chain_outliers, clean_instances, crowded_centres, detours,
+                                     mask_iou, mask_overlap, slope_changes, turn_scores)
 from spine_d2.measure.instances import Instance
 from spine_d2.measure.pipeline import measure_instances
 from spine_d2.polygons import rasterize
@@ -342,3 +342,18 @@ def test_a_sure_stray_the_chain_rule_left_crowds_no_true_body_out():
     scores = {i: kept[i].score for i in centres}
     assert len(crowded_centres(centres, scores)) >= 2  # by the centres alone, true bodies would go
 
+
+
+def test_one_body_across_reads_is_judged_by_iou_so_a_mask_over_two_bodies_matches_neither():
+    def body(y0, y1, x0=10, x1=40):
+        m = np.zeros((120, 60), bool)
+        m[y0:y1, x0:x1] = True
+        return Instance("thoracic", mask=m)
+
+    upper, lower = body(20, 40), body(44, 64)
+    assert mask_iou(upper, body(22, 42, 11, 41)) >= SAME_BODY_IOU  # one body, read a little apart
+    both = body(20, 64)  # one read's mask drawn over both bodies
+    assert mask_overlap(upper, both) == 1.0  # a duplicate within one read, by the smaller's overlap
+    assert mask_iou(upper, both) < SAME_BODY_IOU and mask_iou(lower, both) < SAME_BODY_IOU
+    assert mask_iou(upper, lower) == 0.0 and mask_overlap(upper, lower) == 0.0
+    assert mask_iou(upper, upper) == 1.0

@@ -1,5 +1,7 @@
 """The overlay drawing: same size, the input untouched, masks/lines/text drawn."""
 
+from dataclasses import replace
+
 import numpy as np
 
 from measure_factory import toy_spine
@@ -34,3 +36,18 @@ def test_overlay_of_an_empty_measurement_is_the_photo_with_a_legend():
     out = draw_overlay(photo, m)
     assert out.shape == photo.shape
     assert out[60:, 100:].max() == 0 and out[:30, :60].max() > 0
+
+
+def test_an_uncertain_level_name_is_drawn_with_a_question_mark_there_and_nowhere_else():
+    spine = toy_spine()
+    m = measure_instances(spine.instances(), spine.shape)
+    assert not m.uncertain
+    grey = np.full(spine.shape, 40, np.uint8)
+    plain = draw_overlay(grey, m)
+    marked = draw_overlay(grey, replace(m, uncertain={"L3": "the reads name it apart"}))
+    differ = np.argwhere(np.any(plain != marked, axis=2))
+    assert len(differ)
+    cx, cy = m.instances[m.levels["L3"]].centre()
+    # "L3?" differs from "L3" only by the mark, drawn just right of the name written at L3's centre
+    assert differ[:, 1].min() > cx and differ[:, 1].max() < cx + 40
+    assert np.abs(differ[:, 0] - cy).max() < 20

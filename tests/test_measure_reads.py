@@ -270,17 +270,18 @@ def test_an_angle_one_read_cannot_measure_because_it_names_the_levels_one_off_is
     assert apart["L5"] == "the photo's read names a body L5, its mirror image's L4"
     assert {"T5", "T12", "L1"} <= set(apart)
     fused = measure_instances(toy.instances(kind="mask", labels=True), toy.shape)
-    out = without_names_apart(fused.angles, reads)
+    out, disputed = without_names_apart(fused.angles, reads)
+    assert disputed == {"S1": apart["S1"]}  # L1, disputed too, is not the level the mirror's read lacks
     for name in ("SS", "LL_S1", "PT", "PI"):
         assert math.isnan(out[name].value), name
     assert out["SS"].reason == "the photo's read names a body S1, its mirror image's L5: S1 in dispute"
-    assert out["PI"].reason == out["SS"].reason
+    assert out["PI"].reason == out["LL_S1"].reason == out["SS"].reason
     for name in ("TK", "LL"):  # both reads measured them: their readings judge them, not this rule
         assert reads[1].angles[name].measured
         assert out[name] == fused.angles[name], name
-    assert without_names_apart(fused.angles, reads, settled=("SS",))["SS"] == fused.angles["SS"]
+    assert without_names_apart(fused.angles, reads, settled=("SS",))[0]["SS"] == fused.angles["SS"]
     agree = measure_reads_of(toy, [photo, toy.instances(kind="mask", labels=True)])
-    assert names_apart(agree) == {} and without_names_apart(fused.angles, agree) == fused.angles
+    assert names_apart(agree) == {} and without_names_apart(fused.angles, agree) == (fused.angles, {})
     assert names_apart(reads[:1]) == {}
 
 
@@ -290,10 +291,12 @@ def test_measure_with_reads_leaves_out_what_the_reads_name_apart_unless_switched
     reads = [toy.instances(kind="mask", labels=True), _relabelled(toy)]
     m = measure_with_reads(fused, reads, toy.shape)
     assert math.isnan(m.angles["SS"].value) and "S1 in dispute" in m.angles["SS"].reason
+    assert m.uncertain["S1"] == "the photo's read names a body S1, its mirror image's L5"  # the overlay's "S1?"
     plain = measure_instances(toy.instances(kind="mask", labels=True), toy.shape)
+    assert "S1" not in plain.uncertain
     assert m.angles["TK"] == plain.angles["TK"] and m.angles["LL"] == plain.angles["LL"]
     off = measure_with_reads(toy.instances(kind="mask", labels=True),
                              [toy.instances(kind="mask", labels=True), _relabelled(toy)], toy.shape,
                              cfg={"reads_names": False})
-    assert off.angles["SS"] == plain.angles["SS"]
+    assert off.angles["SS"] == plain.angles["SS"] and "S1" not in off.uncertain
     assert plain.angles["SS"].value == pytest.approx(toy.expected["SS"], abs=1.0)

@@ -50,6 +50,7 @@ from spine_d2.data.transforms import input_scale, model_input
 from spine_d2.engine.soft_masks import SoftMaskModel
 from spine_d2.engine.windows import Window, spine_strip, spine_windows
 from spine_d2.levels import get_class_map, region
+from spine_d2.measure.cleanup import SAME_BODY_IOU
 from spine_d2.measure.corners import average_agreeing, heatmap_peaks
 from spine_d2.polygons import mask_box, shared_pixels
 
@@ -57,7 +58,7 @@ OVERLAP = 0.5
 VERTEBRA_CLASSES = ("thoracic", "lumbar", "sacrum")  # where the windows go
 WINDOW_CLASSES = ("thoracic", "lumbar")               # what they give back
 CORNER_CLASSES = ("sacrum",)                          # whose corners they average in (`sacrum_corners`)
-MATCH_IOU = 0.5  # two runs' detections are the same body when the masks overlap this much (IoU)
+MATCH_IOU = SAME_BODY_IOU  # two runs' detections are the same body when the masks overlap this much (IoU)
 AGREE = 0.3      # two estimates of an endplate's corners agree within this share of its length
 COLUMN_MARGIN = 2.0  # a turned look in given boxes sees their columns and this many median box heights either side
 

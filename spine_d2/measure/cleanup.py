@@ -64,6 +64,10 @@ import numpy as np
 from spine_d2.measure.instances import SURE_SCORE, Instance, circle_of, largest_component
 
 
+#: two instances from different reads of one photo (the photo's and its mirror image's, or two runs
+#: of the model) are one body when their masks' IoU is at least this (`mask_iou`); within one
+#: read, duplicates are judged by the overlap of the smaller instead (`measure.duplicate_overlap`)
+SAME_BODY_IOU = 0.5
 STEPS = ("too small", "duplicate", "chain", "crowded")  # Removal.step
 CHAIN_RULES = ("turn", "slope", "off")
 MAX_DETOUR = 3  # centres a detour off the chain may hold (turn rule; see the module docstring)
@@ -363,15 +367,29 @@ def turn_scores(centres: np.ndarray) -> np.ndarray:
 
 def mask_overlap(a: Instance, b: Instance) -> float:
     """Shared pixels over the smaller instance's pixels (0 when their boxes do not meet)."""
+    inter, area_a, area_b = _shared(a, b)
+    small = min(area_a, area_b)
+    return float(inter / small) if small else 0.0
+
+
+def mask_iou(a: Instance, b: Instance) -> float:
+    """Shared pixels over the pixels of either (intersection over union; 0 when their boxes do not
+    meet): two reads' instances are one body from `SAME_BODY_IOU` on."""
+    inter, area_a, area_b = _shared(a, b)
+    union = area_a + area_b - inter
+    return float(inter / union) if union else 0.0
+
+
+def _shared(a: Instance, b: Instance) -> tuple[int, int, int]:
+    """(pixels shared, a's pixels, b's pixels); (0, 0, 0) when their boxes do not meet."""
     ax0, ay0, ax1, ay1 = a.box()
     bx0, by0, bx1, by1 = b.box()
     x0, y0, x1, y1 = max(ax0, bx0), max(ay0, by0), min(ax1, bx1), min(ay1, by1)
     if x0 >= x1 or y0 >= y1:
-        return 0.0
+        return 0, 0, 0
     ma, mb = a.local_mask()[0], b.local_mask()[0]
     inter = np.logical_and(ma[y0 - ay0:y1 - ay0, x0 - ax0:x1 - ax0], mb[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]).sum()
-    small = min(ma.sum(), mb.sum())
-    return float(inter / small) if small else 0.0
+    return int(inter), int(ma.sum()), int(mb.sum())
 
 
 def circle_overlap(c1, c2) -> float:

@@ -165,7 +165,8 @@ class MeasureConfig:
     reads_mean: bool = True
     # with the mirrored run: where the two reads name one body as different levels (a level one
     # off) and one of them therefore has no reading of an angle taking that level, the angle is
-    # left out (measure.reads.without_names_apart; benchmarks/README.md, session 59); false: off
+    # left out and the level's name marked uncertain (measure.reads.without_names_apart;
+    # benchmarks/README.md, session 59); false: off
     reads_names: bool = True
     # with the mirrored run: where the two reads of TK or LL lie more than reads_apart apart and just
     # one of them made no judgement call on it (no call in naming the levels, none on the plates it

@@ -2,7 +2,8 @@
 
 `draw_overlay(image, measurement)` returns a new BGR uint8 image of the same size (the input is not
 changed): each kept instance filled translucent in its region's colour with its outline, its
-level name at its centre, superior endplates in yellow and inferior in cyan (a dot on the
+level name at its centre ("L5?" where the name is uncertain: `Measurement.uncertain`, the angles
+taking it left out), superior endplates in yellow and inferior in cyan (a dot on the
 anterior end), femoral heads and the hip-axis → S1 line, and a legend box with the six angles
 (NaN as "n/a"; OpenCV's fonts have no "°"), the frame they are in, and any flags.
 """
@@ -76,7 +77,7 @@ def draw_overlay(image: np.ndarray, measurement, alpha: float = 0.35) -> np.ndar
     for level, i in measurement.levels.items():
         c = measurement.instances[i].centre()
         if np.all(np.isfinite(c)):
-            _text(out, level, _pt(c), font, thick)
+            _text(out, level + ("?" if level in measurement.uncertain else ""), _pt(c), font, thick)
 
     for cx, cy, r in measurement.femoral_heads:
         cv2.circle(out, _pt((cx, cy)), int(round(r)), COLOURS["femoral_head"], thick, cv2.LINE_AA)

@@ -8,7 +8,8 @@ measured without the checks that doubt a plate as a whole (`AS_READ`), which jud
 measurement: its reading of a doubted plate still disagrees with the other read's. Where the two
 reads name one body as different levels and one of them therefore has no reading of an angle
 that takes that level (a steep L5 read as S1 in one read, as L5 in the other), the angle is
-left out too (`measure.reads_names`). Where
+left out too (`measure.reads_names`), and the level's name is marked uncertain (the overlay's
+"S1?", the pre-annotation's `level_uncertain`). Where
 they agree on PT, it is the mean of the two reads and PI moves with it (`measure.reads_mean`): the
 fused detections average the runs' corners but keep the photo's femoral heads, so the mirrored
 run's hip axis counts only there. Geometry (endplates, heads, the overlay) stays the fused
@@ -32,10 +33,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Callable, Collection, Mapping, Sequence
 
-import numpy as np
-
 from spine_d2.angles import REQUIRED_ENDPLATES, Angle, left_out
 from spine_d2.levels import CORNER_SIDES
+from spine_d2.measure.cleanup import SAME_BODY_IOU, mask_iou
 from spine_d2.measure.config import MeasureConfig
 from spine_d2.measure.flags import CALL_ABOUT_NAMING
 from spine_d2.measure.frame_angles import HEADS_NOT_IN_VIEW, LEVEL_NOT_FOUND
@@ -65,54 +65,45 @@ def without_disagreeing_reads(angles: Mapping[str, Angle], reads: Sequence[Mappi
 
 def names_apart(reads: Sequence[Measurement]) -> dict[str, str]:
     """level → why its name is in dispute: where the two `reads` (the photo's, then its mirror
-    image's, each measured alone) name one body (each one's centre inside the other's outline)
-    as different levels, both levels; {} unless there are two reads. A level named one off in one
-    read, e.g. a steep L5 taken for the sacrum while the true S1 went unfound, counts every level
-    from there one off."""
+    image's, each measured alone) name one body (`cleanup.SAME_BODY_IOU`) as different levels, both
+    levels; {} unless there are two reads. A level named one off in one read, e.g. a steep L5 taken
+    for the sacrum while the true S1 went unfound, counts every level from there one off. A mask one
+    read drew over two bodies is one body with neither."""
     if len(reads) != 2:
         return {}
     a, b = reads
-    ca = {lv: a.instances[k].centre() for lv, k in a.levels.items()}
-    cb = {lv: b.instances[k].centre() for lv, k in b.levels.items()}
     out: dict[str, str] = {}
     for la, ka in sorted(a.levels.items()):
         for lb, kb in sorted(b.levels.items()):
-            # one body: each one's centre inside the other's outline (one image frame)
-            if lb != la and _covers(a.instances[ka], cb[lb]) and _covers(b.instances[kb], ca[la]):
+            if lb != la and mask_iou(a.instances[ka], b.instances[kb]) >= SAME_BODY_IOU:
                 why = f"the photo's read names a body {la}, its mirror image's {lb}"
                 out.setdefault(la, why)
                 out.setdefault(lb, why)
     return out
 
 
-def _covers(inst: Instance, point) -> bool:
-    """Whether the image point (x, y, px) lies inside `inst`'s outline (its mask, or its polygon
-    rasterised)."""
-    sub, x0, y0 = inst.local_mask()
-    if not np.all(np.isfinite(point)):
-        return False
-    x, y = int(round(float(point[0]))) - x0, int(round(float(point[1]))) - y0
-    return 0 <= y < sub.shape[0] and 0 <= x < sub.shape[1] and bool(sub[y, x])
-
-
-def without_names_apart(angles: Mapping[str, Angle], reads: Sequence[Measurement],
-                        settled: Collection[str] = ()) -> dict[str, Angle]:
-    """`angles` (degrees) with each measured angle that one of the two `reads` did not measure, and
-    that takes a level they name apart (`names_apart`), left out with the reason; those `settled`
-    stay. Where both reads measured an angle their readings judge it (`without_disagreeing_reads`:
-    one thoracic level off turns TK by a few degrees); where one read names the angle's level
-    otherwise and so has no reading, nothing else does: an S1 that is L5 read as the sacrum gives
-    SS 20–40° off (benchmarks/README.md, session 59)."""
+def without_names_apart(angles: Mapping[str, Angle], reads: Sequence[Measurement], settled: Collection[str] = ()
+                        ) -> tuple[dict[str, Angle], dict[str, str]]:
+    """(`angles` (degrees) with each measured angle that one of the two `reads` did not measure, and
+    that takes a level they name apart (`names_apart`), left out with the reason; those
+    `settled` stay, and level → why its name is in dispute for each level that left an angle out).
+    Where both reads measured an angle their readings judge it (`without_disagreeing_reads`: one
+    thoracic level off turns TK by a few degrees); where one read names the angle's level otherwise
+    and so has no reading, nothing else does: an S1 that is L5 read as the sacrum gives SS 20–40°
+    off (benchmarks/README.md, session 59)."""
     unread = [name for name, angle in angles.items()
               if angle.measured and name not in settled and name in REQUIRED_ENDPLATES
               and len(_readings(name, [r.angles for r in reads])) < len(reads)]
     apart = names_apart(reads) if unread else {}  # most photos: every read measured every angle
-    out = dict(angles)
+    out, disputed_levels = dict(angles), {}
     for name in unread:
-        level = next((lv for lv, _ in REQUIRED_ENDPLATES[name] if lv in apart), None)
+        levels = [lv for lv, _ in REQUIRED_ENDPLATES[name] if lv in apart]
+        # the level a read has no body of, e.g. S1 where LL_S1's L1 is disputed too (one off throughout)
+        level = next((lv for lv in levels if any(lv not in r.levels for r in reads)), levels[0] if levels else None)
         if level is not None:
             out[name] = Angle.missing(f"{apart[level]}: {level} in dispute")
-    return out
+            disputed_levels[level] = apart[level]
+    return out, disputed_levels
 
 
 def _readings(name: str, reads: Sequence[Mapping[str, Angle]]) -> list[float]:
@@ -227,7 +218,9 @@ def measure_with_reads(instances: Sequence[Instance], reads: Sequence[Sequence[I
     `reads` (each read's instances, measured alone in the same frame: `without_disagreeing_reads`,
     with `reads_trust_clean` first `clean_reads_taken`, then where `looks` is given and the reads
     disagree, the instances of each look it makes, measured alone so too, breaking the ties:
-    `tie_broken`) and, with `reads_mean`, PT the reads' mean (`mean_of_reads`).
+    `tie_broken`), with `reads_names` the angles whose level the reads name apart left out
+    (`without_names_apart`; the levels marked uncertain) and, with `reads_mean`, PT the reads' mean
+    (`mean_of_reads`).
 
     `mirrored` (`test.flip_when` doubt: `instances` are then the photo's own run, and there are no
     `reads` yet): the call that makes the mirrored run, (the fused detections, the two reads); made
@@ -252,9 +245,11 @@ def measure_with_reads(instances: Sequence[Instance], reads: Sequence[Sequence[I
         angles, broken = tie_broken(angles, read, [r.angles for r in seen], ties, c.reads_agree)
         taken.update(broken)
     angles = without_disagreeing_reads(angles, read, c.reads_apart, settled=taken)
-    angles = without_names_apart(angles, alone, settled=taken) if c.reads_names else angles
+    apart: dict[str, str] = {}
+    if c.reads_names:
+        angles, apart = without_names_apart(angles, alone, taken)
     angles = mean_of_reads(angles, read) if c.reads_mean else angles
-    return replace(m, angles=angles, flags=m.flags + list(taken.values()))
+    return replace(m, angles=angles, flags=m.flags + list(taken.values()), uncertain={**apart, **m.uncertain})
 
 
 def doubted(m: Measurement, min_corner_score: float) -> str:
