@@ -1,5 +1,5 @@
-"""The photo's and its mirror image's reads (`test.flip`): an angle the two read far apart is left
-out with both readings, unless every look at the photo turned sides with one read, or just one read
+"""The photo's and its mirror image's reads (`test.flip`): an angle the two read far apart, or the
+fused detections read far from both, is left out with the readings, unless every look at the photo turned sides with one read, or just one read
 made no judgement call on it (then that read's); the rest are the mean of the two reads
 (`measure.reads_mean`) or stand as the fused detections measure them."""
 import math
@@ -15,7 +15,7 @@ from spine_d2.measure.flags import CALL_ABOUT_NAMING, Flags, judged
 from spine_d2.measure.pipeline import Measurement, measure_instances
 from spine_d2.levels import LEVELS
 from spine_d2.measure.reads import (clean_read, mean_of_reads, measure_reads, measure_with_reads, names_apart,
-                                    without_disagreeing_reads, without_names_apart)
+                                    without_disagreeing_reads, without_fused_apart, without_names_apart)
 
 
 def test_only_angles_both_reads_measured_far_apart_are_left_out():
@@ -300,3 +300,38 @@ def test_measure_with_reads_leaves_out_what_the_reads_name_apart_unless_switched
                              cfg={"reads_names": False})
     assert off.angles["SS"] == plain.angles["SS"] and "S1" not in off.uncertain
     assert plain.angles["SS"].value == pytest.approx(toy.expected["SS"], abs=1.0)
+
+
+def test_an_angle_the_fused_detections_read_far_from_both_reads_is_left_out():
+    angles = {"TK": Angle(-19.0), "LL": Angle(40.0), "LL_S1": Angle(55.0), "SS": Angle(20.0), "PT": Angle(30.0),
+              "PI": Angle(50.0)}
+    reads = [{"TK": Angle(18.0), "LL": Angle(44.0), "LL_S1": Angle(56.0), "SS": Angle(35.0), "PT": Angle(10.0),
+              "PI": Angle(45.0)},
+             {"TK": Angle(16.0), "LL": Angle(31.0), "LL_S1": Angle(54.0), "SS": Angle(33.0), "PT": Angle(12.0),
+              "PI": Angle(45.0)}]
+    out = without_fused_apart(angles, reads, max_apart=10.0)
+    assert out["TK"].reason == ("the fused detections read -19°, the photo and its mirror image 16° and 18° "
+                                "(more than 10° from both)")
+    assert out["LL"] == angles["LL"]  # 4° from one read (9° from the other): near one is enough
+    apart = [dict(reads[0], TK=Angle(18.0)), dict(reads[1], TK=Angle(30.0))]  # the reads 12° apart: no one reading
+    assert without_fused_apart(dict(angles, TK=Angle(43.0)), apart, max_apart=10.0)["TK"].value == 43.0
+    assert math.isnan(out["SS"].value)  # 13° and 15° off both: S1's plate, so LL_S1 and PI leave with it
+    assert out["LL_S1"].reason == out["PI"].reason == f"S1's plate as SS: {out['SS'].reason}"
+    assert out["PT"] == angles["PT"]  # PT is the reads' mean (`mean_of_reads`), judged there
+    assert without_fused_apart(angles, reads, max_apart=0.0) == angles  # 0: off
+    assert without_fused_apart(angles, reads[:1], max_apart=10.0) == angles  # one reading: nothing to judge
+    assert without_fused_apart(angles, reads, max_apart=10.0, settled=("TK",))["TK"] == angles["TK"]
+    assert without_fused_apart(angles, reads, max_apart=40.0) == angles
+
+
+def test_measure_with_reads_leaves_out_a_fused_angle_far_from_both_reads_unless_switched_off():
+    fused = toy_spine(tk=60.0, ll=45.0, ll_s1=60.0, ss=38.0)
+    read = toy_spine(tk=40.0, ll=45.0, ll_s1=60.0, ss=38.0)
+    reads = [read.instances(kind="mask", labels=True), read.instances(kind="mask", labels=True)]
+    m = measure_with_reads(fused.instances(kind="mask", labels=True), reads, fused.shape)
+    assert math.isnan(m.angles["TK"].value) and "more than 10° from both" in m.angles["TK"].reason
+    plain = measure_instances(fused.instances(kind="mask", labels=True), fused.shape)
+    assert m.angles["LL"] == plain.angles["LL"] and m.angles["SS"] == plain.angles["SS"]
+    off = measure_with_reads(fused.instances(kind="mask", labels=True), reads, fused.shape, cfg={"fused_apart": 0})
+    assert off.angles["TK"] == plain.angles["TK"]
+    assert plain.angles["TK"].value == pytest.approx(60.0, abs=2.0)

@@ -168,6 +168,12 @@ class MeasureConfig:
     # left out and the level's name marked uncertain (measure.reads.without_names_apart;
     # benchmarks/README.md, session 59); false: off
     reads_names: bool = True
+    # with the mirrored run: degrees the fused detections' reading of an angle may lie from each of
+    # the two reads' (which agree within as much) before it is left out: the fused corners are
+    # the reads' average, so a fused angle far from both was read with another judgement (the
+    # anterior side, a plate's fallback) than either read made (measure.reads.without_fused_apart;
+    # benchmarks/README.md, session 60); 0: off
+    fused_apart: float = 10.0
     # with the mirrored run: where the two reads of TK or LL lie more than reads_apart apart and just
     # one of them made no judgement call on it (no call in naming the levels, none on the plates it
     # takes, a sure anterior side: measure.flags), true takes that read's angle, flagged, instead of

@@ -5,7 +5,10 @@ degrees apart one of them went grossly wrong (a level named one off, a plate mis
 anterior side), and the fused detections, which keep the photo's masks and names, follow the
 photo's read whichever it is: the angle is left out with both readings as the reason. A read is
 measured without the checks that doubt a plate as a whole (`AS_READ`), which judge the fused
-measurement: its reading of a doubted plate still disagrees with the other read's. Where the two
+measurement: its reading of a doubted plate still disagrees with the other read's. Where the
+fused detections read an angle more than `measure.fused_apart` degrees from both reads, which agree
+within as much, it was read with another judgement call than either made (the fused corners are the reads'
+average): it is left out too. Where the two
 reads name one body as different levels and one of them therefore has no reading of an angle
 that takes that level (a steep L5 read as S1 in one read, as L5 in the other), the angle is
 left out too (`measure.reads_names`), and the level's name is marked uncertain (the overlay's
@@ -58,6 +61,32 @@ def without_disagreeing_reads(angles: Mapping[str, Angle], reads: Sequence[Mappi
         if name not in settled and _apart(angle, seen, max_apart):
             out[name] = Angle.missing(f"the photo and its mirror image read {min(seen):.0f}° and "
                                       f"{max(seen):.0f}° (more than {max_apart:g}° apart)")
+    if "SS" in out and angles["SS"].measured and not out["SS"].measured:
+        out = left_out(out, S1_PLATE_ANGLES, f"S1's plate as SS: {out['SS'].reason}")
+    return out
+
+
+def without_fused_apart(angles: Mapping[str, Angle], reads: Sequence[Mapping[str, Angle]], max_apart: float,
+                        settled: Collection[str] = ()) -> dict[str, Angle]:
+    """`angles` (degrees; the fused detections' measurement) with each measured angle but PT left
+    out where the two `reads` read it within `max_apart` degrees of each other and the fused
+    measurement more than `max_apart` from both, but those `settled`; `max_apart` 0 or fewer than
+    two readings: unchanged. The fused corners are the two runs' average, so their angle lies near
+    two reads that agree unless the fused measurement made another judgement call than both (an
+    anterior side, a plate's fallback to its outline): on the phantom TK 32° off where both reads
+    were within 6° (benchmarks/README.md, session 60). Where the reads themselves lie further
+    apart there is no one reading to judge it by (a film whose reads were 14° and 26° off and the
+    fused 0.6°). PT is the reads' mean already (`mean_of_reads`); LL_S1 and PI leave with SS, as in
+    `without_disagreeing_reads`."""
+    out = dict(angles)
+    if max_apart <= 0:
+        return out
+    for name, angle in angles.items():
+        seen = _readings(name, reads)
+        if (name != "PT" and name not in settled and angle.measured and len(seen) == 2
+                and max(seen) - min(seen) <= max_apart and all(abs(angle.value - v) > max_apart for v in seen)):
+            out[name] = Angle.missing(f"the fused detections read {angle.value:.0f}°, the photo and its mirror image "
+                                      f"{min(seen):.0f}° and {max(seen):.0f}° (more than {max_apart:g}° from both)")
     if "SS" in out and angles["SS"].measured and not out["SS"].measured:
         out = left_out(out, S1_PLATE_ANGLES, f"S1's plate as SS: {out['SS'].reason}")
     return out
@@ -218,7 +247,8 @@ def measure_with_reads(instances: Sequence[Instance], reads: Sequence[Sequence[I
     `reads` (each read's instances, measured alone in the same frame: `without_disagreeing_reads`,
     with `reads_trust_clean` first `clean_reads_taken`, then where `looks` is given and the reads
     disagree, the instances of each look it makes, measured alone so too, breaking the ties:
-    `tie_broken`), with `reads_names` the angles whose level the reads name apart left out
+    `tie_broken`), the angles the fused detections read far from both reads left out
+    (`without_fused_apart`), with `reads_names` the angles whose level the reads name apart left out
     (`without_names_apart`; the levels marked uncertain) and, with `reads_mean`, PT the reads' mean
     (`mean_of_reads`).
 
@@ -234,7 +264,7 @@ def measure_with_reads(instances: Sequence[Instance], reads: Sequence[Sequence[I
         instances, reads = mirrored()
         m = measure_instances(instances, image_shape, class_names, c, image=image)
         m = replace(m, flags=m.flags + [f"mirrored run made: {why}"])
-    if (c.reads_apart <= 0 and not c.reads_mean and not c.reads_names) or len(reads) < 2:
+    if (c.reads_apart <= 0 and not c.reads_mean and not c.reads_names and c.fused_apart <= 0) or len(reads) < 2:
         return m
     alone = measure_reads(reads, image_shape, class_names, c, m.correction)
     read = [r.angles for r in alone]
@@ -245,6 +275,7 @@ def measure_with_reads(instances: Sequence[Instance], reads: Sequence[Sequence[I
         angles, broken = tie_broken(angles, read, [r.angles for r in seen], ties, c.reads_agree)
         taken.update(broken)
     angles = without_disagreeing_reads(angles, read, c.reads_apart, settled=taken)
+    angles = without_fused_apart(angles, read, c.fused_apart, settled=taken)
     apart: dict[str, str] = {}
     if c.reads_names:
         angles, apart = without_names_apart(angles, alone, taken)
