@@ -343,7 +343,6 @@ def test_a_sure_stray_the_chain_rule_left_crowds_no_true_body_out():
     assert len(crowded_centres(centres, scores)) >= 2  # by the centres alone, true bodies would go
 
 
-
 def test_one_body_across_reads_is_judged_by_iou_so_a_mask_over_two_bodies_matches_neither():
     def body(y0, y1, x0=10, x1=40):
         m = np.zeros((120, 60), bool)

@@ -1,7 +1,8 @@
 """The photo's and its mirror image's reads (`test.flip`): an angle the two read far apart, or the
-fused detections read far from both, is left out with the readings, unless every look at the photo turned sides with one read, or just one read
-made no judgement call on it (then that read's); the rest are the mean of the two reads
-(`measure.reads_mean`) or stand as the fused detections measure them."""
+fused detections read far from both, is left out with the readings, unless every look at the
+photo turned sides with one read, or just one read made no judgement call on it (then that
+read's); the rest are the mean of the two reads (`measure.reads_mean`) or stand as the fused
+detections measure them."""
 import math
 
 import numpy as np

@@ -1,35 +1,33 @@
-"""Two reads of one photo: the model's detections on the photo and on its mirror image (mapped
-back), each measured alone, beside the fused detections (the geometry drawn; `test.flip`,
+"""Two reads of one photo: the model's detections on the photo and on its mirror image (mapped back),
+each measured alone, beside the fused detections (the geometry drawn; `test.flip`,
 spine_d2/engine/flip.py). Where the two reads of an angle lie more than `measure.reads_apart`
 degrees apart one of them went grossly wrong (a level named one off, a plate misread, the wrong
 anterior side), and the fused detections, which keep the photo's masks and names, follow the
 photo's read whichever it is: the angle is left out with both readings as the reason. A read is
 measured without the checks that doubt a plate as a whole (`AS_READ`), which judge the fused
-measurement: its reading of a doubted plate still disagrees with the other read's. Where the
-fused detections read an angle more than `measure.fused_apart` degrees from both reads, which agree
-within as much, it was read with another judgement call than either made (the fused corners are the reads'
-average): it is left out too. Where the two
-reads name one body as different levels and one of them therefore has no reading of an angle
-that takes that level (a steep L5 read as S1 in one read, as L5 in the other), the angle is
-left out too (`measure.reads_names`), and the level's name is marked uncertain (the overlay's
-"S1?", the pre-annotation's `level_uncertain`). Where
-they agree on PT, it is the mean of the two reads and PI moves with it (`measure.reads_mean`): the
-fused detections average the runs' corners but keep the photo's femoral heads, so the mirrored
-run's hip axis counts only there. Geometry (endplates, heads, the overlay) stays the fused
-measurement's. Where the two reads disagree on TK or LL, the photo turned whole
-(`test.tiebreak_turns`, ±4°) is looked at again, each turn a first pass of its own (the levels
-named and the anterior side found afresh), and where every look reads the angle within
-`measure.reads_agree` degrees of the same read, that read is taken, a flag saying so
-(`tie_broken`). With `measure.reads_trust_clean` (off by default: a take adds error where the
-angle was left out, 20–37° where the call it avoided was the right one), where just one of two
-reads disagreeing on TK or LL made no judgement call on it (`clean_read`: none in naming the
-levels, none on the plates it takes, a sure anterior side; `spine_d2.measure.flags`), that read
-is taken first.
-With `test.flip_when` doubt the mirrored run waits: the photo's own run is measured alone first,
-and the mirrored run is made, and all of the above done, only where that measurement is `doubted`.
-benchmarks/README.md has what the rule withholds, how often it was wrong, what the mean changes
-(PT better on 10 of 11 run-and-seed sets; averaging TK, LL, LL_S1 and SS so was not, SS worse on
-every new seed set), how often the clean read was the nearer one and what the turned looks take.
+measurement: its reading of a doubted plate still disagrees with the other read's. Where the fused
+detections read an angle more than `measure.fused_apart` degrees from both reads, which agree
+within as much, it was read with another judgement call than either made (the fused corners are the
+reads' average): it is left out too. Where the two reads name one body as different levels and one
+of them therefore has no reading of an angle that takes that level (a steep L5 read as S1 in one
+read, as L5 in the other), the angle is left out too (`measure.reads_names`), and the level's name
+is marked uncertain (the overlay's "S1?", the pre-annotation's `level_uncertain`). Where they agree
+on PT, it is the mean of the two reads and PI moves with it (`measure.reads_mean`): the fused
+detections average the runs' corners but keep the photo's femoral heads, so the mirrored run's hip
+axis counts only there. Geometry (endplates, heads, the overlay) stays the fused measurement's.
+Where the two reads disagree on TK or LL, the photo turned whole (`test.tiebreak_turns`, ±4°) is
+looked at again, each turn a first pass of its own (the levels named and the anterior side found
+afresh), and where every look reads the angle within `measure.reads_agree` degrees of the same
+read, that read is taken, a flag saying so (`tie_broken`). With `measure.reads_trust_clean` (off by
+default: a take adds error where the angle was left out, 20–37° where the call it avoided was the
+right one), where just one of two reads disagreeing on TK or LL made no judgement call on it
+(`clean_read`: none in naming the levels, none on the plates it takes, a sure anterior side;
+`spine_d2.measure.flags`), that read is taken first. With `test.flip_when` doubt the mirrored run
+waits: the photo's own run is measured alone first, and the mirrored run is made, and all of the
+above done, only where that measurement is `doubted`. benchmarks/README.md has what the rule
+withholds, how often it was wrong, what the mean changes (PT better on 10 of 11 run-and-seed sets;
+averaging TK, LL, LL_S1 and SS so was not, SS worse on every new seed set), how often the clean
+read was the nearer one and what the turned looks take.
 """
 from __future__ import annotations
 
