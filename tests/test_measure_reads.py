@@ -14,6 +14,7 @@ from spine_d2.angles import ANGLE_NAMES, Angle
 from spine_d2.measure.anterior import Anterior
 from spine_d2.measure.flags import CALL_ABOUT_NAMING, Flags, judged
 from spine_d2.measure.pipeline import Measurement, measure_instances
+from spine_d2.measure.preannotation import labelme_document
 from spine_d2.levels import LEVELS
 from spine_d2.measure.reads import (clean_read, mean_of_reads, measure_reads, measure_with_reads, names_apart,
                                     without_disagreeing_reads, without_fused_apart, without_names_apart)
@@ -293,6 +294,8 @@ def test_measure_with_reads_leaves_out_what_the_reads_name_apart_unless_switched
     m = measure_with_reads(fused, reads, toy.shape)
     assert math.isnan(m.angles["SS"].value) and "S1 in dispute" in m.angles["SS"].reason
     assert m.uncertain["S1"] == "the photo's read names a body S1, its mirror image's L5"  # the overlay's "S1?"
+    s1 = next(sh for sh in labelme_document(m, "photo.png")["shapes"] if sh["label"] == "S1")
+    assert s1["flags"] == {"level_uncertain": True} and "its mirror image's L5" in s1["description"]
     plain = measure_instances(toy.instances(kind="mask", labels=True), toy.shape)
     assert "S1" not in plain.uncertain
     assert m.angles["TK"] == plain.angles["TK"] and m.angles["LL"] == plain.angles["LL"]
