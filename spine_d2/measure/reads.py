@@ -59,9 +59,7 @@ def without_disagreeing_reads(angles: Mapping[str, Angle], reads: Sequence[Mappi
         if name not in settled and _apart(angle, seen, max_apart):
             out[name] = Angle.missing(f"the photo and its mirror image read {min(seen):.0f}° and "
                                       f"{max(seen):.0f}° (more than {max_apart:g}° apart)")
-    if "SS" in out and angles["SS"].measured and not out["SS"].measured:
-        out = left_out(out, S1_PLATE_ANGLES, f"S1's plate as SS: {out['SS'].reason}")
-    return out
+    return _with_ss(angles, out)
 
 
 def without_fused_apart(angles: Mapping[str, Angle], reads: Sequence[Mapping[str, Angle]], max_apart: float,
@@ -74,8 +72,8 @@ def without_fused_apart(angles: Mapping[str, Angle], reads: Sequence[Mapping[str
     anterior side, a plate's fallback to its outline): on the phantom TK 32° off where both reads
     were within 6° (benchmarks/README.md, session 60). Where the reads themselves lie further
     apart there is no one reading to judge it by (a film whose reads were 14° and 26° off and the
-    fused 0.6°). PT is the reads' mean already (`mean_of_reads`); LL_S1 and PI leave with SS, as in
-    `without_disagreeing_reads`."""
+    fused 0.6°). PT is the reads' mean already (`mean_of_reads`); LL_S1 and PI leave with SS
+    (`_with_ss`)."""
     out = dict(angles)
     if max_apart <= 0:
         return out
@@ -85,9 +83,7 @@ def without_fused_apart(angles: Mapping[str, Angle], reads: Sequence[Mapping[str
                 and max(seen) - min(seen) <= max_apart and all(abs(angle.value - v) > max_apart for v in seen)):
             out[name] = Angle.missing(f"the fused detections read {angle.value:.0f}°, the photo and its mirror image "
                                       f"{min(seen):.0f}° and {max(seen):.0f}° (more than {max_apart:g}° from both)")
-    if "SS" in out and angles["SS"].measured and not out["SS"].measured:
-        out = left_out(out, S1_PLATE_ANGLES, f"S1's plate as SS: {out['SS'].reason}")
-    return out
+    return _with_ss(angles, out)
 
 
 def names_apart(reads: Sequence[Measurement]) -> dict[str, str]:
@@ -131,6 +127,14 @@ def without_names_apart(angles: Mapping[str, Angle], reads: Sequence[Measurement
             out[name] = Angle.missing(f"{apart[level]}: {level} in dispute")
             disputed_levels[level] = apart[level]
     return out, disputed_levels
+
+
+def _with_ss(before: Mapping[str, Angle], after: dict[str, Angle]) -> dict[str, Angle]:
+    """`after` with LL_S1 and PI left out too where it left out SS that `before` measured: S1's
+    plate read wrong turns them as much."""
+    if "SS" in after and before["SS"].measured and not after["SS"].measured:
+        return left_out(after, S1_PLATE_ANGLES, f"S1's plate as SS: {after['SS'].reason}")
+    return after
 
 
 def _readings(name: str, reads: Sequence[Mapping[str, Angle]]) -> list[float]:
