@@ -6,6 +6,7 @@ training, seconds to a minute on a CPU); the tools are run as subprocesses, as a
 from __future__ import annotations
 
 import functools
+import logging
 import json
 import math
 import shutil
@@ -388,3 +389,42 @@ def test_measure_image_makes_the_mirrored_run_only_where_the_measurement_doubts(
     alone = measure_image(lazy, photo)
     assert made == [1] and "mirrored run" not in alone.notes
     assert len(alone.instances) == len(asked.instances) - 1  # the photo's run, as it came
+
+
+def test_predict_names_photos_of_one_stem_apart_and_keeps_going_past_a_failed_one(tmp_path, caplog):
+    """`predict_paths` (no model: the phantom's annotations as predictions): two photos of one stem
+    (scan.png, scan.jpg) get a row and an overlay each; a photo whose measurement raises gets a row
+    saying so, with the error in the log, and the photos after it are measured."""
+    from spine_d2.engine.inference import image_paths, predict_paths
+    from spine_d2.synthetic.generate import generate_dataset
+    from standin import AnnotationPredictor
+
+    root = generate_dataset(tmp_path / "phantom", 3, seed=4, difficulty="easy", workers=1, progress=False)
+    first, second, third = sorted((root / "images").iterdir())
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    image = read_image(first)
+    cv2.imwrite(str(photos / "scan.png"), image)  # the same pixels twice, as PNG and as (lossy) JPEG
+    cv2.imwrite(str(photos / "scan.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    shutil.copy(second, photos / "b_broken.jpg")
+    shutil.copy(third, photos / "c_after.jpg")
+    broken = read_image(second)
+
+    class FailsOnOne(AnnotationPredictor):
+        def __call__(self, image_bgr):
+            if image_bgr.shape == broken.shape and np.array_equal(image_bgr, broken):
+                raise RuntimeError("a bug deep inside")
+            return super().__call__(image_bgr)
+
+    with caplog.at_level(logging.ERROR):
+        table = predict_paths(FailsOnOne(root), image_paths(photos), tmp_path / "out")
+    rows = table.set_index("image")
+    assert sorted(rows.index) == ["b_broken", "c_after", "scan_jpg", "scan_png"]
+    assert rows.loc["b_broken", "notes"] == "failed: RuntimeError: a bug deep inside"
+    assert "b_broken.jpg" in caplog.text and "a bug deep inside" in caplog.text  # with its traceback
+    assert not math.isnan(rows.loc["c_after", "LL"])  # measured after the failure
+    assert not math.isnan(rows.loc["scan_png", "LL"])
+    overlays = sorted(p.name for p in (tmp_path / "out").glob("*_overlay.jpg"))
+    assert overlays == ["c_after_overlay.jpg", "scan_jpg_overlay.jpg", "scan_png_overlay.jpg"]
+    saved = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    assert list(saved["image"]) == list(table["image"]) and saved["notes"].str.startswith("failed").sum() == 1

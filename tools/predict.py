@@ -6,8 +6,9 @@ spine_d2 (zoo:phantom-fast-long, trained on the synthetic phantom only); predict
 Writes predictions.csv (image,TK,LL,LL_S1,SS,PT,PI,frame,notes,model; degrees, empty = not measurable
 with the reason in notes) and <stem>_overlay.jpg per photo (masks, level names, endplate lines,
 angles) in out; with labelme=true also <stem>.json beside each photo, a Labelme pre-annotation
-to correct (an existing JSON is never replaced). Unreadable images are reported and skipped; the
-rest are still written.
+to correct (an existing JSON is never replaced). Photos of one stem (scan.png, scan.jpg) are named
+<stem>_<suffix> in both. Unreadable images are reported and skipped, a photo whose measurement
+fails is reported with the error; the rest are still written.
 """
 import logging
 import sys
@@ -45,8 +46,10 @@ def main(cfg: DictConfig) -> None:
     except (InferenceError, ValueError) as e:
         sys.exit(f"error: {e}")
     table = predict_paths(predictor, paths, out, measure, labelme=bool(cfg.labelme))
-    skipped = table["notes"].astype(str).str.startswith("skipped").sum()
-    log.info(f"{len(table) - skipped} photos measured, {skipped} skipped: {out / 'predictions.csv'}")
+    notes = table["notes"].astype(str)
+    skipped, failed = notes.str.startswith("skipped").sum(), notes.str.startswith("failed").sum()
+    log.info(f"{len(table) - skipped - failed} photos measured, {skipped} skipped (unreadable)"
+             f"{f', {failed} failed (see the log)' if failed else ''}: {out / 'predictions.csv'}")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -258,32 +259,51 @@ def image_paths(input_path: str | Path) -> list[Path]:
 
 def predict_paths(predictor: SpinePredictor, paths: Iterable[Path], out_dir: Path,
                   measure_cfg: Any = None, labelme: bool = False) -> pd.DataFrame:
-    """predictions.csv (image,TK,LL,LL_S1,SS,PT,PI,frame,notes,model) and `<stem>_overlay.jpg` per photo
-    in `out_dir`; an unreadable photo gets a row whose notes say why, and no overlay. With
-    `labelme`, `<stem>.json` beside each photo (`spine_d2.measure.preannotation`), unless a file of
-    that name is there: it is kept as it is and the photo named in a warning."""
+    """predictions.csv (image,TK,LL,LL_S1,SS,PT,PI,frame,notes,model) and `<name>_overlay.jpg` per photo
+    in `out_dir`, its name the photo's stem (`output_names`); an unreadable photo gets a row whose
+    notes say why, and no overlay, as does a photo whose measurement failed (the error logged with
+    its traceback): the other photos are still measured, and predictions.csv holds the rows done
+    even when the run is stopped. With `labelme`, `<stem>.json` beside each photo
+    (`spine_d2.measure.preannotation`), unless a file of that name is there: it is kept as it is
+    and the photo named in a warning."""
     out_dir.mkdir(parents=True, exist_ok=True)
     measure_cfg = MeasureConfig.from_cfg(measure_cfg)  # checked once, not per photo (~10 ms each)
+    paths = list(paths)
     rows, written = [], 0
-    for path in tqdm(list(paths), desc="predict", unit="image"):
-        try:
-            image = read_image(path)
-        except ImageReadError as e:
-            log.warning(f"skipped: {e}")
-            rows.append({"image": path.stem, "frame": "", "notes": f"skipped: {e}"})
-            continue
-        m = measure_image(predictor, image, measure_cfg)
-        rows.append(measurement_row(path.stem, m))
-        cv2.imwrite(str(out_dir / f"{path.stem}_overlay.jpg"), draw_overlay(image, m),
-                    [cv2.IMWRITE_JPEG_QUALITY, 92])
-        if labelme:
-            written += write_preannotation(path, m, getattr(predictor, "name", ""))
+    try:
+        for path, name in tqdm(list(zip(paths, output_names(paths))), desc="predict", unit="image"):
+            try:
+                image = read_image(path)
+            except ImageReadError as e:
+                log.warning(f"skipped: {e}")
+                rows.append({"image": name, "frame": "", "notes": f"skipped: {e}"})
+                continue
+            try:
+                m = measure_image(predictor, image, measure_cfg)
+                overlay = draw_overlay(image, m)
+            except Exception as e:  # noqa: BLE001 - one photo's failure costs its row, not the others'
+                log.exception(f"{path}: measuring it failed, the other photos go on")
+                rows.append({"image": name, "frame": "", "notes": f"failed: {type(e).__name__}: {e}"})
+                continue
+            rows.append(measurement_row(name, m))
+            cv2.imwrite(str(out_dir / f"{name}_overlay.jpg"), overlay, [cv2.IMWRITE_JPEG_QUALITY, 92])
+            if labelme:
+                written += write_preannotation(path, m, getattr(predictor, "name", ""))
+    finally:  # what is done is kept, however the run ends
+        table = pd.DataFrame(rows, columns=list(CSV_COLUMNS))
+        table["model"] = getattr(predictor, "name", "")  # which model measured (zoo:… for the shipped one)
+        table.to_csv(out_dir / "predictions.csv", index=False, float_format="%.2f")
     if labelme:
         log.info(f"{written} Labelme pre-annotation(s) written beside the photos")
-    table = pd.DataFrame(rows, columns=list(CSV_COLUMNS))
-    table["model"] = getattr(predictor, "name", "")  # which model measured (zoo:… for the shipped one)
-    table.to_csv(out_dir / "predictions.csv", index=False, float_format="%.2f")
     return table
+
+
+def output_names(paths: Sequence[Path]) -> list[str]:
+    """What each photo is called in predictions.csv and its overlay's name: its stem, or where
+    photos of one run share a stem (scan.png, scan.jpg), `<stem>_<suffix>` (scan_png, scan_jpg), so
+    that no overlay replaces another."""
+    seen = Counter(p.stem for p in paths)
+    return [p.stem if seen[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.')}" for p in paths]
 
 
 def write_preannotation(photo: Path, m: Measurement, model: str = "") -> bool:
