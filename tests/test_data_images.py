@@ -13,7 +13,8 @@ import pytest
 
 from labelme_factory import image_cache, spine_shapes, write_image, write_labelme  # noqa: F401
 from spine_d2.angles import ANGLE_NAMES
-from spine_d2.data.images import ImageReadError, NotAnImageError, decode_image, read_image, to_uint8
+from spine_d2.data.images import (ImageReadError, NotAnImageError, decode_image, read_image, to_uint8,
+                                  within_pixels)
 from spine_d2.data.labelme import load_labelme_dataset
 
 pytestmark = pytest.mark.usefixtures("image_cache")
@@ -167,3 +168,12 @@ def test_a_16_bit_png_and_a_heic_photo_are_measured_like_their_jpeg_twin(tmp_pat
         assert rows["png16"][name] == pytest.approx(a, abs=1e-9), name
         assert rows["heic"][name] == pytest.approx(a, abs=0.2), name
     assert measured == 6
+
+
+def test_a_photo_over_the_pixel_budget_is_scaled_down_to_it_and_a_smaller_one_kept():
+    photo = np.random.default_rng(0).integers(0, 256, (300, 200, 3), np.uint8)
+    assert within_pixels(photo, 60_000) is photo and within_pixels(photo, 0) is photo
+    small = within_pixels(photo, 15_000)
+    assert small.shape[2] == 3 and small.shape[0] * small.shape[1] <= 15_000
+    assert small.shape[:2] == (150, 100)  # the aspect kept
+    assert abs(float(small.mean()) - float(photo.mean())) < 1.0  # averaged, not sampled

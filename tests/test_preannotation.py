@@ -27,11 +27,12 @@ from measure_factory import toy_spine
 from standin import AnnotationPredictor
 
 from spine_d2.angles import ANGLE_NAMES
+from spine_d2.data.images import read_image, within_pixels
 from spine_d2.data.labelme import load_labelme_dataset
 from spine_d2.data.summary import run_check
-from spine_d2.engine.inference import image_paths, predict_paths
+from spine_d2.engine.inference import image_paths, measure_image, predict_paths
 from spine_d2.levels import LEVELS
-from spine_d2.measure import Instance, instances_from_predictions, measure_instances
+from spine_d2.measure import Instance, instances_from_predictions, instances_from_record, measure_instances
 from spine_d2.measure.dataset import measure_dataset
 from spine_d2.measure.instances import mask_contour
 from spine_d2.measure.preannotation import labelme_document, write_new_json
@@ -229,3 +230,48 @@ def test_a_doubted_level_is_flagged_and_left_out_until_a_reader_clears_the_flag(
     (row,) = measure_dataset(folder)
     clean = measure_instances(spine.instances(labels=True), spine.shape)
     assert row["LL"] == pytest.approx(clean.angles["LL"].value, abs=0.01)
+
+
+class ScaledTruth(AnnotationPredictor):
+    """One photo's ground truth (`stem`'s) at whatever size it is given (a copy scaled as the photo)."""
+
+    def __init__(self, root: Path, stem: str):
+        super().__init__(root)
+        self.stem = stem
+
+    def instances(self, image_bgr):
+        rec = next(r for r in self.records.values() if Path(r["file_name"]).stem == self.stem)
+        fx, fy = image_bgr.shape[1] / rec["width"], image_bgr.shape[0] / rec["height"]
+        out = []
+        for inst in instances_from_record(rec, self.class_names):
+            poly = None if inst.polygon is None else (inst.polygon + 0.5) * [fx, fy] - 0.5
+            circle = None if inst.circle is None else [inst.circle[0] * fx, inst.circle[1] * fy, inst.circle[2] * fx]
+            out.append(Instance(inst.class_name, polygon=poly, circle=circle, score=inst.score))
+        return out
+
+
+def test_a_photo_over_the_pixel_budget_is_measured_scaled_and_pre_annotated_in_its_own_pixels(phantom, tmp_path):
+    photo = sorted((phantom / "images").iterdir())[0]
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    with PIL.Image.open(photo) as im:  # a photo twice the phantom's size, over a budget of a quarter of its pixels
+        w, h = 2 * im.size[0], 2 * im.size[1]
+        im.resize((w, h), PIL.Image.BICUBIC).save(photos / photo.name, quality=95)
+    model = ScaledTruth(phantom, photo.stem)
+    row = predict_paths(model, [photos / photo.name], tmp_path / "out", labelme=True, max_pixels=w * h // 4).iloc[0]
+    assert row["notes"].startswith("measured on a copy scaled to") and f"the photo: {w}×{h}" in row["notes"]
+    copy = within_pixels(read_image(photos / photo.name), w * h // 4)
+    with PIL.Image.open(tmp_path / "out" / f"{photo.stem}_overlay.jpg") as im:
+        assert im.size == (copy.shape[1], copy.shape[0]) and 0.9 * w * h // 4 <= im.size[0] * im.size[1] <= w * h // 4
+    measured = measure_image(model, copy)
+    for name in ANGLE_NAMES:  # the copy's angles (the stand-in's masks, rasterised at its size)
+        assert row[name] == pytest.approx(measured.angles[name].value, abs=0.01, nan_ok=True), name
+    doc = json.loads((photos / f"{photo.stem}.json").read_text())
+    assert (doc["imageWidth"], doc["imageHeight"]) == (w, h)
+    truth = {s["label"]: (np.array(s["points"]) + 0.5) * 2 - 0.5 for s in json.loads((phantom / "annotations" / f"{photo.stem}.json").read_text())["shapes"]
+             if s["shape_type"] == "polygon"}
+    written = [s for s in doc["shapes"] if s["shape_type"] == "polygon"]
+    assert len(written) >= 10
+    for s in written:  # in the photo's pixels: over the annotated body, not at half its coordinates
+        got, want = rasterize(np.array(s["points"]), (h, w)), rasterize(truth[s["label"]], (h, w))
+        assert (got & want).sum() / (got | want).sum() > 0.85, s["label"]

@@ -8,7 +8,8 @@ with the reason in notes) and <stem>_overlay.jpg per photo (masks, level names, 
 angles) in out; with labelme=true also <stem>.json beside each photo, a Labelme pre-annotation
 to correct (an existing JSON is never replaced). Photos of one stem (scan.png, scan.jpg) are named
 <stem>_<suffix> in both. Unreadable images are reported and skipped, a photo whose measurement
-fails is reported with the error; the rest are still written.
+fails is reported with the error; the rest are still written. A photo over max_megapixels (16) is
+measured on a copy scaled down to that (its notes say so).
 """
 import logging
 import sys
@@ -45,7 +46,8 @@ def main(cfg: DictConfig) -> None:
                                                    cfg.flip_when, cfg.turns)
     except (InferenceError, ValueError) as e:
         sys.exit(f"error: {e}")
-    table = predict_paths(predictor, paths, out, measure, labelme=bool(cfg.labelme))
+    table = predict_paths(predictor, paths, out, measure, labelme=bool(cfg.labelme),
+                          max_pixels=int(float(cfg.max_megapixels) * 1e6))
     notes = table["notes"].astype(str)
     skipped, failed = notes.str.startswith("skipped").sum(), notes.str.startswith("failed").sum()
     log.info(f"{len(table) - skipped - failed} photos measured, {skipped} skipped (unreadable)"

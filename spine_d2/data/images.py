@@ -163,3 +163,16 @@ def image_size(data: bytes, name: str) -> tuple[int, int]:
         raise NotAnImageError(f"{name}: not an image that can be read ({READABLE})") from None
     except Exception as e:  # noqa: BLE001
         raise ImageReadError(f"{name}: the image header is damaged ({type(e).__name__}: {e})") from None
+
+
+def within_pixels(image: np.ndarray, max_pixels: int) -> np.ndarray:
+    """`image` (H×W[×C]), or where it has more than `max_pixels` pixels a copy scaled down to about
+    that many (area-averaged, aspect kept): what a very large photo (a 48–200 megapixel phone
+    mode) is measured on. The model sees ~544 px and the high-resolution windows ~22 px per
+    thoracic body, so nothing it measures needs more; at full size each detection's mask takes
+    the photo's pixel count in memory (a 48 MP photo took 7 GB)."""
+    h, w = image.shape[:2]
+    if max_pixels <= 0 or h * w <= max_pixels:
+        return image
+    f = (max_pixels / (h * w)) ** 0.5
+    return cv2.resize(image, (max(1, int(w * f)), max(1, int(h * f))), interpolation=cv2.INTER_AREA)

@@ -29,7 +29,7 @@ from detectron2.utils import comm
 from tqdm import tqdm
 
 from spine_d2 import zoo
-from spine_d2.data.images import IMAGE_SUFFIXES, ImageReadError, read_image
+from spine_d2.data.images import IMAGE_SUFFIXES, ImageReadError, read_image, within_pixels
 from spine_d2.engine.config import load_d2_cfg, resolve_device
 from spine_d2.engine.processes import share_cores, usable_processes, worker_logging
 from spine_d2.engine.test_time import (backbone_autocast, for_evaluation, one_pass, refine, refine_lazily,
@@ -44,6 +44,7 @@ from spine_d2.schema import FLIP_WHEN, TURNED_BOXES
 
 log = logging.getLogger(__name__)
 
+MAX_PIXELS = 16_000_000  # a larger photo is measured on a copy scaled down to this (`within_pixels`); predict.max_megapixels
 NOT_PHOTOS = (".json", ".csv", ".txt", ".md", ".yaml")  # files a photo folder holds beside its photos
 RUN_CONFIG = "d2_config.yaml"  # written by every training run beside its checkpoints
 
@@ -258,14 +259,16 @@ def image_paths(input_path: str | Path) -> list[Path]:
 
 
 def predict_paths(predictor: SpinePredictor, paths: Iterable[Path], out_dir: Path,
-                  measure_cfg: Any = None, labelme: bool = False) -> pd.DataFrame:
+                  measure_cfg: Any = None, labelme: bool = False, max_pixels: int = MAX_PIXELS) -> pd.DataFrame:
     """predictions.csv (image,TK,LL,LL_S1,SS,PT,PI,frame,notes,model) and `<name>_overlay.jpg` per photo
     in `out_dir`, its name the photo's stem (`output_names`); an unreadable photo gets a row whose
     notes say why, and no overlay, as does a photo whose measurement failed (the error logged with
     its traceback): the other photos are still measured, and predictions.csv holds the rows done
-    even when the run is stopped. With `labelme`, `<stem>.json` beside each photo
-    (`spine_d2.measure.preannotation`), unless a file of that name is there: it is kept as it is
-    and the photo named in a warning."""
+    even when the run is stopped. A photo of more than `max_pixels` pixels is measured on a copy
+    scaled down to that (`spine_d2.data.images.within_pixels`; its notes say so; the overlay is
+    the copy's size). With `labelme`, `<stem>.json` beside each photo
+    (`spine_d2.measure.preannotation`, in the photo's pixels), unless a file of that name is
+    there: it is kept as it is and the photo named in a warning."""
     out_dir.mkdir(parents=True, exist_ok=True)
     measure_cfg = MeasureConfig.from_cfg(measure_cfg)  # checked once, not per photo (~10 ms each)
     paths = list(paths)
@@ -278,17 +281,22 @@ def predict_paths(predictor: SpinePredictor, paths: Iterable[Path], out_dir: Pat
                 log.warning(f"skipped: {e}")
                 rows.append({"image": name, "frame": "", "notes": f"skipped: {e}"})
                 continue
+            work = within_pixels(image, max_pixels)
             try:
-                m = measure_image(predictor, image, measure_cfg)
-                overlay = draw_overlay(image, m)
+                m = measure_image(predictor, work, measure_cfg)
+                overlay = draw_overlay(work, m)
             except Exception as e:  # noqa: BLE001 - one photo's failure costs its row, not the others'
                 log.exception(f"{path}: measuring it failed, the other photos go on")
                 rows.append({"image": name, "frame": "", "notes": f"failed: {type(e).__name__}: {e}"})
                 continue
             rows.append(measurement_row(name, m))
+            if work is not image:
+                h, w = image.shape[:2]
+                rows[-1]["notes"] = (f"measured on a copy scaled to {work.shape[1]}×{work.shape[0]} px (the photo: "
+                                     f"{w}×{h}, over {max_pixels / 1e6:g} megapixels); {rows[-1]['notes']}")
             cv2.imwrite(str(out_dir / f"{name}_overlay.jpg"), overlay, [cv2.IMWRITE_JPEG_QUALITY, 92])
             if labelme:
-                written += write_preannotation(path, m, getattr(predictor, "name", ""))
+                written += write_preannotation(path, m, getattr(predictor, "name", ""), image.shape)
     finally:  # what is done is kept, however the run ends
         table = pd.DataFrame(rows, columns=list(CSV_COLUMNS))
         table["model"] = getattr(predictor, "name", "")  # which model measured (zoo:… for the shipped one)
@@ -306,11 +314,13 @@ def output_names(paths: Sequence[Path]) -> list[str]:
     return [p.stem if seen[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.')}" for p in paths]
 
 
-def write_preannotation(photo: Path, m: Measurement, model: str = "") -> bool:
-    """`<stem>.json` beside `photo`: its Labelme pre-annotation. Nothing is written (and the reason
-    logged) when a file of that name is already there or nothing was found to outline."""
+def write_preannotation(photo: Path, m: Measurement, model: str = "", photo_shape: Sequence[int] | None = None
+                        ) -> bool:
+    """`<stem>.json` beside `photo`: its Labelme pre-annotation, in the photo's pixels (`photo_shape`,
+    H, W, where `m` was measured on a scaled copy). Nothing is written (and the reason logged) when
+    a file of that name is already there or nothing was found to outline."""
     target = photo.with_suffix(".json")
-    doc = labelme_document(m, photo.name, model)
+    doc = labelme_document(m, photo.name, model, photo_shape)
     if not doc["shapes"]:
         log.warning(f"{photo.name}: no named vertebra or femoral head to outline: no pre-annotation written")
         return False

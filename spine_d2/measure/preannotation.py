@@ -28,7 +28,7 @@ import importlib.metadata
 import json
 import math
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -111,18 +111,27 @@ def _head_shapes(m: Measurement) -> list[dict]:
     return out
 
 
-def labelme_document(m: Measurement, image_path: str, model: str = "") -> dict[str, Any]:
+def labelme_document(m: Measurement, image_path: str, model: str = "",
+                     photo_shape: Sequence[int] | None = None) -> dict[str, Any]:
     """The Labelme JSON of a measurement (see the module docstring); `image_path` as Labelme
-    stores it, relative to where the JSON will lie (the photo's file name when beside it)."""
+    stores it, relative to where the JSON will lie (the photo's file name when beside it).
+    `photo_shape` (H, W): the photo's size where `m` was measured on a copy of another size
+    (`spine_d2.data.images.within_pixels`); every point is scaled to the photo's pixels."""
     vertebrae, notes = _vertebra_shapes(m)
     prediction = {"model": model, "frame": m.frame, "notes": m.notes,
                   "angles": {n: (None if math.isnan(m.angles[n].value) else round(m.angles[n].value, 4))
                              for n in ANGLE_NAMES}}
     if notes:
         prediction["written"] = "; ".join(notes)
-    return {"version": labelme_version(), "flags": {}, "shapes": vertebrae + _head_shapes(m),
-            "imagePath": image_path, "imageData": None, "imageHeight": int(m.image_shape[0]),
-            "imageWidth": int(m.image_shape[1]), "spine_d2": {"prediction": prediction}}
+    shapes = vertebrae + _head_shapes(m)
+    h, w = (int(v) for v in (m.image_shape if photo_shape is None else photo_shape[:2]))
+    if (h, w) != tuple(int(v) for v in m.image_shape):
+        sx, sy = w / m.image_shape[1], h / m.image_shape[0]  # pixel centres at integers, as the resize maps them
+        shapes = [{**s, "points": [[round((x + 0.5) * sx - 0.5, 3), round((y + 0.5) * sy - 0.5, 3)]
+                                   for x, y in s["points"]]} for s in shapes]
+    return {"version": labelme_version(), "flags": {}, "shapes": shapes,
+            "imagePath": image_path, "imageData": None, "imageHeight": h,
+            "imageWidth": w, "spine_d2": {"prediction": prediction}}
 
 
 def with_endplates(doc: Mapping[str, Any], endplates: Mapping[str, Mapping[str, Any]],
