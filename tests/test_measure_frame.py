@@ -167,16 +167,20 @@ def photo_of_a_photo(yaw2: float, pitch2: float):
 
 
 @pytest.mark.parametrize("yaw2,pitch2", [(15.0, -10.0), (-12.0, 8.0)])
-def test_a_photo_of_a_photo_falls_back_to_the_image_frame_and_says_why(yaw2, pitch2):
+def test_a_photo_of_a_photo_is_corrected_with_low_confidence_and_says_why(yaw2, pitch2):
     """The print's edges and the screen's run to different vanishing points: no single camera
-    explains both, so no perspective is trusted (a fit to the print alone leaves the first view's
-    keystone, 3–4° here). Not every such photo is caught: the two views must leave two lines in
-    each direction to each other (benchmarks/README.md)."""
+    explains both. The view most of the lines agree on is taken, with low confidence and saying
+    why: the image frame would keep the whole of both views' keystone (on photos of photos of
+    spines drawn apart from the phantom the view taken was nearer the truth, 3.5° against 5.1° on
+    average; benchmarks/README.md, session 61). Not every such photo is noticed: the two views
+    must leave two lines in each direction to each other."""
     img, H = photo_of_a_photo(yaw2, pitch2)
-    assert frame_error(np.eye(3), H, img.shape)["max_angle_error_deg"] > 3
+    uncorrected = frame_error(np.eye(3), H, img.shape)["max_angle_error_deg"]
+    assert uncorrected > 3
     est = estimate_frame(img)
-    assert not est.trusted and "photo of a photo" in est.reason
-    assert est.describe().startswith("frame: image, not corrected (two sets of straight borders")
+    assert est.trusted and est.kind == "perspective" and est.confidence == "low"
+    assert "a photo of a photo?" in est.reason and "it may not be the film's" in est.describe()
+    assert frame_error(est, H, img.shape)["max_angle_error_deg"] < uncorrected + 0.5
 
 
 def test_a_view_the_lines_leave_open_is_not_trusted():
@@ -246,3 +250,41 @@ def test_the_edges_endplates_are_checked_against_are_the_long_lines_near_the_pho
     assert all(min(abs(ln.angle), 90 - abs(ln.angle)) <= 30 for ln in est.edges)
     # the rod is among the photo's lines, only not among the edges
     assert any(30 < abs(ln.angle) < 60 for ln in find_lines(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), FrameConfig()))
+
+
+def phantom_photo(tmp_path, index: int, seed: int, n: int):
+    """Image `index` of the default phantom `seed` (of `n`), rendered alone, and its true homography."""
+    import json
+
+    from spine_d2.data.images import read_image
+    from spine_d2.synthetic.generate import make_image
+    from spine_d2.synthetic.knobs import knobs_for
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "annotations").mkdir()
+    make_image(index, seed, n, knobs_for("realistic"), tmp_path)
+    truth = json.loads(next((tmp_path / "annotations").iterdir()).read_text())["spine_d2"]["homography"]
+    return read_image(next((tmp_path / "images").iterdir())), np.asarray(truth)
+
+
+def test_a_view_whose_lines_left_out_are_the_anatomys_is_taken(tmp_path):
+    """A phone photo (default phantom, seed 1026, image 74; 5.4° off head-on) whose camera fit
+    explains the screen's ten borders and leaves out a humerus's two cortices and three lines of
+    the spine, two directions' lines as a photographed print's edges would be: the fit is taken,
+    as the truth has it, saying what it left out (it was left uncorrected, 4.8° off)."""
+    image, H = phantom_photo(tmp_path, 74, 1026, 96)
+    est = estimate_frame(image)
+    assert est.trusted and est.kind == "perspective" and est.confidence == "low", est.reason
+    assert frame_error(est, H, image.shape)["max_angle_error_deg"] < 0.3
+    assert frame_error(np.eye(3), H, image.shape)["max_angle_error_deg"] > 4.0
+
+
+def test_a_steep_view_resting_on_one_objects_edges_beside_a_second_view_is_not_trusted(tmp_path):
+    """A phone photo (default phantom, seed 1, image 153) the camera fit explains 30° off head-on
+    with a humerus's three cortices for the screen's horizontals, leaving out the true top border
+    (two lines) and the spine's: as a fit resting on one line, a view so steep is not trusted
+    where lines in both directions run elsewhere (taken, it was 10° wrong; uncorrected, 2.2°)."""
+    image, H = phantom_photo(tmp_path, 153, 1, 428)
+    est = estimate_frame(image)
+    assert not est.trusted and "rests on one object's edges" in est.reason, est.reason
+    assert frame_error(np.eye(3), H, image.shape)["max_angle_error_deg"] < 2.5

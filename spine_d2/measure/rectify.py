@@ -30,10 +30,13 @@ open — a phone's other lenses when the lines do not fix f, the principal point
 to `crop` of each side would have put it — and `uncertainty_deg` is the most any direction's angle
 moves under the two together (the sum of each's). When either alone moves it by more than
 `max_spread_deg` (`max_spread_unchecked_deg` for a fit to 3 lines, which no fourth line checks)
-the view is not fixed and the photo is measured in the image frame; so too when long lines left
-out of the fit run to vanishing points of their own, two in each direction (a photo of a photo: a
-print's edges around the film's — no single pinhole view makes that keystone). Otherwise `high`
-(5 or more lines, uncertainty ≤ 1.5°) or `medium`.
+the view is not fixed and the photo is measured in the image frame. Otherwise `high` (5 or more
+lines, uncertainty ≤ 1.5°) or `medium`; `low` when long lines left out of the fit run elsewhere,
+two in each direction (a photo of a photo: a print's edges around the film's, which no single
+pinhole view makes; more often a humerus's cortices and the spine's posterior elements): the fit
+is taken all the same and says so, since the image frame keeps the whole of the photo's keystone
+(benchmarks/README.md, session 61), but not a fit that rests on one object's edges in one
+direction for a view over `max_view_deg` / 2 off head-on, as one line is not.
 
 `H` maps the rectified frame → image frame, the same direction as the phantom's stored
 homography (`spine_d2.frames`, whose `frame_error` compares an estimate with a known one); it
@@ -192,7 +195,20 @@ def _from_camera(lines: list[Line], shape, cfg: FrameConfig) -> FrameEstimate:
             return FrameEstimate(reason=f"rotation {-roll:.1f}° too large to trust")
         return _head_on(-roll, int(rin.sum()), shape, f"{int(rin.sum())} lines agree on a head-on view")
     est = _camera_doubt(cam, keep, family, cfg) or _perspective(cam, keep, family, shape, cfg)
-    return (_square(keep, family, cam.inliers, shape, cfg) or est) if est.trusted else est
+    if not est.trusted:
+        return est
+    est = _square(keep, family, cam.inliers, shape, cfg) or est
+    why = _second_view(keep, family, cam.residuals) if est.kind == "perspective" else ""
+    if not why:
+        return est
+    objects = [_objects([ln for ln, k, f in zip(keep, cam.inliers, family) if k and f == fam], shape) for fam in (0, 1)]
+    view = _view_deg(cam.R)
+    if min(objects) < 2 and view > cfg.max_view_deg / 2:  # the fit rests on one object's edges (a humerus's)
+        return FrameEstimate(reason=f"{why} The camera fit rests on one object's edges in one direction for a "
+                                    f"view {view:.1f}° off head-on", confidence="low")
+    est.confidence = "low"  # corrected all the same: the image frame keeps all of both views' keystone
+    est.reason = f"{est.reason}; {why} The view of the lines most agree on is taken: it may not be the film's"
+    return est
 
 
 def _deviation(lines: list[Line], family: np.ndarray) -> np.ndarray:
@@ -249,8 +265,7 @@ def _camera_doubt(cam: CameraFit, keep: list[Line], family: np.ndarray, cfg: Fra
     worst = float(np.max(np.abs(cam.residuals[cam.inliers])))
     if worst > 1.5 * cfg.fit_tol_deg:  # the refined fit must still explain every line it was fitted to
         return FrameEstimate(reason=f"camera fit misses a line by {worst:.2f}°")
-    why = _second_view(keep, family, cam.residuals)
-    return FrameEstimate(reason=why, confidence="low") if why else None
+    return None
 
 
 def _perspective(cam: CameraFit, keep: list[Line], family: np.ndarray, shape, cfg: FrameConfig) -> FrameEstimate:
@@ -269,16 +284,31 @@ def _perspective(cam: CameraFit, keep: list[Line], family: np.ndarray, shape, cf
 
 
 def _second_view(lines: list[Line], family: np.ndarray, resid: np.ndarray) -> str:
-    """Why the long lines the camera fit leaves out look like the borders of a second view, or '':
+    """Why the long lines the camera fit leaves out may be the borders of a second view, or '':
     at least two in each direction that miss this view clearly (by over 1.5°) — the edges of a
     printed or displayed photo around the film's, or the film's inside a photographed print (a
-    photo of a photo: two pinhole views in a row, which no single one makes)."""
+    photo of a photo: two pinhole views in a row, which no single one makes). On the phantom,
+    which photographs no prints, they were a humerus's cortices and the spine's lines."""
     off = np.abs(resid) > 1.5
     n0, n1 = int((off & (family == 0)).sum()), int((off & (family == 1)).sum())
     if min(n0, n1) < 2:
         return ""
     return (f"two sets of straight borders that no single camera view explains ({n0}+{n1} long lines "
             f"run to other vanishing points): a photo of a photo?")
+
+
+def _objects(lines: list[Line], shape) -> int:
+    """How many objects `lines` are the edges of: lines whose midpoints lie within a tenth of the
+    image diagonal of each other, in a chain, count as one (a bone's cortices; a screen's border
+    and its bezel's edge beside it)."""
+    pts = np.array([ln.point for ln in lines], float).reshape(-1, 2)
+    near = np.linalg.norm(pts[:, None] - pts[None], axis=2) <= 0.1 * float(np.hypot(*shape[:2]))
+    group = list(range(len(lines)))
+    for i, j in zip(*np.nonzero(near)):
+        gi, gj = group[i], group[j]
+        if gi != gj:
+            group = [gi if g == gj else g for g in group]
+    return len(set(group))
 
 
 def _judged(est: FrameEstimate, n_lines: int, cfg: FrameConfig) -> FrameEstimate:
