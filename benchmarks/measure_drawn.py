@@ -118,8 +118,8 @@ def write(out: Path, meta: dict, results: dict) -> None:
     md = [f"# Independently drawn spines: MAE (degrees) from ground-truth polygons, {meta['n']} images per set", "",
           provenance_line(meta, meta["seconds"]), "",
           f"Targets: ≤ {MAX_MISSING:.0%} of measurable angles missing, no true vertebra removed, MAE ≤ {TARGET_FLAT}° "
-          f"every angle on flat films, ≤ {TARGET_PHOTO}° TK and LL in phone photos; photo_of_photo has none (the "
-          "frame should fall back, and say so). Frames: how many images were measured in the radiograph frame, "
+          f"every angle on flat films, ≤ {TARGET_PHOTO}° TK and LL in phone photos; photo_of_photo has none (two "
+          "views in a row: where the frame notices, it says so with confidence low). Frames: how many images were measured in the radiograph frame, "
           "with the confidence the estimate gave, or in the image frame.", "",
           "| set | clean-up | " + " | ".join(ANGLE_NAMES) + " | worst missing | true vertebrae removed | frames | "
           "meets targets |", "|" + "---|" * (len(ANGLE_NAMES) + 6)]
