@@ -1,5 +1,6 @@
 """Frame correction: the photo's rotation and perspective from the screen's borders, on known homographies."""
 import math
+import re
 
 import cv2
 import numpy as np
@@ -183,14 +184,24 @@ def test_a_photo_of_a_photo_is_corrected_with_low_confidence_and_says_why(yaw2, 
     assert frame_error(est, H, img.shape)["max_angle_error_deg"] < uncorrected + 0.5
 
 
-def test_a_view_the_lines_leave_open_is_not_trusted():
-    """Lens and crop could move this (made-up) fit by more than `max_spread_deg`: image frame."""
+def test_a_view_the_lines_leave_open_is_not_trusted_unless_many_lines_agree_on_a_mild_one():
+    """Lens and crop could move this (made-up) fit by more than `max_spread_deg`: image frame; but
+    with `open_view_min_lines` lines or more on a view within 20° of head-on it is taken, with low
+    confidence (the phone's usual lens and an uncropped photo are nearer than the image frame)."""
     H = camera_homography(yaw=15.0, pitch=-10.0, roll=2.0)
     img = photo_of_screen(H)
     est = estimate_frame(img)
-    strict = estimate_frame(img, {"max_spread_deg": est.uncertainty_deg / 2})
-    assert est.trusted and not strict.trusted
-    assert "the lines leave the view open" in strict.reason and "frame: image" in strict.describe()
+    assert est.trusted and est.confidence in ("high", "medium")
+    strict = {"max_spread_deg": est.uncertainty_deg / 2}
+    never = estimate_frame(img, {**strict, "open_view_min_lines": 0})
+    assert not never.trusted
+    assert "the lines leave the view open" in never.reason and "frame: image" in never.describe()
+    n_lines = sum(int(k) for k in re.search(r"fit to (\d+)\+(\d+) lines", est.reason).groups())
+    taken = estimate_frame(img, {**strict, "open_view_min_lines": n_lines})
+    assert taken.trusted and taken.confidence == "low" and "taken, though the lines leave the view open" in taken.reason
+    assert np.allclose(taken.H, est.H)
+    assert not estimate_frame(img, {**strict, "open_view_min_lines": n_lines + 1}).trusted
+    assert not estimate_frame(img, {**strict, "open_view_min_lines": n_lines, "max_view_deg": 20.0}).trusted
 
 
 def test_the_phantoms_photos_are_corrected_to_their_true_homography(tmp_path):

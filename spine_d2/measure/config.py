@@ -71,6 +71,7 @@ class FrameConfig:
     crop: float = 0.2                 # share of each side a photo may have been cropped by (moves the principal point)
     max_spread_deg: float = 10.0      # a perspective fit that lens and crop could move by more: image frame
     max_spread_unchecked_deg: float = 3.0  # the same for a fit with no line to spare (3 lines)
+    open_view_min_lines: int = 6      # ... but taken (confidence low) with this many lines on a view ≤ max_view_deg / 2; 0: never
 
     @classmethod
     def from_cfg(cls, cfg: Any = None) -> "FrameConfig":

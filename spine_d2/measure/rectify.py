@@ -280,7 +280,7 @@ def _perspective(cam: CameraFit, keep: list[Line], family: np.ndarray, shape, cf
     n0, n1 = int((family[inl] == 0).sum()), int((family[inl] == 1).sum())
     what = (f"pinhole fit to {n0}+{n1} lines (focal {cam.f / float(np.hypot(*shape[:2])):.2f} diagonals, "
             f"screen {_view_deg(cam.R):.1f}° off head-on)")
-    return _judged(FrameEstimate(H, True, "perspective", r, what, spread=spread), n0 + n1, cfg)
+    return _judged(FrameEstimate(H, True, "perspective", r, what, spread=spread), n0 + n1, cfg, _view_deg(cam.R))
 
 
 def _second_view(lines: list[Line], family: np.ndarray, resid: np.ndarray) -> str:
@@ -311,7 +311,7 @@ def _objects(lines: list[Line], shape) -> int:
     return len(set(group))
 
 
-def _judged(est: FrameEstimate, n_lines: int, cfg: FrameConfig) -> FrameEstimate:
+def _judged(est: FrameEstimate, n_lines: int, cfg: FrameConfig, view_deg: float = 0.0) -> FrameEstimate:
     """A perspective estimate with its confidence, from what the lines leave open (`est.spread`:
     the focal length, a crop's shift of the principal point). Not trusted (image frame) when either
     could move angles by more than `cfg.max_spread_deg` (`cfg.max_spread_unchecked_deg` for a fit
@@ -321,11 +321,19 @@ def _judged(est: FrameEstimate, n_lines: int, cfg: FrameConfig) -> FrameEstimate
     it says, `uncertainty_deg`, is the two added: to first order a lens and a crop together move
     an angle by up to the sum of what each does alone (their maximum understated it: a photo 1.9°
     unsure by either alone was 2.5° off). High confidence with lines to spare (5 or more; a pose
-    needs 3) and a total under 1.5°, else medium."""
+    needs 3) and a total under 1.5°, else medium. A fit to `cfg.open_view_min_lines` lines or more
+    on a view within `cfg.max_view_deg` / 2 of head-on is taken even so, with low confidence: the
+    phone's usual lens and an uncropped photo are then nearer the truth than the image frame,
+    which keeps the whole perspective (benchmarks/README.md, session 61)."""
     unsure = float(sum(est.spread.values()))
     est.uncertainty_deg = unsure
     limit = cfg.max_spread_deg if n_lines > 3 else cfg.max_spread_unchecked_deg
     if max(est.spread.values(), default=0.0) > limit:
+        if 0 < cfg.open_view_min_lines <= n_lines and view_deg <= cfg.max_view_deg / 2:
+            est.confidence = "low"
+            est.reason = (f"{est.reason}: taken, though the lines leave the view open: {n_lines} lines agree on "
+                          f"a mild view")
+            return est
         est.trusted, est.confidence = False, "low"
         est.reason = (f"{est.reason}: not trusted, the lines leave the view open (another lens or crop could "
                       f"move angles by up to {unsure:.0f}°)")
