@@ -35,8 +35,8 @@ lines, uncertainty ≤ 1.5°) or `medium`; `low` when long lines left out of the
 two in each direction (a photo of a photo: a print's edges around the film's, which no single
 pinhole view makes; more often a humerus's cortices and the spine's posterior elements): the fit
 is taken all the same and says so, since the image frame keeps the whole of the photo's keystone
-(benchmarks/README.md, session 61), but not a fit that rests on one object's edges in one
-direction for a view over `max_view_deg` / 2 off head-on, as one line is not.
+(benchmarks/README.md, session 61), but only for a view within `max_view_deg` / 2 of head-on (a
+steeper one was as often a humerus taken for the screen's horizontals).
 
 `H` maps the rectified frame → image frame, the same direction as the phantom's stored
 homography (`spine_d2.frames`, whose `frame_error` compares an estimate with a known one); it
@@ -201,11 +201,10 @@ def _from_camera(lines: list[Line], shape, cfg: FrameConfig) -> FrameEstimate:
     why = _second_view(keep, family, cam.residuals) if est.kind == "perspective" else ""
     if not why:
         return est
-    objects = [_objects([ln for ln, k, f in zip(keep, cam.inliers, family) if k and f == fam], shape) for fam in (0, 1)]
     view = _view_deg(cam.R)
-    if min(objects) < 2 and view > cfg.max_view_deg / 2:  # the fit rests on one object's edges (a humerus's)
-        return FrameEstimate(reason=f"{why} The camera fit rests on one object's edges in one direction for a "
-                                    f"view {view:.1f}° off head-on", confidence="low")
+    if view > cfg.max_view_deg / 2:  # a steep view beside lines it leaves out: as often a bone taken for a border
+        return FrameEstimate(reason=f"{why} The camera fit, {view:.1f}° off head-on, is not taken beside them",
+                             confidence="low")
     est.confidence = "low"  # corrected all the same: the image frame keeps all of both views' keystone
     est.reason = f"{est.reason}; {why} The view of the lines most agree on is taken: it may not be the film's"
     return est
@@ -295,20 +294,6 @@ def _second_view(lines: list[Line], family: np.ndarray, resid: np.ndarray) -> st
         return ""
     return (f"two sets of straight borders that no single camera view explains ({n0}+{n1} long lines "
             f"run to other vanishing points): a photo of a photo?")
-
-
-def _objects(lines: list[Line], shape) -> int:
-    """How many objects `lines` are the edges of: lines whose midpoints lie within a tenth of the
-    image diagonal of each other, in a chain, count as one (a bone's cortices; a screen's border
-    and its bezel's edge beside it)."""
-    pts = np.array([ln.point for ln in lines], float).reshape(-1, 2)
-    near = np.linalg.norm(pts[:, None] - pts[None], axis=2) <= 0.1 * float(np.hypot(*shape[:2]))
-    group = list(range(len(lines)))
-    for i, j in zip(*np.nonzero(near)):
-        gi, gj = group[i], group[j]
-        if gi != gj:
-            group = [gi if g == gj else g for g in group]
-    return len(set(group))
 
 
 def _judged(est: FrameEstimate, n_lines: int, cfg: FrameConfig, view_deg: float = 0.0) -> FrameEstimate:
