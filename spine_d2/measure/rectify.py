@@ -30,8 +30,9 @@ open — a phone's other lenses when the lines do not fix f, the principal point
 to `crop` of each side would have put it — and `uncertainty_deg` is the most any direction's angle
 moves under the two together (the sum of each's). When either alone moves it by more than
 `max_spread_deg` (`max_spread_unchecked_deg` for a fit to 3 lines, which no fourth line checks)
-the view is not fixed and the photo is measured in the image frame. Otherwise `high` (5 or more
-lines, uncertainty ≤ 1.5°) or `medium`; `low` when long lines left out of the fit run elsewhere,
+the view is not fixed and the photo is measured in the image frame, unless `open_view_min_lines`
+lines agree on a view within `max_view_deg` / 2 of head-on (taken, confidence `low`). Otherwise
+`high` (5 or more lines, uncertainty ≤ 1.5°) or `medium`; `low` when long lines left out of the fit run elsewhere,
 two in each direction (a photo of a photo: a print's edges around the film's, which no single
 pinhole view makes; more often a humerus's cortices and the spine's posterior elements): the fit
 is taken all the same and says so, since the image frame keeps the whole of the photo's keystone
