@@ -278,9 +278,10 @@ def _perspective(cam: CameraFit, keep: list[Line], family: np.ndarray, shape, cf
     fitted = [ln for ln, k in zip(keep, inl) if k]
     spread = fit_spread(cam.R, cam.f, fitted, family[inl], shape, cam.focal_fixed, crop=cfg.crop)
     n0, n1 = int((family[inl] == 0).sum()), int((family[inl] == 1).sum())
+    view = _view_deg(cam.R)
     what = (f"pinhole fit to {n0}+{n1} lines (focal {cam.f / float(np.hypot(*shape[:2])):.2f} diagonals, "
-            f"screen {_view_deg(cam.R):.1f}° off head-on)")
-    return _judged(FrameEstimate(H, True, "perspective", r, what, spread=spread), n0 + n1, cfg, _view_deg(cam.R))
+            f"screen {view:.1f}° off head-on)")
+    return _judged(FrameEstimate(H, True, "perspective", r, what, spread=spread), n0 + n1, cfg, view)
 
 
 def _second_view(lines: list[Line], family: np.ndarray, resid: np.ndarray) -> str:
