@@ -51,3 +51,19 @@ def test_an_uncertain_level_name_is_drawn_with_a_question_mark_there_and_nowhere
     # "L3?" differs from "L3" only by the mark, drawn just right of the name written at L3's centre
     assert differ[:, 1].min() > cx and differ[:, 1].max() < cx + 40
     assert np.abs(differ[:, 0] - cy).max() < 20
+
+
+def test_a_frame_corrected_with_low_confidence_is_drawn_with_a_question_mark_in_the_legend():
+    from spine_d2.measure.rectify import given_frame
+
+    spine = toy_spine()
+    m = measure_instances(spine.instances(), spine.shape, frame=given_frame(np.eye(3), spine.shape))
+    assert m.frame == "radiograph"
+    grey = np.full(spine.shape, 40, np.uint8)
+    plain = draw_overlay(grey, m)
+    low = replace(m.correction, confidence="low")
+    marked = draw_overlay(grey, replace(m, correction=low))
+    differ = np.argwhere(np.any(plain != marked, axis=2))
+    assert len(differ) and differ[:, 0].max() < 200 and differ[:, 1].max() < 200  # only in the legend box
+    uncorrected = replace(m, frame="image", correction=low)  # the image frame: nothing taken, no mark
+    assert (draw_overlay(grey, uncorrected) == draw_overlay(grey, replace(m, frame="image"))).all()

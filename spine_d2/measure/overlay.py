@@ -87,7 +87,9 @@ def draw_overlay(image: np.ndarray, measurement, alpha: float = 0.35) -> np.ndar
         cv2.line(out, _pt(axis), _pt(endplate_midpoint(s1)), COLOURS["femoral_head"], thick, cv2.LINE_AA)
 
     lines = [f"{name} {_fmt(measurement.angles[name].value)}" for name in ANGLE_NAMES]
-    lines.append(f"frame: {measurement.frame}")
+    c = measurement.correction  # a correction taken with low confidence is marked as an uncertain level is
+    lines.append(f"frame: {measurement.frame}" + ("?" if measurement.frame == "radiograph" and c is not None
+                                                 and c.confidence == "low" else ""))
     if measurement.flags:
         lines.append(f"{len(measurement.flags)} flag(s): see notes")
     y = int(20 * unit)
