@@ -247,6 +247,22 @@ def test_a_read_whose_s1_plate_is_doubted_still_disagrees_with_the_other():
     assert kept.angles["SS"].value == pytest.approx(30.0, abs=0.5)
 
 
+def test_a_read_whose_end_plate_is_faint_still_disagrees_with_the_other():
+    """A read whose T5 corners score 0.1 (under `measure.faint_plate_scores`' 0.2: left out when
+    measured alone) and reads TK far from the other read: its reading still counts (reads.AS_READ),
+    and TK leaves the fused measurement with both readings; the fused detections' own faint T5
+    leaves TK out whatever the reads say."""
+    fused, far = toy_spine(tk=40.0), toy_spine(tk=70.0)
+    faint = _cornered(far, weak=("T5",), weak_score=0.1)
+    assert not measure_instances(faint, far.shape).angles["TK"].measured  # doubted alone
+    assert measure_reads_of(far, [faint])[0].angles["TK"].value == pytest.approx(70.0, abs=1.0)
+    m = measure_with_reads(_cornered(fused), [_cornered(fused), faint], fused.shape)
+    assert not m.angles["TK"].measured and "read 40° and 70°" in m.angles["TK"].reason, m.angles["TK"]
+    own = measure_with_reads(_cornered(fused, weak=("T5",), weak_score=0.1), [_cornered(fused)] * 2, fused.shape)
+    assert own.angles["TK"].reason == "T5 superior corners score 0.10 (< 0.2): a faint plate"
+    assert own.angles["LL"].measured
+
+
 def _relabelled(toy, shift: int = 1, kind: str = "mask") -> list:
     """`toy`'s instances labelled as a read that counts every level `shift` too low (S1 named L5, …)."""
     out = toy.instances(kind=kind, labels=True)

@@ -295,3 +295,40 @@ def test_ll_takes_a_weak_l5_inferior_plate_halfway_to_its_superior_one(facing):
     assert abs(sure.angles["LL"].value - spine.expected["LL"]) == pytest.approx(10.0, abs=1.0)
     assert 3.0 < abs(weak.angles["LL"].value - spine.expected["LL"]) < 7.0
     assert weak.angles["TK"].value == pytest.approx(sure.angles["TK"].value, abs=1e-9)
+
+
+@pytest.mark.parametrize("facing", [1, -1])
+def test_an_angle_whose_end_plate_comes_from_faint_corners_is_left_out(facing):
+    """TK with T5's superior or T12's inferior corners scoring under 0.2 (`faint_plate_scores`),
+    LL with L1's superior or L5's inferior ones, is left out, saying which plate; the other angles
+    stay (LL_S1 takes L1's plate too, but is judged only where named). At 0.2 or over, switched off,
+    with the corners ignored or with implausible angles measured, nothing is left out."""
+    spine = toy_spine(tk=40.0, ll=45.0, facing=facing)
+
+    def angles(scores: dict, **cfg):
+        return measure_instances(with_corners(spine, scores=scores), spine.shape, cfg=cfg).angles
+
+    for plate in (("T5", "superior"), ("T12", "inferior")):
+        a = angles({plate: 0.15})
+        assert not a["TK"].measured and a["TK"].reason == f"{plate[0]} {plate[1]} corners score 0.15 (< 0.2): a faint plate"
+        assert a["LL"].measured and a["SS"].measured
+    a = angles({("L1", "superior"): 0.1})
+    assert not a["LL"].measured and "L1 superior corners score 0.10" in a["LL"].reason
+    assert a["TK"].measured and a["LL_S1"].value == pytest.approx(spine.expected["LL_S1"], abs=1.0)
+    assert not angles({("L1", "superior"): 0.1}, faint_plate_scores={"LL_S1": 0.2})["LL_S1"].measured
+    assert not angles({("L5", "inferior"): 0.05})["LL"].measured
+    for kept in (angles({("T5", "superior"): 0.2}),
+                 angles({("T5", "superior"): 0.15}, faint_plate_scores={"TK": 0.0}),
+                 angles({("T5", "superior"): 0.15}, corners="ignore"),
+                 angles({("T5", "superior"): 0.15}, on_implausible="measure")):
+        assert kept["TK"].value == pytest.approx(spine.expected["TK"], abs=1.0)
+    # an outline's annotation has no corners to judge
+    assert measure_instances(spine.instances(), spine.shape).angles["TK"].measured
+
+
+def test_faint_plate_scores_are_checked():
+    with pytest.raises(ValueError, match="faint_plate_scores: no angle TL"):
+        MeasureConfig.from_cfg({"faint_plate_scores": {"TL": 0.2}})
+    from spine_d2.engine.config import from_yacs, to_yacs
+    m = MeasureConfig.from_cfg(from_yacs(to_yacs({"faint_plate_scores": {"TK": 0.3, "LL_S1": 0.2}})))
+    assert m.faint_plate_scores == {"TK": 0.3, "LL": 0.2, "LL_S1": 0.2}  # merged over the defaults

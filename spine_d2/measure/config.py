@@ -14,8 +14,10 @@ from typing import Any, Optional, TypeVar
 
 from omegaconf import OmegaConf
 
+from spine_d2.angles import REQUIRED_ENDPLATES
 from spine_d2.measure.cleanup import CHAIN_RULES, CROWD_STEPS, CROWD_STEPS_SURE
 from spine_d2.measure.endplates import METHOD_NAMES
+from spine_d2.measure.level_endplates import FAINT_PLATE_SCORES
 from spine_d2.measure.lumbosacral import LUMBOSACRAL_DEG
 from spine_d2.measure.naming import GAP_BODY_FACTOR
 from spine_d2.measure.wedges import (LUMBAR_WEDGE_DEG, MAX_WEDGE_DEG, THORACIC_WEDGE_DEG, TYPICAL_WEDGE_DEG,
@@ -208,6 +210,12 @@ class MeasureConfig:
     # score (the lower of the two) are averaged with the body's other plate turned by its typical
     # wedge (4° kyphotic, 6° lordotic; measure.wedges); 0: off for that level
     weak_corner_scores: dict[str, float] = field(default_factory=lambda: dict(WEAK_CORNER_SCORES))
+    # angle → score: with on_implausible nan, an angle one of whose end plates comes from two corners
+    # the lower of which scores under it (0.2: counted as not found, the plate read from a faint
+    # body's outline) is left out (measure.level_endplates.faint_end_plates; benchmarks/README.md,
+    # session 62: such a TK or LL was ~10° off on the phantom); 0: off for that angle; LL_S1, SS,
+    # PT, PI may be named too
+    faint_plate_scores: dict[str, float] = field(default_factory=lambda: dict(FAINT_PLATE_SCORES))
     frame: FrameConfig = field(default_factory=FrameConfig)
 
     def __post_init__(self) -> None:
@@ -223,6 +231,11 @@ class MeasureConfig:
         if odd:
             raise ValueError(f"measure.weak_corner_scores: no steadied plate for {', '.join(odd)} "
                              f"(levels: {', '.join(TYPICAL_WEDGE_DEG)})")
+        self.faint_plate_scores = {str(k).upper(): float(v) for k, v in self.faint_plate_scores.items()}
+        odd = sorted(set(self.faint_plate_scores) - set(REQUIRED_ENDPLATES))
+        if odd:
+            raise ValueError(f"measure.faint_plate_scores: no angle {', '.join(odd)} "
+                             f"(angles: {', '.join(REQUIRED_ENDPLATES)})")
 
     @classmethod
     def from_cfg(cls, cfg: Any = None) -> "MeasureConfig":

@@ -10,7 +10,8 @@ side again) → frame correction
 definition (through `frame_angles.endplate_angles`, which the page's corrections share) → the
 angles whose plates are doubted left out (`_plates_doubted`: a short S1 plate, a TK far from the
 chain's bend). Where an uncertain anterior side reads TK and LL both bent the wrong way
-(`measure.reversed_profile_deg`), the road is run again with the other side.
+(`measure.reversed_profile_deg`), the road is run again with the other side. Last, an angle whose
+end plate comes from corners the model scores too faintly is left out (`_without_faint_plates`).
 It never raises on bad geometry: whatever cannot be measured is NaN with its reason, and
 everything done (removals, flags, the frame and its correction) is kept in the returned
 `Measurement`. `measurement_row` flattens it into the
@@ -33,7 +34,7 @@ from spine_d2.measure.femoral_heads import heads_clear_of_spine, plausible_heads
 from spine_d2.measure.flags import Flags
 from spine_d2.measure.frame_angles import HEADS_NOT_IN_VIEW, endplate_angles
 from spine_d2.measure.instances import Instance
-from spine_d2.measure.level_endplates import level_endplates, spine_cranial
+from spine_d2.measure.level_endplates import faint_end_plates, level_endplates, spine_cranial
 from spine_d2.measure.lumbosacral import S1_PLATE_ANGLES, backward_s1, plausible_s1, short_s1_plate
 from spine_d2.measure.wedges import impossible_wedges, plausible_wedges, steady_named_plates, wedge_misread
 from spine_d2.measure.naming import name_levels
@@ -175,8 +176,20 @@ def measure_instances(
         tk, ll = m.angles["TK"].value, m.angles["LL"].value
         other.flags.append(f"{m.anterior.note}; read so, TK {tk:.0f}° and LL {ll:.0f}° (both under "
                            f"-{c.reversed_profile_deg:g}°: a spine no adult has): the other side taken")
-        return replace(other, anterior=m.anterior)
-    return m
+        m = replace(other, anterior=m.anterior)
+    return _without_faint_plates(m, c)
+
+
+def _without_faint_plates(m: Measurement, c: MeasureConfig) -> Measurement:
+    """`m` without the angles an end plate of which comes from faint corners
+    (`measure.faint_plate_scores`, `faint_end_plates`), each with the reason; with on_implausible nan
+    and the corners in use."""
+    if c.on_implausible != "nan" or c.corners == "ignore":
+        return m
+    angles = m.angles
+    for name, why in faint_end_plates(m.instances, m.levels, c.faint_plate_scores).items():
+        angles = left_out(angles, (name,), why)
+    return replace(m, angles=angles)
 
 
 def _profile_reversed(m: Measurement, limit: float) -> bool:

@@ -35,12 +35,12 @@ from dataclasses import replace
 from typing import Any, Callable, Collection, Mapping, Sequence
 
 from spine_d2.angles import REQUIRED_ENDPLATES, Angle, left_out
-from spine_d2.levels import CORNER_SIDES
 from spine_d2.measure.cleanup import SAME_BODY_IOU, mask_iou
 from spine_d2.measure.config import MeasureConfig
 from spine_d2.measure.flags import CALL_ABOUT_NAMING
 from spine_d2.measure.frame_angles import HEADS_NOT_IN_VIEW, LEVEL_NOT_FOUND
 from spine_d2.measure.instances import Instance
+from spine_d2.measure.level_endplates import plate_corner_score
 from spine_d2.measure.lumbosacral import S1_PLATE_ANGLES
 from spine_d2.measure.pipeline import Measurement, measure_instances
 from spine_d2.measure.rectify import FrameEstimate
@@ -294,11 +294,9 @@ def doubted(m: Measurement, min_corner_score: float) -> str:
     doubt: the mirrored run's finds may settle it)."""
     for name in DOUBTED_ANGLES:
         for level, side in REQUIRED_ENDPLATES[name]:
-            k = m.levels.get(level)
-            corners = m.instances[k].corners if k is not None else {}
-            scores = [corners[c][2] for c in CORNER_SIDES[side] if c in corners]
-            if len(scores) == 2 and min(scores) < min_corner_score:
-                return f"{level} {side} corners score {min(scores):.2f} (< {min_corner_score:g})"
+            score = plate_corner_score(m.instances, m.levels, level, side)
+            if score is not None and score < min_corner_score:
+                return f"{level} {side} corners score {score:.2f} (< {min_corner_score:g})"
     for name, a in m.angles.items():
         if not a.measured and not all(p.endswith(LEVEL_NOT_FOUND) or p == HEADS_NOT_IN_VIEW
                                       for p in a.reason.split("; ")):
@@ -307,10 +305,11 @@ def doubted(m: Measurement, min_corner_score: float) -> str:
 
 
 #: the checks that leave an angle out for a plate doubted as a whole (a short S1 plate, the femoral
-#: heads far caudal of it, TK far from the chain's bend) judge the fused measurement; a read keeps
-#: its angles so that, where its plate is doubted, its reading still disagrees with the other's
-#: (one read's angle left out would leave the other's, however wrong, to stand unchecked)
-AS_READ = {"s1_plate_min_ratio": 0.0, "far_hips_doubt_s1": False, "chain_tk_deg": 0.0}
+#: heads far caudal of it, TK far from the chain's bend, an end plate's faint corners) judge the
+#: fused measurement; a read keeps its angles so that, where its plate is doubted, its reading
+#: still disagrees with the other's (one read's angle left out would leave the other's, however
+#: wrong, to stand unchecked)
+AS_READ = {"s1_plate_min_ratio": 0.0, "far_hips_doubt_s1": False, "chain_tk_deg": 0.0, "faint_plate_scores": {}}
 
 
 def measure_reads(reads: Sequence[Sequence[Instance]], image_shape: Sequence[int],
