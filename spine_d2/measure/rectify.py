@@ -203,7 +203,7 @@ def _from_camera(lines: list[Line], shape, cfg: FrameConfig) -> FrameEstimate:
     if not why:
         return est
     view = _view_deg(cam.R)
-    if view > cfg.max_view_deg / 2:  # a steep view beside lines it leaves out: as often a bone taken for a border
+    if not _mild(view, cfg):  # a steep view beside lines it leaves out: as often a bone taken for a border
         return FrameEstimate(reason=f"{why} The camera fit, {view:.1f}° off head-on, is not taken beside them",
                              confidence="low")
     est.confidence = "low"  # corrected all the same: the image frame keeps all of both views' keystone
@@ -253,6 +253,12 @@ def _view_deg(R: np.ndarray) -> float:
     return float(np.degrees(np.arccos(np.clip(R[2, 2], -1, 1))))
 
 
+def _mild(view_deg: float, cfg: FrameConfig) -> bool:
+    """Whether a view `view_deg` off head-on is mild: within `cfg.max_view_deg` / 2, where a fit is
+    taken on weaker evidence (one line in a direction, lines left out, a view the lines leave open)."""
+    return view_deg <= cfg.max_view_deg / 2
+
+
 def _camera_doubt(cam: CameraFit, keep: list[Line], family: np.ndarray, cfg: FrameConfig) -> FrameEstimate | None:
     """An untrusted estimate saying why the camera fit cannot be used, or None when it can."""
     fam_in = family[cam.inliers]
@@ -260,7 +266,7 @@ def _camera_doubt(cam: CameraFit, keep: list[Line], family: np.ndarray, cfg: Fra
     if n0 + n1 < cfg.min_lines or min(n0, n1) < cfg.min_per_direction:
         return FrameEstimate(reason=f"camera fit explains {n0}+{n1} of {len(keep)} lines")
     view = _view_deg(cam.R)
-    if min(n0, n1) < 2 and view > cfg.max_view_deg / 2:  # one line cannot be checked: a mild view only
+    if min(n0, n1) < 2 and not _mild(view, cfg):  # one line cannot be checked: a mild view only
         return FrameEstimate(reason=f"camera fit rests on one line for a view {view:.1f}° off head-on")
     worst = float(np.max(np.abs(cam.residuals[cam.inliers])))
     if worst > 1.5 * cfg.fit_tol_deg:  # the refined fit must still explain every line it was fitted to
@@ -316,7 +322,7 @@ def _judged(est: FrameEstimate, n_lines: int, cfg: FrameConfig, view_deg: float 
     est.uncertainty_deg = unsure
     limit = cfg.max_spread_deg if n_lines > 3 else cfg.max_spread_unchecked_deg
     if max(est.spread.values(), default=0.0) > limit:
-        if 0 < cfg.open_view_min_lines <= n_lines and view_deg <= cfg.max_view_deg / 2:
+        if 0 < cfg.open_view_min_lines <= n_lines and _mild(view_deg, cfg):
             est.confidence = "low"
             est.reason = (f"{est.reason}: taken, though the lines leave the view open: {n_lines} lines agree on "
                           f"a mild view")
