@@ -309,3 +309,108 @@ def test_the_turned_looks_are_made_only_when_asked_and_find_the_bodies_where_the
         assert np.allclose(centres[:, 0], 100 + BIAS_PX, atol=0.5)  # the stand-in's bias, along the turned x
     for off in (dict(FLIP=False, TIEBREAK_TURNS=(4.0,)), dict(FLIP=True, TIEBREAK_TURNS=())):
         assert tiebreak_looks(model, SimpleNamespace(SPINE=_Node(**spine, **off), INPUT=cfg.INPUT), image) is None
+
+
+@pytest.fixture
+def two_threads():
+    """torch with two intra-op threads while the test runs (xdist workers run one each)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_side_by_side_makes_the_second_call_in_another_thread_with_half_the_threads_each(two_threads):
+    import threading
+    import time
+
+    import torch
+
+    from spine_d2.engine.test_time import side_by_side
+
+    seen = {}
+
+    def look(name):
+        def call():
+            seen[name] = (threading.get_ident(), torch.get_num_threads())
+            return name
+        return call
+
+    assert side_by_side(look("a"), look("b")) == ("a", "b")
+    assert seen["a"] == (threading.get_ident(), 1) and seen["b"][1] == 1 and seen["b"][0] != seen["a"][0]
+    assert torch.get_num_threads() == 2  # restored
+    done = []
+
+    def slow():
+        time.sleep(0.2)
+        done.append(True)
+        return 1
+
+    def bad():
+        raise ValueError("a run failed")
+
+    for a, b in ((bad, slow), (slow, bad)):  # either's error, raised once the other is done
+        done.clear()
+        with pytest.raises(ValueError, match="a run failed"):
+            side_by_side(a, b)
+        assert done == [True] and torch.get_num_threads() == 2
+    torch.set_num_threads(1)  # one thread: one call after the other, in this thread
+    seen.clear()
+    assert side_by_side(look("a"), look("b")) == ("a", "b")
+    assert seen["a"][0] == seen["b"][0] == threading.get_ident()
+
+
+def _photo_cfg(**spine_keys):
+    image = np.zeros((300, 200, 3), np.uint8)
+    for y0 in (40, 120, 200):
+        image[y0:y0 + 50, 60:100] = 150
+        image[y0:y0 + 50, 100:140] = 230
+    inp = SimpleNamespace(HEIGHT=300, WIDTH=200, FIT="keep_aspect", MEAN_INTENSITY=None)
+    aug = SimpleNamespace(**{k: SimpleNamespace(ENABLED=False) for k in
+                             ("SCALE", "CROP", "FLIP", "ROTATION", "CONTRAST", "PHOTOMETRIC")})
+    spine = dict(INPUT=inp, AUG=aug, CLASS_MAP="default", HIGHRES=SimpleNamespace(ENABLED=False), FLIP=True)
+    cfg = SimpleNamespace(SPINE=_Node(**{**spine, **spine_keys}), INPUT=SimpleNamespace(FORMAT="BGR"),
+                          MODEL=SimpleNamespace(KEYPOINT_ON=True, DEVICE="cpu"))
+    return image, cfg
+
+
+def test_the_mirrored_run_on_a_twin_beside_the_photos_gives_what_it_gives_after_it(two_threads):
+    """With a twin (`mirror_twin`) the photo's run (its first pass made here) and the mirrored run,
+    on the twin, go side by side; the fused result and the two reads are those of the runs made
+    one after the other on the model alone."""
+    from spine_d2.engine.test_time import mirror_twin, one_pass, refine_lazily, refine_with_reads
+
+    image, cfg = _photo_cfg()
+    model = _Bodies()
+    twin = mirror_twin(model, cfg)
+    assert twin is not None and twin is not model and not twin.training
+    fused, reads = refine_with_reads(model, cfg, image, twin=twin)
+    assert model.calls == 1 and twin.calls == 1  # the photo's pass on the model, the mirror's on the twin
+    expected, expected_reads = refine_with_reads(model, cfg, image, one_pass(model, cfg, image))
+    assert np.array_equal(fused.pred_keypoints.numpy(), expected.pred_keypoints.numpy())
+    assert len(reads) == 2 and all(np.array_equal(a.pred_keypoints.numpy(), b.pred_keypoints.numpy())
+                                   for a, b in zip(reads, expected_reads))
+    own, _, make = refine_lazily(model, cfg, image, twin=twin)  # always: made at once, on the twin
+    assert make is None and twin.calls == 2
+    assert np.array_equal(own.pred_keypoints.numpy(), expected.pred_keypoints.numpy())
+
+
+def test_a_twin_is_made_only_where_the_mirrored_run_goes_with_every_photo_on_a_cpu_of_two_threads(two_threads):
+    import torch
+
+    from spine_d2.engine.test_time import mirror_twin
+
+    model = _Bodies().train()
+    assert mirror_twin(model, _photo_cfg()[1]) is not None
+    assert not mirror_twin(model, _photo_cfg()[1]).training and model.training  # the copy evaluates
+    assert mirror_twin(model, _photo_cfg(FLIP=False)[1]) is None
+    assert mirror_twin(model, _photo_cfg(FLIP_WHEN="doubt")[1]) is None  # made later, where doubted
+    image, cfg = _photo_cfg()
+    cfg.MODEL = SimpleNamespace(KEYPOINT_ON=False, DEVICE="cpu")  # no corner head: no mirrored run
+    assert mirror_twin(model, cfg) is None
+    cfg.MODEL = SimpleNamespace(KEYPOINT_ON=True, DEVICE="cuda")
+    assert mirror_twin(model, cfg) is None
+    torch.set_num_threads(1)
+    assert mirror_twin(model, _photo_cfg()[1]) is None

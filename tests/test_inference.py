@@ -146,6 +146,35 @@ def test_the_shipped_model_reads_the_corners_of_bodies_given_in_their_boxes_as_i
     assert float(apart.median()) < 0.3 and float(apart.max()) < 2.0
 
 
+def test_the_shipped_model_makes_the_mirrored_run_beside_the_photos_with_the_same_predictions(tmp_path):
+    """On a CPU with two torch threads `SpinePredictor` makes the mirrored run on a copy of the model
+    in a second thread, each run with one thread (`spine_d2.engine.test_time.side_by_side`): the
+    predictions and both reads are those the runs give one after the other with one thread, as an
+    evaluation in two processes makes them."""
+    import torch
+
+    from spine_d2.engine.test_time import refine_with_reads
+    from spine_d2.synthetic.generate import generate_dataset
+
+    root = generate_dataset(tmp_path / "ph", 1, seed=5, difficulty="easy", workers=1, progress=False)
+    image = read_image(next((root / "images").iterdir()))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        predictor = SpinePredictor(config_for_checkpoint("zoo:phantom-fast-long", "cpu"))
+        assert predictor.twin is not None
+        fused, reads = predictor.predict(image)
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        expected, expected_reads = refine_with_reads(predictor.model, predictor.cfg, predictor._model_format(image))
+    finally:
+        torch.set_num_threads(before)
+    assert len(fused) >= 10 and len(reads) == 2
+    for a, b in zip([fused, *reads], [expected, *expected_reads]):
+        assert torch.equal(a.pred_keypoints, b.pred_keypoints) and torch.equal(a.pred_masks, b.pred_masks)
+        assert torch.equal(a.pred_classes, b.pred_classes) and torch.equal(a.scores, b.scores)
+
+
 def test_the_mirrored_run_waits_for_the_measurements_doubt_only_where_asked(smoke_run, tmp_path):
     from spine_d2.engine.inference import InferenceError
 

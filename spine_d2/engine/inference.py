@@ -32,7 +32,7 @@ from spine_d2 import zoo
 from spine_d2.data.images import IMAGE_SUFFIXES, ImageReadError, read_image, within_pixels
 from spine_d2.engine.config import load_d2_cfg, resolve_device
 from spine_d2.engine.processes import share_cores, usable_processes, worker_logging
-from spine_d2.engine.test_time import (backbone_autocast, for_evaluation, one_pass, refine, refine_lazily,
+from spine_d2.engine.test_time import (backbone_autocast, for_evaluation, mirror_twin, refine, refine_lazily,
                                        refine_with_reads, tiebreak_looks)
 from spine_d2.engine.soft_masks import with_soft_masks
 from spine_d2.levels import get_class_map
@@ -186,6 +186,7 @@ class SpinePredictor:
         self.cfg = cfg
         self.class_names = list(get_class_map(cfg.SPINE.CLASS_MAP).classes)
         self.model = with_soft_masks(backbone_autocast(load_model(cfg), cfg), cfg)  # the test-time passes: __call__
+        self.twin = mirror_twin(self.model, cfg)  # the mirrored run's, beside the photo's run (or None)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto", highres: bool | None = None,
@@ -202,20 +203,20 @@ class SpinePredictor:
 
     def __call__(self, image_bgr: np.ndarray):
         image = self._model_format(image_bgr)
-        return refine(self.model, self.cfg, image, one_pass(self.model, self.cfg, image))
+        return refine(self.model, self.cfg, image, twin=self.twin)
 
     def predict(self, image_bgr: np.ndarray):
         """(Instances, reads): the predictions, and with the mirrored run its two runs each alone
         (`spine_d2.engine.test_time.refine_with_reads`)."""
         image = self._model_format(image_bgr)
-        return refine_with_reads(self.model, self.cfg, image, one_pass(self.model, self.cfg, image))
+        return refine_with_reads(self.model, self.cfg, image, twin=self.twin)
 
     def predict_lazily(self, image_bgr: np.ndarray):
         """(Instances, reads, mirrored): `predict`'s, or with `test.flip_when` doubt the photo's own
         run, no reads and the call that makes the mirrored run, (Instances, reads), when the
         measurement doubts the photo's (`spine_d2.engine.test_time.refine_lazily`)."""
         image = self._model_format(image_bgr)
-        return refine_lazily(self.model, self.cfg, image, one_pass(self.model, self.cfg, image))
+        return refine_lazily(self.model, self.cfg, image, twin=self.twin)
 
     def tiebreak_looks(self, image_bgr: np.ndarray):
         """The call that makes the photo's turned looks when the measurement asks, or None

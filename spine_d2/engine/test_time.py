@@ -5,12 +5,20 @@ photo's own run) and, asked for only where the photo's and the mirror image's re
 disagree, the photo turned whole as tie-breaking looks (`test.tiebreak_turns`,
 spine_d2/measure/reads.py); image frame, pixels. One place for `SpinePredictor` (prediction, the
 page), training's final test and tools/evaluate.py.
+
+On a CPU with two or more torch threads the mirrored run, where it is made on every photo, runs
+beside the photo's own run in a second thread, on a copy of the model (`mirror_twin`), each with
+half the threads (`side_by_side`): many of a run's operations are too small to keep two cores busy,
+so a photo takes less time, and each run computes what it computes in an evaluation of two
+processes of one thread each (benchmarks/README.md).
 """
 from __future__ import annotations
 
+import copy
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from types import MethodType
-from typing import Callable
+from typing import Callable, TypeVar
 
 import numpy as np
 import torch
@@ -31,29 +39,38 @@ def one_pass(model, cfg, image: np.ndarray) -> Instances:
         return model([model_input(image, cfg)])[0]["instances"].to("cpu")
 
 
-def refine(model, cfg, image: np.ndarray, first: Instances) -> Instances:
-    """`first` (the model's one pass over `image`) with the test-time passes `cfg.SPINE` asks for:
-    the windows along the spine, then, with `FLIP`, the same again on the mirrored photo (its
-    windows upright only unless `HIGHRES.FLIP_TURNS`), its corners averaged in and, where the
-    photo's run found no sacrum, its sacrum added, and its sure bodies where the photo's run found
-    nothing (`spine_d2.engine.flip`)."""
-    return _refine(model, cfg, image, first, with_reads=False)[0]
+A = TypeVar("A")
+B = TypeVar("B")
 
 
-def refine_with_reads(model, cfg, image: np.ndarray, first: Instances) -> tuple[Instances, list[Instances]]:
+def refine(model, cfg, image: np.ndarray, first: Instances | None = None, twin=None) -> Instances:
+    """`first` (the model's one pass over `image`; None: made here) with the test-time passes
+    `cfg.SPINE` asks for: the windows along the spine, then, with `FLIP`, the same again on the
+    mirrored photo (its windows upright only unless `HIGHRES.FLIP_TURNS`), its corners averaged in
+    and, where the photo's run found no sacrum, its sacrum added, and its sure bodies where the
+    photo's run found nothing (`spine_d2.engine.flip`). With `twin` (`mirror_twin`) the mirrored
+    run is made on it, beside the photo's run (`side_by_side`)."""
+    return _refine(model, cfg, image, first, with_reads=False, twin=twin)[0]
+
+
+def refine_with_reads(model, cfg, image: np.ndarray, first: Instances | None = None,
+                      twin=None) -> tuple[Instances, list[Instances]]:
     """`refine`, and with `FLIP` the two runs it fused, each alone (the photo's, the mirrored
     photo's mapped back): the two reads `spine_d2.measure.reads` checks the angles against; []
     without the mirrored run."""
-    return _refine(model, cfg, image, first, with_reads=True)
+    return _refine(model, cfg, image, first, with_reads=True, twin=twin)
 
 
-def refine_lazily(model, cfg, image: np.ndarray, first: Instances
+def refine_lazily(model, cfg, image: np.ndarray, first: Instances | None = None, twin=None
                   ) -> tuple[Instances, list[Instances], Callable[[], tuple[Instances, list[Instances]]] | None]:
     """`refine_with_reads` as (instances, reads, None); or, with `test.flip_when` doubt, the photo's
     own run alone (its windows), no reads, and the call that makes the mirrored run and returns what
     `refine_with_reads` does, made only where the measurement doubts the photo's run
     (`spine_d2.measure.reads.doubted`): the mirrored run doubles a photo's model time."""
-    if not (flip_on_doubt(cfg) and _mirrored_run_asked(cfg, first)):
+    if not flip_on_doubt(cfg):
+        return (*refine_with_reads(model, cfg, image, first, twin), None)
+    first = one_pass(model, cfg, image) if first is None else first
+    if not _mirrored_run_asked(cfg, first):
         return (*refine_with_reads(model, cfg, image, first), None)
     own = _passes(model, cfg, image, first)
     return to_instances(own, image.shape[:2]), [], partial(_with_mirrored_run, model, cfg, image, own, True)
@@ -64,14 +81,60 @@ def flip_on_doubt(cfg) -> bool:
     return bool(cfg.SPINE.get("FLIP", False)) and str(cfg.SPINE.get("FLIP_WHEN", "always")) == "doubt"
 
 
+def mirror_twin(model, cfg):
+    """A copy of `model` (the same weights, in its mode) for the mirrored run to be made on beside
+    the photo's own run (`side_by_side`), or None where the two go one after the other: only on a
+    CPU with two or more torch threads, where the mirrored run is made on every photo (`test.flip`,
+    not on doubt) by a model with a corner head. A copy, because the windows' looks raise the box
+    predictor's score threshold while they run (`spine_d2.engine.highres.score_floor`), which the
+    other run's passes must not see. In evaluation mode, whatever `model`'s; none of a model split
+    over processes (DistributedDataParallel: each has its share of the cores). Make it once the
+    weights are final: the copy keeps those it was made with."""
+    if not (cfg.SPINE.get("FLIP", False) and not flip_on_doubt(cfg) and cfg.MODEL.KEYPOINT_ON
+            and torch.device(cfg.MODEL.DEVICE).type == "cpu" and torch.get_num_threads() >= 2):
+        return None
+    if any(isinstance(m, torch.nn.parallel.DistributedDataParallel) for m in model.modules()):
+        return None
+    return copy.deepcopy(model).eval()
+
+
+def side_by_side(a: Callable[[], A], b: Callable[[], B]) -> tuple[A, B]:
+    """(a(), b()), `b` made in a second thread while `a` runs in this one, torch's intra-op threads
+    shared out between them (half each) while they run and restored after; one after the other
+    where torch has a single thread. An exception of either is raised once both are done."""
+    threads = torch.get_num_threads()
+    if threads < 2:
+        return a(), b()
+    torch.set_num_threads(threads // 2)
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="spine_d2-mirrored-run") as pool:
+            later = pool.submit(b)
+            try:
+                first = a()
+            finally:
+                second = later.result()  # waits for b even where a failed; raises b's error
+    finally:
+        torch.set_num_threads(threads)
+    return first, second
+
+
 def _mirrored_run_asked(cfg, first: Instances) -> bool:
     """Whether the mirrored run is made at all: `test.flip` asks for it and the model has a corner
     head (the run averages corners: a model without one has nothing to gain from it)."""
     return bool(cfg.SPINE.get("FLIP", False)) and (first.has("pred_keypoint_heatmaps") or first.has("pred_keypoints"))
 
 
-def _refine(model, cfg, image: np.ndarray, first: Instances, with_reads: bool) -> tuple[Instances, list[Instances]]:
-    """`refine_with_reads`; the reads' Instances (each a stack of full-size masks) only `with_reads`."""
+def _refine(model, cfg, image: np.ndarray, first: Instances | None, with_reads: bool,
+            twin=None) -> tuple[Instances, list[Instances]]:
+    """`refine_with_reads`; the reads' Instances (each a stack of full-size masks) only `with_reads`.
+    With `twin` the mirrored run is made on it beside the photo's run (the caller, `mirror_twin`,
+    made sure the run is asked)."""
+    if twin is not None and cfg.SPINE.get("FLIP", False):
+        own, second = side_by_side(
+            lambda: _passes(model, cfg, image, one_pass(model, cfg, image) if first is None else first),
+            lambda: _mirrored_passes(twin, cfg, image))
+        return _fused(cfg, image.shape[:2], own, second, with_reads)
+    first = one_pass(model, cfg, image) if first is None else first
     if not _mirrored_run_asked(cfg, first):
         return (high_resolution_pass(model, cfg, image, first) if cfg.SPINE.HIGHRES.ENABLED else first), []
     return _with_mirrored_run(model, cfg, image, _passes(model, cfg, image, first), with_reads)
@@ -85,14 +148,25 @@ def _passes(model, cfg, photo: np.ndarray, one: Instances, turns=None) -> list[D
     return detections(one, None, shape) if dets is None else dets
 
 
+def _mirrored_passes(model, cfg, image: np.ndarray) -> list[Detection]:
+    """The mirrored run: `_passes` of `image` mirrored left-right (its windows turned only with
+    `HIGHRES.FLIP_TURNS`), mapped back to `image`'s frame."""
+    mirror = np.ascontiguousarray(image[:, ::-1])
+    turns = None if getattr(cfg.SPINE.HIGHRES, "FLIP_TURNS", True) else ()
+    return mirrored(_passes(model, cfg, mirror, one_pass(model, cfg, mirror), turns), image.shape[1])
+
+
 def _with_mirrored_run(model, cfg, image: np.ndarray, own: list[Detection], with_reads: bool
                        ) -> tuple[Instances, list[Instances]]:
     """The photo's run `own` fused with the mirrored run, made now, and the two runs each alone
     (`with_reads`)."""
-    shape = image.shape[:2]
-    mirror = np.ascontiguousarray(image[:, ::-1])
-    turns = None if getattr(cfg.SPINE.HIGHRES, "FLIP_TURNS", True) else ()
-    second = mirrored(_passes(model, cfg, mirror, one_pass(model, cfg, mirror), turns), shape[1])
+    return _fused(cfg, image.shape[:2], own, _mirrored_passes(model, cfg, image), with_reads)
+
+
+def _fused(cfg, shape: tuple[int, int], own: list[Detection], second: list[Detection], with_reads: bool
+           ) -> tuple[Instances, list[Instances]]:
+    """The photo's run `own` fused with the mirrored run `second` (in the photo's frame), and the
+    two runs each alone (`with_reads`)."""
     reads = [to_instances(own, shape), to_instances(second, shape)] if with_reads else []
     sacrum = class_ids(cfg.SPINE.CLASS_MAP, ("sacrum",))
     fused = with_mirrored_pelvis(average_corners(own, second), second, sacrum,
@@ -178,6 +252,7 @@ class TestTimeModel(torch.nn.Module):
     def __init__(self, model, cfg):
         super().__init__()
         self.model, self.cfg = model, cfg
+        self.twin = [mirror_twin(model, cfg)]  # in a list: not a submodule, no second set of weights in state_dict
 
     def forward(self, inputs):
         from spine_d2.data.images import read_image
@@ -186,6 +261,7 @@ class TestTimeModel(torch.nn.Module):
         for inp, out in zip(inputs, outputs):
             image = read_image(inp["file_name"], self.cfg.INPUT.FORMAT)
             out["instances"], out["reads"], out["mirrored_run"] = refine_lazily(self.model, self.cfg, image,
-                                                                                out["instances"].to("cpu"))
+                                                                                out["instances"].to("cpu"),
+                                                                                self.twin[0])
             out["tiebreak_looks"] = tiebreak_looks(self.model, self.cfg, image)
         return outputs
