@@ -63,6 +63,9 @@ CHECKPOINT_HIGHRES_AMP_ROW = CHECKPOINT_HIGHRES_ROW + ", backbone autocast"  # t
 CHECKPOINT_FLIP_AMP_ROW = CHECKPOINT_FLIP_ROW + ", backbone autocast"
 CHECKPOINT_UPRIGHT_AMP_ROW = CHECKPOINT_FLIP_AMP_ROW + ", no turned looks"  # test.highres.turns=[]
 CHECKPOINT_OWN_TURNED_AMP_ROW = CHECKPOINT_FLIP_AMP_ROW + ", turned looks detecting again"  # turned_boxes=own
+#: as served, but the mirrored run made after the photo's run, each with all the threads (no twin:
+#: not side by side, `spine_d2.engine.test_time.side_by_side`)
+CHECKPOINT_SERIAL_AMP_ROW = CHECKPOINT_FLIP_AMP_ROW + ", the two runs one after the other"
 #: photo to angles (`measure_image`: the passes and the measurement), as served (the mirrored run
 #: always made) and with `test.flip_when=doubt` (made only where the measurement doubts the photo's run)
 SERVED_MEASURED_ROW = CHECKPOINT_FLIP_AMP_ROW + ", then measured"
@@ -70,7 +73,8 @@ DOUBT_MEASURED_ROW = CHECKPOINT_FLIP_AMP_ROW.replace("mirrored run", "mirrored r
 MEASURED_ROWS = {SERVED_MEASURED_ROW: dict(own=True, highres=True, soft=True, flip=True, amp=True),
                  DOUBT_MEASURED_ROW: dict(own=True, highres=True, soft=True, flip=True, amp=True, flip_when="doubt")}
 HIGHRES_ROWS = (CHECKPOINT_HIGHRES_ROW, CHECKPOINT_FLIP_ROW, CHECKPOINT_FLIP_UPRIGHT_ROW, CHECKPOINT_HIGHRES_AMP_ROW,
-                CHECKPOINT_FLIP_AMP_ROW, CHECKPOINT_UPRIGHT_AMP_ROW, CHECKPOINT_OWN_TURNED_AMP_ROW, *MEASURED_ROWS)
+                CHECKPOINT_FLIP_AMP_ROW, CHECKPOINT_UPRIGHT_AMP_ROW, CHECKPOINT_OWN_TURNED_AMP_ROW,
+                CHECKPOINT_SERIAL_AMP_ROW, *MEASURED_ROWS)
 #: a trained checkpoint's rows: own input (else height × width), and its test-time switches
 CHECKPOINT_ROWS = {
     CHECKPOINT_ROW: dict(own=False),
@@ -83,6 +87,7 @@ CHECKPOINT_ROWS = {
     CHECKPOINT_FLIP_AMP_ROW: dict(own=True, highres=True, soft=True, flip=True, amp=True),
     CHECKPOINT_UPRIGHT_AMP_ROW: dict(own=True, highres=True, soft=True, flip=True, amp=True, turns=()),
     CHECKPOINT_OWN_TURNED_AMP_ROW: dict(own=True, highres=True, soft=True, flip=True, amp=True, turned_boxes="own"),
+    CHECKPOINT_SERIAL_AMP_ROW: dict(own=True, highres=True, soft=True, flip=True, amp=True, side_by_side=False),
 }
 
 
@@ -219,7 +224,10 @@ def time_inference(images: Sequence[np.ndarray], o: Mapping[str, str], repeats: 
     if ckpt:
         for name, switches in CHECKPOINT_ROWS.items():
             switches = dict(switches)
+            side_by_side = switches.pop("side_by_side", True)
             predictors[name] = SpinePredictor(inference_cfg("fast", h, w, dev, ckpt, switches.pop("own"), **switches))
+            if not side_by_side:
+                predictors[name].twin = None  # the mirrored run after the photo's, on the same model
             weights[name] = f"checkpoint {ckpt}"
         for name, switches in MEASURED_ROWS.items():
             switches = dict(switches)
@@ -329,6 +337,8 @@ def ratios(inference: Mapping, measure: Mapping, phantom: Mapping) -> dict[str, 
                  inference, CHECKPOINT_OWN_ROW, CHECKPOINT_ROW),
              "photo to angles, the mirrored run on doubt / always": (inference, DOUBT_MEASURED_ROW,
                                                                      SERVED_MEASURED_ROW),
+             "inference as served, the two runs side by side / one after the other": (
+                 inference, CHECKPOINT_FLIP_AMP_ROW, CHECKPOINT_SERIAL_AMP_ROW),
              "measurement frame on / off (ground-truth masks)": (measure, "ground-truth masks, frame on",
                                                                  "ground-truth masks, frame off"),
              "measurement on predictions / on ground-truth masks (frame on)": (
