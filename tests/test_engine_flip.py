@@ -414,3 +414,31 @@ def test_a_twin_is_made_only_where_the_mirrored_run_goes_with_every_photo_on_a_c
     assert mirror_twin(model, cfg) is None
     torch.set_num_threads(1)
     assert mirror_twin(model, _photo_cfg()[1]) is None
+
+
+def test_evaluation_with_a_twin_makes_the_photos_first_pass_beside_the_mirrored_run(two_threads, tmp_path):
+    """`TestTimeModel` (evaluation) with a twin makes the photo's first pass from the photo read
+    again, beside the mirrored run, instead of on the loader's input (the same pixels): what it
+    gives is what it gives without one."""
+    import cv2
+    import torch
+
+    from spine_d2.data.transforms import model_input
+    from spine_d2.engine.test_time import TestTimeModel
+
+    image, cfg = _photo_cfg()
+    cv2.imwrite(str(tmp_path / "photo.png"), image)
+    inp = {**model_input(image, cfg), "file_name": str(tmp_path / "photo.png")}
+    paired = TestTimeModel(_Bodies(), cfg)
+    assert paired.twin[0] is not None
+    out = paired([inp])[0]
+    assert paired.model.calls == 1 and paired.twin[0].calls == 1  # no pass over the loader's input besides
+    torch.set_num_threads(1)
+    alone = TestTimeModel(_Bodies(), cfg)
+    assert alone.twin[0] is None
+    expected = alone([inp])[0]
+    assert alone.model.calls == 2  # the loader's input, then the mirrored photo
+    assert len(out["reads"]) == len(expected["reads"]) == 2 and out["mirrored_run"] is expected["mirrored_run"] is None
+    for a, b in zip([out["instances"], *out["reads"]], [expected["instances"], *expected["reads"]]):
+        assert np.array_equal(a.pred_keypoints.numpy(), b.pred_keypoints.numpy())
+        assert np.array_equal(a.pred_masks.numpy(), b.pred_masks.numpy())

@@ -247,7 +247,9 @@ class TestTimeModel(torch.nn.Module):
     the two runs' instances each alone (`refine_with_reads`), its "mirrored_run" the call that makes
     the mirrored run when the measurement doubts the photo's (`refine_lazily`; None unless
     `test.flip_when` is doubt), its "tiebreak_looks" the call that makes `turned_looks` when the
-    measurement asks (`tiebreak_looks`)."""
+    measurement asks (`tiebreak_looks`). With a twin (`mirror_twin`) the photo's first pass is made
+    from the photo read again (the loader's input is the same: `model_input`), beside the mirrored
+    run, as `SpinePredictor` makes it."""
 
     def __init__(self, model, cfg):
         super().__init__()
@@ -257,11 +259,12 @@ class TestTimeModel(torch.nn.Module):
     def forward(self, inputs):
         from spine_d2.data.images import read_image
 
-        outputs = self.model(inputs)
+        twin = self.twin[0]
+        outputs = [{} for _ in inputs] if twin is not None else self.model(inputs)
         for inp, out in zip(inputs, outputs):
             image = read_image(inp["file_name"], self.cfg.INPUT.FORMAT)
+            first = None if twin is not None else out["instances"].to("cpu")
             out["instances"], out["reads"], out["mirrored_run"] = refine_lazily(self.model, self.cfg, image,
-                                                                                out["instances"].to("cpu"),
-                                                                                self.twin[0])
+                                                                                first, twin)
             out["tiebreak_looks"] = tiebreak_looks(self.model, self.cfg, image)
         return outputs
