@@ -602,6 +602,32 @@ def test_a_sacrum_class_body_gives_only_its_superior_corners_whatever_its_name()
     assert set(corner_endplates(as_lumbar, "L5")) == {"superior", "inferior"}
 
 
+def test_an_l5_read_as_the_sacrum_leaves_ll_out_whatever_its_untrained_corners_score():
+    """The faint-plate rule and the doubt of `test.flip_when` judge the corners a plate is read
+    from (`plate_corner_score`): an L5 of the sacrum class has its inferior plate from its outline
+    (its inferior corners were never trained), so their score judges nothing, but LL, which takes
+    that plate, is left out (`faint_end_plates`); a lumbar L5's inferior corners are judged by
+    their score, and an outline without corners not at all."""
+    from spine_d2.measure.level_endplates import faint_end_plates, plate_corner_score
+
+    box = np.array([[0, 0], [40, 0], [40, 30], [0, 30]], float)
+    corners = {"sa": (40, 0, 0.9), "sp": (0, 0, 0.9), "ia": (40, 30, 0.05), "ip": (0, 30, 0.6)}
+    levels = {"L5": 0}
+    as_sacrum, as_lumbar = (Instance(c, polygon=box, corners=corners) for c in ("sacrum", "lumbar"))
+    assert plate_corner_score([as_sacrum], levels, "L5", "superior") == pytest.approx(0.9)
+    assert plate_corner_score([as_sacrum], levels, "L5", "inferior") is None
+    why = "L5 read as the sacrum: its inferior plate has no trained corners"
+    for corners_there in (corners, {**corners, "ia": (40, 30, 0.9), "ip": (0, 30, 0.9)}):
+        assert faint_end_plates([Instance("sacrum", polygon=box, corners=corners_there)], levels,
+                                {"LL": 0.2, "TK": 0.2}) == {"LL": why}
+    assert faint_end_plates([as_sacrum], levels, {"LL": 0.0}) == {}  # the rule off for LL
+    assert faint_end_plates([Instance("sacrum", polygon=box)], levels, {"LL": 0.2}) == {}  # an outline
+    assert plate_corner_score([as_lumbar], levels, "L5", "inferior") == pytest.approx(0.05)
+    assert faint_end_plates([as_lumbar], levels, {"LL": 0.2}) == {
+        "LL": "L5 inferior corners score 0.05 (< 0.2): a faint plate"}
+    assert plate_corner_score([as_lumbar], {}, "L5", "inferior") is None  # not named
+
+
 def test_a_body_outlined_upright_against_the_chain_is_squared_to_it():
     """T5 of a kyphotic spine outlined as an upright box (what a model draws for a steeply tilted
     body): its endplates are taken square to the line through T4 and T6, which gives TK back to

@@ -213,8 +213,9 @@ class MeasureConfig:
     # angle → score: with on_implausible nan, an angle one of whose end plates comes from two corners
     # the lower of which scores under it (0.2: counted as not found, the plate read from a faint
     # body's outline) is left out (measure.level_endplates.faint_end_plates; benchmarks/README.md,
-    # session 62: such a TK or LL was ~10° off on the phantom); 0: off for that angle; LL_S1, SS,
-    # PT, PI may be named too
+    # session 62: such a TK or LL was ~10° off on the phantom), as is one whose end plate is the
+    # inferior plate of a body of the sacrum class (an L5 read as S1: LL; its corners there were never
+    # trained); 0: off for that angle; LL_S1, SS, PT, PI may be named too
     faint_plate_scores: dict[str, float] = field(default_factory=lambda: dict(FAINT_PLATE_SCORES))
     frame: FrameConfig = field(default_factory=FrameConfig)
 
