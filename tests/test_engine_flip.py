@@ -100,9 +100,9 @@ def test_the_mirrored_run_cancels_a_sideways_bias_of_the_corners():
     assert refine_with_reads(model, cfg, image, first)[1] == []
 
 
-def test_on_doubt_the_mirrored_run_waits_until_asked_and_then_gives_what_it_always_gives():
-    from spine_d2.engine.test_time import one_pass, refine_lazily, refine_with_reads
-
+def _photo_cfg(**spine_keys):
+    """A photo of three bodies facing right (their right halves brighter) and a test-time config
+    of the mirrored run (always, no windows; `spine_keys` over it) for the stand-in `_Bodies`."""
     image = np.zeros((300, 200, 3), np.uint8)
     for y0 in (40, 120, 200):
         image[y0:y0 + 50, 60:100] = 150
@@ -111,9 +111,17 @@ def test_on_doubt_the_mirrored_run_waits_until_asked_and_then_gives_what_it_alwa
     aug = SimpleNamespace(**{k: SimpleNamespace(ENABLED=False) for k in
                              ("SCALE", "CROP", "FLIP", "ROTATION", "CONTRAST", "PHOTOMETRIC")})
     spine = dict(INPUT=inp, AUG=aug, CLASS_MAP="default", HIGHRES=SimpleNamespace(ENABLED=False), FLIP=True)
+    cfg = SimpleNamespace(SPINE=_Node(**{**spine, **spine_keys}), INPUT=SimpleNamespace(FORMAT="BGR"),
+                          MODEL=SimpleNamespace(KEYPOINT_ON=True, DEVICE="cpu"))
+    return image, cfg
+
+
+def test_on_doubt_the_mirrored_run_waits_until_asked_and_then_gives_what_it_always_gives():
+    from spine_d2.engine.test_time import one_pass, refine_lazily, refine_with_reads
+
+    image, always = _photo_cfg()
+    doubt = _photo_cfg(FLIP_WHEN="doubt")[1]
     model = _Bodies()
-    always = SimpleNamespace(SPINE=_Node(**spine), INPUT=SimpleNamespace(FORMAT="BGR"))
-    doubt = SimpleNamespace(SPINE=_Node(**spine, FLIP_WHEN="doubt"), INPUT=SimpleNamespace(FORMAT="BGR"))
     first = one_pass(model, always, image)
     model.calls = 0
     own, reads, make = refine_lazily(model, doubt, image, first)
@@ -360,20 +368,6 @@ def test_side_by_side_makes_the_second_call_in_another_thread_with_half_the_thre
     seen.clear()
     assert side_by_side(look("a"), look("b")) == ("a", "b")
     assert seen["a"][0] == seen["b"][0] == threading.get_ident()
-
-
-def _photo_cfg(**spine_keys):
-    image = np.zeros((300, 200, 3), np.uint8)
-    for y0 in (40, 120, 200):
-        image[y0:y0 + 50, 60:100] = 150
-        image[y0:y0 + 50, 100:140] = 230
-    inp = SimpleNamespace(HEIGHT=300, WIDTH=200, FIT="keep_aspect", MEAN_INTENSITY=None)
-    aug = SimpleNamespace(**{k: SimpleNamespace(ENABLED=False) for k in
-                             ("SCALE", "CROP", "FLIP", "ROTATION", "CONTRAST", "PHOTOMETRIC")})
-    spine = dict(INPUT=inp, AUG=aug, CLASS_MAP="default", HIGHRES=SimpleNamespace(ENABLED=False), FLIP=True)
-    cfg = SimpleNamespace(SPINE=_Node(**{**spine, **spine_keys}), INPUT=SimpleNamespace(FORMAT="BGR"),
-                          MODEL=SimpleNamespace(KEYPOINT_ON=True, DEVICE="cpu"))
-    return image, cfg
 
 
 def test_the_mirrored_run_on_a_twin_beside_the_photos_gives_what_it_gives_after_it(two_threads):
