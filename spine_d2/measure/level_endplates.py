@@ -102,7 +102,7 @@ def faint_end_plates(instances: Sequence[Instance], levels: Mapping[str, int], b
     """Angle → why, for each angle in `below` (angle → score) one of whose end plates
     (`REQUIRED_ENDPLATES`) a named body gives by two corners scoring under the angle's score
     (`plate_corner_score`), or gives as the inferior plate of a body of the sacrum class (an L5 the
-    model took for S1: its corners there were never trained, and its outline's plate was 5-23° off
+    model took for S1: its corners there were never trained, and its outline's plate was 4-23° off
     on the phantom, benchmarks/README.md, session 63); bodies without corners (an outline's
     annotation) are not judged."""
     out = {}
