@@ -436,3 +436,21 @@ def test_evaluation_with_a_twin_makes_the_photos_first_pass_beside_the_mirrored_
     for a, b in zip([out["instances"], *out["reads"]], [expected["instances"], *expected["reads"]]):
         assert np.array_equal(a.pred_keypoints.numpy(), b.pred_keypoints.numpy())
         assert np.array_equal(a.pred_masks.numpy(), b.pred_masks.numpy())
+
+
+def test_with_a_twin_the_tiebreak_looks_go_side_by_side_in_the_order_of_their_turns(two_threads):
+    """Every other tie-breaking look is made on the twin, beside the others: the looks are those
+    made one after the other on the model alone, in the order of `test.tiebreak_turns`."""
+    from spine_d2.engine.test_time import mirror_twin, tiebreak_looks
+
+    image, cfg = _photo_cfg(TIEBREAK_TURNS=(4.0, -4.0, 8.0))
+    model = _Bodies()
+    twin = mirror_twin(model, cfg)
+    looks = tiebreak_looks(model, cfg, image, twin)()
+    assert model.calls == 2 and twin.calls == 1  # 4° and 8° on the model, -4° on the twin
+    alone = tiebreak_looks(_Bodies(), cfg, image)()
+    assert len(looks) == len(alone) == 3
+    for a, b in zip(looks, alone):
+        assert np.array_equal(a.pred_keypoints.numpy(), b.pred_keypoints.numpy())
+        assert np.array_equal(a.pred_masks.numpy(), b.pred_masks.numpy())
+    assert not np.allclose(alone[0].pred_keypoints.numpy(), alone[1].pred_keypoints.numpy())  # the order tells

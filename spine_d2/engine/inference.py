@@ -221,7 +221,7 @@ class SpinePredictor:
     def tiebreak_looks(self, image_bgr: np.ndarray):
         """The call that makes the photo's turned looks when the measurement asks, or None
         (`spine_d2.engine.test_time.tiebreak_looks`)."""
-        return tiebreak_looks(self.model, self.cfg, self._model_format(image_bgr))
+        return tiebreak_looks(self.model, self.cfg, self._model_format(image_bgr), self.twin)
 
     def _model_format(self, image_bgr: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(image_bgr if self.cfg.INPUT.FORMAT == "BGR" else image_bgr[:, :, ::-1])

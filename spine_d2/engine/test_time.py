@@ -175,29 +175,39 @@ def _fused(cfg, shape: tuple[int, int], own: list[Detection], second: list[Detec
     return to_instances(fused, shape), reads
 
 
-def turned_looks(model, cfg, image: np.ndarray) -> list[Instances]:
+def turned_looks(model, cfg, image: np.ndarray, twin=None) -> list[Instances]:
     """The photo (`image`, the model's input format) turned whole by each of
     `cfg.SPINE.TIEBREAK_TURNS` degrees (`spine_d2.engine.windows.whole_turned`), each the model's
     first pass of its own (which names the levels and finds the anterior side), mapped back to the
     photo's frame: where the photo's and its mirror image's reads of an angle disagree, the looks
     that may break the tie (`spine_d2.measure.reads`). No windows: with them the looks took three
     times as long and, on the phantom, two takes 17° off (benchmarks/README.md, session 41). []
-    without turns."""
+    without turns. With `twin` (`mirror_twin`) every other look is made on it, beside the others
+    (`side_by_side`), each with the threads the two runs have."""
     shape = image.shape[:2]
-    out = []
-    for deg in cfg.SPINE.get("TIEBREAK_TURNS", ()):
-        win = whole_turned(shape, float(deg))
-        look = one_pass(model, cfg, np.ascontiguousarray(win.crop(image)))
-        out.append(to_instances(detections(look, win, shape), shape))
+    turns = [float(t) for t in cfg.SPINE.get("TIEBREAK_TURNS", ())]
+
+    def looks(net, degrees: list[float]) -> list[Instances]:
+        out = []
+        for deg in degrees:
+            win = whole_turned(shape, deg)
+            look = one_pass(net, cfg, np.ascontiguousarray(win.crop(image)))
+            out.append(to_instances(detections(look, win, shape), shape))
+        return out
+
+    if twin is None or not turns:
+        return looks(model, turns)
+    out: list = [None] * len(turns)
+    out[0::2], out[1::2] = side_by_side(lambda: looks(model, turns[0::2]), lambda: looks(twin, turns[1::2]))
     return out
 
 
-def tiebreak_looks(model, cfg, image: np.ndarray):
+def tiebreak_looks(model, cfg, image: np.ndarray, twin=None):
     """A call that makes `turned_looks` of `image` when asked (the measurement asks only where the
     two reads disagree), or None where there are no two reads (`test.flip` off) or no turns."""
     if not cfg.SPINE.get("FLIP", False) or not cfg.SPINE.get("TIEBREAK_TURNS", ()):
         return None
-    return partial(turned_looks, model, cfg, image)
+    return partial(turned_looks, model, cfg, image, twin)
 
 
 def backbone_autocast(model, cfg):
@@ -266,5 +276,5 @@ class TestTimeModel(torch.nn.Module):
             first = None if twin is not None else out["instances"].to("cpu")
             out["instances"], out["reads"], out["mirrored_run"] = refine_lazily(self.model, self.cfg, image,
                                                                                 first, twin)
-            out["tiebreak_looks"] = tiebreak_looks(self.model, self.cfg, image)
+            out["tiebreak_looks"] = tiebreak_looks(self.model, self.cfg, image, twin)
         return outputs
