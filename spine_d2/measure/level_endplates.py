@@ -61,15 +61,20 @@ def spine_cranial(centres: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return cranial
 
 
+def trained_corners(inst: Instance, level: str, side: str) -> bool:
+    """Whether the corner head was trained on the corners of `inst`'s `side` plate: S1 has only its
+    superior ones, and so has a body of the sacrum class named otherwise (an L5 the model took for
+    the sacrum: its inferior corners were never trained)."""
+    return side == "superior" or not (level == "S1" or inst.region == "sacrum")
+
+
 def corner_endplates(inst: Instance, level: str, min_score: float = 0.0) -> dict[str, tuple[np.ndarray, float]]:
     """The endplates an instance's corner points give (both ends present and scoring at least
-    `min_score`): side → ([end, end] (image frame, px), the lower of the two scores); S1 has only
-    its superior endplate, and so has a body of the sacrum class named otherwise (an L5 the model
-    took for the sacrum: its inferior corners were never trained)."""
+    `min_score`, their corners trained: `trained_corners`): side → ([end, end] (image frame, px),
+    the lower of the two scores)."""
     out = {}
-    only_superior = level == "S1" or inst.region == "sacrum"
     for side, (a, p) in CORNER_SIDES.items():
-        if a in inst.corners and p in inst.corners and (side == "superior" or not only_superior):
+        if a in inst.corners and p in inst.corners and trained_corners(inst, level, side):
             score = float(min(inst.corners[a][2], inst.corners[p][2]))
             if score >= min_score:
                 out[side] = (np.array([inst.corners[a][:2], inst.corners[p][:2]], dtype=float), score)
@@ -101,15 +106,15 @@ def faint_end_plates(instances: Sequence[Instance], levels: Mapping[str, int], b
                      ) -> dict[str, str]:
     """Angle → why, for each angle in `below` (angle → score) one of whose end plates
     (`REQUIRED_ENDPLATES`) a named body gives by two corners scoring under the angle's score
-    (`plate_corner_score`), or gives as the inferior plate of a body of the sacrum class (an L5 the
-    model took for S1: its corners there were never trained, and its outline's plate was 4-23° off
-    on the phantom, benchmarks/README.md, session 63); bodies without corners (an outline's
-    annotation) are not judged."""
+    (`plate_corner_score`), or gives from corners never trained (`trained_corners`: the inferior
+    plate of an L5 the model took for S1, whose outline's plate was 4-23° off on the phantom,
+    benchmarks/README.md, session 63); bodies without corners (an outline's annotation) are not
+    judged."""
     out = {}
     for name, score in below.items():
         for level, side in REQUIRED_ENDPLATES[name] if score > 0 else ():
             k = levels.get(level)
-            if k is not None and side == "inferior" and instances[k].region == "sacrum" and instances[k].corners:
+            if k is not None and instances[k].corners and not trained_corners(instances[k], level, side):
                 out[name] = f"{level} read as the sacrum: its {side} plate has no trained corners"
                 break
             got = plate_corner_score(instances, levels, level, side)
