@@ -174,6 +174,7 @@ class InferenceConfig:
     # measure.reads_agree); only with `flip`; []: off
     tiebreak_turns: List[float] = field(default_factory=lambda: [4.0, -4.0])
     amp: bool = False                 # the backbone under autocast (CPU bfloat16, GPU float16): faster (engine/test_time.py)
+    amp_corners: bool = True          # with `amp`, the corner head's convolutions too (engine/test_time.py)
     processes: int = 1                # the final test of a one-process run in this many processes (CPU: sharing the cores)
 
 

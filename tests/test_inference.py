@@ -339,7 +339,7 @@ def test_test_amp_runs_the_backbone_in_bfloat16_and_hands_on_float32_features(sm
     import torch
 
     from spine_d2.engine import precision
-    from spine_d2.engine.test_time import backbone_autocast
+    from spine_d2.engine.test_time import autocast_at_test
 
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)  # where it has none, torch emulates it alike
 
@@ -347,10 +347,10 @@ def test_test_amp_runs_the_backbone_in_bfloat16_and_hands_on_float32_features(sm
     assert config_for_checkpoint(ck, "cpu").SPINE.TEST_AMP is False
     cfg = config_for_checkpoint(ck, "cpu", amp=True)
     plain, model = load_model(cfg), load_model(cfg)
-    assert backbone_autocast(model, cfg) is model and backbone_autocast(model, cfg) is model  # once
+    assert autocast_at_test(model, cfg) is model and autocast_at_test(model, cfg) is model  # once
     clone = copy.deepcopy(model)  # its forward runs the copy's weights, not the original's
     assert clone.backbone.forward.__self__ is clone.backbone and clone.backbone.plain_forward.__self__ is clone.backbone
-    assert not hasattr(backbone_autocast(plain, config_for_checkpoint(ck, "cpu")).backbone, "plain_forward")
+    assert not hasattr(autocast_at_test(plain, config_for_checkpoint(ck, "cpu")).backbone, "plain_forward")
     seen = []
     model.backbone.bottom_up.register_forward_hook(lambda m, i, o: seen.append({v.dtype for v in o.values()}))
     x = torch.rand(1, 3, 128, 96) * 255
@@ -366,20 +366,57 @@ def test_test_amp_runs_the_backbone_in_bfloat16_and_hands_on_float32_features(sm
         assert seen[-1] == {torch.float32} and all(torch.equal(c[k], plain.backbone.train()(x)[k]) for k in c)
 
 
+def test_test_amp_corners_runs_the_corner_heads_convolutions_in_bfloat16_too(tmp_path, monkeypatch):
+    """`test.amp_corners` (on by default) with `test.amp`: the corner head's convolutions run under
+    the CPU's bfloat16 autocast, each handing on float32, so its heatmaps are float32 and within
+    bfloat16's rounding of the plain head's; the RPN's and the mask head's convolutions stay as
+    they were; amp_corners=false leaves the head alone; a model in training mode runs it unchanged."""
+    import copy
+
+    import torch
+    from detectron2.modeling import build_model
+
+    from spine_d2.engine import precision
+    from spine_d2.engine.test_time import autocast_at_test, corner_convs
+
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    cfg = build_d2_cfg(smoke_cfg(tmp_path, "model.corners=true", "test.amp=true"))
+    assert cfg.SPINE.TEST_AMP_CORNERS is True
+    torch.manual_seed(0)
+    plain = build_model(cfg).eval()
+    model = autocast_at_test(copy.deepcopy(plain), cfg)
+    convs = corner_convs(model)
+    assert len(convs) == len(cfg.MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS)
+    assert all(hasattr(c, "plain_forward") for c in convs) and hasattr(model.backbone, "plain_forward")
+    assert not any(hasattr(m, "plain_forward") for m in [*model.proposal_generator.modules(),
+                                                         *model.roi_heads.mask_head.modules()])
+    head, plain_head = model.roi_heads.keypoint_head, plain.roi_heads.keypoint_head
+    x = torch.rand(3, cfg.MODEL.FPN.OUT_CHANNELS, 14, 14)
+    with torch.no_grad():
+        a, b = head.layers(x), plain_head.layers(x)
+        assert a.dtype == torch.float32 and a.shape == b.shape and not torch.equal(a, b)
+        assert torch.allclose(a, b, rtol=0.05, atol=0.02 * float(b.abs().max()))
+        head.train(), plain_head.train()
+        assert torch.equal(head.layers(x), plain_head.layers(x))
+    off = build_d2_cfg(smoke_cfg(tmp_path, "model.corners=true", "test.amp=true", "test.amp_corners=false"))
+    model = autocast_at_test(copy.deepcopy(plain), off)
+    assert hasattr(model.backbone, "plain_forward") and not any(hasattr(c, "plain_forward") for c in corner_convs(model))
+
+
 def test_test_amp_runs_float32_on_a_cpu_without_bfloat16_units(smoke_run, monkeypatch, caplog):
     """Where the CPU would emulate bfloat16, slower than float32, `test.amp` leaves the backbone in
     float32 and says so, naming the option; where it has the units, it autocasts, silent."""
     import logging
 
     from spine_d2.engine import precision
-    from spine_d2.engine.test_time import backbone_autocast
+    from spine_d2.engine.test_time import autocast_at_test
 
     cfg = config_for_checkpoint(smoke_run[1] / "model_final.pth", "cpu", amp=True)
     for has_units in (True, False):
         monkeypatch.setattr(precision, "cpu_has_bf16", lambda: has_units)
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="spine_d2.engine.precision"):
-            model = backbone_autocast(load_model(cfg), cfg)
+            model = autocast_at_test(load_model(cfg), cfg)
         warned = [r.getMessage() for r in caplog.records if "bfloat16 units" in r.getMessage()]
         assert bool(warned) is not has_units, warned
         assert hasattr(model.backbone, "plain_forward") is has_units

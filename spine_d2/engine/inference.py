@@ -32,7 +32,7 @@ from spine_d2 import zoo
 from spine_d2.data.images import IMAGE_SUFFIXES, ImageReadError, read_image, within_pixels
 from spine_d2.engine.config import load_d2_cfg, resolve_device
 from spine_d2.engine.processes import share_cores, usable_processes, worker_logging
-from spine_d2.engine.test_time import (backbone_autocast, for_evaluation, mirror_twin, refine, refine_lazily,
+from spine_d2.engine.test_time import (autocast_at_test, for_evaluation, mirror_twin, refine, refine_lazily,
                                        refine_with_reads, tiebreak_looks)
 from spine_d2.engine.soft_masks import with_soft_masks
 from spine_d2.levels import get_class_map
@@ -101,7 +101,8 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres:
                           sacrum_corners: bool | None = None, turns: list[float] | None = None,
                           turn_strip: bool | None = None, flip_turns: bool | None = None,
                           amp: bool | None = None, tiebreak_turns: list[float] | None = None,
-                          flip_when: str | None = None, turned_boxes: str | None = None) -> CfgNode:
+                          flip_when: str | None = None, turned_boxes: str | None = None,
+                          amp_corners: bool | None = None) -> CfgNode:
     """The detectron2 config a checkpoint was trained with (`d2_config.yaml` in its run directory,
     or `<stem>.yaml` beside it as for the zoo's `zoo:<name>`), with `MODEL.WEIGHTS` pointing at it;
     `highres` True/False switches the high-resolution second pass on or off, `soft_masks` the
@@ -112,8 +113,8 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres:
     degrees the photo is turned by for looks that break the two reads' ties ([]: none), `flip_when`
     always or doubt (the mirrored run made only where the measurement doubts the photo's own run),
     `turned_boxes` given or own (the turned looks read the corners of the bodies found, in boxes
-    given from them, or detect everything again) (None: as trained, or the default where the run
-    predates the key)."""
+    given from them, or detect everything again), `amp_corners` the corner head's convolutions under
+    autocast too, with `amp` (None: as trained, or the default where the run predates the key)."""
     if flip_when is not None and str(flip_when) not in FLIP_WHEN:
         raise InferenceError(f"flip_when={flip_when}: choose one of {', '.join(FLIP_WHEN)}")
     if turned_boxes is not None and str(turned_boxes) not in TURNED_BOXES:
@@ -149,6 +150,8 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres:
         cfg.SPINE.HIGHRES.FLIP_TURNS = bool(flip_turns)
     if amp is not None:
         cfg.SPINE.TEST_AMP = bool(amp)
+    if amp_corners is not None:
+        cfg.SPINE.TEST_AMP_CORNERS = bool(amp_corners)
     if tiebreak_turns is not None:
         cfg.SPINE.TIEBREAK_TURNS = _degrees("tiebreak_turns", tiebreak_turns)
     if flip_when is not None:
@@ -185,7 +188,7 @@ class SpinePredictor:
     def __init__(self, cfg: CfgNode):
         self.cfg = cfg
         self.class_names = list(get_class_map(cfg.SPINE.CLASS_MAP).classes)
-        self.model = with_soft_masks(backbone_autocast(load_model(cfg), cfg), cfg)  # the test-time passes: __call__
+        self.model = with_soft_masks(autocast_at_test(load_model(cfg), cfg), cfg)  # the test-time passes: __call__
         self.twin = mirror_twin(self.model, cfg)  # the mirrored run's, beside the photo's run (or None)
 
     @classmethod

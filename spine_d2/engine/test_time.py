@@ -210,14 +210,17 @@ def tiebreak_looks(model, cfg, image: np.ndarray, twin=None):
     return partial(turned_looks, model, cfg, image, twin)
 
 
-def backbone_autocast(model, cfg):
+def autocast_at_test(model, cfg):
     """`model` (a detectron2 meta-architecture, in place) with its backbone run under autocast when
     `cfg.SPINE.TEST_AMP` and the model is not training: bfloat16 on the CPU, float16 on a GPU, its
-    features handed on as float32, so the heads, the masks and the corners' sub-pixel decoding stay
-    as they were. Most of a pass's time is the backbone's convolutions; a model trained with
-    `solver.amp` saw its features so. Training (`model.training`) runs the backbone unchanged. A CPU
-    without bfloat16 units would emulate it, each pass slower than in float32: there the backbone
-    stays float32, and the log says so."""
+    features handed on as float32. Most of a pass's time is the backbone's convolutions; a model
+    trained with `solver.amp` saw its features so. With `cfg.SPINE.TEST_AMP_CORNERS` too, the
+    corner head's convolutions (`corner_convs`: in float32 a fifth of a photo's time) run so as
+    well, each handing on float32: the heatmaps and their sub-pixel decoding stay float32. The RPN's
+    and the mask head's stay float32 (under autocast they cost the test split 0.1° of TK,
+    benchmarks/README.md). Training (`model.training`) runs them all unchanged. A CPU without
+    bfloat16 units would emulate it, each pass slower than in float32: there everything stays
+    float32, and the log says so."""
     net = getattr(model, "module", model)
     backbone = getattr(net, "backbone", None)
     if not cfg.SPINE.get("TEST_AMP", False) or backbone is None or hasattr(backbone, "plain_forward"):
@@ -226,20 +229,31 @@ def backbone_autocast(model, cfg):
             "test.amp", "each pass would run slower than in float32, so it runs in float32 (its numbers may "
                         "differ a little from bfloat16's)"):
         return model
-    # instance attributes, bound methods (a deep copy rebinds them to the copy): the weights and
-    # their names stay the backbone's
-    backbone.plain_forward = backbone.forward
-    backbone.forward = MethodType(_autocast_forward, backbone)
+    for module in [backbone, *(corner_convs(net) if cfg.SPINE.get("TEST_AMP_CORNERS", False) else ())]:
+        # instance attributes, bound methods (a deep copy rebinds them to the copy): the weights and
+        # their names stay the module's
+        module.plain_forward = module.forward
+        module.forward = MethodType(_autocast_forward, module)
     return model
 
 
-def _autocast_forward(backbone, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    if backbone.training:
-        return backbone.plain_forward(x)
-    dtype = torch.bfloat16 if x.device.type == "cpu" else torch.float16
-    with torch.autocast(x.device.type, dtype=dtype):
-        features = backbone.plain_forward(x)
-    return {k: v.float() for k, v in features.items()}
+def corner_convs(net) -> list[torch.nn.Module]:
+    """The 3×3 convolutions of `net`'s corner (keypoint) head: not the transposed one after them
+    that makes the heatmaps."""
+    head = getattr(getattr(net, "roi_heads", None), "keypoint_head", None)
+    if head is None:
+        return []
+    return [m for n, m in head.named_children() if n.startswith("conv_fcn") and isinstance(m, torch.nn.Conv2d)]
+
+
+def _autocast_forward(module, x: torch.Tensor):
+    """`module`'s own forward of `x` under autocast (outside training), its output (a tensor or a
+    dict of them) as float32."""
+    if module.training:
+        return module.plain_forward(x)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16 if x.device.type == "cpu" else torch.float16):
+        out = module.plain_forward(x)
+    return {k: v.float() for k, v in out.items()} if isinstance(out, dict) else out.float()
 
 
 def for_evaluation(model, cfg):
@@ -247,7 +261,7 @@ def for_evaluation(model, cfg):
     `test.soft_masks`, the backbone under autocast when `test.amp`, and the high-resolution pass and
     the mirrored run when `test.highres.enabled` and `test.flip` (the one place training's final
     test and tools/evaluate.py decide it)."""
-    model = with_soft_masks(backbone_autocast(model, cfg), cfg)
+    model = with_soft_masks(autocast_at_test(model, cfg), cfg)
     return TestTimeModel(model, cfg) if cfg.SPINE.HIGHRES.ENABLED or cfg.SPINE.get("FLIP", False) else model
 
 
