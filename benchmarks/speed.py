@@ -64,6 +64,7 @@ CHECKPOINT_HIGHRES_AMP_ROW = CHECKPOINT_HIGHRES_ROW + ", autocast"
 CHECKPOINT_FLIP_AMP_ROW = CHECKPOINT_FLIP_ROW + ", autocast"  # as served
 CHECKPOINT_BACKBONE_AMP_ROW = CHECKPOINT_FLIP_ROW + ", backbone autocast only"  # test.amp_corners=false
 CHECKPOINT_UPRIGHT_AMP_ROW = CHECKPOINT_FLIP_AMP_ROW + ", no turned looks"  # test.highres.turns=[]
+CHECKPOINT_SHARED_TURNS_AMP_ROW = CHECKPOINT_FLIP_AMP_ROW + ", turns shared out between the runs"  # share_turns
 CHECKPOINT_OWN_TURNED_AMP_ROW = CHECKPOINT_FLIP_AMP_ROW + ", turned looks detecting again"  # turned_boxes=own
 #: as served, but the mirrored run made after the photo's run, each with all the threads (no twin:
 #: not side by side, `spine_d2.engine.test_time.side_by_side`)
@@ -75,7 +76,8 @@ DOUBT_MEASURED_ROW = CHECKPOINT_FLIP_AMP_ROW.replace("mirrored run", "mirrored r
 MEASURED_ROWS = {SERVED_MEASURED_ROW: dict(own=True, highres=True, soft=True, flip=True, amp=True),
                  DOUBT_MEASURED_ROW: dict(own=True, highres=True, soft=True, flip=True, amp=True, flip_when="doubt")}
 HIGHRES_ROWS = (CHECKPOINT_HIGHRES_ROW, CHECKPOINT_FLIP_ROW, CHECKPOINT_FLIP_UPRIGHT_ROW, CHECKPOINT_HIGHRES_AMP_ROW,
-                CHECKPOINT_FLIP_AMP_ROW, CHECKPOINT_BACKBONE_AMP_ROW, CHECKPOINT_UPRIGHT_AMP_ROW, CHECKPOINT_OWN_TURNED_AMP_ROW,
+                CHECKPOINT_FLIP_AMP_ROW, CHECKPOINT_BACKBONE_AMP_ROW, CHECKPOINT_UPRIGHT_AMP_ROW,
+                CHECKPOINT_SHARED_TURNS_AMP_ROW, CHECKPOINT_OWN_TURNED_AMP_ROW,
                 CHECKPOINT_SERIAL_AMP_ROW, *MEASURED_ROWS)
 #: a trained checkpoint's rows: own input (else height × width), and its test-time switches
 CHECKPOINT_ROWS = {
@@ -89,6 +91,7 @@ CHECKPOINT_ROWS = {
     CHECKPOINT_FLIP_AMP_ROW: dict(own=True, highres=True, soft=True, flip=True, amp=True),
     CHECKPOINT_BACKBONE_AMP_ROW: dict(own=True, highres=True, soft=True, flip=True, amp=True, amp_corners=False),
     CHECKPOINT_UPRIGHT_AMP_ROW: dict(own=True, highres=True, soft=True, flip=True, amp=True, turns=()),
+    CHECKPOINT_SHARED_TURNS_AMP_ROW: dict(own=True, highres=True, soft=True, flip=True, amp=True, share_turns=True),
     CHECKPOINT_OWN_TURNED_AMP_ROW: dict(own=True, highres=True, soft=True, flip=True, amp=True, turned_boxes="own"),
     CHECKPOINT_SERIAL_AMP_ROW: dict(own=True, highres=True, soft=True, flip=True, amp=True, side_by_side=False),
 }
@@ -161,7 +164,7 @@ def compose_cfg(*overrides: str, output_dir: str = "/tmp/spine_d2_speed"):
 def inference_cfg(model: str, height: int, width: int, device: str = "cpu", checkpoint: str | None = None,
                   own_input: bool = False, highres: bool = False, soft: bool = False, flip: bool = False,
                   flip_turns: bool = True, amp: bool = False, flip_when: str = "always", turns=None,
-                  turned_boxes: str = "given", amp_corners: bool = True):
+                  turned_boxes: str = "given", amp_corners: bool = True, share_turns: bool = False):
     """A detectron2 config of `model` (conf/model/<model>.yaml) at input height × width (resize)
     with random weights (never loaded: timing only) that keep `TEST.DETECTIONS_PER_IMAGE`
     detections on every image (no score threshold, no NMS: the mask head's most work); or the
@@ -170,14 +173,16 @@ def inference_cfg(model: str, height: int, width: int, device: str = "cpu", chec
     its windows turned too with `flip_turns`; made `flip_when`), the backbone's autocast (`amp`; with
     `amp_corners` the corner head's convolutions too) and
     the windows' turned looks (`turns`, degrees: () none, neither the strip's; None: as trained;
-    `turned_boxes` how they find the bodies) switched as given."""
+    `turned_boxes` how they find the bodies; with `share_turns` shared out between the photo's and
+    the mirrored run) switched as given."""
     from spine_d2.engine.config import build_d2_cfg
     from spine_d2.engine.inference import config_for_checkpoint
 
     if checkpoint:
         cfg = config_for_checkpoint(checkpoint, device, highres=highres, soft_masks=soft, flip=flip, turns=turns,
                                     flip_turns=flip_turns, amp=amp, flip_when=flip_when,
-                                    turned_boxes=turned_boxes, amp_corners=amp_corners).clone()
+                                    turned_boxes=turned_boxes, amp_corners=amp_corners,
+                                    share_turns=share_turns).clone()
         cfg.defrost()
         if not own_input:
             cfg.SPINE.INPUT.HEIGHT, cfg.SPINE.INPUT.WIDTH, cfg.SPINE.INPUT.FIT = height, width, "resize"
@@ -345,6 +350,8 @@ def ratios(inference: Mapping, measure: Mapping, phantom: Mapping) -> dict[str, 
                  inference, CHECKPOINT_FLIP_AMP_ROW, CHECKPOINT_SERIAL_AMP_ROW),
              "inference as served, the corner head under autocast too / the backbone only": (
                  inference, CHECKPOINT_FLIP_AMP_ROW, CHECKPOINT_BACKBONE_AMP_ROW),
+             "inference, the turns shared out between the runs / as served": (
+                 inference, CHECKPOINT_SHARED_TURNS_AMP_ROW, CHECKPOINT_FLIP_AMP_ROW),
              "measurement frame on / off (ground-truth masks)": (measure, "ground-truth masks, frame on",
                                                                  "ground-truth masks, frame off"),
              "measurement on predictions / on ground-truth masks (frame on)": (

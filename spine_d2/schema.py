@@ -150,6 +150,9 @@ class HighresConfig:
     # the bodies' corners averaged alike (engine/highres.py)
     turn_strip: bool = True
     flip_turns: bool = True           # the mirrored run (test.flip) turns its windows too; false: upright only (faster)
+    # with the mirrored run on every photo, the two runs share `turns` out (the photo's every other one from the
+    # first, the mirrored run the others as seen on the mirror image): half the turned looks (engine/test_time.py)
+    share_turns: bool = False
     # the turned looks: given (each body found is given to the box and corner heads: no proposals or
     # masks, a third faster) or own (they detect everything again, matched to the bodies by their masks)
     turned_boxes: TurnedBoxes = TurnedBoxes.given

@@ -252,11 +252,15 @@ def test_corners_are_averaged_over_several_runs_for_the_classes_asked_only():
     assert np.allclose(both[1].corners[:, 0], first[1].corners[:, 0] + 0.5)  # run_b has no sacrum
 
 
-@pytest.mark.parametrize("flip_turns,turned_boxes", [(True, "own"), (False, "own"), (True, "given"), (False, "given")])
-def test_the_mirrored_runs_windows_turn_only_with_flip_turns(flip_turns, turned_boxes, monkeypatch):
+@pytest.mark.parametrize("flip_turns,turned_boxes,share", [(True, "own", False), (False, "own", False),
+                                                          (True, "given", False), (False, "given", False),
+                                                          (True, "own", True), (False, "own", True)])
+def test_the_mirrored_runs_windows_turn_only_with_flip_turns(flip_turns, turned_boxes, share, monkeypatch):
     """The mirrored run repeats the high-resolution pass on the mirrored photo: its windows upright
     and turned by `test.highres.turns`, or (`flip_turns` false) upright only; one batch per look
-    (own), or one for all the turned looks of a run (given: the bodies handed to the corner head)."""
+    (own), or one for all the turned looks of a run (given: the bodies handed to the corner head).
+    With `share_turns` each run makes one of the two turned looks (unless the mirrored run makes
+    none: then the photo's run makes both)."""
     from spine_d2.engine import highres
     from spine_d2.engine.test_time import one_pass, refine
 
@@ -273,7 +277,7 @@ def test_the_mirrored_runs_windows_turn_only_with_flip_turns(flip_turns, turned_
     turns = (-5.0, 5.0)
     hr = SimpleNamespace(ENABLED=True, WINDOWS=6, TARGET_PX=22.0, MIN_GAIN=1.25, MIN_SCORE=0.5,
                          SACRUM_CORNERS=True, TURNS=turns, TURN_STRIP=True, FLIP_TURNS=flip_turns,
-                         TURNED_BOXES=turned_boxes)
+                         TURNED_BOXES=turned_boxes, SHARE_TURNS=share)
     cfg = SimpleNamespace(SPINE=_Node(INPUT=inp, AUG=aug, CLASS_MAP="default", HIGHRES=hr, FLIP=True),
                           INPUT=SimpleNamespace(FORMAT="BGR"))
     model = _Bodies()
@@ -281,8 +285,31 @@ def test_the_mirrored_runs_windows_turn_only_with_flip_turns(flip_turns, turned_
     model.calls = 0
     out = refine(model, cfg, image, first)
     assert len(out) == 14
-    looks = 1 + (len(turns) if turned_boxes == "own" else 1)  # the photo's windows: upright and turned
+    each = len(turns) // 2 if share and flip_turns else len(turns)  # turned looks per run
+    looks = 1 + (each if turned_boxes == "own" else 1)  # the photo's windows: upright and turned
     assert model.calls == looks + 1 + (looks if flip_turns else 1)  # the mirror's first pass, its windows
+
+
+def test_shared_turns_give_each_run_every_other_look_the_mirrored_ones_as_seen_on_the_mirror_image():
+    """`test.highres.share_turns`: the photo's run turns by every other degree of `turns` from the
+    first; the mirrored run by the others, negated (a turn of the mirror image is the opposite turn
+    of the photo), so that together they look from every angle once. Only where the mirrored run
+    is made on every photo with its windows turned; else each run as without it."""
+    from spine_d2.engine.test_time import run_turns
+
+    def cfg(share=True, flip=True, flip_turns=True, when="always", turns=(-5.0, 5.0, -2.5, 2.5)):
+        hr = SimpleNamespace(TURNS=turns, FLIP_TURNS=flip_turns, SHARE_TURNS=share)
+        return SimpleNamespace(SPINE=_Node(HIGHRES=hr, FLIP=flip, FLIP_WHEN=when))
+
+    assert run_turns(cfg(), mirrored=False) == (-5.0, -2.5)
+    assert run_turns(cfg(), mirrored=True) == (-5.0, -2.5)  # the photo's 5 and 2.5, mirrored
+    assert run_turns(cfg(turns=(-5.0, 5.0)), mirrored=True) == (-5.0,)
+    assert run_turns(cfg(turns=(3.0,)), mirrored=False) == (3.0,) and run_turns(cfg(turns=(3.0,)), mirrored=True) == ()
+    for alone in (cfg(share=False), cfg(flip=False), cfg(when="doubt")):
+        assert run_turns(alone, mirrored=False) == (-5.0, 5.0, -2.5, 2.5)
+    assert run_turns(cfg(share=False), mirrored=True) == (-5.0, 5.0, -2.5, 2.5)
+    assert run_turns(cfg(flip_turns=False), mirrored=False) == (-5.0, 5.0, -2.5, 2.5)  # the mirror makes none
+    assert run_turns(cfg(flip_turns=False), mirrored=True) == ()
 
 
 

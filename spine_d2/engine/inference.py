@@ -102,7 +102,7 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres:
                           turn_strip: bool | None = None, flip_turns: bool | None = None,
                           amp: bool | None = None, tiebreak_turns: list[float] | None = None,
                           flip_when: str | None = None, turned_boxes: str | None = None,
-                          amp_corners: bool | None = None) -> CfgNode:
+                          amp_corners: bool | None = None, share_turns: bool | None = None) -> CfgNode:
     """The detectron2 config a checkpoint was trained with (`d2_config.yaml` in its run directory,
     or `<stem>.yaml` beside it as for the zoo's `zoo:<name>`), with `MODEL.WEIGHTS` pointing at it;
     `highres` True/False switches the high-resolution second pass on or off, `soft_masks` the
@@ -114,7 +114,8 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres:
     always or doubt (the mirrored run made only where the measurement doubts the photo's own run),
     `turned_boxes` given or own (the turned looks read the corners of the bodies found, in boxes
     given from them, or detect everything again), `amp_corners` the corner head's convolutions under
-    autocast too, with `amp` (None: as trained, or the default where the run predates the key)."""
+    autocast too, with `amp`, `share_turns` the turns shared out between the photo's and the
+    mirrored run (None: as trained, or the default where the run predates the key)."""
     if flip_when is not None and str(flip_when) not in FLIP_WHEN:
         raise InferenceError(f"flip_when={flip_when}: choose one of {', '.join(FLIP_WHEN)}")
     if turned_boxes is not None and str(turned_boxes) not in TURNED_BOXES:
@@ -152,6 +153,8 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres:
         cfg.SPINE.TEST_AMP = bool(amp)
     if amp_corners is not None:
         cfg.SPINE.TEST_AMP_CORNERS = bool(amp_corners)
+    if share_turns is not None:
+        cfg.SPINE.HIGHRES.SHARE_TURNS = bool(share_turns)
     if tiebreak_turns is not None:
         cfg.SPINE.TIEBREAK_TURNS = _degrees("tiebreak_turns", tiebreak_turns)
     if flip_when is not None:

@@ -46,7 +46,7 @@ B = TypeVar("B")
 def refine(model, cfg, image: np.ndarray, first: Instances | None = None, twin=None) -> Instances:
     """`first` (the model's one pass over `image`; None: made here) with the test-time passes
     `cfg.SPINE` asks for: the windows along the spine, then, with `FLIP`, the same again on the
-    mirrored photo (its windows upright only unless `HIGHRES.FLIP_TURNS`), its corners averaged in
+    mirrored photo (its windows' turns: `run_turns`), its corners averaged in
     and, where the photo's run found no sacrum, its sacrum added, and its sure bodies where the
     photo's run found nothing (`spine_d2.engine.flip`). With `twin` (`mirror_twin`) the mirrored
     run is made on it, beside the photo's run (`side_by_side`)."""
@@ -72,7 +72,7 @@ def refine_lazily(model, cfg, image: np.ndarray, first: Instances | None = None,
     first = one_pass(model, cfg, image) if first is None else first
     if not _mirrored_run_asked(cfg, first):
         return (*refine_with_reads(model, cfg, image, first), None)
-    own = _passes(model, cfg, image, first)
+    own = _passes(model, cfg, image, first, run_turns(cfg, mirrored=False))
     return to_instances(own, image.shape[:2]), [], partial(_with_mirrored_run, model, cfg, image, own, True)
 
 
@@ -131,13 +131,15 @@ def _refine(model, cfg, image: np.ndarray, first: Instances | None, with_reads: 
     made sure the run is asked)."""
     if twin is not None and cfg.SPINE.get("FLIP", False):
         own, second = side_by_side(
-            lambda: _passes(model, cfg, image, one_pass(model, cfg, image) if first is None else first),
+            lambda: _passes(model, cfg, image, one_pass(model, cfg, image) if first is None else first,
+                            run_turns(cfg, mirrored=False)),
             lambda: _mirrored_passes(twin, cfg, image))
         return _fused(cfg, image.shape[:2], own, second, with_reads)
     first = one_pass(model, cfg, image) if first is None else first
     if not _mirrored_run_asked(cfg, first):
         return (high_resolution_pass(model, cfg, image, first) if cfg.SPINE.HIGHRES.ENABLED else first), []
-    return _with_mirrored_run(model, cfg, image, _passes(model, cfg, image, first), with_reads)
+    return _with_mirrored_run(model, cfg, image, _passes(model, cfg, image, first, run_turns(cfg, mirrored=False)),
+                              with_reads)
 
 
 def _passes(model, cfg, photo: np.ndarray, one: Instances, turns=None) -> list[Detection]:
@@ -149,11 +151,30 @@ def _passes(model, cfg, photo: np.ndarray, one: Instances, turns=None) -> list[D
 
 
 def _mirrored_passes(model, cfg, image: np.ndarray) -> list[Detection]:
-    """The mirrored run: `_passes` of `image` mirrored left-right (its windows turned only with
-    `HIGHRES.FLIP_TURNS`), mapped back to `image`'s frame."""
+    """The mirrored run: `_passes` of `image` mirrored left-right (its windows turned by
+    `run_turns`), mapped back to `image`'s frame."""
     mirror = np.ascontiguousarray(image[:, ::-1])
-    turns = None if getattr(cfg.SPINE.HIGHRES, "FLIP_TURNS", True) else ()
-    return mirrored(_passes(model, cfg, mirror, one_pass(model, cfg, mirror), turns), image.shape[1])
+    return mirrored(_passes(model, cfg, mirror, one_pass(model, cfg, mirror), run_turns(cfg, mirrored=True)),
+                    image.shape[1])
+
+
+def run_turns(cfg, mirrored: bool) -> tuple[float, ...]:
+    """The degrees a run's windows (or its strip, where it makes none) turn by for the turned looks.
+    The photo's run: `test.highres.turns`; the mirrored run: the same on the mirror image, or none
+    without `test.highres.flip_turns`. With `test.highres.share_turns`, where the mirrored run is
+    made on every photo with its windows turned, the two runs share the turns out instead: the
+    photo's run takes every other one from the first, the mirrored run the others, each turned the
+    other way on the mirror image, so that it is that look at the photo, mirrored. Together the two
+    runs then look at the spine from every angle once, with half the turned looks
+    (benchmarks/README.md)."""
+    hr = cfg.SPINE.HIGHRES
+    turns = tuple(float(t) for t in hr.TURNS)
+    flip_turns = bool(getattr(hr, "FLIP_TURNS", True))
+    if mirrored and not flip_turns:
+        return ()
+    if not (getattr(hr, "SHARE_TURNS", False) and flip_turns and cfg.SPINE.get("FLIP", False) and not flip_on_doubt(cfg)):
+        return turns
+    return tuple(-t for t in turns[1::2]) if mirrored else turns[0::2]
 
 
 def _with_mirrored_run(model, cfg, image: np.ndarray, own: list[Detection], with_reads: bool
