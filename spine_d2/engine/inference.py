@@ -197,9 +197,10 @@ class SpinePredictor:
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto", highres: bool | None = None,
                         soft_masks: bool | None = None, flip: bool | None = None,
-                        flip_when: str | None = None, turns: list[float] | None = None) -> "SpinePredictor":
+                        flip_when: str | None = None, turns: list[float] | None = None,
+                        share_turns: bool | None = None) -> "SpinePredictor":
         return cls(config_for_checkpoint(checkpoint, device, highres, soft_masks, flip, turns=turns,
-                                         flip_when=flip_when))
+                                         flip_when=flip_when, share_turns=share_turns))
 
     @property
     def name(self) -> str:

@@ -168,7 +168,7 @@ def run_turns(cfg, mirrored: bool) -> tuple[float, ...]:
     runs then look at the spine from every angle once, with half the turned looks
     (benchmarks/README.md)."""
     hr = cfg.SPINE.HIGHRES
-    turns = tuple(float(t) for t in hr.TURNS)
+    turns = tuple(float(t) for t in getattr(hr, "TURNS", ()))  # none where the pass is off
     flip_turns = bool(getattr(hr, "FLIP_TURNS", True))
     if mirrored and not flip_turns:
         return ()
