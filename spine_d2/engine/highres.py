@@ -95,6 +95,13 @@ class Detection:
         ys, xs = np.nonzero(self.mask[y0:y1, x0:x1])
         return np.array([xs.mean() + x0, ys.mean() + y0])
 
+    def with_corners(self, corners: np.ndarray | None) -> "Detection":
+        """This detection with other corners; the same mask, so what was computed of it (`box`,
+        `area`, `centre`) is kept, not computed again on a photo-sized mask."""
+        out = replace(self, corners=corners)
+        out.__dict__.update({k: v for k, v in self.__dict__.items() if k in ("box", "area", "centre")})
+        return out
+
 
 def _arr(x) -> np.ndarray:
     return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
@@ -119,8 +126,8 @@ def detections(inst: Instances, window: Window | None, shape: tuple[int, int],
         outline = contours[k]
         if window is not None and outline is not None and len(outline):
             outline = window.to_image(outline)
-        if window is None:
-            mask, depth = masks[k] > 0.5, np.inf
+        if window is None:  # detectron2 pastes the masks thresholded already: boolean, the photo's size
+            mask, depth = (masks[k] if masks.dtype == bool else masks[k] > 0.5), np.inf
         else:
             fg = masks[k] > 0.5
             box = mask_box(fg)
@@ -217,7 +224,7 @@ def average_corners(first: list[Detection], *runs: list[Detection], match_iou: f
             if best >= match_iou:
                 used.add(j)
                 matches.append(run[j].corners)
-        out.append(replace(d, corners=average_agreeing(d.corners, *matches, agree=agree)) if matches else d)
+        out.append(d.with_corners(average_agreeing(d.corners, *matches, agree=agree)) if matches else d)
     return out
 
 
@@ -342,7 +349,7 @@ def turned_corners(model, cfg, image: np.ndarray, wins: list[Window], dets: list
         for k, c, ok in zip(mine, kp, _arr(res.scores) >= min_score):
             if ok:
                 c[:, :2] = win.to_image(c[:, :2])
-                out[t].append(replace(todo[k], corners=c))
+                out[t].append(todo[k].with_corners(c))
     return [out[t] for t in turns]
 
 
