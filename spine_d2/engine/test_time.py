@@ -172,7 +172,8 @@ def run_turns(cfg, mirrored: bool) -> tuple[float, ...]:
     flip_turns = bool(getattr(hr, "FLIP_TURNS", True))
     if mirrored and not flip_turns:
         return ()
-    if not (getattr(hr, "SHARE_TURNS", False) and flip_turns and cfg.SPINE.get("FLIP", False) and not flip_on_doubt(cfg)):
+    shared = getattr(hr, "SHARE_TURNS", False) and flip_turns and cfg.SPINE.get("FLIP", False)
+    if not shared or flip_on_doubt(cfg):
         return turns
     return tuple(-t for t in turns[1::2]) if mirrored else turns[0::2]
 
@@ -279,9 +280,10 @@ def _autocast_forward(module, x: torch.Tensor):
 
 def for_evaluation(model, cfg):
     """`model` as evaluation runs it on dataset dicts: with the soft-mask outlines when
-    `test.soft_masks`, the backbone under autocast when `test.amp`, and the high-resolution pass and
-    the mirrored run when `test.highres.enabled` and `test.flip` (the one place training's final
-    test and tools/evaluate.py decide it)."""
+    `test.soft_masks`, the backbone (and the corner head's convolutions) under autocast when
+    `test.amp` (`autocast_at_test`), and the high-resolution pass and the mirrored run when
+    `test.highres.enabled` and `test.flip` (the one place training's final test and
+    tools/evaluate.py decide it)."""
     model = with_soft_masks(autocast_at_test(model, cfg), cfg)
     return TestTimeModel(model, cfg) if cfg.SPINE.HIGHRES.ENABLED or cfg.SPINE.get("FLIP", False) else model
 
