@@ -170,11 +170,11 @@ def inference_cfg(model: str, height: int, width: int, device: str = "cpu", chec
     detections on every image (no score threshold, no NMS: the mask head's most work); or the
     checkpoint's own config at height × width, or at its trained input with `own_input`, with the
     high-resolution pass (`highres`), the soft-mask outlines (`soft`), the mirrored run (`flip`;
-    its windows turned too with `flip_turns`; made `flip_when`), the backbone's autocast (`amp`; with
-    `amp_corners` the corner head's convolutions too) and
-    the windows' turned looks (`turns`, degrees: () none, neither the strip's; None: as trained;
-    `turned_boxes` how they find the bodies; with `share_turns` shared out between the photo's and
-    the mirrored run) switched as given."""
+    its windows turned too with `flip_turns`; made `flip_when`), the backbone's autocast (`amp`;
+    with `amp_corners` the corner head's convolutions too) and the windows' turned looks (`turns`,
+    degrees: () none, neither the strip's; None: as trained; `turned_boxes` how they find the
+    bodies; with `share_turns` shared out between the photo's and the mirrored run) switched as
+    given."""
     from spine_d2.engine.config import build_d2_cfg
     from spine_d2.engine.inference import config_for_checkpoint
 

@@ -72,7 +72,7 @@ def refine_lazily(model, cfg, image: np.ndarray, first: Instances | None = None,
     first = one_pass(model, cfg, image) if first is None else first
     if not _mirrored_run_asked(cfg, first):
         return (*refine_with_reads(model, cfg, image, first), None)
-    own = _passes(model, cfg, image, first, run_turns(cfg, mirrored=False))
+    own = _passes(model, cfg, image, first)
     return to_instances(own, image.shape[:2]), [], partial(_with_mirrored_run, model, cfg, image, own, True)
 
 
@@ -131,31 +131,28 @@ def _refine(model, cfg, image: np.ndarray, first: Instances | None, with_reads: 
     made sure the run is asked)."""
     if twin is not None and cfg.SPINE.get("FLIP", False):
         own, second = side_by_side(
-            lambda: _passes(model, cfg, image, one_pass(model, cfg, image) if first is None else first,
-                            run_turns(cfg, mirrored=False)),
+            lambda: _passes(model, cfg, image, one_pass(model, cfg, image) if first is None else first),
             lambda: _mirrored_passes(twin, cfg, image))
         return _fused(cfg, image.shape[:2], own, second, with_reads)
     first = one_pass(model, cfg, image) if first is None else first
     if not _mirrored_run_asked(cfg, first):
         return (high_resolution_pass(model, cfg, image, first) if cfg.SPINE.HIGHRES.ENABLED else first), []
-    return _with_mirrored_run(model, cfg, image, _passes(model, cfg, image, first, run_turns(cfg, mirrored=False)),
-                              with_reads)
+    return _with_mirrored_run(model, cfg, image, _passes(model, cfg, image, first), with_reads)
 
 
-def _passes(model, cfg, photo: np.ndarray, one: Instances, turns=None) -> list[Detection]:
-    """The detections of one run on `photo`: its first pass `one` with the windows' (`turns`: as
-    `high_resolution_detections`)."""
+def _passes(model, cfg, photo: np.ndarray, one: Instances, mirrored: bool = False) -> list[Detection]:
+    """The detections of one run on `photo` (the mirrored run's with `mirrored`): its first pass
+    `one` with the windows', turned by `run_turns`."""
     shape = photo.shape[:2]
-    dets = high_resolution_detections(model, cfg, photo, one, turns) if cfg.SPINE.HIGHRES.ENABLED else None
+    dets = (high_resolution_detections(model, cfg, photo, one, run_turns(cfg, mirrored))
+            if cfg.SPINE.HIGHRES.ENABLED else None)
     return detections(one, None, shape) if dets is None else dets
 
 
 def _mirrored_passes(model, cfg, image: np.ndarray) -> list[Detection]:
-    """The mirrored run: `_passes` of `image` mirrored left-right (its windows turned by
-    `run_turns`), mapped back to `image`'s frame."""
+    """The mirrored run: `_passes` of `image` mirrored left-right, mapped back to `image`'s frame."""
     mirror = np.ascontiguousarray(image[:, ::-1])
-    return mirrored(_passes(model, cfg, mirror, one_pass(model, cfg, mirror), run_turns(cfg, mirrored=True)),
-                    image.shape[1])
+    return mirrored(_passes(model, cfg, mirror, one_pass(model, cfg, mirror), mirrored=True), image.shape[1])
 
 
 def run_turns(cfg, mirrored: bool) -> tuple[float, ...]:
