@@ -403,6 +403,42 @@ def test_test_amp_corners_runs_the_corner_heads_convolutions_in_bfloat16_too(tmp
     assert hasattr(model.backbone, "plain_forward") and not any(hasattr(c, "plain_forward") for c in corner_convs(model))
 
 
+def test_inference_only_holds_the_autocast_convolutions_weights_in_bfloat16_with_the_same_numbers(
+        tmp_path, monkeypatch):
+    """`autocast_at_test(..., inference_only=True)` (the predictor's and tools/evaluate.py's model):
+    the backbone's and the corner head's convolutions hold their weights and biases in bfloat16,
+    the group norms' and every other module's stay float32, and the features and corner heatmaps
+    are bit for bit those of the same model casting at every call."""
+    import copy
+
+    import torch
+    from detectron2.modeling import build_model
+
+    from spine_d2.engine import precision
+    from spine_d2.engine.test_time import autocast_at_test, corner_convs
+
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    cfg = build_d2_cfg(smoke_cfg(tmp_path, "model.corners=true", "test.amp=true"))
+    torch.manual_seed(0)
+    plain = build_model(cfg).eval()
+    casting = autocast_at_test(copy.deepcopy(plain), cfg)
+    held = autocast_at_test(copy.deepcopy(plain), cfg, inference_only=True)
+    convs = [m for mod in [held.backbone, *corner_convs(held)] for m in mod.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) > 20 and all(c.weight.dtype == torch.bfloat16 for c in convs)
+    assert all(c.bias is None or c.bias.dtype == torch.bfloat16 for c in convs)
+    in_convs = {id(p) for c in convs for p in (c.weight, c.bias) if p is not None}
+    rest = [p for p in held.parameters() if id(p) not in in_convs]
+    assert rest and all(p.dtype == torch.float32 for p in rest)  # norms, RPN, box, mask heads
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in held.backbone.modules())
+    x = torch.rand(1, 3, 128, 96) * 255
+    rois = torch.rand(3, cfg.MODEL.FPN.OUT_CHANNELS, 14, 14)
+    with torch.no_grad():
+        a, b = held.backbone(x), casting.backbone(x)
+        assert all(a[k].dtype == torch.float32 and torch.equal(a[k], b[k]) for k in b)
+        assert torch.equal(held.roi_heads.keypoint_head.layers(rois), casting.roi_heads.keypoint_head.layers(rois))
+    assert all(p.dtype == torch.float32 for p in autocast_at_test(copy.deepcopy(plain), cfg).parameters())
+
+
 def test_test_amp_runs_float32_on_a_cpu_without_bfloat16_units(smoke_run, monkeypatch, caplog):
     """Where the CPU would emulate bfloat16, slower than float32, `test.amp` leaves the backbone in
     float32 and says so, naming the option; where it has the units, it autocasts, silent."""

@@ -191,7 +191,8 @@ class SpinePredictor:
     def __init__(self, cfg: CfgNode):
         self.cfg = cfg
         self.class_names = list(get_class_map(cfg.SPINE.CLASS_MAP).classes)
-        self.model = with_soft_masks(autocast_at_test(load_model(cfg), cfg), cfg)  # the test-time passes: __call__
+        # the test-time passes: __call__; never trained again: the autocast convolutions' weights held in bfloat16
+        self.model = with_soft_masks(autocast_at_test(load_model(cfg), cfg, inference_only=True), cfg)
         self.twin = mirror_twin(self.model, cfg)  # the mirrored run's, beside the photo's run (or None)
 
     @classmethod
@@ -377,7 +378,7 @@ def _evaluate(cfg: CfgNode, dataset_name: str, out_dir: Path, measure_cfg: Any, 
     from spine_d2.engine.trainer import SpineTrainer
     from spine_d2.evaluation.evaluator import SpineEvaluator
 
-    model = for_evaluation(load_model(cfg), cfg)
+    model = for_evaluation(load_model(cfg), cfg, inference_only=True)
     evaluator = SpineEvaluator(dataset_name, measure_cfg, str(out_dir), config_text=config_text,
                                trained_on=trained_on(cfg.MODEL.WEIGHTS))
     results = inference_on_dataset(model, SpineTrainer.build_test_loader(cfg, dataset_name), evaluator)

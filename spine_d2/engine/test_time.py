@@ -229,7 +229,7 @@ def tiebreak_looks(model, cfg, image: np.ndarray, twin=None):
     return partial(turned_looks, model, cfg, image, twin)
 
 
-def autocast_at_test(model, cfg):
+def autocast_at_test(model, cfg, inference_only: bool = False):
     """`model` (a detectron2 meta-architecture, in place) with its backbone run under autocast when
     `cfg.SPINE.TEST_AMP` and the model is not training: bfloat16 on the CPU, float16 on a GPU, its
     features handed on as float32. Most of a pass's time is the backbone's convolutions; a model
@@ -239,7 +239,9 @@ def autocast_at_test(model, cfg):
     and the mask head's stay float32 (under autocast they cost the test split 0.1° of TK,
     benchmarks/README.md). Training (`model.training`) runs them all unchanged. A CPU without
     bfloat16 units would emulate it, each pass slower than in float32: there everything stays
-    float32, and the log says so."""
+    float32, and the log says so. `inference_only` (a model that will not be trained again: the
+    predictor's, tools/evaluate.py's) holds those convolutions' weights in autocast's type
+    (`hold_weights`): the casts autocast makes at every call, made once; the same numbers."""
     net = getattr(model, "module", model)
     backbone = getattr(net, "backbone", None)
     if not cfg.SPINE.get("TEST_AMP", False) or backbone is None or hasattr(backbone, "plain_forward"):
@@ -248,12 +250,34 @@ def autocast_at_test(model, cfg):
             "test.amp", "each pass would run slower than in float32, so it runs in float32 (its numbers may "
                         "differ a little from bfloat16's)"):
         return model
-    for module in [backbone, *(corner_convs(net) if cfg.SPINE.get("TEST_AMP_CORNERS", False) else ())]:
+    modules = [backbone, *(corner_convs(net) if cfg.SPINE.get("TEST_AMP_CORNERS", False) else ())]
+    for module in modules:
         # instance attributes, bound methods (a deep copy rebinds them to the copy): the weights and
         # their names stay the module's
         module.plain_forward = module.forward
         module.forward = MethodType(_autocast_forward, module)
+    if inference_only:
+        hold_weights(modules, autocast_dtype(torch.device(cfg.MODEL.DEVICE).type))
     return model
+
+
+def hold_weights(modules: list[torch.nn.Module], dtype: torch.dtype) -> None:
+    """The weights and biases of every convolution in `modules` (in place) held in `dtype`, as
+    autocast casts them at every call (a 3×3 convolution of the backbone on one core: 5–12 % of its
+    time, benchmarks/README.md); anything else (the group norms' weights) stays as it is, as under
+    autocast. Only for modules that run under autocast (`_autocast_forward`) and are not trained
+    again."""
+    for module in modules:
+        for conv in module.modules():
+            if isinstance(conv, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+                for p in (conv.weight, conv.bias):
+                    if p is not None:
+                        p.data = p.data.to(dtype)
+
+
+def autocast_dtype(device_type: str) -> torch.dtype:
+    """The type autocast runs in at test: bfloat16 on the CPU, float16 on a GPU."""
+    return torch.bfloat16 if device_type == "cpu" else torch.float16
 
 
 def corner_convs(net) -> list[torch.nn.Module]:
@@ -270,18 +294,18 @@ def _autocast_forward(module, x: torch.Tensor):
     dict of them) as float32."""
     if module.training:
         return module.plain_forward(x)
-    with torch.autocast(x.device.type, dtype=torch.bfloat16 if x.device.type == "cpu" else torch.float16):
+    with torch.autocast(x.device.type, dtype=autocast_dtype(x.device.type)):
         out = module.plain_forward(x)
     return {k: v.float() for k, v in out.items()} if isinstance(out, dict) else out.float()
 
 
-def for_evaluation(model, cfg):
+def for_evaluation(model, cfg, inference_only: bool = False):
     """`model` as evaluation runs it on dataset dicts: with the soft-mask outlines when
     `test.soft_masks`, the backbone (and the corner head's convolutions) under autocast when
-    `test.amp` (`autocast_at_test`), and the high-resolution pass and the mirrored run when
-    `test.highres.enabled` and `test.flip` (the one place training's final test and
-    tools/evaluate.py decide it)."""
-    model = with_soft_masks(autocast_at_test(model, cfg), cfg)
+    `test.amp` (`autocast_at_test`; `inference_only`: a model not trained again, tools/evaluate.py's),
+    and the high-resolution pass and the mirrored run when `test.highres.enabled` and `test.flip`
+    (the one place training's final test and tools/evaluate.py decide it)."""
+    model = with_soft_masks(autocast_at_test(model, cfg, inference_only), cfg)
     return TestTimeModel(model, cfg) if cfg.SPINE.HIGHRES.ENABLED or cfg.SPINE.get("FLIP", False) else model
 
 
