@@ -439,6 +439,45 @@ def test_inference_only_holds_the_autocast_convolutions_weights_in_bfloat16_with
     assert all(p.dtype == torch.float32 for p in autocast_at_test(copy.deepcopy(plain), cfg).parameters())
 
 
+@pytest.mark.parametrize("soft", [False, True])
+def test_a_first_pass_reads_the_corners_later_with_the_numbers_of_its_corner_head(tmp_path, soft):
+    """`first_pass` (a run's own first pass, which the windows mostly replace): the detections,
+    masks and outlines of `one_pass`, without corners; read later, for any of its detections in any
+    order, the corners are those `detections` decodes from `one_pass`'s heatmaps: bit for bit for
+    all of them, up to float rounding for a few (a convolution over fewer boxes may add in another
+    order)."""
+    import torch
+    from detectron2.modeling import build_model
+
+    from spine_d2.engine.soft_masks import with_soft_masks
+    from spine_d2.engine.test_time import first_pass, one_pass
+    from spine_d2.measure.corners import heatmap_peaks
+
+    cfg = build_d2_cfg(smoke_cfg(tmp_path, "model.corners=true", f"test.soft_masks={str(soft).lower()}"))
+    cfg.defrost()
+    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.0  # random weights: every box up to the cap
+    torch.manual_seed(0)
+    model = with_soft_masks(build_model(cfg).eval(), cfg)
+    rng = np.random.default_rng(0)
+    image = cv2.GaussianBlur(rng.integers(0, 255, (300, 220, 3), dtype=np.uint8), (9, 9), 3)
+    one = one_pass(model, cfg, image)
+    first, read = first_pass(model, cfg, image)
+    assert len(one) >= 10 and read is not None
+    assert not first.has("pred_keypoint_heatmaps") and not first.has("pred_keypoints")
+    for field in ("pred_masks", "pred_classes", "scores"):
+        assert torch.equal(first.get(field), one.get(field)), field
+    assert torch.equal(first.pred_boxes.tensor, one.pred_boxes.tensor)
+    assert first.has("pred_contours") is soft and (not soft or all(
+        np.array_equal(a, b) for a, b in zip(first.pred_contours, one.pred_contours)))
+    expected = heatmap_peaks(one.pred_keypoint_heatmaps.numpy(), one.pred_boxes.tensor.numpy())  # as `detections`
+    assert np.array_equal(read(range(len(first))), expected)
+    some = read([5, 0, 3])
+    assert np.allclose(some, expected[[5, 0, 3]], rtol=1e-6, atol=1e-6)
+    assert np.allclose(read([4]), expected[[4]], rtol=1e-6, atol=1e-6)
+    net = model.model if soft else model
+    assert not net.training and net.roi_heads.keypoint_on  # the corner head back on
+
+
 def test_test_amp_runs_float32_on_a_cpu_without_bfloat16_units(smoke_run, monkeypatch, caplog):
     """Where the CPU would emulate bfloat16, slower than float32, `test.amp` leaves the backbone in
     float32 and says so, naming the option; where it has the units, it autocasts, silent."""

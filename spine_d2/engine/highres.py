@@ -39,7 +39,7 @@ import math
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -61,13 +61,17 @@ CORNER_CLASSES = ("sacrum",)                          # whose corners they avera
 MATCH_IOU = SAME_BODY_IOU  # two runs' detections are the same body when the masks overlap this much (IoU)
 AGREE = 0.3      # two estimates of an endplate's corners agree within this share of its length
 COLUMN_MARGIN = 2.0  # a turned look in given boxes sees their columns and this many median box heights either side
+#: reads the corners of a first pass's detections (indices into its Instances): (n, K, 3) x, y (image px), score
+CornerReader = Callable[[Sequence[int]], np.ndarray]
 
 
 @dataclass
 class Detection:
     """One detection in the image frame: class index, score, boolean mask, corners (K, 3) or None,
-    how far its centre lies inside the window that found it (px; ∞ for the first pass) and its
-    sub-pixel outline (K, 2) when the model gives one (`test.soft_masks`)."""
+    how far its centre lies inside the window that found it (px; ∞ for the first pass), its
+    sub-pixel outline (K, 2) when the model gives one (`test.soft_masks`) and its index in the
+    Instances it came from (`detections`; -1: none), by which a first pass's corners are read later
+    (`first_pass`)."""
 
     cls: int
     score: float
@@ -75,6 +79,7 @@ class Detection:
     corners: np.ndarray | None
     depth: float
     contour: np.ndarray | None = None
+    source: int = -1
 
     @cached_property
     def box(self) -> tuple[int, int, int, int]:
@@ -141,7 +146,7 @@ def detections(inst: Instances, window: Window | None, shape: tuple[int, int],
             h, w = window.size
             depth = float(min(xs.mean(), w - xs.mean(), ys.mean(), h - ys.mean()))
         if mask.any():
-            out.append(Detection(int(classes[k]), float(scores[k]), mask, c, depth, outline))
+            out.append(Detection(int(classes[k]), float(scores[k]), mask, c, depth, outline, k))
     return out
 
 
@@ -252,10 +257,13 @@ def high_resolution_pass(model, cfg, image: np.ndarray, first: Instances) -> Ins
 
 
 def high_resolution_detections(model, cfg, image: np.ndarray, first: Instances,
-                                turns: Sequence[float] | None = None) -> list[Detection] | None:
+                                turns: Sequence[float] | None = None,
+                                corners: CornerReader | None = None) -> list[Detection] | None:
     """`high_resolution_pass` as detections in the image frame; None where neither windows nor the
     turned strip are made (the first pass stands as it is). `turns`: degrees, instead of
-    `test.highres.turns` (the mirrored run's, `test.highres.flip_turns`)."""
+    `test.highres.turns` (the mirrored run's, `test.highres.flip_turns`). `corners`: where `first`
+    comes without corners (`first_pass`), the call that reads them; only the detections the
+    windows leave standing get theirs."""
     shape = image.shape[:2]
     hr = cfg.SPINE.HIGHRES
     turns = hr.TURNS if turns is None else turns
@@ -277,7 +285,7 @@ def high_resolution_detections(model, cfg, image: np.ndarray, first: Instances,
             strip = spine_strip(boxes, shape, max(abs(t) for t in turns))
         else:  # a strip would be stretched otherwise than the photo was: all of it
             strip = Window(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), shape)
-        own = detections(first, None, shape)
+        own = detections(with_corners_read(first, corners), None, shape)
         if given_boxes(cfg):
             turned = turned_corners(model, cfg, image, [strip], own, turns, bodies, min_score)
         else:
@@ -286,12 +294,33 @@ def high_resolution_detections(model, cfg, image: np.ndarray, first: Instances,
     windowed = _run(model, cfg, image, wins, used)
     kept = with_window_sacra(merge(detections(first, None, shape), windowed, bodies, min_score), windowed, sacrum,
                              min_score)
+    kept = _standing_corners(kept, corners)
     if given_boxes(cfg):
         turned = turned_corners(model, cfg, image, wins, kept, turns, bodies | corners_of, min_score)
     else:
         turned = [_run(corners_only(model), cfg, image, [w.turned(t) for w in wins], used) for t in turns]
     kept = window_corners(kept, turned, bodies, min_score)  # the upright run's are kept's own
     return window_corners(kept, [windowed, *turned], corners_of, min_score)
+
+
+def with_corners_read(first: Instances, corners: CornerReader | None) -> Instances:
+    """`first` (a `first_pass`'s Instances, in place) with every detection's corners read by
+    `corners` (`pred_keypoints`); unchanged where `corners` is None or it holds none."""
+    if corners is not None and len(first):
+        first.pred_keypoints = torch.as_tensor(corners(range(len(first))))
+    return first
+
+
+def _standing_corners(kept: list[Detection], corners: CornerReader | None) -> list[Detection]:
+    """`kept` with the corners of the first pass's detections among them (depth ∞, none yet) read
+    by `corners`; unchanged where it is None."""
+    todo = [i for i, d in enumerate(kept) if d.corners is None and math.isinf(d.depth) and d.source >= 0]
+    if corners is None or not todo:
+        return kept
+    out = list(kept)
+    for i, c in zip(todo, corners([kept[i].source for i in todo])):
+        out[i] = kept[i].with_corners(c)
+    return out
 
 
 def given_boxes(cfg) -> bool:
@@ -340,7 +369,7 @@ def turned_corners(model, cfg, image: np.ndarray, wins: list[Window], dets: list
         inst.pred_classes = torch.as_tensor([todo[k].cls for k in mine], dtype=torch.int64)
         given.append(inst)
     with torch.no_grad():
-        outs = _corners_in_boxes(_meta_arch(model), inputs, given)
+        outs = _corners_in_boxes(meta_arch(model), inputs, given)
     out: dict[float, list[Detection]] = {t: [] for t in turns}
     for inp, (t, win, _, mine), res in zip(inputs, looks, outs):
         h, w = inp["image"].shape[1:]
@@ -393,7 +422,7 @@ def _corners_in_boxes(net, inputs: list[dict], given: list[Instances]) -> list[I
     return heads._forward_keypoint(features, out)
 
 
-def _meta_arch(model):
+def meta_arch(model):
     """The detectron2 meta-architecture inside the test-time wrappers (`SoftMaskModel`, a
     DistributedDataParallel's module)."""
     net = model
@@ -425,7 +454,7 @@ def score_floor(model, score: float):
     the higher) while inside: a look that uses only sure detections runs its mask and corner
     heads on those alone. The detections kept are the same: per-class NMS only lets a box
     suppress lower-scoring ones, and the top `TEST.DETECTIONS_PER_IMAGE` by score are the same."""
-    predictor = getattr(getattr(_meta_arch(model), "roi_heads", None), "box_predictor", None)
+    predictor = getattr(getattr(meta_arch(model), "roi_heads", None), "box_predictor", None)
     if predictor is None or not hasattr(predictor, "test_score_thresh"):
         yield
         return

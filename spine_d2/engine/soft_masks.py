@@ -48,18 +48,24 @@ class SoftMaskModel(torch.nn.Module):
         if self.model.training:  # the wrapped model's mode decides (the wrapper may be built in training mode)
             return self.model(inputs)
         net = getattr(self.model, "module", self.model)  # a DistributedDataParallel's model (launch.*)
-        raw = net.inference(inputs, do_postprocess=False)
-        for r in raw:
-            if r.has("pred_masks"):
-                r.pred_mask_probs = r.pred_masks[:, 0].detach().clone()  # box-relative, survives the rescale
-        outputs = net._postprocess(raw, inputs, [r.image_size for r in raw])
-        for out in outputs:
-            inst = out["instances"]
-            if inst.has("pred_mask_probs"):
-                probs, boxes = inst.pred_mask_probs.cpu().numpy(), inst.pred_boxes.tensor.cpu().numpy()
-                inst.remove("pred_mask_probs")
-                inst.pred_contours = [soft_contour(p, b) for p, b in zip(probs, boxes)]
-        return outputs
+        return with_soft_contours(net, net.inference(inputs, do_postprocess=False), inputs)
+
+
+def with_soft_contours(net, raw: list, inputs: list[dict]) -> list[dict]:
+    """detectron2's outputs of `net` (a meta-architecture) for `inputs` from its raw predictions
+    `raw` (the input's frame, `inference(..., do_postprocess=False)`), with `pred_contours` from the
+    mask probabilities. The raw boxes are scaled in place, as detectron2's postprocessing does."""
+    for r in raw:
+        if r.has("pred_masks"):
+            r.pred_mask_probs = r.pred_masks[:, 0].detach().clone()  # box-relative, survives the rescale
+    outputs = net._postprocess(raw, inputs, [r.image_size for r in raw])
+    for out in outputs:
+        inst = out["instances"]
+        if inst.has("pred_mask_probs"):
+            probs, boxes = inst.pred_mask_probs.cpu().numpy(), inst.pred_boxes.tensor.cpu().numpy()
+            inst.remove("pred_mask_probs")
+            inst.pred_contours = [soft_contour(p, b) for p, b in zip(probs, boxes)]
+    return outputs
 
 
 def with_soft_masks(model, cfg):

@@ -15,10 +15,11 @@ processes of one thread each (benchmarks/README.md).
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from types import MethodType
-from typing import Callable, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -26,17 +27,67 @@ from detectron2.structures import Instances
 
 from spine_d2.data.transforms import model_input
 from spine_d2.engine.flip import mirrored, with_mirrored_bodies, with_mirrored_pelvis
-from spine_d2.engine.highres import (Detection, average_corners, class_ids, detections,
-                                     high_resolution_detections, high_resolution_pass, to_instances)
+from spine_d2.engine.highres import (CornerReader, Detection, average_corners, class_ids, detections,
+                                     high_resolution_detections, high_resolution_pass, meta_arch,
+                                     to_instances, with_corners_read)
 from spine_d2.engine.precision import without_bf16_units
-from spine_d2.engine.soft_masks import with_soft_masks
+from spine_d2.engine.soft_masks import SoftMaskModel, with_soft_contours, with_soft_masks
 from spine_d2.engine.windows import whole_turned
+from spine_d2.measure.corners import heatmap_peaks
 
 
 def one_pass(model, cfg, image: np.ndarray) -> Instances:
     """The model's predictions on `image` (the model's input format, H×W×3 uint8) at its input size."""
     with torch.no_grad():
         return model([model_input(image, cfg)])[0]["instances"].to("cpu")
+
+
+def first_pass(model, cfg, image: np.ndarray) -> tuple[Instances, CornerReader | None]:
+    """The model's first pass over `image` (the model's input format, H×W×3 uint8) as `one_pass`
+    makes it (the same detections, masks and outlines) but without corners, and the call that
+    reads them for the detections asked for (indices into those Instances): the numbers
+    `detections` decodes from a pass with its corner head, the head run later on the same features
+    and on those boxes alone. The windows replace most of a first pass's bodies, whose corners are
+    then never used (benchmarks/README.md). None for the call where the model has no corner head
+    (the pass is then `one_pass`)."""
+    net = meta_arch(model)
+    heads = getattr(net, "roi_heads", None)
+    if not getattr(heads, "keypoint_on", False) or getattr(net, "proposal_generator", None) is None:
+        return one_pass(model, cfg, image), None  # no corner head (or not a two-stage detectron2 model)
+    inputs = [model_input(image, cfg)]
+    with torch.no_grad():
+        images = net.preprocess_image(inputs)
+        features = net.backbone(images.tensor)
+        proposals, _ = net.proposal_generator(images, features, None)
+        with _without_corner_head(heads):
+            raw, _ = heads(images, features, proposals, None)
+        raw[0].source = torch.arange(len(raw[0]), device=raw[0].pred_classes.device)
+        # the input's frame (postprocessing scales the boxes in place), as the corner head sees them
+        given = Instances(raw[0].image_size, pred_boxes=raw[0].pred_boxes.clone(), pred_classes=raw[0].pred_classes)
+        outputs = (with_soft_contours(net, raw, inputs) if isinstance(model, SoftMaskModel)
+                   else net._postprocess(raw, inputs, images.image_sizes))
+    first = outputs[0]["instances"].to("cpu")
+    positions = first.source.numpy()  # postprocessing drops boxes left empty
+    first.remove("source")
+    boxes = first.pred_boxes.tensor.numpy()
+
+    def corners(index: Sequence[int]) -> np.ndarray:
+        index = np.asarray(index, dtype=np.int64)
+        with torch.no_grad():
+            read = heads._forward_keypoint(features, [given[torch.as_tensor(positions[index])]])[0]
+        return heatmap_peaks(read.pred_keypoint_heatmaps.cpu().numpy(), boxes[index])
+
+    return first, corners
+
+
+@contextmanager
+def _without_corner_head(heads):
+    """`heads` (ROI heads with a corner head) run without it while inside."""
+    heads.keypoint_on = False
+    try:
+        yield
+    finally:
+        heads.keypoint_on = True
 
 
 A = TypeVar("A")
@@ -130,9 +181,8 @@ def _refine(model, cfg, image: np.ndarray, first: Instances | None, with_reads: 
     With `twin` the mirrored run is made on it beside the photo's run (the caller, `mirror_twin`,
     made sure the run is asked)."""
     if twin is not None and cfg.SPINE.get("FLIP", False):
-        own, second = side_by_side(
-            lambda: _passes(model, cfg, image, one_pass(model, cfg, image) if first is None else first),
-            lambda: _mirrored_passes(twin, cfg, image))
+        own, second = side_by_side(lambda: _passes(model, cfg, image, first),
+                                   lambda: _mirrored_passes(twin, cfg, image))
         return _fused(cfg, image.shape[:2], own, second, with_reads)
     first = one_pass(model, cfg, image) if first is None else first
     if not _mirrored_run_asked(cfg, first):
@@ -140,19 +190,22 @@ def _refine(model, cfg, image: np.ndarray, first: Instances | None, with_reads: 
     return _with_mirrored_run(model, cfg, image, _passes(model, cfg, image, first), with_reads)
 
 
-def _passes(model, cfg, photo: np.ndarray, one: Instances, mirrored: bool = False) -> list[Detection]:
+def _passes(model, cfg, photo: np.ndarray, one: Instances | None, mirrored: bool = False) -> list[Detection]:
     """The detections of one run on `photo` (the mirrored run's with `mirrored`): its first pass
-    `one` with the windows', turned by `run_turns`."""
+    `one` (None: made here, its corners read only for the detections the windows leave standing,
+    `first_pass`) with the windows', turned by `run_turns`."""
     shape = photo.shape[:2]
-    dets = (high_resolution_detections(model, cfg, photo, one, run_turns(cfg, mirrored))
-            if cfg.SPINE.HIGHRES.ENABLED else None)
-    return detections(one, None, shape) if dets is None else dets
+    if not cfg.SPINE.HIGHRES.ENABLED:
+        return detections(one_pass(model, cfg, photo) if one is None else one, None, shape)
+    one, corners = first_pass(model, cfg, photo) if one is None else (one, None)
+    dets = high_resolution_detections(model, cfg, photo, one, run_turns(cfg, mirrored), corners)
+    return detections(with_corners_read(one, corners), None, shape) if dets is None else dets
 
 
 def _mirrored_passes(model, cfg, image: np.ndarray) -> list[Detection]:
     """The mirrored run: `_passes` of `image` mirrored left-right, mapped back to `image`'s frame."""
     mirror = np.ascontiguousarray(image[:, ::-1])
-    return mirrored(_passes(model, cfg, mirror, one_pass(model, cfg, mirror), mirrored=True), image.shape[1])
+    return mirrored(_passes(model, cfg, mirror, None, mirrored=True), image.shape[1])
 
 
 def run_turns(cfg, mirrored: bool) -> tuple[float, ...]:
