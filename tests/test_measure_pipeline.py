@@ -128,8 +128,11 @@ def test_anterior_override_and_uncertainty():
     spine = toy_spine(facing=-1)
     m = measure_instances(spine.instances(), spine.shape, cfg={"anterior": "left"})
     assert m.angles["SS"].value == pytest.approx(spine.expected["SS"], abs=0.01)
-    m = measure_instances(spine.instances(), spine.shape, cfg={"anterior": "right"})
+    m = measure_instances(spine.instances(), spine.shape, cfg={"anterior": "right", "on_implausible": "measure"})
     assert m.angles["SS"].value == pytest.approx(-spine.expected["SS"], abs=0.01)
+    # forced the wrong way, the sacrum slopes as no standing adult's: no SS (measure.min_ss_deg)
+    m = measure_instances(spine.instances(), spine.shape, cfg={"anterior": "right"})
+    assert math.isnan(m.angles["SS"].value) and "tilted the wrong way" in m.angles["SS"].reason
     # one lone vertebra: nothing tells front from back
     lone = [i for i in spine.instances(labels=True) if i.label == "L3"]
     m = measure_instances(lone, spine.shape)
@@ -562,6 +565,35 @@ def test_an_s1_plate_read_facing_backwards_gives_no_ss_ll_s1_or_pi(facing):
     assert "facing backwards" in m.notes
     steep = measured(-50.0)
     assert steep.angles["SS"].value == pytest.approx(80.0, abs=0.5) and "facing backwards" not in steep.notes
+
+
+@pytest.mark.parametrize("facing", [1, -1])
+def test_an_s1_plate_read_tilted_the_wrong_way_gives_no_ss_ll_s1_or_pi(facing):
+    """S1 corners turned so that SS reads −5°: the plate's anterior end the higher, as no standing
+    adult's is (`measure.min_ss_deg`, 0°). SS, LL_S1 and PI are then not measured, with the reason;
+    TK and LL stay. SS 5° is still measured, and so is −5° with the rule off (−90) or with
+    `on_implausible=measure`."""
+    spine = toy_spine(ll=45.0, ll_s1=60.0, ss=30.0, facing=facing)
+    a, p = np.asarray(spine.endplates["S1"]["superior"])
+    mid = (a + p) / 2
+
+    def measured(turn: float, **cfg):
+        t = np.radians(turn * facing)
+        rot = np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]])
+        ca, cp = (np.array([a, p]) - mid) @ rot.T + mid
+        insts = spine.instances()
+        next(i for i in insts if i.class_name == "sacrum").corners = {"sa": (*ca, 0.9), "sp": (*cp, 0.9)}
+        return measure_instances(insts, spine.shape, cfg={"lumbosacral_deg": [], **cfg})
+
+    m = measured(35.0)
+    for name in ("SS", "LL_S1", "PI"):
+        assert math.isnan(m.angles[name].value), name
+        assert "S1 plate read tilted the wrong way (SS -5.0°, under 0°" in m.angles[name].reason, m.angles[name].reason
+    for name in ("TK", "LL"):
+        assert m.angles[name].value == pytest.approx(spine.expected[name], abs=0.5), name
+    assert measured(25.0).angles["SS"].value == pytest.approx(5.0, abs=0.5)
+    assert measured(35.0, min_ss_deg=-90.0).angles["SS"].value == pytest.approx(-5.0, abs=0.5)
+    assert measured(35.0, on_implausible="measure").angles["SS"].value == pytest.approx(-5.0, abs=0.5)
 
 
 def test_two_corners_on_one_point_give_way_to_the_outline():

@@ -198,6 +198,10 @@ class MeasureConfig:
     # the L5-S1 segment's plausible lordosis (degrees, kyphosis negative): an S1 plate from corner
     # points outside it gives way to the outline's when that one lies inside (measure.lumbosacral); []: off
     lumbosacral_deg: list[float] = field(default_factory=lambda: list(LUMBOSACRAL_DEG))
+    # a sacral slope read under this (degrees) has S1's plate tilted the wrong way, as no standing
+    # adult's is (8-72 deg in the reference study): with on_implausible nan, SS, LL_S1 and PI are
+    # left out (measure.lumbosacral.wrong_way_s1; benchmarks/README.md, session 65); -90: off
+    min_ss_deg: float = 0.0
     # a thoracic / lumbar body's plausible wedge (degrees, lordosis positive): outside it, a corner
     # plate that its outline's fit turns more than 10° and brings inside gives way to it
     # (measure.wedges); L5 outside it is not judged against S1; []: off

@@ -10,8 +10,12 @@ other plate, or both outside it (then L5's own plate is the likelier fault), the
 
 A sacral slope at or beyond ±90° (`MAX_SS_DEG`) would have the S1 plate face backwards, which no
 spine does (adults' SS lies within about 0–80°): the plate was read the wrong way round, steep
-sacrum and side vote against each other. SS and the angles that take the plate's direction from it
-(LL_S1, PI) are then not measured (`backward_s1`) rather than reported 70° or more off.
+sacrum and side vote against each other. A sacral slope under 0° (`measure.min_ss_deg`) has the
+plate tilted the wrong way, its anterior end the higher, which no standing adult's is (the
+reference study's patients: 8–72°): the plate, or S1 itself, was misread. SS and the angles that
+take the plate's direction from it (LL_S1, PI) are then not measured (`backward_s1`,
+`wrong_way_s1`) rather than reported 70°, or for the latter about 30°, off (benchmarks/README.md,
+session 65).
 
 S1's superior plate is about as long as L5's inferior one (the phantom's truth: 0.90–1.16 times).
 One far shorter (`short_s1_plate`, under `measure.s1_plate_min_ratio`) is a fragment of the sacrum
@@ -103,4 +107,15 @@ def backward_s1(angles: dict[str, Angle]) -> dict[str, Angle]:
     if ss is None or not ss.measured or abs(ss.value) < MAX_SS_DEG:
         return angles
     why = f"S1 plate read facing backwards (SS {ss.value:.0f}°, beyond ±{MAX_SS_DEG:g}°)"
+    return left_out(angles, S1_PLATE_ANGLES, why)
+
+
+def wrong_way_s1(angles: dict[str, Angle], min_ss_deg: float) -> dict[str, Angle]:
+    """`angles` (degrees) with SS, LL_S1 and PI not measured when SS < `min_ss_deg`, the reason
+    saying so: the S1 plate was read tilted the wrong way, its anterior end the higher. PT, which
+    takes only its midpoint, stays."""
+    ss = angles.get("SS")
+    if ss is None or not ss.measured or ss.value >= min_ss_deg:
+        return angles
+    why = f"S1 plate read tilted the wrong way (SS {ss.value:.1f}°, under {min_ss_deg:g}°: no standing adult's)"
     return left_out(angles, S1_PLATE_ANGLES, why)

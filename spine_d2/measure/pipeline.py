@@ -8,8 +8,8 @@ heads (`femoral_heads`) → anterior side → each body's two plates checked aga
 side again) → frame correction
 (radiograph frame when trusted) → `spine_d2.angles.sagittal_angles`, the project's one angle
 definition (through `frame_angles.endplate_angles`, which the page's corrections share) → the
-angles whose plates are doubted left out (`_plates_doubted`: a short S1 plate, a TK far from the
-chain's bend). Where an uncertain anterior side reads TK and LL both bent the wrong way
+angles whose plates are doubted left out (`_plates_doubted`: a short S1 plate, one sloping the
+wrong way, a TK far from the chain's bend). Where an uncertain anterior side reads TK and LL both bent the wrong way
 (`measure.reversed_profile_deg`), the road is run again with the other side. Last, an angle whose
 end plate comes from corners the model scores too faintly is left out (`_without_faint_plates`).
 It never raises on bad geometry: whatever cannot be measured is NaN with its reason, and
@@ -35,7 +35,8 @@ from spine_d2.measure.flags import Flags
 from spine_d2.measure.frame_angles import HEADS_NOT_IN_VIEW, endplate_angles
 from spine_d2.measure.instances import Instance
 from spine_d2.measure.level_endplates import faint_end_plates, level_endplates, spine_cranial
-from spine_d2.measure.lumbosacral import S1_PLATE_ANGLES, backward_s1, plausible_s1, short_s1_plate
+from spine_d2.measure.lumbosacral import (S1_PLATE_ANGLES, backward_s1, plausible_s1, short_s1_plate,
+                                          wrong_way_s1)
 from spine_d2.measure.wedges import impossible_wedges, plausible_wedges, steady_named_plates, wedge_misread
 from spine_d2.measure.naming import name_levels
 from spine_d2.measure.config import AnteriorSide, MeasureConfig
@@ -276,11 +277,13 @@ def _plates_doubted(final: dict[str, Angle], raw: dict, centre_of: dict[str, np.
                     H: np.ndarray | None, sign: int, c: MeasureConfig) -> dict[str, Angle]:
     """`final` without the angles whose plates are doubted, each with the reason: the lumbar and
     pelvic ones (`LUMBOPELVIC`) where S1's plate is far shorter than L5's inferior one
-    (`measure.s1_plate_min_ratio`), TK where it lies far from the bend of the chain of body centres
-    (`measure.chain_tk_deg`; `chain_curve`, measured in the frame the plates are, through `H`)."""
+    (`measure.s1_plate_min_ratio`), those taking S1's plate where it slopes the wrong way
+    (`measure.min_ss_deg`, `wrong_way_s1`), TK where it lies far from the bend of the chain of body
+    centres (`measure.chain_tk_deg`; `chain_curve`, measured in the frame the plates are, through `H`)."""
     short = short_s1_plate(raw, c.s1_plate_min_ratio)
     if short:
         final = left_out(final, LUMBOPELVIC, short)
+    final = wrong_way_s1(final, c.min_ss_deg)
     stand_in = chain_plates(centre_of, anterior) if c.chain_tk_deg > 0 and final["TK"].measured else {}
     if stand_in:
         bent = endplate_angles(stand_in, [], H, sign)[0]["TK"].value
