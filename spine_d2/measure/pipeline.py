@@ -9,9 +9,10 @@ side again) → frame correction
 (radiograph frame when trusted) → `spine_d2.angles.sagittal_angles`, the project's one angle
 definition (through `frame_angles.endplate_angles`, which the page's corrections share) → the
 angles whose plates are doubted left out (`_plates_doubted`: a short S1 plate, one sloping the
-wrong way, a TK far from the chain's bend). Where an uncertain anterior side reads TK and LL both bent the wrong way
-(`measure.reversed_profile_deg`), the road is run again with the other side. Last, an angle whose
-end plate comes from corners the model scores too faintly is left out (`_without_faint_plates`).
+wrong way, a TK far from the chain's bend). Where an uncertain anterior side reads TK and LL both
+bent the wrong way (`measure.reversed_profile_deg`), the road is run again with the other side.
+Last, an angle whose end plate comes from corners the model scores too faintly is left out
+(`_without_faint_plates`).
 It never raises on bad geometry: whatever cannot be measured is NaN with its reason, and
 everything done (removals, flags, the frame and its correction) is kept in the returned
 `Measurement`. `measurement_row` flattens it into the
