@@ -6,7 +6,10 @@
 `by`, a number binned by `edges` (radiograph frame, degrees): `disc`, the T12–L1 disc angle (real
 thoracolumbar junctions are nearly straight), or `lean`, the trunk's lean: the angle between the
 film's vertical and the line from the S1 superior plate's midpoint to T5's (0° when T5 stands
-above the sacrum), or an angle's true value (`SS`, `TK`, …: `spine_d2.angles`). Or a kind, one
+above the sacrum), `s1_beam`, the angle between the central ray and the ray through the midpoint of
+S1's superior plate, positive where S1 lies below it (single exposures only: far from the central
+ray a body's laterally broad walls cast double contours), or an angle's true value (`SS`, `TK`, …:
+`spine_d2.angles`). Or a kind, one
 row per value (the phantom's `spine_d2.capture`): `exposure` (single, stitched, slot-scanned, CT),
 `view` (full, thoracic, thoracolumbar, lumbopelvic), `capture` (photo or screenshot), `arms`.
 Several evaluations pool: `per_image=a.csv,b.csv root=A,B`, one root per evaluation.
@@ -14,7 +17,8 @@ Several evaluations pool: `per_image=a.csv,b.csv root=A,B`, one root per evaluat
 Reads each per_image.csv and the dataset's stored annotations (annotations/<image>.json,
 `spine_d2`); writes results/junction-<name>.{md,json}: the property over the whole of each dataset
 (a number's median, 95th percentile and share over 15°; a kind's count of each value) and the
-angle's mean absolute error in bins or kinds of it.
+angle's mean absolute error, median absolute error and mean signed error (measured − true) in bins
+or kinds of it.
 """
 from __future__ import annotations
 
@@ -61,6 +65,22 @@ def trunk_lean(endplates: Mapping[str, Mapping[str, Sequence]]) -> float | None:
     return abs(math.degrees(math.atan2(t5[0] - s1[0], s1[1] - t5[1])))
 
 
+def s1_beam(block: Mapping) -> float | None:
+    """The angle (degrees) between the central ray and the ray through the midpoint of S1's superior
+    plate, in the film's plane along its columns, positive where S1 lies below the central ray; None
+    unless the film is a single exposure with S1's superior plate. From an annotation's `spine_d2`
+    block: the plate (radiograph frame, px), the film's size and px per mm at the mid-sagittal
+    plane, and the source's distance from that plane (`sid_mm` − `oid_mm`). The central ray is taken
+    through the film's middle row: the phantom centres a single exposure within a tenth of the film's
+    height of it."""
+    cap = block.get("capture", {})
+    plate = block.get("endplates", {}).get("S1", {}).get("superior")
+    if cap.get("exposure") != "single" or plate is None:
+        return None
+    below_mm = (float(np.mean(np.asarray(plate, float)[:, 1])) - cap["film_size"][1] / 2) / cap["film_px_per_mm"]
+    return math.degrees(math.atan2(below_mm, cap["sid_mm"] - cap["oid_mm"]))
+
+
 def _endplates(prop: Callable) -> Callable:
     return lambda block: prop(block.get("endplates", {}))
 
@@ -76,6 +96,7 @@ def _true_angle(name: str) -> Callable:
 #: by → (what it is, its value from an annotation's `spine_d2` block, None where undefined): numbers
 PROPERTIES: dict[str, tuple[str, Callable]] = {"disc": ("T12–L1 disc angle", _endplates(disc_angle)),
                                                "lean": ("trunk's lean (S1 to T5)", _endplates(trunk_lean)),
+                                               "s1_beam": ("central ray's angle to S1", s1_beam),
                                                **{a: (f"true {a}", _true_angle(a)) for a in ANGLE_NAMES}}
 #: the kinds: one row per value
 KINDS: dict[str, tuple[str, Callable]] = {"exposure": ("film's exposure", _capture("exposure")),
@@ -84,26 +105,30 @@ KINDS: dict[str, tuple[str, Callable]] = {"exposure": ("film's exposure", _captu
                                           "arms": ("arms' position", _capture("arms"))}
 
 
+def _errors(errs: Sequence[float]) -> dict:
+    """n, mean and median absolute error, mean signed error (`bias`) of signed errors (degrees)."""
+    a = np.abs(errs)
+    return {"n": len(errs), "mae": float(np.mean(a)) if len(a) else math.nan,
+            "median": float(np.median(a)) if len(a) else math.nan,
+            "bias": float(np.mean(errs)) if len(a) else math.nan}
+
+
 def error_by_bins(pairs: Iterable[tuple[float, float]], edges: Sequence[float] = EDGES) -> list[dict]:
-    """(property, absolute error) pairs → per bin [lo, hi): n, MAE and median error (degrees)."""
+    """(property, signed error) pairs → per bin [lo, hi): n, MAE, median absolute and mean signed
+    error (degrees)."""
     pairs = [(d, e) for d, e in pairs if not (math.isnan(d) or math.isnan(e))]
-    out = []
-    for lo, hi in zip(edges, edges[1:]):
-        errs = [e for d, e in pairs if lo <= d < hi]
-        out.append({"from": lo, "to": hi, "n": len(errs),
-                    "mae": float(np.mean(errs)) if errs else math.nan,
-                    "median": float(np.median(errs)) if errs else math.nan})
-    return out
+    return [{"from": lo, "to": hi, **_errors([e for d, e in pairs if lo <= d < hi])}
+            for lo, hi in zip(edges, edges[1:])]
 
 
 def error_by_kind(pairs: Iterable[tuple[str | None, float]]) -> list[dict]:
-    """(kind, absolute error) pairs → per kind (sorted): n, MAE and median error (degrees)."""
+    """(kind, signed error) pairs → per kind (sorted): n, MAE, median absolute and mean signed
+    error (degrees)."""
     groups: dict[str, list[float]] = {}
     for kind, e in pairs:
         if kind is not None and not math.isnan(e):
             groups.setdefault(str(kind), []).append(e)
-    return [{"kind": k, "n": len(v), "mae": float(np.mean(v)), "median": float(np.median(v))}
-            for k, v in sorted(groups.items())]
+    return [{"kind": k, **_errors(v)} for k, v in sorted(groups.items())]
 
 
 def dataset_values(root: Path, prop: Callable) -> dict[str, float | str]:
@@ -137,7 +162,7 @@ def main(argv: Sequence[str]) -> None:
         table = pd.read_csv(table_path)
         if f"{angle}_pred" not in table or f"{angle}_true" not in table:
             raise SystemExit(f"junction.py: {table_path} has no {angle}_pred and {angle}_true columns")
-        err = (table[f"{angle}_pred"] - table[f"{angle}_true"]).abs()
+        err = table[f"{angle}_pred"] - table[f"{angle}_true"]
         pairs += [(found.get(img, missing), e) for img, e in zip(table["image"], err)]
         values += list(found.values())
     meta = provenance("benchmarks/junction.py", argv)
@@ -147,7 +172,7 @@ def main(argv: Sequence[str]) -> None:
         counts = {k: values.count(k) for k in sorted(set(map(str, values)))}
         overall = {"n": len(values), "counts": counts}
         head = f"The {what} {where}: " + ", ".join(f"{k} {n}" for k, n in counts.items()) + "."
-        rows = [f"| {b['kind']} | {b['n']} | {_deg(b['mae'])} | {_deg(b['median'])} |" for b in bins]
+        rows = [f"| {b['kind']} | {b['n']} | {_deg(b['mae'])} | {_deg(b['median'])} | {_deg(b['bias'])} |" for b in bins]
     else:
         bins = error_by_bins(pairs, [float(e) for e in as_list(opts["edges"])])
         v = np.array(values)
@@ -155,11 +180,12 @@ def main(argv: Sequence[str]) -> None:
                    "over_15": float((v > 15.0).mean())}
         head = (f"The {what} {where}: median {overall['median']:.1f}°, 95th percentile {overall['p95']:.1f}°, "
                 f"{100 * overall['over_15']:.0f} % over 15°.")
-        rows = [f"| {b['from']:g}–{b['to']:g}° | {b['n']} | {_deg(b['mae'])} | {_deg(b['median'])} |" for b in bins]
+        rows = [f"| {b['from']:g}–{b['to']:g}° | {b['n']} | {_deg(b['mae'])} | {_deg(b['median'])} | {_deg(b['bias'])} |"
+                for b in bins]
     (RESULTS / f"junction-{opts['name']}.json").write_text(
         json.dumps({**meta, "by": by, "angle": angle, "values": overall, "bins": bins}, indent=2) + "\n")
     lines = [f"# {angle} error against the {what}: {opts['name']}", "", provenance_line(meta), "", head, "",
-             f"| {what} | images | MAE {angle} | median error |", "|---|---|---|---|", *rows]
+             f"| {what} | images | MAE {angle} | median error | mean signed error |", "|---|---|---|---|---|", *rows]
     (RESULTS / f"junction-{opts['name']}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -324,6 +324,23 @@ def test_the_t12_l1_disc_angle_the_trunks_lean_and_errors_binned_by_them():
     assert junction.trunk_lean({"T5": up["T5"]}) is None
 
 
+def test_the_central_rays_angle_to_s1_and_signed_errors_binned_by_it():
+    import junction
+
+    plate = [[420.0, 690.0], [380.0, 710.0]]  # midpoint 700 px down a film 800 px high
+    block = {"capture": {"exposure": "single", "film_size": [500, 800], "film_px_per_mm": 2.0,
+                         "sid_mm": 1300.0, "oid_mm": 200.0},
+             "endplates": {"S1": {"superior": plate}}}
+    # 150 mm below the middle row, 1100 mm from the source
+    assert junction.s1_beam(block) == pytest.approx(math.degrees(math.atan(150.0 / 1100.0)))
+    above = {**block, "endplates": {"S1": {"superior": [[420.0, 90.0], [380.0, 110.0]]}}}
+    assert junction.s1_beam(above) == pytest.approx(-math.degrees(math.atan(150.0 / 1100.0)))
+    assert junction.s1_beam({**block, "capture": {**block["capture"], "exposure": "stitched"}}) is None
+    assert junction.s1_beam({**block, "endplates": {"L5": {"inferior": plate}}}) is None
+    bins = junction.error_by_bins([(2.0, 3.0), (3.0, -1.0), (9.0, 4.0), (9.5, 6.0)], edges=(0, 5, 10))
+    assert [(b["n"], b["mae"], b["bias"]) for b in bins] == [(2, 2.0, 1.0), (2, 5.0, 5.0)]
+
+
 def test_errors_by_how_the_film_was_taken_one_row_per_kind(phantom, tmp_path, monkeypatch):
     import junction
 
@@ -344,8 +361,9 @@ def test_errors_by_how_the_film_was_taken_one_row_per_kind(phantom, tmp_path, mo
     assert [(b["kind"], b["n"]) for b in rec["bins"]] == [("photo", 2), ("screenshot", 1)]
     assert rec["bins"][0]["mae"] == pytest.approx(np.mean(photos)) and rec["bins"][1]["mae"] == pytest.approx(shot[0])
     assert "| screenshot | 1 |" in (tmp_path / "junction-t.md").read_text()
-    assert junction.error_by_kind([("a", 1.0), (None, 5.0), ("a", math.nan), ("b", 2.0)]) == [
-        {"kind": "a", "n": 1, "mae": 1.0, "median": 1.0}, {"kind": "b", "n": 1, "mae": 2.0, "median": 2.0}]
+    assert junction.error_by_kind([("a", 1.0), (None, 5.0), ("a", math.nan), ("b", -2.0)]) == [
+        {"kind": "a", "n": 1, "mae": 1.0, "median": 1.0, "bias": 1.0},
+        {"kind": "b", "n": 1, "mae": 2.0, "median": 2.0, "bias": -2.0}]
     with pytest.raises(SystemExit, match="no LL_pred"):
         junction.main([f"per_image={table}", f"root={root}", "by=capture", "angle=LL", "name=t"])
     # a number of the film's truth, binned: its true sacral slope
