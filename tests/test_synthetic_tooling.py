@@ -101,3 +101,21 @@ def test_the_training_configs_phantom_is_made_without_torch(tmp_path):
     assert (tmp_path / "ph" / "measurements.csv").stat().st_mtime_ns == stamp
     bad = run("experiment=nope")
     assert bad.returncode == 2 and "cannot compose the config" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_synthetic_views_trains_on_partial_views_beside_the_default_phantom(tmp_path):
+    """dataset=synthetic_views: the default phantom, its test split untouched, and a folder that only
+    trains whose films are partial views, none of the whole spine."""
+    import json
+
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=long", "dataset=synthetic_views"])
+    assert cfg.dataset.root == "datasets/phantom428" and cfg.dataset.generate.seed == 1
+    (extra,) = cfg.dataset.train_extra
+    assert extra.generate.knobs.partial_fraction == 1.0
+    spec = OmegaConf.to_container(extra.generate)
+    root = ensure_dataset({"root": str(tmp_path / "views"), "generate": {**spec, "n": 4, "difficulty": "easy"}})
+    views = [json.loads(p.read_text())["spine_d2"]["capture"]["view"] for p in (root / "annotations").glob("*.json")]
+    assert len(views) == 4 and "full" not in views
