@@ -172,7 +172,8 @@ def main(argv: Sequence[str]) -> None:
         counts = {k: values.count(k) for k in sorted(set(map(str, values)))}
         overall = {"n": len(values), "counts": counts}
         head = f"The {what} {where}: " + ", ".join(f"{k} {n}" for k, n in counts.items()) + "."
-        rows = [f"| {b['kind']} | {b['n']} | {_deg(b['mae'])} | {_deg(b['median'])} | {_deg(b['bias'])} |" for b in bins]
+        rows = [f"| {b['kind']} | {b['n']} | {_deg(b['mae'])} | {_deg(b['median'])} | {_deg(b['bias'])} |"
+                for b in bins]
     else:
         bins = error_by_bins(pairs, [float(e) for e in as_list(opts["edges"])])
         v = np.array(values)
@@ -180,8 +181,8 @@ def main(argv: Sequence[str]) -> None:
                    "over_15": float((v > 15.0).mean())}
         head = (f"The {what} {where}: median {overall['median']:.1f}°, 95th percentile {overall['p95']:.1f}°, "
                 f"{100 * overall['over_15']:.0f} % over 15°.")
-        rows = [f"| {b['from']:g}–{b['to']:g}° | {b['n']} | {_deg(b['mae'])} | {_deg(b['median'])} | {_deg(b['bias'])} |"
-                for b in bins]
+        rows = [f"| {b['from']:g}–{b['to']:g}° | {b['n']} | {_deg(b['mae'])} | {_deg(b['median'])} | "
+                f"{_deg(b['bias'])} |" for b in bins]
     (RESULTS / f"junction-{opts['name']}.json").write_text(
         json.dumps({**meta, "by": by, "angle": angle, "values": overall, "bins": bins}, indent=2) + "\n")
     lines = [f"# {angle} error against the {what}: {opts['name']}", "", provenance_line(meta), "", head, "",
