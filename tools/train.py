@@ -20,12 +20,14 @@ from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 import spine_d2.schema  # noqa: E402,F401 (the config schema, registered with Hydra)
+from spine_d2.engine.config import checked_train_config  # noqa: E402
 from spine_d2.engine.run import USER_ERRORS, task_wrapper, train  # noqa: E402
 from spine_d2.synthetic.generate import ensure_dataset  # noqa: E402
 
 
 @task_wrapper
 def run(cfg: DictConfig) -> float:
+    checked_train_config(cfg)  # a bad value stops here, before any phantom is generated
     ensure_dataset(cfg.dataset, train_extra=True)
     return train(cfg)  # registers the dataset in every training process
 

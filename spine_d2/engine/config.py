@@ -174,25 +174,36 @@ def dataset_names(dataset_cfg: Mapping) -> dict:
     return names
 
 
-class RareConfigError(ValueError):
+class TrainConfigError(ValueError):
+    """A value of the training config is out of range or at odds with another (the message names
+    the key): reported to the user as one line, before anything is generated or trained."""
+
+
+class RareConfigError(TrainConfigError):
     """dataloader.rare names no angle, or its kernel or cap is out of range."""
 
 
 def checked_train_config(c: Any) -> DictConfig:
     """`c` (a composed training config, or its plain dict) checked against the schema and the
-    value ranges OmegaConf cannot express; ValueError naming the key."""
+    value ranges OmegaConf cannot express; `TrainConfigError` (or the schedule's `ScheduleError`)
+    naming the key."""
     c = OmegaConf.merge(OmegaConf.structured(TrainConfig), c)
     if not c.solver.base_lr > 0:
-        raise ValueError(f"solver.base_lr={c.solver.base_lr}: must be > 0")
+        raise TrainConfigError(f"solver.base_lr={c.solver.base_lr}: must be > 0")
     if not 0 <= c.solver.keep_start < 1:
-        raise ValueError(f"solver.keep_start={c.solver.keep_start}: must be in [0, 1)")
+        raise TrainConfigError(f"solver.keep_start={c.solver.keep_start}: must be in [0, 1)")
     if c.solver.keep_start > 0 and not c.model.weights:
-        raise ValueError(f"solver.keep_start={c.solver.keep_start} mixes the final weights with the "
-                         f"starting ones: it needs model.weights")
+        raise TrainConfigError(f"solver.keep_start={c.solver.keep_start} mixes the final weights with the "
+                               f"starting ones: it needs model.weights (the run to fine-tune)")
     if c.augment.crop.enabled and min(c.augment.crop.height, c.augment.crop.width) < 32:
-        raise ValueError("augment.crop: height and width must be at least 32 px")
+        raise TrainConfigError("augment.crop: height and width must be at least 32 px")
     if not 0 <= c.augment.rotation.min_deg <= c.augment.rotation.max_deg:
-        raise ValueError("augment.rotation: need 0 <= min_deg <= max_deg")
+        raise TrainConfigError("augment.rotation: need 0 <= min_deg <= max_deg")
+    total = sum(p.iters for p in parse_phases(OmegaConf.to_container(c.schedule.phases, resolve=True)))
+    if not (0 <= c.solver.average_iters <= total and c.solver.average_period >= 1):
+        raise TrainConfigError(f"solver.average_iters={c.solver.average_iters}, solver.average_period="
+                               f"{c.solver.average_period}: need 0 <= average_iters <= the schedule's {total} "
+                               f"steps and average_period >= 1")
     rare = c.dataloader.rare
     if rare.angle is not None and rare.angle not in ANGLE_NAMES:
         raise RareConfigError(f"dataloader.rare.angle={rare.angle}: not an angle (one of {', '.join(ANGLE_NAMES)})")
@@ -214,11 +225,6 @@ def build_d2_cfg(c: Any, datasets: Mapping | None = None, output_dir: str | None
     cfg = add_spine_config(get_cfg())
     cfg.merge_from_file(model_zoo.get_config_file(c.model.base))
     phases = parse_phases(OmegaConf.to_container(c.schedule.phases, resolve=True))
-    total = sum(p.iters for p in phases)
-    if not (0 <= c.solver.average_iters <= total and c.solver.average_period >= 1):
-        raise ValueError(f"solver.average_iters={c.solver.average_iters}, solver.average_period="
-                         f"{c.solver.average_period}: need 0 <= average_iters <= the schedule's {total} "
-                         f"steps and average_period >= 1")
     keys = {d2: OmegaConf.select(c, ours) for ours, d2 in D2_KEYS.items()}
     keys.update(schedule_keys(phases))
     keys.update(model_keys(c.model))

@@ -39,11 +39,11 @@ log = logging.getLogger(__name__)
 def _user_errors() -> tuple:
     """Errors that mean bad input or state, reported as one line rather than a trace."""
     from spine_d2.data.labelme import DatasetError
-    from spine_d2.engine.config import RareConfigError
+    from spine_d2.engine.config import TrainConfigError
     from spine_d2.engine.hooks import NonFiniteLossError
     from spine_d2.engine.phases import ScheduleError
     from spine_d2.engine.trainer import NothingToResumeError, WeightsError
-    return (NothingToResumeError, NonFiniteLossError, ScheduleError, DatasetError, WeightsError, RareConfigError)
+    return (NothingToResumeError, NonFiniteLossError, ScheduleError, DatasetError, WeightsError, TrainConfigError)
 
 
 class RunDirError(FileExistsError):
