@@ -1,4 +1,5 @@
 """Config composition of every group, the Hydra -> detectron2 bridge, and the transforms."""
+import shlex
 import shutil
 
 import numpy as np
@@ -7,10 +8,13 @@ import yaml
 from detectron2.data import detection_utils as utils
 from detectron2.structures import PolygonMasks
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from spine_d2.data.transforms import build_augmentations, build_mapper, model_input
 from spine_d2.engine.config import build_d2_cfg, load_d2_cfg, phases_of
 from spine_d2.engine.phases import ScheduleError
+from conftest import run_tool
+from spine_d2 import zoo
 from test_engine_support import CONF, make_tiny_images, smoke_cfg
 
 GROUPS = {"model": ["paper", "fast"], "schedule": ["paper", "demo", "smoke"],
@@ -76,6 +80,29 @@ def test_bad_configs_fail_clearly():
         build_d2_cfg(compose_cfg("schedule.phases.0.trains=neck"))
     with pytest.raises(ScheduleError, match="schedule.phases"):
         build_d2_cfg(compose_cfg("++model.d2.SOLVER.MAX_ITER=5"))
+
+
+def test_long_views_is_the_shipped_models_second_stage_and_needs_its_first(tmp_path):
+    """experiment=long_views composes as the fine-tune on zoo:phantom-fast-long's card was run (the
+    card's overrides), but for the schedule's name; without model.weights tools/train.py stops in
+    one line before any film is generated."""
+    command = zoo.card("zoo:phantom-fast-long")["command"]
+    second = command.split("then (session 66, at d4484fc): python tools/train.py ")[1].split("  (")[0]
+    card_overrides = shlex.split(second.replace("<session 35's model_final.pth>", "start.pth"))
+    assert "dataset=synthetic_views" in card_overrides and "solver.keep_start=0.5" in card_overrides
+    named = OmegaConf.to_container(compose_cfg("experiment=long_views", "model.weights=start.pth"))
+    as_run = OmegaConf.to_container(compose_cfg(*card_overrides))
+    assert (named["schedule"].pop("name"), as_run["schedule"].pop("name")) == ("views", "long")
+    assert named == as_run
+    assert build_d2_cfg(compose_cfg("experiment=long_views", "model.weights=start.pth")).SOLVER.MAX_ITER == 1500
+
+    views, phantom = tmp_path / "views", tmp_path / "phantom"
+    proc = run_tool("train.py", "experiment=long_views", f"dataset.root={phantom}",
+                    f"dataset.train_extra.0.root={views}", f"hydra.run.dir={tmp_path / 'run'}", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "error: solver.keep_start=0.5 mixes the final weights with the starting ones: it needs model.weights" \
+        in proc.stderr
+    assert not views.exists() and not phantom.exists()
 
 
 def test_dumped_config_reloads_with_get_cfg(tmp_path):
