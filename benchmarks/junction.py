@@ -8,7 +8,7 @@ thoracolumbar junctions are nearly straight), or `lean`, the trunk's lean: the a
 film's vertical and the line from the S1 superior plate's midpoint to T5's (0° when T5 stands
 above the sacrum), `s1_beam`, the angle between the central ray and the ray through the midpoint of
 S1's superior plate, positive where S1 lies below it (single exposures only: far from the central
-ray a body's laterally broad walls cast double contours), or an angle's true value (`SS`, `TK`, …:
+ray a body's laterally broad walls cast double contours), `t5_beam` alike at T5's superior plate, or an angle's true value (`SS`, `TK`, …:
 `spine_d2.angles`). Or a kind, one
 row per value (the phantom's `spine_d2.capture`): `exposure` (single, stitched, slot-scanned, CT),
 `view` (full, thoracic, thoracolumbar, lumbopelvic), `capture` (photo or screenshot), `arms`.
@@ -65,20 +65,30 @@ def trunk_lean(endplates: Mapping[str, Mapping[str, Sequence]]) -> float | None:
     return abs(math.degrees(math.atan2(t5[0] - s1[0], s1[1] - t5[1])))
 
 
-def s1_beam(block: Mapping) -> float | None:
-    """The angle (degrees) between the central ray and the ray through the midpoint of S1's superior
-    plate, in the film's plane along its columns, positive where S1 lies below the central ray; None
-    unless the film is a single exposure with S1's superior plate. From an annotation's `spine_d2`
-    block: the plate (radiograph frame, px), the film's size and px per mm at the mid-sagittal
-    plane, and the source's distance from that plane (`sid_mm` − `oid_mm`). The central ray is taken
-    through the film's middle row: the phantom centres a single exposure within a tenth of the film's
-    height of it."""
+def beam_angle(block: Mapping, level: str, side: str) -> float | None:
+    """The angle (degrees) between the central ray and the ray through the midpoint of `level`'s
+    `side` plate, in the film's plane along its columns, positive where the plate lies below the
+    central ray; None unless the film is a single exposure with that plate. From an annotation's
+    `spine_d2` block: the plate (radiograph frame, px), the film's size and px per mm at the
+    mid-sagittal plane, and the source's distance from that plane (`sid_mm` − `oid_mm`). The central
+    ray is taken through the film's middle row: the phantom centres a single exposure within a tenth
+    of the film's height of it."""
     cap = block.get("capture", {})
-    plate = block.get("endplates", {}).get("S1", {}).get("superior")
+    plate = block.get("endplates", {}).get(level, {}).get(side)
     if cap.get("exposure") != "single" or plate is None:
         return None
     below_mm = (float(np.mean(np.asarray(plate, float)[:, 1])) - cap["film_size"][1] / 2) / cap["film_px_per_mm"]
     return math.degrees(math.atan2(below_mm, cap["sid_mm"] - cap["oid_mm"]))
+
+
+def s1_beam(block: Mapping) -> float | None:
+    """`beam_angle` at S1's superior plate (SS's)."""
+    return beam_angle(block, "S1", "superior")
+
+
+def t5_beam(block: Mapping) -> float | None:
+    """`beam_angle` at T5's superior plate (TK's cranial one; negative above the central ray)."""
+    return beam_angle(block, "T5", "superior")
 
 
 def _endplates(prop: Callable) -> Callable:
@@ -97,6 +107,7 @@ def _true_angle(name: str) -> Callable:
 PROPERTIES: dict[str, tuple[str, Callable]] = {"disc": ("T12–L1 disc angle", _endplates(disc_angle)),
                                                "lean": ("trunk's lean (S1 to T5)", _endplates(trunk_lean)),
                                                "s1_beam": ("central ray's angle to S1", s1_beam),
+                                               "t5_beam": ("central ray's angle to T5", t5_beam),
                                                **{a: (f"true {a}", _true_angle(a)) for a in ANGLE_NAMES}}
 #: the kinds: one row per value
 KINDS: dict[str, tuple[str, Callable]] = {"exposure": ("film's exposure", _capture("exposure")),

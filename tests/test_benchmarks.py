@@ -324,7 +324,7 @@ def test_the_t12_l1_disc_angle_the_trunks_lean_and_errors_binned_by_them():
     assert junction.trunk_lean({"T5": up["T5"]}) is None
 
 
-def test_the_central_rays_angle_to_s1_and_signed_errors_binned_by_it():
+def test_the_central_rays_angle_to_s1_and_t5_and_signed_errors_binned_by_it():
     import junction
 
     plate = [[420.0, 690.0], [380.0, 710.0]]  # midpoint 700 px down a film 800 px high
@@ -337,6 +337,9 @@ def test_the_central_rays_angle_to_s1_and_signed_errors_binned_by_it():
     assert junction.s1_beam(above) == pytest.approx(-math.degrees(math.atan(150.0 / 1100.0)))
     assert junction.s1_beam({**block, "capture": {**block["capture"], "exposure": "stitched"}}) is None
     assert junction.s1_beam({**block, "endplates": {"L5": {"inferior": plate}}}) is None
+    t5 = {**block, "endplates": {"T5": {"superior": [[420.0, 90.0], [380.0, 110.0]]}, "S1": {"superior": plate}}}
+    assert junction.t5_beam(t5) == pytest.approx(-math.degrees(math.atan(150.0 / 1100.0)))
+    assert junction.t5_beam(block) is None and "t5_beam" in junction.PROPERTIES
     bins = junction.error_by_bins([(2.0, 3.0), (3.0, -1.0), (9.0, 4.0), (9.5, 6.0)], edges=(0, 5, 10))
     assert [(b["n"], b["mae"], b["bias"]) for b in bins] == [(2, 2.0, 1.0), (2, 5.0, 5.0)]
 
