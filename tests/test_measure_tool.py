@@ -52,6 +52,34 @@ def test_the_tool_writes_the_csv_and_never_overwrites(tmp_path, image_cache):
     assert again.returncode == 2 and "exists" in (again.stderr + again.stdout)
 
 
+def test_the_tool_compares_the_specialists_sheet_with_the_annotations(tmp_path, image_cache):
+    """With measurements.csv in the folder, each angle of it is set against the annotations' after
+    the CSV is written: a sheet whose TK is negative and whose LL runs to S1 is told so; a film far
+    off is named; a sheet that cannot be read is reported, the angles kept."""
+    root = tmp_path / "ds"
+    truth = {}
+    for k in range(6):
+        spine = toy_spine(facing=1 if k % 2 == 0 else -1, ss=30.0 + 3 * k)
+        h, w = spine.shape
+        img = write_image(root / "images" / f"img{k}.png", (w, h), seed=k)
+        write_labelme(root / "annotations" / f"img{k}.json", img, [shape(lv, p) for lv, p in spine.polygons.items()])
+        truth[f"img{k}"] = spine.expected
+    rows = ["image,TK,LL,SS"] + [f"{im}.png,{-e['TK']:.1f},{e['LL_S1']:.1f},{e['SS'] + (15 if im == 'img4' else 0):.1f}"
+                                 for im, e in truth.items()]
+    (root / "measurements.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "angles.csv"
+    proc = run_tool("measure.py", f"dataset.root={root}", f"out={out}", cwd=tmp_path, timeout=120)
+    log = proc.stdout + proc.stderr
+    assert out.is_file() and f"{root / 'measurements.csv'} against the annotations:" in log
+    assert "TK: the sheet may follow another convention: its values are the annotations' with the sign reversed" in log
+    assert "LL: the sheet may follow another convention: it agrees with the annotations' L1–S1" in log
+    assert "SS: median |sheet − annotations|" in log and "1 beyond 10°: img4 (+15.0°)" in log
+    (root / "measurements.csv").write_text("image,TK,LL,SS\nnobody.png,30,40,35\n")
+    again = run_tool("measure.py", f"dataset.root={root}", f"out={out}", "overwrite=true", cwd=tmp_path, timeout=120)
+    assert "not compared:" in again.stdout + again.stderr and "unknown image" in again.stdout + again.stderr
+    assert len(list(csv.DictReader(out.open()))) == 6
+
+
 def test_the_measure_config_group_composes_and_is_accepted():
     from hydra import compose, initialize_config_dir
 

@@ -5,6 +5,9 @@
     python tools/measure.py dataset=synthetic out=FILE.csv     # the phantom, generated if absent
 
 Columns: image,TK,LL,LL_S1,SS,PT,PI,frame,notes (degrees; empty = not measurable, the reason in notes).
+Where the folder has the specialists' measurements.csv, each of its angles is then compared with
+these (spine_d2.evaluation.sheet): the median difference, the films far apart, and a column that
+seems to follow another convention (a reversed sign, LL to S1).
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from omegaconf import DictConfig
 
 import spine_d2.schema  # noqa: F401 (the config schema, registered with Hydra)
 from spine_d2.data.labelme import DatasetError
+from spine_d2.evaluation.sheet import HINT, sheet_against_rows
 from spine_d2.measure.dataset import measure_dataset
 from spine_d2.measure.pipeline import CSV_COLUMNS
 from spine_d2.synthetic.generate import ensure_dataset
@@ -53,6 +57,15 @@ def main(cfg: DictConfig) -> None:
     n_nan = sum(1 for r in rows for k in CSV_COLUMNS[1:7] if math.isnan(r[k]))
     log.info("measured %d images (%s, %s endplates, %s frame): %d of %d angles not measurable; wrote %s",
              len(rows), cfg.source, cfg.measure.method, cfg.frame_source, n_nan, 6 * len(rows), cfg.out)
+    sheet = Path(root) / cfg.dataset.measurements
+    if sheet.is_file():  # the specialists' angles against the annotations', once out is written
+        try:
+            lines = sheet_against_rows(sheet, rows)
+        except DatasetError as e:
+            lines = [f"not compared: {e}"]
+        log.info("%s against the annotations:", sheet)
+        for line in lines:
+            (log.warning if HINT in line else log.info)("  %s", line)
 
 
 if __name__ == "__main__":
