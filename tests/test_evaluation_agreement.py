@@ -159,8 +159,9 @@ def test_summarize_schema_and_values():
     s = summarize(_table(), coco_segm_ap=0.415)
     text = json.dumps(s, allow_nan=False)            # JSON-safe: no NaN
     assert json.loads(text) == s
-    assert {"n_images", "dice_mean", "dice_sd", "miou_mean", "miou_sd", "coco_segm_ap"} | set(
+    assert {"n_images", "dice_mean", "dice_sd", "miou_mean", "miou_sd", "coco_segm_ap", "reference_hints"} | set(
         ANGLE_NAMES) == set(s)
+    assert s["reference_hints"] == {}
     assert s["n_images"] == 4 and s["coco_segm_ap"] == 0.415
     assert s["dice_mean"] == pytest.approx(0.8) and s["dice_sd"] == pytest.approx(0.1)
     assert s["miou_mean"] == pytest.approx(0.7) and s["miou_sd"] == pytest.approx(0.1)

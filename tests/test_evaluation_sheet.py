@@ -3,6 +3,9 @@ import math
 
 import numpy as np
 
+from spine_d2.evaluation.agreement import summarize
+from spine_d2.evaluation.per_image import per_image_table
+from spine_d2.evaluation.report_content import headline
 from spine_d2.evaluation.sheet import FAR_DEG, HINT, MIN_FILMS, check_sheet, format_checks
 
 NAN = math.nan
@@ -69,3 +72,16 @@ def test_too_few_films_or_none_paired_judge_no_column():
     (only,) = check_sheet(alone, geo)
     assert (only.angle, only.n, math.isnan(only.median_abs)) == ("TK", 0, True)
     assert format_checks([only]) == ["TK: no film with both the sheet's value and one from the annotations"]
+
+
+def test_an_evaluation_whose_reference_is_negated_says_so_in_its_summary_and_headline():
+    geo = films()
+    rows = [{"image": im, "dice": 0.9, "iou": 0.8, **{f"{a}_true": v for a, v in read.items()},
+             **{f"{a}_pred": v for a, v in geo[im].items()}} for im, read in as_read(geo).items()]
+    for r in rows:
+        r["LL_true"] = -r["LL_true"]                          # the sheet's lordosis negative
+    s = summarize(per_image_table(rows))
+    assert list(s["reference_hints"]) == ["LL"] and "sign reversed" in s["reference_hints"]["LL"]
+    assert s["LL"]["mae"] > 50
+    assert any(line.startswith("LL: the reference values may follow another convention than ours: its values are "
+                               "the automatic angles' with the sign reversed") for line in headline(s))

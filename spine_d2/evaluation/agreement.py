@@ -35,6 +35,7 @@ from statsmodels.regression.linear_model import OLS
 
 from spine_d2.angles import ANGLE_NAMES
 from spine_d2.evaluation.per_image import pairs
+from spine_d2.evaluation.sheet import reference_hints
 
 NAN = math.nan
 #: Keys of one parameter's statistics (summary.json holds them per parameter, in this order).
@@ -155,7 +156,9 @@ def summarize(per_image: pd.DataFrame, coco_segm_ap: float | None = None) -> dic
     whose columns the table has, the same as `OVERLAP_KEYS`), coco_segm_ap (COCO mask AP
     as a fraction 0–1 like them: detectron2's 0–100 AP / 100; or null), `NAMING_KEYS` (counts)
     where the table has the levels named against the annotation's, and per parameter of
-    ANGLE_NAMES an object with AGREEMENT_KEYS (degrees; r2, slope, icc unitless)."""
+    ANGLE_NAMES an object with AGREEMENT_KEYS (degrees; r2, slope, icc unitless); and
+    reference_hints, angle → why its reference column may follow another convention than ours
+    (`spine_d2.evaluation.sheet.reference_hints`; {} for none)."""
     dice_m, dice_s = mean_sd(per_image["dice"]) if "dice" in per_image else (NAN, NAN)
     iou_m, iou_s = mean_sd(per_image["iou"]) if "iou" in per_image else (NAN, NAN)
     out: dict[str, Any] = {
@@ -173,6 +176,7 @@ def summarize(per_image: pd.DataFrame, coco_segm_ap: float | None = None) -> dic
                    images_named=int((named > 0).sum()), images_misnamed=int((wrong > 0).sum()))
     for name in ANGLE_NAMES:
         out[name] = agreement(*pairs(per_image, name))
+    out["reference_hints"] = reference_hints(per_image)
     return json_safe(out)
 
 

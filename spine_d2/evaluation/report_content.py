@@ -114,6 +114,8 @@ def headline(summary: Mapping[str, Any], study: StudyResults = REFERENCE_STUDY) 
         maes.append(f"{n} {s['mae']:.1f}°{ref}")
     if maes:
         out.append("Mean absolute error: " + ", ".join(maes) + ".")
+    for n, hint in (summary.get("reference_hints") or {}).items():
+        out.append(f"{n}: the reference values may follow another convention than ours: {hint}.")
     return out
 
 

@@ -61,14 +61,15 @@ def _pairs(sheet: Mapping[str, Mapping[str, float]], geometry: Mapping[str, Mapp
     return images, np.asarray(s, float), np.asarray(g, float)
 
 
-def _hint(sheet, geometry, angle: str, s: np.ndarray, g: np.ndarray, ours: float) -> str:
-    """The convention the column fits far better than ours, in words; "" for none."""
+def _hint(sheet, geometry, angle: str, s: np.ndarray, g: np.ndarray, ours: float, against: str) -> str:
+    """The convention the column fits far better than ours, in words (`against`: what the sheet is
+    set against, "the annotations"); "" for none."""
     if len(s) < MIN_FILMS or ours < MIN_OFF_DEG:
         return ""
     flipped = float(np.median(np.abs(s + g)))
     if flipped < FITS_FRACTION * ours:
-        return (f"its values are the annotations' with the sign reversed (median |sheet + annotations| "
-                f"{flipped:.1f}° against |sheet − annotations| {ours:.1f}°): the signs here are "
+        return (f"its values are {against}' with the sign reversed (median |sheet + {against}| "
+                f"{flipped:.1f}° against |sheet − {against}| {ours:.1f}°): the signs here are "
                 f"spine_d2/angles.py's (kyphosis and lordosis positive); negate the column")
     if angle in OTHER_ANGLE:
         other, meaning = OTHER_ANGLE[angle]
@@ -76,16 +77,16 @@ def _hint(sheet, geometry, angle: str, s: np.ndarray, g: np.ndarray, ours: float
         if len(s2) >= MIN_FILMS:
             theirs = float(np.median(np.abs(s2 - g2)))
             if theirs < FITS_FRACTION * ours:
-                return (f"it agrees with the annotations' {meaning} (median {theirs:.1f}° apart against "
+                return (f"it agrees with {against}' {meaning} (median {theirs:.1f}° apart against "
                         f"{ours:.1f}°): rename the column {other}")
     return ""
 
 
-def check_sheet(sheet: Mapping[str, Mapping[str, float]], geometry: Mapping[str, Mapping[str, float]]
-                ) -> list[SheetCheck]:
+def check_sheet(sheet: Mapping[str, Mapping[str, float]], geometry: Mapping[str, Mapping[str, float]],
+                against: str = "the annotations") -> list[SheetCheck]:
     """Each angle of `ANGLE_NAMES` that the sheet (image → angle → degrees) gives for any film,
     against `geometry`, the angles measured on the same films' annotations (`tools/measure.py`'s
-    rows, by image)."""
+    rows, by image; or a model's: `against` says which, in the hints)."""
     out = []
     for angle in ANGLE_NAMES:
         if not any(math.isfinite(row.get(angle, math.nan)) for row in sheet.values()):
@@ -94,7 +95,7 @@ def check_sheet(sheet: Mapping[str, Mapping[str, float]], geometry: Mapping[str,
         diff = s - g
         ours = float(np.median(np.abs(diff))) if len(diff) else math.nan
         far = sorted(((im, float(d)) for im, d in zip(images, diff) if abs(d) > FAR_DEG), key=lambda x: -abs(x[1]))
-        out.append(SheetCheck(angle, len(images), ours, far, _hint(sheet, geometry, angle, s, g, ours)))
+        out.append(SheetCheck(angle, len(images), ours, far, _hint(sheet, geometry, angle, s, g, ours, against)))
     return out
 
 
@@ -121,3 +122,16 @@ def sheet_against_rows(path, rows: list[dict]) -> list[str]:
     images) against `rows` (`tools/measure.py`'s: image and the six angles)."""
     sheet = measurements_by_image(read_measurements(path, [r["image"] for r in rows]))
     return format_checks(check_sheet(sheet, {r["image"]: r for r in rows}))
+
+
+def reference_hints(per_image) -> dict[str, str]:
+    """Angle → `check_sheet`'s hint for an evaluation's table (`<angle>_true`, the reference, set
+    against `<angle>_pred`, the model's): a reference column that fits a model's angles far better
+    with its sign reversed or as L1–S1 was written in another convention than ours."""
+    from spine_d2.evaluation.per_image import pairs
+
+    images = [str(i) for i in (per_image["image"] if "image" in per_image else range(len(per_image)))]
+    both = {a: pairs(per_image, a) for a in ANGLE_NAMES}
+    sheet = {im: {a: float(both[a][0][k]) for a in ANGLE_NAMES} for k, im in enumerate(images)}
+    model = {im: {a: float(both[a][1][k]) for a in ANGLE_NAMES} for k, im in enumerate(images)}
+    return {c.angle: c.hint for c in check_sheet(sheet, model, "the automatic angles") if c.hint}
