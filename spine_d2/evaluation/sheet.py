@@ -5,10 +5,11 @@ not, the sheet usually follows another convention than ours (`spine_d2.angles`):
 with the opposite sign (lordosis negative, as some viewers report it), or LL measured from L1 to
 S1 where ours ends at L5 (the reference study's; L1–S1 is our LL_S1). Every model trained or
 scored on such a column learns or is judged against the wrong angle, so `check_sheet` says so
-before any training: per angle, the films paired, their median absolute difference, the films
-farther apart than `FAR_DEG` (a typing slip, or a level annotated one off), and a hint where one
-of those conventions fits the column far better than ours. Plain data in (image → angle →
-degrees, NaN = not measured), plain data out.
+before any training (`tools/measure.py`): per angle, the films paired, their median absolute
+difference, the films farther apart than `FAR_DEG` (a typing slip, or a level annotated one off),
+and a hint where one of those conventions fits the column far better than ours. An evaluation
+does the same with the model's angles in place of the annotations' (`reference_hints`, in its
+summary). Plain data in (image → angle → degrees, NaN = not measured), plain data out.
 """
 from __future__ import annotations
 
