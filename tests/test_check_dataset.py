@@ -102,6 +102,21 @@ def test_report_counts_levels_coverage_and_folder_problems(tmp_path):
     assert "LL = 'x' is not a number" in text and "unknown image 'img7'" in text
 
 
+def test_the_coverage_notes_a_negated_column_and_pi_not_pt_plus_ss(tmp_path):
+    root = make_dataset(tmp_path / "ds", n=6)
+    rows = [f"img{k},{30 + k},{-(40 + k)},{35 + k},{12 + k},{47 + 2 * k + (8 if k == 2 else 0)}" for k in range(6)]
+    (root / "measurements.csv").write_text("image,TK,LL,SS,PT,PI\n" + "\n".join(rows) + "\n")
+    report = check_dataset(root)
+    assert report.ok                                         # notes, not problems: the sheet is readable
+    notes = [line for line in format_report(report).splitlines() if line.startswith("  note: ")]
+    assert notes == ["  note: LL is negative on 6 of 6 rows: the signs here are spine_d2/angles.py's "
+                     "(kyphosis and lordosis positive); negate the column",
+                     "  note: PI − (PT + SS) beyond ±5° on 1 of 6 rows: img2 (+8.0°)"]
+    (root / "measurements.csv").write_text("image,TK,LL,SS,PT,PI\n" + "\n".join(
+        f"img{k},{30 + k},{40 + k},{35 + k},{12 + k},{47 + 2 * k}" for k in range(6)) + "\n")
+    assert "note:" not in format_report(check_dataset(root))
+
+
 def test_report_on_region_labels_and_bad_files(tmp_path):
     root = tmp_path / "ds"
     img = write_image(root / "images" / "a.png")

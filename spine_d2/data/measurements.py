@@ -148,3 +148,33 @@ def read_measurements(path: str | Path, images: Iterable[str] | None = None) -> 
 def measurements_by_image(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
     """{stem: {angle: degrees}} with every name of ANGLE_NAMES (NaN = not measured)."""
     return {str(image): {k: float(v) for k, v in row.items()} for image, row in frame.iterrows()}
+
+
+#: degrees: a row whose PI and PT + SS differ by more than this is noted (PI = PT + SS exactly on a
+#: film; a reader measuring the three apart lands within a few degrees)
+PI_IDENTITY_DEG = 5.0
+#: the angles no upright adult's film gives negative (our signs, spine_d2/angles.py); PT may be
+POSITIVE_ANGLES = ("TK", "LL", "LL_S1", "SS", "PI")
+#: a column is noted as negated when at least this share of its (at least `MIN_ROWS`) values is
+NEGATIVE_SHARE = 0.8
+MIN_ROWS = 5
+
+
+def sheet_notes(frame: pd.DataFrame, shown: int = 5) -> list[str]:
+    """What a measurements table (`read_measurements`) says against itself, in words: a column of
+    `POSITIVE_ANGLES` that is mostly negative (written in another sign convention), and rows whose
+    PI is not PT + SS within `PI_IDENTITY_DEG` (a typing slip, or PT measured another way)."""
+    out = []
+    for a in POSITIVE_ANGLES:
+        v = frame[a].dropna() if a in frame else pd.Series(dtype=float)
+        if len(v) >= MIN_ROWS and (v < 0).mean() >= NEGATIVE_SHARE:
+            out.append(f"{a} is negative on {int((v < 0).sum())} of {len(v)} rows: the signs here are "
+                       f"spine_d2/angles.py's (kyphosis and lordosis positive); negate the column")
+    if {"PI", "PT", "SS"} <= set(frame):
+        gap = (frame["PI"] - frame["PT"] - frame["SS"]).dropna()
+        off = gap[gap.abs() > PI_IDENTITY_DEG].sort_values(key=abs, ascending=False)
+        if len(off):
+            rows = ", ".join(f"{im} ({g:+.1f}°)" for im, g in off.head(shown).items())
+            more = f" and {len(off) - shown} more" if len(off) > shown else ""
+            out.append(f"PI − (PT + SS) beyond ±{PI_IDENTITY_DEG:g}° on {len(off)} of {len(gap)} rows: {rows}{more}")
+    return out

@@ -23,7 +23,7 @@ from spine_d2.data.labelme import (
     Problem,
     check_labelme_dataset,
 )
-from spine_d2.data.measurements import read_measurements
+from spine_d2.data.measurements import read_measurements, sheet_notes
 from spine_d2.data.splits import dataset_splits
 from spine_d2.levels import FEMORAL_HEAD, KNOWN_LABELS, LEVELS, ClassMap, is_level, parse_corner_label
 
@@ -141,6 +141,7 @@ def _coverage_section(report: DatasetReport) -> list[str]:
     if no_row:
         out.append(f"  {len(no_row)} image(s) without a row: {', '.join(no_row[:10])}"
                    + (" …" if len(no_row) > 10 else ""))
+    out += [f"  note: {n}" for n in sheet_notes(m)]
     return out
 
 
