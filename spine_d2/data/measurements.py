@@ -150,6 +150,8 @@ def measurements_by_image(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
     return {str(image): {k: float(v) for k, v in row.items()} for image, row in frame.iterrows()}
 
 
+#: what to do with a column written in the other sign convention (said wherever one is found)
+NEGATE_ADVICE = "the signs here are spine_d2/angles.py's (kyphosis and lordosis positive); negate the column"
 #: degrees: a row whose PI and PT + SS differ by more than this is noted (PI = PT + SS exactly on a
 #: film; a reader measuring the three apart lands within a few degrees)
 PI_IDENTITY_DEG = 5.0
@@ -168,8 +170,7 @@ def sheet_notes(frame: pd.DataFrame, shown: int = 5) -> list[str]:
     for a in POSITIVE_ANGLES:
         v = frame[a].dropna() if a in frame else pd.Series(dtype=float)
         if len(v) >= MIN_ROWS and (v < 0).mean() >= NEGATIVE_SHARE:
-            out.append(f"{a} is negative on {int((v < 0).sum())} of {len(v)} rows: the signs here are "
-                       f"spine_d2/angles.py's (kyphosis and lordosis positive); negate the column")
+            out.append(f"{a} is negative on {int((v < 0).sum())} of {len(v)} rows: {NEGATE_ADVICE}")
     if {"PI", "PT", "SS"} <= set(frame):
         gap = (frame["PI"] - frame["PT"] - frame["SS"]).dropna()
         off = gap[gap.abs() > PI_IDENTITY_DEG].sort_values(key=abs, ascending=False)

@@ -20,7 +20,7 @@ from typing import Mapping
 import numpy as np
 
 from spine_d2.angles import ANGLE_NAMES
-from spine_d2.data.measurements import measurements_by_image, read_measurements
+from spine_d2.data.measurements import NEGATE_ADVICE, measurements_by_image, read_measurements
 
 #: degrees: a film whose sheet and annotations differ by more than this is listed
 FAR_DEG = 10.0
@@ -70,8 +70,7 @@ def _hint(sheet, geometry, angle: str, s: np.ndarray, g: np.ndarray, ours: float
     flipped = float(np.median(np.abs(s + g)))
     if flipped < FITS_FRACTION * ours:
         return (f"its values are {against}' with the sign reversed (median |sheet + {against}| "
-                f"{flipped:.1f}° against |sheet − {against}| {ours:.1f}°): the signs here are "
-                f"spine_d2/angles.py's (kyphosis and lordosis positive); negate the column")
+                f"{flipped:.1f}° against |sheet − {against}| {ours:.1f}°): {NEGATE_ADVICE}")
     if angle in OTHER_ANGLE:
         other, meaning = OTHER_ANGLE[angle]
         _, s2, g2 = _pairs(sheet, geometry, angle, other)
