@@ -147,6 +147,37 @@ def test_the_labelme_download_measures_as_the_corrected_page(client, measured, p
         assert (math.isnan(row[a]) if want is None else row[a] == pytest.approx(want, abs=0.01)), a
 
 
+def test_a_photo_over_the_scale_cap_is_measured_on_a_copy_its_labelme_in_the_photos_pixels(phantom, measured):
+    """A photo enlarged 2x (each pixel a 2x2 block) with the cap at the original's pixel count is
+    measured on a copy equal to the original: the answer is the original's, in its pixels; the
+    Labelme document and a reader's corrected endplates are in the enlarged photo's."""
+    import cv2
+
+    from spine_d2.data.images import read_image
+
+    name, res = with_pelvis(measured, "radiograph")
+    image = read_image(phantom / "images" / name)
+    h, w = image.shape[:2]
+    big = cv2.resize(image, (2 * w, 2 * h), interpolation=cv2.INTER_NEAREST)
+    client = TestClient(create_app(AnnotationPredictor(phantom), scale_pixels=h * w))
+    png = cv2.imencode(".png", big)[1].tobytes()
+    got = client.post("/api/measure", files={"file": ("big.png", png, "image/png")}).json()
+    assert (got["width"], got["height"]) == (w, h) and values(got) == values(res)
+    assert got["notes"].startswith(f"measured on a copy scaled to {w}×{h} px (the photo: {2 * w}×{2 * h}, over ")
+    assert got["row"]["notes"] == got["notes"] and got["geometry"] == res["geometry"]
+    doc = got["labelme"]
+    assert (doc["imageWidth"], doc["imageHeight"]) == (2 * w, 2 * h)
+    assert doc["spine_d2"]["prediction"]["measured_on"] == [w, h]
+    first = next(s for s in res["labelme"]["shapes"] if s["shape_type"] == "polygon")
+    same = next(s for s in doc["shapes"] if s["label"] == first["label"])
+    assert np.allclose(same["points"], (np.asarray(first["points"]) + 0.5) * 2 - 0.5, atol=0.002)
+    plate = np.asarray(got["geometry"]["endplates"]["L1"]["superior"]) + [[0.0, -6.0], [0.0, 4.0]]
+    fixed = client.post("/api/labelme", json={"labelme": doc, "endplates": {"L1": {"superior": plate.tolist()}}}).json()
+    points = {s["label"]: s["points"][0] for s in fixed["shapes"] if s["shape_type"] == "point"}
+    assert np.allclose([points["L1_sa"], points["L1_sp"]], (plate + 0.5) * 2 - 0.5, atol=0.002)
+    assert client.get("/api/health").json()["scale_megapixels"] == h * w / 1e6
+
+
 def test_bad_corrections_get_a_plain_422(client, measured):
     geometry = next(iter(measured.values()))["geometry"]
     cases = [

@@ -38,7 +38,7 @@ def main(cfg: DictConfig) -> None:
                          max_pixels=int(cfg.max_megapixels * 1e6), keep_uploads=cfg.keep_uploads,
                          accuracy_dir=cfg.accuracy_dir, model_name=str(checkpoint),
                          model_config=run_schedule(checkpoint), trained_on=trained_on(checkpoint),
-                         overlay_max_side=cfg.overlay_max_side)
+                         overlay_max_side=cfg.overlay_max_side, scale_pixels=int(cfg.scale_megapixels * 1e6))
     except (InferenceError, ValueError) as e:
         sys.exit(f"error: {e}")
     if cfg.host not in ("127.0.0.1", "localhost", "::1"):

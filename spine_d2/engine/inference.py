@@ -300,9 +300,7 @@ def predict_paths(predictor: SpinePredictor, paths: Iterable[Path], out_dir: Pat
                 continue
             rows.append(measurement_row(name, m))
             if work is not image:
-                h, w = image.shape[:2]
-                rows[-1]["notes"] = (f"measured on a copy scaled to {work.shape[1]}×{work.shape[0]} px (the photo: "
-                                     f"{w}×{h}, over {max_pixels / 1e6:g} megapixels); {rows[-1]['notes']}")
+                rows[-1]["notes"] = f"{scaled_copy_note(work.shape, image.shape, max_pixels)}; {rows[-1]['notes']}"
             cv2.imwrite(str(out_dir / f"{name}_overlay.jpg"), overlay, [cv2.IMWRITE_JPEG_QUALITY, 92])
             if labelme:
                 written += write_preannotation(path, m, getattr(predictor, "name", ""), image.shape)
@@ -321,6 +319,12 @@ def output_names(paths: Sequence[Path]) -> list[str]:
     that no overlay replaces another."""
     seen = Counter(p.stem for p in paths)
     return [p.stem if seen[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.')}" for p in paths]
+
+
+def scaled_copy_note(work_shape: Sequence[int], photo_shape: Sequence[int], max_pixels: int) -> str:
+    """What a measurement's notes say when it was made on a copy of the photo (`within_pixels`)."""
+    return (f"measured on a copy scaled to {work_shape[1]}×{work_shape[0]} px (the photo: {photo_shape[1]}×"
+            f"{photo_shape[0]}, over {max_pixels / 1e6:g} megapixels)")
 
 
 def write_preannotation(photo: Path, m: Measurement, model: str = "", photo_shape: Sequence[int] | None = None

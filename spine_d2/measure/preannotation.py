@@ -18,6 +18,8 @@ pinned labelme's; `imageData` null, the photo found by `imagePath`):
 - the top-level key `spine_d2` keeps what the model said (angles, frame, notes), which Labelme
   carries through a save.
 
+Measured on a scaled copy of the photo (`photo_shape`), every point is scaled to the photo's pixels
+and `spine_d2.prediction.measured_on` keeps the copy's width and height.
 `with_endplates(doc, endplates)` adds a reader's endplates as corner points (flag `corrected`);
 `write_new_json` writes a document without ever replacing a file.
 """
@@ -126,19 +128,34 @@ def labelme_document(m: Measurement, image_path: str, model: str = "",
     shapes = vertebrae + _head_shapes(m)
     h, w = (int(v) for v in (m.image_shape if photo_shape is None else photo_shape[:2]))
     if (h, w) != tuple(int(v) for v in m.image_shape):
-        sx, sy = w / m.image_shape[1], h / m.image_shape[0]  # pixel centres at integers, as the resize maps them
-        shapes = [{**s, "points": [[round((x + 0.5) * sx - 0.5, 3), round((y + 0.5) * sy - 0.5, 3)]
-                                   for x, y in s["points"]]} for s in shapes]
+        shapes = [{**s, "points": scaled_points(s["points"], m.image_shape, (h, w))} for s in shapes]
+        prediction["measured_on"] = [int(m.image_shape[1]), int(m.image_shape[0])]  # the copy's width, height
     return {"version": labelme_version(), "flags": {}, "shapes": shapes,
             "imagePath": image_path, "imageData": None, "imageHeight": h,
             "imageWidth": w, "spine_d2": {"prediction": prediction}}
 
 
+def scaled_points(points: Sequence[Sequence[float]], from_shape: Sequence[int], to_shape: Sequence[int]
+                  ) -> list[list[float]]:
+    """Points (x, y, px) of an image of `from_shape` (H, W) in the pixels of the same picture at
+    `to_shape`, pixel centres at integers as a resize maps them; rounded to 0.001 px."""
+    sx, sy = to_shape[1] / from_shape[1], to_shape[0] / from_shape[0]
+    return [[round((x + 0.5) * sx - 0.5, 3), round((y + 0.5) * sy - 0.5, 3)] for x, y in points]
+
+
 def with_endplates(doc: Mapping[str, Any], endplates: Mapping[str, Mapping[str, Any]],
                    description: str = "moved by a reader") -> dict[str, Any]:
     """A copy of `doc` with `endplates` (level → side → [[x, y] anterior, [x, y] posterior], image
-    frame) as corner points flagged `corrected`, replacing any corner points of those sides."""
+    frame) as corner points flagged `corrected`, replacing any corner points of those sides. Where
+    the measurement was made on a scaled copy of the photo (the document's `measured_on`, width and
+    height), the endplates are in the copy's pixels, as the measurement's answer gave them, and are
+    scaled to the photo's."""
     out = copy.deepcopy(dict(doc))
+    copy_size = ((out.get("spine_d2") or {}).get("prediction") or {}).get("measured_on")
+    if copy_size:
+        sizes = (int(copy_size[1]), int(copy_size[0])), (int(out["imageHeight"]), int(out["imageWidth"]))
+        endplates = {lv: {side: scaled_points(ends, *sizes) for side, ends in sides.items()}
+                     for lv, sides in endplates.items()}
     replaced = {corner_label(lv, c) for lv, sides in endplates.items() for side in sides
                 for c in CORNER_SIDES[side]}
     shapes = [s for s in out.get("shapes", []) if s.get("label") not in replaced]

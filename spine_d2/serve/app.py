@@ -26,7 +26,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from spine_d2.engine.inference import measure_image
+from spine_d2.data.images import within_pixels
+from spine_d2.engine.inference import MAX_PIXELS, measure_image, scaled_copy_note
 from spine_d2.measure import MeasureConfig
 from spine_d2.measure.frame_angles import HEADS_NOT_IN_VIEW
 from spine_d2.serve.corrections import CorrectionError, labelme_with_corrections, recompute
@@ -139,17 +140,21 @@ class _Measurer:
     """What /api/measure does with one upload: decode, keep when asked, measure, draw."""
 
     def __init__(self, model: LockedPredictor, cfg: MeasureConfig, max_pixels: int, keep: Path | None,
-                 overlay_max_side: int):
+                 overlay_max_side: int, scale_pixels: int = MAX_PIXELS):
         self.model, self.cfg, self.max_pixels, self.keep = model, cfg, max_pixels, keep
-        self.overlay_max_side = overlay_max_side
+        self.overlay_max_side, self.scale_pixels = overlay_max_side, scale_pixels
 
     def __call__(self, upload: Upload) -> dict:
         start = time.perf_counter()
         image = decode_upload(upload, self.max_pixels)
         if self.keep is not None:
             log.info(f"upload kept: {keep_upload(self.keep, upload)}")
-        m = measure_image(self.model, image, self.cfg)
-        out = measurement_json(upload.label, m, image.shape, overlay_png(image, m, self.overlay_max_side))
+        work = within_pixels(image, self.scale_pixels)  # a very large photo: measured on a copy
+        m = measure_image(self.model, work, self.cfg)
+        out = measurement_json(upload.label, m, work.shape, overlay_png(work, m, self.overlay_max_side), image.shape)
+        if work is not image:
+            note = scaled_copy_note(work.shape, image.shape, self.scale_pixels)
+            out["notes"] = out["row"]["notes"] = f"{note}; {out['notes']}"
         out["seconds"] = round(time.perf_counter() - start, 3)
         return out
 
@@ -227,23 +232,27 @@ def create_app(predictor: Any, measure_cfg: Any = None, *, max_upload_bytes: int
                max_pixels: int = 50_000_000, keep_uploads: str | Path | None = None,
                accuracy_dir: str | Path | None = "benchmarks/results", model_name: str = "",
                model_config: str | None = None, overlay_max_side: int = 1600,
-               trained_on: str | None = None) -> FastAPI:
+               trained_on: str | None = None, scale_pixels: int = MAX_PIXELS) -> FastAPI:
     """The FastAPI app serving `predictor` (a `SpinePredictor` or anything with `class_names` and
     `__call__(bgr) -> Instances`); see the module docstring. `model_config` (the served run's
     schedule name) picks the benchmark shown beside each angle; `trained_on` (in words) is said on
-    the page, so that nobody takes a phantom-trained model for a clinically validated one."""
+    the page, so that nobody takes a phantom-trained model for a clinically validated one. A photo
+    of more than `scale_pixels` pixels is measured on a copy scaled down to that (as tools/predict.py
+    does): the answer's geometry, overlay, width and height are the copy's, its Labelme document the
+    photo's."""
     cfg = MeasureConfig.from_cfg(measure_cfg)  # checked once, at start
     model = LockedPredictor(predictor)
     keep = Path(keep_uploads) if keep_uploads else None
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
-    limits = {"max_upload_mb": max_upload_bytes / 1e6, "max_megapixels": max_pixels / 1e6}
+    limits = {"max_upload_mb": max_upload_bytes / 1e6, "max_megapixels": max_pixels / 1e6,
+              "scale_megapixels": scale_pixels / 1e6}
     app = FastAPI(title="spine_d2", version="0.1.0",
                   description="Spinal sagittal angles (TK, LL, LL_S1, SS, PT, PI; degrees) from a phone "
                               "photo or screenshot of a lateral X-ray. Uploads are kept in memory only.")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(RequestValidationError, _plain_422)
     _info_routes(app, model, model_name, keep, limits, accuracy_dir, model_config, trained_on)
-    _measure_route(app, _Measurer(model, cfg, max_pixels, keep, overlay_max_side), max_upload_bytes)
+    _measure_route(app, _Measurer(model, cfg, max_pixels, keep, overlay_max_side, scale_pixels), max_upload_bytes)
     _correction_routes(app)
     return app

@@ -61,8 +61,10 @@ def geometry_json(m: Measurement) -> dict[str, Any]:
     }
 
 
-def measurement_json(name: str, m: Measurement, image_shape, png: bytes) -> dict[str, Any]:
-    """The API's answer for one photo (see the module docstring)."""
+def measurement_json(name: str, m: Measurement, image_shape, png: bytes, photo_shape=None) -> dict[str, Any]:
+    """The API's answer for one photo (see the module docstring); `image_shape` (H, W): what was
+    measured, the frame of the geometry and the overlay; `photo_shape`: the photo's, where that was
+    a scaled copy of it (the Labelme document is in the photo's pixels)."""
     angles = {}
     for key in ANGLE_NAMES:
         a = m.angles[key]
@@ -83,5 +85,5 @@ def measurement_json(name: str, m: Measurement, image_shape, png: bytes) -> dict
         "row": json_safe(measurement_row(Path(name).stem, m)),  # keyed as predictions.csv
         "overlay_png": data_url(png),
         "geometry": geometry_json(m),
-        "labelme": labelme_document(m, Path(name).name or "photo.jpg"),
+        "labelme": labelme_document(m, Path(name).name or "photo.jpg", photo_shape=photo_shape),
     }
