@@ -8,10 +8,10 @@ thoracolumbar junctions are nearly straight), or `lean`, the trunk's lean: the a
 film's vertical and the line from the S1 superior plate's midpoint to T5's (0° when T5 stands
 above the sacrum), `s1_beam`, the angle between the central ray and the ray through the midpoint of
 S1's superior plate, positive where S1 lies below it (single exposures only: far from the central
-ray a body's laterally broad walls cast double contours), `t5_beam` alike at T5's superior plate, or an angle's true value (`SS`, `TK`, …:
-`spine_d2.angles`). Or a kind, one
-row per value (the phantom's `spine_d2.capture`): `exposure` (single, stitched, slot-scanned, CT),
-`view` (full, thoracic, thoracolumbar, lumbopelvic), `capture` (photo or screenshot), `arms`.
+ray a body's laterally broad walls cast double contours), `t5_beam` alike at T5's superior plate,
+or an angle's true value (`SS`, `TK`, …: `spine_d2.angles`). Or a kind, one row per value (the
+phantom's `spine_d2.capture`): `exposure` (single, stitched, slot-scanned, CT), `view` (full,
+thoracic, thoracolumbar, lumbopelvic), `capture` (photo or screenshot), `arms`.
 Several evaluations pool: `per_image=a.csv,b.csv root=A,B`, one root per evaluation.
 
 Reads each per_image.csv and the dataset's stored annotations (annotations/<image>.json,

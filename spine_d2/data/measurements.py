@@ -177,5 +177,6 @@ def sheet_notes(frame: pd.DataFrame, shown: int = 5) -> list[str]:
         if len(off):
             rows = ", ".join(f"{im} ({g:+.1f}°)" for im, g in off.head(shown).items())
             more = f" and {len(off) - shown} more" if len(off) > shown else ""
-            out.append(f"PI − (PT + SS) beyond ±{PI_IDENTITY_DEG:g}° on {len(off)} of {len(gap)} rows: {rows}{more}")
+            out.append(f"PI − (PT + SS) beyond ±{PI_IDENTITY_DEG:g}° on {len(off)} of {len(gap)} rows: "
+                       f"{rows}{more}")
     return out
