@@ -253,6 +253,9 @@ class ModelConfig:
     scratch_norm: str = "GN"          # norm from scratch, and for a .pth trained from scratch (norm in its FPN)
     corners: bool = False             # a keypoint head beside the mask head: each body's four corners
     corner_head: List[int] = field(default_factory=lambda: [256, 256, 256, 256])  # its conv channels
+    # its training target: a Gaussian of this SD (heatmap cells) at each corner's exact position;
+    # 0: detectron2's one-hot cell (spine_d2/engine/corner_head.py)
+    corner_sigma: float = 0.0
     # standard: Mask R-CNN's 28x28 masks; pointrend: PointRend's point head refines each outline to
     # 224x224 on the stride-4 features (detectron2.projects.point_rend; sizes: ROI_MASK_HEAD.FC_DIM, POINT_HEAD.FC_DIM)
     mask_head: MaskHead = MaskHead.standard

@@ -1,13 +1,15 @@
 """The corner head: detectron2's keypoint head whose inference decodes the heatmaps sub-pixel, in the
-input image's frame; configs dumped with detectron2's head reload with it."""
+input image's frame; configs dumped with detectron2's head reload with it; its Gaussian training
+target."""
 import numpy as np
 import torch
 import yaml
 from detectron2.layers import ShapeSpec
-from detectron2.modeling.roi_heads.keypoint_head import build_keypoint_head, keypoint_rcnn_inference
-from detectron2.structures import Boxes, Instances
+from detectron2.modeling.roi_heads.keypoint_head import build_keypoint_head, keypoint_rcnn_inference, keypoint_rcnn_loss
+from detectron2.structures import Boxes, Instances, Keypoints
 
 from spine_d2.engine.config import build_d2_cfg, load_d2_cfg
+from spine_d2.engine.corner_head import corner_loss
 from spine_d2.measure.corners import heatmap_peaks
 from test_engine_support import smoke_cfg
 
@@ -71,3 +73,60 @@ def test_a_checkpoint_of_either_head_loads_into_the_other(tmp_path):
     assert type(theirs).__name__ == "KRCNNConvDeconvUpsampleHead" and type(ours).__name__ == "CornerHead"
     theirs.load_state_dict(ours.state_dict())  # strict: the same parameter names and shapes
     ours.load_state_dict(theirs.state_dict())
+
+
+def _proposals(rng, m_boxes: int, k: int) -> Instances:
+    x0, y0 = rng.uniform(0, 200, (2, m_boxes))
+    w, h = rng.uniform(12, 60, (2, m_boxes))
+    boxes = torch.tensor(np.stack([x0, y0, x0 + w, y0 + h], 1), dtype=torch.float32)
+    kp = np.stack([x0[:, None] + rng.uniform(-0.1, 1.05, (m_boxes, k)) * w[:, None],
+                   y0[:, None] + rng.uniform(0, 1, (m_boxes, k)) * h[:, None],
+                   rng.choice([0.0, 2.0], (m_boxes, k), p=[0.2, 0.8])], -1)
+    return Instances((300, 300), proposal_boxes=Boxes(boxes), gt_keypoints=Keypoints(torch.tensor(kp, dtype=torch.float32)))
+
+
+def test_the_gaussian_corner_loss_narrowed_is_detectron2s_one_hot_loss():
+    rng = np.random.default_rng(3)
+    insts = [_proposals(rng, 5, 4), _proposals(rng, 0, 4), _proposals(rng, 3, 4)]
+    logits = torch.randn(8, 4, 56, 56, generator=torch.Generator().manual_seed(0)) * 3
+    theirs = keypoint_rcnn_loss(logits, insts, None)
+    assert torch.allclose(corner_loss(logits, insts, 0.0), theirs)
+    assert torch.allclose(corner_loss(logits, insts, 0.002), theirs, rtol=1e-3)  # (nearly) all mass on its cell
+    assert not torch.allclose(corner_loss(logits, insts, 0.6), theirs, rtol=1e-2)
+
+
+def test_heatmaps_matching_the_gaussian_target_decode_to_the_exact_corner():
+    """The target's logarithm is a parabola whose vertex the decoding finds: a head that learned
+    the target gives each corner to a small fraction of a cell, wherever in its cell it lies."""
+    rng = np.random.default_rng(4)
+    inst = _proposals(rng, 6, 4)
+    kp = inst.gt_keypoints.tensor.clone()
+    kp[..., 2] = 2.0
+    box = inst.proposal_boxes.tensor
+    m, sigma = 56, 0.6
+    for i in (0, 1):  # two cells inside the box: the decoding refines no peak on the map's edge
+        margin = 2 * (box[:, None, i + 2] - box[:, None, i]) / m
+        kp[..., i] = torch.minimum(torch.maximum(kp[..., i], box[:, None, i] + margin), box[:, None, i + 2] - margin)
+    inst.gt_keypoints = Keypoints(kp)
+    u = (kp[..., 0] - box[:, None, 0]) * m / (box[:, None, 2] - box[:, None, 0])
+    v = (kp[..., 1] - box[:, None, 1]) * m / (box[:, None, 3] - box[:, None, 1])
+    c = torch.arange(m) + 0.5
+    logits = (-((c[None, None, None, :] - u[..., None, None]) ** 2 + (c[None, None, :, None] - v[..., None, None]) ** 2)
+              / (2 * sigma ** 2)).requires_grad_(True)
+    loss = corner_loss(logits, [inst], sigma)
+    loss.backward()
+    assert logits.grad.abs().max() < 1e-5  # the loss's minimum
+    worse = corner_loss(logits.detach() + torch.randn_like(logits) * 0.3, [inst], sigma)
+    assert worse > loss
+    got = heatmap_peaks(logits.detach().numpy(), box.numpy())
+    cell = ((box[:, 2:] - box[:, :2]) / m).numpy().max()
+    assert np.abs(got[..., :2] - kp[..., :2].numpy()).max() < 0.02 * cell
+    assert (got[..., 2] > 0.9).all()  # a sigma of 0.6 cells keeps the scores' scale (3x3 mass)
+
+
+def test_model_corner_sigma_reaches_the_corner_head(tmp_path):
+    cfg = build_d2_cfg(smoke_cfg(tmp_path, "model.corners=true", "model.corner_sigma=0.6"))
+    head = build_keypoint_head(cfg, ShapeSpec(channels=cfg.MODEL.FPN.OUT_CHANNELS, height=14, width=14))
+    assert head.sigma == 0.6
+    assert build_keypoint_head(build_d2_cfg(smoke_cfg(tmp_path, "model.corners=true")),
+                               ShapeSpec(channels=cfg.MODEL.FPN.OUT_CHANNELS, height=14, width=14)).sigma == 0.0
