@@ -8,6 +8,7 @@ flip needs no keypoint swap. A corner is (x, y, score) with score in [0, 1] (0: 
 """
 from __future__ import annotations
 
+import functools
 from typing import Mapping
 
 import numpy as np
@@ -16,14 +17,21 @@ from spine_d2.levels import CORNER_SIDES, CORNERS
 
 #: [anterior, posterior] indices into CORNERS per endplate
 SIDES = {side: (CORNERS.index(a), CORNERS.index(p)) for side, (a, p) in CORNER_SIDES.items()}
+#: the side (cells) of the square of logits around a heatmap's peak whose least-squares quadratic
+#: surface places the corner: 5 read LL, LL_S1, SS and PI 0.05-0.08° nearer than the parabolas
+#: through the peak's four neighbours (0; 1,276 held-out films and the test split), 7 worse than
+#: either (benchmarks/README.md, session 68)
+PEAK_FIT_CELLS = 5
 
 
-def heatmap_peaks(heatmaps: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+def heatmap_peaks(heatmaps: np.ndarray, boxes: np.ndarray, fit: int = PEAK_FIT_CELLS) -> np.ndarray:
     """(R, K, 3) corners x, y, score from keypoint logits (R, K, M, M) over boxes (R, 4) x0 y0 x1 y1.
 
-    The peak is refined to sub-pixel by a parabola through it and its neighbours along each axis
-    (detectron2's own decoding takes an integer argmax); the score is the spatial softmax mass of
-    the 3×3 cells around the peak."""
+    The peak cell is refined to sub-pixel (detectron2's own decoding takes an integer argmax) by the
+    vertex of a quadratic surface fitted by least squares to the logits of the `fit` × `fit` cells
+    around it (moved inside the map at its edges); where that surface has no maximum within 1.5
+    cells of the peak, or `fit` is 0, by a parabola through the peak and its two neighbours along
+    each axis. The score is the spatial softmax mass of the 3×3 cells around the peak."""
     maps = np.asarray(heatmaps, dtype=np.float64)
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     r, k, m, _ = maps.shape
@@ -48,9 +56,36 @@ def heatmap_peaks(heatmaps: np.ndarray, boxes: np.ndarray) -> np.ndarray:
             inside = (row + dr >= 0) & (row + dr < m) & (col + dc >= 0) & (col + dc < m)
             near += np.where(inside, at(e, dr, dc), 0.0)
     mass = near / e.sum(axis=(2, 3))
+    if fit and m >= fit:
+        vx, vy, ok = _surface_vertex(maps, row, col, fit)
+        dx, dy = np.where(ok, vx - col, dx), np.where(ok, vy - row, dy)
     w = np.maximum(boxes[:, 2] - boxes[:, 0], 1e-6)[:, None]
     h = np.maximum(boxes[:, 3] - boxes[:, 1], 1e-6)[:, None]
     return np.stack([boxes[:, :1] + (col + 0.5 + dx) / m * w, boxes[:, 1:2] + (row + 0.5 + dy) / m * h, mass], axis=-1)
+
+
+@functools.lru_cache(maxsize=None)
+def _surface_fit(n: int) -> np.ndarray:
+    """(6, n²): least squares of 1, x, y, x², y², xy over the cells of an n × n square (row-major)."""
+    y, x = np.divmod(np.arange(n * n, dtype=float), n)
+    return np.linalg.pinv(np.stack([np.ones(n * n), x, y, x * x, y * y, x * y], axis=1))
+
+
+def _surface_vertex(maps: np.ndarray, row: np.ndarray, col: np.ndarray, n: int):
+    """(x, y, ok), cells: the maximum of the least-squares quadratic surface through the logits of
+    the n × n cells around each peak (row, col: (R, K)) of `maps` (R, K, M, M); ok where the surface
+    has a maximum within 1.5 cells of the peak."""
+    r, k, m, _ = maps.shape
+    r0, c0 = np.clip(row - n // 2, 0, m - n), np.clip(col - n // 2, 0, m - n)
+    gy, gx = np.divmod(np.arange(n * n), n)
+    z = maps[np.arange(r)[:, None, None], np.arange(k)[None, :, None], r0[..., None] + gy, c0[..., None] + gx]
+    _, b, c, d, e, f = np.moveaxis(z @ _surface_fit(n).T, -1, 0)  # (R, K, n²) → the six coefficients
+    det = 4 * d * e - f * f  # > 0 with d, e < 0: a maximum (curved beyond rounding: a ridge has none)
+    ok = (d < -1e-9) & (e < -1e-9) & (det > 1e-12)
+    safe = np.where(ok, det, 1.0)
+    x = c0 + np.where(ok, (f * c - 2 * e * b) / safe, 0.0)
+    y = r0 + np.where(ok, (f * b - 2 * d * c) / safe, 0.0)
+    return x, y, ok & (np.abs(x - col) <= 1.5) & (np.abs(y - row) <= 1.5)
 
 
 def _vertex(a, b, c):
