@@ -18,9 +18,9 @@ from spine_d2.levels import CORNER_SIDES, CORNERS
 #: [anterior, posterior] indices into CORNERS per endplate
 SIDES = {side: (CORNERS.index(a), CORNERS.index(p)) for side, (a, p) in CORNER_SIDES.items()}
 #: the side (cells) of the square of logits around a heatmap's peak whose least-squares quadratic
-#: surface places the corner: 5 read LL, LL_S1, SS and PI 0.05-0.08° nearer than the parabolas
-#: through the peak's four neighbours (0; 1,276 held-out films and the test split), 7 worse than
-#: either (benchmarks/README.md, session 68)
+#: surface places the corner: 5 read LL, LL_S1, SS and PI 0.05-0.07° nearer than the parabolas
+#: through the peak's four neighbours (0) on twelve held-out sets (1,228 films), TK and PT alike;
+#: 3 and 7 read TK worse than either (benchmarks/README.md, session 68)
 PEAK_FIT_CELLS = 5
 
 
