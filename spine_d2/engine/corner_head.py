@@ -8,10 +8,11 @@ heatmaps and sets `pred_keypoints` from `heatmap_peaks` (x, y in the input image
 score in [0, 1]). The parameters are the parent's, so a checkpoint of either head loads into the other.
 
 Training: detectron2's loss is a cross-entropy over the M×M cells against the one cell that holds
-the corner, so where in its cell the corner lies is never taught, yet the parabola of
-`heatmap_peaks` reads it. With `model.corner_sigma` (cells, `SPINE.CORNER_SIGMA`) > 0 the target is
-instead a Gaussian of that SD centred at the corner's exact position (`corner_loss`): its logarithm
-is a parabola whose vertex is the corner, the decoding's own model. 0 keeps detectron2's loss.
+the corner, so where in its cell the corner lies is never taught, yet `heatmap_peaks` reads it.
+With `model.corner_sigma` (cells, `SPINE.CORNER_SIGMA`) > 0 the target is instead a Gaussian of
+that SD centred at the corner's exact position (`corner_loss`): its logarithm is a quadratic whose
+vertex is the corner, the decoding's own model. 0 keeps detectron2's loss (no better at 0.6:
+benchmarks/README.md, session 68).
 """
 from __future__ import annotations
 
