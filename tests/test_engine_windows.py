@@ -80,6 +80,24 @@ def test_merge_takes_the_windows_bodies_and_keeps_the_rest_of_the_first_pass():
     assert len(inst) == 5 and inst.pred_boxes.tensor.shape == (5, 4) and not inst.has("pred_keypoints")
 
 
+def test_merge_keeps_both_femoral_heads_of_the_first_pass_where_they_overlap():
+    """On a lateral film the two heads overlap by design; the first pass found both, and the windows
+    (which give back bodies only) must not drop one of them as the other's duplicate."""
+    from spine_d2.engine.highres import Detection, merge
+
+    def disc(cls, cx, cy, r, score, depth=np.inf):
+        yy, xx = np.mgrid[:200, :200]
+        return Detection(cls, score, (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r, None, depth)
+
+    heads = [disc(3, 100, 150, 20, 0.99), disc(3, 112, 158, 20, 0.8)]  # 0.7 radii apart: most pixels shared
+    body = disc(1, 100, 60, 10, 0.9)
+    windowed = [disc(1, 101, 60, 10, 0.95, depth=30.0)]
+    kept = merge([body, *heads], windowed, bodies={0, 1}, min_score=0.5, apart={3})
+    assert sorted(d.score for d in kept if d.cls == 3) == [0.8, 0.99]
+    assert len([d for d in merge(heads, [], bodies={0, 1}) if d.cls == 3]) == 1  # any other class: a repeat
+    assert [d.depth for d in kept if d.cls == 1] == [30.0]  # the window's body replaced the first pass's
+
+
 def test_the_sacrums_corners_are_averaged_with_the_windows_where_they_agree():
     from spine_d2.engine.highres import Detection, merge, window_corners
 

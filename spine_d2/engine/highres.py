@@ -58,6 +58,7 @@ OVERLAP = 0.5
 VERTEBRA_CLASSES = ("thoracic", "lumbar", "sacrum")  # where the windows go
 WINDOW_CLASSES = ("thoracic", "lumbar")               # what they give back
 CORNER_CLASSES = ("sacrum",)                          # whose corners they average in (`sacrum_corners`)
+HEAD_CLASSES = ("femoral_head",)                      # overlapping by design: never one another's repeat
 MATCH_IOU = SAME_BODY_IOU  # two runs' detections are the same body when the masks overlap this much (IoU)
 AGREE = 0.3      # two estimates of an endplate's corners agree within this share of its length
 COLUMN_MARGIN = 2.0  # a turned look in given boxes sees their columns and this many median box heights either side
@@ -161,12 +162,15 @@ def _overlap(a: Detection, b: Detection) -> float:
 
 
 def merge(first: list[Detection], windowed: list[Detection], bodies: set[int],
-          min_score: float = 0.5) -> list[Detection]:
+          min_score: float = 0.5, apart: set[int] = frozenset()) -> list[Detection]:
     """The windows' detections of the classes `bodies` scoring ≥ `min_score` (deduplicated: the
-    deeper inside its window wins), plus the first pass's detections that none of them overlaps."""
+    deeper inside its window wins), plus the first pass's detections that none of them overlaps,
+    nor one of the first pass's taken before it (a repeat; the first pass's come best scored first).
+    Two detections of the classes `apart` are not weighed against each other: the two femoral heads
+    overlap on a lateral film by design, and the measurement judges them (`measure.femoral_heads`)."""
     kept = _deepest(d for d in windowed if d.cls in bodies and d.score >= min_score)
     for d in first:
-        if all(_overlap(d, k) < OVERLAP for k in kept):
+        if all(_overlap(d, k) < OVERLAP or (d.cls in apart and k.cls in apart) for k in kept):
             kept.append(d)
     return kept
 
@@ -292,8 +296,9 @@ def high_resolution_detections(model, cfg, image: np.ndarray, first: Instances,
             turned = _looks(corners_only(model), cfg, image, [strip.turned(t) for t in turns], (bodies, min_score))
         return window_corners(own, turned, bodies, min_score)
     windowed = _run(model, cfg, image, wins, used)
-    kept = with_window_sacra(merge(detections(first, None, shape), windowed, bodies, min_score), windowed, sacrum,
-                             min_score)
+    heads = class_ids(cfg.SPINE.CLASS_MAP, HEAD_CLASSES)
+    kept = with_window_sacra(merge(detections(first, None, shape), windowed, bodies, min_score, heads), windowed,
+                             sacrum, min_score)
     kept = _standing_corners(kept, corners)
     if given_boxes(cfg):
         turned = turned_corners(model, cfg, image, wins, kept, turns, bodies | corners_of, min_score)
