@@ -295,6 +295,60 @@ def test_a_stray_head_far_from_the_pair_gives_way_to_the_weaker_true_head():
     assert abs(old.angles["PT"].value - good.angles["PT"].value) > 10
 
 
+def test_a_weak_second_reading_of_a_head_is_ignored_beside_a_sure_one():
+    """One head found surely and read again weakly half a radius off it (the other out of view): the
+    weak reading would pair with it and move the hip axis. Beside a sure head it is ignored; where
+    every head is weak they are all used; `weak_head_score=0` uses every head, as before."""
+    spine = toy_spine()
+    head = [i for i in spine.instances() if i.class_name == "femoral_head"][0]
+    cx, cy, r = head.circle
+    head.score = 0.95
+    weak = Instance("femoral_head", circle=(cx + 0.5 * r, cy + 0.3 * r, r), score=0.1)
+    alone = measure_instances(spine.instances(heads=False) + [head], spine.shape)
+    m = measure_instances(spine.instances(heads=False) + [head, weak], spine.shape)
+    assert "scores 0.10 (< 0.2) beside a surer one: ignored" in m.notes
+    assert m.femoral_heads == alone.femoral_heads and len(m.femoral_heads) == 1
+    assert m.angles["PT"].value == pytest.approx(alone.angles["PT"].value, abs=1e-9)
+    every = measure_instances(spine.instances(heads=False) + [head, weak], spine.shape, cfg={"weak_head_score": 0})
+    assert len(every.femoral_heads) == 2 and abs(every.angles["PT"].value - alone.angles["PT"].value) > 1
+    head.score = 0.15  # no sure head: the weak ones are what there is
+    assert len(measure_instances(spine.instances(heads=False) + [head, weak], spine.shape).femoral_heads) == 2
+
+
+def test_a_head_far_from_the_best_ones_size_is_no_partner():
+    """A circle 1.8 times the best head's radius scoring second (the two heads read as one blob):
+    ignored, so the best head measures alone; a partner 1.3 times as large (the magnification
+    differs between the two) still pairs; `head_radius_ratio=0` takes any size."""
+    spine = toy_spine()
+    head = [i for i in spine.instances() if i.class_name == "femoral_head"][0]
+    cx, cy, r = head.circle
+    head.score = 0.95
+    alone = measure_instances(spine.instances(heads=False) + [head], spine.shape)
+    blob = Instance("femoral_head", circle=(cx + 1.2 * r, cy, 1.8 * r), score=0.6)
+    m = measure_instances(spine.instances(heads=False) + [head, blob], spine.shape)
+    assert "more than 1.5x apart): ignored" in m.notes and len(m.femoral_heads) == 1
+    assert m.angles["PT"].value == pytest.approx(alone.angles["PT"].value, abs=1e-9)
+    anysize = measure_instances(spine.instances(heads=False) + [head, blob], spine.shape, cfg={"head_radius_ratio": 0})
+    assert len(anysize.femoral_heads) == 2
+    partner = Instance("femoral_head", circle=(cx + 1.2 * r, cy, 1.3 * r), score=0.6)
+    assert len(measure_instances(spine.instances(heads=False) + [head, partner], spine.shape).femoral_heads) == 2
+
+
+def test_a_weak_true_head_outlasts_a_sure_stray():
+    """The weak-head rule judges the heads left after the strays: a sure circle in the abdomen (no
+    hip of this S1) does not make the true heads, found weakly, "weak beside a surer one"."""
+    spine = toy_spine()
+    good = measure_instances(spine.instances(), spine.shape)
+    heads = [i for i in spine.instances() if i.class_name == "femoral_head"]
+    for h in heads:
+        h.score = 0.1
+    s1_mid = np.mean(spine.endplates["S1"]["superior"], axis=0)
+    stray = Instance("femoral_head", circle=(s1_mid[0] + 150, s1_mid[1] - 250, 25.0), score=0.9)
+    m = measure_instances(spine.instances(heads=False) + heads + [stray], spine.shape)
+    assert len(m.femoral_heads) == 2
+    assert m.angles["PT"].value == pytest.approx(good.angles["PT"].value, abs=1e-6)
+
+
 def test_femoral_heads_far_below_s1_doubt_its_plate():
     """A hip axis 7 S1-plate lengths caudal of S1 (~3.3 in life; on the phantom S1's plate was then
     misread, SS 28-53° off) leaves out LL, LL_S1 and SS with PT and PI; with

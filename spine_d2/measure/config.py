@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from spine_d2.angles import REQUIRED_ENDPLATES
 from spine_d2.measure.cleanup import CHAIN_RULES, CROWD_STEPS, CROWD_STEPS_SURE
 from spine_d2.measure.endplates import METHOD_NAMES
+from spine_d2.measure.femoral_heads import HEAD_RADIUS_RATIO, WEAK_HEAD_SCORE
 from spine_d2.measure.level_endplates import FAINT_PLATE_SCORES
 from spine_d2.measure.lumbosacral import LUMBOSACRAL_DEG
 from spine_d2.measure.naming import GAP_BODY_FACTOR
@@ -128,6 +129,12 @@ class MeasureConfig:
     # side is taken, flagged (measure.pipeline); 0: never
     reversed_profile_deg: float = 10.0
     min_circle_radius: float = 3.0    # px: smaller femoral heads are ignored
+    # femoral heads scoring under this are ignored beside one scoring at least this (a weak second
+    # reading of the same head; measure.femoral_heads); 0: every head the model gives is used
+    weak_head_score: float = WEAK_HEAD_SCORE
+    # femoral heads whose radius differs from the best scored one's by more than this factor are
+    # ignored (one film's two differ by ~10-20 %; measure.femoral_heads); 0: any radius
+    head_radius_ratio: float = HEAD_RADIUS_RATIO
     # two femoral heads whose centres lie more than this many mean radii apart are no pair (one
     # film's two lie within 2.3): the best scored pair within it is used; 0: the two best scored
     head_pair_radii: float = 4.0

@@ -7,8 +7,10 @@ S1's hips on its own (a stray find in the abdomen; the sacrum or a vertebra foun
 `MIN_HEAD_STEPS` levels' steps of the lowest body: `heads_clear_of_spine`) is left out while another
 can; a pair whose axis cannot be is left out with the reason. The two heads of one film lie close
 (on the phantom's films their centres are at most 2.3 radii apart): a pair is taken from heads near
-enough to be one (`paired_heads`) before two best scored ones far apart. Heads far caudal of the
-S1 plate doubt the plate too (`s1_plate_doubted`).
+enough to be one (`paired_heads`) before two best scored ones far apart. A weak head beside a sure
+one is left out, and one whose radius is far from the best one's (`usable_heads`, `WEAK_HEAD_SCORE`,
+`HEAD_RADIUS_RATIO`). Heads far caudal of the S1 plate doubt the
+plate too (`s1_plate_doubted`).
 """
 from __future__ import annotations
 
@@ -22,10 +24,21 @@ from spine_d2.measure.frame_angles import HEADS_NOT_IN_VIEW
 from spine_d2.measure.instances import Instance, circle_of
 
 
+#: a femoral head scoring under this is left out beside one scoring at least this: the model's weak
+#: second reading of one head, a few pixels off it, would pair with it and move the hip axis; a
+#: true second head it sees weakly lies about a radius away (benchmarks/README.md, session 69)
+WEAK_HEAD_SCORE = 0.2
+
+#: one film's two femoral heads differ in radius by at most this factor: the X-ray magnifies the
+#: one nearer the source more, by ~10-20 % (the phantom's 1,111 pairs: median 1.12, at most 1.40);
+#: a circle twice the best head's radius is the two heads read as one blob, or the acetabulum
+HEAD_RADIUS_RATIO = 1.5
+
+
 def usable_heads(kept: Sequence[Instance], head_indices: Sequence[int], input_index: Sequence[int],
-                 min_radius: float, flags: list[str]) -> list[tuple[float, float, float]]:
-    """The circles (cx, cy, r) of the usable heads among `kept[head_indices]`, best scored first;
-    `input_index`: each kept instance's index in the input (for the flags)."""
+                 min_radius: float, flags: list[str]) -> dict[tuple[float, float, float], float]:
+    """The circles (cx, cy, r) of the usable heads among `kept[head_indices]`, best scored first,
+    each with its score; `input_index`: each kept instance's index in the input (for the flags)."""
     heads = []
     for i in head_indices:
         circ = circle_of(kept[i])
@@ -33,7 +46,28 @@ def usable_heads(kept: Sequence[Instance], head_indices: Sequence[int], input_in
             flags.append(f"femoral head #{input_index[i]} unusable outline: ignored")
             continue
         heads.append((kept[i].score, circ))
-    return [h for _, h in sorted(heads, key=lambda t: -t[0])]
+    return {h: score for score, h in sorted(heads, key=lambda t: -t[0])}
+
+
+def sure_heads(heads: list, score_of: dict, flags: list[str], weak_score: float = 0.0,
+               radius_ratio: float = 0.0) -> list:
+    """`heads` (circles (cx, cy, r), best scored first; `score_of`: circle → score) without those
+    scoring under `weak_score` where one scores at least that, and then without those whose radius
+    differs from the best scored one's by more than `radius_ratio` times (each 0: none left out)."""
+    if heads and score_of.get(heads[0], 1.0) >= weak_score > 0:
+        weak = [h for h in heads if score_of.get(h, 1.0) < weak_score]
+        for h in weak:
+            flags.append(f"femoral head at ({h[0]:.0f}, {h[1]:.0f}) scores {score_of[h]:.2f} (< {weak_score:g}) "
+                         f"beside a surer one: ignored")
+        heads = [h for h in heads if h not in weak]
+    if len(heads) > 1 and radius_ratio > 0:
+        r0 = heads[0][2]
+        apart = [h for h in heads[1:] if max(h[2], r0) > radius_ratio * min(h[2], r0)]
+        for h in apart:
+            flags.append(f"femoral head at ({h[0]:.0f}, {h[1]:.0f}) of radius {h[2]:.0f} px beside the best scored "
+                         f"one's {r0:.0f} px (more than {radius_ratio:g}x apart): ignored")
+        heads = [h for h in heads if h not in apart]
+    return heads
 
 
 #: a femoral head lies at least this many levels' steps (the median step between the lowest named
@@ -126,20 +160,23 @@ def paired_heads(heads: list, max_apart: float) -> list:
 
 
 def plausible_heads(heads: list, s1_superior: np.ndarray | None, up: np.ndarray,
-                    flags: list[str], max_apart: float = 0.0) -> tuple[list, np.ndarray | None, str, str]:
+                    flags: list[str], max_apart: float = 0.0, score_of: dict | None = None,
+                    weak_score: float = 0.0, radius_ratio: float = 0.0) -> tuple[list, np.ndarray | None, str, str]:
     """(the two heads used, hip axis or None, why none are used, why S1's plate is doubted) from
     `heads` (circles, best scored first): a head that cannot be this S1's on its own
     (`implausible_hip_axis` of its centre: a stray circle in the abdomen or the chest) is left out
-    while one that can is left; the best scored pair within `max_apart` mean radii is used
-    (`paired_heads`), else the two best scored; then the pair's hip axis is checked against the
-    S1 endplate (when there is one), and where it lies too far caudal of it, the plate is doubted
-    (`s1_plate_doubted`)."""
+    while one that can is left; of the rest, weak ones and ones far from the best one's size are
+    left out (`sure_heads`, with `score_of`: circle → score); the best scored pair within
+    `max_apart` mean radii is used (`paired_heads`), else the two best scored; then the pair's hip
+    axis is checked against the S1 endplate (when there is one), and where it lies too far caudal
+    of it, the plate is doubted (`s1_plate_doubted`)."""
     if s1_superior is not None:
         s1 = np.asarray(s1_superior, float)
         near = [h for h in heads if not implausible_hip_axis(s1, np.asarray(h[:2], float), up)]
         if near and len(near) < len(heads):
             flags.append(f"{len(heads) - len(near)} femoral head(s) where no hip of this S1 can be: ignored")
             heads = near
+    heads = sure_heads(heads, score_of or {}, flags, weak_score, radius_ratio)
     paired = paired_heads(heads, max_apart)
     if paired[:2] != heads[:2]:
         flags.append(f"{len(heads)} femoral heads: the two best scored lie more than {max_apart:g} radii "

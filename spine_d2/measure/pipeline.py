@@ -132,12 +132,14 @@ def _anterior(c: MeasureConfig, kept, naming, chain: list[str], centres: np.ndar
 
 
 def _pelvis_and_side(c: MeasureConfig, kept, naming, chain: list[str], centres: np.ndarray, up: np.ndarray,
-                     raw, heads: list) -> tuple[list, np.ndarray | None, str, str, Anterior, list[str]]:
+                     raw, heads: dict) -> tuple[list, np.ndarray | None, str, str, Anterior, list[str]]:
     """(heads, hip axis or None, why no heads are used, why S1's plate is doubted, anterior side,
-    flags): the femoral heads checked against the S1 plate of `raw`, then the anterior side voted on."""
+    flags): the femoral heads (circle → score, best scored first) checked against the S1 plate of
+    `raw`, then the anterior side voted on."""
     flags: list[str] = []
-    heads, axis, heads_reason, s1_doubt = plausible_heads(heads, raw.get("S1", {}).get("superior"), up, flags,
-                                                          c.head_pair_radii)
+    heads, axis, heads_reason, s1_doubt = plausible_heads(list(heads), raw.get("S1", {}).get("superior"), up, flags,
+                                                          c.head_pair_radii, heads, c.weak_head_score,
+                                                          c.head_radius_ratio)
     ant = _anterior(c, kept, naming, chain, centres, up, raw, axis, flags)
     return heads, axis, heads_reason, s1_doubt, ant, flags
 
@@ -229,9 +231,10 @@ def _measure(insts: list[Instance], shape: tuple[int, int], c: MeasureConfig, fr
     raw = level_endplates(kept, naming.levels, centre_of, cranial, H, shape, c, level_reason, flags, outlines,
                           edges)
     up = _spine_up(centres)
-    found = usable_heads(kept, naming.femoral_heads, idx, c.min_circle_radius, flags)
+    score_of = usable_heads(kept, naming.femoral_heads, idx, c.min_circle_radius, flags)
     bodies = [centre_of[lv] for lv in chain if kept[naming.levels[lv]].region in ("thoracic", "lumbar")]
-    found = heads_clear_of_spine(found, np.array(bodies).reshape(-1, 2), flags)
+    clear = heads_clear_of_spine(list(score_of), np.array(bodies).reshape(-1, 2), flags)
+    found = {h: score_of[h] for h in clear}
     heads, axis, heads_reason, s1_doubt, ant, pelvis_flags = _pelvis_and_side(c, kept, naming, chain, centres, up,
                                                                              raw, found)
     anterior, windows = ant.sign * lateral_of(up), {"thoracic": c.thoracic_wedge_deg, "lumbar": c.lumbar_wedge_deg}
