@@ -7,10 +7,9 @@ S1's hips on its own (a stray find in the abdomen; the sacrum or a vertebra foun
 `MIN_HEAD_STEPS` levels' steps of the lowest body: `heads_clear_of_spine`) is left out while another
 can; a pair whose axis cannot be is left out with the reason. The two heads of one film lie close
 (on the phantom's films their centres are at most 2.3 radii apart): a pair is taken from heads near
-enough to be one (`paired_heads`) before two best scored ones far apart. A weak head beside a sure
-one is left out, and one whose radius is far from the best one's (`usable_heads`, `WEAK_HEAD_SCORE`,
-`HEAD_RADIUS_RATIO`). Heads far caudal of the S1 plate doubt the
-plate too (`s1_plate_doubted`).
+enough to be one (`paired_heads`) before two best scored ones far apart; before that, a weak head
+beside a sure one is left out, and one far from the best one's size (`sure_heads`). Heads far
+caudal of the S1 plate doubt the plate too (`s1_plate_doubted`).
 """
 from __future__ import annotations
 
