@@ -27,7 +27,7 @@ from detectron2.structures import Instances
 
 from spine_d2.data.transforms import model_input
 from spine_d2.engine.flip import mirrored, with_mirrored_bodies, with_mirrored_pelvis
-from spine_d2.engine.highres import (CornerReader, Detection, average_corners, class_ids, detections,
+from spine_d2.engine.highres import (HEAD_CLASSES, CornerReader, Detection, average_corners, class_ids, detections,
                                      high_resolution_detections, high_resolution_pass, meta_arch,
                                      to_instances, with_corners_read)
 from spine_d2.engine.precision import without_bf16_units
@@ -242,7 +242,7 @@ def _fused(cfg, shape: tuple[int, int], own: list[Detection], second: list[Detec
     reads = [to_instances(own, shape), to_instances(second, shape)] if with_reads else []
     sacrum = class_ids(cfg.SPINE.CLASS_MAP, ("sacrum",))
     fused = with_mirrored_pelvis(average_corners(own, second), second, sacrum,
-                                 class_ids(cfg.SPINE.CLASS_MAP, ("femoral_head",)))
+                                 class_ids(cfg.SPINE.CLASS_MAP, HEAD_CLASSES))
     fused = with_mirrored_bodies(fused, second, class_ids(cfg.SPINE.CLASS_MAP, ("thoracic", "lumbar")), sacrum)
     return to_instances(fused, shape), reads
 
