@@ -63,7 +63,7 @@ from spine_d2.evaluation.per_image import image_row, per_image_table
 from spine_d2.evaluation.segmentation import image_segmentation, match_instances
 from spine_d2.evaluation.study import REFERENCE_STUDY
 from spine_d2.measure import Instance, MeasureConfig, Measurement, instances_from_predictions, measure_instances
-from spine_d2.measure.instances import SURE_SCORE
+from spine_d2.measure.instances import SURE_SCORE, bones_mask, instances_from_record
 from spine_d2.measure.rectify import FrameEstimate, estimate_frame
 
 DEPENDS = ("spine_d2/measure", "spine_d2/evaluation", "spine_d2/engine/inference.py", "spine_d2/data",
@@ -147,11 +147,15 @@ def run_images(records: Sequence[dict], class_names: Sequence[str], truth: Mappi
     for r in _progress(records, progress):
         image = read_image(r["file_name"])
         shape = image.shape[:2]
-        frame = estimate_frame(image, frame_cfg) if any(v.frame for v in variant_list) else None
         stem, true = r["image"], truth[r["image"]]
+        pred = predictor(image) if predictor is not None else None
+        # the bones whose edges the frame estimate leaves out: the model's, as served, else the annotation's
+        found = (instances_from_predictions(pred, class_names, soft_outlines=False) if pred is not None
+                 else instances_from_record(r, class_names))
+        frame = (estimate_frame(image, frame_cfg, bones_mask(found, shape, frame_cfg.bone_grow))
+                 if any(v.frame for v in variant_list) else None)
         if predictor is not None:
-            pred = predictor(image)
-            insts = instances_from_predictions(pred, class_names, soft_outlines=False)
+            insts = found
             gt_masks, gt_classes, gt_labels = ground_truth_masks(r, class_names)
             seg = image_segmentation([i.mask for i in insts], [i.class_name for i in insts], gt_masks,
                                      gt_classes, gt_labels, shape=shape,

@@ -142,6 +142,61 @@ def test_a_screenshot_is_not_turned_by_one_bone(edges, what):
     assert frame_error(est, np.eye(3), img.shape)["max_angle_error_deg"] < 0.1, what
 
 
+def _bars(shape, bars):
+    """A dark screenshot with bright straight bones (centre, length, width, angle in degrees) and
+    where they lie (bool mask)."""
+    img, mask = np.full(shape, 15, np.uint8), np.zeros(shape, np.uint8)
+    for centre, length, width, angle in bars:
+        box = np.round(cv2.boxPoints((centre, (length, width), angle))).astype(np.int32)
+        cv2.fillConvexPoly(img, box, 200)
+        cv2.fillConvexPoly(mask, box, 1)
+    return cv2.cvtColor(cv2.GaussianBlur(img, (5, 5), 0), cv2.COLOR_GRAY2BGR), mask.astype(bool)
+
+
+SPINE_AND_ARM = [((450, 350), 520, 60, 84.0), ((300, 200), 420, 40, 8.0), ((600, 520), 380, 40, 8.0)]
+
+
+def test_the_edges_of_the_bones_found_are_no_borders():
+    """A screenshot with no border in view whose only long lines are a spine's and an arm's edges:
+    a rotation explains them as a screen turned 8°; told where the bones lie, the estimate leaves
+    their edges out, finds no border and keeps the image frame, which is right."""
+    img, bones = _bars((700, 900), SPINE_AND_ARM)
+    turned = estimate_frame(img)
+    assert turned.trusted and frame_error(turned, np.eye(3), img.shape)["max_angle_error_deg"] > 5
+    grown = cv2.dilate(bones.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+    est = estimate_frame(img, bones=grown)
+    assert not est.trusted and "line(s) over the bones left out" in est.reason
+    assert frame_error(est.H, np.eye(3), img.shape)["max_angle_error_deg"] < 1e-6
+    assert estimate_frame(img, {"bone_share": 0.0}, bones=grown).trusted  # 0: off
+    with pytest.raises(ValueError, match="not one image"):
+        estimate_frame(img, bones=grown[:-1])
+
+
+def test_the_bones_found_reach_the_frame_estimate_through_the_measurement():
+    """`measure_instances` hands the frame estimate its sure vertebrae and femoral heads
+    (`bones_mask`), grown by half a body's height; weak ones and other classes stay out."""
+    from spine_d2.measure import MeasureConfig, measure_instances
+    from spine_d2.measure.instances import Instance, bones_mask
+
+    img, _ = _bars((700, 900), SPINE_AND_ARM)
+    insts = [Instance("lumbar", polygon=cv2.boxPoints((c, (l, w), a)))
+             for c, l, w, a in SPINE_AND_ARM]
+    m = measure_instances(insts, img.shape[:2], cfg=MeasureConfig(), image=img)
+    assert not m.correction.trusted and "over the bones left out" in m.correction.reason
+    off = measure_instances(insts, img.shape[:2], cfg=MeasureConfig.from_cfg({"frame": {"bone_share": 0}}), image=img)
+    assert off.correction.trusted
+    weak = [Instance(i.class_name, polygon=i.polygon, score=0.3) for i in insts]
+    assert bones_mask(weak, img.shape[:2], 0.5) is None
+    assert bones_mask([Instance("other", polygon=insts[0].polygon)], img.shape[:2], 0.5) is None
+    body = Instance("lumbar", polygon=[[100, 100], [160, 100], [160, 140], [100, 140]])
+    head = Instance("femoral_head", circle=(400.0, 400.0, 30.0))
+    mask = bones_mask([body, head], (700, 900), 0.5)
+    # grown by half the body's height (its 40 px and the outline's rasterising margin: 22 px)
+    assert mask[120, 130] and mask[400, 400] and mask[120, 181] and not mask[120, 184]
+    assert mask[400, 451] and not mask[400, 454]
+    assert not bones_mask([body, head], (700, 900), 0.0)[120, 165]
+
+
 def test_a_perspective_estimate_says_how_sure_it_is():
     H = camera_homography(yaw=15.0, pitch=-10.0, roll=2.0)
     img = photo_of_screen(H)
@@ -213,15 +268,22 @@ def test_the_phantoms_photos_are_corrected_to_their_true_homography(tmp_path):
     import json
 
     from spine_d2.data.images import read_image
+    from spine_d2.data.labelme import load_labelme_dataset
+    from spine_d2.levels import get_class_map
+    from spine_d2.measure.instances import bones_mask, instances_from_record
     from spine_d2.synthetic.generate import generate_dataset
 
     root = generate_dataset(tmp_path / "ph", 8, seed=5, workers=1, progress=False, photo_fraction=1.0)
+    cmap = get_class_map("default")
+    records = {r["image"]: r for r in load_labelme_dataset(root, cmap)}
     trusted = 0
     for path in sorted((root / "annotations").glob("*.json")):
         truth = json.loads(path.read_text())["spine_d2"]
         assert truth["capture"]["kind"] == "photo"
         image = read_image(next((root / "images").glob(f"{path.stem}.*")))
-        est = estimate_frame(image)
+        # the annotated vertebrae and femoral heads left out, as the measurement leaves out the model's
+        bones = bones_mask(instances_from_record(records[path.stem], cmap.classes), image.shape[:2], 0.5)
+        est = estimate_frame(image, bones=bones)
         uncorrected = frame_error(np.eye(3), truth["homography"], image.shape)["max_angle_error_deg"]
         assert uncorrected > 1.0, path.stem  # the photos are tilted: the test can fail
         if est.trusted:

@@ -75,6 +75,11 @@ class FrameConfig:
     max_spread_deg: float = 10.0      # a perspective fit that lens and crop could move by more: image frame
     max_spread_unchecked_deg: float = 3.0  # the same for a fit with no line to spare (3 lines)
     open_view_min_lines: int = 6      # ... but taken (confidence low) with this many lines on a view ≤ max_view_deg / 2; 0: never
+    # a line with this share of its length over the bones found (vertebrae, femoral heads; grown by
+    # `bone_grow` body heights) is a bone's edge, not a border: left out of the fit (not of the
+    # lines endplates are checked against); 0: off (benchmarks/README.md, session 70)
+    bone_share: float = 0.5
+    bone_grow: float = 0.5
 
     @classmethod
     def from_cfg(cls, cfg: Any = None) -> "FrameConfig":

@@ -162,6 +162,33 @@ class Instance:
         return rasterize(self.contour() if self.polygon is None else self.polygon, shape)
 
 
+def bones_mask(instances: Sequence[Instance], shape: Sequence[int], grow: float,
+               min_score: float = SURE_SCORE) -> np.ndarray | None:
+    """Where the bones lie (H×W bool, image frame): the vertebrae and femoral heads scoring at least
+    `min_score`, grown by `grow` times their bodies' median height (px, the thoracic and lumbar
+    boxes'); None when there are none. What the frame estimate leaves out of its lines
+    (`spine_d2.measure.photo_lines.over_bones`)."""
+    h, w = int(shape[0]), int(shape[1])
+    bones = [i for i in instances if i.score >= min_score and (i.is_vertebra or i.region == "femoral_head")]
+    if not bones:
+        return None
+    out = np.zeros((h, w), bool)
+    heights = []
+    for inst in bones:
+        sub, x0, y0 = inst.local_mask()
+        if not sub.size:
+            continue
+        xa, ya, xb, yb = max(x0, 0), max(y0, 0), min(x0 + sub.shape[1], w), min(y0 + sub.shape[0], h)
+        if xb > xa and yb > ya:
+            out[ya:yb, xa:xb] |= sub[ya - y0:yb - y0, xa - x0:xb - x0]
+        if inst.region in ("thoracic", "lumbar"):
+            heights.append(sub.shape[0])
+    k = grow * float(np.median(heights)) if heights else 0.0
+    if k > 0:  # grown by k px: within k of a bone (a distance transform: a tenth of a dilation's time)
+        out = cv2.distanceTransform((~out).view(np.uint8), cv2.DIST_L2, 5) <= k
+    return out
+
+
 def touches_border(segment: np.ndarray, image_shape: Sequence[int], border_px: float) -> bool:
     """True when an end of a fitted endplate (image frame, px) lies within `border_px` of the
     image's edge: a vertebra cut by the photo's crop."""

@@ -2,7 +2,8 @@
 
 Canny edges → probabilistic Hough segments → collinear segments merged into `Line`s (`find_lines`);
 tangles of lines at different angles, as bones and text make, are dropped (`uncluttered`); the
-outermost long line on each side is a border (`borders`). The frame estimate
+outermost long line on each side is a border (`borders`); a line lying mostly over the bones the
+model found is a bone's edge, not a border (`over_bones`). The frame estimate
 (`spine_d2.measure.rectify`) explains these lines with a camera or a rotation, and an endplate
 lying along one of them is an edge of the film, not of the bone (`along_a_line`). OpenCV does the
 edges and segments; merging segments into lines is ours (OpenCV has no grouping of Hough segments).
@@ -126,6 +127,22 @@ def uncluttered(lines: list[Line], shape, clutter: int) -> list[Line]:
     turned = np.abs((ang[:, None] - ang[None] + 90) % 180 - 90) > 1.5
     count = (near & turned).sum(axis=1)
     return [ln for ln, c in zip(lines, count) if c < clutter]
+
+
+def over_bones(line: Line, bones: np.ndarray, share: float, samples: int = 41) -> bool:
+    """Whether at least `share` of `line`'s stretch (its `extent`, sampled at `samples` points)
+    lies on `bones` (H×W bool, image frame; `bones_mask`): the edge of a vertebra or a femoral
+    head, or a line just beside them (the mask's grown margin), which a camera or a rotation would
+    otherwise take for a screen's border. A film's or screen's border that cuts a body runs on past
+    it, mostly off the bones."""
+    t = np.radians(line.angle)
+    s = np.linspace(-line.extent / 2, line.extent / 2, samples)
+    pts = np.round(line.point + s[:, None] * np.array([np.cos(t), np.sin(t)])).astype(int)
+    h, w = bones.shape[:2]
+    inside = (pts[:, 0] >= 0) & (pts[:, 0] < w) & (pts[:, 1] >= 0) & (pts[:, 1] < h)
+    on = np.zeros(samples, bool)
+    on[inside] = bones[pts[inside, 1], pts[inside, 0]]
+    return bool(on.mean() >= share)
 
 
 # an endplate lies along a line when both its ends are this close to it (px, or this share of the

@@ -21,6 +21,8 @@ are dropped) and explains them with a camera:
   humerus's two cortices, which a camera or a rotation otherwise explains as a screen's borders;
 - with `aspect` given, the older four-border quadrilateral of that width:height; fewer borders that
   agree → a rotation;
+- the bones the model found (`bones`): a line lying over them is a bone's edge, not a border, and
+  is left out (`bone_share`);
 - nothing, or lines no camera explains → no correction (`trusted=False`): angles stay in the image
   frame, which is right for screenshots and untouched films.
 
@@ -54,7 +56,7 @@ import numpy as np
 from spine_d2.frames import apply_homography, rotation_deg
 from spine_d2.measure.camera import CameraFit, Line, camera_homography, fit_camera, fit_spread
 from spine_d2.measure.config import FrameConfig
-from spine_d2.measure.photo_lines import axis_family, borders, find_lines, intersect, uncluttered
+from spine_d2.measure.photo_lines import axis_family, borders, find_lines, intersect, over_bones, uncluttered
 
 
 @dataclass
@@ -103,14 +105,28 @@ def _gray(image: np.ndarray) -> np.ndarray | None:
     return img.astype(np.uint8) if img.ndim == 2 else None
 
 
-def estimate_frame(image: np.ndarray, cfg: FrameConfig | Mapping | None = None) -> FrameEstimate:
-    """Estimate the rectified(radiograph)→image homography of a photo (see the module docstring)."""
+def estimate_frame(image: np.ndarray, cfg: FrameConfig | Mapping | None = None,
+                   bones: np.ndarray | None = None) -> FrameEstimate:
+    """Estimate the rectified(radiograph)→image homography of a photo (see the module docstring).
+
+    `bones` (H×W bool, image frame; `spine_d2.measure.instances.bones_mask`): where the vertebrae
+    and femoral heads lie; with `cfg.bone_share` a line lying over them is a bone's edge and is left
+    out of the fit (`photo_lines.over_bones`): a few such edges otherwise make a screenshot into a
+    screen seen 20–30° off head-on (benchmarks/README.md, session 70).
+    """
     cfg = FrameConfig.from_cfg(cfg)
     gray = _gray(image)
     if gray is None:
         return FrameEstimate(reason=f"not an image (shape {np.asarray(image).shape})")
     lines = find_lines(gray, cfg)
-    est = _estimate(gray, lines, cfg)
+    fit = lines
+    if bones is not None and cfg.bone_share > 0:
+        if np.shape(bones)[:2] != gray.shape:
+            raise ValueError(f"the bones' mask is {np.shape(bones)[:2]}, the photo {gray.shape}: not one image")
+        fit = [ln for ln in lines if not over_bones(ln, np.asarray(bones, bool), cfg.bone_share)]
+    est = _estimate(gray, fit, cfg)
+    if len(fit) < len(lines):
+        est.reason += f"; {len(lines) - len(fit)} line(s) over the bones left out"
     # what the endplates are checked against (`photo_lines.along_a_line`): the lines a border could
     # be, near the photo's axes (bones and hardware make long straight lines at any angle)
     est.edges = [ln for ln in lines if axis_family(ln, cfg.max_tilt_deg) is not None]
