@@ -264,14 +264,17 @@ def time_inference(images: Sequence[np.ndarray], o: Mapping[str, str], repeats: 
 
 def time_measurement(images, records, class_names, predictions, repeats: int, warmup: int):
     """{row: {"ms_per_image"}} and per-repeat series: the default measurement (frame correction
-    on: estimated from the photo) and frame off, on ground-truth masks and, when given, on the
+    on: estimated from the photo, the lines over the bones left out), the same with those lines kept
+    (`measure.frame.bone_share=0`) and frame off, on ground-truth masks and, when given, on the
     model's predictions. Each call measures a fresh copy of the instances, made untimed."""
     from spine_d2.measure import MeasureConfig, measure_instances
 
     sources = {"ground-truth masks": [ground_truth_instances(r, class_names, "masks") for r in records]}
     if predictions is not None:
         sources["model predictions"] = predictions
-    configs = {"frame on": MeasureConfig(), "frame off": MeasureConfig.from_cfg({"frame": {"enabled": False}})}
+    configs = {"frame on": MeasureConfig(),
+               "frame on, the bones' edges kept": MeasureConfig.from_cfg({"frame": {"bone_share": 0.0}}),
+               "frame off": MeasureConfig.from_cfg({"frame": {"enabled": False}})}
 
     def job(src, cfg):
         return lambda a: measure_instances(a[src], a["image"].shape[:2], class_names, cfg, image=a["image"])
@@ -354,6 +357,8 @@ def ratios(inference: Mapping, measure: Mapping, phantom: Mapping) -> dict[str, 
                  inference, CHECKPOINT_SHARED_TURNS_AMP_ROW, CHECKPOINT_FLIP_AMP_ROW),
              "measurement frame on / off (ground-truth masks)": (measure, "ground-truth masks, frame on",
                                                                  "ground-truth masks, frame off"),
+             "measurement with the bones' edges left out of the frame estimate / kept (ground-truth masks)": (
+                 measure, "ground-truth masks, frame on", "ground-truth masks, frame on, the bones' edges kept"),
              "measurement on predictions / on ground-truth masks (frame on)": (
                  measure, "model predictions, frame on", "ground-truth masks, frame on"),
              "phantom images/s workers=2 / workers=1": (phantom, "workers=2", "workers=1")}
