@@ -121,9 +121,10 @@ def estimate_frame(image: np.ndarray, cfg: FrameConfig | Mapping | None = None,
     lines = find_lines(gray, cfg)
     fit = lines
     if bones is not None and cfg.bone_share > 0:
-        if np.shape(bones)[:2] != gray.shape:
-            raise ValueError(f"the bones' mask is {np.shape(bones)[:2]}, the photo {gray.shape}: not one image")
-        fit = [ln for ln in lines if not over_bones(ln, np.asarray(bones, bool), cfg.bone_share)]
+        bones = np.asarray(bones, bool)
+        if bones.shape[:2] != gray.shape:
+            raise ValueError(f"the bones' mask is {bones.shape[:2]}, the photo {gray.shape}: not one image")
+        fit = [ln for ln in lines if not over_bones(ln, bones, cfg.bone_share)]
     est = _estimate(gray, fit, cfg)
     if len(fit) < len(lines):
         est.reason += f"; {len(lines) - len(fit)} line(s) over the bones left out"
