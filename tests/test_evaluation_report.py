@@ -305,3 +305,26 @@ def test_levels_misnamed_get_a_section_a_headline_and_survive_the_csv(tmp_path):
 def test_no_level_names_section_without_annotated_levels(report):
     out, _ = report
     assert "Level names" not in (out / "report.md").read_text()
+
+
+def test_the_bland_altman_panel_labels_its_mean_difference_clear_of_the_line():
+    """The mean difference is written once, with its sign, beside its line on the side away from
+    zero (statsmodels' own "mean diff" label sat across the line), and the limits keep theirs."""
+    from matplotlib.figure import Figure
+
+    from spine_d2.evaluation.agreement import agreement
+    from spine_d2.evaluation.figures import _bland_altman_panel
+
+    rng = np.random.default_rng(0)
+    t = rng.uniform(0, 40, 60)
+    for shift in (-0.7, 1.3):
+        p = t + shift + rng.normal(0, 2, 60)
+        stats = agreement(t, p)
+        ax = Figure().subplots()
+        _bland_altman_panel(ax, t, p, "PT", stats)
+        texts = [x.get_text() for x in ax.texts]
+        assert not any("mean diff:" in x for x in texts), texts
+        mean = [x for x in ax.texts if x.get_text().startswith("mean difference")]
+        assert len(mean) == 1 and mean[0].get_text() == f"mean difference {stats['bias']:+.2f}°"
+        assert mean[0].get_va() == ("bottom" if stats["bias"] >= 0 else "top")
+        assert any(x.startswith("upper limit") for x in texts) and any(x.startswith("lower limit") for x in texts)

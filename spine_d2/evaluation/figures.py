@@ -54,9 +54,17 @@ def _bland_altman_panel(ax, t: np.ndarray, p: np.ndarray, name: str, stats: Mapp
     from `stats` (sample SD, as in the tables: the library's own limits use the population SD)."""
     mean_diff_plot(p, t, sd_limit=0, ax=ax, scatter_kwds=_POINTS,
                    mean_line_kwds=dict(color="C3", linestyle="-", linewidth=1.3))
-    for text in ax.texts:  # the library's "mean diff" label, at our size
-        text.set_fontsize(8)
+    for text in list(ax.texts):  # the library's "mean diff" label sits across its line: ours below
+        text.remove()
     ax.axhline(0, c="0.5", lw=1, ls=":")
+    bias = stats.get("bias")
+    if bias is not None and np.isfinite(bias):
+        # at the left, clear of the limits' labels at the right; on the side of its line away from 0
+        up = bias >= 0
+        ax.annotate(f"mean difference {bias:+.2f}°", xy=(0, bias), xycoords=("axes fraction", "data"),
+                    xytext=(4, 3 if up else -3), textcoords="offset points", ha="left",
+                    va="bottom" if up else "top", fontsize=8, color="C3",
+                    bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
     for key, label in (("loa_low", "lower limit"), ("loa_high", "upper limit")):
         v = stats.get(key)
         if v is not None:
