@@ -34,8 +34,9 @@ from spine_d2.frames import frame_error
 from spine_d2.levels import get_class_map
 from spine_d2.measure.cleanup import clean_instances
 from spine_d2.measure.dataset import record_frame
-from spine_d2.measure.instances import Instance, bones_mask, instances_from_record
+from spine_d2.measure.instances import Instance, instances_from_record
 from spine_d2.measure.pipeline import MeasureConfig, measure_instances
+from spine_d2.measure.rectify import frame_bones
 
 DEPENDS = ("spine_d2/measure", "spine_d2/synthetic", "spine_d2/data", "spine_d2/angles.py", "spine_d2/frames.py",
            "spine_d2/levels.py", "benchmarks/measure_geometry.py")  # code the numbers rest on
@@ -74,8 +75,8 @@ def main(argv) -> None:
     results, frames_report = {}, {}
     for frame_source in o["frames"].split(","):
         base = MeasureConfig.from_cfg({"frame": {"enabled": frame_source != "none"}})
-        frames = {r["image"]: record_frame(r, base, frame_source, bones=_bones(r, cmap.classes, base))[0]
-                  for r in records}
+        frames = {r["image"]: record_frame(r, base, frame_source,
+                                           bones=_bones(r, cmap.classes, base, frame_source))[0] for r in records}
         if frame_source == "estimate":
             frames_report = frame_summary(records, frames)
         for source in o["sources"].split(","):
@@ -96,13 +97,13 @@ def main(argv) -> None:
     write(o, meta, results, frames_report, cleanup, len(records), time.perf_counter() - t0)
 
 
-def _bones(record: dict, class_names, cfg: MeasureConfig):
+def _bones(record: dict, class_names, cfg: MeasureConfig, frame_source: str):
     """Where the record's annotated vertebrae and femoral heads lie, as the measurement's frame
-    estimate takes the model's (`bones_mask`)."""
-    if cfg.frame.bone_share <= 0:
+    estimate takes the model's (`frame_bones`); None unless the frame is estimated."""
+    if frame_source != "estimate":
         return None
-    return bones_mask(instances_from_record(record, class_names, False), (record["height"], record["width"]),
-                      cfg.frame.bone_grow)
+    return frame_bones(instances_from_record(record, class_names, False), (record["height"], record["width"]),
+                       cfg.frame)
 
 
 def stray_square(instances: list[Instance], rng: np.random.Generator) -> Instance:

@@ -63,8 +63,8 @@ from spine_d2.evaluation.per_image import image_row, per_image_table
 from spine_d2.evaluation.segmentation import image_segmentation, match_instances
 from spine_d2.evaluation.study import REFERENCE_STUDY
 from spine_d2.measure import Instance, MeasureConfig, Measurement, instances_from_predictions, measure_instances
-from spine_d2.measure.instances import SURE_SCORE, bones_mask, instances_from_record
-from spine_d2.measure.rectify import FrameEstimate, estimate_frame
+from spine_d2.measure.instances import SURE_SCORE, instances_from_record
+from spine_d2.measure.rectify import FrameEstimate, estimate_frame, frame_bones
 
 DEPENDS = ("spine_d2/measure", "spine_d2/evaluation", "spine_d2/engine/inference.py", "spine_d2/data",
            "spine_d2/synthetic", "spine_d2/angles.py", "spine_d2/frames.py", "spine_d2/levels.py", "conf/measure",
@@ -152,7 +152,7 @@ def run_images(records: Sequence[dict], class_names: Sequence[str], truth: Mappi
         # the bones whose edges the frame estimate leaves out: the model's, as served, else the annotation's
         found = (instances_from_predictions(pred, class_names, soft_outlines=False) if pred is not None
                  else instances_from_record(r, class_names))
-        frame = (estimate_frame(image, frame_cfg, bones_mask(found, shape, frame_cfg.bone_grow))
+        frame = (estimate_frame(image, frame_cfg, frame_bones(found, shape, frame_cfg))
                  if any(v.frame for v in variant_list) else None)
         if predictor is not None:
             insts = found

@@ -10,7 +10,7 @@ from spine_d2.frames import frame_error
 from spine_d2.measure.camera import Line
 from spine_d2.measure.config import FrameConfig
 from spine_d2.measure.photo_lines import along_a_line, find_lines
-from spine_d2.measure.rectify import estimate_frame, given_frame
+from spine_d2.measure.rectify import estimate_frame, frame_bones, given_frame
 
 
 def camera_homography(yaw=0.0, pitch=0.0, roll=0.0, f=900.0, size=(900, 700), screen=(640, 400), dist=1.3):
@@ -195,6 +195,10 @@ def test_the_bones_found_reach_the_frame_estimate_through_the_measurement():
     assert mask[120, 130] and mask[400, 400] and mask[120, 181] and not mask[120, 184]
     assert mask[400, 451] and not mask[400, 454]
     assert not bones_mask([body, head], (700, 900), 0.0)[120, 165]
+    # what the frame estimate is handed: the same mask, none where it would leave no line out
+    assert np.array_equal(frame_bones([body, head], (700, 900), FrameConfig()), mask)
+    assert frame_bones([body, head], (700, 900), FrameConfig(bone_share=0.0)) is None
+    assert frame_bones([body, head], (700, 900), FrameConfig(enabled=False)) is None
 
 
 def test_a_perspective_estimate_says_how_sure_it_is():

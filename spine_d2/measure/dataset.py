@@ -15,9 +15,9 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from spine_d2.data.images import ImageReadError, read_image
-from spine_d2.measure.instances import bones_mask, instances_from_record
+from spine_d2.measure.instances import instances_from_record
 from spine_d2.measure.pipeline import MeasureConfig, Measurement, measure_instances, measurement_row
-from spine_d2.measure.rectify import FrameEstimate, estimate_frame, given_frame
+from spine_d2.measure.rectify import FrameEstimate, estimate_frame, frame_bones, given_frame
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def record_frame(record: dict, cfg: MeasureConfig, frame_source: str = "estimate
                  image: np.ndarray | None = None, bones: np.ndarray | None = None
                  ) -> tuple[FrameEstimate | None, str]:
     """The frame estimate for a record and a note when it could not be had; `bones`: where its
-    vertebrae and femoral heads lie (`bones_mask`), whose edges the estimate leaves out."""
+    vertebrae and femoral heads lie (`frame_bones`), whose edges the estimate leaves out."""
     shape = (int(record["height"]), int(record["width"]))
     if frame_source == "none" or not cfg.frame.enabled:
         return None, ""
@@ -56,8 +56,7 @@ def measure_record(record: dict, class_names: Sequence[str], cfg: Any = None, so
     c = MeasureConfig.from_cfg(cfg)
     shape = (int(record["height"]), int(record["width"]))
     insts = instances_from_record(record, class_names, rasterize_masks=(source == "masks"))
-    bones = (bones_mask(insts, shape, c.frame.bone_grow)
-             if frame_source == "estimate" and c.frame.bone_share > 0 else None)
+    bones = frame_bones(insts, shape, c.frame) if frame_source == "estimate" else None
     frame, note = record_frame(record, c, frame_source, bones=bones)
     m = measure_instances(insts, shape, class_names, c, frame=frame)
     if note:

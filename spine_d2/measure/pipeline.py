@@ -34,14 +34,14 @@ from spine_d2.measure.endplates import method_name, order_anterior_posterior
 from spine_d2.measure.femoral_heads import heads_clear_of_spine, plausible_heads, usable_heads
 from spine_d2.measure.flags import Flags
 from spine_d2.measure.frame_angles import HEADS_NOT_IN_VIEW, endplate_angles
-from spine_d2.measure.instances import Instance, bones_mask
+from spine_d2.measure.instances import Instance
 from spine_d2.measure.level_endplates import faint_end_plates, level_endplates, spine_cranial
 from spine_d2.measure.lumbosacral import (S1_PLATE_ANGLES, backward_s1, plausible_s1, short_s1_plate,
                                           wrong_way_s1)
 from spine_d2.measure.wedges import impossible_wedges, plausible_wedges, steady_named_plates, wedge_misread
 from spine_d2.measure.naming import name_levels
 from spine_d2.measure.config import AnteriorSide, MeasureConfig
-from spine_d2.measure.rectify import FrameEstimate, estimate_frame
+from spine_d2.measure.rectify import FrameEstimate, estimate_frame, frame_bones
 
 CSV_COLUMNS: tuple[str, ...] = ("image",) + ANGLE_NAMES + ("frame", "notes")
 
@@ -172,8 +172,7 @@ def measure_instances(
     shape = (int(image_shape[0]), int(image_shape[1]))
     insts = _as_instances(instances, class_names)
     if frame is None and image is not None and c.frame.enabled:
-        bones = bones_mask(insts, shape, c.frame.bone_grow) if c.frame.bone_share > 0 else None
-        frame = estimate_frame(image, c.frame, bones)
+        frame = estimate_frame(image, c.frame, frame_bones(insts, shape, c.frame))
     m = _measure(insts, shape, c, frame)
     if _profile_reversed(m, c.reversed_profile_deg):  # the side taken is the wrong one: the other side
         other = _measure(insts, shape, replace(c, anterior=AnteriorSide.left if m.sign > 0 else AnteriorSide.right),

@@ -56,6 +56,7 @@ import numpy as np
 from spine_d2.frames import apply_homography, rotation_deg
 from spine_d2.measure.camera import CameraFit, Line, camera_homography, fit_camera, fit_spread
 from spine_d2.measure.config import FrameConfig
+from spine_d2.measure.instances import Instance, bones_mask
 from spine_d2.measure.photo_lines import axis_family, borders, find_lines, intersect, over_bones, uncluttered
 
 
@@ -109,10 +110,10 @@ def estimate_frame(image: np.ndarray, cfg: FrameConfig | Mapping | None = None,
                    bones: np.ndarray | None = None) -> FrameEstimate:
     """Estimate the rectified(radiograph)→image homography of a photo (see the module docstring).
 
-    `bones` (H×W bool, image frame; `spine_d2.measure.instances.bones_mask`): where the vertebrae
-    and femoral heads lie; with `cfg.bone_share` a line lying over them is a bone's edge and is left
-    out of the fit (`photo_lines.over_bones`): a few such edges otherwise make a screenshot into a
-    screen seen 20–30° off head-on (benchmarks/README.md, session 70).
+    `bones` (H×W bool, image frame; `frame_bones`): where the vertebrae and femoral heads lie; with
+    `cfg.bone_share` a line lying over them is a bone's edge and is left out of the fit
+    (`photo_lines.over_bones`): a few such edges otherwise make a screenshot into a screen seen
+    20–30° off head-on (benchmarks/README.md, session 70).
     """
     cfg = FrameConfig.from_cfg(cfg)
     gray = _gray(image)
@@ -132,6 +133,15 @@ def estimate_frame(image: np.ndarray, cfg: FrameConfig | Mapping | None = None,
     # be, near the photo's axes (bones and hardware make long straight lines at any angle)
     est.edges = [ln for ln in lines if axis_family(ln, cfg.max_tilt_deg) is not None]
     return est
+
+
+def frame_bones(instances: Sequence[Instance], shape: Sequence[int], cfg: FrameConfig) -> np.ndarray | None:
+    """`estimate_frame`'s `bones` from the found (or annotated) instances: `bones_mask` grown by
+    `cfg.bone_grow` body heights, or None where the estimate leaves no line out (`cfg.bone_share`
+    0) or none is made (`cfg.enabled` false)."""
+    if not cfg.enabled or cfg.bone_share <= 0:
+        return None
+    return bones_mask(instances, shape, cfg.bone_grow)
 
 
 def _estimate(gray: np.ndarray, lines: list[Line], cfg: FrameConfig) -> FrameEstimate:
