@@ -10,8 +10,8 @@ from measure_factory import toy_spine
 
 from spine_d2.measure.pipeline import MeasureConfig, measure_instances
 from spine_d2.measure.lumbosacral import lumbosacral_angle, plate_tilt
-from spine_d2.measure.wedges import (body_wedge, impossible_wedges, plate_turn, plausible_wedges, steady_weak_plate,
-                                     wedge_misread)
+from spine_d2.measure.wedges import (body_wedge, impossible_wedges, neighbours_wedge, plate_turn, plausible_wedges,
+                                     steady_weak_plate, wedge_misread)
 
 CORNER_KEYS = {"superior": ("sa", "sp"), "inferior": ("ia", "ip")}
 
@@ -178,6 +178,12 @@ def test_wedge_windows_are_checked():
     from spine_d2.engine.config import from_yacs, to_yacs
     m = MeasureConfig.from_cfg(from_yacs(to_yacs({"weak_corner_scores": {"T5": 0.3, "L5": 0.2}})))
     assert m.weak_corner_scores == {"T5": 0.3, "L5": 0.2}
+    with pytest.raises(ValueError, match="weak_plate_wedge_from: T7: not a steadied plate's level"):
+        MeasureConfig.from_cfg({"weak_plate_wedge_from": {"T7": ["T8"]}})
+    with pytest.raises(ValueError, match="weak_plate_wedge_from: S1: .*not a vertebral body"):
+        MeasureConfig.from_cfg({"weak_plate_wedge_from": {"L5": ["S1"]}})
+    m = MeasureConfig.from_cfg(from_yacs(to_yacs({"weak_plate_wedge_from": {"T5": ["T6"], "L5": ["L4"]}})))
+    assert m.weak_plate_wedge_from == {"T5": ["T6"], "L5": ["L4"]}
 
 
 @pytest.mark.parametrize("facing", [1, -1])
@@ -276,6 +282,44 @@ def test_tk_takes_a_weak_t5_superior_plate_halfway_to_its_inferior_one(facing):
     assert -7.5 < err < -4.5
     for err, notes in (tk(0.9), tk(0.3, weak_corner_scores={"T5": 0.0})):
         assert err == pytest.approx(-12.0, abs=1.0) and "corners score" not in notes
+
+
+def test_the_neighbours_wedge_is_the_mean_of_those_read_inside_their_window():
+    """T6 wedged 6° kyphotic and T7 8°: their mean, −7°; T7 misread to 30° lordotic (outside the
+    thoracic window) is not taken, nor a body with one plate or none; with none left, None."""
+    anterior, up = np.array([1.0, 0.0]), np.array([0.0, -1.0])
+    level = np.array([[85.0, 300.0], [115.0, 300.0]])
+
+    def body(wedge: float) -> dict:
+        return {"superior": turned(level - [0.0, 20.0], wedge), "inferior": level.copy()}
+
+    windows = {"thoracic": [-20.0, 15.0]}
+    raw = {"T6": body(-6.0), "T7": body(-8.0), "T8": {"superior": level.copy()}}
+    assert neighbours_wedge(raw, ("T6", "T7"), anterior, up, windows) == pytest.approx(-7.0)
+    assert neighbours_wedge({**raw, "T7": body(30.0)}, ("T6", "T7"), anterior, up, windows) == pytest.approx(-6.0)
+    assert neighbours_wedge(raw, ("T8", "T9"), anterior, up, windows) is None
+    assert neighbours_wedge(raw, (), anterior, up, windows) is None
+
+
+@pytest.mark.parametrize("facing", [1, -1])
+def test_a_weak_t5_plate_takes_its_neighbours_wedge_not_a_typical_one(facing):
+    """A flat thorax (TK 15°: the toy spreads it evenly, each thoracic body wedging 1° kyphotic) with
+    T5's superior corners read right but scoring 0.3: steadied by T5's inferior plate turned by
+    T6–T7's 1° wedge, TK stays true and the note names the neighbours; turned by the typical 4°
+    (`weak_plate_wedge_from` giving T5 no bodies), TK reads 1.5° steeper."""
+    spine = toy_spine(tk=15.0, facing=facing)
+
+    def tk(**cfg):
+        insts = with_corners(spine, scores={("T5", "superior"): 0.3})
+        m = measure_instances(insts, spine.shape, cfg={"max_off_chain_deg": 0, **cfg})
+        return m.angles["TK"].value - spine.expected["TK"], m.notes
+
+    err, notes = tk()
+    assert err == pytest.approx(0.0, abs=0.05)
+    assert "turned by T6–T7's mean 1° kyphotic wedge" in notes
+    err, notes = tk(weak_plate_wedge_from={"T5": []})
+    assert err == pytest.approx(1.5, abs=0.05)
+    assert "turned by a typical 4° kyphotic wedge" in notes
 
 
 @pytest.mark.parametrize("facing", [1, -1])

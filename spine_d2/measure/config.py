@@ -15,6 +15,7 @@ from typing import Any, Optional, TypeVar
 from omegaconf import OmegaConf
 
 from spine_d2.angles import REQUIRED_ENDPLATES
+from spine_d2.levels import is_level
 from spine_d2.measure.cleanup import CHAIN_RULES, CROWD_STEPS, CROWD_STEPS_SURE
 from spine_d2.measure.endplates import METHOD_NAMES
 from spine_d2.measure.femoral_heads import HEAD_RADIUS_RATIO, WEAK_HEAD_SCORE
@@ -22,7 +23,7 @@ from spine_d2.measure.level_endplates import FAINT_PLATE_SCORES
 from spine_d2.measure.lumbosacral import LUMBOSACRAL_DEG
 from spine_d2.measure.naming import GAP_BODY_FACTOR
 from spine_d2.measure.wedges import (LUMBAR_WEDGE_DEG, MAX_WEDGE_DEG, THORACIC_WEDGE_DEG, TYPICAL_WEDGE_DEG,
-                                     WEAK_CORNER_SCORES)
+                                     WEAK_CORNER_SCORES, WEDGE_FROM)
 
 T = TypeVar("T")
 
@@ -226,6 +227,12 @@ class MeasureConfig:
     # score (the lower of the two) are averaged with the body's other plate turned by its typical
     # wedge (4° kyphotic, 6° lordotic; measure.wedges); 0: off for that level
     weak_corner_scores: dict[str, float] = field(default_factory=lambda: dict(WEAK_CORNER_SCORES))
+    # level → the bodies whose wedges (read from their own plates, inside their window; the mean)
+    # stand for a steadied plate's body's typical wedge: kyphosis lies in the thoracic bodies'
+    # wedging, which neighbours share (measure.wedges; benchmarks/README.md, session 71); a level
+    # given no bodies ([]: off), or none of its bodies read, keeps its typical wedge
+    weak_plate_wedge_from: dict[str, list[str]] = field(
+        default_factory=lambda: {k: list(v) for k, v in WEDGE_FROM.items()})
     # angle → score: with on_implausible nan, an angle one of whose end plates comes from two corners
     # the lower of which scores under it (0.2: counted as not found, the plate read from a faint
     # body's outline) is left out (measure.level_endplates.faint_end_plates; benchmarks/README.md,
@@ -248,6 +255,13 @@ class MeasureConfig:
         if odd:
             raise ValueError(f"measure.weak_corner_scores: no steadied plate for {', '.join(odd)} "
                              f"(levels: {', '.join(TYPICAL_WEDGE_DEG)})")
+        self.weak_plate_wedge_from = {str(k).upper(): [str(v).upper() for v in vs]
+                                      for k, vs in self.weak_plate_wedge_from.items()}
+        odd = sorted(set(self.weak_plate_wedge_from) - set(TYPICAL_WEDGE_DEG))
+        odd += sorted({v for vs in self.weak_plate_wedge_from.values() for v in vs if not is_level(v) or v == "S1"})
+        if odd:
+            raise ValueError(f"measure.weak_plate_wedge_from: {', '.join(odd)}: not a steadied plate's level "
+                             f"({', '.join(TYPICAL_WEDGE_DEG)}) or not a vertebral body (T1…L5)")
         self.faint_plate_scores = {str(k).upper(): float(v) for k, v in self.faint_plate_scores.items()}
         odd = sorted(set(self.faint_plate_scores) - set(REQUIRED_ENDPLATES))
         if odd:

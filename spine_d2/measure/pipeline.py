@@ -240,7 +240,8 @@ def _measure(insts: list[Instance], shape: tuple[int, int], c: MeasureConfig, fr
     anterior, windows = ant.sign * lateral_of(up), {"thoracic": c.thoracic_wedge_deg, "lumbar": c.lumbar_wedge_deg}
     plausible_wedges(raw, outlines, anterior, up, windows, flags, c.max_wedge_deg)
     if c.corners != "ignore":
-        steady_named_plates(raw, kept, naming.levels, anterior, up, c.weak_corner_scores, flags)
+        steady_named_plates(raw, kept, naming.levels, anterior, up, c.weak_corner_scores, flags,
+                            c.weak_plate_wedge_from, windows)
     # S1's plate is judged against L5's only where L5's own two plates agree
     if wedge_misread(raw.get("L5", {}), "L5", anterior, up, windows) is None and \
             plausible_s1(raw, outlines.get("S1", {}).get("superior"), anterior, up, c.lumbosacral_deg, flags):

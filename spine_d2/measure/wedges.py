@@ -21,12 +21,16 @@ Two plates an angle takes are steadied by their body's other one where the keypo
 them: T5's superior (TK's cranial plate, the faintest, on upper thoracic bodies behind the shoulders)
 and L5's inferior (LL's caudal plate, by the iliac crests). Where the plate's two corners score under
 its level's `WEAK_CORNER_SCORES`, it is averaged with the body's other plate turned by the body's
-typical wedge (`TYPICAL_WEDGE_DEG`): two noisy readings of one direction (`steady_weak_plate`).
+expected wedge: two noisy readings of one direction (`steady_weak_plate`). T5's expected wedge is the
+mean of the wedges T6 and T7 were read with (`WEDGE_FROM`; those inside their window): kyphosis
+lies mostly in the thoracic bodies' wedging, so neighbours share it, and a fixed typical wedge
+(`TYPICAL_WEDGE_DEG`, used where no neighbour was read) pulled a steep kyphosis's T5 flat and a flat
+one's steep (benchmarks/README.md, session 71).
 """
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -65,6 +69,10 @@ TYPICAL_WEDGE_DEG = {"T5": ("superior", -4.0), "L5": ("inferior", 6.0)}
 #: a new seed (one film 7° → 23° off): 0.3. T12's inferior plate and L1's superior, treated alike,
 #: gained nothing
 WEAK_CORNER_SCORES = {"T5": 0.4, "L5": 0.3}
+#: level → the bodies whose wedges, read from their own plates, give a steadied plate's body its
+#: expected wedge (their mean) in place of its typical one. L5's neighbours wedge otherwise than it
+#: (L4 ~2° lordotic, S1 a sacrum), so L5 keeps its typical wedge
+WEDGE_FROM = {"T5": ("T6", "T7")}
 
 
 def body_wedge(sides: dict, anterior, up) -> float:
@@ -160,12 +168,12 @@ def impossible_wedges(raw: dict, anterior, up, max_wedge: float = MAX_WEDGE_DEG)
 
 
 def steady_weak_plate(sides: dict, level: str, side: str, score: float | None, wedge: float, anterior, up,
-                      min_score: float, flags: list[str] | None = None) -> bool:
+                      min_score: float, flags: list[str] | None = None, source: str = "a typical") -> bool:
     """Where `side`'s plate of a body (`sides`: side → two ends, px, one frame) comes with corners
     scoring `score` under `min_score`, turn it about its midpoint to the mean of its own direction and
     the other plate's turned by `wedge` (degrees, lordosis positive: the body's superior plate lies
-    `wedge` above its inferior one); `anterior`, `up`: unit vectors. Returns whether it was turned,
-    noted in `flags`. No score (no corners), no other plate, or `min_score` 0: nothing changes."""
+    `wedge` above its inferior one; `source` says whence, in the note); `anterior`, `up`: unit vectors.
+    Returns whether it was turned, noted in `flags`. No score (no corners), no other plate, or `min_score` 0: nothing changes."""
     other = "inferior" if side == "superior" else "superior"
     if score is None or score >= min_score or side not in sides or other not in sides:
         return False
@@ -181,24 +189,43 @@ def steady_weak_plate(sides: dict, level: str, side: str, score: float | None, w
     if flags is not None:
         kind = "kyphotic" if wedge < 0 else "lordotic"
         judged(flags, level, f"{level} {side} corners score {score:.2f} (< {min_score:g}): its endplate averaged "
-                             f"with its {other} one turned by a typical {abs(wedge):g}° {kind} wedge "
+                             f"with its {other} one turned by {source} {abs(wedge):.3g}° {kind} wedge "
                              f"({own:.0f}° → {tilt:.0f}°)")
     return True
 
 
+def neighbours_wedge(raw: dict, levels: Sequence[str], anterior, up, windows: dict) -> float | None:
+    """The mean wedge (degrees, lordosis positive) of the bodies `levels` in `raw` (level → side →
+    endplate, one frame) read with both plates and inside their region's window (`windows`: region
+    → [lo, hi], [] or absent for none); None where none is."""
+    wedges = []
+    for lv in levels:
+        sides = raw.get(lv, {})
+        if "superior" in sides and "inferior" in sides and wedge_misread(sides, lv, anterior, up, windows) is None:
+            wedges.append(body_wedge(sides, anterior, up))
+    return float(np.mean(wedges)) if wedges else None
+
+
 def steady_named_plates(raw: dict, kept, levels, anterior, up, below: Mapping[str, float] = WEAK_CORNER_SCORES,
-                        flags: list[str] | None = None) -> list[str]:
+                        flags: list[str] | None = None, wedge_from: Mapping[str, Sequence[str]] = WEDGE_FROM,
+                        windows: dict | None = None) -> list[str]:
     """`steady_weak_plate` on each plate of `TYPICAL_WEDGE_DEG` in `raw` (level → side → endplate)
     whose level `below` gives a score (level → score; absent or 0: off), its corners' score (the
     lower of the two) from its instance in `kept` (`levels`: level → index), whether `raw` took the
     plate from those corners or an earlier rule put the outline's in their place (the corners' doubt
-    marks a faint body either way); returns the levels changed."""
+    marks a faint body either way). The body's expected wedge is `neighbours_wedge` of the levels
+    `wedge_from` gives it (level → levels; `windows` as there, None: the default windows), else its
+    typical one; returns the levels changed."""
+    windows = {"thoracic": THORACIC_WEDGE_DEG, "lumbar": LUMBAR_WEDGE_DEG} if windows is None else windows
     changed = []
     for lv, (side, wedge) in TYPICAL_WEDGE_DEG.items():
         if lv not in raw or lv not in levels or not below.get(lv):
             continue
         given = corner_endplates(kept[levels[lv]], lv)
         score = given[side][1] if side in given else None
-        if steady_weak_plate(raw[lv], lv, side, score, wedge, anterior, up, below[lv], flags):
+        read = neighbours_wedge(raw, wedge_from.get(lv, ()), anterior, up, windows)
+        source = "a typical" if read is None else f"{'–'.join(wedge_from[lv])}'s mean"
+        if steady_weak_plate(raw[lv], lv, side, score, wedge if read is None else read, anterior, up, below[lv],
+                             flags, source):
             changed.append(lv)
     return changed
