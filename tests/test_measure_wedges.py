@@ -323,6 +323,19 @@ def test_a_weak_t5_plate_takes_its_neighbours_wedge_not_a_typical_one(facing):
 
 
 @pytest.mark.parametrize("facing", [1, -1])
+def test_neighbours_read_lordotic_give_a_weak_t5_plate_no_wedge(facing):
+    """The flat thorax above with T7's superior plate misread 6° lordotic (its body then wedging 5°
+    lordotic, T6's 1° kyphotic: their mean 2° lordotic, which no thoracic body wedges): T5's weak
+    superior plate is steadied with no wedge, TK reads 0.5° flatter, and the note says why."""
+    spine = toy_spine(tk=15.0, facing=facing)
+    bad = turned(spine.endplates["T7"]["superior"], 6.0 * facing)
+    insts = with_corners(spine, {("T7", "superior"): bad}, {("T5", "superior"): 0.3})
+    m = measure_instances(insts, spine.shape, cfg={"max_off_chain_deg": 0})
+    assert m.angles["TK"].value - spine.expected["TK"] == pytest.approx(-0.5, abs=0.05)
+    assert "turned by no wedge (T6–T7 read 2° the other way)" in m.notes
+
+
+@pytest.mark.parametrize("facing", [1, -1])
 def test_ll_takes_a_weak_l5_inferior_plate_halfway_to_its_superior_one(facing):
     """L5's inferior corners misread 10° (inside the lumbar wedge window): scoring 0.2 they are
     averaged with L5's superior plate turned by a typical 6° lordotic wedge, and LL is off by about

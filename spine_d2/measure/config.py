@@ -229,8 +229,9 @@ class MeasureConfig:
     weak_corner_scores: dict[str, float] = field(default_factory=lambda: dict(WEAK_CORNER_SCORES))
     # level → the bodies whose wedges (read from their own plates, inside their window; the mean)
     # stand for a steadied plate's body's typical wedge: kyphosis lies in the thoracic bodies'
-    # wedging, which neighbours share (measure.wedges; benchmarks/README.md, session 71); a level
-    # given no bodies ([]: off), or none of its bodies read, keeps its typical wedge
+    # wedging, which neighbours share (measure.wedges; benchmarks/README.md, session 71); read the
+    # other way than the typical wedge (T6–T7 lordotic: misread), 0°; a level given no bodies ([]:
+    # off), or none of its bodies read, keeps its typical wedge
     weak_plate_wedge_from: dict[str, list[str]] = field(
         default_factory=lambda: {k: list(v) for k, v in WEDGE_FROM.items()})
     # angle → score: with on_implausible nan, an angle one of whose end plates comes from two corners

@@ -25,7 +25,8 @@ expected wedge: two noisy readings of one direction (`steady_weak_plate`). T5's 
 mean of the wedges T6 and T7 were read with (`WEDGE_FROM`; those inside their window): kyphosis
 lies mostly in the thoracic bodies' wedging, so neighbours share it, and a fixed typical wedge
 (`TYPICAL_WEDGE_DEG`, used where no neighbour was read) pulled a steep kyphosis's T5 flat and a flat
-one's steep (benchmarks/README.md, session 71).
+one's steep (benchmarks/README.md, session 71). Thoracic bodies wedge kyphotic: neighbours read
+lordotic were misread, and T5 is then taken unwedged.
 """
 from __future__ import annotations
 
@@ -168,12 +169,13 @@ def impossible_wedges(raw: dict, anterior, up, max_wedge: float = MAX_WEDGE_DEG)
 
 
 def steady_weak_plate(sides: dict, level: str, side: str, score: float | None, wedge: float, anterior, up,
-                      min_score: float, flags: list[str] | None = None, source: str = "a typical") -> bool:
+                      min_score: float, flags: list[str] | None = None, source: str | None = None) -> bool:
     """Where `side`'s plate of a body (`sides`: side → two ends, px, one frame) comes with corners
     scoring `score` under `min_score`, turn it about its midpoint to the mean of its own direction and
     the other plate's turned by `wedge` (degrees, lordosis positive: the body's superior plate lies
-    `wedge` above its inferior one; `source` says whence, in the note); `anterior`, `up`: unit vectors.
-    Returns whether it was turned, noted in `flags`. No score (no corners), no other plate, or `min_score` 0: nothing changes."""
+    `wedge` above its inferior one; `source` names it in the note, None: a typical wedge); `anterior`,
+    `up`: unit vectors. Returns whether it was turned, noted in `flags`. No score (no corners), no
+    other plate, or `min_score` 0: nothing changes."""
     other = "inferior" if side == "superior" else "superior"
     if score is None or score >= min_score or side not in sides or other not in sides:
         return False
@@ -187,9 +189,9 @@ def steady_weak_plate(sides: dict, level: str, side: str, score: float | None, w
     d = half * (math.cos(t) * a + math.sin(t) * u)
     sides[side] = np.array([mid - d, mid + d])
     if flags is not None:
-        kind = "kyphotic" if wedge < 0 else "lordotic"
+        source = source or f"a typical {abs(wedge):g}° {'kyphotic' if wedge < 0 else 'lordotic'} wedge"
         judged(flags, level, f"{level} {side} corners score {score:.2f} (< {min_score:g}): its endplate averaged "
-                             f"with its {other} one turned by {source} {abs(wedge):.3g}° {kind} wedge "
+                             f"with its {other} one turned by {source} "
                              f"({own:.0f}° → {tilt:.0f}°)")
     return True
 
@@ -214,8 +216,9 @@ def steady_named_plates(raw: dict, kept, levels, anterior, up, below: Mapping[st
     lower of the two) from its instance in `kept` (`levels`: level → index), whether `raw` took the
     plate from those corners or an earlier rule put the outline's in their place (the corners' doubt
     marks a faint body either way). The body's expected wedge is `neighbours_wedge` of the levels
-    `wedge_from` gives it (level → levels; `windows` as there, None: the default windows), else its
-    typical one; returns the levels changed."""
+    `wedge_from` gives it (level → levels; `windows` as there, None: the default windows), 0° where
+    that wedges against the typical one's way (T6–T7 read lordotic: misread, thoracic bodies wedge
+    kyphotic), else its typical one; returns the levels changed."""
     windows = {"thoracic": THORACIC_WEDGE_DEG, "lumbar": LUMBAR_WEDGE_DEG} if windows is None else windows
     changed = []
     for lv, (side, wedge) in TYPICAL_WEDGE_DEG.items():
@@ -223,8 +226,12 @@ def steady_named_plates(raw: dict, kept, levels, anterior, up, below: Mapping[st
             continue
         given = corner_endplates(kept[levels[lv]], lv)
         score = given[side][1] if side in given else None
-        read = neighbours_wedge(raw, wedge_from.get(lv, ()), anterior, up, windows)
-        source = "a typical" if read is None else f"{'–'.join(wedge_from[lv])}'s mean"
+        read, source = neighbours_wedge(raw, wedge_from.get(lv, ()), anterior, up, windows), None
+        if read is not None:
+            names = "–".join(wedge_from[lv])
+            source = f"{names}'s mean {abs(read):.3g}° {'kyphotic' if read < 0 else 'lordotic'} wedge"
+            if read * wedge < 0:  # wedged against the body's typical way, as these bodies do not: flat
+                read, source = 0.0, f"no wedge ({names} read {abs(read):.3g}° the other way)"
         if steady_weak_plate(raw[lv], lv, side, score, wedge if read is None else read, anterior, up, below[lv],
                              flags, source):
             changed.append(lv)
