@@ -10,7 +10,10 @@ homography and its direction compared with the true endplate's (degrees, wrapped
 more than `GROSS_DEG` off is counted apart (a level named one off, a misread body: the angles' gross
 errors, which the reads rule handles), not averaged. Writes results/plates-<name>.json (every
 plate's signed error) and .md: per folder, the plates compared, their mean absolute error, the
-gross ones, and the mean absolute error of the plates TK, LL and SS rest on.
+gross ones, and the mean absolute error of the plates TK, LL and SS rest on; and how the errors of
+the plates TK and LL end on lean with the angle (`leans`: the slope of each plate's error, signed as
+its share of the angle's error, against the angle's truth; a plate read towards a typical spine
+leans negative: a steep angle read flat, a flat one steep).
 """
 from __future__ import annotations
 
@@ -35,6 +38,8 @@ DEPENDS = ("spine_d2/engine", "spine_d2/measure")
 GROSS_DEG = 15.0
 #: the plates TK, LL and SS rest on, named as `plate_errors` names them
 KEY_PLATES = tuple(f"{level} {side}" for angle in ("TK", "LL", "SS") for level, side in REQUIRED_ENDPLATES[angle])
+#: the angles between two plates whose plates' leans are reported: angle → (cranial plate, caudal plate)
+LEAN_ANGLES = {a: tuple(f"{lv} {side}" for lv, side in REQUIRED_ENDPLATES[a]) for a in ("TK", "LL")}
 
 
 def direction_deg(segment: Sequence[Sequence[float]]) -> float:
@@ -61,6 +66,36 @@ def plate_errors(drawn: Mapping[str, Mapping[str, Sequence]], truth: Mapping[str
     return out
 
 
+def plate_signs(truth: Mapping[str, Mapping[str, Sequence]], angles: Mapping[str, float]) -> dict[str, int]:
+    """{"<level> <side>": ±1} for the plates of `LEAN_ANGLES` that `truth` (radiograph frame) has, for
+    each angle `angles` gives (degrees): a plate's signed error (`plate_errors`) times its sign is its
+    share of the angle's error (the angle grows with the cranial plate's direction or against the
+    caudal one's, as the film faces)."""
+    out = {}
+    for angle, (cranial, caudal) in LEAN_ANGLES.items():
+        value = angles.get(angle)
+        ends = [(truth.get(k.split()[0]) or {}).get(k.split()[1]) for k in (cranial, caudal)]
+        if value is None or any(e is None for e in ends):
+            continue
+        raw = (direction_deg(ends[0]) - direction_deg(ends[1]) + 90.0) % 180.0 - 90.0
+        facing = 1 if abs(raw - value) <= abs(raw + value) else -1
+        out[cranial], out[caudal] = facing, -facing
+    return out
+
+
+def leans(films: Sequence[Mapping]) -> dict[str, float | None]:
+    """Plate → the slope (degrees of error per degree of the angle) of its share of its angle's error
+    (its signed error times `plate_signs`' sign) against the angle's truth, over the films (each with
+    "errors", "signs" and "angles") where it is not gross; None with fewer than 3."""
+    out = {}
+    for angle, plates in LEAN_ANGLES.items():
+        for plate in plates:
+            pts = [(f["angles"][angle], f["errors"][plate] * f["signs"][plate]) for f in films
+                   if plate in f.get("signs", {}) and plate in f["errors"] and abs(f["errors"][plate]) <= GROSS_DEG]
+            out[plate] = float(np.polyfit(*np.array(pts).T, 1)[0]) if len(pts) >= 3 else None
+    return out
+
+
 def summary(films: Sequence[Mapping]) -> dict:
     """Plates compared, gross ones (> `GROSS_DEG`), mean absolute error of the rest (degrees),
     and of the rest among each of `KEY_PLATES`."""
@@ -69,7 +104,7 @@ def summary(films: Sequence[Mapping]) -> dict:
     mean = lambda v: float(np.mean(v)) if v else None  # noqa: E731
     return {"films": len(films), "plates": len(errs), "gross": len(errs) - len(fine),
             "mae": mean([e for _, e in fine]),
-            "key": {p: mean([e for k, e in fine if k == p]) for p in KEY_PLATES}}
+            "key": {p: mean([e for k, e in fine if k == p]) for p in KEY_PLATES}, "lean": leans(films)}
 
 
 def markdown(meta: Mapping, table: Mapping[str, Mapping], seconds: float) -> list[str]:
@@ -81,6 +116,13 @@ def markdown(meta: Mapping, table: Mapping[str, Mapping], seconds: float) -> lis
              "|---|---|---|---|---|" + "---|" * len(KEY_PLATES)]
     lines += [f"| {root} | {s['films']} | {s['plates']} | {s['gross']} | {fmt(s['mae'])} | "
               + " | ".join(fmt(s["key"][p]) for p in KEY_PLATES) + " |" for root, s in table.items()]
+    lean = [p for plates in LEAN_ANGLES.values() for p in plates]
+    slope = lambda v: "—" if v is None else f"{v:+.3f}"  # noqa: E731
+    lines += ["", "Lean: the slope of each plate's error, signed as its share of its angle's error, against the "
+              "angle's truth (degrees per degree; negative: steep angles read flat, flat ones steep).", "",
+              "| folder | " + " | ".join(f"{p} ({a})" for a, ps in LEAN_ANGLES.items() for p in ps) + " |",
+              "|---|" + "---|" * len(lean)]
+    lines += [f"| {root} | " + " | ".join(slope(s["lean"][p]) for p in lean) + " |" for root, s in table.items()]
     return lines
 
 
@@ -88,11 +130,13 @@ def main(argv: Sequence[str]) -> None:
     o = options(argv, DEFAULTS, "plates.py")
     predictor, roots = mirrored_predictor(o, "plates.py")
     films, t0 = [], time.perf_counter()
-    for root, r, _ in phantom_films(roots, o["split"], predictor.cfg.SPINE.CLASS_MAP):
+    for root, r, truth in phantom_films(roots, o["split"], predictor.cfg.SPINE.CLASS_MAP):
         m = measure_image(predictor, read_image(r["file_name"]))
         sd = r["spine_d2"]
+        angles = {a: float(truth[a]) for a in LEAN_ANGLES if np.isfinite(truth.get(a, np.nan))}
         films.append({"root": str(root), "image": r["image"],
-                      "errors": plate_errors(m.endplates, sd["endplates"], sd["homography"])})
+                      "errors": plate_errors(m.endplates, sd["endplates"], sd["homography"]),
+                      "angles": angles, "signs": plate_signs(sd["endplates"], angles)})
     seconds = time.perf_counter() - t0
     meta = provenance("benchmarks/plates.py", argv, DEPENDS, torch_threads=torch.get_num_threads(),
                       checkpoint=o["checkpoint"], roots=", ".join(map(str, roots)), split=o["split"], name=o["name"])

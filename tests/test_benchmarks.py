@@ -529,6 +529,30 @@ def test_plate_errors_in_the_radiograph_frame_wrapped_and_gross_ones_apart():
     assert s["key"]["L5 inferior"] is None  # its one plate was gross
 
 
+@pytest.mark.parametrize("facing", [1, -1])
+def test_a_plate_read_towards_a_typical_spine_leans_negative(facing):
+    """Films of TK 20°–60° facing either way (a mirror flips each plate's direction), whose T5
+    superior plate is read 10 % of the way back to the mean TK's (a share of TK's error of −0.1 per
+    degree) and whose T12 inferior plate is right: T5's lean −0.1, T12's 0; signs follow the facing."""
+    import plates
+
+    def seg(deg):  # a plate through the origin at `deg` (image axes, y down)
+        t = np.radians(deg)
+        return [[0.0, 0.0], [40.0 * np.cos(t), 40.0 * facing * np.sin(t)]]
+
+    films = []
+    for tk in (20.0, 30.0, 40.0, 50.0, 60.0):
+        truth = {"T5": {"superior": seg(tk / 2)}, "T12": {"inferior": seg(-tk / 2)}}
+        signs = plates.plate_signs(truth, {"TK": tk})
+        assert signs == {"T5 superior": facing, "T12 inferior": -facing}
+        share = -0.1 * (tk - 40.0)  # TK's error through T5's plate
+        films.append({"angles": {"TK": tk}, "signs": signs,
+                      "errors": {"T5 superior": share * signs["T5 superior"], "T12 inferior": 0.0}})
+    lean = plates.leans(films)
+    assert lean["T5 superior"] == pytest.approx(-0.1) and lean["T12 inferior"] == pytest.approx(0.0, abs=1e-9)
+    assert lean["L1 superior"] is None  # no film gives it
+
+
 def test_plates_runs_a_checkpoint_over_a_phantom_folder(smoke_run, tmp_path, monkeypatch):
     import plates
 
@@ -539,6 +563,7 @@ def test_plates_runs_a_checkpoint_over_a_phantom_folder(smoke_run, tmp_path, mon
     assert len(doc["films"]) == 6 and doc["table"][str(root)]["films"] == 6
     assert all(abs(e) <= 90 for f in doc["films"] for e in f["errors"].values())
     assert (tmp_path / "plates-smoke.md").read_text().startswith("# Endplates against the truth: smoke")
+    assert set(doc["table"][str(root)]["lean"]) == {"T5 superior", "T12 inferior", "L1 superior", "L5 inferior"}
 
 
 # ------------------------------------------------------------------------------------------------
