@@ -36,7 +36,6 @@ from spine_d2.measure.cleanup import clean_instances
 from spine_d2.measure.dataset import record_frame
 from spine_d2.measure.instances import Instance, instances_from_record
 from spine_d2.measure.pipeline import MeasureConfig, measure_instances
-from spine_d2.measure.rectify import frame_bones
 
 DEPENDS = ("spine_d2/measure", "spine_d2/synthetic", "spine_d2/data", "spine_d2/angles.py", "spine_d2/frames.py",
            "spine_d2/levels.py", "benchmarks/measure_geometry.py")  # code the numbers rest on
@@ -75,8 +74,10 @@ def main(argv) -> None:
     results, frames_report = {}, {}
     for frame_source in o["frames"].split(","):
         base = MeasureConfig.from_cfg({"frame": {"enabled": frame_source != "none"}})
+        # the annotation's bones, whose edges an estimate leaves out as the measurement leaves the model's
         frames = {r["image"]: record_frame(r, base, frame_source,
-                                           bones=_bones(r, cmap.classes, base, frame_source))[0] for r in records}
+                                           instances=instances_from_record(r, cmap.classes, False))[0]
+                  for r in records}
         if frame_source == "estimate":
             frames_report = frame_summary(records, frames)
         for source in o["sources"].split(","):
@@ -95,15 +96,6 @@ def main(argv) -> None:
     cleanup = {rule: cleanup_counts(records, cmap.classes, rule, int(o["stray_seed"]))
                for rule in o["chain_rules"].split(",") if rule}
     write(o, meta, results, frames_report, cleanup, len(records), time.perf_counter() - t0)
-
-
-def _bones(record: dict, class_names, cfg: MeasureConfig, frame_source: str):
-    """Where the record's annotated vertebrae and femoral heads lie, as the measurement's frame
-    estimate takes the model's (`frame_bones`); None unless the frame is estimated."""
-    if frame_source != "estimate":
-        return None
-    return frame_bones(instances_from_record(record, class_names, False), (record["height"], record["width"]),
-                       cfg.frame)
 
 
 def stray_square(instances: list[Instance], rng: np.random.Generator) -> Instance:

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from spine_d2.data.images import ImageReadError, read_image
-from spine_d2.measure.instances import instances_from_record
+from spine_d2.measure.instances import Instance, instances_from_record
 from spine_d2.measure.pipeline import MeasureConfig, Measurement, measure_instances, measurement_row
 from spine_d2.measure.rectify import FrameEstimate, estimate_frame, frame_bones, given_frame
 
@@ -26,10 +26,11 @@ FRAME_SOURCES = ("estimate", "truth", "none")
 
 
 def record_frame(record: dict, cfg: MeasureConfig, frame_source: str = "estimate",
-                 image: np.ndarray | None = None, bones: np.ndarray | None = None
+                 image: np.ndarray | None = None, instances: Sequence[Instance] | None = None
                  ) -> tuple[FrameEstimate | None, str]:
-    """The frame estimate for a record and a note when it could not be had; `bones`: where its
-    vertebrae and femoral heads lie (`frame_bones`), whose edges the estimate leaves out."""
+    """The frame estimate for a record and a note when it could not be had; `instances`: its
+    vertebrae and femoral heads (annotated or found), whose edges an estimate from the photo leaves
+    out (`frame_bones`)."""
     shape = (int(record["height"]), int(record["width"]))
     if frame_source == "none" or not cfg.frame.enabled:
         return None, ""
@@ -43,6 +44,7 @@ def record_frame(record: dict, cfg: MeasureConfig, frame_source: str = "estimate
             image = read_image(record["file_name"])
         except ImageReadError as e:
             return None, f"image unreadable ({e}): image frame"
+    bones = frame_bones(instances, shape, cfg.frame) if instances is not None else None
     return estimate_frame(image, cfg.frame, bones), ""
 
 
@@ -56,8 +58,7 @@ def measure_record(record: dict, class_names: Sequence[str], cfg: Any = None, so
     c = MeasureConfig.from_cfg(cfg)
     shape = (int(record["height"]), int(record["width"]))
     insts = instances_from_record(record, class_names, rasterize_masks=(source == "masks"))
-    bones = frame_bones(insts, shape, c.frame) if frame_source == "estimate" else None
-    frame, note = record_frame(record, c, frame_source, bones=bones)
+    frame, note = record_frame(record, c, frame_source, instances=insts)
     m = measure_instances(insts, shape, class_names, c, frame=frame)
     if note:
         m.flags.append(note)
