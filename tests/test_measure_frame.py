@@ -142,6 +142,51 @@ def test_a_screenshot_is_not_turned_by_one_bone(edges, what):
     assert frame_error(est, np.eye(3), img.shape)["max_angle_error_deg"] < 0.1, what
 
 
+def _band_photo(H, screen, size=(900, 700)):
+    """A phone photo of a dark screen `screen` px (w, h) on a lighter wall, seen through H: a screen
+    wider (or taller) than the photo shows two opposite borders only."""
+    w, h = size
+    img = np.full((h, w), 150, np.uint8) + np.random.default_rng(0).integers(0, 6, (h, w), dtype=np.uint8)
+    sw, sh = screen
+    quad = cv2.perspectiveTransform(np.array([[[0, 0], [sw, 0], [sw, sh], [0, sh]]], np.float32), H)[0]
+    cv2.fillConvexPoly(img, np.round(quad).astype(np.int32), 30)
+    return img
+
+
+@pytest.mark.parametrize("yaw,pitch,roll", [(16.0, 0.0, 4.0), (-14.0, 0.0, -5.0), (0.0, 12.0, 3.0)])
+def test_two_opposite_borders_alone_turn_the_photo_by_their_mean_tilt(yaw, pitch, roll):
+    """Only the screen's top and bottom (or left and right) borders in view: too few lines for a
+    camera, and the keystone tilts the two opposite ways, so they disagree. Their mean tilt is the
+    roll: the photo is turned by it (confidence low) and every direction is within about a degree,
+    where the image frame was 3.5-6° off."""
+    screen = (2000, 300) if pitch == 0 else (300, 2000)
+    H = camera_homography(yaw=yaw, pitch=pitch, roll=roll, screen=screen, dist=1.0)
+    img = cv2.cvtColor(_band_photo(H, screen), cv2.COLOR_GRAY2BGR)
+    est = estimate_frame(img)
+    assert est.trusted and est.kind == "rotation" and est.confidence == "low", est.reason
+    assert "opposite pairs' mean tilt" in est.reason
+    turned = frame_error(est, H, img.shape)["max_angle_error_deg"]
+    off = estimate_frame(img, {"paired_borders": False})
+    assert not off.trusted and "borders disagree" in off.reason
+    kept = frame_error(off.H, H, img.shape)["max_angle_error_deg"]
+    assert turned < 1.3 and kept > 3.0 * turned, (turned, kept)
+
+
+def test_two_opposite_borders_beside_a_line_on_the_pixel_grid_leave_the_image_frame():
+    """The same two borders with a long line lying exactly along the pixel grid (a viewer panel: a
+    screenshot, whose frame is the image's) or a lone third border beside them: no turn."""
+    H = camera_homography(yaw=16.0, roll=4.0, screen=(2000, 300), dist=1.0)
+    gray = _band_photo(H, (2000, 300))
+    panel = gray.copy()
+    cv2.line(panel, (150, 350), (750, 350), 220, 3)  # on the grid, between the two borders
+    est = estimate_frame(cv2.cvtColor(panel, cv2.COLOR_GRAY2BGR))
+    assert not est.trusted and "borders disagree" in est.reason, est.reason
+    side = gray.copy()
+    cv2.line(side, (860, 40), (880, 660), 220, 3)  # a right border, steep: three borders
+    est = estimate_frame(cv2.cvtColor(side, cv2.COLOR_GRAY2BGR))
+    assert not (est.kind == "rotation" and "opposite pairs" in est.reason), est.reason
+
+
 def _bars(shape, bars):
     """A dark screenshot with bright straight bones (centre, length, width, angle in degrees) and
     where they lie (bool mask)."""
@@ -252,15 +297,20 @@ def test_a_view_the_lines_leave_open_is_not_trusted_unless_many_lines_agree_on_a
     est = estimate_frame(img)
     assert est.trusted and est.confidence in ("high", "medium")
     strict = {"max_spread_deg": est.uncertainty_deg / 2}
-    never = estimate_frame(img, {**strict, "open_view_min_lines": 0})
+    never = estimate_frame(img, {**strict, "open_view_min_lines": 0, "paired_borders": False})
     assert not never.trusted
     assert "the lines leave the view open" in never.reason and "frame: image" in never.describe()
+    # the screen's four borders are two opposite pairs: their mean tilt turns the photo instead
+    paired = estimate_frame(img, {**strict, "open_view_min_lines": 0})
+    assert paired.kind == "rotation" and paired.confidence == "low" and "the lines leave the view open" in paired.reason
+    assert frame_error(paired, H, img.shape)["max_angle_error_deg"] < frame_error(np.eye(3), H, img.shape)["max_angle_error_deg"]
     n_lines = sum(int(k) for k in re.search(r"fit to (\d+)\+(\d+) lines", est.reason).groups())
     taken = estimate_frame(img, {**strict, "open_view_min_lines": n_lines})
     assert taken.trusted and taken.confidence == "low" and "taken, though the lines leave the view open" in taken.reason
     assert np.allclose(taken.H, est.H)
-    assert not estimate_frame(img, {**strict, "open_view_min_lines": n_lines + 1}).trusted
-    assert not estimate_frame(img, {**strict, "open_view_min_lines": n_lines, "max_view_deg": 20.0}).trusted
+    for more in ({"open_view_min_lines": n_lines + 1}, {"open_view_min_lines": n_lines, "max_view_deg": 20.0}):
+        assert estimate_frame(img, {**strict, **more}).kind != "perspective"
+        assert not estimate_frame(img, {**strict, **more, "paired_borders": False}).trusted
 
 
 def test_the_phantoms_photos_are_corrected_to_their_true_homography(tmp_path):

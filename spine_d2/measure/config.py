@@ -81,6 +81,11 @@ class FrameConfig:
     # lines endplates are checked against); 0: off (benchmarks/README.md, session 70)
     bone_share: float = 0.5
     bone_grow: float = 0.5
+    # where no camera or agreeing rotation is found, but the borders found are opposite pairs (top
+    # and bottom, left and right) and no long line lies on the pixel grid (a screenshot's), the photo
+    # is turned by the pairs' mean tilt, confidence low (measure.rectify; benchmarks/README.md,
+    # session 72); false: the image frame there
+    paired_borders: bool = True
 
     @classmethod
     def from_cfg(cls, cfg: Any = None) -> "FrameConfig":

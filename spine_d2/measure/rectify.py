@@ -158,12 +158,34 @@ def _estimate(gray: np.ndarray, lines: list[Line], cfg: FrameConfig) -> FrameEst
         est = _from_quad(corners, gray.shape, cfg)
     else:
         est = FrameEstimate(reason=f"{len(b)} of 4 borders")
-    return est if est.trusted else _from_borders(b, gray.shape, cfg, est.reason)
+    return est if est.trusted else _from_borders(b, gray.shape, cfg, est.reason, lines)
 
 
-def _from_borders(b: dict[str, Line], shape, cfg: FrameConfig, why: str) -> FrameEstimate:
-    """A rotation on which two or more borders agree (within `cfg.agree_deg`), else no correction;
-    `why` says why no perspective was fitted."""
+#: opposite borders of a screen: a view off head-on (the keystone) tilts the two of a pair by about
+#: as much as each other, opposite ways, so the pair's mean tilt is the screen's in-plane roll
+OPPOSITE = (("top", "bottom"), ("left", "right"))
+#: a line within this of the image's axes (degrees), at least `ON_GRID_SHARE` of the photo's shorter
+#: side long, lies on the pixel grid: a screenshot's viewer panels (698 of the phantom's 773
+#: screenshots in 17 sets show one among the lines the fit may take; 125 of its 1,267 phone photos,
+#: by chance; benchmarks/README.md, session 72)
+ON_GRID_DEG = 0.02
+ON_GRID_SHARE = 0.3
+
+
+def on_the_grid(lines: list[Line], shape) -> bool:
+    """Whether one of the photo's long straight `lines` (image frame) lies along the pixel grid
+    (`ON_GRID_DEG`, `ON_GRID_SHARE`): the sign of a screenshot, whose frame is the image's."""
+    side = ON_GRID_SHARE * min(shape[:2])
+    return any(ln.extent >= side and min(abs((ln.angle + 90) % 180 - 90), abs(ln.angle % 180 - 90)) <= ON_GRID_DEG
+               for ln in lines)
+
+
+def _from_borders(b: dict[str, Line], shape, cfg: FrameConfig, why: str, lines: list[Line] = ()) -> FrameEstimate:
+    """A rotation on which two or more borders agree (within `cfg.agree_deg`); else, with
+    `cfg.paired_borders`, where the borders found are opposite pairs only (top and bottom, left and
+    right, or both) and none of the photo's `lines` lies on the pixel grid (`on_the_grid`: a
+    screenshot), the mean of each pair's mean tilt (`OPPOSITE`), confidence low; else no
+    correction. `why` says why no perspective was fitted."""
     h, w = shape
     # each border's deviation from its axis, as a rotation (CCW on screen positive)
     rot = {k: (-ln.angle if k in ("top", "bottom") else -(ln.angle - 90 if ln.angle > 0 else ln.angle + 90))
@@ -176,9 +198,16 @@ def _from_borders(b: dict[str, Line], shape, cfg: FrameConfig, why: str) -> Fram
         return FrameEstimate(_rotation_about(np.array([w / 2, h / 2]), r), True, "rotation", r,
                              f"{len(vals)} borders agree on a turn, no perspective checked ({why})",
                              confidence="medium")
+    listed = ", ".join(f"{k} {v:+.1f}°" for k, v in rot.items())
+    pairs = [(rot[one] + rot[other]) / 2 for one, other in OPPOSITE if one in rot and other in rot]
+    if cfg.paired_borders and pairs and 2 * len(pairs) == len(rot) and not on_the_grid(lines, shape):
+        r = float(np.mean(pairs))
+        if abs(r) <= cfg.max_rotation_deg:
+            return FrameEstimate(_rotation_about(np.array([w / 2, h / 2]), r), True, "rotation", r,
+                                 f"{why}; borders disagree ({listed}): turned by their opposite pairs' mean tilt, "
+                                 "no perspective checked", confidence="low")
     return FrameEstimate(rotation_deg=float(np.mean(vals)),
-                         reason=f"{why}; borders disagree or too few for a rotation "
-                                f"({', '.join(f'{k} {v:+.1f}°' for k, v in rot.items())})")
+                         reason=f"{why}; borders disagree or too few for a rotation ({listed})")
 
 
 def _fit_roll(lines: list[Line], family: np.ndarray, cfg: FrameConfig) -> tuple[float, np.ndarray, float]:
