@@ -1,7 +1,7 @@
 """An angle's error against a property of the phantom's film: its true spine or how it was taken.
 
     python benchmarks/junction.py per_image=<eval dir>/per_image.csv root=datasets/phantom428 \
-        [by=disc] [angle=TK] [name=demo] [edges=0,10,20,90]
+        [by=disc] [angle=TK] [name=demo] [edges=0,10,20,90] [within=view]
 
 `by`, a number binned by `edges` (radiograph frame, degrees): `disc`, the T12–L1 disc angle (real
 thoracolumbar junctions are nearly straight), or `lean`, the trunk's lean: the angle between the
@@ -12,7 +12,9 @@ ray a body's laterally broad walls cast double contours), `t5_beam` alike at T5'
 or an angle's true value (`SS`, `TK`, …: `spine_d2.angles`). Or a kind, one row per value (the
 phantom's `spine_d2.capture`): `exposure` (single, stitched, slot-scanned, CT), `view` (full,
 thoracic, thoracolumbar, lumbopelvic), `capture` (photo or screenshot), `arms`.
-Several evaluations pool: `per_image=a.csv,b.csv root=A,B`, one root per evaluation.
+Several evaluations pool: `per_image=a.csv,b.csv root=A,B`, one root per evaluation. With
+`within=` a kind and `by` a number, the number is binned within each value of the kind apart (e.g.
+`by=s1_beam within=view`: the central ray's angle to S1 on full views and on thoracolumbar ones).
 
 Reads each per_image.csv and the dataset's stored annotations (annotations/<image>.json,
 `spine_d2`); writes results/junction-<name>.{md,json}: the property over the whole of each dataset
@@ -37,7 +39,7 @@ from spine_d2.angles import ANGLE_NAMES
 RESULTS = Path(__file__).resolve().parent / "results"
 EDGES = (0.0, 10.0, 20.0, 90.0)
 DEFAULTS = {"per_image": None, "root": "datasets/phantom428", "by": "disc", "angle": "TK", "name": "demo",
-            "edges": ",".join(f"{e:g}" for e in EDGES)}
+            "edges": ",".join(f"{e:g}" for e in EDGES), "within": ""}
 
 
 def line_deg(segment: Sequence[Sequence[float]]) -> float:
@@ -142,6 +144,17 @@ def error_by_kind(pairs: Iterable[tuple[str | None, float]]) -> list[dict]:
     return [{"kind": k, **_errors(v)} for k, v in sorted(groups.items())]
 
 
+def error_by_bins_within(triples: Iterable[tuple[str | None, float, float]],
+                         edges: Sequence[float] = EDGES) -> list[dict]:
+    """(kind, property, signed error) triples → `error_by_bins` within each kind (sorted), each bin
+    with its "kind"."""
+    groups: dict[str, list[tuple[float, float]]] = {}
+    for kind, d, e in triples:
+        if kind is not None:
+            groups.setdefault(str(kind), []).append((d, e))
+    return [{"kind": k, **b} for k, pairs in sorted(groups.items()) for b in error_by_bins(pairs, edges)]
+
+
 def dataset_values(root: Path, prop: Callable) -> dict[str, float | str]:
     """image stem → `prop` of its annotation's `spine_d2` block, for every one where it is defined."""
     out = {}
@@ -159,13 +172,16 @@ def _deg(v: float) -> str:
 def main(argv: Sequence[str]) -> None:
     opts = options(argv, DEFAULTS, "junction.py")
     tables, roots = as_list(opts["per_image"] or ""), [Path(r) for r in as_list(opts["root"])]
-    by = opts["by"]
+    by, within = opts["by"], opts["within"]
     if not tables or len(tables) != len(roots) or by not in {**PROPERTIES, **KINDS}:
         raise SystemExit("junction.py: give per_image=<per_image.csv>[,…] with as many root=<dataset>[,…], "
                          f"and by= one of {', '.join([*PROPERTIES, *KINDS])}")
+    if within and (within not in KINDS or by not in PROPERTIES):
+        raise SystemExit(f"junction.py: within= takes a kind ({', '.join(KINDS)}) beside by= a number "
+                         f"({', '.join(PROPERTIES)})")
     angle, (what, prop) = opts["angle"], {**PROPERTIES, **KINDS}[by]
     missing = math.nan if by in PROPERTIES else None
-    pairs, values = [], []
+    pairs, values, kinds = [], [], []
     for table_path, root in zip(tables, roots):
         found = dataset_values(root, prop)
         if not found:
@@ -176,9 +192,21 @@ def main(argv: Sequence[str]) -> None:
         err = table[f"{angle}_pred"] - table[f"{angle}_true"]
         pairs += [(found.get(img, missing), e) for img, e in zip(table["image"], err)]
         values += list(found.values())
+        if within:
+            kind_of = dataset_values(root, KINDS[within][1])
+            kinds += [kind_of.get(img) for img in table["image"]]
     meta = provenance("benchmarks/junction.py", argv)
     where = f"over {len(values)} films of {', '.join(map(str, roots))}"
-    if by in KINDS:
+    if within:
+        kind_what = KINDS[within][0]
+        bins = error_by_bins_within([(k, d, e) for k, (d, e) in zip(kinds, pairs)],
+                                    [float(e) for e in as_list(opts["edges"])])
+        overall = {"n": len(values)}
+        head = f"The {what} {where}, binned within each {kind_what}."
+        rows = [f"| {b['kind']} | {b['from']:g}–{b['to']:g}° | {b['n']} | {_deg(b['mae'])} | {_deg(b['median'])} | "
+                f"{_deg(b['bias'])} |" for b in bins if b["n"]]  # empty bins: in the json only
+        what = f"{kind_what} | {what}"
+    elif by in KINDS:
         bins = error_by_kind(pairs)
         counts = {k: values.count(k) for k in sorted(set(map(str, values)))}
         overall = {"n": len(values), "counts": counts}
@@ -195,9 +223,12 @@ def main(argv: Sequence[str]) -> None:
         rows = [f"| {b['from']:g}–{b['to']:g}° | {b['n']} | {_deg(b['mae'])} | {_deg(b['median'])} | "
                 f"{_deg(b['bias'])} |" for b in bins]
     (RESULTS / f"junction-{opts['name']}.json").write_text(
-        json.dumps({**meta, "by": by, "angle": angle, "values": overall, "bins": bins}, indent=2) + "\n")
-    lines = [f"# {angle} error against the {what}: {opts['name']}", "", provenance_line(meta), "", head, "",
-             f"| {what} | images | MAE {angle} | median error | mean signed error |", "|---|---|---|---|---|", *rows]
+        json.dumps({**meta, "by": by, "within": within or None, "angle": angle, "values": overall, "bins": bins},
+                   indent=2) + "\n")
+    lines = [f"# {angle} error against the {what.replace(' | ', ' and the ')}: {opts['name']}", "",
+             provenance_line(meta), "", head, "",
+             f"| {what} | images | MAE {angle} | median error | mean signed error |",
+             "|---|" + "---|" * (what.count("|") + 4), *rows]
     (RESULTS / f"junction-{opts['name']}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

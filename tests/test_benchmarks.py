@@ -377,6 +377,18 @@ def test_errors_by_how_the_film_was_taken_one_row_per_kind(phantom, tmp_path, mo
         inside = [e for s, e in errors.items() if ss[s] is not None and b["from"] <= ss[s] < b["to"]]
         assert b["n"] == len(inside) and (not inside or b["mae"] == pytest.approx(np.mean(inside)))
     assert sum(b["n"] for b in bins) == sum(v is not None for v in ss.values())
+    # the same within each kind of capture: photos and the screenshot binned apart
+    junction.main([f"per_image={table}", f"root={root}", "by=SS", "angle=TK", "name=t", "edges=-90,90",
+                   "within=capture"])
+    rec = json.loads((tmp_path / "junction-t.json").read_text())
+    assert rec["within"] == "capture"
+    for b in rec["bins"]:
+        inside = [e for s, e in errors.items() if kinds[s] == b["kind"] and ss[s] is not None]
+        assert b["n"] == len(inside) and (not inside or b["mae"] == pytest.approx(np.mean(inside)))
+    assert sorted(b["kind"] for b in rec["bins"]) == ["photo", "screenshot"]
+    assert "| photo | -90–90° |" in (tmp_path / "junction-t.md").read_text()
+    with pytest.raises(SystemExit, match="within= takes a kind"):
+        junction.main([f"per_image={table}", f"root={root}", "by=capture", "angle=TK", "name=t", "within=view"])
 
 
 # ------------------------------------------------------------------------------------------------
