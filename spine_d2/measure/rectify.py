@@ -21,6 +21,10 @@ are dropped) and explains them with a camera:
   humerus's two cortices, which a camera or a rotation otherwise explains as a screen's borders;
 - with `aspect` given, the older four-border quadrilateral of that width:height; fewer borders that
   agree → a rotation;
+- **opposite borders** (`paired_borders`): where neither model is taken and the borders disagree,
+  but they are opposite pairs only (top and bottom, left and right) and no long line lies on the
+  pixel grid (`on_the_grid`: a screenshot), a rotation by the pairs' mean tilt, confidence low: a
+  view off head-on tilts the two of a pair opposite ways;
 - the bones the model found (`bones`): a line lying over them is a bone's edge, not a border, and
   is left out (`bone_share`);
 - nothing, or lines no camera explains → no correction (`trusted=False`): angles stay in the image
