@@ -53,16 +53,27 @@ def test_a_strong_kyphosis_keeps_every_vertebra(tmp_path):
 
 def test_phone_photos_half_of_them_cropped(tmp_path):
     """Pinhole phone photos (yaw/pitch ≤ 18°, roll ≤ 8°; every other one cropped by up to 20 %):
-    photos measured in the radiograph frame have TK and LL within 0.5° on average, each within 1.5°,
-    and say how sure the frame is; a photo left in the image frame says why."""
-    _, rows, true, _ = measured(tmp_path, "photo", 10, 32, kind="photo", crop=0.2)
-    corrected = [r for r in rows if r["frame"] == "radiograph"]
+    photos whose camera was fitted have TK and LL within 0.5° on average, each within 1.5°, and
+    say how sure the frame is; a photo only turned by its opposite borders' mean tilt says so with
+    confidence low (its keystone stays, and with it TK's and LL's error), and turning it brings its
+    PT nearer; a photo left in the image frame says why."""
+    root, rows, true, _ = measured(tmp_path, "photo", 10, 32, kind="photo", crop=0.2)
+    turned = [r for r in rows if "opposite pairs' mean tilt" in r["notes"]]
+    corrected = [r for r in rows if r["frame"] == "radiograph" and r not in turned]
     assert len(corrected) >= 6  # 90 % of 60 in the benchmark
     for name in ("TK", "LL"):
         errs = np.array([abs(r[name] - true[r["image"]][name]) for r in corrected])
         assert errs.mean() <= 0.5 and errs.max() <= 1.5, (name, errs.round(2))
     for r in corrected:
         assert re.search(r"confidence (high|medium)", r["notes"]), r["notes"]
+    assert turned  # drawn_008: its screen's left and right borders alone
+    unturned = {r["image"]: r for r in measure_dataset(root, {"frame": {"paired_borders": False}})}
+    for r in turned:
+        assert "rotation correction" in r["notes"] and "confidence low" in r["notes"], r["notes"]
+        before = unturned[r["image"]]
+        assert before["frame"] == "image"
+        assert abs(r["PT"] - true[r["image"]]["PT"]) < abs(before["PT"] - true[r["image"]]["PT"])
+        assert r["PI"] == pytest.approx(before["PI"], abs=0.05)  # no turn changes PI
     for r in rows:
         if r["frame"] == "image":
             assert "frame: image, not corrected (" in r["notes"]
