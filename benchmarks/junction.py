@@ -197,6 +197,7 @@ def main(argv: Sequence[str]) -> None:
             kinds += [kind_of.get(img) for img in table["image"]]
     meta = provenance("benchmarks/junction.py", argv)
     where = f"over {len(values)} films of {', '.join(map(str, roots))}"
+    columns = [what]  # what each row is: the kind, the bin, or (with within=) both
     if within:
         kind_what = KINDS[within][0]
         bins = error_by_bins_within([(k, d, e) for k, (d, e) in zip(kinds, pairs)],
@@ -205,7 +206,7 @@ def main(argv: Sequence[str]) -> None:
         head = f"The {what} {where}, binned within each {kind_what}."
         rows = [f"| {b['kind']} | {b['from']:g}–{b['to']:g}° | {b['n']} | {_deg(b['mae'])} | {_deg(b['median'])} | "
                 f"{_deg(b['bias'])} |" for b in bins if b["n"]]  # empty bins: in the json only
-        what = f"{kind_what} | {what}"
+        columns = [kind_what, what]
     elif by in KINDS:
         bins = error_by_kind(pairs)
         counts = {k: values.count(k) for k in sorted(set(map(str, values)))}
@@ -225,10 +226,10 @@ def main(argv: Sequence[str]) -> None:
     (RESULTS / f"junction-{opts['name']}.json").write_text(
         json.dumps({**meta, "by": by, "within": within or None, "angle": angle, "values": overall, "bins": bins},
                    indent=2) + "\n")
-    lines = [f"# {angle} error against the {what.replace(' | ', ' and the ')}: {opts['name']}", "",
+    lines = [f"# {angle} error against the {' and the '.join(columns)}: {opts['name']}", "",
              provenance_line(meta), "", head, "",
-             f"| {what} | images | MAE {angle} | median error | mean signed error |",
-             "|---|" + "---|" * (what.count("|") + 4), *rows]
+             f"| {' | '.join(columns)} | images | MAE {angle} | median error | mean signed error |",
+             "|" + "---|" * (len(columns) + 4), *rows]
     (RESULTS / f"junction-{opts['name']}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -179,9 +179,8 @@ ON_GRID_SHARE = 0.3
 def on_the_grid(lines: list[Line], shape) -> bool:
     """Whether one of the photo's long straight `lines` (image frame) lies along the pixel grid
     (`ON_GRID_DEG`, `ON_GRID_SHARE`): the sign of a screenshot, whose frame is the image's."""
-    side = ON_GRID_SHARE * min(shape[:2])
-    return any(ln.extent >= side and min(abs((ln.angle + 90) % 180 - 90), abs(ln.angle % 180 - 90)) <= ON_GRID_DEG
-               for ln in lines)
+    side = ON_GRID_SHARE * min(shape[:2])  # a `Line`'s angle lies within ±90° of the horizontal
+    return any(ln.extent >= side and min(abs(ln.angle), 90 - abs(ln.angle)) <= ON_GRID_DEG for ln in lines)
 
 
 def _from_borders(b: dict[str, Line], shape, cfg: FrameConfig, why: str, lines: list[Line] = ()) -> FrameEstimate:
@@ -190,7 +189,7 @@ def _from_borders(b: dict[str, Line], shape, cfg: FrameConfig, why: str, lines: 
     right, or both) and none of the photo's `lines` lies on the pixel grid (`on_the_grid`: a
     screenshot), the mean of each pair's mean tilt (`OPPOSITE`), confidence low; else no
     correction. `why` says why no perspective was fitted."""
-    h, w = shape
+    centre = np.array([shape[1] / 2, shape[0] / 2])
     # each border's deviation from its axis, as a rotation (CCW on screen positive)
     rot = {k: (-ln.angle if k in ("top", "bottom") else -(ln.angle - 90 if ln.angle > 0 else ln.angle + 90))
            for k, ln in b.items()}
@@ -199,7 +198,7 @@ def _from_borders(b: dict[str, Line], shape, cfg: FrameConfig, why: str, lines: 
         r = float(np.mean(vals))
         if abs(r) > cfg.max_rotation_deg:
             return FrameEstimate(reason=f"rotation {r:.1f}° too large to trust")
-        return FrameEstimate(_rotation_about(np.array([w / 2, h / 2]), r), True, "rotation", r,
+        return FrameEstimate(_rotation_about(centre, r), True, "rotation", r,
                              f"{len(vals)} borders agree on a turn, no perspective checked ({why})",
                              confidence="medium")
     listed = ", ".join(f"{k} {v:+.1f}°" for k, v in rot.items())
@@ -207,7 +206,7 @@ def _from_borders(b: dict[str, Line], shape, cfg: FrameConfig, why: str, lines: 
     if cfg.paired_borders and pairs and 2 * len(pairs) == len(rot) and not on_the_grid(lines, shape):
         r = float(np.mean(pairs))
         if abs(r) <= cfg.max_rotation_deg:
-            return FrameEstimate(_rotation_about(np.array([w / 2, h / 2]), r), True, "rotation", r,
+            return FrameEstimate(_rotation_about(centre, r), True, "rotation", r,
                                  f"{why}; borders disagree ({listed}): turned by their opposite pairs' mean tilt, "
                                  "no perspective checked", confidence="low")
     return FrameEstimate(rotation_deg=float(np.mean(vals)),
