@@ -3,11 +3,13 @@ import json
 import math
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 
 import _common
 import compare_evaluations
+import inverted
 import measure_geometry
 import record_accuracy
 import side_by_side as sbs
@@ -628,3 +630,25 @@ def test_films_whose_level_names_changed_are_listed(tmp_path):
     md = (tmp_path / "compare-n.md").read_text()
     assert "Films with a level misnamed against the annotation: 2 → 2 of 3" in md
     assert "- b p1: T5–T12 on T4–T11 → named right" in md and "- b p2: named right → L5 on S1" in md
+
+
+def test_the_inverted_copy_holds_each_photo_of_the_split_as_its_negative_with_its_truth(tmp_path):
+    """benchmarks/inverted.py: a split's photos shown inverted, lossless, beside their annotations
+    and the split's measurements, loadable as a dataset whose truth is the original's."""
+    root = generate_dataset(tmp_path / "ph", 4, seed=21, difficulty="easy", workers=1, progress=False)
+    (root / "splits").mkdir(exist_ok=True)
+    (root / "splits" / "test.txt").write_text("phantom_0001\nphantom_0003\n")
+    (root / "splits" / "train.txt").write_text("phantom_0000\nphantom_0002\n")
+    out = tmp_path / "inverted"
+    assert inverted.inverted_copy(root, "test", out) == ["phantom_0001", "phantom_0003"]
+    originals = {r["image"]: r for r in load_labelme_dataset(root)}
+    copies = load_labelme_dataset(out)
+    assert [r["image"] for r in copies] == ["phantom_0001", "phantom_0003"]
+    for r in copies:
+        photo = cv2.imread(originals[r["image"]]["file_name"])
+        assert np.array_equal(cv2.imread(r["file_name"]), 255 - photo)
+        assert r["spine_d2"]["angles"] == originals[r["image"]]["spine_d2"]["angles"]
+    sheet = (out / "measurements.csv").read_text().splitlines()
+    assert sheet[0].startswith("image,") and [line.split(",")[0] for line in sheet[1:]] == ["phantom_0001", "phantom_0003"]
+    with pytest.raises(SystemExit, match="exists"):
+        inverted.inverted_copy(root, "test", out)

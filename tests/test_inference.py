@@ -569,3 +569,61 @@ def test_predict_names_photos_of_one_stem_apart_and_keeps_going_past_a_failed_on
     assert overlays == ["c_after_overlay.jpg", "scan_jpg_overlay.jpg", "scan_png_overlay.jpg"]
     saved = pd.read_csv(tmp_path / "out" / "predictions.csv")
     assert list(saved["image"]) == list(table["image"]) and saved["notes"].str.startswith("failed").sum() == 1
+
+
+def _inverted_phantom(tmp_path: Path, n: int, seed: int) -> Path:
+    """An easy phantom whose photos are shown inverted (bones dark), as a viewer's invert shows them."""
+    from spine_d2.synthetic.generate import generate_dataset
+
+    root = generate_dataset(tmp_path / "inverted", n, seed=seed, difficulty="easy", workers=1, progress=False)
+    for f in (root / "images").iterdir():
+        cv2.imwrite(str(f), 255 - cv2.imread(str(f)), [cv2.IMWRITE_JPEG_QUALITY, 100])
+    return root
+
+
+def test_a_film_shown_inverted_is_measured_on_its_negative_and_a_seen_spine_only_once(tmp_path):
+    """The shipped model sees no spine on a film shown inverted (bones dark); `measure_image` then
+    measures the photo's negative, the film as the model knows it, and says so; with `test.negative`
+    off the inverted film keeps its unseen spine; a film as shown runs once."""
+    from spine_d2.engine.inference import measure_image
+    from spine_d2.measure.negative import NEGATIVE_NOTE
+
+    root = _inverted_phantom(tmp_path, 1, seed=11)
+    shown = read_image(next((root / "images").iterdir()))
+    predictor = SpinePredictor(config_for_checkpoint("zoo:phantom-fast-long", "cpu"))
+    runs = []
+    own = predictor.predict_lazily
+    predictor.predict_lazily = lambda image: runs.append(image.mean()) or own(image)
+
+    film = measure_image(predictor, 255 - shown)
+    assert len(runs) == 1 and NEGATIVE_NOTE not in film.notes
+    assert sum(a.measured for a in film.angles.values()) >= 5
+    inverted = measure_image(predictor, shown)
+    assert len(runs) == 3 and inverted.notes.startswith(NEGATIVE_NOTE)
+    assert inverted.values() == film.values()  # the negative is the film: the same numbers
+    off = SpinePredictor(config_for_checkpoint("zoo:phantom-fast-long", "cpu", negative=False))
+    unseen = measure_image(off, shown)
+    assert NEGATIVE_NOTE not in unseen.notes
+    assert sum(a.measured for a in unseen.angles.values()) < sum(a.measured for a in film.angles.values())
+
+
+def test_evaluation_measures_a_film_shown_inverted_on_its_negative(tmp_path):
+    """tools/evaluate.py's path (`evaluate_checkpoint`, the test-time passes of `TestTimeModel`):
+    on films shown inverted the shipped model's angles and masks come from the negatives, each
+    film's notes saying so, and with `test.negative` off it finds no spine there."""
+    from spine_d2.data.register import register_spine_dataset
+    from spine_d2.engine.inference import evaluate_checkpoint
+    from spine_d2.measure.negative import NEGATIVE_NOTE
+
+    root = _inverted_phantom(tmp_path, 2, seed=12)
+    names = register_spine_dataset("inverted_films_test", root)
+    rows = {}
+    for negative in (True, False):
+        cfg = config_for_checkpoint("zoo:phantom-fast-long", "cpu", negative=negative)
+        summary = evaluate_checkpoint(cfg, names["all"], tmp_path / f"eval-{negative}")
+        rows[negative] = pd.read_csv(Path(summary["report_dir"]) / "per_image.csv")
+    on, off = rows[True], rows[False]
+    assert on["TK_note"].fillna("").str.startswith(NEGATIVE_NOTE).all()
+    assert (on["dice"] > 0.85).all() and (off["dice"].fillna(0) < 0.5).all()
+    measured = lambda t: t[[f"{k}_pred" for k in ANGLE_NAMES]].notna().to_numpy().sum()
+    assert measured(on) >= 10 and measured(off) < measured(on)

@@ -38,7 +38,7 @@ def main(cfg: DictConfig) -> None:
         d2 = config_for_checkpoint(checkpoint, cfg.device, cfg.highres, cfg.soft_masks, cfg.flip,
                                    cfg.sacrum_corners, cfg.turns, cfg.turn_strip, cfg.flip_turns, cfg.amp,
                                    cfg.tiebreak_turns, cfg.flip_when, cfg.turned_boxes, cfg.amp_corners,
-                                   cfg.share_turns)
+                                   cfg.share_turns, cfg.negative)
         with open_dict(cfg):
             cfg.dataset.class_map = d2.SPINE.CLASS_MAP  # the model's classes decide
         ensure_dataset(cfg.dataset)

@@ -43,7 +43,8 @@ def main(cfg: DictConfig) -> None:
             checkpoint, why = default_checkpoint(cfg.outputs)
             log.info(f"no checkpoint= given: using {why}: {checkpoint}")
         predictor = SpinePredictor.from_checkpoint(checkpoint, cfg.device, cfg.highres, cfg.soft_masks, cfg.flip,
-                                                   cfg.flip_when, cfg.turns, cfg.share_turns)
+                                                   cfg.flip_when, cfg.turns, cfg.share_turns,
+                                                   cfg.negative)
     except (InferenceError, ValueError) as e:
         sys.exit(f"error: {e}")
     table = predict_paths(predictor, paths, out, measure, labelme=bool(cfg.labelme),

@@ -33,7 +33,8 @@ def main(cfg: DictConfig) -> None:
             checkpoint, why = default_checkpoint(cfg.outputs)
             log.info(f"no checkpoint= given: serving {why}: {checkpoint}")
         predictor = SpinePredictor.from_checkpoint(checkpoint, cfg.device, cfg.highres, cfg.soft_masks, cfg.flip,
-                                                   cfg.flip_when, cfg.turns, cfg.share_turns)
+                                                   cfg.flip_when, cfg.turns, cfg.share_turns,
+                                                   cfg.negative)
         app = create_app(predictor, cfg.measure, max_upload_bytes=int(cfg.max_upload_mb * 1e6),
                          max_pixels=int(cfg.max_megapixels * 1e6), keep_uploads=cfg.keep_uploads,
                          accuracy_dir=cfg.accuracy_dir, model_name=str(checkpoint),

@@ -65,7 +65,7 @@ SPINE_KEYS = {
     "INPUT": "input", "AUG": "augment", "PHASES": "schedule.phases", "CLASS_MAP": "dataset.class_map",
     "HIGHRES": "test.highres", "SOFT_MASKS": "test.soft_masks", "FLIP": "test.flip", "FLIP_WHEN": "test.flip_when",
     "TEST_AMP": "test.amp", "TEST_AMP_CORNERS": "test.amp_corners", "CORNER_SIGMA": "model.corner_sigma",
-    "TIEBREAK_TURNS": "test.tiebreak_turns",
+    "TIEBREAK_TURNS": "test.tiebreak_turns", "NEGATIVE": "test.negative",
     "LOG_PERIOD": "log_period",
     "AVERAGE_ITERS": "solver.average_iters", "AVERAGE_PERIOD": "solver.average_period",
     "KEEP_START": "solver.keep_start", "TEST_PROCESSES": "test.processes",

@@ -38,6 +38,7 @@ from spine_d2.engine.soft_masks import with_soft_masks
 from spine_d2.levels import get_class_map
 from spine_d2.measure import CSV_COLUMNS, MeasureConfig, Measurement, draw_overlay
 from spine_d2.measure import instances_from_predictions, lazy_instances, lazy_run, measurement_row
+from spine_d2.measure.negative import better_of, negative, negative_asked
 from spine_d2.measure.preannotation import labelme_document, write_new_json
 from spine_d2.measure.reads import measure_with_reads
 from spine_d2.schema import FLIP_WHEN, TURNED_BOXES
@@ -102,7 +103,8 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres:
                           turn_strip: bool | None = None, flip_turns: bool | None = None,
                           amp: bool | None = None, tiebreak_turns: list[float] | None = None,
                           flip_when: str | None = None, turned_boxes: str | None = None,
-                          amp_corners: bool | None = None, share_turns: bool | None = None) -> CfgNode:
+                          amp_corners: bool | None = None, share_turns: bool | None = None,
+                          negative: bool | None = None) -> CfgNode:
     """The detectron2 config a checkpoint was trained with (`d2_config.yaml` in its run directory,
     or `<stem>.yaml` beside it as for the zoo's `zoo:<name>`), with `MODEL.WEIGHTS` pointing at it;
     `highres` True/False switches the high-resolution second pass on or off, `soft_masks` the
@@ -115,7 +117,8 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres:
     `turned_boxes` given or own (the turned looks read the corners of the bodies found, in boxes
     given from them, or detect everything again), `amp_corners` the corner head's convolutions under
     autocast too, with `amp`, `share_turns` the turns shared out between the photo's and the
-    mirrored run (None: as trained, or the default where the run predates the key)."""
+    mirrored run, `negative` the photo's negative measured where the photo's measurement sees no
+    spine (None: as trained, or the default where the run predates the key)."""
     if flip_when is not None and str(flip_when) not in FLIP_WHEN:
         raise InferenceError(f"flip_when={flip_when}: choose one of {', '.join(FLIP_WHEN)}")
     if turned_boxes is not None and str(turned_boxes) not in TURNED_BOXES:
@@ -155,6 +158,8 @@ def config_for_checkpoint(checkpoint: str | Path, device: str = "auto", highres:
         cfg.SPINE.TEST_AMP_CORNERS = bool(amp_corners)
     if share_turns is not None:
         cfg.SPINE.HIGHRES.SHARE_TURNS = bool(share_turns)
+    if negative is not None:
+        cfg.SPINE.NEGATIVE = bool(negative)
     if tiebreak_turns is not None:
         cfg.SPINE.TIEBREAK_TURNS = _degrees("tiebreak_turns", tiebreak_turns)
     if flip_when is not None:
@@ -199,9 +204,9 @@ class SpinePredictor:
     def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto", highres: bool | None = None,
                         soft_masks: bool | None = None, flip: bool | None = None,
                         flip_when: str | None = None, turns: list[float] | None = None,
-                        share_turns: bool | None = None) -> "SpinePredictor":
+                        share_turns: bool | None = None, negative: bool | None = None) -> "SpinePredictor":
         return cls(config_for_checkpoint(checkpoint, device, highres, soft_masks, flip, turns=turns,
-                                         flip_when=flip_when, share_turns=share_turns))
+                                         flip_when=flip_when, share_turns=share_turns, negative=negative))
 
     @property
     def name(self) -> str:
@@ -238,7 +243,16 @@ class SpinePredictor:
 def measure_image(predictor: SpinePredictor, image_bgr: np.ndarray, measure_cfg: Any = None) -> Measurement:
     """Predict and measure one photo; geometry in its image frame, angles in the frame reported
     (checked against the photo's and its mirror image's reads, their ties broken by turned looks:
-    `spine_d2.measure.reads`)."""
+    `spine_d2.measure.reads`). Where the measurement sees no spine, the photo's negative is measured
+    too, and taken where it sees it better (`test.negative`: a film shown inverted, bones dark;
+    `spine_d2.measure.negative`)."""
+    m = _measure_photo(predictor, image_bgr, measure_cfg)
+    if negative_asked(getattr(predictor, "cfg", None), m):
+        m, _ = better_of(m, _measure_photo(predictor, negative(image_bgr), measure_cfg))
+    return m
+
+
+def _measure_photo(predictor: SpinePredictor, image_bgr: np.ndarray, measure_cfg: Any = None) -> Measurement:
     predict = getattr(predictor, "predict_lazily", None)  # anything with class_names and __call__ measures too
     pred, reads, mirrored = predict(image_bgr) if predict is not None else (predictor(image_bgr), [], None)
     names = predictor.class_names

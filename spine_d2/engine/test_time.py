@@ -34,6 +34,7 @@ from spine_d2.engine.precision import without_bf16_units
 from spine_d2.engine.soft_masks import SoftMaskModel, with_soft_contours, with_soft_masks
 from spine_d2.engine.windows import whole_turned
 from spine_d2.measure.corners import heatmap_peaks
+from spine_d2.measure.negative import negative, negative_on
 
 
 def one_pass(model, cfg, image: np.ndarray) -> Instances:
@@ -368,9 +369,11 @@ class TestTimeModel(torch.nn.Module):
     the two runs' instances each alone (`refine_with_reads`), its "mirrored_run" the call that makes
     the mirrored run when the measurement doubts the photo's (`refine_lazily`; None unless
     `test.flip_when` is doubt), its "tiebreak_looks" the call that makes `turned_looks` when the
-    measurement asks (`tiebreak_looks`). With a twin (`mirror_twin`) the photo's first pass is made
-    from the photo read again (the loader's input is the same: `model_input`), beside the mirrored
-    run, as `SpinePredictor` makes it."""
+    measurement asks (`tiebreak_looks`), its "negative_run" the call that makes all of these on the
+    photo's negative when the measurement sees no spine (`spine_d2.measure.negative`; None with
+    `test.negative` off). With a twin (`mirror_twin`) the photo's first pass is made from the photo
+    read again (the loader's input is the same: `model_input`), beside the mirrored run, as
+    `SpinePredictor` makes it."""
 
     def __init__(self, model, cfg):
         super().__init__()
@@ -385,7 +388,12 @@ class TestTimeModel(torch.nn.Module):
         for inp, out in zip(inputs, outputs):
             image = read_image(inp["file_name"], self.cfg.INPUT.FORMAT)
             first = None if twin is not None else out["instances"].to("cpu")
-            out["instances"], out["reads"], out["mirrored_run"] = refine_lazily(self.model, self.cfg, image,
-                                                                                first, twin)
-            out["tiebreak_looks"] = tiebreak_looks(self.model, self.cfg, image, twin)
+            out.update(self._passes(image, first))
+            out["negative_run"] = partial(self._passes, negative(image)) if negative_on(self.cfg) else None
         return outputs
+
+    def _passes(self, image: np.ndarray, first: Instances | None = None) -> dict:
+        twin = self.twin[0]
+        instances, reads, mirrored = refine_lazily(self.model, self.cfg, image, first, twin)
+        return {"instances": instances, "reads": reads, "mirrored_run": mirrored,
+                "tiebreak_looks": tiebreak_looks(self.model, self.cfg, image, twin)}

@@ -41,6 +41,7 @@ from spine_d2.evaluation.segmentation import polygons_to_mask, image_segmentatio
 from spine_d2.levels import is_level
 from spine_d2.measure import MeasureConfig, draw_overlay, instances_from_predictions, lazy_instances, lazy_run
 from spine_d2.measure.instances import SURE_SCORE
+from spine_d2.measure.negative import better_of, negative, unseen_spine
 from spine_d2.measure.reads import measure_with_reads
 from spine_d2.provenance import code_version
 
@@ -121,16 +122,13 @@ class SpineEvaluator(DatasetEvaluator):
             record = self._record(inp["image_id"])
             stem = record_stem(record)
             image = read_image(record["file_name"])
-            pred = out["instances"].to("cpu")
-            insts = instances_from_predictions(pred, self._class_names)
-            reads = [instances_from_predictions(r, self._class_names) for r in out.get("reads", [])]
-            mirrored = lazy_run(out.get("mirrored_run"), self._class_names)  # test.flip_when doubt
-            m = measure_with_reads(insts, reads, image.shape[:2], self._class_names, self._measure_cfg, image=image,
-                                   looks=lazy_instances(out.get("tiebreak_looks"), self._class_names),
-                                   mirrored=mirrored)
-            if mirrored is not None and mirrored.made is not None:
-                # the measurement made the mirrored run: COCO's AP and the Dice take what it measured
-                out["instances"], insts = mirrored.made, mirrored.instances
+            m, insts = self._measure(out, image)
+            if out.get("negative_run") is not None and unseen_spine(m):  # test.negative
+                neg = out["negative_run"]()
+                m_neg, insts_neg = self._measure(neg, negative(image))
+                m, taken = better_of(m, m_neg)
+                if taken:  # COCO's AP and the Dice take what was measured
+                    out["instances"], insts = neg["instances"], insts_neg
             gt_masks, gt_classes, gt_labels = ground_truth_masks(record, self._class_names)
             named = {lv: m.instances[k].mask for lv, k in m.levels.items()}  # level → the mask named so
             seg = image_segmentation([i.mask for i in insts], [i.class_name for i in insts],
@@ -146,6 +144,20 @@ class SpineEvaluator(DatasetEvaluator):
             self._overlays[stem] = overlay_jpeg(draw_overlay(image, m))  # kept for the examples
         if self._coco is not None:
             self._coco.process(inputs, outputs)
+
+    def _measure(self, out: dict, image: np.ndarray):
+        """(the measurement, its instances) of one output's passes (`TestTimeModel`'s keys); where the
+        measurement makes the mirrored run (`test.flip_when` doubt), `out["instances"]` becomes its."""
+        insts = instances_from_predictions(out["instances"].to("cpu"), self._class_names)
+        reads = [instances_from_predictions(r, self._class_names) for r in out.get("reads", [])]
+        mirrored = lazy_run(out.get("mirrored_run"), self._class_names)  # test.flip_when doubt
+        m = measure_with_reads(insts, reads, image.shape[:2], self._class_names, self._measure_cfg, image=image,
+                               looks=lazy_instances(out.get("tiebreak_looks"), self._class_names),
+                               mirrored=mirrored)
+        if mirrored is not None and mirrored.made is not None:
+            # the measurement made the mirrored run: COCO's AP and the Dice take what it measured
+            out["instances"], insts = mirrored.made, mirrored.instances
+        return m, insts
 
     def evaluate(self):
         results = dict(self._coco.evaluate() or {}) if self._coco is not None else {}
