@@ -2,6 +2,7 @@
 exported without its inversion, gives. It measures `test.negative` (spine_d2/measure/negative.py).
 
     python benchmarks/inverted.py root=datasets/phantom428 split=test out=datasets/inverted-test-128
+    python benchmarks/inverted.py root=datasets/seed1048 split=all out=datasets/inverted-seed1048   # split: test | train | all
     python tools/evaluate.py checkpoint=zoo:phantom-fast-long dataset.root=datasets/inverted-test-128 split=all [negative=false]
 
 Writes `out` (a new folder): each photo of the split inverted, as PNG (lossless: its negative is
@@ -33,7 +34,7 @@ def inverted_copy(root: Path, split: str, out: Path) -> list[str]:
     if out.exists():
         raise SystemExit(f"out={out} exists: give a new folder")
     records = {r["image"]: r for r in load_labelme_dataset(root)}  # each photo as the loader finds it
-    splits = dataset_splits(root, list(records))
+    splits = {**dataset_splits(root, list(records)), "all": list(records)}
     if split not in splits:
         raise SystemExit(f"split={split}: choose one of {', '.join(splits)}")
     stems = list(splits[split])

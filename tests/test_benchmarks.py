@@ -652,3 +652,6 @@ def test_the_inverted_copy_holds_each_photo_of_the_split_as_its_negative_with_it
     assert sheet[0].startswith("image,") and [line.split(",")[0] for line in sheet[1:]] == ["phantom_0001", "phantom_0003"]
     with pytest.raises(SystemExit, match="exists"):
         inverted.inverted_copy(root, "test", out)
+    assert len(inverted.inverted_copy(root, "all", tmp_path / "whole")) == 4
+    with pytest.raises(SystemExit, match="split=val: choose one of train, test, all"):
+        inverted.inverted_copy(root, "val", tmp_path / "val")
