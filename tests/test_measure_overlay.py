@@ -67,3 +67,17 @@ def test_a_frame_corrected_with_low_confidence_is_drawn_with_a_question_mark_in_
     assert len(differ) and differ[:, 0].max() < 200 and differ[:, 1].max() < 200  # only in the legend box
     uncorrected = replace(m, frame="image", correction=low)  # the image frame: nothing taken, no mark
     assert (draw_overlay(grey, uncorrected) == draw_overlay(grey, replace(m, frame="image"))).all()
+
+
+def test_a_measurement_read_on_the_photos_negative_says_so_in_the_legend():
+    from spine_d2.measure.negative import NEGATIVE_NOTE
+
+    spine = toy_spine()
+    m = measure_instances(spine.instances(), spine.shape)
+    grey = np.full(spine.shape, 40, np.uint8)
+    plain = draw_overlay(grey, replace(m, flags=m.flags + ["another flag"]))
+    marked = draw_overlay(grey, replace(m, flags=m.flags + [NEGATIVE_NOTE]))
+    differ = np.argwhere(np.any(plain != marked, axis=2))
+    assert len(differ) and differ[:, 0].max() < 260 and differ[:, 1].max() < 200  # only in the legend box
+    legend_rows = lambda img: np.flatnonzero(np.any(img[:, :40] != 40, axis=(1, 2))).max()
+    assert legend_rows(marked) > legend_rows(plain)  # one line more

@@ -5,7 +5,8 @@ changed): each kept instance filled translucent in its region's colour with its 
 level name at its centre ("L5?" where the name is uncertain: `Measurement.uncertain`, the angles
 taking it left out), superior endplates in yellow and inferior in cyan (a dot on the
 anterior end), femoral heads and the hip-axis → S1 line, and a legend box with the six angles
-(NaN as "n/a"; OpenCV's fonts have no "°"), the frame they are in, and any flags.
+(NaN as "n/a"; OpenCV's fonts have no "°"), the frame they are in, whether they were read on the
+photo's negative (a film shown inverted: `spine_d2.measure.negative`), and any flags.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import cv2
 import numpy as np
 
 from spine_d2.angles import ANGLE_NAMES, endplate_midpoint
+from spine_d2.measure.negative import NEGATIVE_NOTE
 
 COLOURS = {  # BGR
     "thoracic": (230, 160, 60),
@@ -90,6 +92,8 @@ def draw_overlay(image: np.ndarray, measurement, alpha: float = 0.35) -> np.ndar
     c = measurement.correction  # a correction taken with low confidence is marked as an uncertain level is
     lines.append(f"frame: {measurement.frame}" + ("?" if measurement.frame == "radiograph" and c is not None
                                                  and c.confidence == "low" else ""))
+    if NEGATIVE_NOTE in measurement.flags:  # a film shown inverted: the outlines are its negative's
+        lines.append("read on its negative")
     if measurement.flags:
         lines.append(f"{len(measurement.flags)} flag(s): see notes")
     y = int(20 * unit)
