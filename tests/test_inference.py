@@ -627,3 +627,21 @@ def test_evaluation_measures_a_film_shown_inverted_on_its_negative(tmp_path):
     assert (on["dice"] > 0.85).all() and (off["dice"].fillna(0) < 0.5).all()
     measured = lambda t: t[[f"{k}_pred" for k in ANGLE_NAMES]].notna().to_numpy().sum()
     assert measured(on) >= 10 and measured(off) < measured(on)
+
+
+def test_a_photo_turned_a_quarter_is_named_with_the_turn_that_stands_its_spine_upright(tmp_path):
+    """A film photographed lying on its side (its EXIF orientation lost): the shipped model sees no
+    spine, nor on the negative; the notes name the turn in which it stands and ask for it, and the
+    angles stay unmeasured (the outlines would lie in the turned photo's pixels)."""
+    from spine_d2.engine.inference import measure_image
+    from spine_d2.measure.turned import turned_note
+    from spine_d2.synthetic.generate import generate_dataset
+
+    root = generate_dataset(tmp_path / "ph", 1, seed=13, difficulty="easy", workers=1, progress=False)
+    upright = read_image(next((root / "images").iterdir()))
+    predictor = SpinePredictor(config_for_checkpoint("zoo:phantom-fast-long", "cpu"))
+    lying = measure_image(predictor, cv2.rotate(upright, cv2.ROTATE_90_CLOCKWISE))
+    assert lying.notes.startswith(turned_note(1)) and "90° counter-clockwise" in lying.notes
+    assert not any(a.measured for a in lying.angles.values())
+    assert lying.image_shape == (upright.shape[1], upright.shape[0])  # the photo's own frame
+    assert "turned" not in measure_image(predictor, upright).notes

@@ -68,3 +68,4 @@ def test_the_negatives_measurement_is_taken_only_where_it_sees_the_spine_better(
         assert kept is photo and not is_negative
     kept, _ = better_of(_measurement([0.9] * 8, angles=1), _measurement([0.5] * 4, angles=1))
     assert math.isclose(kept.values()["TK"], 20.0) and NEGATIVE_NOTE not in kept.notes
+

@@ -14,6 +14,7 @@ import json
 import logging
 import tempfile
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -38,9 +39,10 @@ from spine_d2.engine.soft_masks import with_soft_masks
 from spine_d2.levels import get_class_map
 from spine_d2.measure import CSV_COLUMNS, MeasureConfig, Measurement, draw_overlay
 from spine_d2.measure import instances_from_predictions, lazy_instances, lazy_run, measurement_row
-from spine_d2.measure.negative import better_of, negative, negative_asked
+from spine_d2.measure.negative import better_of, negative, negative_asked, unseen_spine
 from spine_d2.measure.preannotation import labelme_document, write_new_json
 from spine_d2.measure.reads import measure_with_reads
+from spine_d2.measure.turned import QUARTER_TURNS, lying, turned
 from spine_d2.schema import FLIP_WHEN, TURNED_BOXES
 
 log = logging.getLogger(__name__)
@@ -245,10 +247,17 @@ def measure_image(predictor: SpinePredictor, image_bgr: np.ndarray, measure_cfg:
     (checked against the photo's and its mirror image's reads, their ties broken by turned looks:
     `spine_d2.measure.reads`). Where the measurement sees no spine, the photo's negative is measured
     too, and taken where it sees it better (`test.negative`: a film shown inverted, bones dark;
-    `spine_d2.measure.negative`)."""
+    `spine_d2.measure.negative`); where neither sees it, the notes name the quarter or half turn of
+    the photo in which the spine stands, if one does (`spine_d2.measure.turned`)."""
     m = _measure_photo(predictor, image_bgr, measure_cfg)
-    if negative_asked(getattr(predictor, "cfg", None), m):
+    cfg = getattr(predictor, "cfg", None)  # a model's (a stand-in for one has none: it sees what it is given)
+    if cfg is None or not unseen_spine(m):
+        return m
+    if negative_asked(cfg, m):
         m, _ = better_of(m, _measure_photo(predictor, negative(image_bgr), measure_cfg))
+    for k in QUARTER_TURNS if unseen_spine(m) else ():  # a photo lying on its side: named, not measured
+        if not unseen_spine(_measure_photo(predictor, turned(image_bgr, k), measure_cfg)):
+            return lying(m, k)
     return m
 
 
