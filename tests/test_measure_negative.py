@@ -10,8 +10,8 @@ import pytest
 
 from spine_d2.angles import ANGLE_NAMES, Angle
 from spine_d2.measure import Instance
-from spine_d2.measure.negative import (NEGATIVE_NOTE, SEEN_SCORE, better_of, negative, negative_asked,
-                                       unseen_spine)
+from spine_d2.measure.negative import (NEGATIVE_NOTE, SEEN_LEVELS, SEEN_SCORE, better_of, negative,
+                                       negative_asked, unseen_spine)
 from spine_d2.measure.pipeline import Measurement
 
 
@@ -33,12 +33,14 @@ def test_the_negative_inverts_the_pixels_in_place_of_any_unsigned_depth():
         negative(np.zeros((2, 2), np.float32))
 
 
-def test_a_spine_counts_as_unseen_with_no_angle_or_unsure_named_bodies():
+def test_a_spine_counts_as_unseen_with_no_angle_few_or_unsure_named_bodies():
     assert not unseen_spine(_measurement([0.95] * 12, angles=6))
     assert not unseen_spine(_measurement([0.9] * 8, angles=1))  # a thoracic view: TK only, bodies sure
     assert unseen_spine(_measurement([0.95] * 12, angles=0))
     assert unseen_spine(_measurement([0.3] * 8, angles=2))  # a few angles from bodies the model doubts
     assert unseen_spine(_measurement([], angles=0))
+    assert unseen_spine(_measurement([0.95] * (SEEN_LEVELS - 1), angles=1))  # sure, but no chain
+    assert not unseen_spine(_measurement([0.95] * SEEN_LEVELS, angles=1))
     edge = _measurement([SEEN_SCORE - 0.01, SEEN_SCORE + 0.01 - 1e-9, SEEN_SCORE - 0.01], angles=3)
     assert unseen_spine(edge)
 
@@ -68,4 +70,11 @@ def test_the_negatives_measurement_is_taken_only_where_it_sees_the_spine_better(
         assert kept is photo and not is_negative
     kept, _ = better_of(_measurement([0.9] * 8, angles=1), _measurement([0.5] * 4, angles=1))
     assert math.isclose(kept.values()["TK"], 20.0) and NEGATIVE_NOTE not in kept.notes
+    # nor is a negative taken that names no chain, however it compares: two sure bodies, one angle
+    nothing = _measurement([0.8], angles=0)
+    kept, is_negative = better_of(nothing, _measurement([0.99, 0.98], angles=1))
+    assert kept is nothing and not is_negative
+    # a film read right may score its bodies under SEEN_SCORE on average: still taken over nothing
+    taken, is_negative = better_of(nothing, _measurement([SEEN_SCORE - 0.05] * 14, angles=3))
+    assert is_negative and unseen_spine(taken)
 

@@ -5,8 +5,8 @@ picture without that inversion applied shows the bones dark. The model has only 
 on such a photo it finds no spine, and every angle is left out, or a few are measured from bodies
 it is unsure of, all far off (the default phantom's 128 test films inverted: 120 with no angle, 8
 with 1-3 angles 8.5-143° off; benchmarks/README.md, session 73).
-Where a photo's measurement has no angle, or names bodies the model scores low (`unseen_spine`),
-the model runs again on the photo's negative (`negative`: the same pixels' places, so the same
+Where a photo's measurement has no angle, or names few bodies or bodies the model scores low
+(`unseen_spine`), the model runs again on the photo's negative (`negative`: the same pixels' places, so the same
 image frame), and the negative's measurement is taken where it is the better seen spine
 (`better_of`), its notes saying so. A photo whose spine was seen is never run twice.
 `test.negative` (on by default) switches it; `spine_d2.engine.inference.measure_image` (prediction,
@@ -45,8 +45,9 @@ def negative_on(cfg: Any) -> bool:
 
 #: the model's mean score of the bodies a measurement names, under which it may not have seen the
 #: spine: on 144 of the phantom's films (partial views and a held-out seed's) it reads 0.70-1.0
-#: (median 0.94-0.98), on 64 of its test films shown inverted 0.05-0.90 (median 0.39), where the few
-#: angles measured came from bodies scoring 0.11-0.69 on average (benchmarks/README.md, session 73)
+#: (median 0.94-0.98; a few films read right score 0.66-0.75: their negative is measured, and not
+#: taken), on 64 of its test films shown inverted 0.05-0.90 (median 0.39), where the few angles
+#: measured came from bodies scoring 0.11-0.69 on average (benchmarks/README.md, session 73)
 SEEN_SCORE = 0.75
 
 
@@ -55,11 +56,16 @@ def named_scores(m) -> list[float]:
     return [m.instances[k].score for k in m.levels.values()]
 
 
+#: a spine is a chain: a measurement naming fewer bodies than this has not seen one (an angle read
+#: from one or two bodies found in a turned photo's negative: benchmarks/README.md, session 73)
+SEEN_LEVELS = 3
+
+
 def unseen_spine(m) -> bool:
-    """Whether the measurement may not have seen the spine: no angle measured, or the bodies it
-    names scoring under `SEEN_SCORE` on average (none named: 0)."""
+    """Whether the measurement may not have seen the spine: no angle measured, fewer than
+    `SEEN_LEVELS` bodies named, or those it names scoring under `SEEN_SCORE` on average."""
     scores = named_scores(m)
-    return measured_angles(m) == 0 or (sum(scores) / len(scores) if scores else 0.0) < SEEN_SCORE
+    return measured_angles(m) == 0 or len(scores) < SEEN_LEVELS or sum(scores) / len(scores) < SEEN_SCORE
 
 
 def negative_asked(cfg: Any, m) -> bool:
@@ -69,9 +75,11 @@ def negative_asked(cfg: Any, m) -> bool:
 
 def better_of(m, on_negative):
     """(the measurement taken, whether it is the negative's): `on_negative` (with `NEGATIVE_NOTE`)
-    where it measures as many angles as `m` or more and the bodies it names score more in all
-    (`named_scores`: more of them, surer), else `m` as it was."""
-    if (measured_angles(on_negative) >= measured_angles(m)
-            and sum(named_scores(on_negative)) > sum(named_scores(m))):
+    where it names a chain (`SEEN_LEVELS` bodies or more), measures as many angles as `m` or more,
+    and the bodies it names score more in all (`named_scores`: more of them, surer), else `m` as it
+    was. (Not `SEEN_SCORE`: a film read right may score its bodies 0.66-0.75 on average.)"""
+    scores = named_scores(on_negative)
+    if (len(scores) >= SEEN_LEVELS and measured_angles(on_negative) >= measured_angles(m)
+            and sum(scores) > sum(named_scores(m))):
         return replace(on_negative, flags=[NEGATIVE_NOTE, *on_negative.flags]), True
     return m, False
