@@ -39,7 +39,7 @@ from spine_d2.engine.soft_masks import with_soft_masks
 from spine_d2.levels import get_class_map
 from spine_d2.measure import CSV_COLUMNS, MeasureConfig, Measurement, draw_overlay
 from spine_d2.measure import instances_from_predictions, lazy_instances, lazy_run, measurement_row
-from spine_d2.measure.negative import better_of, negative, negative_asked, unseen_spine
+from spine_d2.measure.negative import better_of, named_scores, negative, negative_asked, unseen_spine
 from spine_d2.measure.preannotation import labelme_document, write_new_json
 from spine_d2.measure.reads import measure_with_reads
 from spine_d2.measure.turned import QUARTER_TURNS, lying, turned
@@ -255,9 +255,11 @@ def measure_image(predictor: SpinePredictor, image_bgr: np.ndarray, measure_cfg:
         return m
     if negative_asked(cfg, m):
         m, _ = better_of(m, _measure_photo(predictor, negative(image_bgr), measure_cfg))
-    for k in QUARTER_TURNS if unseen_spine(m) else ():  # a photo lying on its side: named, not measured
-        if not unseen_spine(_measure_photo(predictor, turned(image_bgr, k), measure_cfg)):
-            return lying(m, k)
+    if unseen_spine(m):  # a photo lying on its side or upside down: the turn named, not measured
+        seen = {k: t for k in QUARTER_TURNS
+                if not unseen_spine(t := _measure_photo(predictor, turned(image_bgr, k), measure_cfg))}
+        if seen:  # the turn whose spine is seen best (an upside-down thoracic view may pass as one too)
+            return lying(m, max(seen, key=lambda k: sum(named_scores(seen[k]))))
     return m
 
 

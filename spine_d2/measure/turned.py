@@ -5,8 +5,9 @@ lying or upside down; the model has only seen it standing, and finds none, or re
 from bodies it scores low (seed 1048's first 10 films each turned 90° either way and 180°: 2 of the
 30 read one angle; benchmarks/results/turned-photos-seed1048.md). Where no spine is seen as the photo shows it,
 nor on its negative (`spine_d2.measure.negative`), `spine_d2.engine.inference.measure_image` measures
-the photo's quarter and half turns (`QUARTER_TURNS`, first the two quarter turns) until one sees it,
-and the notes name that turn (`turned_note`); every angle is left out (`lying`): the turned photo's
+the photo's quarter and half turns (`QUARTER_TURNS`), and the notes name the one whose spine is seen
+best, its named bodies' scores summing highest (`turned_note`: an upside-down thoracic view, with no
+sacrum to tell its ends apart, may pass for a spine too, but is seen less well); every angle is left out (`lying`): the turned photo's
 measurement is not taken, since its outlines, overlay and pre-annotation would lie in the turned
 photo's pixels, not the photo's.
 """
@@ -18,8 +19,7 @@ import numpy as np
 
 from spine_d2.angles import Angle
 
-#: the turns tried, as `np.rot90`'s k (counter-clockwise quarter turns): a photo lying on its side
-#: is the commoner, so the quarter turns come first
+#: the turns measured, as `np.rot90`'s k (counter-clockwise quarter turns)
 QUARTER_TURNS = (1, 3, 2)
 _WORDS = {1: "90° counter-clockwise", 3: "90° clockwise", 2: "180°"}
 
