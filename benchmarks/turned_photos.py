@@ -55,7 +55,8 @@ def main(argv) -> None:
     named = {how: sum(r[how]["named"] for r in rows) for how in TURNS}
     lines = [f"# Photos turned a quarter or a half: the turn named ({root.name}, {len(rows)} photos)", "",
              provenance_line(meta, time.perf_counter() - start), "",
-             "| turned | turn named | angles measured (photos) | s per photo | upright: s per photo |", "|---|---|---|---|---|"]
+             "| turned | turn named | angles measured (photos) | s per photo | upright: s per photo |",
+             "|---|---|---|---|---|"]
     for how in TURNS:
         lines.append(f"| {how} | {named[how]} of {len(rows)} | {sum(r[how]['angles'] > 0 for r in rows)} | "
                      f"{np.mean([r[how]['s'] for r in rows]):.2f} | {np.mean([r['upright_s'] for r in rows]):.2f} |")

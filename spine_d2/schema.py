@@ -178,8 +178,8 @@ class InferenceConfig:
     tiebreak_turns: List[float] = field(default_factory=lambda: [4.0, -4.0])
     amp: bool = False                 # the backbone under autocast (CPU bfloat16, GPU float16): faster (engine/test_time.py)
     amp_corners: bool = True          # with `amp`, the corner head's convolutions too (engine/test_time.py)
-    # where a photo's measurement sees no spine (no angle, or unsure bodies), its negative measured too (a film
-    # shown inverted, bones dark; spine_d2/measure/negative.py); a photo whose spine was seen runs once
+    # where a photo's measurement sees no spine (no angle, few or unsure bodies), its negative measured too (a
+    # film shown inverted, bones dark; spine_d2/measure/negative.py); a photo whose spine was seen runs once
     negative: bool = True
     processes: int = 1                # the final test of a one-process run in this many processes (CPU: sharing the cores)
 

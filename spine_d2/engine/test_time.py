@@ -389,8 +389,11 @@ class TestTimeModel(torch.nn.Module):
             image = read_image(inp["file_name"], self.cfg.INPUT.FORMAT)
             first = None if twin is not None else out["instances"].to("cpu")
             out.update(self._passes(image, first))
-            out["negative_run"] = partial(self._passes, negative(image)) if negative_on(self.cfg) else None
+            out["negative_run"] = partial(self._negative_passes, image) if negative_on(self.cfg) else None
         return outputs
+
+    def _negative_passes(self, image: np.ndarray) -> dict:
+        return self._passes(negative(image))
 
     def _passes(self, image: np.ndarray, first: Instances | None = None) -> dict:
         twin = self.twin[0]

@@ -6,8 +6,8 @@ on such a photo it finds no spine, and every angle is left out, or a few are mea
 it is unsure of, all far off (the default phantom's 128 test films inverted: 120 with no angle, 8
 with 1-3 angles 8.5-143° off; benchmarks/README.md, session 73).
 Where a photo's measurement has no angle, or names few bodies or bodies the model scores low
-(`unseen_spine`), the model runs again on the photo's negative (`negative`: the same pixels' places, so the same
-image frame), and the negative's measurement is taken where it is the better seen spine
+(`unseen_spine`), the model runs again on the photo's negative (`negative`: the same pixels' places,
+so the same image frame), and the negative's measurement is taken where it is the better seen spine
 (`better_of`), its notes saying so. A photo whose spine was seen is never run twice.
 `test.negative` (on by default) switches it; `spine_d2.engine.inference.measure_image` (prediction,
 the page) and the evaluation's test-time passes (`TestTimeModel`, `SpineEvaluator`) use it.

@@ -3,13 +3,14 @@
 A phone photo whose EXIF orientation was lost on the way, or a viewer's rotate, shows the spine
 lying or upside down; the model has only seen it standing, and finds none, or reads an angle or two
 from bodies it scores low (seed 1048's first 10 films each turned 90° either way and 180°: 2 of the
-30 read one angle; benchmarks/results/turned-photos-seed1048.md). Where no spine is seen as the photo shows it,
-nor on its negative (`spine_d2.measure.negative`), `spine_d2.engine.inference.measure_image` measures
-the photo's quarter and half turns (`QUARTER_TURNS`), and the notes name the one whose spine is seen
-best, its named bodies' scores summing highest (`turned_note`: an upside-down thoracic view, with no
-sacrum to tell its ends apart, may pass for a spine too, but is seen less well); every angle is left out (`lying`): the turned photo's
-measurement is not taken, since its outlines, overlay and pre-annotation would lie in the turned
-photo's pixels, not the photo's.
+30 read one angle; benchmarks/results/turned-photos-seed1048.md). Where no spine is seen as the
+photo shows it, nor on its negative (`spine_d2.measure.negative`),
+`spine_d2.engine.inference.measure_image` measures the photo's quarter and half turns
+(`QUARTER_TURNS`), and the notes name the one whose spine is seen best, its named bodies' scores
+summing highest (`turned_note`: an upside-down thoracic view, with no sacrum to tell its ends apart,
+may pass for a spine too, but is seen less well); every angle is left out (`lying`): the turned
+photo's measurement is not taken, since its outlines, overlay and pre-annotation would lie in the
+turned photo's pixels, not the photo's.
 """
 from __future__ import annotations
 
